@@ -1,0 +1,15 @@
+//! Wharf's shared library.
+//!
+//! The modules here are **pure**: no tokio, no network, no files, no clock reads. They parse untrusted input at the
+//! edge into types (`Digest`, `RepositoryName`, `Tag`, `Reference`, `MediaType`) and validate OCI documents, so that
+//! the servers and the client never handle an unchecked string.
+
+pub mod digest;
+pub mod manifest;
+pub mod media_type;
+pub mod name;
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use manifest::{Descriptor, ManifestError, ParsedManifest};
+pub use media_type::MediaType;
+pub use name::{NameError, Reference, RepositoryName, Tag};

@@ -1,0 +1,102 @@
+//! Blob reads and deletes.
+
+use axum::body::Body;
+use axum::http::request::Parts as Request;
+use axum::http::{header, Method, StatusCode};
+use axum::response::Response;
+use futures::TryStreamExt;
+use wharf_client::{Digest, RepositoryName};
+use wharf_storage::ByteRange;
+
+use crate::error::{ApiError, Code};
+use crate::{empty, header_str, AppState};
+
+pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Request) -> Result<Response, ApiError> {
+    let size = st.meta.blob_size(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
+    let range = match header_str(req, header::RANGE) {
+        None => None,
+        Some(h) => Some(parse_range(h, size).ok_or_else(|| unsatisfiable(size))?),
+    };
+    let common = |b: axum::http::response::Builder| {
+        b.header("docker-content-digest", digest.to_string())
+            .header("content-type", "application/octet-stream")
+            .header("accept-ranges", "bytes")
+            .header("etag", format!("\"{digest}\""))
+    };
+    if req.method == Method::HEAD {
+        return common(Response::builder()).header("content-length", size).body(Body::empty()).map_err(build_error);
+    }
+    let read = st.blobs.open(digest, range).await?;
+    let (start, end) = read.range;
+    let len = if read.size == 0 { 0 } else { end - start + 1 };
+    let body = Body::from_stream(read.body.map_err(|e| std::io::Error::other(e.to_string())));
+    let mut b = common(Response::builder()).header("content-length", len);
+    b = if range.is_some() {
+        b.status(StatusCode::PARTIAL_CONTENT).header("content-range", format!("bytes {start}-{end}/{}", read.size))
+    } else {
+        b.status(StatusCode::OK)
+    };
+    b.body(body).map_err(build_error)
+}
+
+fn build_error(e: axum::http::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, e.to_string())
+}
+
+pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Result<Response, ApiError> {
+    if st.meta.unlink_blob(repo, digest).await? {
+        Ok(empty(StatusCode::ACCEPTED, vec![("docker-content-digest", digest.to_string())]))
+    } else {
+        Err(wharf_storage::Error::BlobUnknown.into())
+    }
+}
+
+fn unsatisfiable(size: u64) -> ApiError {
+    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUnknown, "requested range not satisfiable")
+        .with_header("content-range", format!("bytes */{size}"))
+}
+
+/// Parses a single-range `Range: bytes=...` header against a blob of `size` bytes.
+fn parse_range(h: &str, size: u64) -> Option<ByteRange> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let suffix: u64 = b.parse().ok()?;
+        if suffix == 0 {
+            return None;
+        }
+        (size.saturating_sub(suffix), size.checked_sub(1)?)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() { size.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
+        (start, end)
+    };
+    (start <= end && start < size).then_some(ByteRange { start, end: Some(end) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(h: &str, size: u64, expect: Option<(u64, u64)>) {
+        assert_eq!(parse_range(h, size).map(|r| (r.start, r.end.unwrap())), expect, "{h} of {size}");
+    }
+
+    #[test]
+    fn ranges() {
+        check("bytes=0-9", 100, Some((0, 9)));
+        check("bytes=90-", 100, Some((90, 99)));
+        check("bytes=-10", 100, Some((90, 99)));
+        check("bytes=50-1000", 100, Some((50, 99)));
+        check("bytes=100-", 100, None);
+        check("bytes=5-2", 100, None);
+        check("bytes=0-1,4-5", 100, None);
+        check("items=0-1", 100, None);
+        check("bytes=0-0", 0, None);
+        check("bytes=-0", 100, None);
+    }
+}

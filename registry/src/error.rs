@@ -1,0 +1,172 @@
+//! The one place that knows HTTP status codes: every error becomes the spec's JSON envelope here.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use wharf_client::ManifestError;
+use wharf_storage::Error as StorageError;
+
+use crate::endpoint::EndpointError;
+
+/// The OCI Distribution error codes (plus Distribution's `UNKNOWN` and `PAGINATION_NUMBER_INVALID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unsupported,
+    PaginationNumberInvalid,
+    Unknown,
+}
+
+/// An error answer: status, code, message, optional detail and extra headers (such as `Range` on a 416).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Code,
+    pub message: String,
+    pub detail: Option<serde_json::Value>,
+    pub headers: HeaderMap,
+    /// For server faults: the cause, logged by the middleware and never sent.
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), detail: None, headers: HeaderMap::new(), cause: None }
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> ApiError {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> ApiError {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    fn internal(cause: String) -> ApiError {
+        let mut e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "internal server error");
+        e.cause = Some(cause);
+        e
+    }
+}
+
+/// The error chain of `e` as one line, for logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
+        use StatusCode as S;
+        match &e {
+            StorageError::BlobUnknown => ApiError::new(S::NOT_FOUND, Code::BlobUnknown, "blob unknown to registry"),
+            StorageError::UploadUnknown => {
+                ApiError::new(S::NOT_FOUND, Code::BlobUploadUnknown, "blob upload unknown to registry")
+            }
+            StorageError::ManifestUnknown => ApiError::new(S::NOT_FOUND, Code::ManifestUnknown, "manifest unknown"),
+            StorageError::NameUnknown => {
+                ApiError::new(S::NOT_FOUND, Code::NameUnknown, "repository name not known to registry")
+            }
+            StorageError::DigestMismatch { expected, actual } => {
+                ApiError::new(S::BAD_REQUEST, Code::DigestInvalid, "provided digest did not match uploaded content")
+                    .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
+            }
+            StorageError::SizeMismatch { expected, actual } => {
+                ApiError::new(S::BAD_REQUEST, Code::SizeInvalid, e.to_string())
+                    .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
+            }
+            StorageError::RangeInvalid { offset } => {
+                ApiError::new(S::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, e.to_string())
+                    .with_header("range", range_header(*offset))
+            }
+            StorageError::TooLarge { max } => ApiError::new(S::PAYLOAD_TOO_LARGE, Code::SizeInvalid, e.to_string())
+                .with_detail(serde_json::json!({ "max": max })),
+            StorageError::BodyInterrupted { received, .. } => {
+                ApiError::new(S::BAD_REQUEST, Code::BlobUploadInvalid, e.to_string())
+                    .with_header("range", range_header(*received))
+            }
+            StorageError::ReferencesMissing(digests) => {
+                ApiError::new(S::BAD_REQUEST, Code::ManifestBlobUnknown, "manifest references unknown content")
+                    .with_detail(serde_json::json!({ "missing": digests }))
+            }
+            StorageError::Config(_)
+            | StorageError::Backend(_)
+            | StorageError::Database(_)
+            | StorageError::Corrupt(_) => ApiError::internal(chain(&e)),
+        }
+    }
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(e: EndpointError) -> ApiError {
+        use StatusCode as S;
+        match e {
+            EndpointError::NotFound => ApiError::new(S::NOT_FOUND, Code::Unsupported, "no such endpoint"),
+            EndpointError::Name(_) => ApiError::new(S::BAD_REQUEST, Code::NameInvalid, e.to_string()),
+            EndpointError::Digest(_) => ApiError::new(S::BAD_REQUEST, Code::DigestInvalid, e.to_string()),
+            EndpointError::Reference(_) => ApiError::new(S::BAD_REQUEST, Code::ManifestInvalid, e.to_string()),
+            EndpointError::UploadUnknown => StorageError::UploadUnknown.into(),
+        }
+    }
+}
+
+impl From<ManifestError> for ApiError {
+    fn from(e: ManifestError) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
+    }
+}
+
+/// The `Range` header of an upload that holds `offset` bytes, in Distribution's form (`0-0` when empty).
+pub fn range_header(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    errors: [Entry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    code: Code,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a serde_json::Value>,
+}
+
+/// Carried in the response's extensions so that the logging middleware can report a server fault's cause.
+#[derive(Clone, Debug)]
+pub struct FaultCause(pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Envelope { errors: [Entry { code: self.code, message: &self.message, detail: self.detail.as_ref() }] };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = (self.status, [("content-type", "application/json")], json).into_response();
+        resp.headers_mut().extend(self.headers);
+        if let Some(cause) = self.cause {
+            resp.extensions_mut().insert(FaultCause(cause));
+        }
+        resp
+    }
+}

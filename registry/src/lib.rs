@@ -1,0 +1,139 @@
+//! Wharf's OCI Distribution v1.1 server: a thin axum edge over `wharf-storage`.
+//!
+//! Every request under `/v2/` goes through [`dispatch`]: the path is parsed once into an [`Endpoint`] and the
+//! method picks a handler. Handlers take parsed types and delegate to storage.
+
+mod blob;
+pub mod config;
+pub mod endpoint;
+pub mod error;
+mod listing;
+mod manifest;
+mod observe;
+mod referrers;
+pub mod serve;
+mod upload;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use wharf_storage::{BlobStore, Metadata, Uploads, UnixTime};
+
+pub use endpoint::Endpoint;
+use error::{ApiError, Code};
+
+/// The time source, injected so that tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> UnixTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as UnixTime)
+    }
+}
+
+/// Limits enforced at the HTTP edge.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_manifest_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_manifest_size: 4 << 20 }
+    }
+}
+
+pub struct Registry {
+    pub blobs: BlobStore,
+    pub uploads: Uploads,
+    pub meta: Metadata,
+    pub limits: Limits,
+    pub clock: Box<dyn Clock>,
+}
+
+pub type AppState = Arc<Registry>;
+
+/// The registry's router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", get(base))
+        .route("/v2/", get(base))
+        .route("/v2/{*rest}", any(dispatch))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, Code::Unsupported, "no such endpoint") })
+        .layer(axum::middleware::from_fn(observe::log_requests))
+        .with_state(state)
+}
+
+async fn base() -> impl IntoResponse {
+    (
+        [("docker-distribution-api-version", "registry/2.0"), ("content-type", "application/json")],
+        "{}",
+    )
+}
+
+async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
+    let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
+    let endpoint = match endpoint::parse(&tail) {
+        Ok(e) => e,
+        Err(e) => return with_api_version(ApiError::from(e).into_response()),
+    };
+    let method = req.method().clone();
+    let (parts, body) = req.into_parts();
+    let resp = match (method, endpoint) {
+        (Method::GET, Endpoint::Catalog) => listing::catalog(&st, &parts).await,
+        (Method::GET, Endpoint::Tags(repo)) => listing::tags(&st, &repo, &parts).await,
+        (Method::GET | Method::HEAD, Endpoint::Manifest(repo, r)) => manifest::get(&st, &repo, &r, &parts).await,
+        (Method::PUT, Endpoint::Manifest(repo, r)) => manifest::put(&st, &repo, &r, &parts, body).await,
+        (Method::DELETE, Endpoint::Manifest(repo, r)) => manifest::delete(&st, &repo, &r).await,
+        (Method::GET | Method::HEAD, Endpoint::Blob(repo, d)) => blob::get(&st, &repo, &d, &parts).await,
+        (Method::DELETE, Endpoint::Blob(repo, d)) => blob::delete(&st, &repo, &d).await,
+        (Method::POST, Endpoint::UploadStart(repo)) => upload::start(&st, &repo, &parts, body).await,
+        (Method::GET, Endpoint::Upload(repo, id)) => upload::status(&st, &repo, &id),
+        (Method::PATCH, Endpoint::Upload(repo, id)) => upload::patch(&st, &repo, &id, &parts, body).await,
+        (Method::PUT, Endpoint::Upload(repo, id)) => upload::put(&st, &repo, &id, &parts, body).await,
+        (Method::DELETE, Endpoint::Upload(repo, id)) => upload::cancel(&st, &repo, &id).await,
+        (Method::GET, Endpoint::Referrers(repo, d)) => referrers::get(&st, &repo, &d, &parts).await,
+        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "method not allowed here")),
+    };
+    with_api_version(resp.unwrap_or_else(IntoResponse::into_response))
+}
+
+fn with_api_version(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert("docker-distribution-api-version", header::HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+/// The query string's `key=value` pairs, decoded.
+fn query_pairs(req: &Parts) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn query_param(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn header_str<'a>(req: &'a Parts, name: header::HeaderName) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A response with no body and the given headers.
+fn empty(status: StatusCode, headers: Vec<(&'static str, String)>) -> Response {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.header("content-length", "0").body(Body::empty()).unwrap_or_default()
+}

@@ -1,0 +1,145 @@
+//! Manifest reads, writes and deletes, by tag and by digest.
+
+use axum::body::Body;
+use axum::body::Body as RequestBody;
+use axum::http::request::Parts as Request;
+use axum::http::{header, Method, StatusCode};
+use axum::response::Response;
+use futures::StreamExt;
+use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName};
+use wharf_storage::{ManifestRecord, NewManifest};
+
+use crate::error::{ApiError, Code};
+use crate::{empty, header_str, AppState};
+
+pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
+    let record = lookup(st, repo, r).await?;
+    if !acceptable(req, &record.media_type) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Code::ManifestUnknown,
+            format!("manifest is {}, which the Accept header does not allow", record.media_type),
+        ));
+    }
+    let b = Response::builder()
+        .header("content-type", record.media_type.as_str())
+        .header("docker-content-digest", record.digest.to_string())
+        .header("etag", format!("\"{}\"", record.digest))
+        .header("content-length", record.content.len());
+    let body = if req.method == Method::HEAD { Body::empty() } else { Body::from(record.content) };
+    b.body(body).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, e.to_string()))
+}
+
+pub async fn put(
+    st: &AppState,
+    repo: &RepositoryName,
+    r: &Reference,
+    req: &Request,
+    body: RequestBody,
+) -> Result<Response, ApiError> {
+    let content_type = match header_str(req, header::CONTENT_TYPE) {
+        Some(h) => Some(MediaType::from_header(h).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
+        })?),
+        None => None,
+    };
+    let body = read_limited(req, body, st.limits.max_manifest_size).await?;
+    let parsed = ParsedManifest::parse(&body, content_type.as_ref())?;
+    let digest = match r {
+        Reference::Digest(d) => {
+            if !d.matches(&body) {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, Code::DigestInvalid, "manifest does not match the digest in the URL"));
+            }
+            d.clone()
+        }
+        Reference::Tag(_) => Digest::sha256_of(&body),
+    };
+    let tag = match r {
+        Reference::Tag(t) => Some(t),
+        Reference::Digest(_) => None,
+    };
+    let new = NewManifest {
+        repo,
+        digest: &digest,
+        media_type: &parsed.media_type,
+        artifact_type: parsed.artifact_type.as_ref(),
+        subject: parsed.subject.as_ref().map(|s| &s.digest),
+        content: &body,
+        // Foreign and non-distributable layers live elsewhere by definition; everything else must be here.
+        blobs: parsed.blobs().filter(|d| !is_external(&d.media_type)).map(|d| &d.digest).collect(),
+        manifests: parsed.manifests.iter().map(|d| &d.digest).collect(),
+        tag,
+    };
+    st.meta.put_manifest(&new, st.clock.now()).await?;
+    let mut headers =
+        vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
+    if let Some(subject) = &parsed.subject {
+        headers.push(("oci-subject", subject.digest.to_string()));
+    }
+    Ok(empty(StatusCode::CREATED, headers))
+}
+
+pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<Response, ApiError> {
+    let deleted = match r {
+        Reference::Digest(d) => st.meta.delete_manifest(repo, d).await?,
+        Reference::Tag(t) => st.meta.delete_tag(repo, t).await?,
+    };
+    if deleted {
+        Ok(empty(StatusCode::ACCEPTED, vec![]))
+    } else {
+        Err(wharf_storage::Error::ManifestUnknown.into())
+    }
+}
+
+async fn lookup(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<ManifestRecord, ApiError> {
+    let found = match r {
+        Reference::Tag(t) => st.meta.manifest_by_tag(repo, t).await?,
+        Reference::Digest(d) => st.meta.manifest_by_digest(repo, d).await?,
+    };
+    Ok(found.ok_or(wharf_storage::Error::ManifestUnknown)?)
+}
+
+fn is_external(m: &MediaType) -> bool {
+    m.as_str().contains(".foreign.") || m.as_str().contains(".nondistributable.")
+}
+
+/// Whether the request's `Accept` headers allow `media_type`. No `Accept` at all allows anything.
+fn acceptable(req: &Request, media_type: &MediaType) -> bool {
+    let mut any = false;
+    for value in req.headers.get_all(header::ACCEPT) {
+        let Ok(v) = value.to_str() else { continue };
+        for item in v.split(',') {
+            let item = item.split(';').next().unwrap_or("").trim();
+            if item.is_empty() {
+                continue;
+            }
+            any = true;
+            if item == "*/*" || item == "application/*" || item.eq_ignore_ascii_case(media_type.as_str()) {
+                return true;
+            }
+        }
+    }
+    !any
+}
+
+/// Reads a body of at most `limit` bytes; a longer one is refused with 413 before it is all read.
+async fn read_limited(req: &Request, body: RequestBody, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_big = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::SizeInvalid, format!("manifest exceeds {limit} bytes"))
+    };
+    if header_str(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading body: {e}"))
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}

@@ -1,0 +1,157 @@
+//! Blob uploads: monolithic, POST then PUT, chunked PATCH, status, cancel, and cross-repository mount.
+
+use axum::body::Body;
+use axum::http::request::Parts as Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use wharf_client::{Digest, RepositoryName};
+use wharf_storage::UploadId;
+
+use crate::error::{range_header, ApiError, Code};
+use crate::{empty, header_str, query_pairs, query_param, AppState};
+
+pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Body) -> Result<Response, ApiError> {
+    let q = query_pairs(req);
+    if let (Some(mount), Some(from)) = (query_param(&q, "mount"), query_param(&q, "from")) {
+        let digest = parse_digest(&mount)?;
+        // An unparsable or invisible source falls back to a plain upload session, as the spec asks.
+        if let Ok(from) = from.parse::<RepositoryName>() {
+            if st.meta.mount_blob(&from, repo, &digest, st.clock.now()).await?.is_some() {
+                return Ok(created(repo, &digest));
+            }
+        }
+    }
+    let id = st.uploads.start(repo, st.clock.now()).await?;
+    if let Some(d) = query_param(&q, "digest") {
+        // Monolithic upload: the whole blob is this request's body. Any failure ends the session.
+        let digest = parse_digest(&d)?;
+        let result = receive(st, repo, &id, req, body).await;
+        return match result {
+            Ok(_) => commit(st, repo, &id, &digest).await,
+            Err(e) => {
+                let _ = st.uploads.cancel(&id, repo).await;
+                Err(e)
+            }
+        };
+    }
+    Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
+}
+
+pub fn status(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {
+    let s = st.uploads.status(id, repo)?;
+    Ok(accepted(repo, id, s.offset, StatusCode::NO_CONTENT))
+}
+
+pub async fn patch(
+    st: &AppState,
+    repo: &RepositoryName,
+    id: &UploadId,
+    req: &Request,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let offset = receive(st, repo, id, req, body).await?;
+    Ok(accepted(repo, id, offset, StatusCode::ACCEPTED))
+}
+
+pub async fn put(
+    st: &AppState,
+    repo: &RepositoryName,
+    id: &UploadId,
+    req: &Request,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q = query_pairs(req);
+    let digest = parse_digest(&query_param(&q, "digest").unwrap_or_default())?;
+    receive(st, repo, id, req, body).await?;
+    commit(st, repo, id, &digest).await
+}
+
+pub async fn cancel(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {
+    st.uploads.cancel(id, repo).await?;
+    Ok(empty(StatusCode::NO_CONTENT, vec![]))
+}
+
+/// Streams the request body into the session, honouring `Content-Range` and `Content-Length`.
+async fn receive(st: &AppState, repo: &RepositoryName, id: &UploadId, req: &Request, body: Body) -> Result<u64, ApiError> {
+    let length = match header_str(req, header::CONTENT_LENGTH) {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| bad_upload("invalid Content-Length"))?),
+        None => None,
+    };
+    let range = match header_str(req, header::CONTENT_RANGE) {
+        Some(v) => Some(parse_content_range(v).ok_or_else(|| bad_range(st, repo, id))?),
+        None => None,
+    };
+    let declared = match (range, length) {
+        (Some((s, e)), Some(n)) if e - s + 1 != n => {
+            return Err(bad_upload("Content-Range and Content-Length disagree"));
+        }
+        (Some((s, e)), _) => Some(e - s + 1),
+        (None, n) => n,
+    };
+    let body = body.into_data_stream();
+    let status = st.uploads.append(id, repo, range.map(|r| r.0), declared, body, st.clock.now()).await?;
+    Ok(status.offset)
+}
+
+async fn commit(st: &AppState, repo: &RepositoryName, id: &UploadId, digest: &Digest) -> Result<Response, ApiError> {
+    let size = st.uploads.finish(id, repo, digest).await?;
+    st.meta.link_blob(repo, digest, size, st.clock.now()).await?;
+    Ok(created(repo, digest))
+}
+
+fn created(repo: &RepositoryName, digest: &Digest) -> Response {
+    empty(
+        StatusCode::CREATED,
+        vec![("location", format!("/v2/{repo}/blobs/{digest}")), ("docker-content-digest", digest.to_string())],
+    )
+}
+
+fn accepted(repo: &RepositoryName, id: &UploadId, offset: u64, status: StatusCode) -> Response {
+    empty(
+        status,
+        vec![
+            ("location", format!("/v2/{repo}/blobs/uploads/{id}")),
+            ("range", range_header(offset)),
+            ("docker-upload-uuid", id.to_string()),
+        ],
+    )
+}
+
+fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::DigestInvalid, format!("invalid digest: {e}")))
+}
+
+fn bad_upload(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, Code::BlobUploadInvalid, msg)
+}
+
+fn bad_range(st: &AppState, repo: &RepositoryName, id: &UploadId) -> ApiError {
+    let offset = st.uploads.status(id, repo).map_or(0, |s| s.offset);
+    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, "malformed Content-Range")
+        .with_header("range", range_header(offset))
+}
+
+/// `Content-Range` of a chunk: `<start>-<end>` as the spec writes it, also `bytes <start>-<end>/<total>`.
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v.strip_prefix("bytes ").or_else(|| v.strip_prefix("bytes=")).unwrap_or(v);
+    let v = v.split('/').next()?;
+    let (a, b) = v.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range as p;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(p("0-99"), Some((0, 99)));
+        assert_eq!(p("bytes 100-199/*"), Some((100, 199)));
+        assert_eq!(p("bytes=5-5"), Some((5, 5)));
+        assert_eq!(p("9-1"), None);
+        assert_eq!(p("x-1"), None);
+        assert_eq!(p("100"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! The content-addressed blob store: committed content by digest, read as streams.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use url::Url;
+use wharf_client::Digest;
+
+use crate::{paths, Error, Result};
+
+/// Read size for blobs served from a local file: large reads keep pulls near disk and socket speed.
+const FILE_READ_CHUNK: usize = 1 << 20;
+
+/// An inclusive byte range of a blob, already checked against nothing: `open` checks it against the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    /// Inclusive end; `None` means to the end of the blob.
+    pub end: Option<u64>,
+}
+
+/// An open blob: its total size, the range being read, and the bytes as a stream.
+pub struct BlobRead {
+    pub size: u64,
+    /// The inclusive range of the body, `(start, end)`.
+    pub range: (u64, u64),
+    pub body: BoxStream<'static, Result<Bytes>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// The root directory when the store is local, for sweeping crashed uploads at start.
+    local_root: Option<PathBuf>,
+}
+
+impl BlobStore {
+    /// Opens a store named by URL: `file:///absolute/dir` or `memory://`.
+    pub fn from_url(url: &Url) -> Result<BlobStore> {
+        match url.scheme() {
+            "file" => {
+                let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
+                std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
+                let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+                Ok(BlobStore { store: Arc::new(fs), local_root: Some(dir) })
+            }
+            "memory" => Ok(BlobStore { store: Arc::new(InMemory::new()), local_root: None }),
+            other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory)"))),
+        }
+    }
+
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Removes what uploads interrupted by a crash left behind. Upload sessions live in the process, so at start
+    /// none can be resumed. `object_store` hides a local store's staging files from listing, so a local store's
+    /// uploads directory is swept directly; other stores list and delete.
+    pub async fn sweep_uploads(&self) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dir = root.join(paths::UPLOADS_DIR);
+            return match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::Config(format!("sweeping {}: {e}", dir.display()))),
+            };
+        }
+        let prefix = object_store::path::Path::from(paths::UPLOADS_DIR);
+        let locations = self.store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
+        self.store.delete_stream(locations).try_collect::<Vec<_>>().await?;
+        Ok(())
+    }
+
+    /// The size of a committed blob, or `None`.
+    pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self.store.head(&paths::blob(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Backend(e)),
+        }
+    }
+
+    /// Opens a committed blob for reading, whole or a range of it. A range outside the blob is `RangeInvalid`.
+    pub async fn open(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
+        let location = paths::blob(digest);
+        let options = GetOptions {
+            range: range.map(|r| match r.end {
+                Some(end) => GetRange::Bounded(r.start..end.saturating_add(1)),
+                None => GetRange::Offset(r.start),
+            }),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&location, options).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::BlobUnknown),
+            Err(object_store::Error::NotModified { .. }) => return Err(Error::BlobUnknown),
+            Err(e) if range.is_some() && is_range_error(&e) => {
+                let size = self.stat(digest).await?.ok_or(Error::BlobUnknown)?;
+                return Err(Error::RangeInvalid { offset: size });
+            }
+            Err(e) => return Err(Error::Backend(e)),
+        };
+        let size = result.meta.size;
+        let r = result.range.clone();
+        let span = (r.start, r.end.saturating_sub(1));
+        let body = match result.payload {
+            GetResultPayload::File(file, _) => file_stream(file, r.start, r.end - r.start),
+            GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
+        };
+        Ok(BlobRead { size, range: span, body })
+    }
+
+    /// Deletes a committed blob's bytes. Only garbage collection may call this.
+    pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        match self.store.delete(&paths::blob(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Backend(e)),
+        }
+    }
+}
+
+fn is_range_error(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    text.contains("range") || text.contains("Range")
+}
+
+/// Streams `len` bytes of a local file from `start` in large reads on the blocking pool.
+fn file_stream(file: std::fs::File, start: u64, len: u64) -> BoxStream<'static, Result<Bytes>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(Error::Corrupt(format!("seek: {e}"))));
+            return;
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(FILE_READ_CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Error::Corrupt(format!("read: {e}"))));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                let _ = tx.blocking_send(Err(Error::Corrupt("blob is shorter than its recorded size".into())));
+                return;
+            }
+            buf.truncate(filled);
+            remaining -= filled as u64;
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return; // The reader went away: the client disconnected.
+            }
+        }
+    });
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}

@@ -1,0 +1,20 @@
+//! Wharf's storage: content-addressed blobs over `object_store`, upload sessions, and metadata over `sqlx`.
+//!
+//! This crate knows nothing of HTTP. Every value it takes is already parsed (`Digest`, `RepositoryName`, `Tag`,
+//! `UploadId`); every failure is an [`Error`] variant a caller can act on.
+
+pub mod blob;
+mod error;
+pub mod meta;
+mod paths;
+pub mod upload;
+
+pub use blob::{BlobRead, BlobStore, ByteRange};
+pub use error::Error;
+pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
+pub use upload::{UploadId, UploadLimits, UploadStatus, Uploads};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch, as stored in the database. Callers pass it in so that storage reads no clock.
+pub type UnixTime = i64;

@@ -1,0 +1,345 @@
+//! Registry metadata in SQL: repositories, which blobs each may see, manifests with their references, and tags.
+//!
+//! SQLite runs in WAL mode with one writer connection and a pool of readers. A PostgreSQL implementation will sit
+//! beside it behind the same methods; callers never see SQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+use wharf_client::{Digest, MediaType, RepositoryName, Tag};
+
+use crate::{Error, Result, UnixTime};
+
+/// The SQLite migrations, applied at start-up.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// A manifest to store, already validated and hashed by the caller.
+pub struct NewManifest<'a> {
+    pub repo: &'a RepositoryName,
+    pub digest: &'a Digest,
+    pub media_type: &'a MediaType,
+    pub artifact_type: Option<&'a MediaType>,
+    pub subject: Option<&'a Digest>,
+    pub content: &'a [u8],
+    /// Config and layers: each must be visible in the repository.
+    pub blobs: Vec<&'a Digest>,
+    /// Child manifests of an index: each must be in the repository.
+    pub manifests: Vec<&'a Digest>,
+    pub tag: Option<&'a Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: MediaType,
+    pub content: Vec<u8>,
+}
+
+/// A manifest whose `subject` is the digest asked about.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: MediaType,
+    pub artifact_type: Option<MediaType>,
+    pub content: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Metadata> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        MIGRATOR.run(&write).await.map_err(|e| Error::Database(e.into()))?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4) as u32;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Metadata { write, read })
+    }
+
+    /// Makes `digest` (of `size` bytes) visible in `repo`.
+    pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64, now: UnixTime) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        insert_repository(&mut tx, repo, now).await?;
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        link(&mut tx, repo, digest).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes a blob visible in `from` visible in `to` too; `None` if `from` cannot see it.
+    pub async fn mount_blob(
+        &self,
+        from: &RepositoryName,
+        to: &RepositoryName,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.write.begin().await?;
+        let Some(size) = blob_size(&mut *tx, from, digest).await? else { return Ok(None) };
+        insert_repository(&mut tx, to, now).await?;
+        link(&mut tx, to, digest).await?;
+        tx.commit().await?;
+        Ok(Some(size))
+    }
+
+    /// The size of `digest` if `repo` can see it.
+    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let mut conn = self.read.acquire().await?;
+        blob_size(&mut *conn, repo, digest).await
+    }
+
+    /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.
+    pub async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = ? AND digest = ?")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores a manifest (and points its tag at it) if everything it references is in the repository.
+    pub async fn put_manifest(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let mut missing = Vec::new();
+        for d in &m.blobs {
+            if blob_size(&mut *tx, m.repo, d).await?.is_none() && !missing.contains(*d) {
+                missing.push((*d).clone());
+            }
+        }
+        for d in &m.manifests {
+            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository = ? AND digest = ?")
+                .bind(m.repo.as_str())
+                .bind(d.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() && !missing.contains(*d) {
+                missing.push((*d).clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::ReferencesMissing(missing));
+        }
+        insert_repository(&mut tx, m.repo, now).await?;
+        let digest = m.digest.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.repo.as_str())
+        .bind(&digest)
+        .bind(m.media_type.as_str())
+        .bind(m.artifact_type.map(|a| a.as_str()))
+        .bind(m.subject.map(|s| s.to_string()))
+        .bind(m.content)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            let refs = m.blobs.iter().map(|d| (d, "blob")).chain(m.manifests.iter().map(|d| (d, "manifest")));
+            for (d, kind) in refs {
+                sqlx::query(
+                    "INSERT INTO manifest_references (repository, manifest, digest, kind) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(m.repo.as_str())
+                .bind(&digest)
+                .bind(d.to_string())
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(tag) = m.tag {
+            sqlx::query(
+                "INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(m.repo.as_str())
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn manifest_by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t JOIN manifests m \
+             ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.tag = ?",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| manifest_record(&r)).transpose()
+    }
+
+    pub async fn manifest_by_digest(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        let row = sqlx::query("SELECT digest, media_type, content FROM manifests WHERE repository = ? AND digest = ?")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| manifest_record(&r)).transpose()
+    }
+
+    /// Deletes a manifest and every tag pointing at it. False if it was not there.
+    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM manifests WHERE repository = ? AND digest = ?")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a tag only; the manifest stays. False if there was no such tag.
+    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tags WHERE repository = ? AND tag = ?")
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Tags of `repo` in lexical order after `last`, at most `limit` (and whether more follow).
+    pub async fn tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Tag>, bool)> {
+        let exists = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+            .bind(repo.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NameUnknown);
+        }
+        let rows = sqlx::query("SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?")
+            .bind(repo.as_str())
+            .bind(last.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        page(rows, limit)
+    }
+
+    /// Repository names in lexical order after `last`, at most `limit` (and whether more follow).
+    pub async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<(Vec<RepositoryName>, bool)> {
+        let rows = sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(last.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        page(rows, limit)
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, oldest first.
+    pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, artifact_type, content FROM manifests \
+             WHERE repository = ? AND subject = ? ORDER BY created_at, digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let artifact_type: Option<String> = r.try_get("artifact_type")?;
+                Ok(Referrer {
+                    digest: parse(r.try_get::<String, _>("digest")?)?,
+                    media_type: parse(r.try_get::<String, _>("media_type")?)?,
+                    artifact_type: artifact_type.map(parse).transpose()?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .collect()
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+async fn insert_repository(tx: &mut Tx<'_>, repo: &RepositoryName, now: UnixTime) -> Result<()> {
+    sqlx::query("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(repo.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+    sqlx::query("INSERT INTO repository_blobs (repository, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn blob_size(
+    conn: &mut sqlx::SqliteConnection,
+    repo: &RepositoryName,
+    digest: &Digest,
+) -> Result<Option<u64>> {
+    let row = sqlx::query(
+        "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+         WHERE rb.repository = ? AND rb.digest = ?",
+    )
+    .bind(repo.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|s| s as u64))
+}
+
+fn manifest_record(r: &sqlx::sqlite::SqliteRow) -> Result<ManifestRecord> {
+    Ok(ManifestRecord {
+        digest: parse(r.try_get::<String, _>("digest")?)?,
+        media_type: parse(r.try_get::<String, _>("media_type")?)?,
+        content: r.try_get("content")?,
+    })
+}
+
+fn page<T: FromStr>(rows: Vec<sqlx::sqlite::SqliteRow>, limit: u32) -> Result<(Vec<T>, bool)> {
+    let more = rows.len() > limit as usize;
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| parse(r.try_get::<String, _>(0)?))
+        .collect::<Result<Vec<T>>>()?;
+    Ok((items, more))
+}
+
+fn parse<T: FromStr>(s: String) -> Result<T> {
+    s.parse().map_err(|_| Error::Corrupt(format!("stored value {s:?} does not parse")))
+}
