@@ -1,1 +1,1 @@
-//! Helpers for the end-to-end tests live in the test files themselves.
+//! End-to-end tests live in this crate's test targets; `common/` holds the helpers that start the real binary.

@@ -8,8 +8,10 @@ use wharf_storage::{BlobStore, Metadata, Uploads};
 use crate::config::Settings;
 use crate::{app, Registry, SystemClock};
 
-/// How often idle upload sessions are looked for.
-const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+/// How often idle upload sessions are looked for: half the idle timeout, between 1 and 60 seconds.
+fn expiry_sweep(idle_timeout_secs: i64) -> Duration {
+    Duration::from_secs((idle_timeout_secs / 2).clamp(1, 60) as u64)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -44,8 +46,9 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage_url, "serving");
 
     let reaper_state = Arc::clone(&state);
+    let sweep = expiry_sweep(settings.upload.idle_timeout_secs);
     let reaper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+        let mut tick = tokio::time::interval(sweep);
         loop {
             tick.tick().await;
             let now = reaper_state.clock.now();

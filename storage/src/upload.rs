@@ -149,6 +149,9 @@ impl Uploads {
         }
         let max = self.limits.max_blob_size;
         if declared_len.is_some_and(|n| offset.saturating_add(n) > max) {
+            // The session cannot ever complete within the limit: end it and reclaim its bytes.
+            drop(guard);
+            self.cancel(id, repo).await?;
             return Err(Error::TooLarge { max });
         }
         let mut received = 0u64;

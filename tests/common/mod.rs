@@ -1,0 +1,160 @@
+//! Starting the real `wharf serve` on an ephemeral loopback port in a temp data directory.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sha2::Digest as _;
+
+/// The `wharf` binary: `WHARF_BIN`, else the workspace's release or debug build.
+pub fn wharf_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("WHARF_BIN") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let bin = root.join("target").join(profile).join("wharf");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build --release --bin wharf)", bin.display());
+    bin
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temp data dir with extra environment variables.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, addr) = spawn(&data_dir, &env, "127.0.0.1:0");
+        Server { child, addr, data_dir, env, _tmp: Some(tmp) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns the exit status once the server has stopped.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success();
+        assert!(ok, "kill -TERM failed");
+        self.child.wait().expect("wait")
+    }
+
+    /// Waits for a server that was sent a signal to exit.
+    pub fn terminate_wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
+    }
+
+    /// Starts the server again on the same data directory and address.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, addr) = spawn(&self.data_dir, &self.env, &self.addr);
+        self.child = child;
+        self.addr = addr;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every committed blob file under the store, as (relative path, size).
+    pub fn stored_blobs(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        walk(&self.data_dir.join("store").join("blobs"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push((p.display().to_string(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String) {
+    let mut cmd = Command::new(wharf_bin());
+    cmd.args(["serve", "--addr", addr, "--data-dir"]).arg(data_dir);
+    cmd.env("WHARF_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn wharf");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("wharf: listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line from wharf serve: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Sends raw request bytes and returns whatever the server answered before closing or `wait`.
+pub fn raw(addr: &str, request: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    s.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends a request head and part of its body, then drops the connection mid-body.
+pub fn send_partial(addr: &str, head: &str, body: &[u8]) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(body).expect("body");
+    s.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+}
