@@ -1,0 +1,106 @@
+//! The metadata store's contract, run against SQLite (PostgreSQL joins with its issue).
+
+use wharf_client::{Digest, MediaType, RepositoryName, Tag};
+use wharf_storage::{Error, Metadata, NewManifest};
+
+fn d(s: &str) -> Digest {
+    Digest::sha256_of(s.as_bytes())
+}
+
+async fn suite(m: Metadata) {
+    let a: RepositoryName = "a".parse().unwrap();
+    let b: RepositoryName = "b/c".parse().unwrap();
+    let mt: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().unwrap();
+    let (cfg, layer) = (d("cfg"), d("layer"));
+
+    m.link_blob(&a, &cfg, 3, 0).await.unwrap();
+    assert_eq!(m.blob_size(&a, &cfg).await.unwrap(), Some(3));
+    assert_eq!(m.blob_size(&b, &cfg).await.unwrap(), None);
+    assert_eq!(m.mount_blob(&b, &a, &layer, 0).await.unwrap(), None);
+
+    let tag: Tag = "v1".parse().unwrap();
+    let md = d("manifest");
+    let new = NewManifest {
+        repo: &a,
+        digest: &md,
+        media_type: &mt,
+        artifact_type: None,
+        subject: None,
+        content: b"{}",
+        blobs: vec![&cfg, &layer],
+        manifests: vec![],
+        tag: Some(&tag),
+    };
+    match m.put_manifest(&new, 1).await {
+        Err(Error::ReferencesMissing(missing)) => assert_eq!(missing, vec![layer.clone()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(m.manifest_by_tag(&a, &tag).await.unwrap().is_none(), "a refused manifest leaves no tag");
+    m.link_blob(&a, &layer, 5, 1).await.unwrap();
+    m.put_manifest(&new, 2).await.unwrap();
+    assert_eq!(m.manifest_by_tag(&a, &tag).await.unwrap().unwrap().digest, md);
+    assert_eq!(m.mount_blob(&a, &b, &layer, 3).await.unwrap(), Some(5));
+
+    // Referrers.
+    let art = d("artifact");
+    let at: MediaType = "application/x.sig".parse().unwrap();
+    let referrer = NewManifest { digest: &art, subject: Some(&md), artifact_type: Some(&at), tag: None, ..new };
+    m.put_manifest(&referrer, 4).await.unwrap();
+    let refs = m.referrers(&a, &md).await.unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].digest, art);
+    assert_eq!(refs[0].artifact_type.as_ref().unwrap().as_str(), "application/x.sig");
+
+    // Tags page in lexical order.
+    for t in ["v3", "v2", "a0"] {
+        let t: Tag = t.parse().unwrap();
+        let tagged = NewManifest {
+            repo: &a,
+            digest: &art,
+            media_type: &mt,
+            artifact_type: Some(&at),
+            subject: Some(&md),
+            content: b"{}",
+            blobs: vec![&cfg, &layer],
+            manifests: vec![],
+            tag: Some(&t),
+        };
+        m.put_manifest(&tagged, 5).await.unwrap();
+    }
+    let (page, more) = m.tags(&a, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["a0", "v1"]);
+    assert!(more);
+    let (page, more) = m.tags(&a, Some("v1"), 10).await.unwrap();
+    assert_eq!(page.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["v2", "v3"]);
+    assert!(!more);
+    assert!(matches!(m.tags(&"nope".parse().unwrap(), None, 10).await, Err(Error::NameUnknown)));
+    let (repos, _) = m.catalog(None, 10).await.unwrap();
+    assert_eq!(repos.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["a", "b/c"]);
+
+    // Deleting a tag keeps the manifest; deleting the manifest takes its tags.
+    assert!(m.delete_tag(&a, &tag).await.unwrap());
+    assert!(!m.delete_tag(&a, &tag).await.unwrap());
+    assert!(m.manifest_by_digest(&a, &md).await.unwrap().is_some());
+    assert!(m.delete_manifest(&a, &art).await.unwrap());
+    let (page, _) = m.tags(&a, None, 10).await.unwrap();
+    assert!(page.is_empty(), "{page:?}");
+    assert!(m.unlink_blob(&a, &cfg).await.unwrap());
+    assert_eq!(m.blob_size(&a, &cfg).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Metadata::open_sqlite(&dir.path().join("meta.db")).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_reopens_with_migrations_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let m = Metadata::open_sqlite(&path).await.unwrap();
+    m.link_blob(&"r".parse().unwrap(), &d("x"), 1, 0).await.unwrap();
+    drop(m);
+    let m = Metadata::open_sqlite(&path).await.unwrap();
+    assert_eq!(m.blob_size(&"r".parse().unwrap(), &d("x")).await.unwrap(), Some(1));
+}
