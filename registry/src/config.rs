@@ -24,6 +24,20 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The secret the service's private keys are sealed under; default: a random one kept in
+    /// `<data_dir>/trust.kek` (mode 0600), created on first start.
+    pub key_encryption_key: Option<String>,
+    pub timestamp_lifetime_secs: Option<i64>,
+    pub snapshot_lifetime_secs: Option<i64>,
+    pub max_metadata_size: Option<usize>,
+    pub renew_check_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +82,9 @@ pub struct Settings {
     pub limits: Limits,
     pub log_json: bool,
     pub log_level: String,
+    pub trust: wharf_notary::TrustSettings,
+    /// `None`: use (or create) `<data_dir>/trust.kek`.
+    pub kek_secret: Option<String>,
 }
 
 /// Flags that override everything else.
@@ -125,6 +142,21 @@ impl Config {
         if let Some(v) = env("WHARF_LOG") {
             self.log.level = Some(v);
         }
+        if let Some(v) = env("WHARF_TRUST_KEY_ENCRYPTION_KEY") {
+            self.trust.key_encryption_key = Some(v);
+        }
+        if let Some(v) = env("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS") {
+            self.trust.timestamp_lifetime_secs = Some(num("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", v)?);
+        }
+        if let Some(v) = env("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS") {
+            self.trust.snapshot_lifetime_secs = Some(num("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS", v)?);
+        }
+        if let Some(v) = env("WHARF_TRUST_MAX_METADATA_SIZE") {
+            self.trust.max_metadata_size = Some(num("WHARF_TRUST_MAX_METADATA_SIZE", v)?);
+        }
+        if let Some(v) = env("WHARF_TRUST_RENEW_CHECK_SECS") {
+            self.trust.renew_check_secs = Some(num("WHARF_TRUST_RENEW_CHECK_SECS", v)?);
+        }
         Ok(())
     }
 
@@ -161,7 +193,30 @@ impl Config {
             Some(other) => return Err(invalid("log.format", format!("{other:?}: use text or json"))),
         };
         let log_level = self.log.level.unwrap_or_else(|| "info".into());
-        Ok(Settings { addr, data_dir, storage_url, database_path, upload, limits, log_json, log_level })
+        let td = wharf_notary::TrustSettings::default();
+        let t = self.trust;
+        let trust = wharf_notary::TrustSettings {
+            timestamp_lifetime: t.timestamp_lifetime_secs.unwrap_or(td.timestamp_lifetime),
+            snapshot_lifetime: t.snapshot_lifetime_secs.unwrap_or(td.snapshot_lifetime),
+            max_metadata_size: t.max_metadata_size.unwrap_or(td.max_metadata_size),
+            renew_check_secs: t.renew_check_secs.unwrap_or(td.renew_check_secs),
+        };
+        if trust.timestamp_lifetime < 2 || trust.snapshot_lifetime < 2 {
+            return Err(invalid("trust", "lifetimes must be at least 2 seconds".into()));
+        }
+        let kek_secret = t.key_encryption_key;
+        Ok(Settings {
+            addr,
+            data_dir,
+            storage_url,
+            database_path,
+            upload,
+            limits,
+            log_json,
+            log_level,
+            trust,
+            kek_secret,
+        })
     }
 }
 

@@ -109,6 +109,7 @@ impl From<StorageError> for ApiError {
                 ApiError::new(S::BAD_REQUEST, Code::ManifestBlobUnknown, "manifest references unknown content")
                     .with_detail(serde_json::json!({ "missing": digests }))
             }
+            StorageError::Conflict(_) => ApiError::new(S::CONFLICT, Code::Unknown, e.to_string()),
             StorageError::Config(_)
             | StorageError::Backend(_)
             | StorageError::Database(_)

@@ -28,20 +28,7 @@ use wharf_storage::{BlobStore, Metadata, Uploads, UnixTime};
 pub use endpoint::Endpoint;
 use error::{ApiError, Code};
 
-/// The time source, injected so that tests can move it.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> UnixTime;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> UnixTime {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as UnixTime)
-    }
-}
+pub use wharf_storage::{Clock, SystemClock};
 
 /// Limits enforced at the HTTP edge.
 #[derive(Debug, Clone, Copy)]

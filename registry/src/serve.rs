@@ -3,6 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::Router;
+use tower::ServiceExt;
+use wharf_notary::Notary;
 use wharf_storage::{BlobStore, Metadata, Uploads};
 
 use crate::config::Settings;
@@ -21,10 +25,14 @@ pub enum ServeError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("serving")]
     Serve(#[source] std::io::Error),
+    #[error("starting the trust service")]
+    Trust(#[from] wharf_notary::NotaryError),
+    #[error("key-encryption key file {path}")]
+    KekFile { path: std::path::PathBuf, source: std::io::Error },
 }
 
-/// Builds the registry's state from settings.
-pub async fn open(settings: &Settings) -> Result<Arc<Registry>, ServeError> {
+/// Builds the registry's and the notary's state from settings.
+pub async fn open(settings: &Settings) -> Result<(Arc<Registry>, Arc<Notary>), ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
     })?;
@@ -32,12 +40,49 @@ pub async fn open(settings: &Settings) -> Result<Arc<Registry>, ServeError> {
     blobs.sweep_uploads().await?;
     let meta = Metadata::open_sqlite(&settings.database_path).await?;
     let uploads = Uploads::new(blobs.clone(), settings.upload);
-    Ok(Arc::new(Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock) }))
+    let secret = match &settings.kek_secret {
+        Some(s) => s.clone().into_bytes(),
+        None => kek_file(&settings.data_dir.join("trust.kek"))?,
+    };
+    let kek = wharf_notary::kek(&meta, &secret).await?;
+    let notary = Notary { meta: meta.clone(), kek, clock: Box::new(SystemClock), settings: settings.trust.clone() };
+    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock) };
+    Ok((Arc::new(registry), Arc::new(notary)))
+}
+
+/// Reads the key-encryption secret from `path`, creating it (32 random bytes, hex, mode 0600) on first start.
+fn kek_file(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    let err = |source| ServeError::KekFile { path: path.to_path_buf(), source };
+    match std::fs::read(path) {
+        Ok(b) => return Ok(b),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        Err(_) => {}
+    }
+    let mut secret = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+    let text = hex::encode(secret);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(err)?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(err)?;
+    tracing::warn!(path = %path.display(), "created a key-encryption key for the trust service; back it up with the database");
+    Ok(text.into_bytes())
+}
+
+/// One router for both services: paths with a `/_tuf/` segment go to the notary, the rest to the registry.
+pub fn compose(registry: Router, notary: Router) -> Router {
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("");
+        let target = if wharf_notary::is_trust(tail) { notary.clone() } else { registry.clone() };
+        async move { target.oneshot(req).await }
+    }))
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight requests. Prints the bound address on stdout.
 pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    let state = open(&settings).await?;
+    let (state, notary) = open(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|source| ServeError::Bind { addr: settings.addr, source })?;
@@ -61,8 +106,11 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let renewal = wharf_notary::fresh::spawn_renewal(Arc::clone(&notary));
+    let router = compose(app(state), wharf_notary::app(notary));
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     reaper.abort();
+    renewal.abort();
     tracing::info!("stopped");
     result.map_err(ServeError::Serve)
 }

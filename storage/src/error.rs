@@ -23,6 +23,8 @@ pub enum Error {
     BodyInterrupted { received: u64, #[source] source: Box<dyn std::error::Error + Send + Sync> },
     #[error("manifest references content the repository does not have: {0:?}")]
     ReferencesMissing(Vec<Digest>),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("invalid storage configuration: {0}")]
     Config(String),
     #[error("object store failed")]

@@ -7,14 +7,30 @@ pub mod blob;
 mod error;
 pub mod meta;
 mod paths;
+pub mod trust;
 pub mod upload;
 
 pub use blob::{BlobRead, BlobStore, ByteRange};
 pub use error::Error;
 pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
+pub use trust::{HistoryRow, KeyRow, MetadataRow};
 pub use upload::{UploadId, UploadLimits, UploadStatus, Uploads};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Seconds since the Unix epoch, as stored in the database. Callers pass it in so that storage reads no clock.
 pub type UnixTime = i64;
+
+/// The time source the servers inject (tests move it); storage itself never calls it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> UnixTime;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as UnixTime)
+    }
+}

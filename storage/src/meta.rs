@@ -73,6 +73,14 @@ impl Metadata {
         Ok(Metadata { write, read })
     }
 
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
     /// Makes `digest` (of `size` bytes) visible in `repo`.
     pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64, now: UnixTime) -> Result<()> {
         let mut tx = self.write.begin().await?;

@@ -15,7 +15,7 @@ pub use cjson::canonical;
 pub use envelope::{Envelope, Signature};
 pub use key::{KeyId, PublicKey, SigningKey};
 pub use role::{
-    DelegatedRole, Delegations, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, TargetFile, Targets, Timestamp,
+    DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, TargetFile, Targets, Timestamp,
     SPEC_VERSION,
 };
 pub use time::{format_time, parse_time};

@@ -1,0 +1,89 @@
+//! The service's timestamp and snapshot keys: created on request, sealed at rest, rotated on request. A replaced
+//! key keeps signing until a root that no longer names it is published.
+
+use rand_core::{OsRng, RngCore};
+use wharf_client::tuf::{PublicKey, Role, Root, SigningKey};
+use wharf_client::RepositoryName;
+use wharf_storage::{KeyRow, Metadata, UnixTime};
+
+use crate::seal::Kek;
+use crate::NotaryError;
+
+/// A service key, unsealed in memory for signing.
+#[derive(Debug, Clone)]
+pub struct ServiceKey {
+    pub role: Role,
+    pub key: SigningKey,
+    pub created_at: UnixTime,
+}
+
+fn aad(repo: &RepositoryName, role: &str, key_id: &str) -> Vec<u8> {
+    format!("wharf-trust-key\0{repo}\0{role}\0{key_id}").into_bytes()
+}
+
+fn role_of(s: &str) -> Option<Role> {
+    match s {
+        "timestamp" => Some(Role::Timestamp),
+        "snapshot" => Some(Role::Snapshot),
+        _ => None,
+    }
+}
+
+/// Every service key of the repository, oldest first.
+pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<Vec<ServiceKey>, NotaryError> {
+    let rows = meta.trust_keys(repo).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(role) = role_of(&row.role) else { continue };
+        let secret = kek.open(&row.sealed_private, &aad(repo, &row.role, &row.key_id))?;
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| NotaryError::Internal("sealed key has a bad length".into()))?;
+        out.push(ServiceKey { role, key: SigningKey::from_bytes(&bytes), created_at: row.created_at });
+    }
+    Ok(out)
+}
+
+/// Creates a new key for `role` (timestamp or snapshot) and stores it sealed. Its creation time is after every
+/// earlier key's, so "newest" is never ambiguous.
+pub async fn create(
+    meta: &Metadata,
+    kek: &Kek,
+    repo: &RepositoryName,
+    role: Role,
+    now: UnixTime,
+) -> Result<ServiceKey, NotaryError> {
+    let newest = meta.trust_keys(repo).await?.iter().filter(|k| k.role == role.as_str()).map(|k| k.created_at).max();
+    let now = newest.map_or(now, |n| now.max(n + 1));
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    let key = SigningKey::from_bytes(&secret);
+    secret.fill(0);
+    let public = serde_json::to_string(key.public()).map_err(|e| NotaryError::Internal(e.to_string()))?;
+    let row = KeyRow {
+        role: role.as_str().into(),
+        key_id: key.key_id().clone(),
+        public_key: public,
+        sealed_private: kek.seal(&key.secret_bytes(), &aad(repo, role.as_str(), key.key_id())),
+        created_at: now,
+    };
+    meta.trust_add_key(repo, &row).await?;
+    Ok(ServiceKey { role, key, created_at: now })
+}
+
+/// The keys that sign `role` under `root`: the service keys root names for it, newest first.
+pub fn signers<'a>(keys: &'a [ServiceKey], root: &Root, role: Role) -> Vec<&'a SigningKey> {
+    let named = root.roles.get(role.as_str()).map(|r| r.keyids.clone()).unwrap_or_default();
+    let mut out: Vec<&ServiceKey> = keys.iter().filter(|k| k.role == role && named.contains(k.key.key_id())).collect();
+    out.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    out.into_iter().map(|k| &k.key).collect()
+}
+
+/// The newest key per role, as the publisher needs them to write root.
+pub fn newest(keys: &[ServiceKey], role: Role) -> Option<&ServiceKey> {
+    keys.iter().filter(|k| k.role == role).max_by_key(|k| k.created_at)
+}
+
+/// The public description the API returns for a key.
+pub fn describe(k: &ServiceKey) -> serde_json::Value {
+    let public: &PublicKey = k.key.public();
+    serde_json::json!({ "keyid": k.key.key_id(), "key": public, "created": wharf_client::tuf::format_time(k.created_at) })
+}

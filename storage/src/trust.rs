@@ -1,0 +1,258 @@
+//! Trust data in SQL: TUF metadata versions per repository and role, and the service's sealed keys.
+//! Storage neither parses nor signs metadata: it keeps bytes and versions, and makes a publish atomic.
+
+use sqlx::Row;
+use wharf_client::RepositoryName;
+
+use crate::meta::Metadata;
+use crate::{Error, Result, UnixTime};
+
+/// One stored metadata version.
+#[derive(Debug, Clone)]
+pub struct MetadataRow {
+    pub role: String,
+    pub version: u64,
+    pub content: Vec<u8>,
+    pub expires: UnixTime,
+}
+
+/// A service-held key: public half in TUF JSON, private half sealed.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub role: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub sealed_private: Vec<u8>,
+    pub created_at: UnixTime,
+}
+
+/// An audit entry: a version that was written, whether or not it is still served.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub generation: i64,
+    pub role: String,
+    pub version: u64,
+    pub expires: UnixTime,
+    pub created_at: UnixTime,
+    pub content: Vec<u8>,
+}
+
+impl Metadata {
+    async fn generation(&self, repo: &RepositoryName) -> Result<i64> {
+        let row = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = ?")
+            .bind(repo.as_str())
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+    }
+
+    /// The newest version of `role`, if any.
+    pub async fn trust_latest(&self, repo: &RepositoryName, role: &str) -> Result<Option<MetadataRow>> {
+        let g = self.generation(repo).await?;
+        let row = sqlx::query(
+            "SELECT role, version, content, expires FROM trust_metadata \
+             WHERE repository = ? AND generation = ? AND role = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(repo.as_str())
+        .bind(g)
+        .bind(role)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| metadata_row(&r)).transpose()
+    }
+
+    /// A given version of `role`.
+    pub async fn trust_version(&self, repo: &RepositoryName, role: &str, version: u64) -> Result<Option<MetadataRow>> {
+        let g = self.generation(repo).await?;
+        let row = sqlx::query(
+            "SELECT role, version, content, expires FROM trust_metadata \
+             WHERE repository = ? AND generation = ? AND role = ? AND version = ?",
+        )
+        .bind(repo.as_str())
+        .bind(g)
+        .bind(role)
+        .bind(version as i64)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| metadata_row(&r)).transpose()
+    }
+
+    /// The newest version of every role of the repository.
+    pub async fn trust_latest_all(&self, repo: &RepositoryName) -> Result<Vec<MetadataRow>> {
+        let g = self.generation(repo).await?;
+        let rows = sqlx::query(
+            "SELECT role, MAX(version) AS version, content, expires FROM trust_metadata \
+             WHERE repository = ? AND generation = ? GROUP BY role",
+        )
+        .bind(repo.as_str())
+        .bind(g)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(metadata_row).collect()
+    }
+
+    /// Writes new metadata versions all at once. If any (role, version) exists already, nothing is written and
+    /// the answer is `Conflict`: a concurrent publish won.
+    pub async fn trust_commit(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES (?, 0) ON CONFLICT DO NOTHING")
+            .bind(repo.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let g: i64 = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = ?")
+            .bind(repo.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        for r in rows {
+            let done = sqlx::query(
+                "INSERT INTO trust_metadata (repository, generation, role, version, content, expires, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(repo.as_str())
+            .bind(g)
+            .bind(&r.role)
+            .bind(r.version as i64)
+            .bind(&r.content)
+            .bind(r.expires)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::Conflict(format!("{} version {} exists already", r.role, r.version)));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn trust_keys(&self, repo: &RepositoryName) -> Result<Vec<KeyRow>> {
+        let g = self.generation(repo).await?;
+        let rows = sqlx::query(
+            "SELECT role, key_id, public_key, sealed_private, created_at FROM trust_keys \
+             WHERE repository = ? AND generation = ? ORDER BY created_at, key_id",
+        )
+        .bind(repo.as_str())
+        .bind(g)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    role: r.try_get("role")?,
+                    key_id: r.try_get("key_id")?,
+                    public_key: r.try_get("public_key")?,
+                    sealed_private: r.try_get("sealed_private")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn trust_add_key(&self, repo: &RepositoryName, key: &KeyRow) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES (?, 0) ON CONFLICT DO NOTHING")
+            .bind(repo.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO trust_keys (repository, generation, role, key_id, public_key, sealed_private, created_at) \
+             SELECT ?, generation, ?, ?, ?, ?, ? FROM trust_repositories WHERE repository = ?",
+        )
+        .bind(repo.as_str())
+        .bind(&key.role)
+        .bind(&key.key_id)
+        .bind(&key.public_key)
+        .bind(&key.sealed_private)
+        .bind(key.created_at)
+        .bind(repo.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Repositories with trust data in their current generation.
+    pub async fn trust_repositories(&self) -> Result<Vec<RepositoryName>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.repository FROM trust_metadata m JOIN trust_repositories r \
+             ON r.repository = m.repository AND r.generation = m.generation ORDER BY m.repository",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get(0)?;
+                s.parse().map_err(|_| Error::Corrupt(format!("stored repository name {s:?}")))
+            })
+            .collect()
+    }
+
+    /// Ends the repository's trust data: nothing of it is served any more, and its keys are retired. Every version
+    /// stays in the history. Returns false if there was nothing to delete.
+    pub async fn trust_delete(&self, repo: &RepositoryName) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let had = sqlx::query(
+            "SELECT 1 FROM trust_metadata m JOIN trust_repositories r ON r.repository = m.repository \
+             AND r.generation = m.generation WHERE m.repository = ? LIMIT 1",
+        )
+        .bind(repo.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        sqlx::query("UPDATE trust_repositories SET generation = generation + 1 WHERE repository = ?")
+            .bind(repo.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(had)
+    }
+
+    /// Every version ever written for the repository, oldest first.
+    pub async fn trust_history(&self, repo: &RepositoryName) -> Result<Vec<HistoryRow>> {
+        let rows = sqlx::query(
+            "SELECT generation, role, version, expires, created_at, content FROM trust_metadata \
+             WHERE repository = ? ORDER BY generation, created_at, role, version",
+        )
+        .bind(repo.as_str())
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryRow {
+                    generation: r.try_get("generation")?,
+                    role: r.try_get("role")?,
+                    version: r.try_get::<i64, _>("version")? as u64,
+                    expires: r.try_get("expires")?,
+                    created_at: r.try_get("created_at")?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(self.reader()).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Stores `value` unless the setting exists; returns the stored value either way.
+    pub async fn setting_init(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(self.writer())
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(self.writer()).await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+fn metadata_row(r: &sqlx::sqlite::SqliteRow) -> Result<MetadataRow> {
+    Ok(MetadataRow {
+        role: r.try_get("role")?,
+        version: r.try_get::<i64, _>("version")? as u64,
+        content: r.try_get("content")?,
+        expires: r.try_get("expires")?,
+    })
+}
