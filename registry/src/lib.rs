@@ -23,7 +23,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use wharf_storage::{BlobStore, Metadata, Uploads, UnixTime};
+use wharf_storage::{BlobStore, Metadata, Uploads};
 
 pub use endpoint::Endpoint;
 use error::{ApiError, Code};
