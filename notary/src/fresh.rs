@@ -81,6 +81,7 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
     let ts = timestamp(ts_row.version + 1, now + s.timestamp_lifetime, snap_version, &snap_bytes);
     rows.push(row("timestamp", ts.version, sign(&ts, &keys, &root, Role::Timestamp)?, now + s.timestamp_lifetime));
     n.meta.trust_commit(repo, &rows, now).await?;
+    n.written(repo);
     tracing::info!(repository = %repo, timestamp = ts.version, snapshot = snap_version, "renewed trust metadata");
     Ok(true)
 }

@@ -5,6 +5,7 @@
 //! service checks every rule of the specification, then writes snapshot and timestamp with its own keys, and
 //! renews them before they expire.
 
+mod cache;
 mod error;
 pub mod fresh;
 pub mod keys;
@@ -61,6 +62,18 @@ pub struct Notary {
     pub kek: Kek,
     pub clock: Box<dyn Clock>,
     pub settings: TrustSettings,
+    cache: cache::DocCache,
+}
+
+impl Notary {
+    pub fn new(meta: Metadata, kek: Kek, clock: Box<dyn Clock>, settings: TrustSettings) -> Notary {
+        Notary { meta, kek, clock, settings, cache: cache::DocCache::default() }
+    }
+
+    /// Drops cached documents of `repo` after a write.
+    pub(crate) fn written(&self, repo: &RepositoryName) {
+        self.cache.invalidate(repo);
+    }
 }
 
 /// Derives the key-encryption key from `secret` and the installation's salt (created on first use).
@@ -104,21 +117,31 @@ async fn dispatch(State(n): State<Arc<Notary>>, req: Request) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn json_bytes(bytes: Vec<u8>) -> Response {
+fn json_bytes(bytes: bytes::Bytes) -> Response {
     ([("content-type", "application/json")], bytes).into_response()
 }
 
 async fn latest(n: &Notary, repo: &RepositoryName, role: &RoleName) -> Result<Response, NotaryError> {
+    if let Some(b) = n.cache.get(repo, role.as_str(), None) {
+        return Ok(json_bytes(b));
+    }
     let row = n.meta.trust_latest(repo, role.as_str()).await?.ok_or(NotaryError::NotFound)?;
-    Ok(json_bytes(row.content))
+    let b = bytes::Bytes::from(row.content);
+    n.cache.put(repo, role.as_str(), None, b.clone());
+    Ok(json_bytes(b))
 }
 
 async fn version(n: &Notary, repo: &RepositoryName, role: &RoleName, v: u64) -> Result<Response, NotaryError> {
     if role == &RoleName::TopLevel(Role::Timestamp) {
         return Err(NotaryError::NotFound); // Timestamp is only ever served as timestamp.json.
     }
+    if let Some(b) = n.cache.get(repo, role.as_str(), Some(v)) {
+        return Ok(json_bytes(b));
+    }
     let row = n.meta.trust_version(repo, role.as_str(), v).await?.ok_or(NotaryError::NotFound)?;
-    Ok(json_bytes(row.content))
+    let b = bytes::Bytes::from(row.content);
+    n.cache.put(repo, role.as_str(), Some(v), b.clone());
+    Ok(json_bytes(b))
 }
 
 async fn target(n: &Notary, repo: &RepositoryName, sha256: &str) -> Result<Response, NotaryError> {
@@ -263,6 +286,7 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
         versions["delegations"] = serde_json::to_value(&reachable).unwrap_or_default();
     }
     n.meta.trust_commit(repo, &new_rows, now).await?;
+    n.written(repo);
     tracing::info!(repository = %repo, versions = %versions, "published trust metadata");
     Ok(axum::Json(versions).into_response())
 }
@@ -287,7 +311,9 @@ async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryEr
 }
 
 async fn delete(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryError> {
-    if n.meta.trust_delete(repo).await? {
+    let deleted = n.meta.trust_delete(repo).await?;
+    n.written(repo);
+    if deleted {
         Ok(StatusCode::ACCEPTED.into_response())
     } else {
         Err(NotaryError::NotFound)

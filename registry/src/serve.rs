@@ -45,7 +45,7 @@ pub async fn open(settings: &Settings) -> Result<(Arc<Registry>, Arc<Notary>), S
         None => kek_file(&settings.data_dir.join("trust.kek"))?,
     };
     let kek = wharf_notary::kek(&meta, &secret).await?;
-    let notary = Notary { meta: meta.clone(), kek, clock: Box::new(SystemClock), settings: settings.trust.clone() };
+    let notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock) };
     Ok((Arc::new(registry), Arc::new(notary)))
 }
