@@ -314,6 +314,8 @@ async fn every_rule_has_a_refusal() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let snap = t.get_json(&format!("/v2/{repo}/_tuf/snapshot.json")).await;
     assert!(snap["signed"]["meta"].get("release.json").is_none(), "{snap}");
+    // A rollback below the current version.
+    t.refused(repo, json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], None), &[&tk])}), "at least 3").await;
     // Rotation with both thresholds met is accepted.
     let (status, v) = t.publish(repo, json!({"root": signed(&r2, &[&ra, &rb, &rc])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");

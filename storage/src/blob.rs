@@ -14,7 +14,7 @@ use wharf_client::Digest;
 use crate::{paths, Error, Result};
 
 /// Window size for blobs served from a local file.
-const FILE_READ_CHUNK: usize = 4 << 20;
+const FILE_READ_CHUNK: usize = 2 << 20;
 
 /// An inclusive byte range of a blob, already checked against nothing: `open` checks it against the size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +132,8 @@ fn is_range_error(e: &object_store::Error) -> bool {
 /// Streams `len` bytes of a local file from `start` as memory-mapped windows, read on the blocking pool. The pages
 /// go from the page cache to the socket with one copy, as close to `sendfile` as a hyper body can get.
 fn file_stream(file: std::fs::File, start: u64, len: u64) -> BoxStream<'static, Result<Bytes>> {
-    // Two windows queued ahead of the socket: mapped pages count towards RSS, so keep the queue short.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
+    // One window queued ahead of the socket: mapped pages count towards RSS, so keep the queue short.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(1);
     tokio::task::spawn_blocking(move || {
         let mut offset = start;
         let end = start + len;

@@ -132,18 +132,15 @@ impl Metadata {
     pub async fn put_manifest(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let mut missing = Vec::new();
-        for d in &m.blobs {
-            if blob_size(&mut *tx, m.repo, d).await?.is_none() && !missing.contains(*d) {
+        let have_blobs = present(&mut tx, "repository_blobs", m.repo, &m.blobs).await?;
+        let have_manifests = present(&mut tx, "manifests", m.repo, &m.manifests).await?;
+        for d in m.blobs.iter().filter(|d| !have_blobs.contains(&d.to_string())) {
+            if !missing.contains(*d) {
                 missing.push((*d).clone());
             }
         }
-        for d in &m.manifests {
-            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository = ? AND digest = ?")
-                .bind(m.repo.as_str())
-                .bind(d.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_none() && !missing.contains(*d) {
+        for d in m.manifests.iter().filter(|d| !have_manifests.contains(&d.to_string())) {
+            if !missing.contains(*d) {
                 missing.push((*d).clone());
             }
         }
@@ -165,19 +162,19 @@ impl Metadata {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() > 0 {
-            let refs = m.blobs.iter().map(|d| (d, "blob")).chain(m.manifests.iter().map(|d| (d, "manifest")));
-            for (d, kind) in refs {
-                sqlx::query(
-                    "INSERT INTO manifest_references (repository, manifest, digest, kind) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(m.repo.as_str())
-                .bind(&digest)
-                .bind(d.to_string())
-                .bind(kind)
-                .execute(&mut *tx)
-                .await?;
+        let refs: Vec<(&Digest, &str)> =
+            m.blobs.iter().map(|d| (*d, "blob")).chain(m.manifests.iter().map(|d| (*d, "manifest"))).collect();
+        if inserted.rows_affected() > 0 && !refs.is_empty() {
+            // One statement for all references (SQLite allows 32766 parameters: 4 per row).
+            for chunk in refs.chunks(2000) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO manifest_references (repository, manifest, digest, kind) ",
+                );
+                q.push_values(chunk, |mut b, (d, kind)| {
+                    b.push_bind(m.repo.as_str()).push_bind(&digest).push_bind(d.to_string()).push_bind(*kind);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
             }
         }
         if let Some(tag) = m.tag {
@@ -312,6 +309,29 @@ async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest) -> Result
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Which of `digests` have a row in `table` (`repository_blobs` or `manifests`) for `repo`, in one query.
+async fn present(
+    tx: &mut Tx<'_>,
+    table: &'static str,
+    repo: &RepositoryName,
+    digests: &[&Digest],
+) -> Result<std::collections::HashSet<String>> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in digests.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT digest FROM {table} WHERE repository = "));
+        q.push_bind(repo.as_str()).push(" AND digest IN (");
+        let mut sep = q.separated(", ");
+        for d in chunk {
+            sep.push_bind(d.to_string());
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            found.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(found)
 }
 
 async fn blob_size(

@@ -62,7 +62,7 @@ pub struct UploadLimits {
 
 impl Default for UploadLimits {
     fn default() -> Self {
-        UploadLimits { max_blob_size: 64 << 30, part_size: 8 << 20, idle_timeout_secs: 3600 }
+        UploadLimits { max_blob_size: 64 << 30, part_size: 5 << 20, idle_timeout_secs: 3600 }
     }
 }
 
