@@ -9,6 +9,7 @@ mod envelope;
 mod key;
 mod role;
 mod time;
+mod trusted;
 mod verify;
 
 pub use cjson::canonical;
@@ -19,6 +20,7 @@ pub use role::{
     SPEC_VERSION,
 };
 pub use time::{format_time, parse_time};
+pub use trusted::TrustedSet;
 pub use verify::{check_expiry, check_threshold, path_delegated};
 
 /// Why metadata was refused. Each variant names the rule broken.
