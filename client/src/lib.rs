@@ -9,6 +9,8 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod tuf;
+#[cfg(feature = "io")]
+pub mod unpack;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};

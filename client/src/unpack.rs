@@ -1,0 +1,413 @@
+//! Applying image layers to a root filesystem, safely.
+//!
+//! Every path is resolved by the kernel inside the root (`openat2` with `RESOLVE_IN_ROOT`): a symlink in a layer,
+//! absolute or relative, resolves as if the root were `/`, so no entry can reach outside it. Entries naming `..`
+//! or an absolute path are refused outright; the final component of every operation is never followed. Whiteouts
+//! and opaque whiteouts remove content of lower layers; directory modes and times are applied last, so that a
+//! read-only directory can still receive its children.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("layer entry {entry:?} climbs out of the root with '..'")]
+    PathTraversal { entry: String },
+    #[error("layer entry {entry:?} is an absolute path")]
+    AbsolutePath { entry: String },
+    #[error("layer entry {entry:?}: hard link target {target:?} is not inside the root")]
+    HardLinkOutside { entry: String, target: String },
+    #[error("layer entry {entry:?}: {source}")]
+    Io { entry: String, #[source] source: std::io::Error },
+    #[error("reading the layer archive: {0}")]
+    Archive(#[source] std::io::Error),
+    #[error("opening the root directory {path}: {source}")]
+    Root { path: PathBuf, #[source] source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    /// Apply the owners recorded in the layer (needs root; default: when running as root).
+    pub preserve_ownership: bool,
+    /// Create device nodes (needs root; default: when running as root). Otherwise they are skipped and counted.
+    pub devices: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        UnpackOptions { preserve_ownership: root, devices: root }
+    }
+}
+
+/// What a layer did to the tree.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub whiteouts: u64,
+    pub skipped_devices: u64,
+}
+
+/// Decompresses (gzip, zstd or none, detected from the first bytes) and applies one layer to `root`.
+pub fn apply_layer(root: &Path, layer: impl Read, opts: &UnpackOptions) -> Result<LayerStats, UnpackError> {
+    let mut buffered = BufReader::with_capacity(1 << 20, layer);
+    let head = buffered.fill_buf().map_err(UnpackError::Archive)?;
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(UnpackError::Archive)?)
+    } else {
+        Box::new(buffered)
+    };
+    let root_fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| UnpackError::Root { path: root.into(), source: e.into() })?;
+    let mut u = Layer { root: root_fd, opts: *opts, created: HashSet::new(), dirs: Vec::new(), stats: LayerStats::default() };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(UnpackError::Archive)? {
+        let mut entry = entry.map_err(UnpackError::Archive)?;
+        u.apply(&mut entry)?;
+    }
+    u.finish_dirs()?;
+    Ok(u.stats)
+}
+
+struct DirMeta {
+    path: PathBuf,
+    mode: u32,
+    mtime: u64,
+    owner: Option<(u32, u32)>,
+}
+
+struct Layer {
+    root: OwnedFd,
+    opts: UnpackOptions,
+    /// Paths this layer created: an opaque whiteout removes only what lower layers left.
+    created: HashSet<PathBuf>,
+    dirs: Vec<DirMeta>,
+    stats: LayerStats,
+}
+
+/// A relative, `..`-free path for a tar name; `None` for the root itself.
+fn clean(raw: &Path) -> Result<Option<PathBuf>, UnpackError> {
+    let entry = || raw.display().to_string();
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(UnpackError::PathTraversal { entry: entry() }),
+            Component::RootDir | Component::Prefix(_) => return Err(UnpackError::AbsolutePath { entry: entry() }),
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+fn io(entry: &Path, e: impl Into<std::io::Error>) -> UnpackError {
+    UnpackError::Io { entry: entry.display().to_string(), source: e.into() }
+}
+
+impl Layer {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), UnpackError> {
+        let raw = entry.path().map_err(UnpackError::Archive)?.into_owned();
+        let Some(path) = clean(&raw)? else { return Ok(()) };
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+
+        if let Some(n) = name.to_str() {
+            if n == OPAQUE {
+                self.stats.whiteouts += 1;
+                let dir = self.open_dir(&parent_path, true).map_err(|e| io(&path, e))?;
+                return self.clear_dir(&dir, &parent_path).map_err(|e| io(&path, e));
+            }
+            if let Some(victim) = n.strip_prefix(WHITEOUT_PREFIX) {
+                self.stats.whiteouts += 1;
+                if victim.is_empty() || victim == "." || victim == ".." {
+                    return Err(UnpackError::PathTraversal { entry: raw.display().to_string() });
+                }
+                let dir = match self.open_dir(&parent_path, false) {
+                    Ok(d) => d,
+                    Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(()),
+                    Err(e) => return Err(io(&path, e)),
+                };
+                return remove_all(&dir, OsStr::new(victim)).map_err(|e| io(&path, e));
+            }
+        }
+
+        let parent = self.open_dir(&parent_path, true).map_err(|e| io(&path, e))?;
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = header.mtime().unwrap_or(0);
+        let owner = if self.opts.preserve_ownership {
+            Some((header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32))
+        } else {
+            None
+        };
+        let existing = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
+        let existing_is_dir = existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory);
+
+        match kind {
+            tar::EntryType::Directory => {
+                if existing.is_some() && !existing_is_dir {
+                    rustix::fs::unlinkat(&parent, &name, AtFlags::empty()).map_err(|e| io(&path, e))?;
+                }
+                if !existing_is_dir {
+                    rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(0o700)).map_err(|e| io(&path, e))?;
+                }
+                self.dirs.push(DirMeta { path: path.clone(), mode, mtime, owner });
+                self.stats.dirs += 1;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
+                let fd = rustix::fs::openat(
+                    &parent,
+                    &name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io(&path, e))?;
+                let mut file = std::fs::File::from(fd);
+                std::io::copy(entry, &mut file).map_err(|e| io(&path, e))?;
+                if let Some((uid, gid)) = owner {
+                    rustix::fs::fchown(&file, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                        .map_err(|e| io(&path, e))?;
+                }
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| io(&path, e))?;
+                set_xattrs(&file, entry);
+                rustix::fs::futimens(&file, &times(mtime)).map_err(|e| io(&path, e))?;
+                self.stats.files += 1;
+            }
+            tar::EntryType::Symlink => {
+                let target = header.link_name_bytes().map(|b| b.into_owned()).unwrap_or_default();
+                self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
+                // The target is stored verbatim: it is only ever resolved inside the root.
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io(&path, e))?;
+                if let Some((uid, gid)) = owner {
+                    let _ = rustix::fs::chownat(&parent, &name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                }
+                let _ = rustix::fs::utimensat(&parent, &name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
+                self.stats.symlinks += 1;
+            }
+            tar::EntryType::Link => {
+                let target_raw = header.link_name().map_err(UnpackError::Archive)?.unwrap_or_default().into_owned();
+                let outside = || UnpackError::HardLinkOutside {
+                    entry: raw.display().to_string(),
+                    target: target_raw.display().to_string(),
+                };
+                let target = match clean(&target_raw) {
+                    Ok(Some(t)) => t,
+                    Ok(None) | Err(_) => return Err(outside()),
+                };
+                let tparent = self.open_dir(target.parent().unwrap_or(Path::new("")), false).map_err(|_| outside())?;
+                let tname = target.file_name().unwrap_or_default();
+                self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
+                // Without AT_SYMLINK_FOLLOW a link to a symlink links the symlink itself, never what it points at.
+                rustix::fs::linkat(&tparent, tname, &parent, &name, AtFlags::empty()).map_err(|e| io(&path, e))?;
+                self.stats.hardlinks += 1;
+            }
+            tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
+                if kind != tar::EntryType::Fifo && !self.opts.devices {
+                    self.stats.skipped_devices += 1;
+                    return Ok(());
+                }
+                self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
+                let ft = match kind {
+                    tar::EntryType::Char => rustix::fs::FileType::CharacterDevice,
+                    tar::EntryType::Block => rustix::fs::FileType::BlockDevice,
+                    _ => rustix::fs::FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(
+                    header.device_major().ok().flatten().unwrap_or(0),
+                    header.device_minor().ok().flatten().unwrap_or(0),
+                );
+                rustix::fs::mknodat(&parent, &name, ft, Mode::from_raw_mode(mode), dev).map_err(|e| io(&path, e))?;
+                if let Some((uid, gid)) = owner {
+                    let _ = rustix::fs::chownat(&parent, &name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                }
+            }
+            // PAX and GNU metadata entries are consumed by the tar reader; anything else is ignored.
+            _ => return Ok(()),
+        }
+        self.created.insert(path);
+        Ok(())
+    }
+
+    /// Removes what is in the way of a new non-directory entry.
+    fn replace(&self, parent: &OwnedFd, name: &OsStr, is_dir: bool, exists: bool) -> rustix::io::Result<()> {
+        if is_dir {
+            remove_all(parent, name)
+        } else if exists {
+            rustix::fs::unlinkat(parent, name, AtFlags::empty())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Opens a directory inside the root, resolving symlinks as if the root were `/`; creates missing ones.
+    fn open_dir(&mut self, rel: &Path, create: bool) -> rustix::io::Result<OwnedFd> {
+        match self.open_in_root(rel) {
+            Err(Errno::NOENT) if create => self.mkdir_all(rel, 0),
+            other => other,
+        }
+    }
+
+    fn open_in_root(&self, rel: &Path) -> rustix::io::Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        let target: &Path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        rustix::fs::openat2(&self.root, target, flags, Mode::empty(), resolve)
+    }
+
+    /// Creates `rel` and its missing ancestors inside the root. A dangling symlink on the way is followed (inside
+    /// the root) and its target created, as a write through it would resolve.
+    fn mkdir_all(&mut self, rel: &Path, depth: u32) -> rustix::io::Result<OwnedFd> {
+        if depth > 40 {
+            return Err(Errno::LOOP);
+        }
+        let mut fd = self.open_in_root(Path::new(""))?;
+        let mut so_far = PathBuf::new();
+        for comp in rel.components() {
+            so_far.push(comp);
+            match self.open_in_root(&so_far) {
+                Ok(next) => fd = next,
+                Err(Errno::NOENT) => match rustix::fs::mkdirat(&fd, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) => {
+                        self.created.insert(so_far.clone());
+                        fd = self.open_in_root(&so_far)?;
+                    }
+                    Err(Errno::EXIST) => {
+                        let link = rustix::fs::readlinkat(&fd, comp.as_os_str(), Vec::new())?;
+                        let link = Path::new(OsStr::from_bytes(link.as_bytes()));
+                        let base = so_far.parent().unwrap_or(Path::new("")).to_path_buf();
+                        self.mkdir_all(&lexical_in_root(&base, link), depth + 1)?;
+                        fd = self.open_in_root(&so_far)?;
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(fd)
+    }
+
+    /// An opaque whiteout: removes every child of `dir` that this layer did not create.
+    fn clear_dir(&self, dir: &OwnedFd, rel: &Path) -> rustix::io::Result<()> {
+        for name in list(dir)? {
+            if !self.created.contains(&rel.join(&name)) {
+                remove_all(dir, &name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies directory modes, owners and times, deepest first.
+    fn finish_dirs(&mut self) -> Result<(), UnpackError> {
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+        for d in dirs {
+            let fd = match self.open_dir(&d.path, false) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) => continue, // Removed or replaced later in the layer.
+                Err(e) => return Err(io(&d.path, e)),
+            };
+            let parent = self.open_dir(d.path.parent().unwrap_or(Path::new("")), false).map_err(|e| io(&d.path, e))?;
+            let name = d.path.file_name().unwrap_or_default();
+            if let Some((uid, gid)) = d.owner {
+                rustix::fs::chownat(&parent, name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io(&d.path, e))?;
+            }
+            rustix::fs::chmodat(&parent, name, Mode::from_raw_mode(d.mode), AtFlags::empty()).map_err(|e| io(&d.path, e))?;
+            rustix::fs::utimensat(&fd, ".", &times(d.mtime), AtFlags::empty()).or_else(|_| {
+                rustix::fs::utimensat(&parent, name, &times(d.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            }).map_err(|e| io(&d.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `target` (a symlink's text) taken from directory `base`, with the root as `/` and `..` stopping at the root.
+fn lexical_in_root(base: &Path, target: &Path) -> PathBuf {
+    let mut out: Vec<&OsStr> = if target.is_absolute() { Vec::new() } else { base.iter().collect() };
+    for c in target.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out.iter().collect()
+}
+
+fn times(mtime: u64) -> rustix::fs::Timestamps {
+    let t = rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
+    rustix::fs::Timestamps { last_access: t, last_modification: t }
+}
+
+/// The names in a directory, without `.` and `..`.
+fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<std::ffi::OsString>> {
+    let fd = rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut d = rustix::fs::Dir::read_from(&fd)?;
+    let mut out = Vec::new();
+    while let Some(e) = d.read() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            out.push(OsStr::from_bytes(n).to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory; never follows a symlink.
+fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = rustix::fs::openat(dir, name, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    for child in list(&sub)? {
+        remove_all(&sub, &child)?;
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+}
+
+/// Extended attributes recorded as PAX `SCHILY.xattr.*`, set where the filesystem allows.
+fn set_xattrs<R: Read>(file: &std::fs::File, entry: &mut tar::Entry<R>) {
+    let Ok(Some(exts)) = entry.pax_extensions() else { return };
+    for ext in exts.flatten() {
+        let Ok(key) = ext.key() else { continue };
+        if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+            let _ = rustix::fs::fsetxattr(file, name, ext.value_bytes(), rustix::fs::XattrFlags::empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+    use std::path::Path;
+
+    #[test]
+    fn names() {
+        assert_eq!(clean(Path::new("./a/b")).unwrap().unwrap(), Path::new("a/b"));
+        assert!(clean(Path::new("./")).unwrap().is_none());
+        assert!(clean(Path::new("a/../b")).is_err());
+        assert!(clean(Path::new("/etc/passwd")).is_err());
+    }
+}
