@@ -356,3 +356,56 @@ async fn racing_publishes_never_mix() {
     assert_eq!(ts["signed"]["meta"]["snapshot.json"]["version"], snap["signed"]["version"]);
     assert_eq!(snap["signed"]["version"].as_u64().unwrap(), 1 + ok as u64);
 }
+
+#[tokio::test]
+async fn wharf_client_resolves_tags_through_the_trust_service() {
+    use wharf_client::transport::Transport;
+    use wharf_client::trust::{find_target, refresh, Previous, TrustError, TrustLimits};
+    use wharf_client::tuf::TufError;
+
+    let t = T::new(&[]);
+    let repo = "client/app";
+    let (len, sha) = t.push_image(repo, 4).await;
+    let svc = t.service_keys(repo).await;
+    let (ra, tk, dk) = (key(31), key(32), key(33));
+    let deleg = Delegations {
+        keys: keymap(&[dk.public()]),
+        roles: vec![DelegatedRole { name: "release".into(), keyids: vec![dk.key_id().clone()], threshold: 1,
+            terminating: true, paths: Some(vec!["v1.*".into()]), path_hash_prefixes: None }],
+    };
+    let root = Envelope::sign(&root_doc(1, &[&ra], 1, &tk, &svc), &[&ra]).unwrap();
+    let body = json!({"root": root, "targets": signed(&targets_doc(1, &[("v1", len, &sha)], Some(deleg.clone())), &[&tk]),
+        "delegations": {"release": signed(&targets_doc(1, &[("v1.5", len, &sha)], None), &[&dk])}});
+    let (status, v) = t.publish(repo, body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let transport = Transport::new(&t.s.addr, &[]).unwrap();
+    let name = repo.parse().unwrap();
+    let limits = TrustLimits::default();
+    let root_bytes = root.to_bytes().unwrap();
+    let mut r = refresh(&transport, &name, &root_bytes, &Previous::default(), &limits, now()).await.unwrap();
+    let top = find_target(&transport, &name, &mut r.set, "v1", &limits).await.unwrap();
+    assert_eq!((top.length, top.sha256.as_str(), top.role.as_str()), (len, sha.as_str(), "targets"));
+    assert_eq!(top.media_type.as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
+    let delegated = find_target(&transport, &name, &mut r.set, "v1.5", &limits).await.unwrap();
+    assert_eq!(delegated.role, "release");
+    assert!(matches!(find_target(&transport, &name, &mut r.set, "v9", &limits).await, Err(TrustError::NotSigned(_))));
+
+    // What was trusted before guards the next refresh against rollback.
+    let previous = Previous {
+        timestamp: Some(Envelope::parse(&r.timestamp).unwrap().decode().unwrap()),
+        snapshot: Some(Envelope::parse(&r.snapshot).unwrap().decode().unwrap()),
+    };
+    let (status, _) = t.publish(repo, json!({"targets": signed(&targets_doc(2, &[("v1", len, &sha)], None), &[&tk])})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut r2 = refresh(&transport, &name, &root_bytes, &previous, &limits, now()).await.unwrap();
+    // The delegation was revoked by targets v2: its tag no longer resolves.
+    assert!(matches!(find_target(&transport, &name, &mut r2.set, "v1.5", &limits).await, Err(TrustError::NotSigned(_))));
+    let mut ahead = previous.clone();
+    ahead.timestamp.as_mut().unwrap().version = 999;
+    let err = refresh(&transport, &name, &root_bytes, &ahead, &limits, now()).await.err().unwrap();
+    assert!(matches!(err, TrustError::Refused(TufError::Version { .. })), "{err}");
+    // A client whose clock says the timestamp expired refuses it (freeze).
+    let err = refresh(&transport, &name, &root_bytes, &previous, &limits, now() + 2 * 86_400).await.err().unwrap();
+    assert!(matches!(err, TrustError::Refused(TufError::Expired { .. })), "{err}");
+}

@@ -10,6 +10,10 @@ pub mod media_type;
 pub mod name;
 pub mod tuf;
 #[cfg(feature = "io")]
+pub mod transport;
+#[cfg(feature = "io")]
+pub mod trust;
+#[cfg(feature = "io")]
 pub mod unpack;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

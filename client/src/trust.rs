@@ -1,0 +1,154 @@
+//! The TUF client workflow over the network: refresh a repository's trust metadata from `/v2/<name>/_tuf/` and
+//! find a tag's target through the delegation tree. Every download is size-bounded; every decision is made by
+//! the pure [`TrustedSet`].
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use crate::name::RepositoryName;
+use crate::transport::{Transport, TransportError};
+use crate::tuf::{path_delegated, Snapshot, Timestamp, TrustedSet, TufError};
+
+/// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
+/// targets 16 MiB), and the most root versions one refresh will walk.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustLimits {
+    pub root: u64,
+    pub timestamp: u64,
+    pub snapshot: u64,
+    pub targets: u64,
+    pub max_root_rotations: u64,
+    pub max_delegations: usize,
+}
+
+impl Default for TrustLimits {
+    fn default() -> Self {
+        TrustLimits { root: 512 << 10, timestamp: 16 << 10, snapshot: 4 << 20, targets: 16 << 20, max_root_rotations: 1024, max_delegations: 32 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("trust metadata refused: {0}")]
+    Refused(#[from] TufError),
+    #[error("tag {0:?} is not signed in the repository's trust data")]
+    NotSigned(String),
+}
+
+/// What the last successful refresh trusted, kept by the caller so that the next one can refuse rollbacks.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub timestamp: Option<Timestamp>,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// A refreshed repository: the trusted set and the raw timestamp and snapshot to remember.
+pub struct Refreshed {
+    pub set: TrustedSet,
+    pub timestamp: Bytes,
+    pub snapshot: Bytes,
+}
+
+/// A tag as signed: the manifest's length and sha256, and its media type if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTarget {
+    pub name: String,
+    pub length: u64,
+    pub sha256: String,
+    pub media_type: Option<String>,
+    /// The role that signed it (`targets` or a delegated role).
+    pub role: String,
+}
+
+fn base(repo: &RepositoryName) -> String {
+    format!("/v2/{repo}/_tuf/")
+}
+
+/// Steps 5.3-5.6 of the specification: root chain, timestamp, snapshot, top-level targets.
+pub async fn refresh(
+    t: &Transport,
+    repo: &RepositoryName,
+    trusted_root: &[u8],
+    previous: &Previous,
+    limits: &TrustLimits,
+    now: i64,
+) -> Result<Refreshed, TrustError> {
+    let b = base(repo);
+    let mut set = TrustedSet::new(trusted_root, now)?;
+    // 5.3.3: fetch N+1.root.json until there is none.
+    for _ in 0..limits.max_root_rotations {
+        let next = set.root().version + 1;
+        match t.get_bounded(&format!("{b}{next}.root.json"), limits.root).await {
+            Ok(bytes) => set.update_root(&bytes)?,
+            Err(e) if e.is_not_found() => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    set.finish_root()?;
+    // 5.4
+    let timestamp = t.get_bounded(&format!("{b}timestamp.json"), limits.timestamp).await?;
+    set.update_timestamp(&timestamp, previous.timestamp.as_ref())?;
+    // 5.5: consistent snapshots, by the version the timestamp names.
+    let snap_meta = set.timestamp().and_then(|ts| ts.meta.get("snapshot.json")).cloned();
+    let version = snap_meta.as_ref().map_or(0, |m| m.version);
+    let max = snap_meta.and_then(|m| m.length).unwrap_or(limits.snapshot).min(limits.snapshot);
+    let snapshot = t.get_bounded(&format!("{b}{version}.snapshot.json"), max).await?;
+    set.update_snapshot(&snapshot, previous.snapshot.as_ref())?;
+    // 5.6
+    let meta = set.snapshot_entry("targets")?;
+    let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
+    let targets = t.get_bounded(&format!("{b}{}.targets.json", meta.version), max).await?;
+    set.update_targets(&targets)?;
+    Ok(Refreshed { set, timestamp, snapshot })
+}
+
+/// 5.6.7: a pre-order depth-first search of the delegation tree for `name`, fetching delegated roles on demand.
+pub async fn find_target(
+    t: &Transport,
+    repo: &RepositoryName,
+    set: &mut TrustedSet,
+    name: &str,
+    limits: &TrustLimits,
+) -> Result<SignedTarget, TrustError> {
+    let b = base(repo);
+    let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+    let mut visited = HashSet::new();
+    while let Some((role, parent)) = to_visit.pop() {
+        if visited.len() >= limits.max_delegations || !visited.insert(role.clone()) {
+            continue;
+        }
+        if role != "targets" && set.delegated(&role).is_none() {
+            let meta = set.snapshot_entry(&role)?;
+            let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
+            let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
+            set.update_delegated(&role, &bytes, &parent)?;
+        }
+        let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
+        let Some(targets) = targets else { continue };
+        if let Some(tf) = targets.targets.get(name) {
+            let sha256 = tf.hashes.get("sha256").cloned().ok_or_else(|| TufError::BadTarget {
+                role: role.clone(),
+                target: name.into(),
+                reason: "no sha256".into(),
+            })?;
+            let media_type = tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
+            return Ok(SignedTarget { name: name.into(), length: tf.length, sha256, media_type, role });
+        }
+        let mut children = Vec::new();
+        for d in targets.delegations.iter().flat_map(|d| d.roles.iter()) {
+            if path_delegated(d, name) {
+                children.push((d.name.clone(), role.clone()));
+                if d.terminating {
+                    to_visit.clear();
+                    break;
+                }
+            }
+        }
+        children.reverse();
+        to_visit.extend(children);
+    }
+    Err(TrustError::NotSigned(name.into()))
+}
