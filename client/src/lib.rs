@@ -5,9 +5,21 @@
 //! the servers and the client never handle an unchecked string.
 
 pub mod digest;
+pub mod image_ref;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+#[cfg(feature = "io")]
+pub mod publish;
+#[cfg(feature = "io")]
+pub mod pull;
+#[cfg(feature = "io")]
+pub mod push;
+#[cfg(feature = "io")]
+pub mod runtime;
+pub mod seal;
+#[cfg(feature = "io")]
+pub mod store;
 pub mod tuf;
 #[cfg(feature = "io")]
 pub mod transport;

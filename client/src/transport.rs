@@ -60,6 +60,30 @@ impl Transport {
         format!("{}{}", self.origin.as_str().trim_end_matches('/'), path)
     }
 
+    /// GETs `path` with extra headers; any non-success status is an error.
+    pub async fn get(&self, path: &str, headers: &[(&str, String)]) -> Result<reqwest::Response, TransportError> {
+        let url = self.url(path);
+        let mut req = self.http.get(&url);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        if !resp.status().is_success() {
+            return Err(TransportError::Status { url, status: resp.status().as_u16() });
+        }
+        Ok(resp)
+    }
+
+    /// The underlying HTTP client, for requests the helpers here do not cover (uploads).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The origin, for messages.
+    pub fn origin(&self) -> &str {
+        self.origin.as_str()
+    }
+
     /// GETs `path`, refusing bodies larger than `max` bytes (checked as the bytes arrive, not only by header).
     pub async fn get_bounded(&self, path: &str, max: u64) -> Result<Bytes, TransportError> {
         let url = self.url(path);

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use wharf_client::tuf::TufError;
 
-use crate::seal::SealError;
+use wharf_client::seal::SealError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotaryError {

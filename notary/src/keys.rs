@@ -6,7 +6,7 @@ use wharf_client::tuf::{PublicKey, Role, Root, SigningKey};
 use wharf_client::RepositoryName;
 use wharf_storage::{KeyRow, Metadata, UnixTime};
 
-use crate::seal::Kek;
+use wharf_client::seal::Kek;
 use crate::NotaryError;
 
 /// A service key, unsealed in memory for signing.

@@ -11,7 +11,6 @@ pub mod fresh;
 pub mod keys;
 pub mod publish;
 pub mod route;
-pub mod seal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ pub use error::NotaryError;
 use publish::{Current, ServiceKeyIds, Upload};
 pub use route::is_trust;
 use route::TrustPath;
-use seal::Kek;
+use wharf_client::seal::Kek;
 
 /// Lifetimes and limits of the trust service.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Sealing the service's private keys at rest: XChaCha20-Poly1305 under a key-encryption key derived with Argon2id
-//! from the configured secret and a per-installation salt. Each sealed key is bound to its row by associated data.
+//! Sealing private keys at rest: XChaCha20-Poly1305 under a key derived with Argon2id from a secret (the trust
+//! service's configured key-encryption key, or a user's passphrase) and a salt. Each sealed key is bound to where it
+//! belongs by associated data. Used by the trust service for its keys and by the client for publishers' keys.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

@@ -1,0 +1,239 @@
+//! The publisher's side of trust: private keys kept sealed under a passphrase, `trust init` (root and targets
+//! keys, the service's timestamp and snapshot keys, the first metadata), and signing or revoking tags by
+//! publishing new targets metadata. Signing an index signs the index digest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::name::RepositoryName;
+use crate::seal::{Kek, SealError};
+use crate::transport::{Transport, TransportError};
+use crate::trust::{refresh, Previous, TrustError, TrustLimits};
+use crate::tuf::{Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, TufError, SPEC_VERSION};
+
+/// Lifetimes of what the publisher signs: root one year, targets 90 days.
+const ROOT_LIFETIME: i64 = 365 * 86_400;
+const TARGETS_LIFETIME: i64 = 90 * 86_400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("key store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no {role} key for {repo} in {dir}: run `wharf trust init` first")]
+    NoKey { role: String, repo: String, dir: String },
+    #[error("a private key would not open: wrong passphrase?")]
+    Passphrase(#[from] SealError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    Tuf(#[from] TufError),
+    #[error("the trust service refused: {0}")]
+    Refused(String),
+    #[error("{0} is already initialised (its root is in {1})")]
+    AlreadyInitialised(String, String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedKey {
+    role: String,
+    public: PublicKey,
+    salt: String,
+    sealed: String,
+}
+
+/// Private keys under `dir`, one file per key id, each sealed with a passphrase (Argon2id + XChaCha20-Poly1305).
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+impl KeyStore {
+    pub fn open(dir: &Path) -> std::io::Result<KeyStore> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Ok(KeyStore { dir: dir.to_path_buf() })
+    }
+
+    /// Generates a key for `role` and stores it sealed under `passphrase`.
+    pub fn generate(&self, role: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
+        let mut secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        let key = SigningKey::from_bytes(&secret);
+        secret.fill(0);
+        let mut salt = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
+        let kek = Kek::derive(passphrase, &salt)?;
+        let sealed = kek.seal(&key.secret_bytes(), key.key_id().as_bytes());
+        let file = SealedKey { role: role.into(), public: key.public().clone(), salt: hex::encode(salt), sealed: hex::encode(sealed) };
+        let path = self.dir.join(format!("{}.key", key.key_id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        std::io::Write::write_all(&mut opts.open(path)?, &serde_json::to_vec_pretty(&file).unwrap_or_default())?;
+        Ok(key)
+    }
+
+    pub fn load(&self, key_id: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
+        let text = std::fs::read(self.dir.join(format!("{key_id}.key")))?;
+        let file: SealedKey = serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let salt = hex::decode(&file.salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let sealed = hex::decode(&file.sealed).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let secret = Kek::derive(passphrase, &salt)?.open(&sealed, key_id.as_bytes())?;
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| std::io::Error::other("bad key length"))?;
+        Ok(SigningKey::from_bytes(&bytes))
+    }
+}
+
+/// What the publisher records per repository: its key ids and the newest root it signed.
+#[derive(Serialize, Deserialize)]
+struct RepoState {
+    root_key: String,
+    targets_key: String,
+    root: Envelope,
+}
+
+pub struct Publisher {
+    pub transport: Transport,
+    pub host: String,
+    pub repo: RepositoryName,
+    pub keys: KeyStore,
+    /// `<config>/trust/repos`
+    pub state_dir: PathBuf,
+}
+
+/// Passphrases for root keys and for repository (targets) keys.
+pub struct Passphrases {
+    pub root: Vec<u8>,
+    pub repository: Vec<u8>,
+}
+
+impl Publisher {
+    fn state_path(&self) -> PathBuf {
+        let host: String = self.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        self.state_dir.join(host).join(format!("{}.json", self.repo))
+    }
+
+    fn state(&self) -> Result<RepoState, PublishError> {
+        let p = self.state_path();
+        let text = std::fs::read(&p).map_err(|_| PublishError::NoKey {
+            role: "targets".into(),
+            repo: self.repo.to_string(),
+            dir: p.display().to_string(),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()).into())
+    }
+
+    /// The path of the root this publisher trusts, for pinning (`--trust-root`).
+    pub fn root_path(&self) -> PathBuf {
+        self.state_path().with_extension("root.json")
+    }
+
+    async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, PublishError> {
+        let url = self.transport.url(path);
+        let mut req = self.transport.http().post(&url);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(serde_json::to_vec(b).unwrap_or_default());
+        }
+        let resp = req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await.unwrap_or_default();
+        if !ok {
+            return Err(PublishError::Refused(text));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `trust init`: root and targets keys, the service's keys, root v1 and an empty targets v1.
+    pub async fn init(&self, pass: &Passphrases, now: i64) -> Result<PathBuf, PublishError> {
+        if self.state_path().exists() {
+            return Err(PublishError::AlreadyInitialised(self.repo.to_string(), self.root_path().display().to_string()));
+        }
+        let svc = self.post(&format!("/v2/{}/_tuf/keys", self.repo), None).await?;
+        let service_key = |role: &str| -> Result<PublicKey, PublishError> {
+            serde_json::from_value(svc[role][0]["key"].clone()).map_err(|e| PublishError::Refused(format!("service keys: {e}")))
+        };
+        let (ts, snap) = (service_key("timestamp")?, service_key("snapshot")?);
+        let root_key = self.keys.generate("root", &pass.root)?;
+        let targets_key = self.keys.generate("targets", &pass.repository)?;
+        let role = |k: &PublicKey| RoleKeys { keyids: vec![k.key_id()], threshold: 1 };
+        let root = Root {
+            type_: "root".into(),
+            spec_version: SPEC_VERSION.into(),
+            consistent_snapshot: true,
+            version: 1,
+            expires: Expires(now + ROOT_LIFETIME),
+            keys: [root_key.public(), targets_key.public(), &ts, &snap].iter().map(|k| (k.key_id(), (*k).clone())).collect(),
+            roles: BTreeMap::from([
+                ("root".into(), role(root_key.public())),
+                ("targets".into(), role(targets_key.public())),
+                ("timestamp".into(), role(&ts)),
+                ("snapshot".into(), role(&snap)),
+            ]),
+        };
+        let targets = Targets {
+            type_: "targets".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: Expires(now + TARGETS_LIFETIME),
+            targets: BTreeMap::new(),
+            delegations: None,
+        };
+        let root_env = Envelope::sign(&root, &[&root_key])?;
+        let body = json!({"root": root_env, "targets": Envelope::sign(&targets, &[&targets_key])?});
+        self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
+        let state = RepoState { root_key: root_key.key_id().clone(), targets_key: targets_key.key_id().clone(), root: root_env.clone() };
+        let p = self.state_path();
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&p, serde_json::to_vec_pretty(&state).unwrap_or_default())?;
+        std::fs::write(self.root_path(), root_env.to_bytes()?)?;
+        Ok(self.root_path())
+    }
+
+    /// The current targets, verified through the full workflow from the publisher's own root.
+    async fn current_targets(&self, now: i64) -> Result<(RepoState, Targets), PublishError> {
+        let state = self.state()?;
+        let r = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, &Previous::default(), &TrustLimits::default(), now).await?;
+        let t = r.set.targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
+        Ok((state, t))
+    }
+
+    async fn publish_targets(&self, state: &RepoState, mut t: Targets, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        t.version += 1;
+        t.expires = Expires(now + TARGETS_LIFETIME);
+        let key = self.keys.load(&state.targets_key, pass)?;
+        let body = json!({"targets": Envelope::sign(&t, &[&key])?});
+        self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
+        Ok(t.version)
+    }
+
+    /// Signs `tag` as the manifest of `length` bytes with `sha256`; returns the new targets version.
+    pub async fn sign(&self, tag: &str, length: u64, sha256: &str, media_type: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let (state, mut t) = self.current_targets(now).await?;
+        t.targets.insert(
+            tag.into(),
+            TargetFile {
+                length,
+                hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
+                custom: Some(json!({ "mediaType": media_type })),
+            },
+        );
+        self.publish_targets(&state, t, pass, now).await
+    }
+
+    /// Removes `tag` from the signed targets.
+    pub async fn revoke(&self, tag: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let (state, mut t) = self.current_targets(now).await?;
+        if t.targets.remove(tag).is_none() {
+            return Err(PublishError::Trust(TrustError::NotSigned(tag.into())));
+        }
+        self.publish_targets(&state, t, pass, now).await
+    }
+}

@@ -1,0 +1,268 @@
+//! Verified pull: a tag is resolved only through trust data; the manifest is fetched by digest and checked against
+//! the signed length and sha256; every blob is verified while it streams into the content store. Mirrors are tried
+//! first and skipped, with a warning naming what failed, when anything they serve fails verification.
+
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+use url::Url;
+
+use crate::digest::Digest;
+use crate::image_ref::ImageRef;
+use crate::manifest::{Descriptor, ParsedManifest};
+use crate::media_type::MediaType;
+use crate::name::Reference;
+use crate::store::{ContentStore, FetchError, Source};
+use crate::transport::{Transport, TransportError};
+use crate::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustLimits};
+use crate::tuf::Envelope;
+
+/// The largest manifest fetched when no signed length bounds it.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// How the first root of a repository is trusted.
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy {
+    /// Skip trust data entirely (`--insecure-skip-trust`): the tag is whatever the registry says.
+    pub skip: bool,
+    /// A pinned root (`--trust-root FILE`), used when nothing is recorded yet.
+    pub pinned_root: Option<Vec<u8>>,
+    /// Trust the repository's first root as served, then record and enforce it (explicit opt-in).
+    pub trust_on_first_use: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub image: ImageRef,
+    pub insecure: Vec<String>,
+    pub mirrors: Vec<Url>,
+    pub trust: TrustPolicy,
+    /// `os/architecture` chosen from an index.
+    pub platform: (String, String),
+    pub concurrency: usize,
+    pub now: i64,
+}
+
+impl PullOptions {
+    pub fn new(image: ImageRef, now: i64) -> PullOptions {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        PullOptions {
+            image,
+            insecure: Vec::new(),
+            mirrors: Vec::new(),
+            trust: TrustPolicy::default(),
+            platform: ("linux".into(), arch.into()),
+            concurrency: 4,
+            now,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("no trusted root for {0}: pin one with --trust-root FILE, or trust on first use explicitly")]
+    NoTrustedRoot(String),
+    #[error("trust verification failed: {0}")]
+    Trust(#[from] TrustError),
+    #[error("every source failed trust verification: {}", .0.join("; "))]
+    TrustAllSources(Vec<String>),
+    #[error("manifest {digest}: {reason}")]
+    Manifest { digest: Digest, reason: String },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("no manifest for platform {os}/{arch} in index {digest}")]
+    NoPlatform { digest: Digest, os: String, arch: String },
+    #[error("local content store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a pull verified and stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest the reference resolved to (an index or a manifest).
+    pub digest: Digest,
+    pub media_type: MediaType,
+    /// The image manifest for the chosen platform.
+    pub manifest: Digest,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    /// The signed target, when resolved through trust data.
+    pub signed: Option<SignedTarget>,
+}
+
+/// The sources to try, mirrors first.
+pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
+    let mut out: Vec<Source> =
+        opts.mirrors.iter().map(|m| Source { name: format!("mirror {m}"), transport: Transport::with_origin(m.clone()) }).collect();
+    out.push(Source { name: format!("registry {}", opts.image.host), transport: Transport::new(&opts.image.host, &opts.insecure)? });
+    Ok(out)
+}
+
+pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, PullError> {
+    let srcs = sources(opts)?;
+    let repo = &opts.image.repository;
+    let (digest, max_len, signed) = match &opts.image.reference {
+        Reference::Digest(d) => (d.clone(), MAX_MANIFEST, None),
+        Reference::Tag(_) if opts.trust.skip => {
+            tracing::warn!("--insecure-skip-trust: the tag is NOT verified; whoever controls the registry or the network chooses the image");
+            let d = resolve_unverified(&srcs, opts).await?;
+            (d, MAX_MANIFEST, None)
+        }
+        Reference::Tag(tag) => {
+            let t = resolve_signed(store, &srcs, opts, tag.as_str()).await?;
+            let d: Digest = format!("sha256:{}", t.sha256).parse().map_err(|_| PullError::Manifest {
+                digest: Digest::sha256_of(b""),
+                reason: "signed sha256 is malformed".into(),
+            })?;
+            (d, t.length, Some(t))
+        }
+    };
+    let top = fetch_manifest(store, &srcs, opts, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
+    let (manifest_digest, parsed) = if top.media_type.is_index() {
+        let (os, arch) = &opts.platform;
+        let child = top
+            .manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p["os"] == os.as_str() && p["architecture"] == arch.as_str()))
+            .ok_or_else(|| PullError::NoPlatform { digest: digest.clone(), os: os.clone(), arch: arch.clone() })?;
+        let parsed = fetch_manifest(store, &srcs, opts, &child.digest, child.size, Some(child.size)).await?;
+        (child.digest.clone(), parsed)
+    } else {
+        (digest.clone(), top.clone())
+    };
+    let config = parsed.config.clone().ok_or_else(|| PullError::Manifest { digest: manifest_digest.clone(), reason: "no config".into() })?;
+    let blobs: Vec<Descriptor> = std::iter::once(config.clone()).chain(parsed.layers.iter().cloned()).collect();
+    futures::stream::iter(blobs.iter().map(|b| store.fetch(&srcs, repo, &b.digest, b.size)))
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    if let Reference::Tag(_) = opts.image.reference {
+        store.set_ref(&opts.image, &digest)?;
+    }
+    Ok(Pulled { digest, media_type: top.media_type, manifest: manifest_digest, config, layers: parsed.layers, signed })
+}
+
+async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Digest, PullError> {
+    let s = srcs.last().expect("the origin is always a source");
+    let path = format!("/v2/{}/manifests/{}", opts.image.repository, opts.image.reference);
+    let resp = s.transport.get(&path, &[("accept", ACCEPT.to_string())]).await?;
+    let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let body = resp.bytes().await.map_err(|e| TransportError::Body { url: s.transport.url(&path), source: e })?;
+    Ok(header.unwrap_or_else(|| Digest::sha256_of(&body)))
+}
+
+/// Refreshes trust data (mirrors first) and finds the tag; records what was trusted for the next pull.
+async fn resolve_signed(store: &ContentStore, srcs: &[Source], opts: &PullOptions, tag: &str) -> Result<SignedTarget, PullError> {
+    let repo = &opts.image.repository;
+    let dir = store.trust_dir(&opts.image.host, repo);
+    std::fs::create_dir_all(&dir)?;
+    let recorded = std::fs::read(dir.join("root.json")).ok();
+    let limits = TrustLimits::default();
+    let root = match (recorded, &opts.trust.pinned_root) {
+        (Some(r), _) => r,
+        (None, Some(p)) => p.clone(),
+        (None, None) if opts.trust.trust_on_first_use => {
+            let origin = srcs.last().expect("origin");
+            let r = origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await?;
+            let env = Envelope::parse(&r).map_err(TrustError::from)?;
+            let ids: Vec<String> = env.signatures.iter().map(|s| s.keyid.chars().take(12).collect()).collect();
+            tracing::warn!(repository = %repo, keys = ?ids, recorded = %dir.display(), "trusting the repository's root on first use; it is recorded and enforced from now on");
+            r.to_vec()
+        }
+        (None, None) => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
+    };
+    let previous = Previous {
+        timestamp: read_doc(&dir.join("timestamp.json")),
+        snapshot: read_doc(&dir.join("snapshot.json")),
+    };
+    let mut failures = Vec::new();
+    for s in srcs {
+        let result = async {
+            let mut r = refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await?;
+            let t = find_target(&s.transport, repo, &mut r.set, tag, &limits).await?;
+            Ok::<_, TrustError>((r, t))
+        }
+        .await;
+        match result {
+            Ok((r, t)) => {
+                std::fs::write(dir.join("root.json"), r.set.root_bytes())?;
+                std::fs::write(dir.join("timestamp.json"), &r.timestamp)?;
+                std::fs::write(dir.join("snapshot.json"), &r.snapshot)?;
+                return Ok(t);
+            }
+            Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
+            Err(e) => {
+                tracing::warn!(source = %s.name, error = %e, "skipping source: trust data failed verification");
+                failures.push(format!("{}: {e}", s.name));
+            }
+        }
+    }
+    Err(PullError::TrustAllSources(failures))
+}
+
+fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    Envelope::parse(&std::fs::read(path).ok()?).ok()?.decode().ok()
+}
+
+/// Fetches a manifest by digest (mirrors first), bounded by `max`, checked against its digest and, when signed,
+/// its signed length; stores it and returns it parsed.
+async fn fetch_manifest(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    digest: &Digest,
+    max: u64,
+    signed_len: Option<u64>,
+) -> Result<ParsedManifest, PullError> {
+    let bytes = match store.read(digest) {
+        Ok(b) => b,
+        Err(_) => {
+            let path = format!("/v2/{}/manifests/{digest}", opts.image.repository);
+            let mut failures = Vec::new();
+            let mut got = None;
+            for s in srcs {
+                let fetched = async {
+                    let resp = s.transport.get(&path, &[("accept", ACCEPT.to_string())]).await?;
+                    let url = s.transport.url(&path);
+                    let mut out = Vec::new();
+                    let mut stream = resp.bytes_stream();
+                    while let Some(c) = stream.next().await {
+                        let c = c.map_err(|e| TransportError::Body { url: url.clone(), source: e })?;
+                        if (out.len() + c.len()) as u64 > max {
+                            return Err(TransportError::TooLarge { url, max });
+                        }
+                        out.extend_from_slice(&c);
+                    }
+                    Ok(out)
+                }
+                .await;
+                match fetched {
+                    Ok(b) if !digest.matches(&b) => failures.push(format!("{}: manifest does not hash to {digest} (tampered)", s.name)),
+                    Ok(b) if signed_len.is_some_and(|l| l != b.len() as u64) => {
+                        failures.push(format!("{}: manifest length differs from the signed length", s.name))
+                    }
+                    Ok(b) => {
+                        got = Some(b);
+                        break;
+                    }
+                    Err(e) => failures.push(format!("{}: {e}", s.name)),
+                }
+                if let Some(f) = failures.last() {
+                    tracing::warn!(source = %s.name, error = %f, "skipping source");
+                }
+            }
+            let b = got.ok_or_else(|| PullError::Manifest { digest: digest.clone(), reason: failures.join("; ") })?;
+            store.put_verified(digest, &b)?;
+            b
+        }
+    };
+    ParsedManifest::parse(&bytes, None).map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
+}

@@ -1,0 +1,262 @@
+//! Push from an OCI image layout (a directory or an `oci-archive` tarball): blobs upload in parallel, blobs the
+//! registry has are skipped, large blobs go up in chunks that resume after a dropped connection, an index pushes
+//! every child first.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::digest::Digest;
+use crate::image_ref::ImageRef;
+use crate::manifest::{Descriptor, ParsedManifest};
+use crate::name::Reference;
+use crate::transport::{Transport, TransportError};
+
+/// Blobs larger than this go up in chunks of `CHUNK` bytes.
+const CHUNKED_ABOVE: u64 = 64 << 20;
+const CHUNK: u64 = 16 << 20;
+const RETRIES: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("source {0}: {1}")]
+    Source(String, String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{what}: registry answered {status}: {body}")]
+    Refused { what: String, status: u16, body: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where an image comes from: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+#[derive(Debug, Clone)]
+pub enum PushSource {
+    OciDir { dir: PathBuf, tag: Option<String> },
+    OciArchive { file: PathBuf, tag: Option<String> },
+}
+
+impl std::str::FromStr for PushSource {
+    type Err = PushError;
+
+    fn from_str(s: &str) -> Result<Self, PushError> {
+        let split = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.rsplit_once(':') {
+                Some((p, t)) if !t.contains('/') && !t.is_empty() => (p.into(), Some(t.into())),
+                _ => (rest.into(), None),
+            }
+        };
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, tag) = split(rest);
+            Ok(PushSource::OciDir { dir, tag })
+        } else if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, tag) = split(rest);
+            Ok(PushSource::OciArchive { file, tag })
+        } else {
+            Err(PushError::Source(s.into(), "use oci:DIR[:TAG] or oci-archive:FILE[:TAG]".into()))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// Blobs uploaded and blobs the registry already had.
+    pub uploaded: usize,
+    pub skipped: usize,
+}
+
+pub struct PushOptions {
+    pub image: ImageRef,
+    pub insecure: Vec<String>,
+    pub concurrency: usize,
+}
+
+struct Ctx<'a> {
+    t: Transport,
+    layout: &'a Path,
+    opts: &'a PushOptions,
+}
+
+fn blob_path(layout: &Path, d: &Digest) -> PathBuf {
+    layout.join("blobs").join(d.algorithm().as_str()).join(d.hex())
+}
+
+pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, PushError> {
+    let (layout, tag, _tmp) = match source {
+        PushSource::OciDir { dir, tag } => (dir.clone(), tag.clone(), None),
+        PushSource::OciArchive { file, tag } => {
+            let tmp = tempdir()?;
+            let f = std::fs::File::open(file)?;
+            tar::Archive::new(f).unpack(&tmp.0).map_err(|e| PushError::Source(file.display().to_string(), e.to_string()))?;
+            (tmp.0.clone(), tag.clone(), Some(tmp))
+        }
+    };
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)
+        .map_err(|e| PushError::Source(layout.display().to_string(), format!("index.json: {e}")))?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let chosen = match &tag {
+        Some(t) => manifests.iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t.as_str()),
+        None if manifests.len() == 1 => manifests.first(),
+        None => None,
+    }
+    .ok_or_else(|| PushError::Source(layout.display().to_string(), "name the image with :TAG (the layout holds several or none)".into()))?;
+    let desc: Descriptor = serde_json::from_value(chosen.clone()).map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
+    let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
+    let mut counts = (0, 0);
+    push_manifest(&ctx, &desc, &opts.image.reference, &mut counts).await?;
+    Ok(Pushed { digest: desc.digest, size: desc.size, media_type: desc.media_type.to_string(), uploaded: counts.0, skipped: counts.1 })
+}
+
+/// The manifests to push, children before parents, each with its bytes and parsed form.
+fn plan(layout: &Path, desc: &Descriptor, out: &mut Vec<(Descriptor, Vec<u8>, ParsedManifest)>) -> Result<(), PushError> {
+    let bytes = std::fs::read(blob_path(layout, &desc.digest))?;
+    if !desc.digest.matches(&bytes) {
+        return Err(PushError::Source(desc.digest.to_string(), "the layout's manifest does not match its digest".into()));
+    }
+    let parsed = ParsedManifest::parse(&bytes, Some(&desc.media_type))
+        .map_err(|e| PushError::Source(desc.digest.to_string(), e.to_string()))?;
+    for child in &parsed.manifests {
+        plan(layout, child, out)?;
+    }
+    out.push((desc.clone(), bytes, parsed));
+    Ok(())
+}
+
+async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, counts: &mut (usize, usize)) -> Result<(), PushError> {
+    let mut steps = Vec::new();
+    plan(ctx.layout, desc, &mut steps)?;
+    let last = steps.len() - 1;
+    for (i, (d, bytes, parsed)) in steps.into_iter().enumerate() {
+        let blobs: Vec<Descriptor> = parsed.blobs().cloned().collect();
+        let mut uploads = futures::stream::iter(blobs.iter().map(|b| push_blob(ctx, b))).buffer_unordered(ctx.opts.concurrency.max(1));
+        while let Some(uploaded) = uploads.next().await {
+            if uploaded? {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+        let target = if i == last { reference.to_string() } else { d.digest.to_string() };
+        let repo = &ctx.opts.image.repository;
+        let url = ctx.t.url(&format!("/v2/{repo}/manifests/{target}"));
+        let resp = ctx.t.http().put(&url).header("content-type", parsed.media_type.as_str()).body(bytes).send().await
+            .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        refused(resp, &format!("manifest {}", d.digest)).await?;
+    }
+    Ok(())
+}
+
+async fn refused(resp: reqwest::Response, what: &str) -> Result<(), PushError> {
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default().chars().take(300).collect();
+    Err(PushError::Refused { what: what.into(), status, body })
+}
+
+/// Uploads one blob unless the registry has it; true if uploaded.
+async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<bool, PushError> {
+    let repo = &ctx.opts.image.repository;
+    let head = ctx.t.http().head(ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest))).send().await;
+    if head.is_ok_and(|r| r.status().is_success()) {
+        return Ok(false);
+    }
+    let path = blob_path(ctx.layout, &b.digest);
+    let mut last = None;
+    for _ in 0..RETRIES {
+        let result = if b.size > CHUNKED_ABOVE { chunked(ctx, b, &path).await } else { monolithic(ctx, b, &path).await };
+        match result {
+            Ok(()) => return Ok(true),
+            Err(e @ PushError::Refused { .. }) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| PushError::Source(b.digest.to_string(), "upload failed".into())))
+}
+
+async fn start(ctx: &Ctx<'_>) -> Result<String, PushError> {
+    let repo = &ctx.opts.image.repository;
+    let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/"));
+    let resp = ctx.t.http().post(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from);
+    let status = resp.status();
+    if status.as_u16() != 202 {
+        refused(resp, "starting an upload").await?;
+    }
+    let loc = location.ok_or_else(|| PushError::Source(url, "no Location on upload start".into()))?;
+    Ok(if loc.starts_with("http") { loc } else { ctx.t.url(&loc) })
+}
+
+fn with_digest(loc: &str, d: &Digest) -> String {
+    format!("{loc}{}digest={d}", if loc.contains('?') { '&' } else { '?' })
+}
+
+async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushError> {
+    let loc = start(ctx).await?;
+    let file = tokio::fs::File::open(path).await?;
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let url = with_digest(&loc, &b.digest);
+    let resp = ctx.t.http().put(&url).header("content-type", "application/octet-stream").header("content-length", b.size)
+        .body(body).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    refused(resp, &format!("blob {}", b.digest)).await
+}
+
+/// PATCHes in chunks; after a failure, asks the session where it stands and continues from there.
+async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut loc = start(ctx).await?;
+    let mut offset = 0u64;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut failures = 0;
+    while offset < b.size {
+        let len = CHUNK.min(b.size - offset);
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact(&mut buf).await?;
+        let sent = ctx.t.http().patch(&loc).header("content-type", "application/octet-stream")
+            .header("content-range", format!("{offset}-{}", offset + len - 1)).body(buf).send().await;
+        match sent {
+            Ok(r) if r.status().as_u16() == 202 => {
+                if let Some(l) = r.headers().get("location").and_then(|v| v.to_str().ok()) {
+                    loc = if l.starts_with("http") { l.into() } else { ctx.t.url(l) };
+                }
+                offset += len;
+            }
+            Ok(r) if r.status().as_u16() != 416 => return refused(r, &format!("blob {} chunk", b.digest)).await,
+            _ => {
+                failures += 1;
+                if failures > RETRIES {
+                    return Err(PushError::Source(b.digest.to_string(), "too many failed chunks".into()));
+                }
+                // Resume from what the registry holds.
+                let st = ctx.t.http().get(&loc).send().await.map_err(|e| TransportError::Connect { url: loc.clone(), source: e })?;
+                let range = st.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("0-0").to_string();
+                let end: u64 = range.split('-').nth(1).and_then(|e| e.parse().ok()).unwrap_or(0);
+                offset = if range == "0-0" { 0 } else { end + 1 };
+            }
+        }
+    }
+    let url = with_digest(&loc, &b.digest);
+    let resp = ctx.t.http().put(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    refused(resp, &format!("blob {}", b.digest)).await
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> std::io::Result<TempDir> {
+    let p = std::env::temp_dir().join(format!("wharf-push-{}-{}", std::process::id(), Digest::sha256_of(format!("{:?}", std::time::SystemTime::now()).as_bytes()).hex()[..12].to_string()));
+    std::fs::create_dir_all(&p)?;
+    Ok(TempDir(p))
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,139 @@
+//! From a pulled image to a running container: unpack its layers into a bundle's `rootfs`, write the OCI runtime
+//! `config.json` from the image config, and hand the bundle to an installed runtime (runc, else crun).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::digest::Digest;
+use crate::image_ref::ImageRef;
+use crate::manifest::{Descriptor, ParsedManifest};
+use crate::store::ContentStore;
+use crate::unpack::{apply_layer, UnpackError, UnpackOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0} is not in the local content store: pull it first")]
+    NotPulled(String),
+    #[error("stored manifest {digest}: {reason}")]
+    Manifest { digest: Digest, reason: String },
+    #[error("layer {digest}: {source}")]
+    Layer { digest: Digest, #[source] source: UnpackError },
+    #[error("local content store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no OCI runtime found (install runc or crun)")]
+    NoRuntime,
+}
+
+/// The image manifest (for the platform) and its config, from the local store.
+pub fn local_image(store: &ContentStore, image: &ImageRef, platform: &(String, String)) -> Result<(Descriptor, Vec<Descriptor>), RuntimeError> {
+    let top = store.get_ref(image).ok_or_else(|| RuntimeError::NotPulled(image.to_string()))?;
+    let parse = |d: &Digest| -> Result<ParsedManifest, RuntimeError> {
+        let bytes = store.read(d).map_err(|_| RuntimeError::NotPulled(image.to_string()))?;
+        ParsedManifest::parse(&bytes, None).map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
+    };
+    let mut m = parse(&top)?;
+    if m.media_type.is_index() {
+        let child = m
+            .manifests
+            .iter()
+            .find(|c| c.platform.as_ref().is_some_and(|p| p["os"] == platform.0.as_str() && p["architecture"] == platform.1.as_str()))
+            .ok_or_else(|| RuntimeError::Manifest { digest: top.clone(), reason: format!("no {}/{} image", platform.0, platform.1) })?
+            .digest
+            .clone();
+        m = parse(&child)?;
+    }
+    let config = m.config.clone().ok_or_else(|| RuntimeError::Manifest { digest: top, reason: "no config".into() })?;
+    Ok((config, m.layers))
+}
+
+/// Applies the image's layers, in order, into `dir`.
+pub fn unpack_image(store: &ContentStore, layers: &[Descriptor], dir: &Path, opts: &UnpackOptions) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(dir)?;
+    for l in layers {
+        let f = std::fs::File::open(store.blob_path(&l.digest)).map_err(|_| RuntimeError::NotPulled(l.digest.to_string()))?;
+        apply_layer(dir, f, opts).map_err(|source| RuntimeError::Layer { digest: l.digest.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// The OCI runtime configuration for the image config `cfg` (its `config` object), with extra `args` replacing Cmd.
+pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
+    let c = &cfg["config"];
+    let strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default() };
+    let mut argv = strings(&c["Entrypoint"]);
+    argv.extend(if args.is_empty() { strings(&c["Cmd"]) } else { args.to_vec() });
+    if argv.is_empty() {
+        argv.push("/bin/sh".into());
+    }
+    let mut env = strings(&c["Env"]);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let cwd = c["WorkingDir"].as_str().filter(|s| !s.is_empty()).unwrap_or("/");
+    let (uid, gid) = user(c["User"].as_str().unwrap_or(""), rootfs);
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": uid, "gid": gid},
+            "args": argv,
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "wharf",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// `User` of an image config: `uid[:gid]` numerically, or a name looked up in the rootfs's /etc/passwd.
+fn user(spec: &str, rootfs: &Path) -> (u32, u32) {
+    let (u, g) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let lookup = |name: &str| passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == name).then(|| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
+    });
+    let (uid, pgid) = if u.is_empty() { (0, 0) } else { u.parse::<u32>().map(|n| (n, n)).ok().or_else(|| lookup(u)).unwrap_or((0, 0)) };
+    let gid = g.and_then(|g| g.parse().ok()).unwrap_or(pgid);
+    (uid, gid)
+}
+
+/// Writes a bundle (`rootfs` + `config.json`) for the image into `bundle`.
+pub fn make_bundle(store: &ContentStore, config: &Descriptor, layers: &[Descriptor], bundle: &Path, args: &[String]) -> Result<PathBuf, RuntimeError> {
+    let rootfs = bundle.join("rootfs");
+    unpack_image(store, layers, &rootfs, &UnpackOptions::default())?;
+    let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?).map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
+    let spec = runtime_config(&cfg, &rootfs, args);
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap_or_default())?;
+    Ok(bundle.to_path_buf())
+}
+
+/// Runs the bundle with runc (or crun) in the foreground; returns the container's exit code.
+pub fn run_bundle(bundle: &Path, id: &str) -> Result<i32, RuntimeError> {
+    let runtime = ["runc", "crun"].into_iter().find(|r| which(r)).ok_or(RuntimeError::NoRuntime)?;
+    let status = Command::new(runtime).arg("run").arg("--bundle").arg(bundle).arg(id).status()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}

@@ -1,0 +1,205 @@
+//! The local content store: blobs by digest, each verified while it streams in and renamed into place only when
+//! its digest matches; partial downloads resume; tags pulled are recorded as refs.
+//!
+//! ```text
+//! <store>/
+//! ├── blobs/sha256/<hex>            verified content, immutable
+//! ├── ingest/<hex>                  a download in progress (resumed with Range)
+//! ├── refs/<host>/<repository>/<tag>   the manifest digest a tag was last verified to
+//! └── trust/<host>/<repository>/    root.json, timestamp.json, snapshot.json last trusted
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::digest::{Digest, Hasher};
+use crate::image_ref::ImageRef;
+use crate::name::RepositoryName;
+use crate::transport::{Transport, TransportError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{source_name}: {error}")]
+    Transport { source_name: String, error: TransportError },
+    #[error("{source_name}: sent more than the {expected} bytes the manifest declares for {digest}")]
+    TooLong { source_name: String, digest: Digest, expected: u64 },
+    #[error("{source_name}: sent {got} bytes for {digest}, the manifest declares {expected}")]
+    TooShort { source_name: String, digest: Digest, expected: u64, got: u64 },
+    #[error("{source_name}: content of {expected} hashes to {actual} (tampered)")]
+    DigestMismatch { source_name: String, expected: Digest, actual: Digest },
+    #[error("every source failed for {digest}: {}", .failures.join("; "))]
+    AllSourcesFailed { digest: Digest, failures: Vec<String> },
+    #[error("local content store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A place content can come from: a mirror or the origin registry.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+}
+
+impl ContentStore {
+    pub fn open(root: &Path) -> std::io::Result<ContentStore> {
+        for d in ["blobs/sha256", "blobs/sha512", "ingest", "refs", "trust"] {
+            std::fs::create_dir_all(root.join(d))?;
+        }
+        Ok(ContentStore { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs").join(d.algorithm().as_str()).join(d.hex())
+    }
+
+    pub fn has(&self, d: &Digest) -> bool {
+        self.blob_path(d).exists()
+    }
+
+    pub fn read(&self, d: &Digest) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.blob_path(d))
+    }
+
+    /// Stores bytes already verified against `d` by the caller (checked again here).
+    pub fn put_verified(&self, d: &Digest, bytes: &[u8]) -> std::io::Result<()> {
+        if !d.matches(bytes) {
+            return Err(std::io::Error::other(format!("refusing to store bytes that do not hash to {d}")));
+        }
+        let tmp = self.root.join("ingest").join(format!("{}.put", d.hex()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, self.blob_path(d))
+    }
+
+    pub fn trust_dir(&self, host: &str, repo: &RepositoryName) -> PathBuf {
+        self.root.join("trust").join(sanitize(host)).join(repo.as_str())
+    }
+
+    fn ref_path(&self, image: &ImageRef) -> PathBuf {
+        self.root.join("refs").join(sanitize(&image.host)).join(image.repository.as_str()).join(image.reference.to_string())
+    }
+
+    pub fn set_ref(&self, image: &ImageRef, d: &Digest) -> std::io::Result<()> {
+        let p = self.ref_path(image);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, d.to_string())
+    }
+
+    pub fn get_ref(&self, image: &ImageRef) -> Option<Digest> {
+        match &image.reference {
+            crate::name::Reference::Digest(d) => Some(d.clone()),
+            crate::name::Reference::Tag(_) => std::fs::read_to_string(self.ref_path(image)).ok()?.trim().parse().ok(),
+        }
+    }
+
+    /// Fetches blob `d` of `size` bytes from the first source that serves it intact; a source that fails is
+    /// reported and skipped. Nothing unverified ever appears under `blobs/`.
+    pub async fn fetch(&self, sources: &[Source], repo: &RepositoryName, d: &Digest, size: u64) -> Result<PathBuf, FetchError> {
+        let dest = self.blob_path(d);
+        if dest.exists() {
+            return Ok(dest);
+        }
+        let mut failures = Vec::new();
+        for s in sources {
+            match self.fetch_from(s, repo, d, size).await {
+                Ok(()) => return Ok(dest),
+                Err(FetchError::Io(e)) => return Err(FetchError::Io(e)),
+                Err(e) => {
+                    tracing::warn!(source = %s.name, digest = %d, error = %e, "skipping source");
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        Err(FetchError::AllSourcesFailed { digest: d.clone(), failures })
+    }
+
+    async fn fetch_from(&self, s: &Source, repo: &RepositoryName, d: &Digest, size: u64) -> Result<(), FetchError> {
+        let partial = self.root.join("ingest").join(d.hex());
+        let mut hasher = d.algorithm().hasher();
+        let mut have = match tokio::fs::metadata(&partial).await {
+            Ok(m) if m.len() <= size => m.len(),
+            Ok(_) => {
+                tokio::fs::remove_file(&partial).await?;
+                0
+            }
+            Err(_) => 0,
+        };
+        if have > 0 {
+            hash_file(&partial, &mut hasher).await?;
+        }
+        let path = format!("/v2/{repo}/blobs/{d}");
+        let headers = if have > 0 && have < size { vec![("range", format!("bytes={have}-"))] } else { vec![] };
+        let resp = s.transport.get(&path, &headers).await.map_err(|error| FetchError::Transport { source_name: s.name.clone(), error })?;
+        let mut file = if have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            tokio::fs::OpenOptions::new().append(true).open(&partial).await?
+        } else {
+            // A full answer: start over.
+            have = 0;
+            hasher = d.algorithm().hasher();
+            tokio::fs::File::create(&partial).await?
+        };
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    file.flush().await?;
+                    // The partial file stays: the next attempt resumes from it.
+                    let error = TransportError::Body { url: s.transport.url(&path), source: e };
+                    return Err(FetchError::Transport { source_name: s.name.clone(), error });
+                }
+            };
+            if have + chunk.len() as u64 > size {
+                drop(file);
+                tokio::fs::remove_file(&partial).await?;
+                return Err(FetchError::TooLong { source_name: s.name.clone(), digest: d.clone(), expected: size });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+            have += chunk.len() as u64;
+        }
+        file.flush().await?;
+        drop(file);
+        if have != size {
+            tokio::fs::remove_file(&partial).await?;
+            return Err(FetchError::TooShort { source_name: s.name.clone(), digest: d.clone(), expected: size, got: have });
+        }
+        let actual = hasher.finish();
+        if actual != *d {
+            tokio::fs::remove_file(&partial).await?;
+            return Err(FetchError::DigestMismatch { source_name: s.name.clone(), expected: d.clone(), actual });
+        }
+        tokio::fs::rename(&partial, self.blob_path(d)).await?;
+        Ok(())
+    }
+}
+
+async fn hash_file(path: &Path, hasher: &mut Hasher) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// A host (`name:port`) as a single directory name.
+fn sanitize(host: &str) -> String {
+    host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+}
