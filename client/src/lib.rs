@@ -11,6 +11,12 @@ pub mod media_type;
 pub mod name;
 #[cfg(feature = "io")]
 pub mod publish;
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "io")]
+pub mod inspect;
+#[cfg(feature = "io")]
+pub mod layout;
 #[cfg(feature = "io")]
 pub mod pull;
 #[cfg(feature = "io")]

@@ -120,6 +120,20 @@ impl ParsedManifest {
         }
     }
 
+    /// Parses a manifest whose media type may be given by neither header nor body (OCI allows omitting
+    /// `mediaType`): an object with `manifests` is an OCI index, one with `config` an OCI image manifest.
+    pub fn parse_inferred(body: &[u8]) -> Result<ParsedManifest, ManifestError> {
+        match ParsedManifest::parse(body, None) {
+            Err(ManifestError::MissingMediaType) => {
+                let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+                let inferred = if v.get("manifests").is_some() { crate::media_type::OCI_INDEX } else { crate::media_type::OCI_MANIFEST };
+                let mt: MediaType = inferred.parse().map_err(|_| ManifestError::MissingMediaType)?;
+                ParsedManifest::parse(body, Some(&mt))
+            }
+            other => other,
+        }
+    }
+
     /// Blobs (config and layers) the registry must already hold for this manifest to be accepted.
     pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
         self.config.iter().chain(self.layers.iter())

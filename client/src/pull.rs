@@ -161,6 +161,33 @@ async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Diges
 
 /// Refreshes trust data (mirrors first) and finds the tag; records what was trusted for the next pull.
 async fn resolve_signed(store: &ContentStore, srcs: &[Source], opts: &PullOptions, tag: &str) -> Result<SignedTarget, PullError> {
+    let limits = TrustLimits::default();
+    let tag = tag.to_string();
+    let (_, t) = refresh_trusted(store, srcs, opts, move |s, mut r| {
+        let tag = tag.clone();
+        Box::pin(async move {
+            let t = find_target(&s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
+            Ok((r, t))
+        })
+    })
+    .await?;
+    Ok(t)
+}
+
+/// A source and the repository, as handed to the per-source step of [`refresh_trusted`].
+pub struct TrustSource<'a> {
+    pub transport: &'a Transport,
+    pub repo: crate::name::RepositoryName,
+}
+
+type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::trust::Refreshed, T), TrustError>>;
+
+/// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
+/// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
+pub async fn refresh_trusted<T, F>(store: &ContentStore, srcs: &[Source], opts: &PullOptions, step: F) -> Result<(crate::trust::Refreshed, T), PullError>
+where
+    F: for<'a> Fn(TrustSource<'a>, crate::trust::Refreshed) -> Step<'a, T>,
+{
     let repo = &opts.image.repository;
     let dir = store.trust_dir(&opts.image.host, repo);
     std::fs::create_dir_all(&dir)?;
@@ -185,18 +212,16 @@ async fn resolve_signed(store: &ContentStore, srcs: &[Source], opts: &PullOption
     };
     let mut failures = Vec::new();
     for s in srcs {
-        let result = async {
-            let mut r = refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await?;
-            let t = find_target(&s.transport, repo, &mut r.set, tag, &limits).await?;
-            Ok::<_, TrustError>((r, t))
-        }
-        .await;
+        let result = match refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await {
+            Ok(r) => step(TrustSource { transport: &s.transport, repo: repo.clone() }, r).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok((r, t)) => {
                 std::fs::write(dir.join("root.json"), r.set.root_bytes())?;
                 std::fs::write(dir.join("timestamp.json"), &r.timestamp)?;
                 std::fs::write(dir.join("snapshot.json"), &r.snapshot)?;
-                return Ok(t);
+                return Ok((r, t));
             }
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
             Err(e) => {
@@ -204,6 +229,9 @@ async fn resolve_signed(store: &ContentStore, srcs: &[Source], opts: &PullOption
                 failures.push(format!("{}: {e}", s.name));
             }
         }
+    }
+    if failures.len() == 1 && srcs.len() == 1 {
+        return Err(PullError::TrustAllSources(failures));
     }
     Err(PullError::TrustAllSources(failures))
 }
@@ -264,5 +292,5 @@ async fn fetch_manifest(
             b
         }
     };
-    ParsedManifest::parse(&bytes, None).map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
+    ParsedManifest::parse_inferred(&bytes).map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
 }

@@ -31,7 +31,7 @@ pub fn local_image(store: &ContentStore, image: &ImageRef, platform: &(String, S
     let top = store.get_ref(image).ok_or_else(|| RuntimeError::NotPulled(image.to_string()))?;
     let parse = |d: &Digest| -> Result<ParsedManifest, RuntimeError> {
         let bytes = store.read(d).map_err(|_| RuntimeError::NotPulled(image.to_string()))?;
-        ParsedManifest::parse(&bytes, None).map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
+        ParsedManifest::parse_inferred(&bytes).map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
     };
     let mut m = parse(&top)?;
     if m.media_type.is_index() {

@@ -1,21 +1,25 @@
-//! `wharf`: the service (`wharf serve`); client commands arrive with the client issue.
+//! `wharf`: the service (`wharf serve`) and the client commands (push, pull, unpack, run, trust).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use wharf_client::cli::{ClientCommand, Global};
 use wharf_registry::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "wharf", version, about = "Wharf: a content-addressed container image registry")]
+#[command(name = "wharf", version, about = "Wharf: a content-addressed container image registry with signed tags")]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the registry on embedded defaults (SQLite and disk under the data directory).
+    /// Start the registry and trust service on embedded defaults (SQLite and disk under the data directory).
     Serve {
         /// A TOML configuration file (also `WHARF_CONFIG`).
         #[arg(long, env = "WHARF_CONFIG")]
@@ -27,24 +31,54 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, addr, data_dir } => {
-            let mut cfg = match &config {
-                Some(p) => Config::from_file(p)?,
-                None => Config::default(),
+        Command::Serve { config, addr, data_dir } => match serve(config, addr, data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wharf serve: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Client(cmd) => {
+            let filter = std::env::var("WHARF_LOG").unwrap_or_else(|_| "warn".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_default())
+                .with_writer(std::io::stderr)
+                .try_init();
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("wharf: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
-            cfg.apply_env(|k| std::env::var(k).ok())?;
-            let settings = cfg.settings(Overrides { addr, data_dir })?;
-            init_logging(settings.log_json, &settings.log_level)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(wharf_registry::serve::run(settings, wharf_registry::serve::signal()))
-                .context("wharf serve")?;
+            match rt.block_on(wharf_client::cli::run(cli.global, cmd)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wharf: {e:#}");
+                    ExitCode::from(wharf_client::cli::exit_code(&e))
+                }
+            }
         }
     }
+}
+
+fn serve(config: Option<PathBuf>, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut cfg = match &config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    let settings = cfg.settings(Overrides { addr, data_dir })?;
+    init_logging(settings.log_json, &settings.log_level)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(wharf_registry::serve::run(settings, wharf_registry::serve::signal())).context("wharf serve")?;
     Ok(())
 }
 

@@ -1,0 +1,307 @@
+//! The `wharf` client commands (push, pull, unpack, run, trust), modelled on `docker` and `docker trust`.
+//!
+//! Exit codes: 0 success, 1 other failure, 3 verification failed (signatures, digests, trust data), 4 could not
+//! connect.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::image_ref::ImageRef;
+use crate::name::Reference;
+use crate::publish::{KeyStore, Passphrases, PublishError, Publisher};
+use crate::pull::{pull, PullError, PullOptions, TrustPolicy};
+use crate::push::{push, PushOptions, PushSource};
+use crate::store::ContentStore;
+use crate::transport::Transport;
+
+pub const EXIT_VERIFY: u8 = 3;
+pub const EXIT_CONNECT: u8 = 4;
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The local content store (default: $XDG_DATA_HOME/wharf or ~/.local/share/wharf).
+    #[arg(long, env = "WHARF_STORE", global = true)]
+    pub store: Option<PathBuf>,
+    /// Keys and trust state (default: $XDG_CONFIG_HOME/wharf or ~/.config/wharf).
+    #[arg(long, env = "WHARF_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+    /// Registries to reach over plain HTTP besides loopback ones (repeatable).
+    #[arg(long = "insecure-registry", global = true)]
+    pub insecure: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Push an image: SRC is oci:DIR[:TAG] or oci-archive:FILE[:TAG]; REF is HOST/REPOSITORY[:TAG].
+    Push {
+        src: String,
+        reference: String,
+        /// Sign the tag after pushing (as `wharf trust sign`).
+        #[arg(long)]
+        sign: bool,
+    },
+    /// Pull an image, verified: a tag resolves only through the repository's signed trust data.
+    Pull {
+        reference: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Also write the image as an OCI layout: oci:DIR.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Apply a pulled image's layers into DIR (pulling it first if needed).
+    Unpack {
+        reference: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+    /// Run a pulled image with an installed OCI runtime (runc or crun).
+    Run {
+        reference: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Arguments replacing the image's Cmd.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Sign and inspect tags (like `docker trust`).
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// A root metadata file to trust for the repository (pinned).
+    #[arg(long)]
+    pub trust_root: Option<PathBuf>,
+    /// Trust the repository's root as first served, then record and enforce it.
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+    /// DANGER: skip trust data; the registry alone decides what a tag means.
+    #[arg(long)]
+    pub insecure_skip_trust: bool,
+    /// Mirrors tried before the origin (repeatable).
+    #[arg(long = "mirror")]
+    pub mirrors: Vec<url::Url>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Create root and targets keys, fetch the service's keys, publish the first metadata. REF is HOST/REPOSITORY.
+    Init { reference: String },
+    /// Sign the manifest a tag points to now.
+    Sign { reference: String },
+    /// Remove a tag's signature.
+    Revoke { reference: String },
+    /// Show the signed tags of a repository (verified).
+    Inspect {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+}
+
+fn home_dir(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
+        .unwrap_or_else(|| PathBuf::from(".wharf"))
+}
+
+impl Global {
+    fn store(&self) -> std::io::Result<ContentStore> {
+        ContentStore::open(&self.store.clone().unwrap_or_else(|| home_dir("XDG_DATA_HOME", ".local/share").join("wharf")))
+    }
+
+    fn config(&self) -> PathBuf {
+        self.config_dir.clone().unwrap_or_else(|| home_dir("XDG_CONFIG_HOME", ".config").join("wharf"))
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn passphrase(var: &str, prompt: &str) -> anyhow::Result<Vec<u8>> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(p.into_bytes());
+    }
+    let p = rpassword::prompt_password(prompt).map_err(|e| anyhow::anyhow!("{var} is not set and no terminal to ask on: {e}"))?;
+    Ok(p.into_bytes())
+}
+
+fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {
+    let cfg = g.config();
+    Ok(Publisher {
+        transport: Transport::new(&image.host, &g.insecure)?,
+        host: image.host.clone(),
+        repo: image.repository.clone(),
+        keys: KeyStore::open(&cfg.join("trust/private"))?,
+        state_dir: cfg.join("trust/repos"),
+    })
+}
+
+fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<PullOptions> {
+    let mut o = PullOptions::new(image, now());
+    o.insecure = g.insecure.clone();
+    o.mirrors = t.mirrors.clone();
+    let pinned = match &t.trust_root {
+        Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),
+        None => None,
+    };
+    o.trust = TrustPolicy { skip: t.insecure_skip_trust, pinned_root: pinned, trust_on_first_use: t.trust_on_first_use };
+    if t.insecure_skip_trust {
+        eprintln!("WARNING: --insecure-skip-trust: tags are NOT verified against signed trust data; the registry (or anyone between you and it) decides which image you get. Content is still checked against its digest.");
+    }
+    Ok(o)
+}
+
+/// Maps an error to the documented exit code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(p) = cause.downcast_ref::<PullError>() {
+            return match p {
+                PullError::Transport(_) => EXIT_CONNECT,
+                PullError::Io(_) | PullError::NoTrustedRoot(_) => 1,
+                _ => EXIT_VERIFY,
+            };
+        }
+        if cause.downcast_ref::<crate::transport::TransportError>().is_some() {
+            return EXIT_CONNECT;
+        }
+        if matches!(cause.downcast_ref::<PublishError>(), Some(PublishError::Trust(_) | PublishError::Tuf(_))) {
+            return EXIT_VERIFY;
+        }
+    }
+    1
+}
+
+pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Push { src, reference, sign } => {
+            let image: ImageRef = reference.parse()?;
+            let source: PushSource = src.parse()?;
+            let pushed = push(&source, &PushOptions { image: image.clone(), insecure: g.insecure.clone(), concurrency: 4 }).await?;
+            println!("{image}: pushed {} ({} bytes; {} blobs uploaded, {} already there)", pushed.digest, pushed.size, pushed.uploaded, pushed.skipped);
+            if sign {
+                let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
+                let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+                let v = publisher(&g, &image)?.sign(tag.as_str(), pushed.size, pushed.digest.hex(), &pushed.media_type, &pass, now()).await?;
+                println!("{image}: signed {} (targets version {v})", pushed.digest);
+            }
+        }
+        ClientCommand::Pull { reference, trust, output } => {
+            let store = g.store()?;
+            let p = pull(&store, &pull_options(&g, reference.parse()?, &trust)?).await?;
+            match &p.signed {
+                Some(s) => println!("{reference}: verified {} (signed by {})", p.digest, s.role),
+                None => println!("{reference}: {}", p.digest),
+            }
+            if let Some(out) = output {
+                let dir = out.strip_prefix("oci:").ok_or_else(|| anyhow::anyhow!("--output takes oci:DIR"))?;
+                crate::layout::export(&store, &p, &reference.parse::<ImageRef>()?, std::path::Path::new(dir))?;
+                println!("wrote OCI layout {dir}");
+            }
+        }
+        ClientCommand::Unpack { reference, dir, trust } => {
+            let store = g.store()?;
+            let image: ImageRef = reference.parse()?;
+            let opts = pull_options(&g, image.clone(), &trust)?;
+            if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
+                pull(&store, &opts).await?;
+            }
+            let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+            crate::runtime::unpack_image(&store, &layers, &dir, &crate::unpack::UnpackOptions::default())?;
+            println!("{reference}: unpacked {} layers into {}", layers.len(), dir.display());
+        }
+        ClientCommand::Run { reference, trust, args } => {
+            let store = g.store()?;
+            let image: ImageRef = reference.parse()?;
+            let opts = pull_options(&g, image.clone(), &trust)?;
+            if store.get_ref(&image).is_none() {
+                pull(&store, &opts).await?;
+            }
+            let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+            let bundle = std::env::temp_dir().join(format!("wharf-run-{}", std::process::id()));
+            crate::runtime::make_bundle(&store, &config, &layers, &bundle, &args)?;
+            let code = crate::runtime::run_bundle(&bundle, &format!("wharf-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&bundle);
+            let code = code?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
+        ClientCommand::Trust(t) => trust(g, t).await?,
+    }
+    Ok(())
+}
+
+async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
+    match cmd {
+        TrustCommand::Init { reference } => {
+            let image: ImageRef = reference.parse()?;
+            let pass = Passphrases {
+                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the new root key: ")?,
+                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
+            };
+            let root = publisher(&g, &image)?.init(&pass, now()).await?;
+            println!("{}/{}: trust initialised; root metadata to pin: {}", image.host, image.repository, root.display());
+        }
+        TrustCommand::Sign { reference } => {
+            let image: ImageRef = reference.parse()?;
+            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
+            let t = Transport::new(&image.host, &g.insecure)?;
+            let path = format!("/v2/{}/manifests/{tag}", image.repository);
+            let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+            let resp = t.get(&path, &[("accept", accept.to_string())]).await?;
+            let media_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let body = resp.bytes().await?;
+            if body.len() as u64 > crate::pull::MAX_MANIFEST {
+                anyhow::bail!("manifest larger than {} bytes", crate::pull::MAX_MANIFEST);
+            }
+            let digest = crate::Digest::sha256_of(&body);
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.sign(tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?;
+            println!("{image}: signed {digest} (targets version {v})");
+        }
+        TrustCommand::Revoke { reference } => {
+            let image: ImageRef = reference.parse()?;
+            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("revoke a tag: HOST/REPOSITORY:TAG") };
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.revoke(tag.as_str(), &pass, now()).await?;
+            println!("{image}: signature revoked (targets version {v})");
+        }
+        TrustCommand::Inspect { reference, json, trust } => {
+            let image: ImageRef = reference.parse()?;
+            let mut t = trust.clone();
+            if t.trust_root.is_none() {
+                let own = publisher(&g, &image)?.root_path();
+                if own.exists() {
+                    t.trust_root = Some(own);
+                }
+            }
+            let opts = pull_options(&g, image.clone(), &t)?;
+            let rows = crate::inspect::signed_tags(&g.store()?, &opts).await?;
+            let only = match &image.reference {
+                Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => Some(tag.to_string()),
+                _ => None,
+            };
+            let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
+            if json {
+                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": format!("sha256:{}", r.sha256), "length": r.length, "mediaType": r.media_type, "signer": r.role})).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("Signatures for {}/{}\n", image.host, image.repository);
+                println!("{:<24} {:<72} {}", "SIGNED TAG", "DIGEST", "SIGNER");
+                for r in rows {
+                    println!("{:<24} sha256:{:<65} {}", r.name, r.sha256, r.role);
+                }
+            }
+        }
+    }
+    Ok(())
+}

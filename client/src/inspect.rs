@@ -1,0 +1,43 @@
+//! `trust inspect`: every signed tag of a repository, verified through the full workflow.
+
+use crate::pull::{refresh_trusted, sources, PullError, PullOptions};
+use crate::store::ContentStore;
+use crate::trust::{find_target, SignedTarget, TrustLimits};
+
+/// The signed tags of the top-level targets and of every delegated role they name, verified.
+pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec<SignedTarget>, PullError> {
+    let srcs = sources(opts)?;
+    let (_, rows) = refresh_trusted(store, &srcs, opts, |s, mut r| {
+        Box::pin(async move {
+            let limits = TrustLimits::default();
+            let mut names: Vec<String> = Vec::new();
+            if let Some(t) = r.set.targets() {
+                names.extend(t.targets.keys().cloned());
+            }
+            let roles: Vec<String> = r.set.targets().and_then(|t| t.delegations.as_ref()).map(|d| d.roles.iter().map(|x| x.name.clone()).collect()).unwrap_or_default();
+            for role in roles {
+                let meta = match r.set.snapshot_entry(&role) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                };
+                let bytes = s.transport.get_bounded(&format!("/v2/{}/_tuf/{}.{role}.json", s.repo, meta.version), limits.targets).await?;
+                r.set.update_delegated(&role, &bytes, "targets")?;
+                if let Some(t) = r.set.delegated(&role) {
+                    names.extend(t.targets.keys().cloned());
+                }
+            }
+            names.sort();
+            names.dedup();
+            let mut rows = Vec::new();
+            for n in names {
+                // The search applies delegation order and paths, so a tag shows the signer a pull would trust.
+                if let Ok(t) = find_target(s.transport, &s.repo, &mut r.set, &n, &limits).await {
+                    rows.push(t);
+                }
+            }
+            Ok((r, rows))
+        })
+    })
+    .await?;
+    Ok(rows)
+}
