@@ -3,45 +3,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use common::tree;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::Digest as _;
 use wharf_client::unpack::{apply_layer, UnpackOptions};
 
 fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
-}
-
-/// path -> description of everything that must match.
-fn tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let ft = m.file_type();
-            let what = if ft.is_dir() {
-                stack.push(p.clone());
-                "dir".to_string()
-            } else if ft.is_symlink() {
-                format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
-            } else if ft.is_file() {
-                format!("file {} sha256:{} nlink {}", m.len(), hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())), m.nlink())
-            } else if ft.is_char_device() || ft.is_block_device() {
-                format!("device {}", m.rdev())
-            } else {
-                "other".to_string()
-            };
-            let mtime = if ft.is_dir() { String::new() } else { format!(" mtime {}", m.mtime()) };
-            out.insert(rel, format!("{what} mode {:o} owner {}:{}{mtime}", m.mode() & 0o7777, m.uid(), m.gid()));
-        }
-    }
-    out
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -81,12 +51,7 @@ fn wharf_unpack_matches_umoci_on_the_test_images() {
         let out = Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:{tag}", layout.display())).arg(&bundle).output().expect("umoci");
         assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
         let (a, b) = (tree(&ours), tree(&bundle.join("rootfs")));
-        let diff: Vec<String> = a
-            .iter()
-            .filter(|(k, v)| b.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k}: wharf {v} / umoci {:?}", b.get(k)))
-            .chain(b.keys().filter(|k| !a.contains_key(*k)).map(|k| format!("{k}: only in umoci")))
-            .collect();
+        let diff = common::tree_diff(&a, &b);
         assert!(diff.is_empty(), "{image}: {} differences:\n{}", diff.len(), diff.join("\n"));
         assert!(a.len() > 10, "{image}: suspiciously small tree ({} entries)", a.len());
     }

@@ -158,3 +158,43 @@ pub fn send_partial(addr: &str, head: &str, body: &[u8]) {
     drop(s);
     std::thread::sleep(Duration::from_millis(200));
 }
+
+/// Every entry under `root`: path -> type, mode, owner, link target, size, sha256, link count, mtime (files).
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let ft = m.file_type();
+            let what = if ft.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else if ft.is_symlink() {
+                format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_file() {
+                let sum = hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap()));
+                format!("file {} sha256:{sum} nlink {}", m.len(), m.nlink())
+            } else if ft.is_char_device() || ft.is_block_device() {
+                format!("device {}", m.rdev())
+            } else {
+                "other".to_string()
+            };
+            let mtime = if ft.is_dir() { String::new() } else { format!(" mtime {}", m.mtime()) };
+            out.insert(rel, format!("{what} mode {:o} owner {}:{}{mtime}", m.mode() & 0o7777, m.uid(), m.gid()));
+        }
+    }
+    out
+}
+
+/// The differences between two trees, for an assertion message.
+pub fn tree_diff(a: &std::collections::BTreeMap<String, String>, b: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: ours {v} / theirs {:?}", b.get(k)))
+        .chain(b.keys().filter(|k| !a.contains_key(*k)).map(|k| format!("{k}: only in theirs")))
+        .collect()
+}

@@ -1,0 +1,143 @@
+//! The `wharf` client end to end against a real `wharf serve`: push --sign the shared test images, pull them
+//! verified, unpack them (trees equal to umoci's unpack of the same layouts), run `small`, and check a tag that
+//! `wharf trust sign` signed with python-tuf's reference client.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{tree, tree_diff, wharf_bin, Server};
+
+struct Client {
+    store: tempfile::TempDir,
+    config: tempfile::TempDir,
+}
+
+impl Client {
+    fn new() -> Client {
+        Client { store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() }
+    }
+
+    fn wharf(&self, args: &[&str]) -> Output {
+        Command::new(wharf_bin())
+            .args(args)
+            .env("WHARF_STORE", self.store.path())
+            .env("WHARF_CONFIG_DIR", self.config.path())
+            .env("WHARF_ROOT_PASSPHRASE", "root secret")
+            .env("WHARF_REPOSITORY_PASSPHRASE", "repo secret")
+            .env("WHARF_LOG", "warn")
+            .output()
+            .expect("run wharf")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.wharf(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "wharf {args:?} failed ({:?}):\n{text}", out.status.code());
+        text
+    }
+
+    fn root_of(&self, host: &str, repo: &str) -> PathBuf {
+        self.config.path().join("trust/repos").join(host.replace(':', "_")).join(format!("{repo}.root.json"))
+    }
+}
+
+fn peers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
+}
+
+fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
+    let out = Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:{tag}", layout.display())).arg(bundle).output().expect("umoci");
+    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    bundle.join("rootfs")
+}
+
+#[test]
+fn push_sign_pull_unpack_run_the_test_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let st = Command::new(peers().join("make-test-images")).arg(&images).status().expect("make-test-images");
+    assert!(st.success());
+    let s = Server::start(&[]);
+    let c = Client::new();
+    let host = s.addr.clone();
+
+    for (image, tag, umoci_tag) in [("small", "latest", "latest"), ("index", "latest", "amd64"), ("big", "latest", "latest")] {
+        let repo = format!("e2e/{image}");
+        let reference = format!("{host}/{repo}:{tag}");
+        c.ok(&["trust", "init", &format!("{host}/{repo}")]);
+        let out = c.ok(&["push", "--sign", &format!("oci:{}:{tag}", images.join(image).display()), &reference]);
+        assert!(out.contains("signed sha256:"), "{out}");
+        let root = c.root_of(&host, &repo);
+        let out = c.ok(&["pull", "--trust-root", root.to_str().unwrap(), &reference]);
+        assert!(out.contains("verified sha256:"), "{out}");
+        let ours = tmp.path().join(format!("{image}-wharf"));
+        c.ok(&["unpack", &reference, ours.to_str().unwrap()]);
+        let theirs = umoci_unpack(&images.join(image), umoci_tag, &tmp.path().join(format!("{image}-umoci")));
+        let diff = tree_diff(&tree(&ours), &tree(&theirs));
+        assert!(diff.is_empty(), "{image}: {} differences from umoci:\n{}", diff.len(), diff.join("\n"));
+    }
+
+    // Run `small` with an OCI runtime.
+    let expected = std::fs::read_to_string(images.join("small.expected-output")).unwrap();
+    let out = c.ok(&["run", &format!("{host}/e2e/small:latest")]);
+    assert!(out.contains(expected.trim()), "run printed:\n{out}");
+
+    // The registry's tag moved to another image without a signature: the pull still gets the signed image.
+    c.ok(&["push", &format!("oci:{}:latest", images.join("index").display()), &format!("{host}/e2e/small:latest")]);
+    let fresh = Client { store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };
+    let root = c.root_of(&host, "e2e/small");
+    let out = fresh.ok(&["pull", "--trust-root", root.to_str().unwrap(), &format!("{host}/e2e/small:latest")]);
+    assert!(out.contains("sha256:b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679"), "{out}");
+    // An unsigned tag does not resolve; the exit code says verification failed.
+    c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &format!("{host}/e2e/small:unsigned")]);
+    let out = fresh.wharf(&["pull", "--trust-root", root.to_str().unwrap(), &format!("{host}/e2e/small:unsigned")]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));
+    // A pull by digest needs no trust data.
+    fresh.ok(&["pull", &format!("{host}/e2e/small@sha256:b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679")]);
+    // Without a pinned root and without an explicit first-use opt-in, nothing is trusted.
+    let out = Client::new().wharf(&["pull", &format!("{host}/e2e/small:latest")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trusted root"));
+    let tofu = Client::new();
+    let out = tofu.ok(&["pull", "--trust-on-first-use", &format!("{host}/e2e/small:latest")]);
+    assert!(out.contains("trusting the repository's root on first use"), "{out}");
+}
+
+#[test]
+fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let st = Command::new(peers().join("make-test-images")).arg(&images).env("SKIP_BIG", "1").status().expect("make-test-images");
+    assert!(st.success());
+    let s = Server::start(&[]);
+    let c = Client::new();
+    let host = s.addr.clone();
+    let reference = format!("{host}/signed/app:v1");
+    c.ok(&["trust", "init", &format!("{host}/signed/app")]);
+    c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &reference]);
+    let out = c.ok(&["trust", "sign", &reference]);
+    assert!(out.contains("signed sha256:b8b5ec2b"), "{out}");
+    let inspect = c.ok(&["trust", "inspect", "--json", &format!("{host}/signed/app")]);
+    let v: serde_json::Value = serde_json::from_str(inspect.trim()).unwrap_or_else(|_| panic!("{inspect}"));
+    assert_eq!(v[0]["tag"], "v1");
+    assert_eq!(v[0]["digest"], "sha256:b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679");
+
+    let root = c.root_of(&host, "signed/app");
+    let out = Command::new(peers().join("tuf-client-check"))
+        .arg(s.url("/v2/signed/app/_tuf/"))
+        .arg(s.url("/v2/signed/app/_tuf/targets/"))
+        .arg(&root)
+        .arg("v1")
+        .arg("b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679")
+        .output()
+        .expect("tuf-client-check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+
+    c.ok(&["trust", "revoke", &reference]);
+    let out = Client::new().wharf(&["pull", "--trust-root", root.to_str().unwrap(), &reference]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
