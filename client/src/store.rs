@@ -127,6 +127,9 @@ impl ContentStore {
 
     async fn fetch_from(&self, s: &Source, repo: &RepositoryName, d: &Digest, size: u64) -> Result<(), FetchError> {
         let partial = self.root.join("ingest").join(d.hex());
+        // Whatever ends this download (a refusal, or the pull being cancelled because another blob failed) removes
+        // the partial file, except a connection that broke mid-body: that one is kept so the next pull resumes.
+        let mut guard = PartialGuard { path: partial.clone(), keep: false };
         let mut hasher = d.algorithm().hasher();
         let mut have = match tokio::fs::metadata(&partial).await {
             Ok(m) if m.len() <= size => m.len(),
@@ -157,6 +160,7 @@ impl ContentStore {
                 Err(e) => {
                     file.flush().await?;
                     // The partial file stays: the next attempt resumes from it.
+                    guard.keep = true;
                     let error = TransportError::Body { url: s.transport.url(&path), source: e };
                     return Err(FetchError::Transport { source_name: s.name.clone(), error });
                 }
@@ -182,7 +186,22 @@ impl ContentStore {
             return Err(FetchError::DigestMismatch { source_name: s.name.clone(), expected: d.clone(), actual });
         }
         tokio::fs::rename(&partial, self.blob_path(d)).await?;
+        guard.keep = true;
         Ok(())
+    }
+}
+
+/// Removes a partial download on drop unless told to keep it.
+struct PartialGuard {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

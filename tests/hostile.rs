@@ -1,0 +1,264 @@
+//! A hostile mirror (or registry) between the client and an honest `wharf serve`: it tampers with blobs and
+//! manifests, streams more than declared, rolls trust metadata back, freezes it, mixes versions and strips
+//! signatures. Through it as a mirror, every pull still succeeds from the origin with a warning naming the failure;
+//! through it as the only source, every pull fails with an error naming what failed, leaves nothing half-written
+//! in the content store and exits 3.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use common::{wharf_bin, Server};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    TamperBlob,
+    TamperManifest,
+    Endless,
+    StripSignatures,
+    RollbackTimestamp,
+    Freeze,
+    MixAndMatch,
+}
+
+struct Proxy {
+    upstream: String,
+    mode: Mode,
+    /// First answer seen per path, for replaying stale metadata.
+    first: Mutex<HashMap<String, bytes::Bytes>>,
+    http: reqwest::Client,
+}
+
+async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
+    let path = req.uri().path_and_query().map(|x| x.as_str().to_string()).unwrap_or_default();
+    let mut up = p.http.request(req.method().clone(), format!("{}{path}", p.upstream));
+    for (k, v) in req.headers() {
+        if k != "host" {
+            up = up.header(k, v);
+        }
+    }
+    let resp = up.send().await.expect("upstream");
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    let mut body = resp.bytes().await.unwrap_or_default();
+    let is_blob = path.contains("/blobs/sha256:");
+    let is_manifest = path.contains("/manifests/sha256:");
+    match p.mode {
+        Mode::TamperBlob if is_blob && !body.is_empty() => {
+            let mut v = body.to_vec();
+            let last = v.len() - 1;
+            v[last] ^= 0xff;
+            body = v.into();
+        }
+        Mode::TamperManifest if is_manifest && !body.is_empty() => {
+            let mut v = body.to_vec();
+            let mid = v.len() / 2;
+            v[mid] ^= 0x01;
+            body = v.into();
+        }
+        Mode::Endless if is_blob => {
+            let mut v = body.to_vec();
+            v.extend(std::iter::repeat_n(0u8, 1 << 20));
+            body = v.into();
+        }
+        Mode::StripSignatures if path.ends_with(".targets.json") => {
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            v["signatures"] = serde_json::json!([]);
+            body = serde_json::to_vec(&v).unwrap().into();
+        }
+        Mode::RollbackTimestamp | Mode::Freeze if path.ends_with("/timestamp.json") => {
+            let mut first = p.first.lock().unwrap();
+            body = first.entry("ts".into()).or_insert(body).clone();
+        }
+        Mode::MixAndMatch if path.ends_with(".snapshot.json") => {
+            let mut first = p.first.lock().unwrap();
+            body = first.entry("snap".into()).or_insert(body).clone();
+        }
+        _ => {}
+    }
+    headers.remove("content-length");
+    headers.remove("transfer-encoding");
+    let mut r = Response::builder().status(status);
+    for (k, v) in &headers {
+        r = r.header(k, v);
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
+async fn start_proxy(upstream: &str, mode: Mode) -> String {
+    let state = Arc::new(Proxy { upstream: format!("http://{upstream}"), mode, first: Mutex::new(HashMap::new()), http: reqwest::Client::new() });
+    let app = axum::Router::new().fallback(handle).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wharf-hostile-images-{}", std::process::id()));
+        let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
+        let st = Command::new(peers.join("make-test-images")).arg(&dir).env("SKIP_BIG", "1").status().expect("make-test-images");
+        assert!(st.success());
+        dir
+    })
+}
+
+struct Env {
+    server: Server,
+    store: tempfile::TempDir,
+    config: tempfile::TempDir,
+}
+
+impl Env {
+    fn wharf(&self, store: &Path, args: &[&str]) -> Output {
+        Command::new(wharf_bin())
+            .args(args)
+            .env("WHARF_STORE", store)
+            .env("WHARF_CONFIG_DIR", self.config.path())
+            .env("WHARF_ROOT_PASSPHRASE", "r")
+            .env("WHARF_REPOSITORY_PASSPHRASE", "p")
+            .env("WHARF_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.config.path().join("trust/repos").join(self.server.addr.replace(':', "_")).join("h/app.root.json")
+    }
+}
+
+/// A server with `h/app:v1` pushed and signed.
+fn setup(env: &[(&str, &str)]) -> Env {
+    let e = Env { server: Server::start(env), store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };
+    let host = e.server.addr.clone();
+    for args in [
+        vec!["trust".to_string(), "init".into(), format!("{host}/h/app")],
+        vec!["push".into(), "--sign".into(), format!("oci:{}:latest", images().join("small").display()), format!("{host}/h/app:v1")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = e.wharf(e.store.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    e
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// No partial download and no unverified blob in the store.
+fn store_clean(store: &Path) {
+    let ingest: Vec<_> = std::fs::read_dir(store.join("ingest")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(ingest.is_empty(), "half-written downloads left: {ingest:?}");
+    for e in std::fs::read_dir(store.join("blobs/sha256")).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        assert_eq!(common::sha256(&bytes), format!("sha256:{name}"), "unverified blob in the store");
+    }
+}
+
+/// A fresh store, or a copy of the one that has seen the newest trust data, also recorded for the proxy's
+/// address (as if the client had pulled from that registry before).
+fn store_for(e: &Env, seen: bool, proxy: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    if seen {
+        let st = Command::new("cp").arg("-a").arg(format!("{}/.", e.store.path().display())).arg(t.path()).status().unwrap();
+        assert!(st.success());
+        let _ = std::fs::remove_dir_all(t.path().join("blobs"));
+        let _ = std::fs::remove_dir_all(t.path().join("refs"));
+        let trust = t.path().join("trust");
+        let st = Command::new("cp").arg("-a").arg(trust.join(e.server.addr.replace(':', "_"))).arg(trust.join(proxy.replace(':', "_"))).status().unwrap();
+        assert!(st.success());
+    }
+    t
+}
+
+async fn check(mode: Mode, needle: &str, env: &[(&str, &str)], seen: bool, before: impl FnOnce(&Env, &str)) {
+    let e = setup(env);
+    let proxy = start_proxy(&e.server.addr, mode).await;
+    before(&e, &proxy);
+    let root = e.root();
+    let root = root.to_str().unwrap();
+    // As a mirror: the origin is honest, so the pull succeeds and the mirror is named as skipped.
+    let store = store_for(&e, seen, &proxy);
+    let origin_ref = format!("{}/h/app:v1", e.server.addr);
+    let out = e.wharf(store.path(), &["pull", "--trust-root", root, "--mirror", &format!("http://{proxy}/"), &origin_ref]);
+    assert!(out.status.success(), "{mode:?} as mirror: {}", text(&out));
+    assert!(text(&out).contains("skipping source"), "{mode:?}: no warning about the mirror:\n{}", text(&out));
+    store_clean(store.path());
+    // As the only source: the pull fails, says why, exits 3, leaves the store clean.
+    let store = store_for(&e, seen, &proxy);
+    let out = e.wharf(store.path(), &["pull", "--trust-root", root, &format!("{proxy}/h/app:v1")]);
+    assert_eq!(out.status.code(), Some(3), "{mode:?} alone: {}", text(&out));
+    assert!(text(&out).contains(needle), "{mode:?}: expected {needle:?} in:\n{}", text(&out));
+    let _ = std::fs::create_dir_all(store.path().join("ingest"));
+    store_clean(store.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_blob() {
+    check(Mode::TamperBlob, "tampered", &[], false, |_, _| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_manifest() {
+    check(Mode::TamperManifest, "does not hash to", &[], false, |_, _| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_than_the_declared_length() {
+    check(Mode::Endless, "sent more than", &[], false, |_, _| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_few_signatures() {
+    check(Mode::StripSignatures, "threshold", &[], false, |_, _| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rolled_back_timestamp() {
+    // The client has seen a newer timestamp (through the origin) than the one the proxy replays.
+    check(Mode::RollbackTimestamp, "version", &[], true, |e, proxy| {
+        let host = &e.server.addr;
+        let root = e.root();
+        let root = root.to_str().unwrap();
+        // The proxy captures the current timestamp; a new signature then moves the repository on...
+        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", root, &format!("{proxy}/h/app:v1")]);
+        let out = e.wharf(e.store.path(), &["push", "--sign", &format!("oci:{}:latest", images().join("small").display()), &format!("{host}/h/app:v2")]);
+        assert!(out.status.success());
+        // ...and the client records the newer trust data from the origin.
+        let out = e.wharf(e.store.path(), &["pull", "--trust-root", root, &format!("{host}/h/app:v2")]);
+        assert!(out.status.success(), "{}", text(&out));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frozen_timestamp() {
+    check(Mode::Freeze, "expired", &[("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", "3"), ("WHARF_TRUST_RENEW_CHECK_SECS", "1")], false, |e, proxy| {
+        // The proxy captures the first timestamp, then keeps serving it after it has expired.
+        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
+        std::thread::sleep(std::time::Duration::from_secs(4));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mixed_snapshot() {
+    check(Mode::MixAndMatch, "does not match", &[], false, |e, proxy| {
+        // The proxy captures snapshot v2, then a new signature moves the repository to snapshot v3.
+        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
+        let host = &e.server.addr;
+        let out = e.wharf(e.store.path(), &["push", "--sign", &format!("oci:{}:latest", images().join("small").display()), &format!("{host}/h/app:v2")]);
+        assert!(out.status.success());
+    })
+    .await;
+}
