@@ -23,6 +23,8 @@ enum Mode {
     Endless,
     StripSignatures,
     RollbackTimestamp,
+    /// Honest, but the first full GET of each blob breaks off halfway.
+    CutOnce,
     Freeze,
     MixAndMatch,
 }
@@ -30,6 +32,8 @@ enum Mode {
 struct Proxy {
     upstream: String,
     mode: Mode,
+    /// Range headers seen, for the resume test.
+    ranges: Mutex<Vec<String>>,
     /// First answer seen per path, for replaying stale metadata.
     first: Mutex<HashMap<String, bytes::Bytes>>,
     http: reqwest::Client,
@@ -37,6 +41,10 @@ struct Proxy {
 
 async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
     let path = req.uri().path_and_query().map(|x| x.as_str().to_string()).unwrap_or_default();
+    let range = req.headers().get("range").map(|v| v.to_str().unwrap_or("").to_string());
+    if let Some(r) = &range {
+        p.ranges.lock().unwrap().push(r.clone());
+    }
     let mut up = p.http.request(req.method().clone(), format!("{}{path}", p.upstream));
     for (k, v) in req.headers() {
         if k != "host" {
@@ -80,6 +88,21 @@ async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
             let mut first = p.first.lock().unwrap();
             body = first.entry("snap".into()).or_insert(body).clone();
         }
+        Mode::CutOnce if is_blob && range.is_none() && body.len() > 1 && p.first.lock().unwrap().insert(path.clone(), body.clone()).is_none() => {
+            // Declare the full length, send half, then break the connection.
+            let half = body.slice(..body.len() / 2);
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![Ok(half), Err(std::io::Error::other("cut"))];
+            let mut r = Response::builder().status(status);
+            for (k, v) in &headers {
+                r = r.header(k, v);
+            }
+            // A pause before the break, so the half reaches the client before the connection dies.
+            let slow = futures::StreamExt::then(futures::stream::iter(chunks), |c| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                c
+            });
+            return r.body(Body::from_stream(slow)).unwrap();
+        }
         _ => {}
     }
     headers.remove("content-length");
@@ -92,12 +115,23 @@ async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
 }
 
 async fn start_proxy(upstream: &str, mode: Mode) -> String {
-    let state = Arc::new(Proxy { upstream: format!("http://{upstream}"), mode, first: Mutex::new(HashMap::new()), http: reqwest::Client::new() });
+    start_proxy_with(upstream, mode).await.0
+}
+
+async fn start_proxy_with(upstream: &str, mode: Mode) -> (String, Arc<Proxy>) {
+    let state = Arc::new(Proxy {
+        upstream: format!("http://{upstream}"),
+        mode,
+        ranges: Mutex::new(Vec::new()),
+        first: Mutex::new(HashMap::new()),
+        http: reqwest::Client::new(),
+    });
+    let shared = Arc::clone(&state);
     let app = axum::Router::new().fallback(handle).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    (addr, shared)
 }
 
 fn images() -> &'static Path {
@@ -261,4 +295,16 @@ async fn mixed_snapshot() {
         assert!(out.status.success());
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_connection_resumes_with_range() {
+    let e = setup(&[]);
+    let (proxy, state) = start_proxy_with(&e.server.addr, Mode::CutOnce).await;
+    let store = tempfile::tempdir().unwrap();
+    let out = e.wharf(store.path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ranges = state.ranges.lock().unwrap().clone();
+    assert!(ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")), "no resumed download: {ranges:?}");
+    store_clean(store.path());
 }

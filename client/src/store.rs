@@ -19,6 +19,9 @@ use crate::image_ref::ImageRef;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
 
+/// How often one source may be resumed after a dropped connection within one fetch.
+const RESUME_ATTEMPTS: u32 = 4;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{source_name}: {error}")]
@@ -113,12 +116,23 @@ impl ContentStore {
         }
         let mut failures = Vec::new();
         for s in sources {
-            match self.fetch_from(s, repo, d, size).await {
-                Ok(()) => return Ok(dest),
-                Err(FetchError::Io(e)) => return Err(FetchError::Io(e)),
-                Err(e) => {
-                    tracing::warn!(source = %s.name, digest = %d, error = %e, "skipping source");
-                    failures.push(e.to_string());
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match self.fetch_from(s, repo, d, size).await {
+                    Ok(()) => return Ok(dest),
+                    Err(FetchError::Io(e)) => return Err(FetchError::Io(e)),
+                    // A connection that broke mid-body: resume from the partial file with a Range request.
+                    Err(FetchError::Transport { error: TransportError::Body { .. } | TransportError::Connect { .. }, .. })
+                        if attempts < RESUME_ATTEMPTS =>
+                    {
+                        tracing::info!(source = %s.name, digest = %d, "connection dropped; resuming");
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %s.name, digest = %d, error = %e, "skipping source");
+                        failures.push(e.to_string());
+                        break;
+                    }
                 }
             }
         }
