@@ -137,6 +137,23 @@ fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
 
+    // A `docker save` archive (written by skopeo) pushes, pulls verified and unpacks to the same tree.
+    let archive = tmp.path().join("small-docker.tar");
+    let out = Command::new("skopeo").args(["copy", "-q"]).arg(format!("oci:{}:latest", images.join("small").display()))
+        .arg(format!("docker-archive:{}:test/small:v1", archive.display())).output().expect("skopeo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dref = format!("{host}/signed/docker:v1");
+    c.ok(&["trust", "init", &format!("{host}/signed/docker")]);
+    c.ok(&["push", "--sign", &format!("docker-archive:{}", archive.display()), &dref]);
+    let droot = c.root_of(&host, "signed/docker");
+    let puller = Client::new();
+    puller.ok(&["pull", "--trust-root", droot.to_str().unwrap(), &dref]);
+    let ours = tmp.path().join("docker-wharf");
+    puller.ok(&["unpack", &dref, ours.to_str().unwrap()]);
+    let theirs = umoci_unpack(&images.join("small"), "latest", &tmp.path().join("docker-umoci"));
+    let diff = tree_diff(&tree(&ours), &tree(&theirs));
+    assert!(diff.is_empty(), "docker-archive: {}", diff.join("\n"));
+
     c.ok(&["trust", "revoke", &reference]);
     let out = Client::new().wharf(&["pull", "--trust-root", root.to_str().unwrap(), &reference]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));

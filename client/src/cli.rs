@@ -33,7 +33,7 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Push an image: SRC is oci:DIR[:TAG] or oci-archive:FILE[:TAG]; REF is HOST/REPOSITORY[:TAG].
+    /// Push an image: SRC is oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]; REF is HOST/REPOSITORY[:TAG].
     Push {
         src: String,
         reference: String,
