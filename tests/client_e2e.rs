@@ -158,3 +158,51 @@ fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
     let out = Client::new().wharf(&["pull", "--trust-root", root.to_str().unwrap(), &reference]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn signers_delegations_and_key_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let st = Command::new(peers().join("make-test-images")).arg(&images).env("SKIP_BIG", "1").status().expect("make-test-images");
+    assert!(st.success());
+    let s = Server::start(&[]);
+    let c = Client::new();
+    let host = s.addr.clone();
+    let repo_ref = format!("{host}/team/app");
+    let reference = format!("{repo_ref}:v1");
+    let digest = "b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679";
+    c.ok(&["trust", "init", &repo_ref]);
+    let first_root = tmp.path().join("root-v1.json");
+    std::fs::copy(c.root_of(&host, "team/app"), &first_root).unwrap();
+    let first_root = first_root.to_str().unwrap().to_string();
+    c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &reference]);
+
+    // A signer: key generated, delegated, signing into its own role.
+    c.ok(&["trust", "key", "generate", "alice", "--dir", tmp.path().to_str().unwrap()]);
+    c.ok(&["trust", "signer", "add", "alice", &repo_ref, "--key", tmp.path().join("alice.pub").to_str().unwrap()]);
+    let out = c.ok(&["trust", "sign", "--signer", "alice", &reference]);
+    assert!(out.contains("alice version 1"), "{out}");
+    let out = Client::new().ok(&["pull", "--trust-root", &first_root, &reference]);
+    assert!(out.contains("signed by alice"), "{out}");
+    let inspect = c.ok(&["trust", "inspect", &repo_ref]);
+    assert!(inspect.contains("alice"), "{inspect}");
+    // python-tuf finds it through the delegation too.
+    let out = Command::new(peers().join("tuf-client-check"))
+        .arg(s.url("/v2/team/app/_tuf/")).arg(s.url("/v2/team/app/_tuf/targets/")).arg(&first_root).arg("v1").arg(digest)
+        .output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Revoking the signer revokes its signatures.
+    c.ok(&["trust", "signer", "remove", "alice", &repo_ref]);
+    let out = Client::new().wharf(&["pull", "--trust-root", &first_root, &reference]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Rotating every key; a client pinned to root v1 follows the chain.
+    for role in ["targets", "root", "timestamp", "snapshot"] {
+        let out = c.ok(&["trust", "key", "rotate", &repo_ref, role]);
+        assert!(out.contains("key rotated"), "{out}");
+        c.ok(&["trust", "sign", &reference]);
+        let out = Client::new().ok(&["pull", "--trust-root", &first_root, &reference]);
+        assert!(out.contains(&format!("verified sha256:{digest}")), "after rotating {role}: {out}");
+    }
+}

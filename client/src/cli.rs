@@ -91,8 +91,19 @@ pub struct TrustArgs {
 pub enum TrustCommand {
     /// Create root and targets keys, fetch the service's keys, publish the first metadata. REF is HOST/REPOSITORY.
     Init { reference: String },
-    /// Sign the manifest a tag points to now.
-    Sign { reference: String },
+    /// Sign the manifest a tag points to now (into the top-level targets, or as a delegated signer).
+    Sign {
+        reference: String,
+        /// Sign as this delegated signer, with the local key of that name (see `trust key generate`).
+        #[arg(long)]
+        signer: Option<String>,
+    },
+    /// Keys: `generate NAME` makes a signer key (writes NAME.pub); `rotate REF ROLE` replaces a role's key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Delegations: let a signer's key sign tags of a repository, or stop letting it.
+    #[command(subcommand)]
+    Signer(SignerCommand),
     /// Remove a tag's signature.
     Revoke { reference: String },
     /// Show the signed tags of a repository (verified).
@@ -103,6 +114,32 @@ pub enum TrustCommand {
         #[command(flatten)]
         trust: TrustArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate a signer key NAME, sealed under the repository passphrase; writes NAME.pub.
+    Generate {
+        name: String,
+        /// Where to write NAME.pub (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Rotate ROLE's key (root, targets, timestamp or snapshot) of HOST/REPOSITORY.
+    Rotate { reference: String, role: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignerCommand {
+    /// Delegate every tag of HOST/REPOSITORY to the public key in FILE, as signer NAME.
+    Add {
+        name: String,
+        reference: String,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Revoke signer NAME of HOST/REPOSITORY.
+    Remove { name: String, reference: String },
 }
 
 fn home_dir(var: &str, fallback: &str) -> PathBuf {
@@ -251,7 +288,40 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             let root = publisher(&g, &image)?.init(&pass, now()).await?;
             println!("{}/{}: trust initialised; root metadata to pin: {}", image.host, image.repository, root.display());
         }
-        TrustCommand::Sign { reference } => {
+        TrustCommand::Key(KeyCommand::Generate { name, dir }) => {
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
+                anyhow::bail!("a signer name is letters, digits, '-' and '_'");
+            }
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new key: ")?;
+            let keys = KeyStore::open(&g.config().join("trust/private"))?;
+            let key = keys.generate(&format!("signer:{name}"), &pass)?;
+            let path = dir.join(format!("{name}.pub"));
+            std::fs::write(&path, serde_json::to_vec_pretty(key.public())?)?;
+            println!("generated signer key {name} ({}); public key in {}", key.key_id(), path.display());
+        }
+        TrustCommand::Key(KeyCommand::Rotate { reference, role }) => {
+            let image: ImageRef = reference.parse()?;
+            let pass = Passphrases {
+                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the root key: ")?,
+                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?,
+            };
+            let v = publisher(&g, &image)?.rotate(&role, &pass, now()).await?;
+            println!("{}/{}: {role} key rotated (root version {v})", image.host, image.repository);
+        }
+        TrustCommand::Signer(SignerCommand::Add { name, reference, key }) => {
+            let image: ImageRef = reference.parse()?;
+            let public: crate::tuf::PublicKey = serde_json::from_slice(&std::fs::read(&key)?)?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.add_signer(&name, &public, &pass, now()).await?;
+            println!("{}/{}: signer {name} added (targets version {v})", image.host, image.repository);
+        }
+        TrustCommand::Signer(SignerCommand::Remove { name, reference }) => {
+            let image: ImageRef = reference.parse()?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.remove_signer(&name, &pass, now()).await?;
+            println!("{}/{}: signer {name} removed (targets version {v})", image.host, image.repository);
+        }
+        TrustCommand::Sign { reference, signer } => {
             let image: ImageRef = reference.parse()?;
             let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
             let t = Transport::new(&image.host, &g.insecure)?;
@@ -264,9 +334,13 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 anyhow::bail!("manifest larger than {} bytes", crate::pull::MAX_MANIFEST);
             }
             let digest = crate::Digest::sha256_of(&body);
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-            let v = publisher(&g, &image)?.sign(tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?;
-            println!("{image}: signed {digest} (targets version {v})");
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
+            let p = publisher(&g, &image)?;
+            let v = match &signer {
+                Some(s) => p.sign_as(s, tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?,
+                None => p.sign(tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?,
+            };
+            println!("{image}: signed {digest} ({} version {v})", signer.as_deref().unwrap_or("targets"));
         }
         TrustCommand::Revoke { reference } => {
             let image: ImageRef = reference.parse()?;

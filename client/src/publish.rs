@@ -79,6 +79,21 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// The id of the newest key stored for `role` (e.g. `signer:alice`), if any.
+    pub fn find(&self, role: &str) -> Option<String> {
+        let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&self.dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let file: SealedKey = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                let when = e.metadata().and_then(|m| m.modified()).ok()?;
+                (file.role == role).then(|| (when, file.public.key_id()))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, id)| id)
+    }
+
     pub fn load(&self, key_id: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
         let text = std::fs::read(self.dir.join(format!("{key_id}.key")))?;
         let file: SealedKey = serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -217,15 +232,127 @@ impl Publisher {
     /// Signs `tag` as the manifest of `length` bytes with `sha256`; returns the new targets version.
     pub async fn sign(&self, tag: &str, length: u64, sha256: &str, media_type: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
         let (state, mut t) = self.current_targets(now).await?;
-        t.targets.insert(
-            tag.into(),
-            TargetFile {
-                length,
-                hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
-                custom: Some(json!({ "mediaType": media_type })),
-            },
-        );
+        t.targets.insert(tag.into(), target_file(length, sha256, media_type));
         self.publish_targets(&state, t, pass, now).await
+    }
+
+    /// Signs `tag` into the delegated role `signer` with the local key of that name.
+    pub async fn sign_as(&self, signer: &str, tag: &str, length: u64, sha256: &str, media_type: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let state = self.state()?;
+        let key_id = self.keys.find(&format!("signer:{signer}")).ok_or_else(|| PublishError::NoKey {
+            role: format!("signer {signer}"),
+            repo: self.repo.to_string(),
+            dir: self.keys.dir.display().to_string(),
+        })?;
+        let key = self.keys.load(&key_id, pass)?;
+        let mut r = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, &Previous::default(), &TrustLimits::default(), now).await?;
+        let current = match r.set.snapshot_entry(signer) {
+            Ok(meta) => {
+                let bytes = self.transport.get_bounded(&format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version), TrustLimits::default().targets).await?;
+                r.set.update_delegated(signer, &bytes, "targets")?;
+                r.set.delegated(signer).cloned()
+            }
+            Err(_) => None,
+        };
+        let mut t = current.unwrap_or(Targets {
+            type_: "targets".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 0,
+            expires: Expires(0),
+            targets: BTreeMap::new(),
+            delegations: None,
+        });
+        t.targets.insert(tag.into(), target_file(length, sha256, media_type));
+        t.version += 1;
+        t.expires = Expires(now + TARGETS_LIFETIME);
+        let body = json!({"delegations": {signer: Envelope::sign(&t, &[&key])?}});
+        self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
+        Ok(t.version)
+    }
+
+    /// Delegates every tag to a signer's key (`trust signer add`), or adds the key to an existing signer.
+    pub async fn add_signer(&self, name: &str, key: &PublicKey, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let (state, mut t) = self.current_targets(now).await?;
+        let d = t.delegations.get_or_insert_with(|| crate::tuf::Delegations { keys: BTreeMap::new(), roles: Vec::new() });
+        d.keys.insert(key.key_id(), key.clone());
+        match d.roles.iter_mut().find(|r| r.name == name) {
+            Some(r) if !r.keyids.contains(&key.key_id()) => r.keyids.push(key.key_id()),
+            Some(_) => {}
+            None => d.roles.push(crate::tuf::DelegatedRole {
+                name: name.into(),
+                keyids: vec![key.key_id()],
+                threshold: 1,
+                terminating: false,
+                paths: Some(vec!["*".into()]),
+                path_hash_prefixes: None,
+            }),
+        }
+        self.publish_targets(&state, t, pass, now).await
+    }
+
+    /// Revokes a signer's delegation (`trust signer remove`): its signatures stop counting at once.
+    pub async fn remove_signer(&self, name: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let (state, mut t) = self.current_targets(now).await?;
+        let d = t.delegations.as_mut().ok_or_else(|| PublishError::Refused(format!("no signer {name}")))?;
+        let before = d.roles.len();
+        d.roles.retain(|r| r.name != name);
+        if d.roles.len() == before {
+            return Err(PublishError::Refused(format!("no signer {name}")));
+        }
+        let used: std::collections::BTreeSet<String> = d.roles.iter().flat_map(|r| r.keyids.clone()).collect();
+        d.keys.retain(|k, _| used.contains(k));
+        self.publish_targets(&state, t, pass, now).await
+    }
+
+    /// Rotates a role's key (`trust key rotate`): a new root (version + 1, signed by the old and the new root keys)
+    /// names the new key; for targets, the targets metadata is re-signed with it in the same publish; timestamp and
+    /// snapshot keys are rotated by the service.
+    pub async fn rotate(&self, role: &str, pass: &Passphrases, now: i64) -> Result<u64, PublishError> {
+        let mut state = self.state()?;
+        let (_, targets) = self.current_targets(now).await?;
+        let mut root: Root = state.root.decode()?;
+        let old_root_key = self.keys.load(&state.root_key, &pass.root)?;
+        let mut signers = vec![old_root_key.clone()];
+        let mut new_targets = None;
+        let new_key: PublicKey = match role {
+            "root" => {
+                let k = self.keys.generate("root", &pass.root)?;
+                state.root_key = k.key_id().clone();
+                signers.push(k.clone());
+                k.public().clone()
+            }
+            "targets" => {
+                let k = self.keys.generate("targets", &pass.repository)?;
+                state.targets_key = k.key_id().clone();
+                let mut t = targets.clone();
+                t.version += 1;
+                t.expires = Expires(now + TARGETS_LIFETIME);
+                new_targets = Some(Envelope::sign(&t, &[&k])?);
+                k.public().clone()
+            }
+            "timestamp" | "snapshot" => {
+                let v = self.post(&format!("/v2/{}/_tuf/keys/{role}/rotate", self.repo), None).await?;
+                serde_json::from_value(v["key"].clone()).map_err(|e| PublishError::Refused(format!("rotated key: {e}")))?
+            }
+            other => return Err(PublishError::Refused(format!("unknown role {other}: root, targets, timestamp or snapshot"))),
+        };
+        let old_ids = root.roles.get(role).map(|r| r.keyids.clone()).unwrap_or_default();
+        root.keys.retain(|id, _| !old_ids.contains(id) || root.roles.iter().any(|(n, r)| n != role && r.keyids.contains(id)));
+        root.keys.insert(new_key.key_id(), new_key.clone());
+        root.roles.insert(role.into(), RoleKeys { keyids: vec![new_key.key_id()], threshold: 1 });
+        root.version += 1;
+        root.expires = Expires(now + ROOT_LIFETIME);
+        let refs: Vec<&SigningKey> = signers.iter().collect();
+        let env = Envelope::sign(&root, &refs)?;
+        let mut body = json!({"root": env});
+        if let Some(t) = new_targets {
+            body["targets"] = serde_json::to_value(t).map_err(|e| PublishError::Refused(e.to_string()))?;
+        }
+        self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
+        state.root = env;
+        std::fs::write(self.state_path(), serde_json::to_vec_pretty(&state).unwrap_or_default())?;
+        std::fs::write(self.root_path(), state.root.to_bytes()?)?;
+        Ok(root.version)
     }
 
     /// Removes `tag` from the signed targets.
@@ -235,5 +362,14 @@ impl Publisher {
             return Err(PublishError::Trust(TrustError::NotSigned(tag.into())));
         }
         self.publish_targets(&state, t, pass, now).await
+    }
+}
+
+/// A tag's target: the manifest's length and sha256, and its media type.
+fn target_file(length: u64, sha256: &str, media_type: &str) -> TargetFile {
+    TargetFile {
+        length,
+        hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
+        custom: Some(json!({ "mediaType": media_type })),
     }
 }
