@@ -159,6 +159,40 @@ impl Global {
     }
 }
 
+/// A progress bar on stderr when it is a terminal; nothing otherwise (quiet in scripts and logs).
+struct Bar(indicatif::ProgressBar);
+
+impl crate::progress::Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn bar(what: &str) -> crate::progress::ProgressSink {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    b.set_style(style.progress_chars("=> "));
+    b.set_message(what.to_string());
+    Some(std::sync::Arc::new(Bar(b)))
+}
+
+fn store_with_bar(g: &Global, what: &str) -> std::io::Result<ContentStore> {
+    let mut s = g.store()?;
+    s.set_progress(bar(what));
+    Ok(s)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -222,7 +256,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Push { src, reference, sign } => {
             let image: ImageRef = reference.parse()?;
             let source: PushSource = src.parse()?;
-            let pushed = push(&source, &PushOptions { image: image.clone(), insecure: g.insecure.clone(), concurrency: 4 }).await?;
+            let pushed = push(&source, &PushOptions { image: image.clone(), insecure: g.insecure.clone(), concurrency: 4, progress: bar("pushing") }).await?;
             println!("{image}: pushed {} ({} bytes; {} blobs uploaded, {} already there)", pushed.digest, pushed.size, pushed.uploaded, pushed.skipped);
             if sign {
                 let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
@@ -232,7 +266,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Pull { reference, trust, output } => {
-            let store = g.store()?;
+            let store = store_with_bar(&g, "pulling")?;
             let p = pull(&store, &pull_options(&g, reference.parse()?, &trust)?).await?;
             match &p.signed {
                 Some(s) => println!("{reference}: verified {} (signed by {})", p.digest, s.role),
@@ -245,7 +279,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Unpack { reference, dir, trust } => {
-            let store = g.store()?;
+            let store = store_with_bar(&g, "pulling")?;
             let image: ImageRef = reference.parse()?;
             let opts = pull_options(&g, image.clone(), &trust)?;
             if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
@@ -256,7 +290,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             println!("{reference}: unpacked {} layers into {}", layers.len(), dir.display());
         }
         ClientCommand::Run { reference, trust, args } => {
-            let store = g.store()?;
+            let store = store_with_bar(&g, "pulling")?;
             let image: ImageRef = reference.parse()?;
             let opts = pull_options(&g, image.clone(), &trust)?;
             if store.get_ref(&image).is_none() {

@@ -10,6 +10,8 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 #[cfg(feature = "io")]
+pub mod progress;
+#[cfg(feature = "io")]
 pub mod publish;
 #[cfg(feature = "cli")]
 pub mod cli;

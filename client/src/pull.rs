@@ -140,10 +140,16 @@ pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, Pu
     };
     let config = parsed.config.clone().ok_or_else(|| PullError::Manifest { digest: manifest_digest.clone(), reason: "no config".into() })?;
     let blobs: Vec<Descriptor> = std::iter::once(config.clone()).chain(parsed.layers.iter().cloned()).collect();
+    if let Some(p) = store.progress() {
+        p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
+    }
     futures::stream::iter(blobs.iter().map(|b| store.fetch(&srcs, repo, &b.digest, b.size)))
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect::<Vec<_>>()
         .await?;
+    if let Some(p) = store.progress() {
+        p.finish();
+    }
     if let Reference::Tag(_) = opts.image.reference {
         store.set_ref(&opts.image, &digest)?;
     }

@@ -81,6 +81,7 @@ pub struct PushOptions {
     pub image: ImageRef,
     pub insecure: Vec<String>,
     pub concurrency: usize,
+    pub progress: crate::progress::ProgressSink,
 }
 
 struct Ctx<'a> {
@@ -142,6 +143,9 @@ fn plan(layout: &Path, desc: &Descriptor, out: &mut Vec<(Descriptor, Vec<u8>, Pa
 async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, counts: &mut (usize, usize)) -> Result<(), PushError> {
     let mut steps = Vec::new();
     plan(ctx.layout, desc, &mut steps)?;
+    if let Some(p) = &ctx.opts.progress {
+        p.start(steps.iter().flat_map(|(_, _, m)| m.blobs().map(|b| b.size)).sum());
+    }
     let last = steps.len() - 1;
     for (i, (d, bytes, parsed)) in steps.into_iter().enumerate() {
         let blobs: Vec<Descriptor> = parsed.blobs().cloned().collect();
@@ -160,6 +164,9 @@ async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, 
             .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
         refused(resp, &format!("manifest {}", d.digest)).await?;
     }
+    if let Some(p) = &ctx.opts.progress {
+        p.finish();
+    }
     Ok(())
 }
 
@@ -177,6 +184,9 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<bool, PushError> {
     let repo = &ctx.opts.image.repository;
     let head = ctx.t.http().head(ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest))).send().await;
     if head.is_ok_and(|r| r.status().is_success()) {
+        if let Some(p) = &ctx.opts.progress {
+            p.advance(b.size);
+        }
         return Ok(false);
     }
     let path = blob_path(ctx.layout, &b.digest);
@@ -212,7 +222,13 @@ fn with_digest(loc: &str, d: &Digest) -> String {
 async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushError> {
     let loc = start(ctx).await?;
     let file = tokio::fs::File::open(path).await?;
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let progress = ctx.opts.progress.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |c| {
+        if let (Some(p), Ok(c)) = (&progress, c) {
+            p.advance(c.len() as u64);
+        }
+    });
+    let body = reqwest::Body::wrap_stream(stream);
     let url = with_digest(&loc, &b.digest);
     let resp = ctx.t.http().put(&url).header("content-type", "application/octet-stream").header("content-length", b.size)
         .body(body).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
@@ -235,6 +251,9 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
             .header("content-range", format!("{offset}-{}", offset + len - 1)).body(buf).send().await;
         match sent {
             Ok(r) if r.status().as_u16() == 202 => {
+                if let Some(p) = &ctx.opts.progress {
+                    p.advance(len);
+                }
                 if let Some(l) = r.headers().get("location").and_then(|v| v.to_str().ok()) {
                     loc = if l.starts_with("http") { l.into() } else { ctx.t.url(l) };
                 }

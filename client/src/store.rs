@@ -45,9 +45,10 @@ pub struct Source {
     pub transport: Transport,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContentStore {
     root: PathBuf,
+    progress: crate::progress::ProgressSink,
 }
 
 impl ContentStore {
@@ -55,7 +56,16 @@ impl ContentStore {
         for d in ["blobs/sha256", "blobs/sha512", "ingest", "refs", "trust"] {
             std::fs::create_dir_all(root.join(d))?;
         }
-        Ok(ContentStore { root: root.to_path_buf() })
+        Ok(ContentStore { root: root.to_path_buf(), progress: None })
+    }
+
+    /// Reports downloaded bytes to `p`.
+    pub fn set_progress(&mut self, p: crate::progress::ProgressSink) {
+        self.progress = p;
+    }
+
+    pub fn progress(&self) -> &crate::progress::ProgressSink {
+        &self.progress
     }
 
     pub fn root(&self) -> &Path {
@@ -186,6 +196,9 @@ impl ContentStore {
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await?;
+            if let Some(p) = &self.progress {
+                p.advance(chunk.len() as u64);
+            }
             have += chunk.len() as u64;
         }
         file.flush().await?;
