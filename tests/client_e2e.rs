@@ -137,6 +137,12 @@ fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
 
+    // The pinned root can come from the client's config file instead of a flag.
+    let configured = Client::new();
+    std::fs::write(configured.config.path().join("config.toml"), format!("[trust_roots]\n\"{host}/signed/app\" = {:?}\n", root.display().to_string())).unwrap();
+    let out = configured.ok(&["pull", &reference]);
+    assert!(out.contains("verified sha256:b8b5ec2b"), "{out}");
+
     // A `docker save` archive (written by skopeo) pushes, pulls verified and unpacks to the same tree.
     let archive = tmp.path().join("small-docker.tar");
     let out = Command::new("skopeo").args(["copy", "-q"]).arg(format!("oci:{}:latest", images.join("small").display()))

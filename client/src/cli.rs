@@ -142,6 +142,32 @@ pub enum SignerCommand {
     Remove { name: String, reference: String },
 }
 
+/// `<config dir>/config.toml`: defaults for every command; flags add to them.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Registries reached over plain HTTP besides loopback ones.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Mirrors tried before the origin, for every pull.
+    #[serde(default)]
+    pub mirrors: Vec<url::Url>,
+    /// Pinned roots: `"HOST/REPOSITORY" = "/path/to/root.json"`.
+    #[serde(default)]
+    pub trust_roots: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl ClientConfig {
+    fn load(dir: &std::path::Path) -> anyhow::Result<ClientConfig> {
+        let p = dir.join("config.toml");
+        match std::fs::read_to_string(&p) {
+            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", p.display())),
+        }
+    }
+}
+
 fn home_dir(var: &str, fallback: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -207,8 +233,9 @@ fn passphrase(var: &str, prompt: &str) -> anyhow::Result<Vec<u8>> {
 
 fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {
     let cfg = g.config();
+    let insecure: Vec<String> = g.insecure.iter().chain(ClientConfig::load(&cfg)?.insecure_registries.iter()).cloned().collect();
     Ok(Publisher {
-        transport: Transport::new(&image.host, &g.insecure)?,
+        transport: Transport::new(&image.host, &insecure)?,
         host: image.host.clone(),
         repo: image.repository.clone(),
         keys: KeyStore::open(&cfg.join("trust/private"))?,
@@ -217,10 +244,12 @@ fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {
 }
 
 fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<PullOptions> {
-    let mut o = PullOptions::new(image, now());
-    o.insecure = g.insecure.clone();
-    o.mirrors = t.mirrors.clone();
-    let pinned = match &t.trust_root {
+    let cfg = ClientConfig::load(&g.config())?;
+    let mut o = PullOptions::new(image.clone(), now());
+    o.insecure = g.insecure.iter().chain(cfg.insecure_registries.iter()).cloned().collect();
+    o.mirrors = t.mirrors.iter().chain(cfg.mirrors.iter()).cloned().collect();
+    let configured = cfg.trust_roots.get(&format!("{}/{}", image.host, image.repository)).cloned();
+    let pinned = match t.trust_root.as_ref().or(configured.as_ref()) {
         Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),
         None => None,
     };
