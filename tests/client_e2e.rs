@@ -84,6 +84,10 @@ fn push_sign_pull_unpack_run_the_test_images() {
     let out = c.ok(&["run", &format!("{host}/e2e/small:latest")]);
     assert!(out.contains(expected.trim()), "run printed:\n{out}");
 
+    // Pushing the same image to another repository mounts its blobs instead of uploading them again.
+    let out = c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &format!("{host}/e2e/copy:latest")]);
+    assert!(out.contains("0 blobs uploaded, 4 mounted"), "{out}");
+
     // The registry's tag moved to another image without a signature: the pull still gets the signed image.
     c.ok(&["push", &format!("oci:{}:latest", images.join("index").display()), &format!("{host}/e2e/small:latest")]);
     let fresh = Client { store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };

@@ -285,8 +285,17 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Push { src, reference, sign } => {
             let image: ImageRef = reference.parse()?;
             let source: PushSource = src.parse()?;
-            let pushed = push(&source, &PushOptions { image: image.clone(), insecure: g.insecure.clone(), concurrency: 4, progress: bar("pushing") }).await?;
-            println!("{image}: pushed {} ({} bytes; {} blobs uploaded, {} already there)", pushed.digest, pushed.size, pushed.uploaded, pushed.skipped);
+            let pushed = push(&source, &PushOptions {
+                image: image.clone(),
+                insecure: g.insecure.clone(),
+                concurrency: 4,
+                progress: bar("pushing"),
+                mount_records: Some(g.store()?.root().join("mounts")),
+            }).await?;
+            println!(
+                "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
+                pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
+            );
             if sign {
                 let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
                 let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;

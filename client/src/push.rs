@@ -75,6 +75,7 @@ pub struct Pushed {
     /// Blobs uploaded and blobs the registry already had.
     pub uploaded: usize,
     pub skipped: usize,
+    pub mounted: usize,
 }
 
 pub struct PushOptions {
@@ -82,6 +83,15 @@ pub struct PushOptions {
     pub insecure: Vec<String>,
     pub concurrency: usize,
     pub progress: crate::progress::ProgressSink,
+    /// Where to remember which repository of a registry holds each blob pushed, so that a later push to another
+    /// repository mounts it instead of uploading it again.
+    pub mount_records: Option<PathBuf>,
+}
+
+enum Outcome {
+    Uploaded,
+    Skipped,
+    Mounted,
 }
 
 struct Ctx<'a> {
@@ -120,9 +130,9 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
     .ok_or_else(|| PushError::Source(layout.display().to_string(), "name the image with :TAG (the layout holds several or none)".into()))?;
     let desc: Descriptor = serde_json::from_value(chosen.clone()).map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
     let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
-    let mut counts = (0, 0);
+    let mut counts = (0, 0, 0);
     push_manifest(&ctx, &desc, &opts.image.reference, &mut counts).await?;
-    Ok(Pushed { digest: desc.digest, size: desc.size, media_type: desc.media_type.to_string(), uploaded: counts.0, skipped: counts.1 })
+    Ok(Pushed { digest: desc.digest, size: desc.size, media_type: desc.media_type.to_string(), uploaded: counts.0, skipped: counts.1, mounted: counts.2 })
 }
 
 /// The manifests to push, children before parents, each with its bytes and parsed form.
@@ -140,7 +150,7 @@ fn plan(layout: &Path, desc: &Descriptor, out: &mut Vec<(Descriptor, Vec<u8>, Pa
     Ok(())
 }
 
-async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, counts: &mut (usize, usize)) -> Result<(), PushError> {
+async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, counts: &mut (usize, usize, usize)) -> Result<(), PushError> {
     let mut steps = Vec::new();
     plan(ctx.layout, desc, &mut steps)?;
     if let Some(p) = &ctx.opts.progress {
@@ -150,11 +160,11 @@ async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, 
     for (i, (d, bytes, parsed)) in steps.into_iter().enumerate() {
         let blobs: Vec<Descriptor> = parsed.blobs().cloned().collect();
         let mut uploads = futures::stream::iter(blobs.iter().map(|b| push_blob(ctx, b))).buffer_unordered(ctx.opts.concurrency.max(1));
-        while let Some(uploaded) = uploads.next().await {
-            if uploaded? {
-                counts.0 += 1;
-            } else {
-                counts.1 += 1;
+        while let Some(outcome) = uploads.next().await {
+            match outcome? {
+                Outcome::Uploaded => counts.0 += 1,
+                Outcome::Skipped => counts.1 += 1,
+                Outcome::Mounted => counts.2 += 1,
             }
         }
         let target = if i == last { reference.to_string() } else { d.digest.to_string() };
@@ -179,22 +189,53 @@ async fn refused(resp: reqwest::Response, what: &str) -> Result<(), PushError> {
     Err(PushError::Refused { what: what.into(), status, body })
 }
 
-/// Uploads one blob unless the registry has it; true if uploaded.
-async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<bool, PushError> {
+/// The record of which repository on this registry last received blob `d`.
+fn record_path(ctx: &Ctx<'_>, d: &Digest) -> Option<PathBuf> {
+    let host: String = ctx.opts.image.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    ctx.opts.mount_records.as_ref().map(|r| r.join(host).join(d.hex()))
+}
+
+fn remember(ctx: &Ctx<'_>, d: &Digest) {
+    if let Some(p) = record_path(ctx, d) {
+        let _ = p.parent().map(std::fs::create_dir_all);
+        let _ = std::fs::write(p, ctx.opts.image.repository.as_str());
+    }
+}
+
+/// Uploads one blob unless the registry has it in this repository or can mount it from another.
+async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> {
     let repo = &ctx.opts.image.repository;
-    let head = ctx.t.http().head(ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest))).send().await;
-    if head.is_ok_and(|r| r.status().is_success()) {
+    let advance = || {
         if let Some(p) = &ctx.opts.progress {
             p.advance(b.size);
         }
-        return Ok(false);
+    };
+    let head = ctx.t.http().head(ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest))).send().await;
+    if head.is_ok_and(|r| r.status().is_success()) {
+        advance();
+        return Ok(Outcome::Skipped);
+    }
+    let from = record_path(ctx, &b.digest).and_then(|p| std::fs::read_to_string(p).ok()).filter(|f| f.as_str() != repo.as_str());
+    if let Some(from) = from.and_then(|f| f.parse::<crate::name::RepositoryName>().ok()) {
+        let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest));
+        if let Ok(r) = ctx.t.http().post(&url).send().await {
+            if r.status().as_u16() == 201 {
+                advance();
+                remember(ctx, &b.digest);
+                return Ok(Outcome::Mounted);
+            }
+            // Not mountable: the registry opened an ordinary session instead; let it expire unused.
+        }
     }
     let path = blob_path(ctx.layout, &b.digest);
     let mut last = None;
     for _ in 0..RETRIES {
         let result = if b.size > CHUNKED_ABOVE { chunked(ctx, b, &path).await } else { monolithic(ctx, b, &path).await };
         match result {
-            Ok(()) => return Ok(true),
+            Ok(()) => {
+                remember(ctx, &b.digest);
+                return Ok(Outcome::Uploaded);
+            }
             Err(e @ PushError::Refused { .. }) => return Err(e),
             Err(e) => last = Some(e),
         }
