@@ -130,7 +130,7 @@ pub struct Passphrases {
 
 impl Publisher {
     fn state_path(&self) -> PathBuf {
-        let host: String = self.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let host = crate::store::host_dir(&self.host);
         self.state_dir.join(host).join(format!("{}.json", self.repo))
     }
 

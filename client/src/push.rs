@@ -191,7 +191,7 @@ async fn refused(resp: reqwest::Response, what: &str) -> Result<(), PushError> {
 
 /// The record of which repository on this registry last received blob `d`.
 fn record_path(ctx: &Ctx<'_>, d: &Digest) -> Option<PathBuf> {
-    let host: String = ctx.opts.image.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let host = crate::store::host_dir(&ctx.opts.image.host);
     ctx.opts.mount_records.as_ref().map(|r| r.join(host).join(d.hex()))
 }
 

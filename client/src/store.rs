@@ -95,11 +95,11 @@ impl ContentStore {
     }
 
     pub fn trust_dir(&self, host: &str, repo: &RepositoryName) -> PathBuf {
-        self.root.join("trust").join(sanitize(host)).join(repo.as_str())
+        self.root.join("trust").join(host_dir(host)).join(repo.as_str())
     }
 
     fn ref_path(&self, image: &ImageRef) -> PathBuf {
-        self.root.join("refs").join(sanitize(&image.host)).join(image.repository.as_str()).join(image.reference.to_string())
+        self.root.join("refs").join(host_dir(&image.host)).join(image.repository.as_str()).join(image.reference.to_string())
     }
 
     pub fn set_ref(&self, image: &ImageRef, d: &Digest) -> std::io::Result<()> {
@@ -246,6 +246,6 @@ async fn hash_file(path: &Path, hasher: &mut Hasher) -> std::io::Result<()> {
 }
 
 /// A host (`name:port`) as a single directory name.
-fn sanitize(host: &str) -> String {
+pub(crate) fn host_dir(host: &str) -> String {
     host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
 }
