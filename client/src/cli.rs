@@ -266,7 +266,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(p) = cause.downcast_ref::<PullError>() {
             return match p {
                 PullError::Transport(_) => EXIT_CONNECT,
-                PullError::Io(_) | PullError::NoTrustedRoot(_) => 1,
+                PullError::Io(_) | PullError::NoTrustedRoot(_) | PullError::Unpack { .. } => 1,
                 _ => EXIT_VERIFY,
             };
         }
@@ -320,12 +320,15 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             let store = store_with_bar(&g, "pulling")?;
             let image: ImageRef = reference.parse()?;
             let opts = pull_options(&g, image.clone(), &trust)?;
-            if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
-                pull(&store, &opts).await?;
-            }
-            let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
-            crate::runtime::unpack_image(&store, &layers, &dir, &crate::unpack::UnpackOptions::default())?;
-            println!("{reference}: unpacked {} layers into {}", layers.len(), dir.display());
+            let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
+                // Not pulled yet: download and apply layers in one pipeline.
+                crate::pull::pull_unpack(&store, &opts, &dir, crate::unpack::UnpackOptions::default()).await?.layers.len()
+            } else {
+                let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+                crate::runtime::unpack_image(&store, &layers, &dir, &crate::unpack::UnpackOptions::default())?;
+                layers.len()
+            };
+            println!("{reference}: unpacked {n} layers into {}", dir.display());
         }
         ClientCommand::Run { reference, trust, args } => {
             let store = store_with_bar(&g, "pulling")?;

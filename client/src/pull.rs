@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use url::Url;
 
 use crate::digest::Digest;
@@ -80,6 +80,8 @@ pub enum PullError {
     Fetch(#[from] FetchError),
     #[error("no manifest for platform {os}/{arch} in index {digest}")]
     NoPlatform { digest: Digest, os: String, arch: String },
+    #[error("unpacking layer {digest}")]
+    Unpack { digest: Digest, #[source] source: crate::unpack::UnpackError },
     #[error("local content store: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -107,6 +109,25 @@ pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
 }
 
 pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, PullError> {
+    pull_inner(store, opts, None).await
+}
+
+/// Pulls and unpacks into `dir` at once: layers download in parallel and each is applied as soon as it and every
+/// layer before it have arrived and verified, so decompression overlaps the downloads still running.
+pub async fn pull_unpack(
+    store: &ContentStore,
+    opts: &PullOptions,
+    dir: &Path,
+    unpack: crate::unpack::UnpackOptions,
+) -> Result<Pulled, PullError> {
+    pull_inner(store, opts, Some((dir, unpack))).await
+}
+
+async fn pull_inner(
+    store: &ContentStore,
+    opts: &PullOptions,
+    unpack: Option<(&Path, crate::unpack::UnpackOptions)>,
+) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
     let repo = &opts.image.repository;
     let (digest, max_len, signed) = match &opts.image.reference {
@@ -143,10 +164,42 @@ pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, Pu
     if let Some(p) = store.progress() {
         p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
     }
-    futures::stream::iter(blobs.iter().map(|b| store.fetch(&srcs, repo, &b.digest, b.size)))
-        .buffer_unordered(opts.concurrency.max(1))
-        .try_collect::<Vec<_>>()
-        .await?;
+    if let Some((dir, _)) = unpack {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Every blob downloads as its own task, at most `concurrency` at once; layers are then taken in order.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let tasks: Vec<_> = blobs
+        .iter()
+        .map(|b| {
+            let (store, srcs, repo, b, permits) = (store.clone(), srcs.clone(), repo.clone(), b.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                store.fetch(&srcs, &repo, &b.digest, b.size).await
+            })
+        })
+        .collect();
+    let mut tasks = tasks.into_iter();
+    let mut applied: Option<tokio::task::JoinHandle<Result<(), PullError>>> = None;
+    for (i, task) in tasks.by_ref().enumerate() {
+        let path = task.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+        let Some((dir, uopts)) = unpack else { continue };
+        if i == 0 {
+            continue; // The config.
+        }
+        // Wait for the previous layer's application, then start this one while later downloads continue.
+        if let Some(prev) = applied.take() {
+            prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+        }
+        let (dir, digest) = (dir.to_path_buf(), blobs[i].digest.clone());
+        applied = Some(tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path)?;
+            crate::unpack::apply_layer(&dir, f, &uopts).map(|_| ()).map_err(|source| PullError::Unpack { digest, source })
+        }));
+    }
+    if let Some(prev) = applied.take() {
+        prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+    }
     if let Some(p) = store.progress() {
         p.finish();
     }
