@@ -48,7 +48,12 @@ fn peers() -> PathBuf {
 }
 
 fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
-    let out = Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:{tag}", layout.display())).arg(bundle).output().expect("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(bundle)
+        .output()
+        .expect("umoci");
     assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
     bundle.join("rootfs")
 }
@@ -63,7 +68,9 @@ fn push_sign_pull_unpack_run_the_test_images() {
     let c = Client::new();
     let host = s.addr.clone();
 
-    for (image, tag, umoci_tag) in [("small", "latest", "latest"), ("index", "latest", "amd64"), ("big", "latest", "latest")] {
+    for (image, tag, umoci_tag) in
+        [("small", "latest", "latest"), ("index", "latest", "amd64"), ("big", "latest", "latest")]
+    {
         let repo = format!("e2e/{image}");
         let reference = format!("{host}/{repo}:{tag}");
         c.ok(&["trust", "init", &format!("{host}/{repo}")]);
@@ -90,7 +97,8 @@ fn push_sign_pull_unpack_run_the_test_images() {
     assert!(out.contains(expected.trim()), "run printed:\n{out}");
 
     // Pushing the same image to another repository mounts its blobs instead of uploading them again.
-    let out = c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &format!("{host}/e2e/copy:latest")]);
+    let out =
+        c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &format!("{host}/e2e/copy:latest")]);
     assert!(out.contains("0 blobs uploaded, 4 mounted"), "{out}");
 
     // The registry's tag moved to another image without a signature: the pull still gets the signed image.
@@ -105,7 +113,10 @@ fn push_sign_pull_unpack_run_the_test_images() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));
     // A pull by digest needs no trust data.
-    fresh.ok(&["pull", &format!("{host}/e2e/small@sha256:b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679")]);
+    fresh.ok(&[
+        "pull",
+        &format!("{host}/e2e/small@sha256:b8b5ec2b50b2d37fbec3270699b6bf0aedf08ea9c75b69282027a27fbda37679"),
+    ]);
     // Without a pinned root and without an explicit first-use opt-in, nothing is trusted.
     let out = Client::new().wharf(&["pull", &format!("{host}/e2e/small:latest")]);
     assert_eq!(out.status.code(), Some(1));
@@ -119,7 +130,11 @@ fn push_sign_pull_unpack_run_the_test_images() {
 fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("images");
-    let st = Command::new(peers().join("make-test-images")).arg(&images).env("SKIP_BIG", "1").status().expect("make-test-images");
+    let st = Command::new(peers().join("make-test-images"))
+        .arg(&images)
+        .env("SKIP_BIG", "1")
+        .status()
+        .expect("make-test-images");
     assert!(st.success());
     let s = Server::start(&[]);
     let c = Client::new();
@@ -144,18 +159,30 @@ fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
         .output()
         .expect("tuf-client-check");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The pinned root can come from the client's config file instead of a flag.
     let configured = Client::new();
-    std::fs::write(configured.config.path().join("config.toml"), format!("[trust_roots]\n\"{host}/signed/app\" = {:?}\n", root.display().to_string())).unwrap();
+    std::fs::write(
+        configured.config.path().join("config.toml"),
+        format!("[trust_roots]\n\"{host}/signed/app\" = {:?}\n", root.display().to_string()),
+    )
+    .unwrap();
     let out = configured.ok(&["pull", &reference]);
     assert!(out.contains("verified sha256:b8b5ec2b"), "{out}");
 
     // A `docker save` archive (written by skopeo) pushes, pulls verified and unpacks to the same tree.
     let archive = tmp.path().join("small-docker.tar");
-    let out = Command::new("skopeo").args(["copy", "-q"]).arg(format!("oci:{}:latest", images.join("small").display()))
-        .arg(format!("docker-archive:{}:test/small:v1", archive.display())).output().expect("skopeo");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:latest", images.join("small").display()))
+        .arg(format!("docker-archive:{}:test/small:v1", archive.display()))
+        .output()
+        .expect("skopeo");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dref = format!("{host}/signed/docker:v1");
     c.ok(&["trust", "init", &format!("{host}/signed/docker")]);
@@ -177,7 +204,11 @@ fn a_tag_signed_by_wharf_trust_sign_passes_python_tuf_and_revocation_works() {
 fn signers_delegations_and_key_rotation() {
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("images");
-    let st = Command::new(peers().join("make-test-images")).arg(&images).env("SKIP_BIG", "1").status().expect("make-test-images");
+    let st = Command::new(peers().join("make-test-images"))
+        .arg(&images)
+        .env("SKIP_BIG", "1")
+        .status()
+        .expect("make-test-images");
     assert!(st.success());
     let s = Server::start(&[]);
     let c = Client::new();
@@ -202,8 +233,13 @@ fn signers_delegations_and_key_rotation() {
     assert!(inspect.contains("alice"), "{inspect}");
     // python-tuf finds it through the delegation too.
     let out = Command::new(peers().join("tuf-client-check"))
-        .arg(s.url("/v2/team/app/_tuf/")).arg(s.url("/v2/team/app/_tuf/targets/")).arg(&first_root).arg("v1").arg(digest)
-        .output().unwrap();
+        .arg(s.url("/v2/team/app/_tuf/"))
+        .arg(s.url("/v2/team/app/_tuf/targets/"))
+        .arg(&first_root)
+        .arg("v1")
+        .arg(digest)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     // Revoking the signer revokes its signatures.

@@ -88,7 +88,12 @@ async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
             let mut first = p.first.lock().unwrap();
             body = first.entry("snap".into()).or_insert(body).clone();
         }
-        Mode::CutOnce if is_blob && range.is_none() && body.len() > 1 && p.first.lock().unwrap().insert(path.clone(), body.clone()).is_none() => {
+        Mode::CutOnce
+            if is_blob
+                && range.is_none()
+                && body.len() > 1
+                && p.first.lock().unwrap().insert(path.clone(), body.clone()).is_none() =>
+        {
             // Declare the full length, send half, then break the connection.
             let half = body.slice(..body.len() / 2);
             let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![Ok(half), Err(std::io::Error::other("cut"))];
@@ -139,7 +144,11 @@ fn images() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("wharf-hostile-images-{}", std::process::id()));
         let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
-        let st = Command::new(peers.join("make-test-images")).arg(&dir).env("SKIP_BIG", "1").status().expect("make-test-images");
+        let st = Command::new(peers.join("make-test-images"))
+            .arg(&dir)
+            .env("SKIP_BIG", "1")
+            .status()
+            .expect("make-test-images");
         assert!(st.success());
         dir
     })
@@ -171,11 +180,17 @@ impl Env {
 
 /// A server with `h/app:v1` pushed and signed.
 fn setup(env: &[(&str, &str)]) -> Env {
-    let e = Env { server: Server::start(env), store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };
+    let e =
+        Env { server: Server::start(env), store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };
     let host = e.server.addr.clone();
     for args in [
         vec!["trust".to_string(), "init".into(), format!("{host}/h/app")],
-        vec!["push".into(), "--sign".into(), format!("oci:{}:latest", images().join("small").display()), format!("{host}/h/app:v1")],
+        vec![
+            "push".into(),
+            "--sign".into(),
+            format!("oci:{}:latest", images().join("small").display()),
+            format!("{host}/h/app:v1"),
+        ],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = e.wharf(e.store.path(), &args);
@@ -190,7 +205,8 @@ fn text(o: &Output) -> String {
 
 /// No partial download and no unverified blob in the store.
 fn store_clean(store: &Path) {
-    let ingest: Vec<_> = std::fs::read_dir(store.join("ingest")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let ingest: Vec<_> =
+        std::fs::read_dir(store.join("ingest")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(ingest.is_empty(), "half-written downloads left: {ingest:?}");
     for e in std::fs::read_dir(store.join("blobs/sha256")).into_iter().flatten().flatten() {
         let bytes = std::fs::read(e.path()).unwrap();
@@ -204,12 +220,18 @@ fn store_clean(store: &Path) {
 fn store_for(e: &Env, seen: bool, proxy: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     if seen {
-        let st = Command::new("cp").arg("-a").arg(format!("{}/.", e.store.path().display())).arg(t.path()).status().unwrap();
+        let st =
+            Command::new("cp").arg("-a").arg(format!("{}/.", e.store.path().display())).arg(t.path()).status().unwrap();
         assert!(st.success());
         let _ = std::fs::remove_dir_all(t.path().join("blobs"));
         let _ = std::fs::remove_dir_all(t.path().join("refs"));
         let trust = t.path().join("trust");
-        let st = Command::new("cp").arg("-a").arg(trust.join(e.server.addr.replace(':', "_"))).arg(trust.join(proxy.replace(':', "_"))).status().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(trust.join(e.server.addr.replace(':', "_")))
+            .arg(trust.join(proxy.replace(':', "_")))
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     t
@@ -224,7 +246,8 @@ async fn check(mode: Mode, needle: &str, env: &[(&str, &str)], seen: bool, befor
     // As a mirror: the origin is honest, so the pull succeeds and the mirror is named as skipped.
     let store = store_for(&e, seen, &proxy);
     let origin_ref = format!("{}/h/app:v1", e.server.addr);
-    let out = e.wharf(store.path(), &["pull", "--trust-root", root, "--mirror", &format!("http://{proxy}/"), &origin_ref]);
+    let out =
+        e.wharf(store.path(), &["pull", "--trust-root", root, "--mirror", &format!("http://{proxy}/"), &origin_ref]);
     assert!(out.status.success(), "{mode:?} as mirror: {}", text(&out));
     assert!(text(&out).contains("skipping source"), "{mode:?}: no warning about the mirror:\n{}", text(&out));
     store_clean(store.path());
@@ -265,8 +288,17 @@ async fn rolled_back_timestamp() {
         let root = e.root();
         let root = root.to_str().unwrap();
         // The proxy captures the current timestamp; a new signature then moves the repository on...
-        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", root, &format!("{proxy}/h/app:v1")]);
-        let out = e.wharf(e.store.path(), &["push", "--sign", &format!("oci:{}:latest", images().join("small").display()), &format!("{host}/h/app:v2")]);
+        let _ =
+            e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", root, &format!("{proxy}/h/app:v1")]);
+        let out = e.wharf(
+            e.store.path(),
+            &[
+                "push",
+                "--sign",
+                &format!("oci:{}:latest", images().join("small").display()),
+                &format!("{host}/h/app:v2"),
+            ],
+        );
         assert!(out.status.success());
         // ...and the client records the newer trust data from the origin.
         let out = e.wharf(e.store.path(), &["pull", "--trust-root", root, &format!("{host}/h/app:v2")]);
@@ -277,11 +309,20 @@ async fn rolled_back_timestamp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn frozen_timestamp() {
-    check(Mode::Freeze, "expired", &[("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", "3"), ("WHARF_TRUST_RENEW_CHECK_SECS", "1")], false, |e, proxy| {
-        // The proxy captures the first timestamp, then keeps serving it after it has expired.
-        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
-        std::thread::sleep(std::time::Duration::from_secs(4));
-    })
+    check(
+        Mode::Freeze,
+        "expired",
+        &[("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", "3"), ("WHARF_TRUST_RENEW_CHECK_SECS", "1")],
+        false,
+        |e, proxy| {
+            // The proxy captures the first timestamp, then keeps serving it after it has expired.
+            let _ = e.wharf(
+                tempfile::tempdir().unwrap().path(),
+                &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")],
+            );
+            std::thread::sleep(std::time::Duration::from_secs(4));
+        },
+    )
     .await;
 }
 
@@ -289,9 +330,20 @@ async fn frozen_timestamp() {
 async fn mixed_snapshot() {
     check(Mode::MixAndMatch, "does not match", &[], false, |e, proxy| {
         // The proxy captures snapshot v2, then a new signature moves the repository to snapshot v3.
-        let _ = e.wharf(tempfile::tempdir().unwrap().path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
+        let _ = e.wharf(
+            tempfile::tempdir().unwrap().path(),
+            &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")],
+        );
         let host = &e.server.addr;
-        let out = e.wharf(e.store.path(), &["push", "--sign", &format!("oci:{}:latest", images().join("small").display()), &format!("{host}/h/app:v2")]);
+        let out = e.wharf(
+            e.store.path(),
+            &[
+                "push",
+                "--sign",
+                &format!("oci:{}:latest", images().join("small").display()),
+                &format!("{host}/h/app:v2"),
+            ],
+        );
         assert!(out.status.success());
     })
     .await;
@@ -302,9 +354,13 @@ async fn a_dropped_connection_resumes_with_range() {
     let e = setup(&[]);
     let (proxy, state) = start_proxy_with(&e.server.addr, Mode::CutOnce).await;
     let store = tempfile::tempdir().unwrap();
-    let out = e.wharf(store.path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
+    let out =
+        e.wharf(store.path(), &["pull", "--trust-root", e.root().to_str().unwrap(), &format!("{proxy}/h/app:v1")]);
     assert!(out.status.success(), "{}", text(&out));
     let ranges = state.ranges.lock().unwrap().clone();
-    assert!(ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")), "no resumed download: {ranges:?}");
+    assert!(
+        ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
+        "no resumed download: {ranges:?}"
+    );
     store_clean(store.path());
 }

@@ -29,7 +29,12 @@ impl T {
 
     async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let d = sha256(bytes);
-        let r = self.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}")).body(bytes.to_vec()).send().await.unwrap();
+        let r = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED, "push blob");
         d
     }
@@ -126,7 +131,13 @@ async fn post_then_put_and_chunked_patch_with_status() {
     let mut off = 0;
     for chunk in bytes.chunks(20_000) {
         let end = off + chunk.len() - 1;
-        let r = t.c.patch(t.s.url(&loc)).header("content-range", format!("{off}-{end}")).body(chunk.to_vec()).send().await.unwrap();
+        let r =
+            t.c.patch(t.s.url(&loc))
+                .header("content-range", format!("{off}-{end}"))
+                .body(chunk.to_vec())
+                .send()
+                .await
+                .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert_eq!(header(&r, "range"), format!("0-{end}"));
         off = end + 1;
@@ -196,7 +207,9 @@ async fn blob_over_the_maximum_size_is_refused_and_nothing_is_stored() {
     let t = T::with_env(&[("WHARF_MAX_BLOB_SIZE", "1000")]);
     let big = data(2000, 3);
     let d = sha256(&big);
-    let (s, c) = code(t.req(Method::POST, &format!("/v2/m/blobs/uploads/?digest={d}")).body(big.clone()).send().await.unwrap()).await;
+    let (s, c) =
+        code(t.req(Method::POST, &format!("/v2/m/blobs/uploads/?digest={d}")).body(big.clone()).send().await.unwrap())
+            .await;
     assert_eq!((s, c.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"));
     // Chunked: the chunk that crosses the limit ends the session.
     let loc = t.start_upload("m").await;
@@ -247,7 +260,12 @@ async fn manifests_by_tag_and_digest() {
     assert_eq!(header(&r, "docker-content-digest"), d);
     assert_eq!(header(&r, "location"), format!("/v2/app/manifests/{d}"));
     for reference in ["v1", d.as_str()] {
-        let r = t.req(Method::GET, &format!("/v2/app/manifests/{reference}")).header("accept", OCI_MANIFEST).send().await.unwrap();
+        let r = t
+            .req(Method::GET, &format!("/v2/app/manifests/{reference}"))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(header(&r, "content-type"), OCI_MANIFEST);
         assert_eq!(header(&r, "docker-content-digest"), d);
@@ -256,8 +274,12 @@ async fn manifests_by_tag_and_digest() {
         assert_eq!(header(&r, "content-length"), body.len().to_string());
     }
     // Accept negotiation: a client that only takes Docker manifest lists does not get an OCI manifest.
-    let r = t.req(Method::GET, "/v2/app/manifests/v1")
-        .header("accept", "application/vnd.docker.distribution.manifest.list.v2+json").send().await.unwrap();
+    let r = t
+        .req(Method::GET, "/v2/app/manifests/v1")
+        .header("accept", "application/vnd.docker.distribution.manifest.list.v2+json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(code(r).await.1, "MANIFEST_UNKNOWN");
     // PUT by digest must match the body.
     let r = t.put_manifest("app", &sha256(b"other"), &m).await;
@@ -345,7 +367,11 @@ async fn invalid_names() {
     }
     // Dot segments, sent raw because HTTP client libraries normalise them away.
     for name in ["a/../b", "a/./b", ".."] {
-        let answer = common::raw(&t.s.addr, format!("GET /v2/{name}/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(), std::time::Duration::from_secs(5));
+        let answer = common::raw(
+            &t.s.addr,
+            format!("GET /v2/{name}/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            std::time::Duration::from_secs(5),
+        );
         assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("NAME_INVALID"), "{name}: {answer}");
     }
     // A leading separator: `/v2//x` names an empty first component.
@@ -414,7 +440,11 @@ async fn referrers_and_subject() {
     assert_eq!(digests.len(), 2);
     assert!(artifacts.iter().all(|a| digests.contains(&a.as_str())));
     assert_eq!(v["manifests"][0]["annotations"]["n"], "0");
-    let r = t.req(Method::GET, &format!("/v2/ref/referrers/{sd}?artifactType=application/vnd.example.sbom")).send().await.unwrap();
+    let r = t
+        .req(Method::GET, &format!("/v2/ref/referrers/{sd}?artifactType=application/vnd.example.sbom"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);

@@ -55,7 +55,10 @@ async fn dropped_connection_mid_patch_resumes_and_shows_nothing_partial() {
     // A monolithic upload cut off mid-body leaves nothing at all.
     let other = data(200_000, 8);
     let od = sha256(&other);
-    let head = format!("POST /v2/drop/blobs/uploads/?digest={od} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", other.len());
+    let head = format!(
+        "POST /v2/drop/blobs/uploads/?digest={od} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        other.len()
+    );
     send_partial(&s.addr, &head, &other[..50_000]);
     assert_eq!(c.head(s.url(&format!("/v2/drop/blobs/{od}"))).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     assert_eq!(s.stored_blobs().len(), 1, "{:?}", s.stored_blobs());
@@ -68,7 +71,10 @@ async fn bodies_longer_or_shorter_than_declared() {
     // Longer: 20 bytes sent with Content-Length 10; the server reads 10 and the digest of 20 cannot match.
     let body = b"0123456789abcdefghij";
     let d = sha256(body);
-    let mut req = format!("POST /v2/len/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n").into_bytes();
+    let mut req = format!(
+        "POST /v2/len/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n"
+    )
+    .into_bytes();
     req.extend_from_slice(body);
     let answer = raw(&s.addr, &req, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
@@ -125,7 +131,13 @@ async fn sigkill_mid_upload_keeps_every_completed_object_and_nothing_half_visibl
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blobs[0], "size": 500_000},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": blobs[1], "size": 500_001}]});
     let mbody = serde_json::to_vec(&manifest).unwrap();
-    let r = c.put(s.url("/v2/crash/manifests/v1")).header("content-type", "application/vnd.oci.image.manifest.v1+json").body(mbody.clone()).send().await.unwrap();
+    let r = c
+        .put(s.url("/v2/crash/manifests/v1"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(mbody.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // An upload in flight when the server dies: a session with bytes, and a request still streaming.
@@ -134,7 +146,14 @@ async fn sigkill_mid_upload_keeps_every_completed_object_and_nothing_half_visibl
     let inflight = data(4_000_000, 41);
     let idg = sha256(&inflight);
     let mut conn = TcpStream::connect(&s.addr).unwrap();
-    conn.write_all(format!("POST /v2/crash/blobs/uploads/?digest={idg} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", inflight.len()).as_bytes()).unwrap();
+    conn.write_all(
+        format!(
+            "POST /v2/crash/blobs/uploads/?digest={idg} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            inflight.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     conn.write_all(&inflight[..1_000_000]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     s.kill();

@@ -12,7 +12,7 @@ use common::{data, sha256, Server};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use wharf_client::tuf::{
-    DelegatedRole, Delegations, Envelope, Expires, PublicKey, Root, RoleKeys, Signature, SigningKey, TargetFile,
+    DelegatedRole, Delegations, Envelope, Expires, PublicKey, RoleKeys, Root, Signature, SigningKey, TargetFile,
     Targets, SPEC_VERSION,
 };
 
@@ -116,7 +116,13 @@ impl T {
         let mut digests = Vec::new();
         for blob in [format!("{{\"seed\":{seed}}}").into_bytes(), data(2000, seed)] {
             let d = sha256(&blob);
-            let r = self.c.post(self.s.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}"))).body(blob.clone()).send().await.unwrap();
+            let r = self
+                .c
+                .post(self.s.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+                .body(blob.clone())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::CREATED);
             digests.push((d, blob.len()));
         }
@@ -124,8 +130,14 @@ impl T {
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0].0, "size": digests[0].1},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digests[1].0, "size": digests[1].1}]});
         let body = serde_json::to_vec(&m).unwrap();
-        let r = self.c.put(self.s.url(&format!("/v2/{repo}/manifests/{}", sha256(&body))))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json").body(body.clone()).send().await.unwrap();
+        let r = self
+            .c
+            .put(self.s.url(&format!("/v2/{repo}/manifests/{}", sha256(&body))))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
         (body.len() as u64, sha256(&body).trim_start_matches("sha256:").to_string())
     }
@@ -205,7 +217,10 @@ async fn python_tuf_verifies_a_published_tag_through_rotation_and_renewal() {
 
     // Deleting the trust data stops serving it; the history stays.
     assert_eq!(t.c.delete(t.s.url(&format!("/v2/{repo}/_tuf/"))).send().await.unwrap().status(), StatusCode::ACCEPTED);
-    assert_eq!(t.c.get(t.s.url(&format!("/v2/{repo}/_tuf/timestamp.json"))).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.c.get(t.s.url(&format!("/v2/{repo}/_tuf/timestamp.json"))).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     assert!(!t.get_json(&format!("/v2/{repo}/_tuf/history")).await["history"].as_array().unwrap().is_empty());
 }
 
@@ -259,7 +274,12 @@ async fn every_rule_has_a_refusal() {
     t.refused(repo, json!({"root": signed(&root_doc(2, &[&ra, &rb], 2, &tk, &svc), &[&ra, &rb])}), "version 2").await;
     // A root that does not name the service's timestamp key.
     let foreign = Service { timestamp: outsider.public().clone(), snapshot: svc.snapshot.clone() };
-    t.refused(repo, json!({"root": signed(&root_doc(1, &[&ra, &rb], 2, &tk, &foreign), &[&ra, &rb])}), "service's timestamp keys").await;
+    t.refused(
+        repo,
+        json!({"root": signed(&root_doc(1, &[&ra, &rb], 2, &tk, &foreign), &[&ra, &rb])}),
+        "service's timestamp keys",
+    )
+    .await;
     // Malformed JSON and unknown fields.
     let r = t.c.post(t.s.url(&format!("/v2/{repo}/_tuf/publish"))).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -271,28 +291,45 @@ async fn every_rule_has_a_refusal() {
     let dk = key(16);
     let deleg = Delegations {
         keys: keymap(&[dk.public()]),
-        roles: vec![DelegatedRole { name: "release".into(), keyids: vec![dk.key_id().clone()], threshold: 1,
-            terminating: true, paths: Some(vec!["v1.*".into()]), path_hash_prefixes: None }],
+        roles: vec![DelegatedRole {
+            name: "release".into(),
+            keyids: vec![dk.key_id().clone()],
+            threshold: 1,
+            terminating: true,
+            paths: Some(vec!["v1.*".into()]),
+            path_hash_prefixes: None,
+        }],
     };
     let root1 = signed(&r1, &[&ra, &rb]);
     let (status, v) = t.publish(repo, json!({"root": root1, "targets": signed(&targets_doc(1, &[("latest", len, &sha)], Some(deleg.clone())), &[&tk])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 
     // Version rollback and version equal.
-    t.refused(repo, json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], Some(deleg.clone())), &[&tk])}), "at least 2").await;
+    t.refused(
+        repo,
+        json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], Some(deleg.clone())), &[&tk])}),
+        "at least 2",
+    )
+    .await;
     t.refused(repo, json!({"root": signed(&r1, &[&ra, &rb])}), "at least 2").await;
     // Root rotation without the old threshold: signed by the new root keys and only one of the two old ones.
     let r2 = root_doc(2, &[&rc], 1, &tk, &svc);
     t.refused(repo, json!({"root": signed(&r2, &[&ra, &rc])}), "previous root").await;
     // A delegation listing a target outside its paths.
     let mut release = targets_doc(1, &[("v2.0", len, &sha)], None);
-    t.refused(repo, json!({"delegations": {"release": signed(&release, &[&dk])}}), "outside the role's delegated paths").await;
+    t.refused(
+        repo,
+        json!({"delegations": {"release": signed(&release, &[&dk])}}),
+        "outside the role's delegated paths",
+    )
+    .await;
     // A delegated role signed by a key its delegator does not name.
     release = targets_doc(1, &[("v1.0", len, &sha)], None);
     t.refused(repo, json!({"delegations": {"release": signed(&release, &[&outsider])}}), "threshold is 1").await;
     // An unknown role name, and a role nobody delegates to.
     t.refused(repo, json!({"delegations": {"timestamp": signed(&release, &[&dk])}}), "unknown role").await;
-    t.refused(repo, json!({"delegations": {"nobody": signed(&release, &[&dk])}}), "no targets metadata delegates").await;
+    t.refused(repo, json!({"delegations": {"nobody": signed(&release, &[&dk])}}), "no targets metadata delegates")
+        .await;
     // A target without a sha256.
     let mut nohash = targets_doc(2, &[("latest", len, &sha)], Some(deleg.clone()));
     nohash.targets.get_mut("latest").unwrap().hashes.clear();
@@ -300,7 +337,12 @@ async fn every_rule_has_a_refusal() {
     // Metadata over the size limit.
     let many: Vec<(String, u64, String)> = (0..400).map(|i| (format!("t{i}"), len, sha.clone())).collect();
     let refs: Vec<(&str, u64, &str)> = many.iter().map(|(a, b, c)| (a.as_str(), *b, c.as_str())).collect();
-    let r = t.c.post(t.s.url(&format!("/v2/{repo}/_tuf/publish"))).json(&json!({"targets": signed(&targets_doc(2, &refs, None), &[&tk])})).send().await.unwrap();
+    let r =
+        t.c.post(t.s.url(&format!("/v2/{repo}/_tuf/publish")))
+            .json(&json!({"targets": signed(&targets_doc(2, &refs, None), &[&tk])}))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // The delegated role inside its paths is accepted and lands in snapshot; then revoking the delegation removes it.
@@ -310,12 +352,14 @@ async fn every_rule_has_a_refusal() {
     let snap = t.get_json(&format!("/v2/{repo}/_tuf/snapshot.json")).await;
     assert_eq!(snap["signed"]["meta"]["release.json"]["version"], 1);
     t.get_json(&format!("/v2/{repo}/_tuf/1.release.json")).await;
-    let (status, v) = t.publish(repo, json!({"targets": signed(&targets_doc(2, &[("latest", len, &sha)], None), &[&tk])})).await;
+    let (status, v) =
+        t.publish(repo, json!({"targets": signed(&targets_doc(2, &[("latest", len, &sha)], None), &[&tk])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let snap = t.get_json(&format!("/v2/{repo}/_tuf/snapshot.json")).await;
     assert!(snap["signed"]["meta"].get("release.json").is_none(), "{snap}");
     // A rollback below the current version.
-    t.refused(repo, json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], None), &[&tk])}), "at least 3").await;
+    t.refused(repo, json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], None), &[&tk])}), "at least 3")
+        .await;
     // Rotation with both thresholds met is accepted.
     let (status, v) = t.publish(repo, json!({"root": signed(&r2, &[&ra, &rb, &rc])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -333,7 +377,9 @@ async fn racing_publishes_never_mix() {
     let svc = t.service_keys(repo).await;
     let (ra, tk) = (key(21), key(22));
     let root = signed(&root_doc(1, &[&ra], 1, &tk, &svc), &[&ra]);
-    let (status, _) = t.publish(repo, json!({"root": root, "targets": signed(&targets_doc(1, &[("a", len, &sha)], None), &[&tk])})).await;
+    let (status, _) = t
+        .publish(repo, json!({"root": root, "targets": signed(&targets_doc(1, &[("a", len, &sha)], None), &[&tk])}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let mut tasks = Vec::new();
     for v in 2..10u64 {
@@ -370,8 +416,14 @@ async fn wharf_client_resolves_tags_through_the_trust_service() {
     let (ra, tk, dk) = (key(31), key(32), key(33));
     let deleg = Delegations {
         keys: keymap(&[dk.public()]),
-        roles: vec![DelegatedRole { name: "release".into(), keyids: vec![dk.key_id().clone()], threshold: 1,
-            terminating: true, paths: Some(vec!["v1.*".into()]), path_hash_prefixes: None }],
+        roles: vec![DelegatedRole {
+            name: "release".into(),
+            keyids: vec![dk.key_id().clone()],
+            threshold: 1,
+            terminating: true,
+            paths: Some(vec!["v1.*".into()]),
+            path_hash_prefixes: None,
+        }],
     };
     let root = Envelope::sign(&root_doc(1, &[&ra], 1, &tk, &svc), &[&ra]).unwrap();
     let body = json!({"root": root, "targets": signed(&targets_doc(1, &[("v1", len, &sha)], Some(deleg.clone())), &[&tk]),
@@ -396,11 +448,15 @@ async fn wharf_client_resolves_tags_through_the_trust_service() {
         timestamp: Some(Envelope::parse(&r.timestamp).unwrap().decode().unwrap()),
         snapshot: Some(Envelope::parse(&r.snapshot).unwrap().decode().unwrap()),
     };
-    let (status, _) = t.publish(repo, json!({"targets": signed(&targets_doc(2, &[("v1", len, &sha)], None), &[&tk])})).await;
+    let (status, _) =
+        t.publish(repo, json!({"targets": signed(&targets_doc(2, &[("v1", len, &sha)], None), &[&tk])})).await;
     assert_eq!(status, StatusCode::OK);
     let mut r2 = refresh(&transport, &name, &root_bytes, &previous, &limits, now()).await.unwrap();
     // The delegation was revoked by targets v2: its tag no longer resolves.
-    assert!(matches!(find_target(&transport, &name, &mut r2.set, "v1.5", &limits).await, Err(TrustError::NotSigned(_))));
+    assert!(matches!(
+        find_target(&transport, &name, &mut r2.set, "v1.5", &limits).await,
+        Err(TrustError::NotSigned(_))
+    ));
     let mut ahead = previous.clone();
     ahead.timestamp.as_mut().unwrap().version = 999;
     let err = refresh(&transport, &name, &root_bytes, &ahead, &limits, now()).await.err().unwrap();

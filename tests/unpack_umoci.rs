@@ -27,7 +27,11 @@ fn blob(layout: &Path, digest: &str) -> PathBuf {
 fn wharf_unpack_matches_umoci_on_the_test_images() {
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("images");
-    let st = Command::new(peers().join("make-test-images")).arg(&images).env("SKIP_BIG", "1").status().expect("make-test-images");
+    let st = Command::new(peers().join("make-test-images"))
+        .arg(&images)
+        .env("SKIP_BIG", "1")
+        .status()
+        .expect("make-test-images");
     assert!(st.success(), "make-test-images failed");
     for image in ["small", "index"] {
         let layout = images.join(image);
@@ -36,7 +40,13 @@ fn wharf_unpack_matches_umoci_on_the_test_images() {
         // For an index, take its linux/amd64 image.
         if desc["mediaType"] == "application/vnd.oci.image.index.v1+json" {
             let inner = read_json(&blob(&layout, desc["digest"].as_str().unwrap()));
-            desc = inner["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == "amd64").unwrap().clone();
+            desc = inner["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["platform"]["architecture"] == "amd64")
+                .unwrap()
+                .clone();
         }
         let manifest = read_json(&blob(&layout, desc["digest"].as_str().unwrap()));
         let ours = tmp.path().join(format!("{image}-wharf"));
@@ -48,7 +58,12 @@ fn wharf_unpack_matches_umoci_on_the_test_images() {
         // umoci unpacks by reference; point a tag at the chosen manifest for the index case.
         let bundle = tmp.path().join(format!("{image}-umoci"));
         let tag = if image == "index" { "amd64" } else { "latest" };
-        let out = Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:{tag}", layout.display())).arg(&bundle).output().expect("umoci");
+        let out = Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(&bundle)
+            .output()
+            .expect("umoci");
         assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
         let (a, b) = (tree(&ours), tree(&bundle.join("rootfs")));
         let diff = common::tree_diff(&a, &b);

@@ -177,7 +177,9 @@ fn home_dir(var: &str, fallback: &str) -> PathBuf {
 
 impl Global {
     fn store(&self) -> std::io::Result<ContentStore> {
-        ContentStore::open(&self.store.clone().unwrap_or_else(|| home_dir("XDG_DATA_HOME", ".local/share").join("wharf")))
+        ContentStore::open(
+            &self.store.clone().unwrap_or_else(|| home_dir("XDG_DATA_HOME", ".local/share").join("wharf")),
+        )
     }
 
     fn config(&self) -> PathBuf {
@@ -227,13 +229,15 @@ fn passphrase(var: &str, prompt: &str) -> anyhow::Result<Vec<u8>> {
     if let Ok(p) = std::env::var(var) {
         return Ok(p.into_bytes());
     }
-    let p = rpassword::prompt_password(prompt).map_err(|e| anyhow::anyhow!("{var} is not set and no terminal to ask on: {e}"))?;
+    let p = rpassword::prompt_password(prompt)
+        .map_err(|e| anyhow::anyhow!("{var} is not set and no terminal to ask on: {e}"))?;
     Ok(p.into_bytes())
 }
 
 fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {
     let cfg = g.config();
-    let insecure: Vec<String> = g.insecure.iter().chain(ClientConfig::load(&cfg)?.insecure_registries.iter()).cloned().collect();
+    let insecure: Vec<String> =
+        g.insecure.iter().chain(ClientConfig::load(&cfg)?.insecure_registries.iter()).cloned().collect();
     Ok(Publisher {
         transport: Transport::new(&image.host, &insecure)?,
         host: image.host.clone(),
@@ -253,7 +257,8 @@ fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<Pu
         Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),
         None => None,
     };
-    o.trust = TrustPolicy { skip: t.insecure_skip_trust, pinned_root: pinned, trust_on_first_use: t.trust_on_first_use };
+    o.trust =
+        TrustPolicy { skip: t.insecure_skip_trust, pinned_root: pinned, trust_on_first_use: t.trust_on_first_use };
     if t.insecure_skip_trust {
         eprintln!("WARNING: --insecure-skip-trust: tags are NOT verified against signed trust data; the registry (or anyone between you and it) decides which image you get. Content is still checked against its digest.");
     }
@@ -285,13 +290,17 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Push { src, reference, sign } => {
             let image: ImageRef = reference.parse()?;
             let source: PushSource = src.parse()?;
-            let pushed = push(&source, &PushOptions {
-                image: image.clone(),
-                insecure: g.insecure.clone(),
-                concurrency: 4,
-                progress: bar("pushing"),
-                mount_records: Some(g.store()?.root().join("mounts")),
-            }).await?;
+            let pushed = push(
+                &source,
+                &PushOptions {
+                    image: image.clone(),
+                    insecure: g.insecure.clone(),
+                    concurrency: 4,
+                    progress: bar("pushing"),
+                    mount_records: Some(g.store()?.root().join("mounts")),
+                },
+            )
+            .await?;
             println!(
                 "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
                 pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
@@ -299,7 +308,9 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             if sign {
                 let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
                 let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-                let v = publisher(&g, &image)?.sign(tag.as_str(), pushed.size, pushed.digest.hex(), &pushed.media_type, &pass, now()).await?;
+                let v = publisher(&g, &image)?
+                    .sign(tag.as_str(), pushed.size, pushed.digest.hex(), &pushed.media_type, &pass, now())
+                    .await?;
                 println!("{image}: signed {} (targets version {v})", pushed.digest);
             }
         }
@@ -322,7 +333,10 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             let opts = pull_options(&g, image.clone(), &trust)?;
             let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
                 // Not pulled yet: download and apply layers in one pipeline.
-                crate::pull::pull_unpack(&store, &opts, &dir, crate::unpack::UnpackOptions::default()).await?.layers.len()
+                crate::pull::pull_unpack(&store, &opts, &dir, crate::unpack::UnpackOptions::default())
+                    .await?
+                    .layers
+                    .len()
             } else {
                 let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
                 crate::runtime::unpack_image(&store, &layers, &dir, &crate::unpack::UnpackOptions::default())?;
@@ -361,7 +375,12 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
             };
             let root = publisher(&g, &image)?.init(&pass, now()).await?;
-            println!("{}/{}: trust initialised; root metadata to pin: {}", image.host, image.repository, root.display());
+            println!(
+                "{}/{}: trust initialised; root metadata to pin: {}",
+                image.host,
+                image.repository,
+                root.display()
+            );
         }
         TrustCommand::Key(KeyCommand::Generate { name, dir }) => {
             if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
@@ -412,7 +431,9 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
             let p = publisher(&g, &image)?;
             let v = match &signer {
-                Some(s) => p.sign_as(s, tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?,
+                Some(s) => {
+                    p.sign_as(s, tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?
+                }
                 None => p.sign(tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?,
             };
             println!("{image}: signed {digest} ({} version {v})", signer.as_deref().unwrap_or("targets"));
@@ -436,7 +457,9 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             let opts = pull_options(&g, image.clone(), &t)?;
             let rows = crate::inspect::signed_tags(&g.store()?, &opts).await?;
             let only = match &image.reference {
-                Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => Some(tag.to_string()),
+                Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => {
+                    Some(tag.to_string())
+                }
                 _ => None,
             };
             let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();

@@ -58,7 +58,10 @@ mod tests {
     #[test]
     fn parse() {
         let r: ImageRef = "127.0.0.1:5000/team/app:v1".parse().unwrap();
-        assert_eq!((r.host.as_str(), r.repository.as_str(), r.reference.to_string().as_str()), ("127.0.0.1:5000", "team/app", "v1"));
+        assert_eq!(
+            (r.host.as_str(), r.repository.as_str(), r.reference.to_string().as_str()),
+            ("127.0.0.1:5000", "team/app", "v1")
+        );
         let r: ImageRef = "localhost/app".parse().unwrap();
         assert_eq!(r.reference.to_string(), "latest");
         let d = format!("sha256:{}", "a".repeat(64));

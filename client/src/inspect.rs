@@ -14,13 +14,21 @@ pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec
             if let Some(t) = r.set.targets() {
                 names.extend(t.targets.keys().cloned());
             }
-            let roles: Vec<String> = r.set.targets().and_then(|t| t.delegations.as_ref()).map(|d| d.roles.iter().map(|x| x.name.clone()).collect()).unwrap_or_default();
+            let roles: Vec<String> = r
+                .set
+                .targets()
+                .and_then(|t| t.delegations.as_ref())
+                .map(|d| d.roles.iter().map(|x| x.name.clone()).collect())
+                .unwrap_or_default();
             for role in roles {
                 let meta = match r.set.snapshot_entry(&role) {
                     Ok(m) => m,
                     Err(_) => continue,
                 };
-                let bytes = s.transport.get_bounded(&format!("/v2/{}/_tuf/{}.{role}.json", s.repo, meta.version), limits.targets).await?;
+                let bytes = s
+                    .transport
+                    .get_bounded(&format!("/v2/{}/_tuf/{}.{role}.json", s.repo, meta.version), limits.targets)
+                    .await?;
                 r.set.update_delegated(&role, &bytes, "targets")?;
                 if let Some(t) = r.set.delegated(&role) {
                     names.extend(t.targets.keys().cloned());

@@ -4,8 +4,14 @@
 //! edge into types (`Digest`, `RepositoryName`, `Tag`, `Reference`, `MediaType`) and validate OCI documents, so that
 //! the servers and the client never handle an unchecked string.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod digest;
 pub mod image_ref;
+#[cfg(feature = "io")]
+pub mod inspect;
+#[cfg(feature = "io")]
+pub mod layout;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
@@ -13,12 +19,6 @@ pub mod name;
 pub mod progress;
 #[cfg(feature = "io")]
 pub mod publish;
-#[cfg(feature = "cli")]
-pub mod cli;
-#[cfg(feature = "io")]
-pub mod inspect;
-#[cfg(feature = "io")]
-pub mod layout;
 #[cfg(feature = "io")]
 pub mod pull;
 #[cfg(feature = "io")]
@@ -28,11 +28,11 @@ pub mod runtime;
 pub mod seal;
 #[cfg(feature = "io")]
 pub mod store;
-pub mod tuf;
 #[cfg(feature = "io")]
 pub mod transport;
 #[cfg(feature = "io")]
 pub mod trust;
+pub mod tuf;
 #[cfg(feature = "io")]
 pub mod unpack;
 

@@ -125,8 +125,13 @@ impl ParsedManifest {
     pub fn parse_inferred(body: &[u8]) -> Result<ParsedManifest, ManifestError> {
         match ParsedManifest::parse(body, None) {
             Err(ManifestError::MissingMediaType) => {
-                let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
-                let inferred = if v.get("manifests").is_some() { crate::media_type::OCI_INDEX } else { crate::media_type::OCI_MANIFEST };
+                let v: serde_json::Value =
+                    serde_json::from_slice(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+                let inferred = if v.get("manifests").is_some() {
+                    crate::media_type::OCI_INDEX
+                } else {
+                    crate::media_type::OCI_MANIFEST
+                };
                 let mt: MediaType = inferred.parse().map_err(|_| ManifestError::MissingMediaType)?;
                 ParsedManifest::parse(body, Some(&mt))
             }
@@ -192,7 +197,8 @@ mod tests {
         ));
         let bad_digest = image("").replace(&d('b'), "sha256:xyz");
         assert!(matches!(check(&bad_digest, None), Err(ManifestError::Malformed(_))));
-        let index_with_layers = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#);
+        let index_with_layers =
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#);
         assert!(matches!(check(&index_with_layers, None), Err(ManifestError::Malformed(_))));
         let index = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
         assert_eq!(check(&index, Some(OCI_INDEX)).unwrap().manifests.len(), 0);

@@ -12,7 +12,9 @@ use crate::name::RepositoryName;
 use crate::seal::{Kek, SealError};
 use crate::transport::{Transport, TransportError};
 use crate::trust::{refresh, Previous, TrustError, TrustLimits};
-use crate::tuf::{Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, TufError, SPEC_VERSION};
+use crate::tuf::{
+    Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, TufError, SPEC_VERSION,
+};
 
 /// Lifetimes of what the publisher signs: root one year, targets 90 days.
 const ROOT_LIFETIME: i64 = 365 * 86_400;
@@ -69,7 +71,12 @@ impl KeyStore {
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
         let kek = Kek::derive(passphrase, &salt)?;
         let sealed = kek.seal(&key.secret_bytes(), key.key_id().as_bytes());
-        let file = SealedKey { role: role.into(), public: key.public().clone(), salt: hex::encode(salt), sealed: hex::encode(sealed) };
+        let file = SealedKey {
+            role: role.into(),
+            public: key.public().clone(),
+            salt: hex::encode(salt),
+            sealed: hex::encode(sealed),
+        };
         let path = self.dir.join(format!("{}.key", key.key_id()));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -167,11 +174,15 @@ impl Publisher {
     /// `trust init`: root and targets keys, the service's keys, root v1 and an empty targets v1.
     pub async fn init(&self, pass: &Passphrases, now: i64) -> Result<PathBuf, PublishError> {
         if self.state_path().exists() {
-            return Err(PublishError::AlreadyInitialised(self.repo.to_string(), self.root_path().display().to_string()));
+            return Err(PublishError::AlreadyInitialised(
+                self.repo.to_string(),
+                self.root_path().display().to_string(),
+            ));
         }
         let svc = self.post(&format!("/v2/{}/_tuf/keys", self.repo), None).await?;
         let service_key = |role: &str| -> Result<PublicKey, PublishError> {
-            serde_json::from_value(svc[role][0]["key"].clone()).map_err(|e| PublishError::Refused(format!("service keys: {e}")))
+            serde_json::from_value(svc[role][0]["key"].clone())
+                .map_err(|e| PublishError::Refused(format!("service keys: {e}")))
         };
         let (ts, snap) = (service_key("timestamp")?, service_key("snapshot")?);
         let root_key = self.keys.generate("root", &pass.root)?;
@@ -183,7 +194,10 @@ impl Publisher {
             consistent_snapshot: true,
             version: 1,
             expires: Expires(now + ROOT_LIFETIME),
-            keys: [root_key.public(), targets_key.public(), &ts, &snap].iter().map(|k| (k.key_id(), (*k).clone())).collect(),
+            keys: [root_key.public(), targets_key.public(), &ts, &snap]
+                .iter()
+                .map(|k| (k.key_id(), (*k).clone()))
+                .collect(),
             roles: BTreeMap::from([
                 ("root".into(), role(root_key.public())),
                 ("targets".into(), role(targets_key.public())),
@@ -202,7 +216,11 @@ impl Publisher {
         let root_env = Envelope::sign(&root, &[&root_key])?;
         let body = json!({"root": root_env, "targets": Envelope::sign(&targets, &[&targets_key])?});
         self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
-        let state = RepoState { root_key: root_key.key_id().clone(), targets_key: targets_key.key_id().clone(), root: root_env.clone() };
+        let state = RepoState {
+            root_key: root_key.key_id().clone(),
+            targets_key: targets_key.key_id().clone(),
+            root: root_env.clone(),
+        };
         let p = self.state_path();
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
@@ -215,12 +233,26 @@ impl Publisher {
     /// The current targets, verified through the full workflow from the publisher's own root.
     async fn current_targets(&self, now: i64) -> Result<(RepoState, Targets), PublishError> {
         let state = self.state()?;
-        let r = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, &Previous::default(), &TrustLimits::default(), now).await?;
+        let r = refresh(
+            &self.transport,
+            &self.repo,
+            &state.root.to_bytes()?,
+            &Previous::default(),
+            &TrustLimits::default(),
+            now,
+        )
+        .await?;
         let t = r.set.targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
         Ok((state, t))
     }
 
-    async fn publish_targets(&self, state: &RepoState, mut t: Targets, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+    async fn publish_targets(
+        &self,
+        state: &RepoState,
+        mut t: Targets,
+        pass: &[u8],
+        now: i64,
+    ) -> Result<u64, PublishError> {
         t.version += 1;
         t.expires = Expires(now + TARGETS_LIFETIME);
         let key = self.keys.load(&state.targets_key, pass)?;
@@ -230,14 +262,31 @@ impl Publisher {
     }
 
     /// Signs `tag` as the manifest of `length` bytes with `sha256`; returns the new targets version.
-    pub async fn sign(&self, tag: &str, length: u64, sha256: &str, media_type: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+    pub async fn sign(
+        &self,
+        tag: &str,
+        length: u64,
+        sha256: &str,
+        media_type: &str,
+        pass: &[u8],
+        now: i64,
+    ) -> Result<u64, PublishError> {
         let (state, mut t) = self.current_targets(now).await?;
         t.targets.insert(tag.into(), target_file(length, sha256, media_type));
         self.publish_targets(&state, t, pass, now).await
     }
 
     /// Signs `tag` into the delegated role `signer` with the local key of that name.
-    pub async fn sign_as(&self, signer: &str, tag: &str, length: u64, sha256: &str, media_type: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
+    pub async fn sign_as(
+        &self,
+        signer: &str,
+        tag: &str,
+        length: u64,
+        sha256: &str,
+        media_type: &str,
+        pass: &[u8],
+        now: i64,
+    ) -> Result<u64, PublishError> {
         let state = self.state()?;
         let key_id = self.keys.find(&format!("signer:{signer}")).ok_or_else(|| PublishError::NoKey {
             role: format!("signer {signer}"),
@@ -245,10 +294,24 @@ impl Publisher {
             dir: self.keys.dir.display().to_string(),
         })?;
         let key = self.keys.load(&key_id, pass)?;
-        let mut r = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, &Previous::default(), &TrustLimits::default(), now).await?;
+        let mut r = refresh(
+            &self.transport,
+            &self.repo,
+            &state.root.to_bytes()?,
+            &Previous::default(),
+            &TrustLimits::default(),
+            now,
+        )
+        .await?;
         let current = match r.set.snapshot_entry(signer) {
             Ok(meta) => {
-                let bytes = self.transport.get_bounded(&format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version), TrustLimits::default().targets).await?;
+                let bytes = self
+                    .transport
+                    .get_bounded(
+                        &format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version),
+                        TrustLimits::default().targets,
+                    )
+                    .await?;
                 r.set.update_delegated(signer, &bytes, "targets")?;
                 r.set.delegated(signer).cloned()
             }
@@ -273,7 +336,8 @@ impl Publisher {
     /// Delegates every tag to a signer's key (`trust signer add`), or adds the key to an existing signer.
     pub async fn add_signer(&self, name: &str, key: &PublicKey, pass: &[u8], now: i64) -> Result<u64, PublishError> {
         let (state, mut t) = self.current_targets(now).await?;
-        let d = t.delegations.get_or_insert_with(|| crate::tuf::Delegations { keys: BTreeMap::new(), roles: Vec::new() });
+        let d =
+            t.delegations.get_or_insert_with(|| crate::tuf::Delegations { keys: BTreeMap::new(), roles: Vec::new() });
         d.keys.insert(key.key_id(), key.clone());
         match d.roles.iter_mut().find(|r| r.name == name) {
             Some(r) if !r.keyids.contains(&key.key_id()) => r.keyids.push(key.key_id()),
@@ -332,12 +396,19 @@ impl Publisher {
             }
             "timestamp" | "snapshot" => {
                 let v = self.post(&format!("/v2/{}/_tuf/keys/{role}/rotate", self.repo), None).await?;
-                serde_json::from_value(v["key"].clone()).map_err(|e| PublishError::Refused(format!("rotated key: {e}")))?
+                serde_json::from_value(v["key"].clone())
+                    .map_err(|e| PublishError::Refused(format!("rotated key: {e}")))?
             }
-            other => return Err(PublishError::Refused(format!("unknown role {other}: root, targets, timestamp or snapshot"))),
+            other => {
+                return Err(PublishError::Refused(format!(
+                    "unknown role {other}: root, targets, timestamp or snapshot"
+                )))
+            }
         };
         let old_ids = root.roles.get(role).map(|r| r.keyids.clone()).unwrap_or_default();
-        root.keys.retain(|id, _| !old_ids.contains(id) || root.roles.iter().any(|(n, r)| n != role && r.keyids.contains(id)));
+        root.keys.retain(|id, _| {
+            !old_ids.contains(id) || root.roles.iter().any(|(n, r)| n != role && r.keyids.contains(id))
+        });
         root.keys.insert(new_key.key_id(), new_key.clone());
         root.roles.insert(role.into(), RoleKeys { keyids: vec![new_key.key_id()], threshold: 1 });
         root.version += 1;

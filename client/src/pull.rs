@@ -81,7 +81,11 @@ pub enum PullError {
     #[error("no manifest for platform {os}/{arch} in index {digest}")]
     NoPlatform { digest: Digest, os: String, arch: String },
     #[error("unpacking layer {digest}")]
-    Unpack { digest: Digest, #[source] source: crate::unpack::UnpackError },
+    Unpack {
+        digest: Digest,
+        #[source]
+        source: crate::unpack::UnpackError,
+    },
     #[error("local content store: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -102,9 +106,15 @@ pub struct Pulled {
 
 /// The sources to try, mirrors first.
 pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
-    let mut out: Vec<Source> =
-        opts.mirrors.iter().map(|m| Source { name: format!("mirror {m}"), transport: Transport::with_origin(m.clone()) }).collect();
-    out.push(Source { name: format!("registry {}", opts.image.host), transport: Transport::new(&opts.image.host, &opts.insecure)? });
+    let mut out: Vec<Source> = opts
+        .mirrors
+        .iter()
+        .map(|m| Source { name: format!("mirror {m}"), transport: Transport::with_origin(m.clone()) })
+        .collect();
+    out.push(Source {
+        name: format!("registry {}", opts.image.host),
+        transport: Transport::new(&opts.image.host, &opts.insecure)?,
+    });
     Ok(out)
 }
 
@@ -159,7 +169,10 @@ async fn pull_inner(
     } else {
         (digest.clone(), top.clone())
     };
-    let config = parsed.config.clone().ok_or_else(|| PullError::Manifest { digest: manifest_digest.clone(), reason: "no config".into() })?;
+    let config = parsed
+        .config
+        .clone()
+        .ok_or_else(|| PullError::Manifest { digest: manifest_digest.clone(), reason: "no config".into() })?;
     let blobs: Vec<Descriptor> = std::iter::once(config.clone()).chain(parsed.layers.iter().cloned()).collect();
     if let Some(p) = store.progress() {
         p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
@@ -172,7 +185,8 @@ async fn pull_inner(
     let tasks: Vec<_> = blobs
         .iter()
         .map(|b| {
-            let (store, srcs, repo, b, permits) = (store.clone(), srcs.clone(), repo.clone(), b.clone(), permits.clone());
+            let (store, srcs, repo, b, permits) =
+                (store.clone(), srcs.clone(), repo.clone(), b.clone(), permits.clone());
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 store.fetch(&srcs, &repo, &b.digest, b.size).await
@@ -194,7 +208,9 @@ async fn pull_inner(
         let (dir, digest) = (dir.to_path_buf(), blobs[i].digest.clone());
         applied = Some(tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path)?;
-            crate::unpack::apply_layer(&dir, f, &uopts).map(|_| ()).map_err(|source| PullError::Unpack { digest, source })
+            crate::unpack::apply_layer(&dir, f, &uopts)
+                .map(|_| ())
+                .map_err(|source| PullError::Unpack { digest, source })
         }));
     }
     if let Some(prev) = applied.take() {
@@ -219,7 +235,12 @@ async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Diges
 }
 
 /// Refreshes trust data (mirrors first) and finds the tag; records what was trusted for the next pull.
-async fn resolve_signed(store: &ContentStore, srcs: &[Source], opts: &PullOptions, tag: &str) -> Result<SignedTarget, PullError> {
+async fn resolve_signed(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    tag: &str,
+) -> Result<SignedTarget, PullError> {
     let limits = TrustLimits::default();
     let tag = tag.to_string();
     let (_, t) = refresh_trusted(store, srcs, opts, move |s, mut r| {
@@ -243,7 +264,12 @@ type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::trust::Refreshe
 
 /// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
 /// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
-pub async fn refresh_trusted<T, F>(store: &ContentStore, srcs: &[Source], opts: &PullOptions, step: F) -> Result<(crate::trust::Refreshed, T), PullError>
+pub async fn refresh_trusted<T, F>(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    step: F,
+) -> Result<(crate::trust::Refreshed, T), PullError>
 where
     F: for<'a> Fn(TrustSource<'a>, crate::trust::Refreshed) -> Step<'a, T>,
 {
@@ -265,10 +291,8 @@ where
         }
         (None, None) => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
     };
-    let previous = Previous {
-        timestamp: read_doc(&dir.join("timestamp.json")),
-        snapshot: read_doc(&dir.join("snapshot.json")),
-    };
+    let previous =
+        Previous { timestamp: read_doc(&dir.join("timestamp.json")), snapshot: read_doc(&dir.join("snapshot.json")) };
     let mut failures = Vec::new();
     for s in srcs {
         let result = match refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await {
@@ -332,7 +356,9 @@ async fn fetch_manifest(
                 }
                 .await;
                 match fetched {
-                    Ok(b) if !digest.matches(&b) => failures.push(format!("{}: manifest does not hash to {digest} (tampered)", s.name)),
+                    Ok(b) if !digest.matches(&b) => {
+                        failures.push(format!("{}: manifest does not hash to {digest} (tampered)", s.name))
+                    }
                     Ok(b) if signed_len.is_some_and(|l| l != b.len() as u64) => {
                         failures.push(format!("{}: manifest length differs from the signed length", s.name))
                     }
@@ -351,5 +377,6 @@ async fn fetch_manifest(
             b
         }
     };
-    ParsedManifest::parse_inferred(&bytes).map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
+    ParsedManifest::parse_inferred(&bytes)
+        .map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
 }

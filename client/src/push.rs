@@ -62,7 +62,10 @@ impl std::str::FromStr for PushSource {
             };
             Ok(PushSource::DockerArchive { file, name })
         } else {
-            Err(PushError::Source(s.into(), "use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]".into()))
+            Err(PushError::Source(
+                s.into(),
+                "use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]".into(),
+            ))
         }
     }
 }
@@ -110,7 +113,9 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
         PushSource::OciArchive { file, tag } => {
             let tmp = tempdir()?;
             let f = std::fs::File::open(file)?;
-            tar::Archive::new(f).unpack(&tmp.0).map_err(|e| PushError::Source(file.display().to_string(), e.to_string()))?;
+            tar::Archive::new(f)
+                .unpack(&tmp.0)
+                .map_err(|e| PushError::Source(file.display().to_string(), e.to_string()))?;
             (tmp.0.clone(), tag.clone(), Some(tmp))
         }
         PushSource::DockerArchive { file, name } => {
@@ -127,19 +132,39 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
         None if manifests.len() == 1 => manifests.first(),
         None => None,
     }
-    .ok_or_else(|| PushError::Source(layout.display().to_string(), "name the image with :TAG (the layout holds several or none)".into()))?;
-    let desc: Descriptor = serde_json::from_value(chosen.clone()).map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
+    .ok_or_else(|| {
+        PushError::Source(
+            layout.display().to_string(),
+            "name the image with :TAG (the layout holds several or none)".into(),
+        )
+    })?;
+    let desc: Descriptor = serde_json::from_value(chosen.clone())
+        .map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
     let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
     let mut counts = (0, 0, 0);
     push_manifest(&ctx, &desc, &opts.image.reference, &mut counts).await?;
-    Ok(Pushed { digest: desc.digest, size: desc.size, media_type: desc.media_type.to_string(), uploaded: counts.0, skipped: counts.1, mounted: counts.2 })
+    Ok(Pushed {
+        digest: desc.digest,
+        size: desc.size,
+        media_type: desc.media_type.to_string(),
+        uploaded: counts.0,
+        skipped: counts.1,
+        mounted: counts.2,
+    })
 }
 
 /// The manifests to push, children before parents, each with its bytes and parsed form.
-fn plan(layout: &Path, desc: &Descriptor, out: &mut Vec<(Descriptor, Vec<u8>, ParsedManifest)>) -> Result<(), PushError> {
+fn plan(
+    layout: &Path,
+    desc: &Descriptor,
+    out: &mut Vec<(Descriptor, Vec<u8>, ParsedManifest)>,
+) -> Result<(), PushError> {
     let bytes = std::fs::read(blob_path(layout, &desc.digest))?;
     if !desc.digest.matches(&bytes) {
-        return Err(PushError::Source(desc.digest.to_string(), "the layout's manifest does not match its digest".into()));
+        return Err(PushError::Source(
+            desc.digest.to_string(),
+            "the layout's manifest does not match its digest".into(),
+        ));
     }
     let parsed = ParsedManifest::parse(&bytes, Some(&desc.media_type))
         .map_err(|e| PushError::Source(desc.digest.to_string(), e.to_string()))?;
@@ -150,7 +175,12 @@ fn plan(layout: &Path, desc: &Descriptor, out: &mut Vec<(Descriptor, Vec<u8>, Pa
     Ok(())
 }
 
-async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, counts: &mut (usize, usize, usize)) -> Result<(), PushError> {
+async fn push_manifest(
+    ctx: &Ctx<'_>,
+    desc: &Descriptor,
+    reference: &Reference,
+    counts: &mut (usize, usize, usize),
+) -> Result<(), PushError> {
     let mut steps = Vec::new();
     plan(ctx.layout, desc, &mut steps)?;
     if let Some(p) = &ctx.opts.progress {
@@ -159,7 +189,8 @@ async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, 
     let last = steps.len() - 1;
     for (i, (d, bytes, parsed)) in steps.into_iter().enumerate() {
         let blobs: Vec<Descriptor> = parsed.blobs().cloned().collect();
-        let mut uploads = futures::stream::iter(blobs.iter().map(|b| push_blob(ctx, b))).buffer_unordered(ctx.opts.concurrency.max(1));
+        let mut uploads = futures::stream::iter(blobs.iter().map(|b| push_blob(ctx, b)))
+            .buffer_unordered(ctx.opts.concurrency.max(1));
         while let Some(outcome) = uploads.next().await {
             match outcome? {
                 Outcome::Uploaded => counts.0 += 1,
@@ -170,7 +201,14 @@ async fn push_manifest(ctx: &Ctx<'_>, desc: &Descriptor, reference: &Reference, 
         let target = if i == last { reference.to_string() } else { d.digest.to_string() };
         let repo = &ctx.opts.image.repository;
         let url = ctx.t.url(&format!("/v2/{repo}/manifests/{target}"));
-        let resp = ctx.t.http().put(&url).header("content-type", parsed.media_type.as_str()).body(bytes).send().await
+        let resp = ctx
+            .t
+            .http()
+            .put(&url)
+            .header("content-type", parsed.media_type.as_str())
+            .body(bytes)
+            .send()
+            .await
             .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
         refused(resp, &format!("manifest {}", d.digest)).await?;
     }
@@ -215,7 +253,9 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
         advance();
         return Ok(Outcome::Skipped);
     }
-    let from = record_path(ctx, &b.digest).and_then(|p| std::fs::read_to_string(p).ok()).filter(|f| f.as_str() != repo.as_str());
+    let from = record_path(ctx, &b.digest)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .filter(|f| f.as_str() != repo.as_str());
     if let Some(from) = from.and_then(|f| f.parse::<crate::name::RepositoryName>().ok()) {
         let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest));
         if let Ok(r) = ctx.t.http().post(&url).send().await {
@@ -230,7 +270,8 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
     let path = blob_path(ctx.layout, &b.digest);
     let mut last = None;
     for _ in 0..RETRIES {
-        let result = if b.size > CHUNKED_ABOVE { chunked(ctx, b, &path).await } else { monolithic(ctx, b, &path).await };
+        let result =
+            if b.size > CHUNKED_ABOVE { chunked(ctx, b, &path).await } else { monolithic(ctx, b, &path).await };
         match result {
             Ok(()) => {
                 remember(ctx, &b.digest);
@@ -246,7 +287,8 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
 async fn start(ctx: &Ctx<'_>) -> Result<String, PushError> {
     let repo = &ctx.opts.image.repository;
     let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/"));
-    let resp = ctx.t.http().post(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let resp =
+        ctx.t.http().post(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from);
     let status = resp.status();
     if status.as_u16() != 202 {
@@ -271,8 +313,16 @@ async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), Pu
     });
     let body = reqwest::Body::wrap_stream(stream);
     let url = with_digest(&loc, &b.digest);
-    let resp = ctx.t.http().put(&url).header("content-type", "application/octet-stream").header("content-length", b.size)
-        .body(body).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let resp = ctx
+        .t
+        .http()
+        .put(&url)
+        .header("content-type", "application/octet-stream")
+        .header("content-length", b.size)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
     refused(resp, &format!("blob {}", b.digest)).await
 }
 
@@ -288,8 +338,15 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let mut buf = vec![0u8; len as usize];
         file.read_exact(&mut buf).await?;
-        let sent = ctx.t.http().patch(&loc).header("content-type", "application/octet-stream")
-            .header("content-range", format!("{offset}-{}", offset + len - 1)).body(buf).send().await;
+        let sent = ctx
+            .t
+            .http()
+            .patch(&loc)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{offset}-{}", offset + len - 1))
+            .body(buf)
+            .send()
+            .await;
         match sent {
             Ok(r) if r.status().as_u16() == 202 => {
                 if let Some(p) = &ctx.opts.progress {
@@ -307,7 +364,13 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
                     return Err(PushError::Source(b.digest.to_string(), "too many failed chunks".into()));
                 }
                 // Resume from what the registry holds.
-                let st = ctx.t.http().get(&loc).send().await.map_err(|e| TransportError::Connect { url: loc.clone(), source: e })?;
+                let st = ctx
+                    .t
+                    .http()
+                    .get(&loc)
+                    .send()
+                    .await
+                    .map_err(|e| TransportError::Connect { url: loc.clone(), source: e })?;
                 let range = st.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("0-0").to_string();
                 let end: u64 = range.split('-').nth(1).and_then(|e| e.parse().ok()).unwrap_or(0);
                 offset = if range == "0-0" { 0 } else { end + 1 };
@@ -315,7 +378,8 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
         }
     }
     let url = with_digest(&loc, &b.digest);
-    let resp = ctx.t.http().put(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let resp =
+        ctx.t.http().put(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
     refused(resp, &format!("blob {}", b.digest)).await
 }
 
@@ -326,7 +390,8 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
     let x = dir.join("x");
     std::fs::create_dir_all(&x)?;
     tar::Archive::new(std::fs::File::open(file)?).unpack(&x).map_err(|e| bad(e.to_string()))?;
-    let manifest: Value = serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let manifest: Value = serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
     let entries = manifest.as_array().cloned().unwrap_or_default();
     let entry = match name {
         Some(n) => entries.iter().find(|e| e["RepoTags"].as_array().is_some_and(|t| t.iter().any(|t| t == n))),
@@ -367,8 +432,12 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
         let (d, s) = add(rel)?;
         // docker save writes layers as plain tars; gzip ones (newer engines) are named by their media type.
         let mut magic = [0u8; 2];
-        let gz = std::fs::File::open(blobs.join(d.hex())).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && magic == [0x1f, 0x8b];
-        let mt = if gz { "application/vnd.oci.image.layer.v1.tar+gzip" } else { "application/vnd.oci.image.layer.v1.tar" };
+        let gz = std::fs::File::open(blobs.join(d.hex()))
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == [0x1f, 0x8b];
+        let mt =
+            if gz { "application/vnd.oci.image.layer.v1.tar+gzip" } else { "application/vnd.oci.image.layer.v1.tar" };
         layers.push(serde_json::json!({"mediaType": mt, "digest": d.to_string(), "size": s}));
     }
     let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -387,7 +456,11 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
 struct TempDir(PathBuf);
 
 fn tempdir() -> std::io::Result<TempDir> {
-    let p = std::env::temp_dir().join(format!("wharf-push-{}-{}", std::process::id(), Digest::sha256_of(format!("{:?}", std::time::SystemTime::now()).as_bytes()).hex()[..12].to_string()));
+    let p = std::env::temp_dir().join(format!(
+        "wharf-push-{}-{}",
+        std::process::id(),
+        Digest::sha256_of(format!("{:?}", std::time::SystemTime::now()).as_bytes()).hex()[..12].to_string()
+    ));
     std::fs::create_dir_all(&p)?;
     Ok(TempDir(p))
 }

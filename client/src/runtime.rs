@@ -19,7 +19,11 @@ pub enum RuntimeError {
     #[error("stored manifest {digest}: {reason}")]
     Manifest { digest: Digest, reason: String },
     #[error("layer {digest}: {source}")]
-    Layer { digest: Digest, #[source] source: UnpackError },
+    Layer {
+        digest: Digest,
+        #[source]
+        source: UnpackError,
+    },
     #[error("local content store: {0}")]
     Io(#[from] std::io::Error),
     #[error("no OCI runtime found (install runc or crun)")]
@@ -27,19 +31,31 @@ pub enum RuntimeError {
 }
 
 /// The image manifest (for the platform) and its config, from the local store.
-pub fn local_image(store: &ContentStore, image: &ImageRef, platform: &(String, String)) -> Result<(Descriptor, Vec<Descriptor>), RuntimeError> {
+pub fn local_image(
+    store: &ContentStore,
+    image: &ImageRef,
+    platform: &(String, String),
+) -> Result<(Descriptor, Vec<Descriptor>), RuntimeError> {
     let top = store.get_ref(image).ok_or_else(|| RuntimeError::NotPulled(image.to_string()))?;
     let parse = |d: &Digest| -> Result<ParsedManifest, RuntimeError> {
         let bytes = store.read(d).map_err(|_| RuntimeError::NotPulled(image.to_string()))?;
-        ParsedManifest::parse_inferred(&bytes).map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
+        ParsedManifest::parse_inferred(&bytes)
+            .map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
     };
     let mut m = parse(&top)?;
     if m.media_type.is_index() {
         let child = m
             .manifests
             .iter()
-            .find(|c| c.platform.as_ref().is_some_and(|p| p["os"] == platform.0.as_str() && p["architecture"] == platform.1.as_str()))
-            .ok_or_else(|| RuntimeError::Manifest { digest: top.clone(), reason: format!("no {}/{} image", platform.0, platform.1) })?
+            .find(|c| {
+                c.platform
+                    .as_ref()
+                    .is_some_and(|p| p["os"] == platform.0.as_str() && p["architecture"] == platform.1.as_str())
+            })
+            .ok_or_else(|| RuntimeError::Manifest {
+                digest: top.clone(),
+                reason: format!("no {}/{} image", platform.0, platform.1),
+            })?
             .digest
             .clone();
         m = parse(&child)?;
@@ -49,10 +65,16 @@ pub fn local_image(store: &ContentStore, image: &ImageRef, platform: &(String, S
 }
 
 /// Applies the image's layers, in order, into `dir`.
-pub fn unpack_image(store: &ContentStore, layers: &[Descriptor], dir: &Path, opts: &UnpackOptions) -> Result<(), RuntimeError> {
+pub fn unpack_image(
+    store: &ContentStore,
+    layers: &[Descriptor],
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<(), RuntimeError> {
     std::fs::create_dir_all(dir)?;
     for l in layers {
-        let f = std::fs::File::open(store.blob_path(&l.digest)).map_err(|_| RuntimeError::NotPulled(l.digest.to_string()))?;
+        let f = std::fs::File::open(store.blob_path(&l.digest))
+            .map_err(|_| RuntimeError::NotPulled(l.digest.to_string()))?;
         apply_layer(dir, f, opts).map_err(|source| RuntimeError::Layer { digest: l.digest.clone(), source })?;
     }
     Ok(())
@@ -61,7 +83,9 @@ pub fn unpack_image(store: &ContentStore, layers: &[Descriptor], dir: &Path, opt
 /// The OCI runtime configuration for the image config `cfg` (its `config` object), with extra `args` replacing Cmd.
 pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
     let c = &cfg["config"];
-    let strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default() };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
     let mut argv = strings(&c["Entrypoint"]);
     argv.extend(if args.is_empty() { strings(&c["Cmd"]) } else { args.to_vec() });
     if argv.is_empty() {
@@ -108,20 +132,33 @@ pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
 fn user(spec: &str, rootfs: &Path) -> (u32, u32) {
     let (u, g) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let lookup = |name: &str| passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
-    });
-    let (uid, pgid) = if u.is_empty() { (0, 0) } else { u.parse::<u32>().map(|n| (n, n)).ok().or_else(|| lookup(u)).unwrap_or((0, 0)) };
+    let lookup = |name: &str| {
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == name).then(|| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
+        })
+    };
+    let (uid, pgid) = if u.is_empty() {
+        (0, 0)
+    } else {
+        u.parse::<u32>().map(|n| (n, n)).ok().or_else(|| lookup(u)).unwrap_or((0, 0))
+    };
     let gid = g.and_then(|g| g.parse().ok()).unwrap_or(pgid);
     (uid, gid)
 }
 
 /// Writes a bundle (`rootfs` + `config.json`) for the image into `bundle`.
-pub fn make_bundle(store: &ContentStore, config: &Descriptor, layers: &[Descriptor], bundle: &Path, args: &[String]) -> Result<PathBuf, RuntimeError> {
+pub fn make_bundle(
+    store: &ContentStore,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    bundle: &Path,
+    args: &[String],
+) -> Result<PathBuf, RuntimeError> {
     let rootfs = bundle.join("rootfs");
     unpack_image(store, layers, &rootfs, &UnpackOptions::default())?;
-    let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?).map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
+    let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
+        .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
     let spec = runtime_config(&cfg, &rootfs, args);
     std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap_or_default())?;
     Ok(bundle.to_path_buf())

@@ -99,7 +99,11 @@ impl ContentStore {
     }
 
     fn ref_path(&self, image: &ImageRef) -> PathBuf {
-        self.root.join("refs").join(host_dir(&image.host)).join(image.repository.as_str()).join(image.reference.to_string())
+        self.root
+            .join("refs")
+            .join(host_dir(&image.host))
+            .join(image.repository.as_str())
+            .join(image.reference.to_string())
     }
 
     pub fn set_ref(&self, image: &ImageRef, d: &Digest) -> std::io::Result<()> {
@@ -119,7 +123,13 @@ impl ContentStore {
 
     /// Fetches blob `d` of `size` bytes from the first source that serves it intact; a source that fails is
     /// reported and skipped. Nothing unverified ever appears under `blobs/`.
-    pub async fn fetch(&self, sources: &[Source], repo: &RepositoryName, d: &Digest, size: u64) -> Result<PathBuf, FetchError> {
+    pub async fn fetch(
+        &self,
+        sources: &[Source],
+        repo: &RepositoryName,
+        d: &Digest,
+        size: u64,
+    ) -> Result<PathBuf, FetchError> {
         let dest = self.blob_path(d);
         if dest.exists() {
             return Ok(dest);
@@ -133,9 +143,10 @@ impl ContentStore {
                     Ok(()) => return Ok(dest),
                     Err(FetchError::Io(e)) => return Err(FetchError::Io(e)),
                     // A connection that broke mid-body: resume from the partial file with a Range request.
-                    Err(FetchError::Transport { error: TransportError::Body { .. } | TransportError::Connect { .. }, .. })
-                        if attempts < RESUME_ATTEMPTS =>
-                    {
+                    Err(FetchError::Transport {
+                        error: TransportError::Body { .. } | TransportError::Connect { .. },
+                        ..
+                    }) if attempts < RESUME_ATTEMPTS => {
                         tracing::info!(source = %s.name, digest = %d, "connection dropped; resuming");
                     }
                     Err(e) => {
@@ -168,7 +179,11 @@ impl ContentStore {
         }
         let path = format!("/v2/{repo}/blobs/{d}");
         let headers = if have > 0 && have < size { vec![("range", format!("bytes={have}-"))] } else { vec![] };
-        let resp = s.transport.get(&path, &headers).await.map_err(|error| FetchError::Transport { source_name: s.name.clone(), error })?;
+        let resp = s
+            .transport
+            .get(&path, &headers)
+            .await
+            .map_err(|error| FetchError::Transport { source_name: s.name.clone(), error })?;
         let mut file = if have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
             tokio::fs::OpenOptions::new().append(true).open(&partial).await?
         } else {
@@ -205,7 +220,12 @@ impl ContentStore {
         drop(file);
         if have != size {
             tokio::fs::remove_file(&partial).await?;
-            return Err(FetchError::TooShort { source_name: s.name.clone(), digest: d.clone(), expected: size, got: have });
+            return Err(FetchError::TooShort {
+                source_name: s.name.clone(),
+                digest: d.clone(),
+                expected: size,
+                got: have,
+            });
         }
         let actual = hasher.finish();
         if actual != *d {

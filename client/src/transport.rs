@@ -10,13 +10,21 @@ pub enum TransportError {
     #[error("invalid registry address {0:?}")]
     BadHost(String),
     #[error("could not reach {url}: {source}")]
-    Connect { url: String, #[source] source: reqwest::Error },
+    Connect {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: more than the {max}-byte limit")]
     TooLarge { url: String, max: u64 },
     #[error("{url}: body ended early: {source}")]
-    Body { url: String, #[source] source: reqwest::Error },
+    Body {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl TransportError {
@@ -41,8 +49,10 @@ pub fn is_loopback(host: &str) -> bool {
 impl Transport {
     /// `host` is `HOST[:PORT]`; plain HTTP is used for loopback hosts and for those in `insecure`.
     pub fn new(host: &str, insecure: &[String]) -> Result<Transport, TransportError> {
-        let name = host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-        let scheme = if is_loopback(name) || insecure.iter().any(|i| i == host || i == name) { "http" } else { "https" };
+        let name =
+            host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+        let scheme =
+            if is_loopback(name) || insecure.iter().any(|i| i == host || i == name) { "http" } else { "https" };
         let origin = Url::parse(&format!("{scheme}://{host}/")).map_err(|_| TransportError::BadHost(host.into()))?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
@@ -87,7 +97,8 @@ impl Transport {
     /// GETs `path`, refusing bodies larger than `max` bytes (checked as the bytes arrive, not only by header).
     pub async fn get_bounded(&self, path: &str, max: u64) -> Result<Bytes, TransportError> {
         let url = self.url(path);
-        let resp = self.http.get(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        let resp =
+            self.http.get(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
         if !resp.status().is_success() {
             return Err(TransportError::Status { url, status: resp.status().as_u16() });
         }

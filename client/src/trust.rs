@@ -24,7 +24,14 @@ pub struct TrustLimits {
 
 impl Default for TrustLimits {
     fn default() -> Self {
-        TrustLimits { root: 512 << 10, timestamp: 16 << 10, snapshot: 4 << 20, targets: 16 << 20, max_root_rotations: 1024, max_delegations: 32 }
+        TrustLimits {
+            root: 512 << 10,
+            timestamp: 16 << 10,
+            snapshot: 4 << 20,
+            targets: 16 << 20,
+            max_root_rotations: 1024,
+            max_delegations: 32,
+        }
     }
 }
 
@@ -134,7 +141,8 @@ pub async fn find_target(
                 target: name.into(),
                 reason: "no sha256".into(),
             })?;
-            let media_type = tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
+            let media_type =
+                tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
             return Ok(SignedTarget { name: name.into(), length: tf.length, sha256, media_type, role });
         }
         let mut children = Vec::new();

@@ -28,11 +28,19 @@ pub enum UnpackError {
     #[error("layer entry {entry:?}: hard link target {target:?} is not inside the root")]
     HardLinkOutside { entry: String, target: String },
     #[error("layer entry {entry:?}: {source}")]
-    Io { entry: String, #[source] source: std::io::Error },
+    Io {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading the layer archive: {0}")]
     Archive(#[source] std::io::Error),
     #[error("opening the root directory {path}: {source}")]
-    Root { path: PathBuf, #[source] source: std::io::Error },
+    Root {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +82,8 @@ pub fn apply_layer(root: &Path, layer: impl Read, opts: &UnpackOptions) -> Resul
     };
     let root_fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| UnpackError::Root { path: root.into(), source: e.into() })?;
-    let mut u = Layer { root: root_fd, opts: *opts, created: HashSet::new(), dirs: Vec::new(), stats: LayerStats::default() };
+    let mut u =
+        Layer { root: root_fd, opts: *opts, created: HashSet::new(), dirs: Vec::new(), stats: LayerStats::default() };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(UnpackError::Archive)? {
         let mut entry = entry.map_err(UnpackError::Archive)?;
@@ -157,7 +166,9 @@ impl Layer {
             None
         };
         let existing = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
-        let existing_is_dir = existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory);
+        let existing_is_dir = existing
+            .as_ref()
+            .is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory);
 
         match kind {
             tar::EntryType::Directory => {
@@ -182,8 +193,12 @@ impl Layer {
                 let mut file = std::fs::File::from(fd);
                 std::io::copy(entry, &mut file).map_err(|e| io(&path, e))?;
                 if let Some((uid, gid)) = owner {
-                    rustix::fs::fchown(&file, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                        .map_err(|e| io(&path, e))?;
+                    rustix::fs::fchown(
+                        &file,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                    )
+                    .map_err(|e| io(&path, e))?;
                 }
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| io(&path, e))?;
                 set_xattrs(&file, entry);
@@ -196,7 +211,13 @@ impl Layer {
                 // The target is stored verbatim: it is only ever resolved inside the root.
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io(&path, e))?;
                 if let Some((uid, gid)) = owner {
-                    let _ = rustix::fs::chownat(&parent, &name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                    let _ = rustix::fs::chownat(
+                        &parent,
+                        &name,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
                 }
                 let _ = rustix::fs::utimensat(&parent, &name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
                 self.stats.symlinks += 1;
@@ -235,7 +256,13 @@ impl Layer {
                 );
                 rustix::fs::mknodat(&parent, &name, ft, Mode::from_raw_mode(mode), dev).map_err(|e| io(&path, e))?;
                 if let Some((uid, gid)) = owner {
-                    let _ = rustix::fs::chownat(&parent, &name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                    let _ = rustix::fs::chownat(
+                        &parent,
+                        &name,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
                 }
             }
             // PAX and GNU metadata entries are consumed by the tar reader; anything else is ignored.
@@ -326,13 +353,20 @@ impl Layer {
             let parent = self.open_dir(d.path.parent().unwrap_or(Path::new("")), false).map_err(|e| io(&d.path, e))?;
             let name = d.path.file_name().unwrap_or_default();
             if let Some((uid, gid)) = d.owner {
-                rustix::fs::chownat(&parent, name, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| io(&d.path, e))?;
+                rustix::fs::chownat(
+                    &parent,
+                    name,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io(&d.path, e))?;
             }
-            rustix::fs::chmodat(&parent, name, Mode::from_raw_mode(d.mode), AtFlags::empty()).map_err(|e| io(&d.path, e))?;
-            rustix::fs::utimensat(&fd, ".", &times(d.mtime), AtFlags::empty()).or_else(|_| {
-                rustix::fs::utimensat(&parent, name, &times(d.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            }).map_err(|e| io(&d.path, e))?;
+            rustix::fs::chmodat(&parent, name, Mode::from_raw_mode(d.mode), AtFlags::empty())
+                .map_err(|e| io(&d.path, e))?;
+            rustix::fs::utimensat(&fd, ".", &times(d.mtime), AtFlags::empty())
+                .or_else(|_| rustix::fs::utimensat(&parent, name, &times(d.mtime), AtFlags::SYMLINK_NOFOLLOW))
+                .map_err(|e| io(&d.path, e))?;
         }
         Ok(())
     }
@@ -380,7 +414,12 @@ fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e),
     }
-    let sub = rustix::fs::openat(dir, name, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let sub = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for child in list(&sub)? {
         remove_all(&sub, &child)?;
     }

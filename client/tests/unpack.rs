@@ -161,7 +161,8 @@ fn hard_links_to_outside_are_refused() {
     assert!(matches!(err, UnpackError::HardLinkOutside { .. }), "{err}");
     // Through a symlinked directory: resolved inside the root, where there is no such file.
     let abs_dir = f.outside.display().to_string();
-    let err = apply(&f, &tar(&[("d", E::Symlink, abs_dir.as_bytes(), 0o777), ("h2", E::Link, b"d/victim", 0o644)])).unwrap_err();
+    let err = apply(&f, &tar(&[("d", E::Symlink, abs_dir.as_bytes(), 0o777), ("h2", E::Link, b"d/victim", 0o644)]))
+        .unwrap_err();
     assert!(matches!(err, UnpackError::HardLinkOutside { .. }), "{err}");
     outside_untouched(&f);
 }
@@ -175,7 +176,8 @@ fn whiteouts_naming_outside_paths_touch_nothing_outside() {
     assert!(matches!(err, UnpackError::PathTraversal { .. }), "{err}");
     let abs_dir = f.outside.display().to_string();
     apply(&f, &tar(&[("d", E::Symlink, abs_dir.as_bytes(), 0o777), ("d/.wh.victim", E::Regular, b"", 0o644)])).unwrap();
-    apply(&f, &tar(&[("e", E::Symlink, abs_dir.as_bytes(), 0o777), ("e/.wh..wh..opq", E::Regular, b"", 0o644)])).unwrap();
+    apply(&f, &tar(&[("e", E::Symlink, abs_dir.as_bytes(), 0o777), ("e/.wh..wh..opq", E::Regular, b"", 0o644)]))
+        .unwrap();
     outside_untouched(&f);
 }
 

@@ -12,7 +12,10 @@ use crate::keys::{self, ServiceKey};
 use crate::{Notary, NotaryError};
 
 pub fn snapshot(version: u64, expires: i64, targets_version: u64, delegated: &BTreeMap<String, u64>) -> Snapshot {
-    let mut meta = BTreeMap::from([("targets.json".to_string(), MetaFile { version: targets_version, length: None, hashes: None })]);
+    let mut meta = BTreeMap::from([(
+        "targets.json".to_string(),
+        MetaFile { version: targets_version, length: None, hashes: None },
+    )]);
     for (name, v) in delegated {
         meta.insert(format!("{name}.json"), MetaFile { version: *v, length: None, hashes: None });
     }
@@ -23,7 +26,10 @@ pub fn timestamp(version: u64, expires: i64, snapshot_version: u64, snapshot_byt
     let file = MetaFile {
         version: snapshot_version,
         length: Some(snapshot_bytes.len() as u64),
-        hashes: Some(BTreeMap::from([("sha256".to_string(), wharf_client::Digest::sha256_of(snapshot_bytes).hex().to_string())])),
+        hashes: Some(BTreeMap::from([(
+            "sha256".to_string(),
+            wharf_client::Digest::sha256_of(snapshot_bytes).hex().to_string(),
+        )])),
     };
     Timestamp {
         type_: "timestamp".into(),
@@ -35,7 +41,12 @@ pub fn timestamp(version: u64, expires: i64, snapshot_version: u64, snapshot_byt
 }
 
 /// Signs `doc` with the service keys `root` names for `role`.
-pub fn sign<T: serde::Serialize>(doc: &T, keys: &[ServiceKey], root: &Root, role: Role) -> Result<Vec<u8>, NotaryError> {
+pub fn sign<T: serde::Serialize>(
+    doc: &T,
+    keys: &[ServiceKey],
+    root: &Root,
+    role: Role,
+) -> Result<Vec<u8>, NotaryError> {
     let signers = keys::signers(keys, root, role);
     if signers.is_empty() {
         return Err(NotaryError::NoServiceKey(role.as_str()));

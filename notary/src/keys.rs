@@ -6,8 +6,8 @@ use wharf_client::tuf::{PublicKey, Role, Root, SigningKey};
 use wharf_client::RepositoryName;
 use wharf_storage::{KeyRow, Metadata, UnixTime};
 
-use wharf_client::seal::Kek;
 use crate::NotaryError;
+use wharf_client::seal::Kek;
 
 /// A service key, unsealed in memory for signing.
 #[derive(Debug, Clone)]
@@ -36,7 +36,8 @@ pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<V
     for row in rows {
         let Some(role) = role_of(&row.role) else { continue };
         let secret = kek.open(&row.sealed_private, &aad(repo, &row.role, &row.key_id))?;
-        let bytes: [u8; 32] = secret.try_into().map_err(|_| NotaryError::Internal("sealed key has a bad length".into()))?;
+        let bytes: [u8; 32] =
+            secret.try_into().map_err(|_| NotaryError::Internal("sealed key has a bad length".into()))?;
         out.push(ServiceKey { role, key: SigningKey::from_bytes(&bytes), created_at: row.created_at });
     }
     Ok(out)

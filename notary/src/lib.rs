@@ -183,7 +183,9 @@ async fn rotate_key(n: &Notary, repo: &RepositoryName, role: &RoleName) -> Resul
     let role = match role {
         RoleName::TopLevel(r @ (Role::Timestamp | Role::Snapshot)) => *r,
         other => {
-            return Err(NotaryError::Malformed(format!("the service holds no {other} key: only timestamp and snapshot")))
+            return Err(NotaryError::Malformed(format!(
+                "the service holds no {other} key: only timestamp and snapshot"
+            )))
         }
     };
     let k = keys::create(&n.meta, &n.kek, repo, role, n.clock.now()).await?;
@@ -204,7 +206,10 @@ async fn read_body(body: Body, max: usize) -> Result<Vec<u8>, NotaryError> {
     Ok(out)
 }
 
-async fn current(n: &Notary, repo: &RepositoryName) -> Result<(Current, BTreeMap<String, wharf_storage::MetadataRow>), NotaryError> {
+async fn current(
+    n: &Notary,
+    repo: &RepositoryName,
+) -> Result<(Current, BTreeMap<String, wharf_storage::MetadataRow>), NotaryError> {
     let rows: BTreeMap<String, wharf_storage::MetadataRow> =
         n.meta.trust_latest_all(repo).await?.into_iter().map(|r| (r.role.clone(), r)).collect();
     let mut cur = Current::default();
@@ -227,7 +232,12 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
     let max = n.settings.max_metadata_size;
     let bytes = read_body(body, max.saturating_mul(16)).await?;
     let upload: Upload = serde_json::from_slice(&bytes).map_err(|e| NotaryError::Malformed(e.to_string()))?;
-    let docs = upload.root.iter().map(|e| ("root".to_string(), e)).chain(upload.targets.iter().map(|e| ("targets".to_string(), e))).chain(upload.delegations.iter().map(|(k, e)| (k.clone(), e)));
+    let docs = upload
+        .root
+        .iter()
+        .map(|e| ("root".to_string(), e))
+        .chain(upload.targets.iter().map(|e| ("targets".to_string(), e)))
+        .chain(upload.delegations.iter().map(|(k, e)| (k.clone(), e)));
     for (name, env) in docs {
         if env.to_bytes()?.len() > max {
             return Err(NotaryError::TooLarge { what: format!("{name} metadata"), max });

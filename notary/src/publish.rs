@@ -172,7 +172,10 @@ fn check_keys(role: &str, keys: &BTreeMap<KeyId, PublicKey>) -> Result<(), TufEr
 fn check_root(old: Option<&Root>, env: &Envelope, service: &ServiceKeyIds, now: i64) -> Result<Root, TufError> {
     let new: Root = decode(env, "root")?;
     if !new.spec_version.starts_with("1.") {
-        return Err(TufError::BadRole { role: "root".into(), reason: format!("spec_version {} is not 1.x", new.spec_version) });
+        return Err(TufError::BadRole {
+            role: "root".into(),
+            reason: format!("spec_version {} is not 1.x", new.spec_version),
+        });
     }
     if !new.consistent_snapshot {
         return Err(TufError::BadRole { role: "root".into(), reason: "consistent_snapshot must be true".into() });
@@ -187,7 +190,9 @@ fn check_root(old: Option<&Root>, env: &Envelope, service: &ServiceKeyIds, now: 
             });
         }
     }
-    if let Some(extra) = new.roles.keys().find(|r| r.parse::<RoleName>().map_or(true, |n| matches!(n, RoleName::Delegated(_)))) {
+    if let Some(extra) =
+        new.roles.keys().find(|r| r.parse::<RoleName>().map_or(true, |n| matches!(n, RoleName::Delegated(_))))
+    {
         return Err(TufError::UnknownRole(extra.clone()));
     }
     check_version("root", old.map(|r| r.version), new.version)?;
@@ -220,7 +225,11 @@ fn check_root(old: Option<&Root>, env: &Envelope, service: &ServiceKeyIds, now: 
     Ok(new)
 }
 
-fn check_targets(role: &str, targets: &BTreeMap<String, TargetFile>, delegation: Option<&DelegatedRole>) -> Result<(), TufError> {
+fn check_targets(
+    role: &str,
+    targets: &BTreeMap<String, TargetFile>,
+    delegation: Option<&DelegatedRole>,
+) -> Result<(), TufError> {
     for (name, t) in targets {
         let bad = |reason: &str| TufError::BadTarget { role: role.into(), target: name.clone(), reason: reason.into() };
         if name.parse::<Tag>().is_err() {
@@ -269,7 +278,10 @@ fn check_delegations(role: &str, d: &Delegations) -> Result<(), TufError> {
     Ok(())
 }
 
-fn find_delegation(delegators: &[(String, Targets)], name: &str) -> Option<(BTreeMap<KeyId, PublicKey>, DelegatedRole)> {
+fn find_delegation(
+    delegators: &[(String, Targets)],
+    name: &str,
+) -> Option<(BTreeMap<KeyId, PublicKey>, DelegatedRole)> {
     delegators.iter().find_map(|(_, t)| {
         let d = t.delegations.as_ref()?;
         let role = d.roles.iter().find(|r| r.name == name)?;

@@ -14,7 +14,10 @@ pub enum TrustPath {
     /// `<N>.<role>.json`: a given version.
     Version(RoleName, u64),
     /// `targets/<sha256 hex>.<target name>`: a target's bytes (the manifest).
-    Target { sha256: String, name: String },
+    Target {
+        sha256: String,
+        name: String,
+    },
     Keys,
     RotateKey(RoleName),
     Publish,
@@ -53,7 +56,8 @@ pub fn parse(tail: &str) -> Result<(RepositoryName, TrustPath), RouteError> {
                 TrustPath::RotateKey(role.parse().map_err(|_| RouteError::NotFound)?)
             } else if let Some(file) = rest.strip_prefix("targets/") {
                 let (hash, name) = file.split_once('.').ok_or(RouteError::NotFound)?;
-                if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || name.is_empty() {
+                if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || name.is_empty()
+                {
                     return Err(RouteError::NotFound);
                 }
                 TrustPath::Target { sha256: hash.into(), name: name.into() }

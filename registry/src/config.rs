@@ -184,9 +184,8 @@ impl Config {
             idle_timeout_secs: self.limits.upload_idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
             part_size: d.part_size,
         };
-        let limits = Limits {
-            max_manifest_size: self.limits.max_manifest_size.unwrap_or(Limits::default().max_manifest_size),
-        };
+        let limits =
+            Limits { max_manifest_size: self.limits.max_manifest_size.unwrap_or(Limits::default().max_manifest_size) };
         let log_json = match self.log.format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,

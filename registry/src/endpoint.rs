@@ -66,10 +66,13 @@ pub fn parse(tail: &str) -> Result<Endpoint, EndpointError> {
             "tags" if last == "list" => return Ok(Endpoint::Tags(name(n - 2)?)),
             "manifests" => {
                 let repo = name(n - 2)?;
-                return Ok(Endpoint::Manifest(repo, last.parse().map_err(|e| match e {
-                    NameError::Digest(d) => EndpointError::Digest(d),
-                    other => EndpointError::Reference(other),
-                })?));
+                return Ok(Endpoint::Manifest(
+                    repo,
+                    last.parse().map_err(|e| match e {
+                        NameError::Digest(d) => EndpointError::Digest(d),
+                        other => EndpointError::Reference(other),
+                    })?,
+                ));
             }
             "blobs" => {
                 let repo = name(n - 2)?;

@@ -161,7 +161,8 @@ pub struct FaultCause(pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope { errors: [Entry { code: self.code, message: &self.message, detail: self.detail.as_ref() }] };
+        let body =
+            Envelope { errors: [Entry { code: self.code, message: &self.message, detail: self.detail.as_ref() }] };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (self.status, [("content-type", "application/json")], json).into_response();
         resp.headers_mut().extend(self.headers);

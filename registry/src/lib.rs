@@ -64,10 +64,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn base() -> impl IntoResponse {
-    (
-        [("docker-distribution-api-version", "registry/2.0"), ("content-type", "application/json")],
-        "{}",
-    )
+    ([("docker-distribution-api-version", "registry/2.0"), ("content-type", "application/json")], "{}")
 }
 
 async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
@@ -98,8 +95,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
 }
 
 fn with_api_version(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert("docker-distribution-api-version", header::HeaderValue::from_static("registry/2.0"));
+    resp.headers_mut().insert("docker-distribution-api-version", header::HeaderValue::from_static("registry/2.0"));
     resp
 }
 

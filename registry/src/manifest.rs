@@ -38,9 +38,10 @@ pub async fn put(
     body: RequestBody,
 ) -> Result<Response, ApiError> {
     let content_type = match header_str(req, header::CONTENT_TYPE) {
-        Some(h) => Some(MediaType::from_header(h).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
-        })?),
+        Some(h) => Some(
+            MediaType::from_header(h)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string()))?,
+        ),
         None => None,
     };
     let body = read_limited(req, body, st.limits.max_manifest_size).await?;
@@ -48,7 +49,11 @@ pub async fn put(
     let digest = match r {
         Reference::Digest(d) => {
             if !d.matches(&body) {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, Code::DigestInvalid, "manifest does not match the digest in the URL"));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    Code::DigestInvalid,
+                    "manifest does not match the digest in the URL",
+                ));
             }
             d.clone()
         }
@@ -124,18 +129,16 @@ fn acceptable(req: &Request, media_type: &MediaType) -> bool {
 
 /// Reads a body of at most `limit` bytes; a longer one is refused with 413 before it is all read.
 async fn read_limited(req: &Request, body: RequestBody, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_big = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::SizeInvalid, format!("manifest exceeds {limit} bytes"))
-    };
+    let too_big =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::SizeInvalid, format!("manifest exceeds {limit} bytes"));
     if header_str(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
         return Err(too_big());
     }
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading body: {e}"))
-        })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading body: {e}")))?;
         if out.len() + chunk.len() > limit {
             return Err(too_big());
         }

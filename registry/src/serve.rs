@@ -81,7 +81,10 @@ pub fn compose(registry: Router, notary: Router) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight requests. Prints the bound address on stdout.
-pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn run(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (state, notary) = open(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await

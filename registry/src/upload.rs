@@ -72,7 +72,13 @@ pub async fn cancel(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Resu
 }
 
 /// Streams the request body into the session, honouring `Content-Range` and `Content-Length`.
-async fn receive(st: &AppState, repo: &RepositoryName, id: &UploadId, req: &Request, body: Body) -> Result<u64, ApiError> {
+async fn receive(
+    st: &AppState,
+    repo: &RepositoryName,
+    id: &UploadId,
+    req: &Request,
+    body: Body,
+) -> Result<u64, ApiError> {
     let length = match header_str(req, header::CONTENT_LENGTH) {
         Some(v) => Some(v.parse::<u64>().map_err(|_| bad_upload("invalid Content-Length"))?),
         None => None,

@@ -20,7 +20,11 @@ pub enum Error {
     #[error("blob exceeds the maximum size of {max} bytes")]
     TooLarge { max: u64 },
     #[error("request body ended early; {received} bytes of the upload are kept")]
-    BodyInterrupted { received: u64, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    BodyInterrupted {
+        received: u64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("manifest references content the repository does not have: {0:?}")]
     ReferencesMissing(Vec<Digest>),
     #[error("conflict: {0}")]

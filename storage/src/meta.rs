@@ -66,10 +66,7 @@ impl Metadata {
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&write).await.map_err(|e| Error::Database(e.into()))?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4) as u32;
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .connect_with(options.read_only(true))
-            .await?;
+        let read = SqlitePoolOptions::new().max_connections(readers).connect_with(options.read_only(true)).await?;
         Ok(Metadata { write, read })
     }
 
@@ -235,12 +232,7 @@ impl Metadata {
     }
 
     /// Tags of `repo` in lexical order after `last`, at most `limit` (and whether more follow).
-    pub async fn tags(
-        &self,
-        repo: &RepositoryName,
-        last: Option<&str>,
-        limit: u32,
-    ) -> Result<(Vec<Tag>, bool)> {
+    pub async fn tags(&self, repo: &RepositoryName, last: Option<&str>, limit: u32) -> Result<(Vec<Tag>, bool)> {
         let exists = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
             .bind(repo.as_str())
             .fetch_optional(&self.read)
@@ -334,11 +326,7 @@ async fn present(
     Ok(found)
 }
 
-async fn blob_size(
-    conn: &mut sqlx::SqliteConnection,
-    repo: &RepositoryName,
-    digest: &Digest,
-) -> Result<Option<u64>> {
+async fn blob_size(conn: &mut sqlx::SqliteConnection, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
     let row = sqlx::query(
         "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
          WHERE rb.repository = ? AND rb.digest = ?",
@@ -360,11 +348,8 @@ fn manifest_record(r: &sqlx::sqlite::SqliteRow) -> Result<ManifestRecord> {
 
 fn page<T: FromStr>(rows: Vec<sqlx::sqlite::SqliteRow>, limit: u32) -> Result<(Vec<T>, bool)> {
     let more = rows.len() > limit as usize;
-    let items = rows
-        .iter()
-        .take(limit as usize)
-        .map(|r| parse(r.try_get::<String, _>(0)?))
-        .collect::<Result<Vec<T>>>()?;
+    let items =
+        rows.iter().take(limit as usize).map(|r| parse(r.try_get::<String, _>(0)?)).collect::<Result<Vec<T>>>()?;
     Ok((items, more))
 }
 

@@ -232,7 +232,8 @@ impl Metadata {
     }
 
     pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(self.reader()).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 

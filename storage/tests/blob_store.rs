@@ -32,7 +32,10 @@ async fn suite(store: BlobStore) {
     // Chunked upload, then verified commit.
     let id = up.start(&r, 0).await.unwrap();
     up.append(&id, &r, Some(0), Some(5), body(&[b"hel", b"lo"]), 1).await.unwrap();
-    assert!(matches!(up.append(&id, &r, Some(3), None, body(&[b"x"]), 1).await, Err(Error::RangeInvalid { offset: 5 })));
+    assert!(matches!(
+        up.append(&id, &r, Some(3), None, body(&[b"x"]), 1).await,
+        Err(Error::RangeInvalid { offset: 5 })
+    ));
     assert!(matches!(up.status(&id, &repo("other")), Err(Error::UploadUnknown)));
     let s = up.append(&id, &r, Some(5), None, body(&[b" world"]), 2).await.unwrap();
     assert_eq!(s.offset, 11);

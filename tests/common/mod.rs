@@ -191,7 +191,10 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
 }
 
 /// The differences between two trees, for an assertion message.
-pub fn tree_diff(a: &std::collections::BTreeMap<String, String>, b: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+pub fn tree_diff(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(*v))
         .map(|(k, v)| format!("{k}: ours {v} / theirs {:?}", b.get(k)))

@@ -30,7 +30,12 @@ async fn main() -> anyhow::Result<()> {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": descs[1]["digest"], "size": descs[1]["size"]}]});
     let body = serde_json::to_vec(&manifest)?;
     let md = Digest::sha256_of(&body);
-    let r = c.put(format!("{base}/v2/{repo}/manifests/{md}")).header("content-type", "application/vnd.oci.image.manifest.v1+json").body(body.clone()).send().await?;
+    let r = c
+        .put(format!("{base}/v2/{repo}/manifests/{md}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body.clone())
+        .send()
+        .await?;
     anyhow::ensure!(r.status().is_success(), "manifest push: {}", r.status());
 
     let keys: Value = c.post(format!("{base}/v2/{repo}/_tuf/keys")).send().await?.json().await?;
@@ -44,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
         consistent_snapshot: true,
         version: 1,
         expires: Expires(now + 365 * 86_400),
-        keys: [root_key.public(), targets_key.public(), &ts, &snap].iter().map(|k| (k.key_id(), (*k).clone())).collect(),
+        keys: [root_key.public(), targets_key.public(), &ts, &snap]
+            .iter()
+            .map(|k| (k.key_id(), (*k).clone()))
+            .collect(),
         roles: BTreeMap::from([
             ("root".into(), role(root_key.public())),
             ("targets".into(), role(targets_key.public())),
@@ -65,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
         targets: (0..n).map(|i| (format!("tag-{i:05}"), target.clone())).collect(),
         delegations: None,
     };
-    let upload = json!({"root": Envelope::sign(&root, &[&root_key])?, "targets": Envelope::sign(&targets, &[&targets_key])?});
+    let upload =
+        json!({"root": Envelope::sign(&root, &[&root_key])?, "targets": Envelope::sign(&targets, &[&targets_key])?});
     let r = c.post(format!("{base}/v2/{repo}/_tuf/publish")).json(&upload).send().await?;
     let status = r.status();
     let text = r.text().await?;

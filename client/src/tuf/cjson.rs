@@ -19,7 +19,10 @@ mod tests {
     #[test]
     fn sorted_and_compact() {
         let v = serde_json::json!({"b": 1, "a": [true, null, "x\"y"], "c": {"z": 0, "y": -2}});
-        assert_eq!(String::from_utf8(canonical(&v).unwrap()).unwrap(), r#"{"a":[true,null,"x\"y"],"b":1,"c":{"y":-2,"z":0}}"#);
+        assert_eq!(
+            String::from_utf8(canonical(&v).unwrap()).unwrap(),
+            r#"{"a":[true,null,"x\"y"],"b":1,"c":{"y":-2,"z":0}}"#
+        );
         assert!(canonical(&serde_json::json!({"f": 1.5})).is_err());
     }
 }

@@ -11,7 +11,8 @@ pub fn parse_time(s: &str) -> Result<i64, TufError> {
 }
 
 pub fn format_time(unix: i64) -> String {
-    DateTime::from_timestamp(unix, 0).map_or_else(|| "1970-01-01T00:00:00Z".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    DateTime::from_timestamp(unix, 0)
+        .map_or_else(|| "1970-01-01T00:00:00Z".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 #[cfg(test)]

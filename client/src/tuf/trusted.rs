@@ -73,7 +73,10 @@ impl TrustedSet {
     /// 5.3.4-5.3.9: a root of version N+1, signed by the thresholds of both the trusted root and itself.
     pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), TufError> {
         if self.timestamp.is_some() {
-            return Err(TufError::BadRole { role: "root".into(), reason: "root must be updated before timestamp".into() });
+            return Err(TufError::BadRole {
+                role: "root".into(),
+                reason: "root must be updated before timestamp".into(),
+            });
         }
         let env = Envelope::parse(bytes)?;
         let new: Root = decode(&env, "root")?;
@@ -110,7 +113,11 @@ impl TrustedSet {
         if let Some(prev) = previous {
             // 5.4.3.1 / 5.4.3.2: rollback of the timestamp or of the snapshot version it names.
             if new.version < prev.version {
-                return Err(TufError::Version { role: "timestamp".into(), expected: format!("at least {}", prev.version), got: new.version });
+                return Err(TufError::Version {
+                    role: "timestamp".into(),
+                    expected: format!("at least {}", prev.version),
+                    got: new.version,
+                });
             }
             let prev_meta = snapshot_meta(prev)?;
             if meta.version < prev_meta.version {
@@ -154,7 +161,10 @@ impl TrustedSet {
                         })
                     }
                     None if name == "targets.json" => {
-                        return Err(TufError::BadRole { role: "snapshot".into(), reason: "targets.json disappeared".into() })
+                        return Err(TufError::BadRole {
+                            role: "snapshot".into(),
+                            reason: "targets.json disappeared".into(),
+                        })
                     }
                     // A delegated role that is no longer listed was revoked: that is allowed.
                     None => {}
@@ -185,7 +195,10 @@ impl TrustedSet {
     /// 5.6.7: a delegated targets role, verified with the keys and threshold of the delegation in `delegator`.
     pub fn update_delegated(&mut self, name: &str, bytes: &[u8], delegator: &str) -> Result<(), TufError> {
         let parent = if delegator == "targets" { self.targets.as_ref() } else { self.delegated.get(delegator) };
-        let parent = parent.ok_or_else(|| TufError::BadRole { role: name.into(), reason: format!("delegator {delegator} not loaded") })?;
+        let parent = parent.ok_or_else(|| TufError::BadRole {
+            role: name.into(),
+            reason: format!("delegator {delegator} not loaded"),
+        })?;
         let d = parent.delegations.as_ref().ok_or_else(|| TufError::UnknownRole(name.into()))?;
         let role = d.roles.iter().find(|r| r.name == name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
         let meta = self.snapshot_entry(name)?;
@@ -203,10 +216,10 @@ impl TrustedSet {
 
     /// The version of `role` that snapshot names; the caller downloads `<version>.<role>.json`.
     pub fn snapshot_entry(&self, role: &str) -> Result<MetaFile, TufError> {
-        let snap = self.snapshot.as_ref().ok_or_else(|| TufError::BadRole {
-            role: role.into(),
-            reason: "snapshot must be loaded first".into(),
-        })?;
+        let snap = self
+            .snapshot
+            .as_ref()
+            .ok_or_else(|| TufError::BadRole { role: role.into(), reason: "snapshot must be loaded first".into() })?;
         snap.meta.get(&format!("{role}.json")).cloned().ok_or_else(|| TufError::BadRole {
             role: role.into(),
             reason: "not listed in snapshot (revoked or unknown)".into(),
@@ -215,7 +228,9 @@ impl TrustedSet {
 }
 
 fn snapshot_meta(ts: &Timestamp) -> Result<&MetaFile, TufError> {
-    ts.meta.get("snapshot.json").ok_or_else(|| TufError::BadRole { role: "timestamp".into(), reason: "no snapshot.json in meta".into() })
+    ts.meta
+        .get("snapshot.json")
+        .ok_or_else(|| TufError::BadRole { role: "timestamp".into(), reason: "no snapshot.json in meta".into() })
 }
 
 /// Checks length and sha256 when the referring metadata gives them.
@@ -236,7 +251,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::super::{
-        DelegatedRole, Delegations, Envelope, Expires, MetaFile, RoleKeys, Root, Snapshot, SigningKey, TargetFile,
+        DelegatedRole, Delegations, Envelope, Expires, MetaFile, RoleKeys, Root, SigningKey, Snapshot, TargetFile,
         Targets, Timestamp, TufError, SPEC_VERSION,
     };
     use super::TrustedSet;
@@ -304,11 +319,20 @@ mod tests {
     }
 
     fn snapshot(version: u64, targets_version: u64, team: Option<u64>, expires: i64) -> Snapshot {
-        let mut meta = BTreeMap::from([("targets.json".to_string(), MetaFile { version: targets_version, length: None, hashes: None })]);
+        let mut meta = BTreeMap::from([(
+            "targets.json".to_string(),
+            MetaFile { version: targets_version, length: None, hashes: None },
+        )]);
         if let Some(v) = team {
             meta.insert("team.json".into(), MetaFile { version: v, length: None, hashes: None });
         }
-        Snapshot { type_: "snapshot".into(), spec_version: SPEC_VERSION.into(), version, expires: Expires(expires), meta }
+        Snapshot {
+            type_: "snapshot".into(),
+            spec_version: SPEC_VERSION.into(),
+            version,
+            expires: Expires(expires),
+            meta,
+        }
     }
 
     fn timestamp(version: u64, snap: &[u8], snap_version: u64, expires: i64) -> Timestamp {

@@ -76,7 +76,7 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SigningKey};
+    use super::super::SigningKey;
     use super::*;
 
     fn key(n: u8) -> SigningKey {
