@@ -1,40 +1,24 @@
-//! Wharf's shared library.
+//! Wharf's shared library, in three layers that match ARCHITECTURE.md:
 //!
-//! The modules here are **pure**: no tokio, no network, no files, no clock reads. They parse untrusted input at the
-//! edge into types (`Digest`, `RepositoryName`, `Tag`, `Reference`, `MediaType`) and validate OCI documents, so that
-//! the servers and the client never handle an unchecked string.
+//! - [`format`]: **pure** formats: digests, names and references, media types, manifests, image references, TUF
+//!   1.0 metadata and verification, key sealing. No tokio, no network, no files, no clock reads. The servers build
+//!   only this layer.
+//! - [`io`] (feature `io`): the I/O library on top: transport, content store, pull, push, publish, unpack, runtime.
+//! - [`cli`] (feature `cli`): the `wharf` client commands and the `wharf-tuf-client` program, one file per command
+//!   group.
+//!
+//! The modules of each layer are re-exported at the crate root (`wharf_client::digest`, `wharf_client::pull`), so
+//! paths stay stable however the folders move.
 
+pub mod format;
+#[cfg(feature = "io")]
+pub mod io;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod digest;
-pub mod image_ref;
+
+pub use format::{digest, image_ref, manifest, media_type, name, seal, tuf};
 #[cfg(feature = "io")]
-pub mod inspect;
-#[cfg(feature = "io")]
-pub mod layout;
-pub mod manifest;
-pub mod media_type;
-pub mod name;
-#[cfg(feature = "io")]
-pub mod progress;
-#[cfg(feature = "io")]
-pub mod publish;
-#[cfg(feature = "io")]
-pub mod pull;
-#[cfg(feature = "io")]
-pub mod push;
-#[cfg(feature = "io")]
-pub mod runtime;
-pub mod seal;
-#[cfg(feature = "io")]
-pub mod store;
-#[cfg(feature = "io")]
-pub mod transport;
-#[cfg(feature = "io")]
-pub mod trust;
-pub mod tuf;
-#[cfg(feature = "io")]
-pub mod unpack;
+pub use io::{inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, unpack};
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};

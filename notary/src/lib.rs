@@ -256,7 +256,14 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
         timestamp: service_keys.iter().filter(|k| k.role == Role::Timestamp).map(|k| k.key.key_id().clone()).collect(),
         snapshot: service_keys.iter().filter(|k| k.role == Role::Snapshot).map(|k| k.key.key_id().clone()).collect(),
     };
-    let accepted = publish::validate(&cur, &upload, &ids, now)?;
+    // Signature checks over large metadata and the delegation walk are CPU work: off the async workers.
+    let (cur, accepted) = tokio::task::spawn_blocking(move || {
+        let accepted = publish::validate(&cur, &upload, &ids, now);
+        (cur, accepted)
+    })
+    .await
+    .map_err(|e| NotaryError::Internal(format!("validation task: {e}")))?;
+    let accepted = accepted?;
 
     // The state after this publish.
     let root = accepted.root.as_ref().map(|(r, _)| r.clone()).or(cur.root.clone()).ok_or(NotaryError::NotFound)?;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use wharf_client::tuf::{
-    check_expiry, check_threshold, path_delegated, DelegatedRole, Delegations, Envelope, KeyId, PublicKey, Role,
+    check_delegation_bounds, check_expiry, check_threshold, path_delegated, DelegatedRole, Delegations, Envelope, KeyId, PublicKey, Role,
     RoleName, Root, TargetFile, Targets, TufError,
 };
 use wharf_client::Tag;
@@ -66,7 +66,7 @@ pub fn validate(cur: &Current, up: &Upload, service: &ServiceKeyIds, now: i64) -
             check_expiry("targets", t.expires.0, now)?;
             check_targets("targets", &t.targets, None)?;
             if let Some(d) = &t.delegations {
-                check_delegations("targets", d)?;
+                check_delegations("targets", &t, d)?;
             }
             out.targets = Some((t.clone(), env.clone()));
             Some(t)
@@ -161,7 +161,7 @@ fn check_version(role: &str, current: Option<u64>, got: u64) -> Result<(), TufEr
 
 fn check_keys(role: &str, keys: &BTreeMap<KeyId, PublicKey>) -> Result<(), TufError> {
     for (id, key) in keys {
-        key.verifying_key(role)?;
+        key.check_supported(role)?;
         if key.key_id() != *id {
             return Err(TufError::KeyIdMismatch { role: role.into(), key_id: id.clone() });
         }
@@ -251,7 +251,8 @@ fn check_targets(
     Ok(())
 }
 
-fn check_delegations(role: &str, d: &Delegations) -> Result<(), TufError> {
+fn check_delegations(role: &str, t: &Targets, d: &Delegations) -> Result<(), TufError> {
+    check_delegation_bounds(role, t)?;
     check_keys(role, &d.keys)?;
     let mut names = BTreeSet::new();
     for r in &d.roles {
@@ -303,7 +304,7 @@ fn check_delegated(
     check_expiry(name, t.expires.0, now)?;
     check_targets(name, &t.targets, Some(drole))?;
     if let Some(d) = &t.delegations {
-        check_delegations(name, d)?;
+        check_delegations(name, &t, d)?;
     }
     Ok(t)
 }

@@ -14,14 +14,17 @@ mod verify;
 
 pub use cjson::canonical;
 pub use envelope::{Envelope, Signature};
-pub use key::{KeyId, PublicKey, SigningKey};
+pub use key::{KeyId, PublicKey, Scheme, SigningKey};
 pub use role::{
     DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, TargetFile, Targets,
     Timestamp, SPEC_VERSION,
 };
 pub use time::{format_time, parse_time};
 pub use trusted::TrustedSet;
-pub use verify::{check_expiry, check_threshold, path_delegated};
+pub use verify::{
+    check_delegation_bounds, check_expiry, check_threshold, path_delegated, path_matches, MAX_DELEGATED_ROLES,
+    MAX_PATTERN_LEN, MAX_ROLE_PATHS,
+};
 
 /// Why metadata was refused. Each variant names the rule broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +39,7 @@ pub enum TufError {
     Threshold { role: String, valid: usize, threshold: u32 },
     #[error("{role}: key id {key_id} is not the sha256 of the key's canonical JSON")]
     KeyIdMismatch { role: String, key_id: String },
-    #[error("{role}: unsupported key type {keytype}/{scheme} (ed25519 only)")]
+    #[error("{role}: unsupported key type {keytype}/{scheme} (ed25519, ecdsa-sha2-nistp256 and rsassa-pss-sha256 only)")]
     UnsupportedKey { role: String, keytype: String, scheme: String },
     #[error("{role}: expired at {expires}")]
     Expired { role: String, expires: String },

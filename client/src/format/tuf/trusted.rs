@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{check_expiry, check_threshold, Envelope, MetaFile, Role, Root, Snapshot, Targets, Timestamp, TufError};
+use super::{check_delegation_bounds, check_expiry, check_threshold, Envelope, MetaFile, Role, Root, Snapshot, Targets, Timestamp, TufError};
 use crate::digest::Digest;
 
 /// Metadata the client trusts, role by role, each verified against what came before it.
@@ -184,6 +184,7 @@ impl TrustedSet {
         let r = self.root.role(Role::Targets)?;
         check_threshold("targets", &env, &self.root.keys, &r.keyids, r.threshold)?;
         let new: Targets = decode(&env, "targets")?;
+        check_delegation_bounds("targets", &new)?;
         if new.version != meta.version {
             return Err(TufError::Mismatch { role: "targets".into(), what: "version", by: "snapshot" });
         }
@@ -206,6 +207,7 @@ impl TrustedSet {
         let env = Envelope::parse(bytes)?;
         check_threshold(name, &env, &d.keys, &role.keyids, role.threshold)?;
         let new: Targets = decode(&env, "targets")?;
+        check_delegation_bounds(name, &new)?;
         if new.version != meta.version {
             return Err(TufError::Mismatch { role: name.into(), what: "version", by: "snapshot" });
         }

@@ -1,0 +1,14 @@
+//! The I/O library over the pure formats: HTTP transport, the local content store, and one entry point per verb
+//! (pull, push, publish, unpack, run), each with an options struct.
+
+pub mod inspect;
+pub mod layout;
+pub mod progress;
+pub mod publish;
+pub mod pull;
+pub mod push;
+pub mod runtime;
+pub mod store;
+pub mod transport;
+pub mod trust;
+pub mod unpack;
