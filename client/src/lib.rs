@@ -10,15 +10,15 @@
 //! The modules of each layer are re-exported at the crate root (`wharf_client::digest`, `wharf_client::pull`), so
 //! paths stay stable however the folders move.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod format;
 #[cfg(feature = "io")]
 pub mod io;
-#[cfg(feature = "cli")]
-pub mod cli;
 
 pub use format::{digest, image_ref, manifest, media_type, name, seal, tuf};
 #[cfg(feature = "io")]
-pub use io::{inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, unpack};
+pub use io::{inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, tuf_repo, unpack};
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use wharf_client::tuf::{
-    check_delegation_bounds, check_expiry, check_threshold, path_delegated, DelegatedRole, Delegations, Envelope, KeyId, PublicKey, Role,
-    RoleName, Root, TargetFile, Targets, TufError,
+    check_delegation_bounds, check_expiry, check_threshold, path_delegated, DelegatedRole, Delegations, Envelope,
+    KeyId, PublicKey, Role, RoleName, Root, TargetFile, Targets, TufError,
 };
 use wharf_client::Tag;
 

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 other failure, 3 verification failed (signatures, digests, trust data), 4 could not
 //! connect.
 
+pub mod tuf_client;
+
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};

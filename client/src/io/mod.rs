@@ -11,4 +11,5 @@ pub mod runtime;
 pub mod store;
 pub mod transport;
 pub mod trust;
+pub mod tuf_repo;
 pub mod unpack;

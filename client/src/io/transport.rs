@@ -66,6 +66,17 @@ impl Transport {
         Transport { http: reqwest::Client::new(), origin }
     }
 
+    /// A transport that opens a fresh connection for each request and keeps none idle, for servers that answer
+    /// one request at a time.
+    pub fn one_at_a_time(origin: Url) -> Result<Transport, TransportError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| TransportError::Connect { url: origin.to_string(), source: e })?;
+        Ok(Transport { http, origin })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.origin.as_str().trim_end_matches('/'), path)
     }

@@ -187,7 +187,8 @@ mod tests {
         let plain = r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab"}}"#;
         let extra =
             r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab"},"keyid_hash_algorithms":["sha256"]}"#;
-        let id_of = |s: &str| hex::encode(sha2::Sha256::digest(canonical(&serde_json::from_str::<Value>(s).unwrap()).unwrap()));
+        let id_of =
+            |s: &str| hex::encode(sha2::Sha256::digest(canonical(&serde_json::from_str::<Value>(s).unwrap()).unwrap()));
         assert_eq!(parse(plain).key_id(), id_of(plain));
         assert_eq!(parse(extra).key_id(), id_of(extra));
         assert_ne!(parse(plain).key_id(), parse(extra).key_id());

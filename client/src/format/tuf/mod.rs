@@ -20,7 +20,7 @@ pub use role::{
     Timestamp, SPEC_VERSION,
 };
 pub use time::{format_time, parse_time};
-pub use trusted::TrustedSet;
+pub use trusted::{check_file, check_hashes, TrustedSet};
 pub use verify::{
     check_delegation_bounds, check_expiry, check_threshold, path_delegated, path_matches, MAX_DELEGATED_ROLES,
     MAX_PATTERN_LEN, MAX_ROLE_PATHS,
@@ -39,7 +39,9 @@ pub enum TufError {
     Threshold { role: String, valid: usize, threshold: u32 },
     #[error("{role}: key id {key_id} is not the sha256 of the key's canonical JSON")]
     KeyIdMismatch { role: String, key_id: String },
-    #[error("{role}: unsupported key type {keytype}/{scheme} (ed25519, ecdsa-sha2-nistp256 and rsassa-pss-sha256 only)")]
+    #[error(
+        "{role}: unsupported key type {keytype}/{scheme} (ed25519, ecdsa-sha2-nistp256 and rsassa-pss-sha256 only)"
+    )]
     UnsupportedKey { role: String, keytype: String, scheme: String },
     #[error("{role}: expired at {expires}")]
     Expired { role: String, expires: String },

@@ -107,6 +107,7 @@ pub struct Root {
     #[serde(rename = "_type")]
     pub type_: String,
     pub spec_version: String,
+    #[serde(default)]
     pub consistent_snapshot: bool,
     pub version: u64,
     pub expires: Expires,

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{check_delegation_bounds, check_expiry, check_threshold, Envelope, MetaFile, Role, Root, Snapshot, Targets, Timestamp, TufError};
+use super::{
+    check_delegation_bounds, check_expiry, check_threshold, Envelope, MetaFile, Role, Root, Snapshot, Targets,
+    Timestamp, TufError,
+};
 use crate::digest::Digest;
 
 /// Metadata the client trusts, role by role, each verified against what came before it.
@@ -17,11 +20,25 @@ pub struct TrustedSet {
     targets: Option<Targets>,
     delegated: BTreeMap<String, Targets>,
     now: i64,
+    /// Whether a snapshot may drop a role an earlier one listed (see [`TrustedSet::strict`]).
+    strict: bool,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(env: &Envelope, expected: &'static str) -> Result<T, TufError> {
     if env.type_name() != Some(expected) {
         return Err(TufError::WrongType { role: expected.into(), expected });
+    }
+    // A major specification version other than 1, or a version below 1, is metadata this client cannot trust.
+    let spec = env.signed.get("spec_version").and_then(|v| v.as_str()).unwrap_or("");
+    let parts: Vec<&str> = spec.split('.').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts[0] != "1"
+        || !parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty())
+    {
+        return Err(TufError::BadRole { role: expected.into(), reason: format!("unsupported spec_version {spec:?}") });
+    }
+    if env.signed.get("version").and_then(|v| v.as_u64()).is_none_or(|v| v == 0) {
+        return Err(TufError::BadRole { role: expected.into(), reason: "version must be a positive integer".into() });
     }
     env.decode()
 }
@@ -42,7 +59,30 @@ impl TrustedSet {
             targets: None,
             delegated: BTreeMap::new(),
             now,
+            strict: false,
         })
+    }
+
+    /// Applies the specification's 5.5.5 to the letter: every targets file the previous snapshot listed must stay
+    /// listed. Wharf's own pulls leave this off, because Wharf's trust service drops a revoked delegation from
+    /// snapshot; the standalone TUF client turns it on.
+    pub fn strict(mut self) -> TrustedSet {
+        self.strict = true;
+        self
+    }
+
+    /// Checks `bytes` as `role` metadata signed by the trusted root's keys for it, without loading it: used to
+    /// decide whether a locally cached timestamp or snapshot may serve as the rollback reference (5.3.11: after a
+    /// key rotation, the old files no longer verify and are ignored).
+    pub fn verify_signed_by_root<T: serde::de::DeserializeOwned>(
+        &self,
+        role: Role,
+        bytes: &[u8],
+    ) -> Result<T, TufError> {
+        let env = Envelope::parse(bytes)?;
+        let r = self.root.role(role)?;
+        check_threshold(role.as_str(), &env, &self.root.keys, &r.keyids, r.threshold)?;
+        decode(&env, role.as_str())
     }
 
     pub fn root(&self) -> &Root {
@@ -160,7 +200,7 @@ impl TrustedSet {
                             got: m.version,
                         })
                     }
-                    None if name == "targets.json" => {
+                    None if name == "targets.json" || self.strict => {
                         return Err(TufError::BadRole {
                             role: "snapshot".into(),
                             reason: "targets.json disappeared".into(),
@@ -235,14 +275,30 @@ fn snapshot_meta(ts: &Timestamp) -> Result<&MetaFile, TufError> {
         .ok_or_else(|| TufError::BadRole { role: "timestamp".into(), reason: "no snapshot.json in meta".into() })
 }
 
-/// Checks length and sha256 when the referring metadata gives them.
-fn check_file(role: &str, bytes: &[u8], meta: &MetaFile, by: &'static str) -> Result<(), TufError> {
+/// Checks length and every hash the referring metadata gives (sha256 and sha512; an algorithm Wharf cannot
+/// compute is a mismatch, never a pass).
+pub fn check_file(role: &str, bytes: &[u8], meta: &MetaFile, by: &'static str) -> Result<(), TufError> {
     if meta.length.is_some_and(|l| l != bytes.len() as u64) {
         return Err(TufError::Mismatch { role: role.into(), what: "length", by });
     }
-    if let Some(h) = meta.hashes.as_ref().and_then(|h| h.get("sha256")) {
-        if Digest::sha256_of(bytes).hex() != h {
-            return Err(TufError::Mismatch { role: role.into(), what: "sha256", by });
+    check_hashes(role, bytes, meta.hashes.iter().flatten(), by)
+}
+
+/// Checks `bytes` against each `(algorithm, hex)` pair.
+pub fn check_hashes<'a>(
+    role: &str,
+    bytes: &[u8],
+    hashes: impl IntoIterator<Item = (&'a String, &'a String)>,
+    by: &'static str,
+) -> Result<(), TufError> {
+    for (alg, want) in hashes {
+        let got = match alg.as_str() {
+            "sha256" => Digest::sha256_of(bytes).hex().to_string(),
+            "sha512" => hex::encode(<sha2::Sha512 as sha2::Digest>::digest(bytes)),
+            _ => return Err(TufError::Mismatch { role: role.into(), what: "hash (unsupported algorithm)", by }),
+        };
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(TufError::Mismatch { role: role.into(), what: "hash", by });
         }
     }
     Ok(())
@@ -424,7 +480,7 @@ mod tests {
         set.update_timestamp(&ts, None).unwrap();
         // A different (validly signed) snapshot than the one the timestamp names.
         let other = bytes(&snapshot(1, 2, Some(1), NOW + 1000), &[&k.snapshot]);
-        assert!(matches!(set.update_snapshot(&other, None), Err(TufError::Mismatch { what: "length" | "sha256", .. })));
+        assert!(matches!(set.update_snapshot(&other, None), Err(TufError::Mismatch { what: "length" | "hash", .. })));
         set.update_snapshot(&s, None).unwrap();
         // Targets of another version than snapshot names.
         let t2 = bytes(&targets(2, "v1", Some(&k.deleg)), &[&k.targets]);

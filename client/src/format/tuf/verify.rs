@@ -27,6 +27,11 @@ pub fn check_threshold(
             continue;
         }
         let Some(key) = keys.get(&sig.keyid) else { continue };
+        // A key of a type or scheme Wharf does not verify is ignored, never fatal: other keys may meet the
+        // threshold.
+        if key.scheme().is_none() {
+            continue;
+        }
         if key.key_id() != sig.keyid {
             return Err(TufError::KeyIdMismatch { role: role.into(), key_id: sig.keyid.clone() });
         }
