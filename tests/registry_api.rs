@@ -247,6 +247,10 @@ async fn cross_repository_mount_and_fallback() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(header(&r, "location").starts_with("/v2/dst2/blobs/uploads/"));
     assert_eq!(t.status(Method::HEAD, &format!("/v2/dst2/blobs/{d}")).await, StatusCode::NOT_FOUND);
+    // Mount without `from`: an ordinary upload session (202), never an error.
+    let r = t.req(Method::POST, &format!("/v2/dst3/blobs/uploads/?mount={d}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert!(header(&r, "location").starts_with("/v2/dst3/blobs/uploads/"));
 }
 
 #[tokio::test]
@@ -322,7 +326,15 @@ async fn manifest_refusals() {
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(b"nope"), "size": 4}]});
     assert_eq!(code(t.put_manifest("bad", "i", &index).await).await.1, "MANIFEST_BLOB_UNKNOWN");
-    // Over 4 MiB.
+    // A reference that is neither a tag nor a digest: unknown to GET and HEAD (as the distribution-spec
+    // conformance suite v1.1.1 expects), an invalid tag to PUT.
+    let (s, c) = code(t.req(Method::GET, "/v2/bad/manifests/.INVALID_MANIFEST_NAME").send().await.unwrap()).await;
+    assert_eq!((s, c.as_str()), (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"));
+    assert_eq!(t.status(Method::HEAD, "/v2/bad/manifests/.INVALID_MANIFEST_NAME").await, StatusCode::NOT_FOUND);
+    let bad_tag = t.req(Method::PUT, "/v2/bad/manifests/.INVALID_MANIFEST_NAME");
+    let body = serde_json::to_vec(&m).unwrap();
+    let (s, c) = code(bad_tag.header("content-type", OCI_MANIFEST).body(body).send().await.unwrap()).await;
+    assert_eq!((s, c.as_str()), (StatusCode::BAD_REQUEST, "TAG_INVALID"));
     // Over 4 MiB: refused from the declared length, before the body is read.
     let head = format!("PUT /v2/bad/manifests/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\n\r\n", 4 * 1024 * 1024 + 1);
     let answer = common::raw(&t.s.addr, head.as_bytes(), std::time::Duration::from_secs(5));

@@ -49,11 +49,16 @@ impl NotaryError {
     }
 }
 
+/// Carried in a response's extensions so that the logging middleware can report a server fault's cause; never
+/// sent (it may name paths or key ids).
+#[derive(Clone, Debug)]
+pub struct FaultCause(pub String);
+
 impl IntoResponse for NotaryError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
+        let mut fault = None;
         let message = if status.is_server_error() {
-            // The cause goes to the log, never to the client (it may name key material or paths).
             let mut cause = self.to_string();
             let mut src = std::error::Error::source(&self);
             while let Some(s) = src {
@@ -61,12 +66,30 @@ impl IntoResponse for NotaryError {
                 cause.push_str(&s.to_string());
                 src = s.source();
             }
-            tracing::error!(%cause, "trust request failed");
+            fault = Some(FaultCause(cause));
             "internal server error".to_string()
         } else {
             self.to_string()
         };
         let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
-        (status, [("content-type", "application/json")], body.to_string()).into_response()
+        let mut resp = (status, [("content-type", "application/json")], body.to_string()).into_response();
+        if let Some(f) = fault {
+            resp.extensions_mut().insert(f);
+        }
+        resp
     }
+}
+
+/// Middleware: logs each trust request at debug level and server faults, with their cause, at error level.
+pub async fn log_faults(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    if let Some(FaultCause(cause)) = resp.extensions().get::<FaultCause>() {
+        tracing::error!(%method, %path, status, %cause, "trust request failed");
+    } else {
+        tracing::debug!(%method, %path, status, "trust request");
+    }
+    resp
 }

@@ -90,7 +90,10 @@ pub async fn kek(meta: &Metadata, secret: &[u8]) -> Result<Kek, NotaryError> {
 
 /// The notary's router: every request under `/v2/` whose path has a `/_tuf/` segment.
 pub fn app(state: Arc<Notary>) -> Router {
-    Router::new().route("/v2/{*rest}", any(dispatch)).with_state(state)
+    Router::new()
+        .route("/v2/{*rest}", any(dispatch))
+        .layer(axum::middleware::from_fn(error::log_faults))
+        .with_state(state)
 }
 
 async fn dispatch(State(n): State<Arc<Notary>>, req: Request) -> Response {

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use wharf_client::{Digest, RepositoryName};
 use wharf_storage::ByteRange;
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Request) -> Result<Response, ApiError> {
@@ -40,7 +40,7 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
 }
 
 fn build_error(e: axum::http::Error) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, e.to_string())
+    ApiError::new(Kind::Internal, e.to_string())
 }
 
 pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Result<Response, ApiError> {
@@ -52,7 +52,7 @@ pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Re
 }
 
 fn unsatisfiable(size: u64) -> ApiError {
-    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUnknown, "requested range not satisfiable")
+    ApiError::new(Kind::BlobRangeInvalid, "requested range not satisfiable")
         .with_header("content-range", format!("bytes */{size}"))
 }
 

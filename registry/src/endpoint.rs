@@ -12,6 +12,9 @@ pub enum Endpoint {
     Catalog,
     Tags(RepositoryName),
     Manifest(RepositoryName, Reference),
+    /// A manifest path whose reference is neither a valid tag nor a digest (`.INVALID_MANIFEST_NAME`): unknown to
+    /// a GET, HEAD or DELETE, an invalid tag to a PUT.
+    ManifestBadReference(RepositoryName),
     Blob(RepositoryName, Digest),
     UploadStart(RepositoryName),
     Upload(RepositoryName, UploadId),
@@ -26,8 +29,6 @@ pub enum EndpointError {
     Name(NameError),
     #[error("invalid digest: {0}")]
     Digest(DigestError),
-    #[error("invalid reference: {0}")]
-    Reference(NameError),
     #[error("upload session unknown")]
     UploadUnknown,
 }
@@ -66,13 +67,11 @@ pub fn parse(tail: &str) -> Result<Endpoint, EndpointError> {
             "tags" if last == "list" => return Ok(Endpoint::Tags(name(n - 2)?)),
             "manifests" => {
                 let repo = name(n - 2)?;
-                return Ok(Endpoint::Manifest(
-                    repo,
-                    last.parse().map_err(|e| match e {
-                        NameError::Digest(d) => EndpointError::Digest(d),
-                        other => EndpointError::Reference(other),
-                    })?,
-                ));
+                return match last.parse() {
+                    Ok(r) => Ok(Endpoint::Manifest(repo, r)),
+                    Err(NameError::Digest(d)) => Err(EndpointError::Digest(d)),
+                    Err(_) => Ok(Endpoint::ManifestBadReference(repo)),
+                };
             }
             "blobs" => {
                 let repo = name(n - 2)?;
@@ -97,6 +96,7 @@ mod tests {
             Ok(Endpoint::Catalog) => "catalog".to_string(),
             Ok(Endpoint::Tags(r)) => format!("tags {r}"),
             Ok(Endpoint::Manifest(r, x)) => format!("manifest {r} {x}"),
+            Ok(Endpoint::ManifestBadReference(r)) => format!("manifest-bad-reference {r}"),
             Ok(Endpoint::Blob(r, d)) => format!("blob {r} {}", &d.hex()[..4]),
             Ok(Endpoint::UploadStart(r)) => format!("upload-start {r}"),
             Ok(Endpoint::Upload(r, id)) => format!("upload {r} {}", &id.to_string()[..4]),
@@ -104,7 +104,6 @@ mod tests {
             Err(EndpointError::NotFound) => "not-found".into(),
             Err(EndpointError::Name(_)) => "name-invalid".into(),
             Err(EndpointError::Digest(_)) => "digest-invalid".into(),
-            Err(EndpointError::Reference(_)) => "reference-invalid".into(),
             Err(EndpointError::UploadUnknown) => "upload-unknown".into(),
         };
         assert_eq!(got, expect, "{tail}");
@@ -128,7 +127,8 @@ mod tests {
         check("a/blobs/uploads/not-an-id", "upload-unknown");
         check("a/blobs/sha256:abc", "digest-invalid");
         check("a/manifests/sha256:abc", "digest-invalid");
-        check("a/manifests/-bad", "reference-invalid");
+        check("a/manifests/-bad", "manifest-bad-reference a");
+        check("a/manifests/.INVALID_MANIFEST_NAME", "manifest-bad-reference a");
         check("UPPER/manifests/x", "name-invalid");
         check("a/../b/manifests/x", "name-invalid");
         check("_tuf/manifests/x", "name-invalid");

@@ -24,14 +24,67 @@ pub enum Code {
     SizeInvalid,
     Unsupported,
     PaginationNumberInvalid,
+    TagInvalid,
     Unknown,
 }
 
-/// An error answer: status, code, message, optional detail and extra headers (such as `Range` on a 416).
+/// What went wrong, in the registry's terms. Handlers name a kind; [`Kind::answer`] is the one table from kind to
+/// HTTP status and OCI error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BlobUnknown,
+    BlobRangeInvalid,
+    UploadUnknown,
+    UploadInvalid,
+    UploadRangeInvalid,
+    DigestInvalid,
+    SizeInvalid,
+    TooLarge,
+    ManifestUnknown,
+    ManifestInvalid,
+    ManifestBlobUnknown,
+    TagInvalid,
+    NameInvalid,
+    NameUnknown,
+    PaginationInvalid,
+    Conflict,
+    NoSuchEndpoint,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl Kind {
+    /// The table.
+    pub fn answer(self) -> (StatusCode, Code) {
+        use StatusCode as S;
+        match self {
+            Kind::BlobUnknown => (S::NOT_FOUND, Code::BlobUnknown),
+            Kind::BlobRangeInvalid => (S::RANGE_NOT_SATISFIABLE, Code::BlobUnknown),
+            Kind::UploadUnknown => (S::NOT_FOUND, Code::BlobUploadUnknown),
+            Kind::UploadInvalid => (S::BAD_REQUEST, Code::BlobUploadInvalid),
+            Kind::UploadRangeInvalid => (S::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid),
+            Kind::DigestInvalid => (S::BAD_REQUEST, Code::DigestInvalid),
+            Kind::SizeInvalid => (S::BAD_REQUEST, Code::SizeInvalid),
+            Kind::TooLarge => (S::PAYLOAD_TOO_LARGE, Code::SizeInvalid),
+            Kind::ManifestUnknown => (S::NOT_FOUND, Code::ManifestUnknown),
+            Kind::ManifestInvalid => (S::BAD_REQUEST, Code::ManifestInvalid),
+            Kind::ManifestBlobUnknown => (S::BAD_REQUEST, Code::ManifestBlobUnknown),
+            Kind::TagInvalid => (S::BAD_REQUEST, Code::TagInvalid),
+            Kind::NameInvalid => (S::BAD_REQUEST, Code::NameInvalid),
+            Kind::NameUnknown => (S::NOT_FOUND, Code::NameUnknown),
+            Kind::PaginationInvalid => (S::BAD_REQUEST, Code::PaginationNumberInvalid),
+            Kind::Conflict => (S::CONFLICT, Code::Unknown),
+            Kind::NoSuchEndpoint => (S::NOT_FOUND, Code::Unsupported),
+            Kind::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, Code::Unsupported),
+            Kind::Internal => (S::INTERNAL_SERVER_ERROR, Code::Unknown),
+        }
+    }
+}
+
+/// An error answer: its kind, message, optional detail and extra headers (such as `Range` on a 416).
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: Code,
+    pub kind: Kind,
     pub message: String,
     pub detail: Option<serde_json::Value>,
     pub headers: HeaderMap,
@@ -40,8 +93,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), detail: None, headers: HeaderMap::new(), cause: None }
+    pub fn new(kind: Kind, message: impl Into<String>) -> ApiError {
+        ApiError { kind, message: message.into(), detail: None, headers: HeaderMap::new(), cause: None }
     }
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> ApiError {
@@ -56,8 +109,8 @@ impl ApiError {
         self
     }
 
-    fn internal(cause: String) -> ApiError {
-        let mut e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "internal server error");
+    pub fn internal(cause: String) -> ApiError {
+        let mut e = ApiError::new(Kind::Internal, "internal server error");
         e.cause = Some(cause);
         e
     }
@@ -77,39 +130,38 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
-        use StatusCode as S;
         match &e {
-            StorageError::BlobUnknown => ApiError::new(S::NOT_FOUND, Code::BlobUnknown, "blob unknown to registry"),
+            StorageError::BlobUnknown => ApiError::new(Kind::BlobUnknown, "blob unknown to registry"),
             StorageError::UploadUnknown => {
-                ApiError::new(S::NOT_FOUND, Code::BlobUploadUnknown, "blob upload unknown to registry")
+                ApiError::new(Kind::UploadUnknown, "blob upload unknown to registry")
             }
-            StorageError::ManifestUnknown => ApiError::new(S::NOT_FOUND, Code::ManifestUnknown, "manifest unknown"),
+            StorageError::ManifestUnknown => ApiError::new(Kind::ManifestUnknown, "manifest unknown"),
             StorageError::NameUnknown => {
-                ApiError::new(S::NOT_FOUND, Code::NameUnknown, "repository name not known to registry")
+                ApiError::new(Kind::NameUnknown, "repository name not known to registry")
             }
             StorageError::DigestMismatch { expected, actual } => {
-                ApiError::new(S::BAD_REQUEST, Code::DigestInvalid, "provided digest did not match uploaded content")
+                ApiError::new(Kind::DigestInvalid, "provided digest did not match uploaded content")
                     .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
             }
             StorageError::SizeMismatch { expected, actual } => {
-                ApiError::new(S::BAD_REQUEST, Code::SizeInvalid, e.to_string())
+                ApiError::new(Kind::SizeInvalid, e.to_string())
                     .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
             }
             StorageError::RangeInvalid { offset } => {
-                ApiError::new(S::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, e.to_string())
+                ApiError::new(Kind::UploadRangeInvalid, e.to_string())
                     .with_header("range", range_header(*offset))
             }
-            StorageError::TooLarge { max } => ApiError::new(S::PAYLOAD_TOO_LARGE, Code::SizeInvalid, e.to_string())
+            StorageError::TooLarge { max } => ApiError::new(Kind::TooLarge, e.to_string())
                 .with_detail(serde_json::json!({ "max": max })),
             StorageError::BodyInterrupted { received, .. } => {
-                ApiError::new(S::BAD_REQUEST, Code::BlobUploadInvalid, e.to_string())
+                ApiError::new(Kind::UploadInvalid, e.to_string())
                     .with_header("range", range_header(*received))
             }
             StorageError::ReferencesMissing(digests) => {
-                ApiError::new(S::BAD_REQUEST, Code::ManifestBlobUnknown, "manifest references unknown content")
+                ApiError::new(Kind::ManifestBlobUnknown, "manifest references unknown content")
                     .with_detail(serde_json::json!({ "missing": digests }))
             }
-            StorageError::Conflict(_) => ApiError::new(S::CONFLICT, Code::Unknown, e.to_string()),
+            StorageError::Conflict(_) => ApiError::new(Kind::Conflict, e.to_string()),
             StorageError::Config(_)
             | StorageError::Backend(_)
             | StorageError::Database(_)
@@ -120,12 +172,10 @@ impl From<StorageError> for ApiError {
 
 impl From<EndpointError> for ApiError {
     fn from(e: EndpointError) -> ApiError {
-        use StatusCode as S;
         match e {
-            EndpointError::NotFound => ApiError::new(S::NOT_FOUND, Code::Unsupported, "no such endpoint"),
-            EndpointError::Name(_) => ApiError::new(S::BAD_REQUEST, Code::NameInvalid, e.to_string()),
-            EndpointError::Digest(_) => ApiError::new(S::BAD_REQUEST, Code::DigestInvalid, e.to_string()),
-            EndpointError::Reference(_) => ApiError::new(S::BAD_REQUEST, Code::ManifestInvalid, e.to_string()),
+            EndpointError::NotFound => ApiError::new(Kind::NoSuchEndpoint, "no such endpoint"),
+            EndpointError::Name(_) => ApiError::new(Kind::NameInvalid, e.to_string()),
+            EndpointError::Digest(_) => ApiError::new(Kind::DigestInvalid, e.to_string()),
             EndpointError::UploadUnknown => StorageError::UploadUnknown.into(),
         }
     }
@@ -133,7 +183,7 @@ impl From<EndpointError> for ApiError {
 
 impl From<ManifestError> for ApiError {
     fn from(e: ManifestError) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
+        ApiError::new(Kind::ManifestInvalid, e.to_string())
     }
 }
 
@@ -162,9 +212,11 @@ pub struct FaultCause(pub String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
-            Envelope { errors: [Entry { code: self.code, message: &self.message, detail: self.detail.as_ref() }] };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut resp = (self.status, [("content-type", "application/json")], json).into_response();
+            Envelope { errors: [Entry { code: self.kind.answer().1, message: &self.message, detail: self.detail.as_ref() }] };
+        let (status, _) = self.kind.answer();
+        // The envelope holds only strings and JSON values: serializing it cannot fail.
+        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut resp = (status, [("content-type", "application/json")], json).into_response();
         resp.headers_mut().extend(self.headers);
         if let Some(cause) = self.cause {
             resp.extensions_mut().insert(FaultCause(cause));

@@ -26,7 +26,7 @@ use axum::Router;
 use wharf_storage::{BlobStore, Metadata, Uploads};
 
 pub use endpoint::Endpoint;
-use error::{ApiError, Code};
+use error::{ApiError, Kind};
 
 pub use wharf_storage::{Clock, SystemClock};
 
@@ -58,7 +58,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*rest}", any(dispatch))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, Code::Unsupported, "no such endpoint") })
+        .fallback(|| async { ApiError::new(Kind::NoSuchEndpoint, "no such endpoint") })
         .layer(axum::middleware::from_fn(observe::log_requests))
         .with_state(state)
 }
@@ -81,6 +81,12 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         (Method::GET | Method::HEAD, Endpoint::Manifest(repo, r)) => manifest::get(&st, &repo, &r, &parts).await,
         (Method::PUT, Endpoint::Manifest(repo, r)) => manifest::put(&st, &repo, &r, &parts, body).await,
         (Method::DELETE, Endpoint::Manifest(repo, r)) => manifest::delete(&st, &repo, &r).await,
+        (Method::GET | Method::HEAD | Method::DELETE, Endpoint::ManifestBadReference(_)) => {
+            Err(ApiError::new(Kind::ManifestUnknown, "manifest unknown: the reference is neither a tag nor a digest"))
+        }
+        (Method::PUT, Endpoint::ManifestBadReference(_)) => {
+            Err(ApiError::new(Kind::TagInvalid, "invalid tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}"))
+        }
         (Method::GET | Method::HEAD, Endpoint::Blob(repo, d)) => blob::get(&st, &repo, &d, &parts).await,
         (Method::DELETE, Endpoint::Blob(repo, d)) => blob::delete(&st, &repo, &d).await,
         (Method::POST, Endpoint::UploadStart(repo)) => upload::start(&st, &repo, &parts, body).await,
@@ -89,7 +95,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         (Method::PUT, Endpoint::Upload(repo, id)) => upload::put(&st, &repo, &id, &parts, body).await,
         (Method::DELETE, Endpoint::Upload(repo, id)) => upload::cancel(&st, &repo, &id).await,
         (Method::GET, Endpoint::Referrers(repo, d)) => referrers::get(&st, &repo, &d, &parts).await,
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "method not allowed here")),
+        _ => Err(ApiError::new(Kind::MethodNotAllowed, "method not allowed here")),
     };
     with_api_version(resp.unwrap_or_else(IntoResponse::into_response))
 }

@@ -1,12 +1,11 @@
 //! Tag lists and the catalog, paginated with `n`, `last` and `Link`.
 
 use axum::http::request::Parts as Request;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use wharf_client::RepositoryName;
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Kind};
 use crate::{query_pairs, query_param, AppState};
 
 /// The page size when a client gives no `n`.
@@ -32,7 +31,7 @@ fn pagination(req: &Request) -> Result<(Option<u32>, Option<String>), ApiError> 
     let q = query_pairs(req);
     let n = match query_param(&q, "n") {
         Some(v) => Some(v.parse::<u32>().map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, Code::PaginationNumberInvalid, "n must be a non-negative integer")
+            ApiError::new(Kind::PaginationInvalid, "n must be a non-negative integer")
         })?),
         None => None,
     };

@@ -9,16 +9,13 @@ use futures::StreamExt;
 use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName};
 use wharf_storage::{ManifestRecord, NewManifest};
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
     let record = lookup(st, repo, r).await?;
     if !acceptable(req, &record.media_type) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            Code::ManifestUnknown,
-            format!("manifest is {}, which the Accept header does not allow", record.media_type),
+        return Err(ApiError::new(Kind::ManifestUnknown, format!("manifest is {}, which the Accept header does not allow", record.media_type),
         ));
     }
     let b = Response::builder()
@@ -27,7 +24,7 @@ pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Requ
         .header("etag", format!("\"{}\"", record.digest))
         .header("content-length", record.content.len());
     let body = if req.method == Method::HEAD { Body::empty() } else { Body::from(record.content) };
-    b.body(body).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, e.to_string()))
+    b.body(body).map_err(|e| ApiError::new(Kind::Internal, e.to_string()))
 }
 
 pub async fn put(
@@ -40,7 +37,7 @@ pub async fn put(
     let content_type = match header_str(req, header::CONTENT_TYPE) {
         Some(h) => Some(
             MediaType::from_header(h)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string()))?,
+                .map_err(|e| ApiError::new(Kind::ManifestInvalid, e.to_string()))?,
         ),
         None => None,
     };
@@ -49,10 +46,7 @@ pub async fn put(
     let digest = match r {
         Reference::Digest(d) => {
             if !d.matches(&body) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    Code::DigestInvalid,
-                    "manifest does not match the digest in the URL",
+                return Err(ApiError::new(Kind::DigestInvalid, "manifest does not match the digest in the URL",
                 ));
             }
             d.clone()
@@ -130,7 +124,7 @@ fn acceptable(req: &Request, media_type: &MediaType) -> bool {
 /// Reads a body of at most `limit` bytes; a longer one is refused with 413 before it is all read.
 async fn read_limited(req: &Request, body: RequestBody, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_big =
-        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::SizeInvalid, format!("manifest exceeds {limit} bytes"));
+        || ApiError::new(Kind::TooLarge, format!("manifest exceeds {limit} bytes"));
     if header_str(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
         return Err(too_big());
     }
@@ -138,7 +132,7 @@ async fn read_limited(req: &Request, body: RequestBody, limit: usize) -> Result<
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading body: {e}")))?;
+            .map_err(|e| ApiError::new(Kind::ManifestInvalid, format!("reading body: {e}")))?;
         if out.len() + chunk.len() > limit {
             return Err(too_big());
         }

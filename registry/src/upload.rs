@@ -7,7 +7,7 @@ use axum::response::Response;
 use wharf_client::{Digest, RepositoryName};
 use wharf_storage::UploadId;
 
-use crate::error::{range_header, ApiError, Code};
+use crate::error::{range_header, ApiError, Kind};
 use crate::{empty, header_str, query_pairs, query_param, AppState};
 
 pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Body) -> Result<Response, ApiError> {
@@ -124,16 +124,16 @@ fn accepted(repo: &RepositoryName, id: &UploadId, offset: u64, status: StatusCod
 }
 
 fn parse_digest(s: &str) -> Result<Digest, ApiError> {
-    s.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, Code::DigestInvalid, format!("invalid digest: {e}")))
+    s.parse().map_err(|e| ApiError::new(Kind::DigestInvalid, format!("invalid digest: {e}")))
 }
 
 fn bad_upload(msg: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, Code::BlobUploadInvalid, msg)
+    ApiError::new(Kind::UploadInvalid, msg)
 }
 
 fn bad_range(st: &AppState, repo: &RepositoryName, id: &UploadId) -> ApiError {
     let offset = st.uploads.status(id, repo).map_or(0, |s| s.offset);
-    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, "malformed Content-Range")
+    ApiError::new(Kind::UploadRangeInvalid, "malformed Content-Range")
         .with_header("range", range_header(offset))
 }
 
