@@ -132,30 +132,23 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         match &e {
             StorageError::BlobUnknown => ApiError::new(Kind::BlobUnknown, "blob unknown to registry"),
-            StorageError::UploadUnknown => {
-                ApiError::new(Kind::UploadUnknown, "blob upload unknown to registry")
-            }
+            StorageError::UploadUnknown => ApiError::new(Kind::UploadUnknown, "blob upload unknown to registry"),
             StorageError::ManifestUnknown => ApiError::new(Kind::ManifestUnknown, "manifest unknown"),
-            StorageError::NameUnknown => {
-                ApiError::new(Kind::NameUnknown, "repository name not known to registry")
-            }
+            StorageError::NameUnknown => ApiError::new(Kind::NameUnknown, "repository name not known to registry"),
             StorageError::DigestMismatch { expected, actual } => {
                 ApiError::new(Kind::DigestInvalid, "provided digest did not match uploaded content")
                     .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
             }
-            StorageError::SizeMismatch { expected, actual } => {
-                ApiError::new(Kind::SizeInvalid, e.to_string())
-                    .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
-            }
+            StorageError::SizeMismatch { expected, actual } => ApiError::new(Kind::SizeInvalid, e.to_string())
+                .with_detail(serde_json::json!({ "expected": expected, "actual": actual })),
             StorageError::RangeInvalid { offset } => {
-                ApiError::new(Kind::UploadRangeInvalid, e.to_string())
-                    .with_header("range", range_header(*offset))
+                ApiError::new(Kind::UploadRangeInvalid, e.to_string()).with_header("range", range_header(*offset))
             }
-            StorageError::TooLarge { max } => ApiError::new(Kind::TooLarge, e.to_string())
-                .with_detail(serde_json::json!({ "max": max })),
+            StorageError::TooLarge { max } => {
+                ApiError::new(Kind::TooLarge, e.to_string()).with_detail(serde_json::json!({ "max": max }))
+            }
             StorageError::BodyInterrupted { received, .. } => {
-                ApiError::new(Kind::UploadInvalid, e.to_string())
-                    .with_header("range", range_header(*received))
+                ApiError::new(Kind::UploadInvalid, e.to_string()).with_header("range", range_header(*received))
             }
             StorageError::ReferencesMissing(digests) => {
                 ApiError::new(Kind::ManifestBlobUnknown, "manifest references unknown content")
@@ -211,8 +204,9 @@ pub struct FaultCause(pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            Envelope { errors: [Entry { code: self.kind.answer().1, message: &self.message, detail: self.detail.as_ref() }] };
+        let body = Envelope {
+            errors: [Entry { code: self.kind.answer().1, message: &self.message, detail: self.detail.as_ref() }],
+        };
         let (status, _) = self.kind.answer();
         // The envelope holds only strings and JSON values: serializing it cannot fail.
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());

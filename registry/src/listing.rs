@@ -30,9 +30,9 @@ pub async fn catalog(st: &AppState, req: &Request) -> Result<Response, ApiError>
 fn pagination(req: &Request) -> Result<(Option<u32>, Option<String>), ApiError> {
     let q = query_pairs(req);
     let n = match query_param(&q, "n") {
-        Some(v) => Some(v.parse::<u32>().map_err(|_| {
-            ApiError::new(Kind::PaginationInvalid, "n must be a non-negative integer")
-        })?),
+        Some(v) => Some(
+            v.parse::<u32>().map_err(|_| ApiError::new(Kind::PaginationInvalid, "n must be a non-negative integer"))?,
+        ),
         None => None,
     };
     Ok((n, query_param(&q, "last")))

@@ -15,7 +15,9 @@ use crate::{empty, header_str, AppState};
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
     let record = lookup(st, repo, r).await?;
     if !acceptable(req, &record.media_type) {
-        return Err(ApiError::new(Kind::ManifestUnknown, format!("manifest is {}, which the Accept header does not allow", record.media_type),
+        return Err(ApiError::new(
+            Kind::ManifestUnknown,
+            format!("manifest is {}, which the Accept header does not allow", record.media_type),
         ));
     }
     let b = Response::builder()
@@ -35,10 +37,7 @@ pub async fn put(
     body: RequestBody,
 ) -> Result<Response, ApiError> {
     let content_type = match header_str(req, header::CONTENT_TYPE) {
-        Some(h) => Some(
-            MediaType::from_header(h)
-                .map_err(|e| ApiError::new(Kind::ManifestInvalid, e.to_string()))?,
-        ),
+        Some(h) => Some(MediaType::from_header(h).map_err(|e| ApiError::new(Kind::ManifestInvalid, e.to_string()))?),
         None => None,
     };
     let body = read_limited(req, body, st.limits.max_manifest_size).await?;
@@ -46,8 +45,7 @@ pub async fn put(
     let digest = match r {
         Reference::Digest(d) => {
             if !d.matches(&body) {
-                return Err(ApiError::new(Kind::DigestInvalid, "manifest does not match the digest in the URL",
-                ));
+                return Err(ApiError::new(Kind::DigestInvalid, "manifest does not match the digest in the URL"));
             }
             d.clone()
         }
@@ -123,16 +121,14 @@ fn acceptable(req: &Request, media_type: &MediaType) -> bool {
 
 /// Reads a body of at most `limit` bytes; a longer one is refused with 413 before it is all read.
 async fn read_limited(req: &Request, body: RequestBody, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_big =
-        || ApiError::new(Kind::TooLarge, format!("manifest exceeds {limit} bytes"));
+    let too_big = || ApiError::new(Kind::TooLarge, format!("manifest exceeds {limit} bytes"));
     if header_str(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
         return Err(too_big());
     }
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(Kind::ManifestInvalid, format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::new(Kind::ManifestInvalid, format!("reading body: {e}")))?;
         if out.len() + chunk.len() > limit {
             return Err(too_big());
         }

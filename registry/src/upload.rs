@@ -133,8 +133,7 @@ fn bad_upload(msg: &str) -> ApiError {
 
 fn bad_range(st: &AppState, repo: &RepositoryName, id: &UploadId) -> ApiError {
     let offset = st.uploads.status(id, repo).map_or(0, |s| s.offset);
-    ApiError::new(Kind::UploadRangeInvalid, "malformed Content-Range")
-        .with_header("range", range_header(offset))
+    ApiError::new(Kind::UploadRangeInvalid, "malformed Content-Range").with_header("range", range_header(offset))
 }
 
 /// `Content-Range` of a chunk: `<start>-<end>` as the spec writes it, also `bytes <start>-<end>/<total>`.

@@ -54,6 +54,11 @@ impl BlobStore {
         }
     }
 
+    /// The root directory of a local store, whose commits Wharf makes durable itself.
+    pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
     pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }

@@ -4,6 +4,7 @@
 //! `UploadId`); every failure is an [`Error`] variant a caller can act on.
 
 pub mod blob;
+mod durable;
 mod error;
 pub mod meta;
 mod paths;

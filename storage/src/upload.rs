@@ -206,6 +206,13 @@ impl Uploads {
             store.delete(&location).await?;
             return Err(Error::DigestMismatch { expected: digest.clone(), actual });
         }
+        if let Some(root) = self.blobs.local_root() {
+            let (from, to) = (root.join(location.as_ref()), root.join(paths::blob(digest).as_ref()));
+            tokio::task::spawn_blocking(move || crate::durable::commit(&from, &to))
+                .await
+                .map_err(|e| Error::Config(format!("commit task: {e}")))??;
+            return Ok(size);
+        }
         match store.rename_if_not_exists(&location, &paths::blob(digest)).await {
             Ok(()) => {}
             // Another upload committed the same content first: one stored copy is enough.

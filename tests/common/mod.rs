@@ -98,12 +98,34 @@ fn walk(dir: &Path, out: &mut Vec<(String, u64)>) {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A wrapped server (under strace) is the wrapper's child: kill it first, or it outlives the test and holds
+        // the test's output pipe open.
+        let _ = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
         self.kill();
     }
 }
 
 fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String) {
-    let mut cmd = Command::new(wharf_bin());
+    spawn_wrapped(&[], data_dir, env, addr)
+}
+
+/// Starts a server under a wrapper command (such as `strace -f -o FILE`), in a fresh temp data dir.
+pub fn start_wrapped(wrapper: &[&str]) -> Server {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().join("data");
+    let (child, addr) = spawn_wrapped(wrapper, &data_dir, &[], "127.0.0.1:0");
+    Server { child, addr, data_dir, env: vec![], _tmp: Some(tmp) }
+}
+
+fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String) {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(wharf_bin());
+            c
+        }
+        None => Command::new(wharf_bin()),
+    };
     cmd.args(["serve", "--addr", addr, "--data-dir"]).arg(data_dir);
     cmd.env("WHARF_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
     for (k, v) in env {
