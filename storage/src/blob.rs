@@ -147,6 +147,7 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> BoxStream<'static, 
             // SAFETY: committed blob files are immutable: they are written once under a temporary name and renamed
             // into place, and nothing truncates or rewrites them afterwards (garbage collection only unlinks, which
             // leaves an existing mapping valid). So the mapped bytes cannot change or vanish while mapped.
+            #[allow(unsafe_code)]
             let mapped = unsafe { memmap2::MmapOptions::new().offset(offset).len(window).populate().map(&file) };
             let chunk = match mapped {
                 Ok(m) => Bytes::from_owner(m),
