@@ -164,7 +164,7 @@ fn tuf_client_check(s: &Server, repo: &str, root: &Value, target: &str, sha: &st
         .output()
         .expect("run tuf-client-check (needs python3 with tuf 7)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let last = text.lines().filter(|l| l.contains(" passed, ")).last().unwrap_or("").to_string();
+    let last = text.lines().rfind(|l| l.contains(" passed, ")).unwrap_or("").to_string();
     assert!(out.status.success() && last.ends_with(", 0 failed"), "tuf-client-check failed:\n{text}");
     text
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wharf_client::tuf::{Envelope, Expires, MetaFile, Role, Root, Snapshot, Targets, Timestamp, SPEC_VERSION};
+use wharf_client::tuf::{
+    Envelope, Expires, MetaFile, Role, RoleName, Root, Snapshot, Targets, Timestamp, SPEC_VERSION,
+};
 use wharf_client::RepositoryName;
 use wharf_storage::MetadataRow;
 
@@ -55,8 +57,8 @@ pub fn sign<T: serde::Serialize>(
 }
 
 /// A stored row for signed bytes.
-pub fn row(role: &str, version: u64, content: Vec<u8>, expires: i64) -> MetadataRow {
-    MetadataRow { role: role.into(), version, content, expires }
+pub fn row(role: RoleName, version: u64, content: Vec<u8>, expires: i64) -> MetadataRow {
+    MetadataRow { role, version, content, expires }
 }
 
 /// Re-signs what is about to expire, for one repository. Returns whether anything was written.
@@ -64,9 +66,9 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
     let now = n.clock.now();
     let s = &n.settings;
     let (Some(root_row), Some(ts_row), Some(snap_row)) = (
-        n.meta.trust_latest(repo, "root").await?,
-        n.meta.trust_latest(repo, "timestamp").await?,
-        n.meta.trust_latest(repo, "snapshot").await?,
+        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Root)).await?,
+        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Timestamp)).await?,
+        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Snapshot)).await?,
     ) else {
         return Ok(false);
     };
@@ -84,13 +86,18 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
         new.version += 1;
         new.expires = Expires(now + s.snapshot_lifetime);
         let bytes = sign(&new, &keys, &root, Role::Snapshot)?;
-        rows.push(row("snapshot", new.version, bytes.clone(), now + s.snapshot_lifetime));
+        rows.push(row(RoleName::TopLevel(Role::Snapshot), new.version, bytes.clone(), now + s.snapshot_lifetime));
         (new.version, bytes)
     } else {
         (snap_row.version, snap_row.content.clone())
     };
     let ts = timestamp(ts_row.version + 1, now + s.timestamp_lifetime, snap_version, &snap_bytes);
-    rows.push(row("timestamp", ts.version, sign(&ts, &keys, &root, Role::Timestamp)?, now + s.timestamp_lifetime));
+    rows.push(row(
+        RoleName::TopLevel(Role::Timestamp),
+        ts.version,
+        sign(&ts, &keys, &root, Role::Timestamp)?,
+        now + s.timestamp_lifetime,
+    ));
     n.meta.trust_commit(repo, &rows, now).await?;
     n.written(repo);
     tracing::info!(repository = %repo, timestamp = ts.version, snapshot = snap_version, "renewed trust metadata");

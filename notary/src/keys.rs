@@ -21,21 +21,16 @@ fn aad(repo: &RepositoryName, role: &str, key_id: &str) -> Vec<u8> {
     format!("wharf-trust-key\0{repo}\0{role}\0{key_id}").into_bytes()
 }
 
-fn role_of(s: &str) -> Option<Role> {
-    match s {
-        "timestamp" => Some(Role::Timestamp),
-        "snapshot" => Some(Role::Snapshot),
-        _ => None,
-    }
-}
-
 /// Every service key of the repository, oldest first.
 pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<Vec<ServiceKey>, NotaryError> {
     let rows = meta.trust_keys(repo).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let Some(role) = role_of(&row.role) else { continue };
-        let secret = kek.open(&row.sealed_private, &aad(repo, &row.role, &row.key_id))?;
+        let role = row.role;
+        if !matches!(role, Role::Timestamp | Role::Snapshot) {
+            continue;
+        }
+        let secret = kek.open(&row.sealed_private, &aad(repo, role.as_str(), &row.key_id))?;
         let bytes: [u8; 32] =
             secret.try_into().map_err(|_| NotaryError::Internal("sealed key has a bad length".into()))?;
         out.push(ServiceKey { role, key: SigningKey::from_bytes(&bytes), created_at: row.created_at });
@@ -52,7 +47,7 @@ pub async fn create(
     role: Role,
     now: UnixTime,
 ) -> Result<ServiceKey, NotaryError> {
-    let newest = meta.trust_keys(repo).await?.iter().filter(|k| k.role == role.as_str()).map(|k| k.created_at).max();
+    let newest = meta.trust_keys(repo).await?.iter().filter(|k| k.role == role).map(|k| k.created_at).max();
     let now = newest.map_or(now, |n| now.max(n + 1));
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
@@ -60,7 +55,7 @@ pub async fn create(
     secret.fill(0);
     let public = serde_json::to_string(key.public()).map_err(|e| NotaryError::Internal(e.to_string()))?;
     let row = KeyRow {
-        role: role.as_str().into(),
+        role,
         key_id: key.key_id().clone(),
         public_key: public,
         sealed_private: kek.seal(&key.secret_bytes(), &aad(repo, role.as_str(), key.key_id())),

@@ -127,7 +127,7 @@ async fn latest(n: &Notary, repo: &RepositoryName, role: &RoleName) -> Result<Re
     if let Some(b) = n.cache.get(repo, role.as_str(), None) {
         return Ok(json_bytes(b));
     }
-    let row = n.meta.trust_latest(repo, role.as_str()).await?.ok_or(NotaryError::NotFound)?;
+    let row = n.meta.trust_latest(repo, role).await?.ok_or(NotaryError::NotFound)?;
     let b = bytes::Bytes::from(row.content);
     n.cache.put(repo, role.as_str(), None, b.clone());
     Ok(json_bytes(b))
@@ -140,7 +140,7 @@ async fn version(n: &Notary, repo: &RepositoryName, role: &RoleName, v: u64) -> 
     if let Some(b) = n.cache.get(repo, role.as_str(), Some(v)) {
         return Ok(json_bytes(b));
     }
-    let row = n.meta.trust_version(repo, role.as_str(), v).await?.ok_or(NotaryError::NotFound)?;
+    let row = n.meta.trust_version(repo, role, v).await?.ok_or(NotaryError::NotFound)?;
     let b = bytes::Bytes::from(row.content);
     n.cache.put(repo, role.as_str(), Some(v), b.clone());
     Ok(json_bytes(b))
@@ -214,7 +214,7 @@ async fn current(
     repo: &RepositoryName,
 ) -> Result<(Current, BTreeMap<String, wharf_storage::MetadataRow>), NotaryError> {
     let rows: BTreeMap<String, wharf_storage::MetadataRow> =
-        n.meta.trust_latest_all(repo).await?.into_iter().map(|r| (r.role.clone(), r)).collect();
+        n.meta.trust_latest_all(repo).await?.into_iter().map(|r| (r.role.to_string(), r)).collect();
     let mut cur = Current::default();
     for (role, row) in &rows {
         let env = Envelope::parse(&row.content)?;
@@ -272,11 +272,11 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
     let root = accepted.root.as_ref().map(|(r, _)| r.clone()).or(cur.root.clone()).ok_or(NotaryError::NotFound)?;
     let mut new_rows = Vec::new();
     if let Some((r, env)) = &accepted.root {
-        new_rows.push(fresh::row("root", r.version, env.to_bytes()?, r.expires.0));
+        new_rows.push(fresh::row(RoleName::TopLevel(Role::Root), r.version, env.to_bytes()?, r.expires.0));
     }
     let targets = match (&accepted.targets, &cur.targets) {
         (Some((t, env)), _) => {
-            new_rows.push(fresh::row("targets", t.version, env.to_bytes()?, t.expires.0));
+            new_rows.push(fresh::row(RoleName::TopLevel(Role::Targets), t.version, env.to_bytes()?, t.expires.0));
             Some(t.clone())
         }
         (None, Some((t, _))) => Some(t.clone()),
@@ -285,7 +285,7 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
     let mut delegated: BTreeMap<String, (Targets, u64)> =
         cur.delegated.iter().map(|(k, t)| (k.clone(), (t.clone(), t.version))).collect();
     for (name, t, env) in &accepted.delegated {
-        new_rows.push(fresh::row(name, t.version, env.to_bytes()?, t.expires.0));
+        new_rows.push(fresh::row(name.parse()?, t.version, env.to_bytes()?, t.expires.0));
         delegated.insert(name.clone(), (t.clone(), t.version));
     }
     let mut versions = serde_json::json!({ "root": root.version });
@@ -297,8 +297,18 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
         let ts_version = rows.get("timestamp").map_or(1, |r| r.version + 1);
         let ts = fresh::timestamp(ts_version, now + n.settings.timestamp_lifetime, snap_version, &snap_bytes);
         let ts_bytes = fresh::sign(&ts, &service_keys, &root, Role::Timestamp)?;
-        new_rows.push(fresh::row("snapshot", snap_version, snap_bytes, now + n.settings.snapshot_lifetime));
-        new_rows.push(fresh::row("timestamp", ts_version, ts_bytes, now + n.settings.timestamp_lifetime));
+        new_rows.push(fresh::row(
+            RoleName::TopLevel(Role::Snapshot),
+            snap_version,
+            snap_bytes,
+            now + n.settings.snapshot_lifetime,
+        ));
+        new_rows.push(fresh::row(
+            RoleName::TopLevel(Role::Timestamp),
+            ts_version,
+            ts_bytes,
+            now + n.settings.timestamp_lifetime,
+        ));
         versions["targets"] = t.version.into();
         versions["snapshot"] = snap_version.into();
         versions["timestamp"] = ts_version.into();
@@ -319,7 +329,7 @@ async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryEr
         .iter()
         .map(|r| {
             serde_json::json!({
-                "generation": r.generation, "role": r.role, "version": r.version,
+                "generation": r.generation, "role": r.role.as_str(), "version": r.version,
                 "expires": wharf_client::tuf::format_time(r.expires),
                 "created": wharf_client::tuf::format_time(r.created_at),
                 "sha256": Digest::sha256_of(&r.content).hex(),

@@ -81,37 +81,47 @@ impl Kind {
     }
 }
 
-/// An error answer: its kind, message, optional detail and extra headers (such as `Range` on a 416).
+/// An error answer: its kind, message, and the rarer extras (detail, headers such as `Range` on a 416, a fault's
+/// cause), boxed so that `Result<_, ApiError>` stays small.
 #[derive(Debug)]
 pub struct ApiError {
     pub kind: Kind,
     pub message: String,
-    pub detail: Option<serde_json::Value>,
-    pub headers: HeaderMap,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
+    detail: Option<serde_json::Value>,
+    headers: HeaderMap,
     /// For server faults: the cause, logged by the middleware and never sent.
-    pub cause: Option<String>,
+    cause: Option<String>,
 }
 
 impl ApiError {
     pub fn new(kind: Kind, message: impl Into<String>) -> ApiError {
-        ApiError { kind, message: message.into(), detail: None, headers: HeaderMap::new(), cause: None }
+        ApiError { kind, message: message.into(), extra: None }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> ApiError {
-        self.detail = Some(detail);
+        self.extra().detail = Some(detail);
         self
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> ApiError {
         if let Ok(v) = HeaderValue::from_str(&value) {
-            self.headers.insert(name, v);
+            self.extra().headers.insert(name, v);
         }
         self
     }
 
     pub fn internal(cause: String) -> ApiError {
         let mut e = ApiError::new(Kind::Internal, "internal server error");
-        e.cause = Some(cause);
+        e.extra().cause = Some(cause);
         e
     }
 }
@@ -204,15 +214,14 @@ pub struct FaultCause(pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
-            errors: [Entry { code: self.kind.answer().1, message: &self.message, detail: self.detail.as_ref() }],
-        };
-        let (status, _) = self.kind.answer();
+        let (status, code) = self.kind.answer();
+        let extra = self.extra.map(|b| *b).unwrap_or_default();
+        let body = Envelope { errors: [Entry { code, message: &self.message, detail: extra.detail.as_ref() }] };
         // The envelope holds only strings and JSON values: serializing it cannot fail.
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = (status, [("content-type", "application/json")], json).into_response();
-        resp.headers_mut().extend(self.headers);
-        if let Some(cause) = self.cause {
+        resp.headers_mut().extend(extra.headers);
+        if let Some(cause) = extra.cause {
             resp.extensions_mut().insert(FaultCause(cause));
         }
         resp

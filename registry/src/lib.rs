@@ -114,7 +114,7 @@ fn query_param(pairs: &[(String, String)], key: &str) -> Option<String> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
-fn header_str<'a>(req: &'a Parts, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(req: &Parts, name: header::HeaderName) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 

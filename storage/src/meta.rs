@@ -103,7 +103,7 @@ impl Metadata {
         now: UnixTime,
     ) -> Result<Option<u64>> {
         let mut tx = self.write.begin().await?;
-        let Some(size) = blob_size(&mut *tx, from, digest).await? else { return Ok(None) };
+        let Some(size) = blob_size(&mut tx, from, digest).await? else { return Ok(None) };
         insert_repository(&mut tx, to, now).await?;
         link(&mut tx, to, digest).await?;
         tx.commit().await?;
@@ -113,7 +113,7 @@ impl Metadata {
     /// The size of `digest` if `repo` can see it.
     pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
         let mut conn = self.read.acquire().await?;
-        blob_size(&mut *conn, repo, digest).await
+        blob_size(&mut conn, repo, digest).await
     }
 
     /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.

@@ -2,6 +2,7 @@
 //! Storage neither parses nor signs metadata: it keeps bytes and versions, and makes a publish atomic.
 
 use sqlx::Row;
+use wharf_client::tuf::{Role, RoleName};
 use wharf_client::RepositoryName;
 
 use crate::meta::Metadata;
@@ -10,7 +11,7 @@ use crate::{Error, Result, UnixTime};
 /// One stored metadata version.
 #[derive(Debug, Clone)]
 pub struct MetadataRow {
-    pub role: String,
+    pub role: RoleName,
     pub version: u64,
     pub content: Vec<u8>,
     pub expires: UnixTime,
@@ -19,7 +20,8 @@ pub struct MetadataRow {
 /// A service-held key: public half in TUF JSON, private half sealed.
 #[derive(Debug, Clone)]
 pub struct KeyRow {
-    pub role: String,
+    /// Timestamp or snapshot: the roles the service holds keys for.
+    pub role: Role,
     pub key_id: String,
     pub public_key: String,
     pub sealed_private: Vec<u8>,
@@ -30,7 +32,7 @@ pub struct KeyRow {
 #[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub generation: i64,
-    pub role: String,
+    pub role: RoleName,
     pub version: u64,
     pub expires: UnixTime,
     pub created_at: UnixTime,
@@ -47,7 +49,7 @@ impl Metadata {
     }
 
     /// The newest version of `role`, if any.
-    pub async fn trust_latest(&self, repo: &RepositoryName, role: &str) -> Result<Option<MetadataRow>> {
+    pub async fn trust_latest(&self, repo: &RepositoryName, role: &RoleName) -> Result<Option<MetadataRow>> {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
@@ -55,14 +57,19 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(g)
-        .bind(role)
+        .bind(role.as_str())
         .fetch_optional(self.reader())
         .await?;
         row.map(|r| metadata_row(&r)).transpose()
     }
 
     /// A given version of `role`.
-    pub async fn trust_version(&self, repo: &RepositoryName, role: &str, version: u64) -> Result<Option<MetadataRow>> {
+    pub async fn trust_version(
+        &self,
+        repo: &RepositoryName,
+        role: &RoleName,
+        version: u64,
+    ) -> Result<Option<MetadataRow>> {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
@@ -70,7 +77,7 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(g)
-        .bind(role)
+        .bind(role.as_str())
         .bind(version as i64)
         .fetch_optional(self.reader())
         .await?;
@@ -111,7 +118,7 @@ impl Metadata {
             )
             .bind(repo.as_str())
             .bind(g)
-            .bind(&r.role)
+            .bind(r.role.as_str())
             .bind(r.version as i64)
             .bind(&r.content)
             .bind(r.expires)
@@ -139,7 +146,12 @@ impl Metadata {
         rows.iter()
             .map(|r| {
                 Ok(KeyRow {
-                    role: r.try_get("role")?,
+                    role: match role_name(r)? {
+                        RoleName::TopLevel(role) => role,
+                        RoleName::Delegated(other) => {
+                            return Err(Error::Corrupt(format!("a service key for role {other:?}")));
+                        }
+                    },
                     key_id: r.try_get("key_id")?,
                     public_key: r.try_get("public_key")?,
                     sealed_private: r.try_get("sealed_private")?,
@@ -160,7 +172,7 @@ impl Metadata {
              SELECT ?, generation, ?, ?, ?, ?, ? FROM trust_repositories WHERE repository = ?",
         )
         .bind(repo.as_str())
-        .bind(&key.role)
+        .bind(key.role.as_str())
         .bind(&key.key_id)
         .bind(&key.public_key)
         .bind(&key.sealed_private)
@@ -221,7 +233,7 @@ impl Metadata {
             .map(|r| {
                 Ok(HistoryRow {
                     generation: r.try_get("generation")?,
-                    role: r.try_get("role")?,
+                    role: role_name(r)?,
                     version: r.try_get::<i64, _>("version")? as u64,
                     expires: r.try_get("expires")?,
                     created_at: r.try_get("created_at")?,
@@ -251,9 +263,15 @@ impl Metadata {
 
 fn metadata_row(r: &sqlx::sqlite::SqliteRow) -> Result<MetadataRow> {
     Ok(MetadataRow {
-        role: r.try_get("role")?,
+        role: role_name(r)?,
         version: r.try_get::<i64, _>("version")? as u64,
         content: r.try_get("content")?,
         expires: r.try_get("expires")?,
     })
+}
+
+/// The `role` column, parsed: a stored role name that does not parse is corruption, never an empty name.
+fn role_name(r: &sqlx::sqlite::SqliteRow) -> Result<RoleName> {
+    let raw: String = r.try_get("role")?;
+    raw.parse().map_err(|_| Error::Corrupt(format!("stored trust role {raw:?} is not a role name")))
 }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 
 use crate::image_ref::ImageRef;
 use crate::name::Reference;
-use crate::publish::{KeyStore, Passphrases, PublishError, Publisher};
+use crate::publish::{KeyStore, Passphrases, PublishError, Publisher, SignOptions, SignedManifest};
 use crate::pull::{pull, PullError, PullOptions, TrustPolicy};
 use crate::push::{push, PushOptions, PushSource};
 use crate::store::ContentStore;
@@ -310,9 +310,13 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             if sign {
                 let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
                 let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-                let v = publisher(&g, &image)?
-                    .sign(tag.as_str(), pushed.size, pushed.digest.hex(), &pushed.media_type, &pass, now())
-                    .await?;
+                let manifest = SignedManifest {
+                    length: pushed.size,
+                    digest: pushed.digest.clone(),
+                    media_type: pushed.media_type.clone(),
+                };
+                let opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
+                let v = publisher(&g, &image)?.sign(&opts).await?;
                 println!("{image}: signed {} (targets version {v})", pushed.digest);
             }
         }
@@ -420,24 +424,12 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
         TrustCommand::Sign { reference, signer } => {
             let image: ImageRef = reference.parse()?;
             let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
-            let t = Transport::new(&image.host, &g.insecure)?;
-            let path = format!("/v2/{}/manifests/{tag}", image.repository);
-            let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-            let resp = t.get(&path, &[("accept", accept.to_string())]).await?;
-            let media_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let body = resp.bytes().await?;
-            if body.len() as u64 > crate::pull::MAX_MANIFEST {
-                anyhow::bail!("manifest larger than {} bytes", crate::pull::MAX_MANIFEST);
-            }
-            let digest = crate::Digest::sha256_of(&body);
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
             let p = publisher(&g, &image)?;
-            let v = match &signer {
-                Some(s) => {
-                    p.sign_as(s, tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?
-                }
-                None => p.sign(tag.as_str(), body.len() as u64, digest.hex(), &media_type, &pass, now()).await?,
-            };
+            let manifest = p.fetch_manifest(tag).await?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
+            let opts = SignOptions { tag, manifest: &manifest, signer: signer.as_deref(), pass: &pass, now: now() };
+            let v = p.sign(&opts).await?;
+            let digest = &manifest.digest;
             println!("{image}: signed {digest} ({} version {v})", signer.as_deref().unwrap_or("targets"));
         }
         TrustCommand::Revoke { reference } => {
@@ -466,13 +458,13 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             };
             let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
             if json {
-                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": format!("sha256:{}", r.sha256), "length": r.length, "mediaType": r.media_type, "signer": r.role})).collect();
+                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str()})).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("Signatures for {}/{}\n", image.host, image.repository);
-                println!("{:<24} {:<72} {}", "SIGNED TAG", "DIGEST", "SIGNER");
+                println!("{:<24} {:<72} SIGNER", "SIGNED TAG", "DIGEST");
                 for r in rows {
-                    println!("{:<24} sha256:{:<65} {}", r.name, r.sha256, r.role);
+                    println!("{:<24} {:<72} {}", r.name, r.digest, r.role);
                 }
             }
         }

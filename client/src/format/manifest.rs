@@ -200,7 +200,7 @@ mod tests {
         let index_with_layers =
             format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#);
         assert!(matches!(check(&index_with_layers, None), Err(ManifestError::Malformed(_))));
-        let index = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#.to_string();
         assert_eq!(check(&index, Some(OCI_INDEX)).unwrap().manifests.len(), 0);
     }
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::name::RepositoryName;
+use crate::digest::Digest;
+use crate::name::{RepositoryName, Tag};
 use crate::seal::{Kek, SealError};
 use crate::transport::{Transport, TransportError};
 use crate::trust::{refresh, Previous, TrustError, TrustLimits};
@@ -261,32 +262,31 @@ impl Publisher {
         Ok(t.version)
     }
 
-    /// Signs `tag` as the manifest of `length` bytes with `sha256`; returns the new targets version.
-    pub async fn sign(
-        &self,
-        tag: &str,
-        length: u64,
-        sha256: &str,
-        media_type: &str,
-        pass: &[u8],
-        now: i64,
-    ) -> Result<u64, PublishError> {
-        let (state, mut t) = self.current_targets(now).await?;
-        t.targets.insert(tag.into(), target_file(length, sha256, media_type));
-        self.publish_targets(&state, t, pass, now).await
+    /// Signs `opts.tag` as `opts.manifest`, into top-level targets or, with `opts.signer`, into that delegated
+    /// role with the local key of that name; returns the new version of the role signed.
+    pub async fn sign(&self, opts: &SignOptions<'_>) -> Result<u64, PublishError> {
+        match opts.signer {
+            Some(signer) => self.sign_as(signer, opts).await,
+            None => {
+                let (state, mut t) = self.current_targets(opts.now).await?;
+                t.targets.insert(opts.tag.to_string(), target_file(opts.manifest));
+                self.publish_targets(&state, t, opts.pass, opts.now).await
+            }
+        }
     }
 
-    /// Signs `tag` into the delegated role `signer` with the local key of that name.
-    pub async fn sign_as(
-        &self,
-        signer: &str,
-        tag: &str,
-        length: u64,
-        sha256: &str,
-        media_type: &str,
-        pass: &[u8],
-        now: i64,
-    ) -> Result<u64, PublishError> {
+    /// The manifest `tag` names on the registry now, as it would be signed: its length, digest and media type.
+    pub async fn fetch_manifest(&self, tag: &Tag) -> Result<SignedManifest, PublishError> {
+        let path = format!("/v2/{}/manifests/{tag}", self.repo);
+        let resp = self.transport.get(&path, &[("accept", crate::pull::MANIFEST_ACCEPT.to_string())]).await?;
+        let media_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let url = self.transport.url(&path);
+        let body = crate::transport::read_bounded(resp, &url, crate::pull::MAX_MANIFEST).await?;
+        Ok(SignedManifest { length: body.len() as u64, digest: Digest::sha256_of(&body), media_type })
+    }
+
+    async fn sign_as(&self, signer: &str, opts: &SignOptions<'_>) -> Result<u64, PublishError> {
+        let (pass, now) = (opts.pass, opts.now);
         let state = self.state()?;
         let key_id = self.keys.find(&format!("signer:{signer}")).ok_or_else(|| PublishError::NoKey {
             role: format!("signer {signer}"),
@@ -325,7 +325,7 @@ impl Publisher {
             targets: BTreeMap::new(),
             delegations: None,
         });
-        t.targets.insert(tag.into(), target_file(length, sha256, media_type));
+        t.targets.insert(opts.tag.to_string(), target_file(opts.manifest));
         t.version += 1;
         t.expires = Expires(now + TARGETS_LIFETIME);
         let body = json!({"delegations": {signer: Envelope::sign(&t, &[&key])?}});
@@ -437,10 +437,28 @@ impl Publisher {
 }
 
 /// A tag's target: the manifest's length and sha256, and its media type.
-fn target_file(length: u64, sha256: &str, media_type: &str) -> TargetFile {
+fn target_file(m: &SignedManifest) -> TargetFile {
     TargetFile {
-        length,
-        hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
-        custom: Some(json!({ "mediaType": media_type })),
+        length: m.length,
+        hashes: BTreeMap::from([("sha256".to_string(), m.digest.hex().to_string())]),
+        custom: Some(json!({ "mediaType": m.media_type })),
     }
+}
+
+/// A manifest as it is signed: length, digest (sha256) and media type.
+#[derive(Debug, Clone)]
+pub struct SignedManifest {
+    pub length: u64,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// What `trust sign` signs, and with what.
+pub struct SignOptions<'a> {
+    pub tag: &'a Tag,
+    pub manifest: &'a SignedManifest,
+    /// A delegated signer's name; `None` signs into top-level targets.
+    pub signer: Option<&'a str>,
+    pub pass: &'a [u8],
+    pub now: i64,
 }

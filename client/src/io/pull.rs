@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use futures::StreamExt;
 use url::Url;
 
 use crate::digest::Digest;
@@ -19,7 +18,9 @@ use crate::tuf::Envelope;
 
 /// The largest manifest fetched when no signed length bounds it.
 pub const MAX_MANIFEST: u64 = 4 << 20;
-const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+/// The manifest media types a pull (and `trust sign`) asks for.
+pub const MANIFEST_ACCEPT: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// How the first root of a repository is trusted.
@@ -149,11 +150,7 @@ async fn pull_inner(
         }
         Reference::Tag(tag) => {
             let t = resolve_signed(store, &srcs, opts, tag.as_str()).await?;
-            let d: Digest = format!("sha256:{}", t.sha256).parse().map_err(|_| PullError::Manifest {
-                digest: Digest::sha256_of(b""),
-                reason: "signed sha256 is malformed".into(),
-            })?;
-            (d, t.length, Some(t))
+            (t.digest.clone(), t.length, Some(t))
         }
     };
     let top = fetch_manifest(store, &srcs, opts, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
@@ -228,9 +225,9 @@ async fn pull_inner(
 async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Digest, PullError> {
     let s = srcs.last().expect("the origin is always a source");
     let path = format!("/v2/{}/manifests/{}", opts.image.repository, opts.image.reference);
-    let resp = s.transport.get(&path, &[("accept", ACCEPT.to_string())]).await?;
+    let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
     let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = resp.bytes().await.map_err(|e| TransportError::Body { url: s.transport.url(&path), source: e })?;
+    let body = crate::transport::read_bounded(resp, &s.transport.url(&path), MAX_MANIFEST).await?;
     Ok(header.unwrap_or_else(|| Digest::sha256_of(&body)))
 }
 
@@ -246,7 +243,7 @@ async fn resolve_signed(
     let (_, t) = refresh_trusted(store, srcs, opts, move |s, mut r| {
         let tag = tag.clone();
         Box::pin(async move {
-            let t = find_target(&s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
+            let t = find_target(s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
             Ok((r, t))
         })
     })
@@ -341,18 +338,9 @@ async fn fetch_manifest(
             let mut got = None;
             for s in srcs {
                 let fetched = async {
-                    let resp = s.transport.get(&path, &[("accept", ACCEPT.to_string())]).await?;
-                    let url = s.transport.url(&path);
-                    let mut out = Vec::new();
-                    let mut stream = resp.bytes_stream();
-                    while let Some(c) = stream.next().await {
-                        let c = c.map_err(|e| TransportError::Body { url: url.clone(), source: e })?;
-                        if (out.len() + c.len()) as u64 > max {
-                            return Err(TransportError::TooLarge { url, max });
-                        }
-                        out.extend_from_slice(&c);
-                    }
-                    Ok(out)
+                    let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
+                    let out = crate::transport::read_bounded(resp, &s.transport.url(&path), max).await?;
+                    Ok::<_, TransportError>(out.to_vec())
                 }
                 .await;
                 match fetched {

@@ -459,7 +459,7 @@ fn tempdir() -> std::io::Result<TempDir> {
     let p = std::env::temp_dir().join(format!(
         "wharf-push-{}-{}",
         std::process::id(),
-        Digest::sha256_of(format!("{:?}", std::time::SystemTime::now()).as_bytes()).hex()[..12].to_string()
+        &Digest::sha256_of(format!("{:?}", std::time::SystemTime::now()).as_bytes()).hex()[..12]
     ));
     std::fs::create_dir_all(&p)?;
     Ok(TempDir(p))

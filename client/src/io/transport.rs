@@ -113,20 +113,25 @@ impl Transport {
         if !resp.status().is_success() {
             return Err(TransportError::Status { url, status: resp.status().as_u16() });
         }
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err(TransportError::TooLarge { url, max });
-        }
-        let mut out = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| TransportError::Body { url: url.clone(), source: e })?;
-            if out.len() as u64 + chunk.len() as u64 > max {
-                return Err(TransportError::TooLarge { url, max });
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(Bytes::from(out))
+        read_bounded(resp, &url, max).await
     }
+}
+
+/// Reads a response body, refusing more than `max` bytes (by header, and as the bytes arrive).
+pub async fn read_bounded(resp: reqwest::Response, url: &str, max: u64) -> Result<Bytes, TransportError> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(TransportError::TooLarge { url: url.into(), max });
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| TransportError::Body { url: url.into(), source: e })?;
+        if out.len() as u64 + chunk.len() as u64 > max {
+            return Err(TransportError::TooLarge { url: url.into(), max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{path_delegated, Snapshot, Timestamp, TrustedSet, TufError};
+use crate::tuf::{path_delegated, RoleName, Snapshot, Timestamp, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -59,15 +60,15 @@ pub struct Refreshed {
     pub snapshot: Bytes,
 }
 
-/// A tag as signed: the manifest's length and sha256, and its media type if given.
+/// A tag as signed: the manifest's length and digest, and its media type if given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTarget {
     pub name: String,
     pub length: u64,
-    pub sha256: String,
+    pub digest: Digest,
     pub media_type: Option<String>,
     /// The role that signed it (`targets` or a delegated role).
-    pub role: String,
+    pub role: RoleName,
 }
 
 fn base(repo: &RepositoryName) -> String {
@@ -136,14 +137,14 @@ pub async fn find_target(
         let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
         let Some(targets) = targets else { continue };
         if let Some(tf) = targets.targets.get(name) {
-            let sha256 = tf.hashes.get("sha256").cloned().ok_or_else(|| TufError::BadTarget {
-                role: role.clone(),
-                target: name.into(),
-                reason: "no sha256".into(),
-            })?;
+            let bad =
+                |reason: &str| TufError::BadTarget { role: role.clone(), target: name.into(), reason: reason.into() };
+            let sha256 = tf.hashes.get("sha256").ok_or_else(|| bad("no sha256"))?;
+            let digest: Digest = format!("sha256:{sha256}").parse().map_err(|_| bad("sha256 is not 64 hex digits"))?;
+            let role: RoleName = role.parse()?;
             let media_type =
                 tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
-            return Ok(SignedTarget { name: name.into(), length: tf.length, sha256, media_type, role });
+            return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role });
         }
         let mut children = Vec::new();
         for d in targets.delegations.iter().flat_map(|d| d.roles.iter()) {

@@ -409,7 +409,10 @@ mod tests {
     }
 
     /// A full, valid chain: root v1, timestamp, snapshot, targets (delegating to "team"), team.
-    fn chain(k: &Keys) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    /// Root, timestamp, snapshot, targets and the delegated role, as bytes.
+    type Chain = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+
+    fn chain(k: &Keys) -> Chain {
         let r = bytes(&root(k, 1, &k.root, NOW + 1000), &[&k.root]);
         let t = bytes(&targets(1, "v1", Some(&k.deleg)), &[&k.targets]);
         let team = bytes(&targets(1, "v2", None), &[&k.deleg]);
