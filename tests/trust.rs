@@ -437,10 +437,10 @@ async fn wharf_client_resolves_tags_through_the_trust_service() {
     let root_bytes = root.to_bytes().unwrap();
     let mut r = refresh(&transport, &name, &root_bytes, &Previous::default(), &limits, now()).await.unwrap();
     let top = find_target(&transport, &name, &mut r.set, "v1", &limits).await.unwrap();
-    assert_eq!((top.length, top.sha256.as_str(), top.role.as_str()), (len, sha.as_str(), "targets"));
+    assert_eq!((top.length, top.digest.hex(), top.role.as_str()), (len, sha.as_str(), "targets"));
     assert_eq!(top.media_type.as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
     let delegated = find_target(&transport, &name, &mut r.set, "v1.5", &limits).await.unwrap();
-    assert_eq!(delegated.role, "release");
+    assert_eq!(delegated.role.as_str(), "release");
     assert!(matches!(find_target(&transport, &name, &mut r.set, "v9", &limits).await, Err(TrustError::NotSigned(_))));
 
     // What was trusted before guards the next refresh against rollback.

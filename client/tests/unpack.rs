@@ -182,10 +182,51 @@ fn whiteouts_naming_outside_paths_touch_nothing_outside() {
 }
 
 #[test]
-fn device_nodes_are_skipped_when_not_allowed() {
+fn device_nodes_become_placeholders_unless_allowed() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let f = fixture();
-    let opts = UnpackOptions { preserve_ownership: false, devices: false };
-    let s = apply_layer(&f.root, &tar(&[("dev/null", E::Char, b"", 0o666)])[..], &opts).unwrap();
-    assert_eq!(s.skipped_devices, 1);
-    assert!(!f.root.join("dev/null").exists());
+    // The default, even as root: no device node is created.
+    let opts = UnpackOptions { preserve_ownership: false, ..UnpackOptions::default() };
+    assert!(!opts.devices);
+    let layer = tar(&[("dev/mem", E::Char, b"", 0o666), ("dev/sda", E::Block, b"", 0o660)]);
+    let s = apply_layer(&f.root, &layer[..], &opts).unwrap();
+    assert_eq!(s.placeholder_devices, vec!["dev/mem".to_string(), "dev/sda".to_string()]);
+    let m = std::fs::symlink_metadata(f.root.join("dev/mem")).unwrap();
+    assert!(m.file_type().is_file() && m.len() == 0, "{m:?}");
+    assert!(!m.file_type().is_char_device());
+    // --allow-devices restores real nodes (needs root to mknod).
+    if rustix::process::geteuid().is_root() {
+        let f = fixture();
+        let allow = UnpackOptions { devices: true, ..opts };
+        let s = apply_layer(&f.root, &tar(&[("dev/null", E::Char, b"", 0o666)])[..], &allow).unwrap();
+        assert!(s.placeholder_devices.is_empty());
+        let m = std::fs::symlink_metadata(f.root.join("dev/null")).unwrap();
+        assert!(m.file_type().is_char_device(), "{m:?}");
+        let _ = m.rdev();
+    }
+}
+
+#[test]
+fn setid_bits_on_world_writable_files_are_dropped() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let opts = UnpackOptions { preserve_ownership: false, ..UnpackOptions::default() };
+    let layer = tar(&[("bin/open", E::Regular, b"x", 0o6777), ("bin/su", E::Regular, b"y", 0o4755)]);
+    let s = apply_layer(&f.root, &layer[..], &opts).unwrap();
+    assert_eq!(s.setid_dropped, 1);
+    let mode = |p: &str| std::fs::metadata(f.root.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("bin/open"), 0o777);
+    assert_eq!(mode("bin/su"), 0o4755);
+}
+
+#[test]
+fn unpacked_bytes_are_limited_across_layers() {
+    let f = fixture();
+    let opts = UnpackOptions { preserve_ownership: false, max_bytes: 1000, ..UnpackOptions::default() };
+    let first = apply_layer(&f.root, &gz(&tar(&[("a", E::Regular, &[1u8; 600], 0o644)]))[..], &opts).unwrap();
+    assert_eq!(first.bytes, 600);
+    let next = opts.after(&first);
+    let err = apply_layer(&f.root, &gz(&tar(&[("b", E::Regular, &[2u8; 600], 0o644)]))[..], &next).unwrap_err();
+    assert!(matches!(err, UnpackError::TooLarge { max: 400, .. }), "{err}");
+    assert!(!f.root.join("b").exists(), "the entry over the limit was written");
 }

@@ -58,12 +58,16 @@ pub enum ClientCommand {
         dir: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        unpack: UnpackArgs,
     },
     /// Run a pulled image with an installed OCI runtime (runc or crun).
     Run {
         reference: String,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        unpack: UnpackArgs,
         /// Arguments replacing the image's Cmd.
         #[arg(last = true)]
         args: Vec<String>,
@@ -268,6 +272,28 @@ fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<Pu
 }
 
 /// Maps an error to the documented exit code.
+/// How layers are applied: the device policy and the unpacked-size limit.
+#[derive(Args, Debug, Clone)]
+pub struct UnpackArgs {
+    /// Create character and block device nodes the image contains (trusted images only). Without it each is an
+    /// empty placeholder file, named in a warning.
+    #[arg(long)]
+    allow_devices: bool,
+    /// Stop when the image unpacks to more than this many bytes (default 64 GiB): decompression bombs.
+    #[arg(long, default_value_t = crate::unpack::DEFAULT_MAX_UNPACKED)]
+    max_unpacked_bytes: u64,
+}
+
+impl UnpackArgs {
+    fn options(&self) -> crate::unpack::UnpackOptions {
+        crate::unpack::UnpackOptions {
+            devices: self.allow_devices,
+            max_bytes: self.max_unpacked_bytes,
+            ..Default::default()
+        }
+    }
+}
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(p) = cause.downcast_ref::<PullError>() {
@@ -333,24 +359,21 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
                 println!("wrote OCI layout {dir}");
             }
         }
-        ClientCommand::Unpack { reference, dir, trust } => {
+        ClientCommand::Unpack { reference, dir, trust, unpack } => {
             let store = store_with_bar(&g, "pulling")?;
             let image: ImageRef = reference.parse()?;
             let opts = pull_options(&g, image.clone(), &trust)?;
             let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
                 // Not pulled yet: download and apply layers in one pipeline.
-                crate::pull::pull_unpack(&store, &opts, &dir, crate::unpack::UnpackOptions::default())
-                    .await?
-                    .layers
-                    .len()
+                crate::pull::pull_unpack(&store, &opts, &dir, unpack.options()).await?.layers.len()
             } else {
                 let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
-                crate::runtime::unpack_image(&store, &layers, &dir, &crate::unpack::UnpackOptions::default())?;
+                crate::runtime::unpack_image(&store, &layers, &dir, &unpack.options())?;
                 layers.len()
             };
             println!("{reference}: unpacked {n} layers into {}", dir.display());
         }
-        ClientCommand::Run { reference, trust, args } => {
+        ClientCommand::Run { reference, trust, unpack, args } => {
             let store = store_with_bar(&g, "pulling")?;
             let image: ImageRef = reference.parse()?;
             let opts = pull_options(&g, image.clone(), &trust)?;
@@ -359,7 +382,7 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             }
             let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
             let bundle = std::env::temp_dir().join(format!("wharf-run-{}", std::process::id()));
-            crate::runtime::make_bundle(&store, &config, &layers, &bundle, &args)?;
+            crate::runtime::make_bundle(&store, &config, &layers, &bundle, &args, &unpack.options())?;
             let code = crate::runtime::run_bundle(&bundle, &format!("wharf-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&bundle);
             let code = code?;

@@ -48,7 +48,7 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let now = chrono::Utc::now().timestamp();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let client = || -> anyhow::Result<RepoClient> {
         let url = args.metadata_url.clone().context("--metadata-url is required")?;
         Ok(RepoClient::new(url, args.metadata_dir.clone(), RepoLimits::default(), now)?)

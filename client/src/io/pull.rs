@@ -191,23 +191,24 @@ async fn pull_inner(
         })
         .collect();
     let mut tasks = tasks.into_iter();
-    let mut applied: Option<tokio::task::JoinHandle<Result<(), PullError>>> = None;
+    let mut applied: Option<tokio::task::JoinHandle<Result<crate::unpack::LayerStats, PullError>>> = None;
+    // The unpacked-bytes budget runs across the image's layers.
+    let mut budget = unpack.map(|(_, o)| o);
     for (i, task) in tasks.by_ref().enumerate() {
         let path = task.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
-        let Some((dir, uopts)) = unpack else { continue };
+        let (Some((dir, _)), Some(uopts)) = (unpack, budget.as_mut()) else { continue };
         if i == 0 {
             continue; // The config.
         }
         // Wait for the previous layer's application, then start this one while later downloads continue.
         if let Some(prev) = applied.take() {
-            prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+            let stats = prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+            *uopts = uopts.after(&stats);
         }
-        let (dir, digest) = (dir.to_path_buf(), blobs[i].digest.clone());
+        let (dir, digest, layer_opts) = (dir.to_path_buf(), blobs[i].digest.clone(), *uopts);
         applied = Some(tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path)?;
-            crate::unpack::apply_layer(&dir, f, &uopts)
-                .map(|_| ())
-                .map_err(|source| PullError::Unpack { digest, source })
+            crate::unpack::apply_layer(&dir, f, &layer_opts).map_err(|source| PullError::Unpack { digest, source })
         }));
     }
     if let Some(prev) = applied.take() {

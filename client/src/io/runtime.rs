@@ -72,10 +72,13 @@ pub fn unpack_image(
     opts: &UnpackOptions,
 ) -> Result<(), RuntimeError> {
     std::fs::create_dir_all(dir)?;
+    let mut opts = *opts;
     for l in layers {
         let f = std::fs::File::open(store.blob_path(&l.digest))
             .map_err(|_| RuntimeError::NotPulled(l.digest.to_string()))?;
-        apply_layer(dir, f, opts).map_err(|source| RuntimeError::Layer { digest: l.digest.clone(), source })?;
+        let stats =
+            apply_layer(dir, f, &opts).map_err(|source| RuntimeError::Layer { digest: l.digest.clone(), source })?;
+        opts = opts.after(&stats);
     }
     Ok(())
 }
@@ -154,9 +157,10 @@ pub fn make_bundle(
     layers: &[Descriptor],
     bundle: &Path,
     args: &[String],
+    unpack: &UnpackOptions,
 ) -> Result<PathBuf, RuntimeError> {
     let rootfs = bundle.join("rootfs");
-    unpack_image(store, layers, &rootfs, &UnpackOptions::default())?;
+    unpack_image(store, layers, &rootfs, unpack)?;
     let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
         .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
     let spec = runtime_config(&cfg, &rootfs, args);

@@ -33,7 +33,9 @@ pub enum UnpackError {
         #[source]
         source: std::io::Error,
     },
-    #[error("reading the layer archive: {0}")]
+    #[error("layer entry {entry:?}: the image unpacks to more than the {max}-byte limit (a decompression bomb?)")]
+    TooLarge { entry: String, max: u64 },
+    #[error("reading the layer archive")]
     Archive(#[source] std::io::Error),
     #[error("opening the root directory {path}: {source}")]
     Root {
@@ -47,26 +49,46 @@ pub enum UnpackError {
 pub struct UnpackOptions {
     /// Apply the owners recorded in the layer (needs root; default: when running as root).
     pub preserve_ownership: bool,
-    /// Create device nodes (needs root; default: when running as root). Otherwise they are skipped and counted.
+    /// Create character and block device nodes (`--allow-devices`, for trusted images; needs root). Off by
+    /// default: each becomes an empty placeholder file and is named in a warning, as umoci's rootless unpack
+    /// does, because a world-readable copy of a node such as `/dev/mem` hands every local user the machine.
     pub devices: bool,
+    /// The most file bytes this unpack may still write (default 64 GiB): stops a decompression bomb before the
+    /// disk fills. [`UnpackOptions::after`] carries what is left from one layer to the next.
+    pub max_bytes: u64,
 }
+
+/// The default limit on unpacked bytes per image.
+pub const DEFAULT_MAX_UNPACKED: u64 = 64 << 30;
 
 impl Default for UnpackOptions {
     fn default() -> Self {
         let root = rustix::process::geteuid().is_root();
-        UnpackOptions { preserve_ownership: root, devices: root }
+        UnpackOptions { preserve_ownership: root, devices: false, max_bytes: DEFAULT_MAX_UNPACKED }
+    }
+}
+
+impl UnpackOptions {
+    /// The options for the next layer: the byte budget less what `stats`' layer wrote.
+    pub fn after(&self, stats: &LayerStats) -> UnpackOptions {
+        UnpackOptions { max_bytes: self.max_bytes.saturating_sub(stats.bytes), ..*self }
     }
 }
 
 /// What a layer did to the tree.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LayerStats {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
     pub hardlinks: u64,
     pub whiteouts: u64,
-    pub skipped_devices: u64,
+    /// File content bytes written.
+    pub bytes: u64,
+    /// Device entries written as empty placeholder files (devices not allowed).
+    pub placeholder_devices: Vec<String>,
+    /// Entries whose setuid/setgid bits were dropped because they were world-writable.
+    pub setid_dropped: u64,
 }
 
 /// Decompresses (gzip, zstd or none, detected from the first bytes) and applies one layer to `root`.
@@ -90,6 +112,15 @@ pub fn apply_layer(root: &Path, layer: impl Read, opts: &UnpackOptions) -> Resul
         u.apply(&mut entry)?;
     }
     u.finish_dirs()?;
+    if !u.stats.placeholder_devices.is_empty() {
+        let names = &u.stats.placeholder_devices;
+        let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+        tracing::warn!(
+            count = names.len(),
+            entries = %shown.join(", "),
+            "device nodes in the layer were written as empty placeholder files (--allow-devices creates them)"
+        );
+    }
     Ok(u.stats)
 }
 
@@ -158,7 +189,12 @@ impl Layer {
         }
 
         let parent = self.open_dir(&parent_path, true).map_err(|e| io(&path, e))?;
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mut mode = header.mode().unwrap_or(0o644) & 0o7777;
+        // setuid/setgid on something every user may rewrite is a privilege anyone can take: drop the bits.
+        if kind != tar::EntryType::Directory && mode & 0o002 != 0 && mode & 0o6000 != 0 {
+            mode &= !0o6000;
+            self.stats.setid_dropped += 1;
+        }
         let mtime = header.mtime().unwrap_or(0);
         let owner = if self.opts.preserve_ownership {
             Some((header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32))
@@ -182,6 +218,11 @@ impl Layer {
                 self.stats.dirs += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                if self.stats.bytes.saturating_add(size) > self.opts.max_bytes {
+                    return Err(UnpackError::TooLarge { entry: raw.display().to_string(), max: self.opts.max_bytes });
+                }
+                self.stats.bytes += size;
                 self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
                 let fd = rustix::fs::openat(
                     &parent,
@@ -241,7 +282,17 @@ impl Layer {
             }
             tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
                 if kind != tar::EntryType::Fifo && !self.opts.devices {
-                    self.stats.skipped_devices += 1;
+                    self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
+                    let placeholder = rustix::fs::openat(
+                        &parent,
+                        &name,
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                    .map_err(|e| io(&path, e))?;
+                    rustix::fs::fchmod(&placeholder, Mode::from_raw_mode(mode & 0o666)).map_err(|e| io(&path, e))?;
+                    self.stats.placeholder_devices.push(path.display().to_string());
+                    self.created.insert(path);
                     return Ok(());
                 }
                 self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
