@@ -27,6 +27,8 @@ enum Mode {
     CutOnce,
     Freeze,
     MixAndMatch,
+    /// Blobs trickle at 16 bytes a second.
+    Trickle,
 }
 
 struct Proxy {
@@ -105,6 +107,18 @@ async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
             let slow = futures::StreamExt::then(futures::stream::iter(chunks), |c| async move {
                 tokio::time::sleep(std::time::Duration::from_millis(150)).await;
                 c
+            });
+            return r.body(Body::from_stream(slow)).unwrap();
+        }
+        Mode::Trickle if is_blob && body.len() > 16 => {
+            let mut r = Response::builder().status(status);
+            for (k, v) in &headers {
+                r = r.header(k, v);
+            }
+            let chunks: Vec<bytes::Bytes> = body.chunks(16).map(bytes::Bytes::copy_from_slice).collect();
+            let slow = futures::StreamExt::then(futures::stream::iter(chunks), |c| async move {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(c)
             });
             return r.body(Body::from_stream(slow)).unwrap();
         }
@@ -362,5 +376,34 @@ async fn a_dropped_connection_resumes_with_range() {
         ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
         "no resumed download: {ranges:?}"
     );
+    store_clean(store.path());
+}
+
+/// A mirror that trickles blobs (16 bytes a second) is abandoned after the low-speed window and the pull goes on
+/// from the origin; as the only source it fails naming the slow source, and leaves no partial file behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_retrieval_is_abandoned() {
+    let e = setup(&[]);
+    let proxy = start_proxy(&e.server.addr, Mode::Trickle).await;
+    let root = e.root();
+    let root = root.to_str().unwrap();
+    let store = store_for(&e, false, &proxy);
+    let origin_ref = format!("{}/h/app:v1", e.server.addr);
+    let started = std::time::Instant::now();
+    let args = ["--low-speed-time", "2", "pull", "--trust-root", root, "--mirror", &format!("http://{proxy}/")];
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(&origin_ref);
+    let out = e.wharf(store.path(), &all);
+    assert!(out.status.success(), "trickling mirror: {}", text(&out));
+    assert!(text(&out).contains("skipping source") && text(&out).contains("bytes/s"), "{}", text(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+    store_clean(store.path());
+    // Alone: the pull fails within the window and says why.
+    let store = store_for(&e, false, &proxy);
+    let only = format!("{proxy}/h/app:v1");
+    let out = e.wharf(store.path(), &["--low-speed-time", "2", "pull", "--trust-root", root, &only]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stalled or trickling"), "{}", text(&out));
+    let _ = std::fs::create_dir_all(store.path().join("ingest"));
     store_clean(store.path());
 }

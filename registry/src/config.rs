@@ -96,9 +96,9 @@ pub struct Overrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("parsing {path}: {source}")]
+    #[error("parsing {path}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{name}: {reason}")]
     Invalid { name: &'static str, reason: String },

@@ -31,6 +31,13 @@ pub struct Global {
     /// Registries to reach over plain HTTP besides loopback ones (repeatable).
     #[arg(long = "insecure-registry", global = true)]
     pub insecure: Vec<String>,
+    /// A download slower than this many bytes per second over --low-speed-time is abandoned and the next source
+    /// tried (slow-retrieval protection).
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub low_speed_limit: u64,
+    /// The window, in seconds, over which --low-speed-limit is measured; also the longest wait for an answer.
+    #[arg(long, global = true, default_value_t = 30)]
+    pub low_speed_time: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +265,10 @@ fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<Pu
     let mut o = PullOptions::new(image.clone(), now());
     o.insecure = g.insecure.iter().chain(cfg.insecure_registries.iter()).cloned().collect();
     o.mirrors = t.mirrors.iter().chain(cfg.mirrors.iter()).cloned().collect();
+    o.speed = crate::transport::SpeedLimit {
+        min_bytes_per_sec: g.low_speed_limit,
+        window: std::time::Duration::from_secs(g.low_speed_time.max(1)),
+    };
     let configured = cfg.trust_roots.get(&format!("{}/{}", image.host, image.repository)).cloned();
     let pinned = match t.trust_root.as_ref().or(configured.as_ref()) {
         Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),

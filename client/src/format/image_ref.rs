@@ -17,7 +17,7 @@ pub struct ImageRef {
 pub enum ImageRefError {
     #[error("{0:?} names no registry host: write HOST[:PORT]/REPOSITORY[:TAG]")]
     NoHost(String),
-    #[error("{input:?}: {source}")]
+    #[error("invalid image reference {input:?}")]
     Invalid { input: String, source: NameError },
 }
 

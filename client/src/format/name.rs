@@ -21,7 +21,8 @@ pub enum NameError {
     #[error("tag must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")]
     BadTag,
     #[error("invalid digest: {0}")]
-    Digest(#[from] DigestError),
+    // Not a `#[source]`: the digest error is part of this message, which the registry sends as is.
+    Digest(DigestError),
 }
 
 /// A repository name such as `library/busybox`: slash-separated lowercase components.
@@ -191,5 +192,11 @@ mod tests {
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
         assert!(matches!("sha256:zz".parse::<Reference>(), Err(NameError::Digest(_))));
         assert!(matches!("v1".parse::<Reference>(), Ok(Reference::Tag(_))));
+    }
+}
+
+impl From<DigestError> for NameError {
+    fn from(e: DigestError) -> NameError {
+        NameError::Digest(e)
     }
 }

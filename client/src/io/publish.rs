@@ -23,7 +23,7 @@ const TARGETS_LIFETIME: i64 = 90 * 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("key store: {0}")]
+    #[error("key store")]
     Io(#[from] std::io::Error),
     #[error("no {role} key for {repo} in {dir}: run `wharf trust init` first")]
     NoKey { role: String, repo: String, dir: String },
@@ -163,7 +163,8 @@ impl Publisher {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(serde_json::to_vec(b).unwrap_or_default());
         }
-        let resp = req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        let resp =
+            req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
         let ok = resp.status().is_success();
         let text = resp.text().await.unwrap_or_default();
         if !ok {
@@ -281,7 +282,7 @@ impl Publisher {
         let resp = self.transport.get(&path, &[("accept", crate::pull::MANIFEST_ACCEPT.to_string())]).await?;
         let media_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let url = self.transport.url(&path);
-        let body = crate::transport::read_bounded(resp, &url, crate::pull::MAX_MANIFEST).await?;
+        let body = self.transport.read_bounded(resp, &url, crate::pull::MAX_MANIFEST).await?;
         Ok(SignedManifest { length: body.len() as u64, digest: Digest::sha256_of(&body), media_type })
     }
 

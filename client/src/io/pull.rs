@@ -44,6 +44,8 @@ pub struct PullOptions {
     pub platform: (String, String),
     pub concurrency: usize,
     pub now: i64,
+    /// The slowest pace a source may keep before it is skipped.
+    pub speed: crate::transport::SpeedLimit,
 }
 
 impl PullOptions {
@@ -61,6 +63,7 @@ impl PullOptions {
             platform: ("linux".into(), arch.into()),
             concurrency: 4,
             now,
+            speed: crate::transport::SpeedLimit::default(),
         }
     }
 }
@@ -69,9 +72,18 @@ impl PullOptions {
 pub enum PullError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("no trusted root for {0}: pin one with --trust-root FILE, or trust on first use explicitly")]
+    #[error(
+        "no trusted root for {0}: pin the publisher's root with --trust-root FILE, or accept the registry's with \
+         --trust-on-first-use"
+    )]
     NoTrustedRoot(String),
-    #[error("trust verification failed: {0}")]
+    #[error(
+        "{0} has no signed tags (the registry holds no trust data for it): its publisher signs with \
+         `wharf trust init HOST/REPOSITORY` then `wharf trust sign HOST/REPOSITORY:TAG` (or `wharf push --sign`); \
+         to pull anyway, pull by digest (HOST/REPOSITORY@sha256:...) or pass --insecure-skip-trust"
+    )]
+    NoTrustData(String),
+    #[error("trust verification failed")]
     Trust(#[from] TrustError),
     #[error("every source failed trust verification: {}", .0.join("; "))]
     TrustAllSources(Vec<String>),
@@ -87,7 +99,7 @@ pub enum PullError {
         #[source]
         source: crate::unpack::UnpackError,
     },
-    #[error("local content store: {0}")]
+    #[error("local content store")]
     Io(#[from] std::io::Error),
 }
 
@@ -107,14 +119,14 @@ pub struct Pulled {
 
 /// The sources to try, mirrors first.
 pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
-    let mut out: Vec<Source> = opts
-        .mirrors
-        .iter()
-        .map(|m| Source { name: format!("mirror {m}"), transport: Transport::with_origin(m.clone()) })
-        .collect();
+    let mut out = Vec::with_capacity(opts.mirrors.len() + 1);
+    for m in &opts.mirrors {
+        let transport = Transport::with_origin(m.clone())?.with_speed_limit(opts.speed);
+        out.push(Source { name: format!("mirror {m}"), transport });
+    }
     out.push(Source {
         name: format!("registry {}", opts.image.host),
-        transport: Transport::new(&opts.image.host, &opts.insecure)?,
+        transport: Transport::new(&opts.image.host, &opts.insecure)?.with_speed_limit(opts.speed),
     });
     Ok(out)
 }
@@ -228,7 +240,7 @@ async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Diges
     let path = format!("/v2/{}/manifests/{}", opts.image.repository, opts.image.reference);
     let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
     let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = crate::transport::read_bounded(resp, &s.transport.url(&path), MAX_MANIFEST).await?;
+    let body = s.transport.read_bounded(resp, &s.transport.url(&path), MAX_MANIFEST).await?;
     Ok(header.unwrap_or_else(|| Digest::sha256_of(&body)))
 }
 
@@ -281,17 +293,31 @@ where
         (None, Some(p)) => p.clone(),
         (None, None) if opts.trust.trust_on_first_use => {
             let origin = srcs.last().expect("origin");
-            let r = origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await?;
+            let r = match origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await {
+                Ok(r) => r,
+                Err(e) if e.is_not_found() => return Err(PullError::NoTrustData(repo_name(opts))),
+                Err(e) => return Err(e.into()),
+            };
             let env = Envelope::parse(&r).map_err(TrustError::from)?;
             let ids: Vec<String> = env.signatures.iter().map(|s| s.keyid.chars().take(12).collect()).collect();
             tracing::warn!(repository = %repo, keys = ?ids, recorded = %dir.display(), "trusting the repository's root on first use; it is recorded and enforced from now on");
             r.to_vec()
         }
-        (None, None) => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
+        (None, None) => {
+            // Say "no trust data" rather than "no root" when the registry has none to pin.
+            let origin = srcs.last().expect("origin");
+            let probe = origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await;
+            return Err(match probe {
+                Err(e) if e.is_not_found() => PullError::NoTrustData(repo_name(opts)),
+                _ => PullError::NoTrustedRoot(opts.image.to_string()),
+            });
+        }
     };
     let previous =
         Previous { timestamp: read_doc(&dir.join("timestamp.json")), snapshot: read_doc(&dir.join("snapshot.json")) };
     let mut failures = Vec::new();
+    let origin = srcs.last().expect("the origin is always a source");
+    let mut origin_not_found = false;
     for s in srcs {
         let result = match refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await {
             Ok(r) => step(TrustSource { transport: &s.transport, repo: repo.clone() }, r).await,
@@ -305,16 +331,24 @@ where
                 return Ok((r, t));
             }
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
+            Err(TrustError::Transport(e)) if e.is_not_found() && std::ptr::eq(s, origin) => {
+                origin_not_found = true;
+                failures.push(format!("{}: {e}", s.name));
+            }
             Err(e) => {
                 tracing::warn!(source = %s.name, error = %e, "skipping source: trust data failed verification");
                 failures.push(format!("{}: {e}", s.name));
             }
         }
     }
-    if failures.len() == 1 && srcs.len() == 1 {
-        return Err(PullError::TrustAllSources(failures));
+    if origin_not_found {
+        return Err(PullError::NoTrustData(repo_name(opts)));
     }
     Err(PullError::TrustAllSources(failures))
+}
+
+fn repo_name(opts: &PullOptions) -> String {
+    format!("{}/{}", opts.image.host, opts.image.repository)
 }
 
 fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -340,7 +374,7 @@ async fn fetch_manifest(
             for s in srcs {
                 let fetched = async {
                     let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
-                    let out = crate::transport::read_bounded(resp, &s.transport.url(&path), max).await?;
+                    let out = s.transport.read_bounded(resp, &s.transport.url(&path), max).await?;
                     Ok::<_, TransportError>(out.to_vec())
                 }
                 .await;

@@ -26,8 +26,19 @@ pub enum PushError {
     Transport(#[from] TransportError),
     #[error("{what}: registry answered {status}: {body}")]
     Refused { what: String, status: u16, body: String },
-    #[error("{0}")]
+    #[error("{path}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Names the file an I/O error is about.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
+    move |source| PushError::File { path: path.display().to_string(), source }
 }
 
 /// Where an image comes from: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME:TAG]` (the
@@ -112,7 +123,7 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
         PushSource::OciDir { dir, tag } => (dir.clone(), tag.clone(), None),
         PushSource::OciArchive { file, tag } => {
             let tmp = tempdir()?;
-            let f = std::fs::File::open(file)?;
+            let f = std::fs::File::open(file).map_err(at(file))?;
             tar::Archive::new(f)
                 .unpack(&tmp.0)
                 .map_err(|e| PushError::Source(file.display().to_string(), e.to_string()))?;
@@ -124,8 +135,9 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
             (tmp.0.clone(), None, Some(tmp))
         }
     };
-    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)
-        .map_err(|e| PushError::Source(layout.display().to_string(), format!("index.json: {e}")))?;
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).map_err(at(&layout.join("index.json")))?)
+            .map_err(|e| PushError::Source(layout.display().to_string(), format!("index.json: {e}")))?;
     let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
     let chosen = match &tag {
         Some(t) => manifests.iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t.as_str()),
@@ -159,7 +171,7 @@ fn plan(
     desc: &Descriptor,
     out: &mut Vec<(Descriptor, Vec<u8>, ParsedManifest)>,
 ) -> Result<(), PushError> {
-    let bytes = std::fs::read(blob_path(layout, &desc.digest))?;
+    let bytes = std::fs::read(blob_path(layout, &desc.digest)).map_err(at(&blob_path(layout, &desc.digest)))?;
     if !desc.digest.matches(&bytes) {
         return Err(PushError::Source(
             desc.digest.to_string(),
@@ -209,7 +221,7 @@ async fn push_manifest(
             .body(bytes)
             .send()
             .await
-            .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+            .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
         refused(resp, &format!("manifest {}", d.digest)).await?;
     }
     if let Some(p) = &ctx.opts.progress {
@@ -287,8 +299,13 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
 async fn start(ctx: &Ctx<'_>) -> Result<String, PushError> {
     let repo = &ctx.opts.image.repository;
     let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/"));
-    let resp =
-        ctx.t.http().post(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let resp = ctx
+        .t
+        .http()
+        .post(&url)
+        .send()
+        .await
+        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from);
     let status = resp.status();
     if status.as_u16() != 202 {
@@ -304,7 +321,7 @@ fn with_digest(loc: &str, d: &Digest) -> String {
 
 async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushError> {
     let loc = start(ctx).await?;
-    let file = tokio::fs::File::open(path).await?;
+    let file = tokio::fs::File::open(path).await.map_err(at(path))?;
     let progress = ctx.opts.progress.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |c| {
         if let (Some(p), Ok(c)) = (&progress, c) {
@@ -322,7 +339,7 @@ async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), Pu
         .body(body)
         .send()
         .await
-        .map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
     refused(resp, &format!("blob {}", b.digest)).await
 }
 
@@ -331,7 +348,7 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut loc = start(ctx).await?;
     let mut offset = 0u64;
-    let mut file = tokio::fs::File::open(path).await?;
+    let mut file = tokio::fs::File::open(path).await.map_err(at(path))?;
     let mut failures = 0;
     while offset < b.size {
         let len = CHUNK.min(b.size - offset);
@@ -370,7 +387,7 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
                     .get(&loc)
                     .send()
                     .await
-                    .map_err(|e| TransportError::Connect { url: loc.clone(), source: e })?;
+                    .map_err(|e| TransportError::Connect { url: loc.clone(), source: e.without_url() })?;
                 let range = st.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("0-0").to_string();
                 let end: u64 = range.split('-').nth(1).and_then(|e| e.parse().ok()).unwrap_or(0);
                 offset = if range == "0-0" { 0 } else { end + 1 };
@@ -378,8 +395,13 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
         }
     }
     let url = with_digest(&loc, &b.digest);
-    let resp =
-        ctx.t.http().put(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+    let resp = ctx
+        .t
+        .http()
+        .put(&url)
+        .send()
+        .await
+        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
     refused(resp, &format!("blob {}", b.digest)).await
 }
 
@@ -389,7 +411,7 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
     let bad = |m: String| PushError::Source(file.display().to_string(), m);
     let x = dir.join("x");
     std::fs::create_dir_all(&x)?;
-    tar::Archive::new(std::fs::File::open(file)?).unpack(&x).map_err(|e| bad(e.to_string()))?;
+    tar::Archive::new(std::fs::File::open(file).map_err(at(file))?).unpack(&x).map_err(|e| bad(e.to_string()))?;
     let manifest: Value = serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?)
         .map_err(|e| bad(format!("manifest.json: {e}")))?;
     let entries = manifest.as_array().cloned().unwrap_or_default();
@@ -409,7 +431,7 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
             return Err(bad(format!("{rel:?} escapes the archive")));
         }
         let mut h = crate::digest::Algorithm::Sha256.hasher();
-        let mut f = std::fs::File::open(&src)?;
+        let mut f = std::fs::File::open(&src).map_err(at(&src))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {

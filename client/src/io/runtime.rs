@@ -18,13 +18,13 @@ pub enum RuntimeError {
     NotPulled(String),
     #[error("stored manifest {digest}: {reason}")]
     Manifest { digest: Digest, reason: String },
-    #[error("layer {digest}: {source}")]
+    #[error("layer {digest}")]
     Layer {
         digest: Digest,
         #[source]
         source: UnpackError,
     },
-    #[error("local content store: {0}")]
+    #[error("local content store")]
     Io(#[from] std::io::Error),
     #[error("no OCI runtime found (install runc or crun)")]
     NoRuntime,

@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::digest::{Digest, Hasher};
@@ -34,7 +33,7 @@ pub enum FetchError {
     DigestMismatch { source_name: String, expected: Digest, actual: Digest },
     #[error("every source failed for {digest}: {}", .failures.join("; "))]
     AllSourcesFailed { digest: Digest, failures: Vec<String> },
-    #[error("local content store: {0}")]
+    #[error("local content store")]
     Io(#[from] std::io::Error),
 }
 
@@ -192,17 +191,18 @@ impl ContentStore {
             hasher = d.algorithm().hasher();
             tokio::fs::File::create(&partial).await?
         };
-        let mut stream = resp.bytes_stream();
+        let mut stream = s.transport.paced(resp, &s.transport.url(&path));
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => {
+                Err(error @ TransportError::Body { .. }) => {
                     file.flush().await?;
                     // The partial file stays: the next attempt resumes from it.
                     guard.keep = true;
-                    let error = TransportError::Body { url: s.transport.url(&path), source: e };
                     return Err(FetchError::Transport { source_name: s.name.clone(), error });
                 }
+                // A stalled or trickling source is abandoned, and its partial file removed (by the guard).
+                Err(error) => return Err(FetchError::Transport { source_name: s.name.clone(), error }),
             };
             if have + chunk.len() as u64 > size {
                 drop(file);

@@ -1,15 +1,20 @@
 //! HTTP transport for registries and trust services: HTTPS (rustls) by default; plain HTTP only for loopback
-//! hosts, as docker does, and for hosts the caller names insecure. Every download is size-bounded.
+//! hosts, as docker does, and for hosts the caller names insecure. Every download is size-bounded, and every
+//! response must keep a minimum pace ([`SpeedLimit`]): a source that stalls or trickles (the TUF specification's
+//! slow retrieval attack) fails like any other failing source, so the caller moves on to the next one.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use url::Url;
 
+// Messages never repeat their `#[source]`: callers print the chain (`{:#}`), which names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("invalid registry address {0:?}")]
     BadHost(String),
-    #[error("could not reach {url}: {source}")]
+    #[error("could not reach {url}")]
     Connect {
         url: String,
         #[source]
@@ -19,12 +24,14 @@ pub enum TransportError {
     Status { url: String, status: u16 },
     #[error("{url}: more than the {max}-byte limit")]
     TooLarge { url: String, max: u64 },
-    #[error("{url}: body ended early: {source}")]
+    #[error("{url}: body ended early")]
     Body {
         url: String,
         #[source]
         source: reqwest::Error,
     },
+    #[error("{url}: under {min_bytes_per_sec} bytes/s for {secs} s (stalled or trickling source)")]
+    TooSlow { url: String, min_bytes_per_sec: u64, secs: u64 },
 }
 
 impl TransportError {
@@ -33,17 +40,40 @@ impl TransportError {
     }
 }
 
+/// The slowest pace a download may keep: fewer than `min_bytes_per_sec` on average over any `window` (or no
+/// answer at all within `window`) ends it. Default: 1 KiB/s over 30 s, as curl's `--speed-limit`/`--speed-time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeedLimit {
+    pub min_bytes_per_sec: u64,
+    pub window: Duration,
+}
+
+impl Default for SpeedLimit {
+    fn default() -> Self {
+        SpeedLimit { min_bytes_per_sec: 1024, window: Duration::from_secs(30) }
+    }
+}
+
 /// A registry (or mirror) at one origin.
 #[derive(Debug, Clone)]
 pub struct Transport {
     http: reqwest::Client,
     origin: Url,
+    speed: SpeedLimit,
 }
 
 /// Whether `host` (without port) is a loopback name or address.
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn client(origin: &Url, pool: bool) -> Result<reqwest::Client, TransportError> {
+    let mut b = reqwest::Client::builder().user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")));
+    if !pool {
+        b = b.pool_max_idle_per_host(0);
+    }
+    b.build().map_err(|e| TransportError::Connect { url: origin.to_string(), source: e.without_url() })
 }
 
 impl Transport {
@@ -54,41 +84,42 @@ impl Transport {
         let scheme =
             if is_loopback(name) || insecure.iter().any(|i| i == host || i == name) { "http" } else { "https" };
         let origin = Url::parse(&format!("{scheme}://{host}/")).map_err(|_| TransportError::BadHost(host.into()))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| TransportError::Connect { url: origin.to_string(), source: e })?;
-        Ok(Transport { http, origin })
+        Ok(Transport { http: client(&origin, true)?, origin, speed: SpeedLimit::default() })
     }
 
     /// A transport for an explicit base URL (a mirror, or a test server).
-    pub fn with_origin(origin: Url) -> Transport {
-        Transport { http: reqwest::Client::new(), origin }
+    pub fn with_origin(origin: Url) -> Result<Transport, TransportError> {
+        Ok(Transport { http: client(&origin, true)?, origin, speed: SpeedLimit::default() })
     }
 
     /// A transport that opens a fresh connection for each request and keeps none idle, for servers that answer
     /// one request at a time.
     pub fn one_at_a_time(origin: Url) -> Result<Transport, TransportError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| TransportError::Connect { url: origin.to_string(), source: e })?;
-        Ok(Transport { http, origin })
+        Ok(Transport { http: client(&origin, false)?, origin, speed: SpeedLimit::default() })
+    }
+
+    /// The same transport with another pace limit.
+    pub fn with_speed_limit(mut self, speed: SpeedLimit) -> Transport {
+        self.speed = speed;
+        self
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.origin.as_str().trim_end_matches('/'), path)
     }
 
-    /// GETs `path` with extra headers; any non-success status is an error.
+    /// GETs `path` with extra headers; any non-success status is an error. The answer's headers must arrive
+    /// within the pace window.
     pub async fn get(&self, path: &str, headers: &[(&str, String)]) -> Result<reqwest::Response, TransportError> {
         let url = self.url(path);
         let mut req = self.http.get(&url);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let resp = req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
+        let resp = match tokio::time::timeout(self.speed.window, req.send()).await {
+            Ok(r) => r.map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?,
+            Err(_) => return Err(self.too_slow(&url)),
+        };
         if !resp.status().is_success() {
             return Err(TransportError::Status { url, status: resp.status().as_u16() });
         }
@@ -107,31 +138,89 @@ impl Transport {
 
     /// GETs `path`, refusing bodies larger than `max` bytes (checked as the bytes arrive, not only by header).
     pub async fn get_bounded(&self, path: &str, max: u64) -> Result<Bytes, TransportError> {
-        let url = self.url(path);
-        let resp =
-            self.http.get(&url).send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e })?;
-        if !resp.status().is_success() {
-            return Err(TransportError::Status { url, status: resp.status().as_u16() });
+        let resp = self.get(path, &[]).await?;
+        self.read_bounded(resp, &self.url(path), max).await
+    }
+
+    /// Reads a response body, refusing more than `max` bytes (by header, and as the bytes arrive) and a pace
+    /// under the limit.
+    pub async fn read_bounded(&self, resp: reqwest::Response, url: &str, max: u64) -> Result<Bytes, TransportError> {
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err(TransportError::TooLarge { url: url.into(), max });
         }
-        read_bounded(resp, &url, max).await
+        let mut out = Vec::new();
+        let mut body = self.paced(resp, url);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if out.len() as u64 + chunk.len() as u64 > max {
+                return Err(TransportError::TooLarge { url: url.into(), max });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// The body of `resp` as chunks that fail with [`TransportError::TooSlow`] when the pace drops under the limit,
+    /// and with [`TransportError::Body`] when the connection breaks.
+    pub fn paced(&self, resp: reqwest::Response, url: &str) -> Paced<impl Stream<Item = reqwest::Result<Bytes>>> {
+        Paced {
+            stream: Box::pin(resp.bytes_stream()),
+            limit: self.speed,
+            url: url.into(),
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn too_slow(&self, url: &str) -> TransportError {
+        TransportError::TooSlow {
+            url: url.into(),
+            min_bytes_per_sec: self.speed.min_bytes_per_sec,
+            secs: self.speed.window.as_secs(),
+        }
     }
 }
 
-/// Reads a response body, refusing more than `max` bytes (by header, and as the bytes arrive).
-pub async fn read_bounded(resp: reqwest::Response, url: &str, max: u64) -> Result<Bytes, TransportError> {
-    if resp.content_length().is_some_and(|n| n > max) {
-        return Err(TransportError::TooLarge { url: url.into(), max });
-    }
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| TransportError::Body { url: url.into(), source: e })?;
-        if out.len() as u64 + chunk.len() as u64 > max {
-            return Err(TransportError::TooLarge { url: url.into(), max });
+/// A response body read under a [`SpeedLimit`]: measured over consecutive windows.
+pub struct Paced<S> {
+    stream: std::pin::Pin<Box<S>>,
+    limit: SpeedLimit,
+    url: String,
+    started: Instant,
+    bytes: u64,
+}
+
+impl<S: Stream<Item = reqwest::Result<Bytes>>> Paced<S> {
+    pub async fn next(&mut self) -> Option<Result<Bytes, TransportError>> {
+        loop {
+            let deadline = self.started + self.limit.window;
+            if Instant::now() >= deadline {
+                let needed = self.limit.min_bytes_per_sec.saturating_mul(self.limit.window.as_secs().max(1));
+                if self.bytes < needed {
+                    return Some(Err(TransportError::TooSlow {
+                        url: self.url.clone(),
+                        min_bytes_per_sec: self.limit.min_bytes_per_sec,
+                        secs: self.limit.window.as_secs(),
+                    }));
+                }
+                self.started = Instant::now();
+                self.bytes = 0;
+                continue;
+            }
+            match tokio::time::timeout_at(deadline.into(), self.stream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    self.bytes += chunk.len() as u64;
+                    return Some(Ok(chunk));
+                }
+                Ok(Some(Err(e))) => {
+                    return Some(Err(TransportError::Body { url: self.url.clone(), source: e.without_url() }))
+                }
+                Ok(None) => return None,
+                // The window ended with the stream silent: judged at the top of the loop.
+                Err(_) => continue,
+            }
         }
-        out.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

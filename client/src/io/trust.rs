@@ -40,7 +40,7 @@ impl Default for TrustLimits {
 pub enum TrustError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("trust metadata refused: {0}")]
+    #[error("trust metadata refused")]
     Refused(#[from] TufError),
     #[error("tag {0:?} is not signed in the repository's trust data")]
     NotSigned(String),

@@ -40,7 +40,7 @@ pub enum RepoError {
     Transport(#[from] TransportError),
     #[error("metadata refused")]
     Refused(#[from] TufError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

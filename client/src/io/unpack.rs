@@ -27,7 +27,7 @@ pub enum UnpackError {
     AbsolutePath { entry: String },
     #[error("layer entry {entry:?}: hard link target {target:?} is not inside the root")]
     HardLinkOutside { entry: String, target: String },
-    #[error("layer entry {entry:?}: {source}")]
+    #[error("layer entry {entry:?}")]
     Io {
         entry: String,
         #[source]
@@ -37,7 +37,7 @@ pub enum UnpackError {
     TooLarge { entry: String, max: u64 },
     #[error("reading the layer archive")]
     Archive(#[source] std::io::Error),
-    #[error("opening the root directory {path}: {source}")]
+    #[error("opening the root directory {path}")]
     Root {
         path: PathBuf,
         #[source]
