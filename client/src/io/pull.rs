@@ -333,11 +333,11 @@ where
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
             Err(TrustError::Transport(e)) if e.is_not_found() && std::ptr::eq(s, origin) => {
                 origin_not_found = true;
-                failures.push(format!("{}: {e}", s.name));
+                failures.push(format!("{}: {}", s.name, crate::transport::report(&e)));
             }
             Err(e) => {
-                tracing::warn!(source = %s.name, error = %e, "skipping source: trust data failed verification");
-                failures.push(format!("{}: {e}", s.name));
+                tracing::warn!(source = %s.name, error = %crate::transport::report(&e), "skipping source: trust data failed verification");
+                failures.push(format!("{}: {}", s.name, crate::transport::report(&e)));
             }
         }
     }
@@ -389,7 +389,7 @@ async fn fetch_manifest(
                         got = Some(b);
                         break;
                     }
-                    Err(e) => failures.push(format!("{}: {e}", s.name)),
+                    Err(e) => failures.push(format!("{}: {}", s.name, crate::transport::report(&e))),
                 }
                 if let Some(f) = failures.last() {
                     tracing::warn!(source = %s.name, error = %f, "skipping source");

@@ -23,8 +23,12 @@ const RESUME_ATTEMPTS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{source_name}: {error}")]
-    Transport { source_name: String, error: TransportError },
+    #[error("{source_name}")]
+    Transport {
+        source_name: String,
+        #[source]
+        error: TransportError,
+    },
     #[error("{source_name}: sent more than the {expected} bytes the manifest declares for {digest}")]
     TooLong { source_name: String, digest: Digest, expected: u64 },
     #[error("{source_name}: sent {got} bytes for {digest}, the manifest declares {expected}")]
@@ -149,8 +153,8 @@ impl ContentStore {
                         tracing::info!(source = %s.name, digest = %d, "connection dropped; resuming");
                     }
                     Err(e) => {
-                        tracing::warn!(source = %s.name, digest = %d, error = %e, "skipping source");
-                        failures.push(e.to_string());
+                        tracing::warn!(source = %s.name, digest = %d, error = %crate::transport::report(&e), "skipping source");
+                        failures.push(crate::transport::report(&e));
                         break;
                     }
                 }

@@ -34,6 +34,19 @@ pub enum TransportError {
     TooSlow { url: String, min_bytes_per_sec: u64, secs: u64 },
 }
 
+/// An error and each of its causes, once each: for messages that hold another error as text (a list of failed
+/// sources, a log field).
+pub fn report(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
 impl TransportError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, TransportError::Status { status: 404, .. })
