@@ -88,10 +88,10 @@ async fn receive(
         None => None,
     };
     let declared = match (range, length) {
-        (Some((s, e)), Some(n)) if e - s + 1 != n => {
+        (Some((_, len)), Some(n)) if len != n => {
             return Err(bad_upload("Content-Range and Content-Length disagree"));
         }
-        (Some((s, e)), _) => Some(e - s + 1),
+        (Some((_, len)), _) => Some(len),
         (None, n) => n,
     };
     let body = body.into_data_stream();
@@ -136,14 +136,16 @@ fn bad_range(st: &AppState, repo: &RepositoryName, id: &UploadId) -> ApiError {
     ApiError::new(Kind::UploadRangeInvalid, "malformed Content-Range").with_header("range", range_header(offset))
 }
 
-/// `Content-Range` of a chunk: `<start>-<end>` as the spec writes it, also `bytes <start>-<end>/<total>`.
+/// `Content-Range` of a chunk: `<start>-<end>` as the spec writes it, also `bytes <start>-<end>/<total>`; returns
+/// the start and the length, computed with checked arithmetic (an end of `u64::MAX` is malformed, not a panic).
 fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
     let v = v.strip_prefix("bytes ").or_else(|| v.strip_prefix("bytes=")).unwrap_or(v);
     let v = v.split('/').next()?;
     let (a, b) = v.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a <= b).then_some((a, b))
+    let len = b.checked_sub(a)?.checked_add(1)?;
+    Some((a, len))
 }
 
 #[cfg(test)]
@@ -152,9 +154,11 @@ mod tests {
 
     #[test]
     fn content_range() {
-        assert_eq!(p("0-99"), Some((0, 99)));
-        assert_eq!(p("bytes 100-199/*"), Some((100, 199)));
-        assert_eq!(p("bytes=5-5"), Some((5, 5)));
+        assert_eq!(p("0-99"), Some((0, 100)));
+        assert_eq!(p("bytes 100-199/*"), Some((100, 100)));
+        assert_eq!(p("bytes=5-5"), Some((5, 1)));
+        assert_eq!(p("0-18446744073709551615"), None);
+        assert_eq!(p("1-18446744073709551615"), Some((1, u64::MAX)));
         assert_eq!(p("9-1"), None);
         assert_eq!(p("x-1"), None);
         assert_eq!(p("100"), None);

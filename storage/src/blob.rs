@@ -93,6 +93,13 @@ impl BlobStore {
     /// Opens a committed blob for reading, whole or a range of it. A range outside the blob is `RangeInvalid`.
     pub async fn open(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
         let location = paths::blob(digest);
+        if let Some(r) = &range {
+            // Checked against the size here, so that a bad range is recognised by value, never by error text.
+            let size = self.stat(digest).await?.ok_or(Error::BlobUnknown)?;
+            if r.start >= size || r.end.is_some_and(|e| e < r.start) {
+                return Err(Error::RangeInvalid { offset: size });
+            }
+        }
         let options = GetOptions {
             range: range.map(|r| match r.end {
                 Some(end) => GetRange::Bounded(r.start..end.saturating_add(1)),
@@ -104,10 +111,6 @@ impl BlobStore {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Err(Error::BlobUnknown),
             Err(object_store::Error::NotModified { .. }) => return Err(Error::BlobUnknown),
-            Err(e) if range.is_some() && is_range_error(&e) => {
-                let size = self.stat(digest).await?.ok_or(Error::BlobUnknown)?;
-                return Err(Error::RangeInvalid { offset: size });
-            }
             Err(e) => return Err(Error::Backend(e)),
         };
         let size = result.meta.size;
@@ -127,11 +130,6 @@ impl BlobStore {
             Err(e) => Err(Error::Backend(e)),
         }
     }
-}
-
-fn is_range_error(e: &object_store::Error) -> bool {
-    let text = e.to_string();
-    text.contains("range") || text.contains("Range")
 }
 
 /// Streams `len` bytes of a local file from `start` as memory-mapped windows, read on the blocking pool. The pages

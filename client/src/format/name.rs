@@ -25,6 +25,12 @@ pub enum NameError {
     Digest(DigestError),
 }
 
+impl From<DigestError> for NameError {
+    fn from(e: DigestError) -> NameError {
+        NameError::Digest(e)
+    }
+}
+
 /// A repository name such as `library/busybox`: slash-separated lowercase components.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepositoryName(String);
@@ -192,11 +198,5 @@ mod tests {
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
         assert!(matches!("sha256:zz".parse::<Reference>(), Err(NameError::Digest(_))));
         assert!(matches!("v1".parse::<Reference>(), Ok(Reference::Tag(_))));
-    }
-}
-
-impl From<DigestError> for NameError {
-    fn from(e: DigestError) -> NameError {
-        NameError::Digest(e)
     }
 }
