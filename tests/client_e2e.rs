@@ -221,6 +221,11 @@ fn signers_delegations_and_key_rotation() {
     std::fs::copy(c.root_of(&host, "team/app"), &first_root).unwrap();
     let first_root = first_root.to_str().unwrap().to_string();
     c.ok(&["push", &format!("oci:{}:latest", images.join("small").display()), &reference]);
+    // The publisher's own root is pinned by `trust init`: its next pull verifies without --trust-root.
+    let own = format!("{repo_ref}:v0");
+    c.ok(&["push", "--sign", &format!("oci:{}:latest", images.join("small").display()), &own]);
+    let out = c.ok(&["pull", &own]);
+    assert!(out.contains(&format!("verified sha256:{digest}")), "{out}");
 
     // A signer: key generated, delegated, signing into its own role.
     c.ok(&["trust", "key", "generate", "alice", "--dir", tmp.path().to_str().unwrap()]);
@@ -254,5 +259,11 @@ fn signers_delegations_and_key_rotation() {
         c.ok(&["trust", "sign", &reference]);
         let out = Client::new().ok(&["pull", "--trust-root", &first_root, &reference]);
         assert!(out.contains(&format!("verified sha256:{digest}")), "after rotating {role}: {out}");
+        // The publisher's machine pinned the rotated root: no --trust-root needed.
+        let out = c.ok(&["pull", &reference]);
+        assert!(out.contains(&format!("verified sha256:{digest}")), "publisher after rotating {role}: {out}");
+        let pinned =
+            std::fs::read(c.store.path().join("trust").join(host.replace(':', "_")).join("team/app/root.json"));
+        assert_eq!(pinned.unwrap(), std::fs::read(c.root_of(&host, "team/app")).unwrap(), "rotated root not pinned");
     }
 }

@@ -67,6 +67,7 @@ pub async fn create(
 
 /// The keys that sign `role` under `root`: the service keys root names for it, newest first.
 pub fn signers<'a>(keys: &'a [ServiceKey], root: &Root, role: Role) -> Vec<&'a SigningKey> {
+    // A root without the role names no key for it: the caller then finds no signer and says so.
     let named = root.roles.get(role.as_str()).map(|r| r.keyids.clone()).unwrap_or_default();
     let mut out: Vec<&ServiceKey> = keys.iter().filter(|k| k.role == role && named.contains(k.key.key_id())).collect();
     out.sort_by_key(|k| std::cmp::Reverse(k.created_at));

@@ -312,7 +312,7 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
         versions["targets"] = t.version.into();
         versions["snapshot"] = snap_version.into();
         versions["timestamp"] = ts_version.into();
-        versions["delegations"] = serde_json::to_value(&reachable).unwrap_or_default();
+        versions["delegations"] = serde_json::json!(reachable);
     }
     n.meta.trust_commit(repo, &new_rows, now).await?;
     n.written(repo);

@@ -124,5 +124,9 @@ fn empty(status: StatusCode, headers: Vec<(&'static str, String)>) -> Response {
     for (k, v) in headers {
         b = b.header(k, v);
     }
-    b.header("content-length", "0").body(Body::empty()).unwrap_or_default()
+    // Header values here are formatted from typed values (digests, names, numbers); a failure is our bug, answered
+    // as a server fault rather than an empty 200.
+    b.header("content-length", "0")
+        .body(Body::empty())
+        .unwrap_or_else(|e| ApiError::internal(format!("building a response: {e}")).into_response())
 }

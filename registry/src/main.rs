@@ -47,10 +47,11 @@ fn main() -> ExitCode {
         },
         Command::Client(cmd) => {
             let filter = std::env::var("WHARF_LOG").unwrap_or_else(|_| "warn".into());
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_default())
-                .with_writer(std::io::stderr)
-                .try_init();
+            let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+                eprintln!("wharf: WHARF_LOG={filter:?} is not a log filter ({e}); using \"warn\"");
+                tracing_subscriber::EnvFilter::new("warn")
+            });
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -61,7 +61,10 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = query_pairs(req);
-    let digest = parse_digest(&query_param(&q, "digest").unwrap_or_default())?;
+    let digest = parse_digest(
+        &query_param(&q, "digest")
+            .ok_or_else(|| ApiError::new(Kind::DigestInvalid, "the digest parameter is missing"))?,
+    )?;
     receive(st, repo, id, req, body).await?;
     commit(st, repo, id, &digest).await
 }

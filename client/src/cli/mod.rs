@@ -7,6 +7,7 @@ pub mod tuf_client;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::image_ref::ImageRef;
@@ -415,6 +416,9 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
             };
             let root = publisher(&g, &image)?.init(&pass, now()).await?;
+            // The publisher trusts the root it just made: pin it for this machine's pulls.
+            let bytes = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
+            g.store()?.pin_root(&image.host, &image.repository, &bytes, true)?;
             println!(
                 "{}/{}: trust initialised; root metadata to pin: {}",
                 image.host,
@@ -439,7 +443,12 @@ async fn trust(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the root key: ")?,
                 repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?,
             };
-            let v = publisher(&g, &image)?.rotate(&role, &pass, now()).await?;
+            let p = publisher(&g, &image)?;
+            let v = p.rotate(&role, &pass, now()).await?;
+            // Every rotation makes a new root version, signed by the old root: pin the newest.
+            let path = p.root_path();
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            g.store()?.pin_root(&image.host, &image.repository, &bytes, false)?;
             println!("{}/{}: {role} key rotated (root version {v})", image.host, image.repository);
         }
         TrustCommand::Signer(SignerCommand::Add { name, reference, key }) => {

@@ -14,6 +14,7 @@ pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec
             if let Some(t) = r.set.targets() {
                 names.extend(t.targets.keys().cloned());
             }
+            // No delegations means no delegated roles: absence, not a failure.
             let roles: Vec<String> = r
                 .set
                 .targets()

@@ -33,6 +33,6 @@ pub fn export(store: &ContentStore, p: &Pulled, image: &ImageRef, dir: &Path) ->
     let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{
         "mediaType": p.media_type.as_str(), "digest": p.digest.to_string(), "size": size,
         "annotations": {"org.opencontainers.image.ref.name": name}}]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap_or_default())?;
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).map_err(std::io::Error::other)?)?;
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
 }

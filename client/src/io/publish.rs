@@ -83,7 +83,10 @@ impl KeyStore {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(&mut opts.open(path)?, &serde_json::to_vec_pretty(&file).unwrap_or_default())?;
+        std::io::Write::write_all(
+            &mut opts.open(path)?,
+            &serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?,
+        )?;
         Ok(key)
     }
 
@@ -161,12 +164,14 @@ impl Publisher {
         let url = self.transport.url(path);
         let mut req = self.transport.http().post(&url);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(serde_json::to_vec(b).unwrap_or_default());
+            req = req
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(b).map_err(|e| PublishError::Refused(format!("encoding the request: {e}")))?);
         }
         let resp =
             req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
         let ok = resp.status().is_success();
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.text().await.unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
         if !ok {
             return Err(PublishError::Refused(text));
         }
@@ -227,7 +232,7 @@ impl Publisher {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
         }
-        std::fs::write(&p, serde_json::to_vec_pretty(&state).unwrap_or_default())?;
+        std::fs::write(&p, serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?)?;
         std::fs::write(self.root_path(), root_env.to_bytes()?)?;
         Ok(self.root_path())
     }
@@ -406,7 +411,11 @@ impl Publisher {
                 )))
             }
         };
-        let old_ids = root.roles.get(role).map(|r| r.keyids.clone()).unwrap_or_default();
+        let old_ids = root
+            .roles
+            .get(role)
+            .map(|r| r.keyids.clone())
+            .ok_or_else(|| PublishError::Refused(format!("the current root defines no {role} role")))?;
         root.keys.retain(|id, _| {
             !old_ids.contains(id) || root.roles.iter().any(|(n, r)| n != role && r.keyids.contains(id))
         });
@@ -422,7 +431,7 @@ impl Publisher {
         }
         self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
         state.root = env;
-        std::fs::write(self.state_path(), serde_json::to_vec_pretty(&state).unwrap_or_default())?;
+        std::fs::write(self.state_path(), serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?)?;
         std::fs::write(self.root_path(), state.root.to_bytes()?)?;
         Ok(root.version)
     }

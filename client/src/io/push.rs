@@ -138,7 +138,10 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).map_err(at(&layout.join("index.json")))?)
             .map_err(|e| PushError::Source(layout.display().to_string(), format!("index.json: {e}")))?;
-    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let manifests = index["manifests"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| PushError::Source(layout.display().to_string(), "index.json has no manifests array".into()))?;
     let chosen = match &tag {
         Some(t) => manifests.iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t.as_str()),
         None if manifests.len() == 1 => manifests.first(),
@@ -235,7 +238,7 @@ async fn refused(resp: reqwest::Response, what: &str) -> Result<(), PushError> {
         return Ok(());
     }
     let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default().chars().take(300).collect();
+    let body = resp.text().await.unwrap_or_else(|e| format!("(unreadable: {e})")).chars().take(300).collect();
     Err(PushError::Refused { what: what.into(), status, body })
 }
 
@@ -414,7 +417,7 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
     tar::Archive::new(std::fs::File::open(file).map_err(at(file))?).unpack(&x).map_err(|e| bad(e.to_string()))?;
     let manifest: Value = serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?)
         .map_err(|e| bad(format!("manifest.json: {e}")))?;
-    let entries = manifest.as_array().cloned().unwrap_or_default();
+    let entries = manifest.as_array().cloned().ok_or_else(|| bad("manifest.json is not an array".into()))?;
     let entry = match name {
         Some(n) => entries.iter().find(|e| e["RepoTags"].as_array().is_some_and(|t| t.iter().any(|t| t == n))),
         None if entries.len() == 1 => entries.first(),
@@ -449,7 +452,7 @@ fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Resu
     let config = entry["Config"].as_str().ok_or_else(|| bad("no Config".into()))?;
     let (cd, cs) = add(config)?;
     let mut layers = Vec::new();
-    for l in entry["Layers"].as_array().cloned().unwrap_or_default() {
+    for l in entry["Layers"].as_array().cloned().ok_or_else(|| bad("manifest.json entry has no Layers".into()))? {
         let rel = l.as_str().ok_or_else(|| bad("bad Layers".into()))?;
         let (d, s) = add(rel)?;
         // docker save writes layers as plain tars; gzip ones (newer engines) are named by their media type.

@@ -26,6 +26,8 @@ pub enum RuntimeError {
     },
     #[error("local content store")]
     Io(#[from] std::io::Error),
+    #[error("image user: {0}")]
+    User(String),
     #[error("no OCI runtime found (install runc or crun)")]
     NoRuntime,
 }
@@ -84,8 +86,9 @@ pub fn unpack_image(
 }
 
 /// The OCI runtime configuration for the image config `cfg` (its `config` object), with extra `args` replacing Cmd.
-pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
+pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Result<Value, RuntimeError> {
     let c = &cfg["config"];
+    // An absent Entrypoint, Cmd or Env is empty by the image-spec's definition, not a failure.
     let strings = |v: &Value| -> Vec<String> {
         v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
     };
@@ -99,9 +102,9 @@ pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     let cwd = c["WorkingDir"].as_str().filter(|s| !s.is_empty()).unwrap_or("/");
-    let (uid, gid) = user(c["User"].as_str().unwrap_or(""), rootfs);
+    let (uid, gid) = user(c["User"].as_str().unwrap_or(""), rootfs)?;
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
+    Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -128,26 +131,44 @@ pub fn runtime_config(cfg: &Value, rootfs: &Path, args: &[String]) -> Value {
             "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
-    })
+    }))
 }
 
-/// `User` of an image config: `uid[:gid]` numerically, or a name looked up in the rootfs's /etc/passwd.
-fn user(spec: &str, rootfs: &Path) -> (u32, u32) {
+/// `User` of an image config: `uid[:gid]` numerically, or names looked up in the rootfs's `/etc/passwd` and
+/// `/etc/group`. A name the image does not define is an error, never a silent fallback to root.
+fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32), RuntimeError> {
     let (u, g) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let lookup = |name: &str| {
-        passwd.lines().find_map(|l| {
+    let unknown = |what: &str, name: &str| RuntimeError::User(format!("{what} {name:?} is not defined in the image"));
+    // Fields 2 and 3 of the line whose first field is `name`, as numbers.
+    let lookup = |file: &str, name: &str| -> Result<Option<(u32, Option<u32>)>, RuntimeError> {
+        let text = match std::fs::read_to_string(rootfs.join(file)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RuntimeError::Io(e)),
+        };
+        Ok(text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 3 && f[0] == name).then(|| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
-        })
+            (f.len() > 2 && f[0] == name)
+                .then(|| f[2].parse().ok().map(|id| (id, f.get(3).and_then(|g| g.parse().ok()))))?
+        }))
     };
-    let (uid, pgid) = if u.is_empty() {
-        (0, 0)
-    } else {
-        u.parse::<u32>().map(|n| (n, n)).ok().or_else(|| lookup(u)).unwrap_or((0, 0))
+    let (uid, primary_gid) = match u {
+        "" => (0, 0),
+        n if n.bytes().all(|b| b.is_ascii_digit()) => {
+            let id: u32 = n.parse().map_err(|_| unknown("user", n))?;
+            (id, id)
+        }
+        name => match lookup("etc/passwd", name)? {
+            Some((id, Some(gid))) => (id, gid),
+            _ => return Err(unknown("user", name)),
+        },
     };
-    let gid = g.and_then(|g| g.parse().ok()).unwrap_or(pgid);
-    (uid, gid)
+    let gid = match g {
+        None | Some("") => primary_gid,
+        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => n.parse().map_err(|_| unknown("group", n))?,
+        Some(name) => lookup("etc/group", name)?.map(|(id, _)| id).ok_or_else(|| unknown("group", name))?,
+    };
+    Ok((uid, gid))
 }
 
 /// Writes a bundle (`rootfs` + `config.json`) for the image into `bundle`.
@@ -163,8 +184,9 @@ pub fn make_bundle(
     unpack_image(store, layers, &rootfs, unpack)?;
     let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
         .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
-    let spec = runtime_config(&cfg, &rootfs, args);
-    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap_or_default())?;
+    let spec = runtime_config(&cfg, &rootfs, args)?;
+    let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
+    std::fs::write(bundle.join("config.json"), bytes)?;
     Ok(bundle.to_path_buf())
 }
 

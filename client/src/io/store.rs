@@ -101,6 +101,25 @@ impl ContentStore {
         self.root.join("trust").join(host_dir(host)).join(repo.as_str())
     }
 
+    /// Pins `root` as the trusted root of `host/repo`, as the publisher's own `trust init` and root rotation do,
+    /// so that the next pull verifies without `--trust-root`. A `fresh` root (a new trust repository) also forgets
+    /// the timestamp and snapshot recorded for the old one, which its versions would otherwise count as rollbacks.
+    pub fn pin_root(&self, host: &str, repo: &RepositoryName, root: &[u8], fresh: bool) -> std::io::Result<()> {
+        let dir = self.trust_dir(host, repo);
+        std::fs::create_dir_all(&dir)?;
+        if fresh {
+            for f in ["timestamp.json", "snapshot.json"] {
+                match std::fs::remove_file(dir.join(f)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        let tmp = dir.join("root.json.tmp");
+        std::fs::write(&tmp, root)?;
+        std::fs::rename(&tmp, dir.join("root.json"))
+    }
+
     fn ref_path(&self, image: &ImageRef) -> PathBuf {
         self.root
             .join("refs")

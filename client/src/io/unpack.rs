@@ -163,7 +163,8 @@ impl Layer {
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), UnpackError> {
         let raw = entry.path().map_err(UnpackError::Archive)?.into_owned();
         let Some(path) = clean(&raw)? else { return Ok(()) };
-        let name = path.file_name().unwrap_or_default().to_owned();
+        // Invariant: `clean` returned a non-empty path of normal components, so it has a file name.
+        let Some(name) = path.file_name().map(OsStr::to_owned) else { return Ok(()) };
         let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let header = entry.header().clone();
         let kind = header.entry_type();
@@ -247,7 +248,9 @@ impl Layer {
                 self.stats.files += 1;
             }
             tar::EntryType::Symlink => {
-                let target = header.link_name_bytes().map(|b| b.into_owned()).unwrap_or_default();
+                let target = header.link_name_bytes().map(|b| b.into_owned()).ok_or_else(|| {
+                    UnpackError::Archive(std::io::Error::other(format!("symlink {} has no target", raw.display())))
+                })?;
                 self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
                 // The target is stored verbatim: it is only ever resolved inside the root.
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io(&path, e))?;
@@ -264,7 +267,14 @@ impl Layer {
                 self.stats.symlinks += 1;
             }
             tar::EntryType::Link => {
-                let target_raw = header.link_name().map_err(UnpackError::Archive)?.unwrap_or_default().into_owned();
+                let target_raw = header
+                    .link_name()
+                    .map_err(UnpackError::Archive)?
+                    .ok_or_else(|| UnpackError::HardLinkOutside {
+                        entry: raw.display().to_string(),
+                        target: String::new(),
+                    })?
+                    .into_owned();
                 let outside = || UnpackError::HardLinkOutside {
                     entry: raw.display().to_string(),
                     target: target_raw.display().to_string(),
@@ -274,7 +284,8 @@ impl Layer {
                     Ok(None) | Err(_) => return Err(outside()),
                 };
                 let tparent = self.open_dir(target.parent().unwrap_or(Path::new("")), false).map_err(|_| outside())?;
-                let tname = target.file_name().unwrap_or_default();
+                // Invariant: `clean` returned a non-empty path, so it has a file name.
+                let Some(tname) = target.file_name() else { return Err(outside()) };
                 self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
                 // Without AT_SYMLINK_FOLLOW a link to a symlink links the symlink itself, never what it points at.
                 rustix::fs::linkat(&tparent, tname, &parent, &name, AtFlags::empty()).map_err(|e| io(&path, e))?;
@@ -402,7 +413,8 @@ impl Layer {
                 Err(e) => return Err(io(&d.path, e)),
             };
             let parent = self.open_dir(d.path.parent().unwrap_or(Path::new("")), false).map_err(|e| io(&d.path, e))?;
-            let name = d.path.file_name().unwrap_or_default();
+            // Invariant: directory entries come from `clean`, so each has a file name.
+            let Some(name) = d.path.file_name() else { continue };
             if let Some((uid, gid)) = d.owner {
                 rustix::fs::chownat(
                     &parent,
