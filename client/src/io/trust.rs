@@ -90,7 +90,7 @@ pub async fn refresh(
     for _ in 0..limits.max_root_rotations {
         let next = set.root().version + 1;
         match t.get_bounded(&format!("{b}{next}.root.json"), limits.root).await {
-            Ok(bytes) => set.update_root(&bytes)?,
+            Ok(bytes) => set = verify(set, move |s| s.update_root(&bytes)).await?,
             Err(e) if e.is_not_found() => break,
             Err(e) => return Err(e.into()),
         }
@@ -98,18 +98,20 @@ pub async fn refresh(
     set.finish_root()?;
     // 5.4
     let timestamp = t.get_bounded(&format!("{b}timestamp.json"), limits.timestamp).await?;
-    set.update_timestamp(&timestamp, previous.timestamp.as_ref())?;
+    let (ts, prev) = (timestamp.clone(), previous.timestamp.clone());
+    set = verify(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
     // 5.5: consistent snapshots, by the version the timestamp names.
     let snap_meta = set.timestamp().and_then(|ts| ts.meta.get("snapshot.json")).cloned();
     let version = snap_meta.as_ref().map_or(0, |m| m.version);
     let max = snap_meta.and_then(|m| m.length).unwrap_or(limits.snapshot).min(limits.snapshot);
     let snapshot = t.get_bounded(&format!("{b}{version}.snapshot.json"), max).await?;
-    set.update_snapshot(&snapshot, previous.snapshot.as_ref())?;
+    let (snap, prev) = (snapshot.clone(), previous.snapshot.clone());
+    set = verify(set, move |s| s.update_snapshot(&snap, prev.as_ref())).await?;
     // 5.6
     let meta = set.snapshot_entry("targets")?;
     let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
     let targets = t.get_bounded(&format!("{b}{}.targets.json", meta.version), max).await?;
-    set.update_targets(&targets)?;
+    set = verify(set, move |s| s.update_targets(&targets)).await?;
     Ok(Refreshed { set, timestamp, snapshot })
 }
 
@@ -132,7 +134,8 @@ pub async fn find_target(
             let meta = set.snapshot_entry(&role)?;
             let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
             let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
-            set.update_delegated(&role, &bytes, &parent)?;
+            let (r, p) = (role.clone(), parent.clone());
+            *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
         }
         let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
         let Some(targets) = targets else { continue };
@@ -160,4 +163,16 @@ pub async fn find_target(
         to_visit.extend(children);
     }
     Err(TrustError::NotSigned(name.into()))
+}
+
+/// Runs a verification step (signature checks over metadata of up to megabytes, delegation bounds) on the blocking
+/// pool, off the async workers, and hands the set back.
+async fn verify<F>(mut set: TrustedSet, step: F) -> Result<TrustedSet, TrustError>
+where
+    F: FnOnce(&mut TrustedSet) -> Result<(), TufError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || step(&mut set).map(|()| set))
+        .await
+        .map_err(|e| TufError::Malformed(format!("verification task failed: {e}")))?
+        .map_err(TrustError::from)
 }
