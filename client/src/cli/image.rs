@@ -1,0 +1,175 @@
+//! `wharf push`, `pull`, `unpack` and `run`: the image commands.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::progress::{bar, store_with_bar};
+use super::trust::publisher;
+use super::{now, passphrase, ClientConfig, Global};
+use crate::image_ref::ImageRef;
+use crate::name::Reference;
+use crate::publish::{SignOptions, SignedManifest};
+use crate::pull::{pull, PullOptions, TrustPolicy};
+use crate::push::{push, PushOptions, PushSource};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// A root metadata file to trust for the repository (pinned).
+    #[arg(long)]
+    pub trust_root: Option<PathBuf>,
+    /// Trust the repository's root as first served, then record and enforce it.
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+    /// DANGER: skip trust data; the registry alone decides what a tag means.
+    #[arg(long)]
+    pub insecure_skip_trust: bool,
+    /// Mirrors tried before the origin (repeatable).
+    #[arg(long = "mirror")]
+    pub mirrors: Vec<url::Url>,
+}
+
+pub(super) fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<PullOptions> {
+    let cfg = ClientConfig::load(&g.config())?;
+    let mut o = PullOptions::new(image.clone(), now());
+    o.insecure = g.insecure.iter().chain(cfg.insecure_registries.iter()).cloned().collect();
+    o.mirrors = t.mirrors.iter().chain(cfg.mirrors.iter()).cloned().collect();
+    o.speed = crate::transport::SpeedLimit {
+        min_bytes_per_sec: g.low_speed_limit,
+        window: std::time::Duration::from_secs(g.low_speed_time.max(1)),
+    };
+    let configured = cfg.trust_roots.get(&format!("{}/{}", image.host, image.repository)).cloned();
+    let pinned = match t.trust_root.as_ref().or(configured.as_ref()) {
+        Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),
+        None => None,
+    };
+    o.trust =
+        TrustPolicy { skip: t.insecure_skip_trust, pinned_root: pinned, trust_on_first_use: t.trust_on_first_use };
+    if t.insecure_skip_trust {
+        eprintln!("WARNING: --insecure-skip-trust: tags are NOT verified against signed trust data; the registry (or anyone between you and it) decides which image you get. Content is still checked against its digest.");
+    }
+    Ok(o)
+}
+
+/// Maps an error to the documented exit code.
+/// How layers are applied: the device policy and the unpacked-size limit.
+#[derive(Args, Debug, Clone)]
+pub struct UnpackArgs {
+    /// Create character and block device nodes the image contains (trusted images only). Without it each is an
+    /// empty placeholder file, named in a warning.
+    #[arg(long)]
+    allow_devices: bool,
+    /// Stop when the image unpacks to more than this many bytes (default 64 GiB): decompression bombs.
+    #[arg(long, default_value_t = crate::unpack::DEFAULT_MAX_UNPACKED)]
+    max_unpacked_bytes: u64,
+}
+
+impl UnpackArgs {
+    fn options(&self) -> crate::unpack::UnpackOptions {
+        crate::unpack::UnpackOptions {
+            devices: self.allow_devices,
+            max_bytes: self.max_unpacked_bytes,
+            ..Default::default()
+        }
+    }
+}
+
+pub(super) async fn push_cmd(g: &Global, src: &str, reference: &str, sign: bool) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let source: PushSource = src.parse()?;
+    let pushed = push(
+        &source,
+        &PushOptions {
+            image: image.clone(),
+            insecure: g.insecure.clone(),
+            concurrency: 4,
+            progress: bar("pushing"),
+            mount_records: Some(g.store()?.root().join("mounts")),
+        },
+    )
+    .await?;
+    println!(
+        "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
+        pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
+    );
+    if sign {
+        let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
+        let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+        let manifest = SignedManifest {
+            length: pushed.size,
+            digest: pushed.digest.clone(),
+            media_type: pushed.media_type.clone(),
+        };
+        let opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
+        let v = publisher(g, &image)?.sign(&opts).await?;
+        println!("{image}: signed {} (targets version {v})", pushed.digest);
+    }
+    Ok(())
+}
+
+pub(super) async fn pull_cmd(
+    g: &Global,
+    reference: &str,
+    trust: &TrustArgs,
+    output: Option<String>,
+) -> anyhow::Result<()> {
+    let store = store_with_bar(g, "pulling")?;
+    let p = pull(&store, &pull_options(g, reference.parse()?, trust)?).await?;
+    match &p.signed {
+        Some(s) => println!("{reference}: verified {} (signed by {})", p.digest, s.role),
+        None => println!("{reference}: {}", p.digest),
+    }
+    if let Some(out) = output {
+        let dir = out.strip_prefix("oci:").ok_or_else(|| anyhow::anyhow!("--output takes oci:DIR"))?;
+        crate::layout::export(&store, &p, &reference.parse::<ImageRef>()?, std::path::Path::new(dir))?;
+        println!("wrote OCI layout {dir}");
+    }
+    Ok(())
+}
+
+pub(super) async fn unpack_cmd(
+    g: &Global,
+    reference: &str,
+    dir: &Path,
+    trust: &TrustArgs,
+    unpack: &UnpackArgs,
+) -> anyhow::Result<()> {
+    let store = store_with_bar(g, "pulling")?;
+    let image: ImageRef = reference.parse()?;
+    let opts = pull_options(g, image.clone(), trust)?;
+    let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
+        // Not pulled yet: download and apply layers in one pipeline.
+        crate::pull::pull_unpack(&store, &opts, dir, unpack.options()).await?.layers.len()
+    } else {
+        let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+        crate::runtime::unpack_image(&store, &layers, dir, &unpack.options())?;
+        layers.len()
+    };
+    println!("{reference}: unpacked {n} layers into {}", dir.display());
+    Ok(())
+}
+
+pub(super) async fn run_cmd(
+    g: &Global,
+    reference: &str,
+    trust: &TrustArgs,
+    unpack: &UnpackArgs,
+    args: &[String],
+) -> anyhow::Result<()> {
+    let store = store_with_bar(g, "pulling")?;
+    let image: ImageRef = reference.parse()?;
+    let opts = pull_options(g, image.clone(), trust)?;
+    if store.get_ref(&image).is_none() {
+        pull(&store, &opts).await?;
+    }
+    let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+    let bundle = std::env::temp_dir().join(format!("wharf-run-{}", std::process::id()));
+    crate::runtime::make_bundle(&store, &config, &layers, &bundle, args, &unpack.options())?;
+    let code = crate::runtime::run_bundle(&bundle, &format!("wharf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&bundle);
+    let code = code?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! `wharf trust`: init, sign, revoke, inspect, keys and signers, modelled on `docker trust` and `notary`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::image::{pull_options, TrustArgs};
+use super::{now, passphrase, ClientConfig, Global};
+use crate::image_ref::ImageRef;
+use crate::name::Reference;
+use crate::publish::{KeyStore, Passphrases, Publisher, SignOptions};
+use crate::transport::Transport;
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Create root and targets keys, fetch the service's keys, publish the first metadata. REF is HOST/REPOSITORY.
+    Init { reference: String },
+    /// Sign the manifest a tag points to now (into the top-level targets, or as a delegated signer).
+    Sign {
+        reference: String,
+        /// Sign as this delegated signer, with the local key of that name (see `trust key generate`).
+        #[arg(long)]
+        signer: Option<String>,
+    },
+    /// Keys: `generate NAME` makes a signer key (writes NAME.pub); `rotate REF ROLE` replaces a role's key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Delegations: let a signer's key sign tags of a repository, or stop letting it.
+    #[command(subcommand)]
+    Signer(SignerCommand),
+    /// Remove a tag's signature.
+    Revoke { reference: String },
+    /// Show the signed tags of a repository (verified).
+    Inspect {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate a signer key NAME, sealed under the repository passphrase; writes NAME.pub.
+    Generate {
+        name: String,
+        /// Where to write NAME.pub (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Rotate ROLE's key (root, targets, timestamp or snapshot) of HOST/REPOSITORY.
+    Rotate { reference: String, role: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignerCommand {
+    /// Delegate every tag of HOST/REPOSITORY to the public key in FILE, as signer NAME.
+    Add {
+        name: String,
+        reference: String,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Revoke signer NAME of HOST/REPOSITORY.
+    Remove { name: String, reference: String },
+}
+
+pub(super) fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {
+    let cfg = g.config();
+    let insecure: Vec<String> =
+        g.insecure.iter().chain(ClientConfig::load(&cfg)?.insecure_registries.iter()).cloned().collect();
+    Ok(Publisher {
+        transport: Transport::new(&image.host, &insecure)?,
+        host: image.host.clone(),
+        repo: image.repository.clone(),
+        keys: KeyStore::open(&cfg.join("trust/private"))?,
+        state_dir: cfg.join("trust/repos"),
+    })
+}
+
+pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
+    match cmd {
+        TrustCommand::Init { reference } => {
+            let image: ImageRef = reference.parse()?;
+            let pass = Passphrases {
+                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the new root key: ")?,
+                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
+            };
+            let root = publisher(&g, &image)?.init(&pass, now()).await?;
+            // The publisher trusts the root it just made: pin it for this machine's pulls.
+            let bytes = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
+            g.store()?.pin_root(&image.host, &image.repository, &bytes, true)?;
+            println!(
+                "{}/{}: trust initialised; root metadata to pin: {}",
+                image.host,
+                image.repository,
+                root.display()
+            );
+        }
+        TrustCommand::Key(KeyCommand::Generate { name, dir }) => {
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
+                anyhow::bail!("a signer name is letters, digits, '-' and '_'");
+            }
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new key: ")?;
+            let keys = KeyStore::open(&g.config().join("trust/private"))?;
+            let key = keys.generate(&format!("signer:{name}"), &pass)?;
+            let path = dir.join(format!("{name}.pub"));
+            std::fs::write(&path, serde_json::to_vec_pretty(key.public())?)?;
+            println!("generated signer key {name} ({}); public key in {}", key.key_id(), path.display());
+        }
+        TrustCommand::Key(KeyCommand::Rotate { reference, role }) => {
+            let image: ImageRef = reference.parse()?;
+            let pass = Passphrases {
+                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the root key: ")?,
+                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?,
+            };
+            let p = publisher(&g, &image)?;
+            let v = p.rotate(&role, &pass, now()).await?;
+            // Every rotation makes a new root version, signed by the old root: pin the newest.
+            let path = p.root_path();
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            g.store()?.pin_root(&image.host, &image.repository, &bytes, false)?;
+            println!("{}/{}: {role} key rotated (root version {v})", image.host, image.repository);
+        }
+        TrustCommand::Signer(SignerCommand::Add { name, reference, key }) => {
+            let image: ImageRef = reference.parse()?;
+            let public: crate::tuf::PublicKey = serde_json::from_slice(&std::fs::read(&key)?)?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.add_signer(&name, &public, &pass, now()).await?;
+            println!("{}/{}: signer {name} added (targets version {v})", image.host, image.repository);
+        }
+        TrustCommand::Signer(SignerCommand::Remove { name, reference }) => {
+            let image: ImageRef = reference.parse()?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.remove_signer(&name, &pass, now()).await?;
+            println!("{}/{}: signer {name} removed (targets version {v})", image.host, image.repository);
+        }
+        TrustCommand::Sign { reference, signer } => {
+            let image: ImageRef = reference.parse()?;
+            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
+            let p = publisher(&g, &image)?;
+            let manifest = p.fetch_manifest(tag).await?;
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
+            let opts = SignOptions { tag, manifest: &manifest, signer: signer.as_deref(), pass: &pass, now: now() };
+            let v = p.sign(&opts).await?;
+            let digest = &manifest.digest;
+            println!("{image}: signed {digest} ({} version {v})", signer.as_deref().unwrap_or("targets"));
+        }
+        TrustCommand::Revoke { reference } => {
+            let image: ImageRef = reference.parse()?;
+            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("revoke a tag: HOST/REPOSITORY:TAG") };
+            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+            let v = publisher(&g, &image)?.revoke(tag.as_str(), &pass, now()).await?;
+            println!("{image}: signature revoked (targets version {v})");
+        }
+        TrustCommand::Inspect { reference, json, trust } => {
+            let image: ImageRef = reference.parse()?;
+            let mut t = trust.clone();
+            if t.trust_root.is_none() {
+                let own = publisher(&g, &image)?.root_path();
+                if own.exists() {
+                    t.trust_root = Some(own);
+                }
+            }
+            let opts = pull_options(&g, image.clone(), &t)?;
+            let rows = crate::inspect::signed_tags(&g.store()?, &opts).await?;
+            let only = match &image.reference {
+                Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => {
+                    Some(tag.to_string())
+                }
+                _ => None,
+            };
+            let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
+            if json {
+                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str()})).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("Signatures for {}/{}\n", image.host, image.repository);
+                println!("{:<24} {:<72} SIGNER", "SIGNED TAG", "DIGEST");
+                for r in rows {
+                    println!("{:<24} {:<72} {}", r.name, r.digest, r.role);
+                }
+            }
+        }
+    }
+    Ok(())
+}
