@@ -2,15 +2,19 @@
 //! keys, the service's timestamp and snapshot keys, the first metadata), and signing or revoking tags by
 //! publishing new targets metadata. Signing an index signs the index digest.
 
+mod keys;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use keys::KeyStore;
+
 use crate::digest::Digest;
 use crate::name::{RepositoryName, Tag};
-use crate::seal::{Kek, SealError};
+use crate::seal::SealError;
 use crate::transport::{Transport, TransportError};
 use crate::trust::{refresh, Previous, TrustError, TrustLimits};
 use crate::tuf::{
@@ -39,81 +43,6 @@ pub enum PublishError {
     Refused(String),
     #[error("{0} is already initialised (its root is in {1})")]
     AlreadyInitialised(String, String),
-}
-
-#[derive(Serialize, Deserialize)]
-struct SealedKey {
-    role: String,
-    public: PublicKey,
-    salt: String,
-    sealed: String,
-}
-
-/// Private keys under `dir`, one file per key id, each sealed with a passphrase (Argon2id + XChaCha20-Poly1305).
-pub struct KeyStore {
-    dir: PathBuf,
-}
-
-impl KeyStore {
-    pub fn open(dir: &Path) -> std::io::Result<KeyStore> {
-        std::fs::create_dir_all(dir)?;
-        #[cfg(unix)]
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        Ok(KeyStore { dir: dir.to_path_buf() })
-    }
-
-    /// Generates a key for `role` and stores it sealed under `passphrase`.
-    pub fn generate(&self, role: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
-        let mut secret = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
-        let key = SigningKey::from_bytes(&secret);
-        secret.fill(0);
-        let mut salt = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
-        let kek = Kek::derive(passphrase, &salt)?;
-        let sealed = kek.seal(&key.secret_bytes(), key.key_id().as_bytes());
-        let file = SealedKey {
-            role: role.into(),
-            public: key.public().clone(),
-            salt: hex::encode(salt),
-            sealed: hex::encode(sealed),
-        };
-        let path = self.dir.join(format!("{}.key", key.key_id()));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(
-            &mut opts.open(path)?,
-            &serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?,
-        )?;
-        Ok(key)
-    }
-
-    /// The id of the newest key stored for `role` (e.g. `signer:alice`), if any.
-    pub fn find(&self, role: &str) -> Option<String> {
-        let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&self.dir)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                let file: SealedKey = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
-                let when = e.metadata().and_then(|m| m.modified()).ok()?;
-                (file.role == role).then(|| (when, file.public.key_id()))
-            })
-            .collect();
-        found.sort();
-        found.pop().map(|(_, id)| id)
-    }
-
-    pub fn load(&self, key_id: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
-        let text = std::fs::read(self.dir.join(format!("{key_id}.key")))?;
-        let file: SealedKey = serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let salt = hex::decode(&file.salt).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let sealed = hex::decode(&file.sealed).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let secret = Kek::derive(passphrase, &salt)?.open(&sealed, key_id.as_bytes())?;
-        let bytes: [u8; 32] = secret.try_into().map_err(|_| std::io::Error::other("bad key length"))?;
-        Ok(SigningKey::from_bytes(&bytes))
-    }
 }
 
 /// What the publisher records per repository: its key ids and the newest root it signed.
@@ -297,7 +226,7 @@ impl Publisher {
         let key_id = self.keys.find(&format!("signer:{signer}")).ok_or_else(|| PublishError::NoKey {
             role: format!("signer {signer}"),
             repo: self.repo.to_string(),
-            dir: self.keys.dir.display().to_string(),
+            dir: self.keys.dir().display().to_string(),
         })?;
         let key = self.keys.load(&key_id, pass)?;
         let mut r = refresh(

@@ -200,3 +200,27 @@ pub fn run_bundle(bundle: &Path, id: &str) -> Result<i32, RuntimeError> {
 fn which(cmd: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_users_resolve_or_fail_never_fall_back_to_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65533::/:/bin/false\n")
+            .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(user("", root).unwrap(), (0, 0));
+        assert_eq!(user("nobody", root).unwrap(), (65534, 65533));
+        assert_eq!(user("nobody:staff", root).unwrap(), (65534, 50));
+        assert_eq!(user("1000:1001", root).unwrap(), (1000, 1001));
+        assert!(matches!(user("ghost", root), Err(RuntimeError::User(_))));
+        assert!(matches!(user("nobody:ghosts", root), Err(RuntimeError::User(_))));
+        // No passwd at all: a named user is an error, not root.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(user("nobody", empty.path()), Err(RuntimeError::User(_))));
+    }
+}

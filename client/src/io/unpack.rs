@@ -6,15 +6,19 @@
 //! and opaque whiteouts remove content of lower layers; directory modes and times are applied last, so that a
 //! read-only directory can still receive its children.
 
+mod fsops;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+
+use fsops::{lexical_in_root, list, remove_all, set_xattrs, times};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -432,71 +436,6 @@ impl Layer {
                 .map_err(|e| io(&d.path, e))?;
         }
         Ok(())
-    }
-}
-
-/// `target` (a symlink's text) taken from directory `base`, with the root as `/` and `..` stopping at the root.
-fn lexical_in_root(base: &Path, target: &Path) -> PathBuf {
-    let mut out: Vec<&OsStr> = if target.is_absolute() { Vec::new() } else { base.iter().collect() };
-    for c in target.components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out.iter().collect()
-}
-
-fn times(mtime: u64) -> rustix::fs::Timestamps {
-    let t = rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
-    rustix::fs::Timestamps { last_access: t, last_modification: t }
-}
-
-/// The names in a directory, without `.` and `..`.
-fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<std::ffi::OsString>> {
-    let fd = rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut d = rustix::fs::Dir::read_from(&fd)?;
-    let mut out = Vec::new();
-    while let Some(e) = d.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            out.push(OsStr::from_bytes(n).to_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// Removes `name` in `dir`, recursively if it is a directory; never follows a symlink.
-fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => return Ok(()),
-        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
-        Err(e) => return Err(e),
-    }
-    let sub = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for child in list(&sub)? {
-        remove_all(&sub, &child)?;
-    }
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
-}
-
-/// Extended attributes recorded as PAX `SCHILY.xattr.*`, set where the filesystem allows.
-fn set_xattrs<R: Read>(file: &std::fs::File, entry: &mut tar::Entry<R>) {
-    let Ok(Some(exts)) = entry.pax_extensions() else { return };
-    for ext in exts.flatten() {
-        let Ok(key) = ext.key() else { continue };
-        if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-            let _ = rustix::fs::fsetxattr(file, name, ext.value_bytes(), rustix::fs::XattrFlags::empty());
-        }
     }
 }
 
