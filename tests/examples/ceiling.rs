@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sha2::Digest as _;
 
+const BATCH: usize = 4 << 20;
+
 struct Upload {
     file: std::fs::File,
     hasher: sha2::Sha256,
@@ -70,16 +72,28 @@ async fn run(c: &Ceiling, req: Request) -> anyhow::Result<Response> {
         let id = id.to_string();
         let up = c.uploads.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
         let Some(up) = up else { return Ok(StatusCode::NOT_FOUND.into_response()) };
+        // Bytes are gathered into 4 MiB batches, each hashed and written in one go off the async workers.
         let mut body = req.into_body().into_data_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            let up = Arc::clone(&up);
-            tokio::task::block_in_place(move || -> std::io::Result<()> {
-                let mut u = up.lock().unwrap_or_else(|p| p.into_inner());
-                u.hasher.update(&chunk);
-                u.len += chunk.len() as u64;
-                u.file.write_all(&chunk)
-            })?;
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let next = body.next().await.transpose()?;
+            if let Some(chunk) = &next {
+                batch.extend_from_slice(chunk);
+            }
+            if batch.len() >= BATCH || (next.is_none() && !batch.is_empty()) {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let up = Arc::clone(&up);
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    let mut u = up.lock().unwrap_or_else(|p| p.into_inner());
+                    u.hasher.update(&full);
+                    u.len += full.len() as u64;
+                    u.file.write_all(&full)
+                })
+                .await??;
+            }
+            if next.is_none() {
+                break;
+            }
         }
         if method == Method::PATCH {
             let len = up.lock().unwrap_or_else(|p| p.into_inner()).len;
