@@ -291,6 +291,7 @@ async fn every_rule_has_a_refusal() {
     let dk = key(16);
     let deleg = Delegations {
         keys: keymap(&[dk.public()]),
+        succinct_roles: None,
         roles: vec![DelegatedRole {
             name: "release".into(),
             keyids: vec![dk.key_id().clone()],
@@ -416,6 +417,7 @@ async fn wharf_client_resolves_tags_through_the_trust_service() {
     let (ra, tk, dk) = (key(31), key(32), key(33));
     let deleg = Delegations {
         keys: keymap(&[dk.public()]),
+        succinct_roles: None,
         roles: vec![DelegatedRole {
             name: "release".into(),
             keyids: vec![dk.key_id().clone()],

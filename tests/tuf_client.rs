@@ -149,6 +149,11 @@ fn unknown_key_types_are_ignored() {
 }
 
 #[test]
+fn succinct_hash_bin_delegations() {
+    check("succinct");
+}
+
+#[test]
 fn tampered_badly_signed_and_expired_metadata_fail() {
     check("tampered");
     check("bad-sig");

@@ -253,6 +253,12 @@ fn check_targets(
 
 fn check_delegations(role: &str, t: &Targets, d: &Delegations) -> Result<(), TufError> {
     check_delegation_bounds(role, t)?;
+    if d.succinct_roles.is_some() {
+        return Err(TufError::BadRole {
+            role: role.into(),
+            reason: "succinct_roles (hash-bin delegations) are not accepted by this trust service".into(),
+        });
+    }
     check_keys(role, &d.keys)?;
     let mut names = BTreeSet::new();
     for r in &d.roles {

@@ -271,8 +271,11 @@ impl Publisher {
     /// Delegates every tag to a signer's key (`trust signer add`), or adds the key to an existing signer.
     pub async fn add_signer(&self, name: &str, key: &PublicKey, pass: &[u8], now: i64) -> Result<u64, PublishError> {
         let (state, mut t) = self.current_targets(now).await?;
-        let d =
-            t.delegations.get_or_insert_with(|| crate::tuf::Delegations { keys: BTreeMap::new(), roles: Vec::new() });
+        let d = t.delegations.get_or_insert_with(|| crate::tuf::Delegations {
+            keys: BTreeMap::new(),
+            roles: Vec::new(),
+            succinct_roles: None,
+        });
         d.keys.insert(key.key_id(), key.clone());
         match d.roles.iter_mut().find(|r| r.name == name) {
             Some(r) if !r.keyids.contains(&key.key_id()) => r.keyids.push(key.key_id()),

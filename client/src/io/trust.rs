@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{path_delegated, RoleName, Snapshot, Timestamp, TrustedSet, TufError};
+use crate::tuf::{RoleName, Snapshot, Timestamp, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -150,13 +150,11 @@ pub async fn find_target(
             return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role });
         }
         let mut children = Vec::new();
-        for d in targets.delegations.iter().flat_map(|d| d.roles.iter()) {
-            if path_delegated(d, name) {
-                children.push((d.name.clone(), role.clone()));
-                if d.terminating {
-                    to_visit.clear();
-                    break;
-                }
+        for (child, terminating) in targets.delegations.iter().flat_map(|d| d.roles_for_target(name)) {
+            children.push((child, role.clone()));
+            if terminating {
+                to_visit.clear();
+                break;
             }
         }
         children.reverse();

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{check_hashes, path_delegated, Role, Snapshot, TargetFile, Timestamp, TrustedSet, TufError};
+use crate::tuf::{check_hashes, Role, Snapshot, TargetFile, Timestamp, TrustedSet, TufError};
 
 /// Size limits on downloads (python-tuf's defaults) and bounds on the walks.
 #[derive(Debug, Clone, Copy)]
@@ -143,13 +143,11 @@ impl RepoClient {
                 return Ok(t.clone());
             }
             let mut children = Vec::new();
-            for d in targets.delegations.iter().flat_map(|d| d.roles.iter()) {
-                if path_delegated(d, name) {
-                    children.push((d.name.clone(), role.clone()));
-                    if d.terminating {
-                        to_visit.clear();
-                        break;
-                    }
+            for (child, terminating) in targets.delegations.iter().flat_map(|d| d.roles_for_target(name)) {
+                children.push((child, role.clone()));
+                if terminating {
+                    to_visit.clear();
+                    break;
                 }
             }
             to_visit.extend(children.into_iter().rev());

@@ -16,8 +16,8 @@ pub use cjson::canonical;
 pub use envelope::{Envelope, Signature};
 pub use key::{KeyId, PublicKey, Scheme, SigningKey};
 pub use role::{
-    DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, TargetFile, Targets,
-    Timestamp, SPEC_VERSION,
+    DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, SuccinctRoles, TargetFile,
+    Targets, Timestamp, SPEC_VERSION,
 };
 pub use time::{format_time, parse_time};
 pub use trusted::{check_file, check_hashes, TrustedSet};

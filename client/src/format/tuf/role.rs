@@ -175,10 +175,82 @@ pub struct DelegatedRole {
     pub path_hash_prefixes: Option<Vec<String>>,
 }
 
+/// Delegations: named roles with paths, or (TAP 15) `succinct_roles`, hash bins that share keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delegations {
     pub keys: BTreeMap<KeyId, PublicKey>,
+    #[serde(default)]
     pub roles: Vec<DelegatedRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+}
+
+impl Delegations {
+    /// The keys and threshold of the delegated role `name`, if this delegates to it.
+    pub fn role_keys(&self, name: &str) -> Option<(&[KeyId], u32)> {
+        if let Some(r) = self.roles.iter().find(|r| r.name == name) {
+            return Some((&r.keyids, r.threshold));
+        }
+        let s = self.succinct_roles.as_ref().filter(|s| s.is_delegated_role(name))?;
+        Some((&s.keyids, s.threshold))
+    }
+
+    /// The roles to search for `target`, in order, each with whether it is terminating (5.6.7.2). A succinct
+    /// delegation names exactly one bin, which is terminating.
+    pub fn roles_for_target(&self, target: &str) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = self
+            .roles
+            .iter()
+            .filter(|r| super::path_delegated(r, target))
+            .map(|r| (r.name.clone(), r.terminating))
+            .collect();
+        if let Some(s) = &self.succinct_roles {
+            out.push((s.role_for_target(target), true));
+        }
+        out
+    }
+}
+
+/// TAP 15 hash-bin delegation: `2^bit_length` roles named `<name_prefix>-<hex bin>`, sharing keys and threshold;
+/// a target belongs to the bin its sha256's first `bit_length` bits select.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<KeyId>,
+    pub threshold: u32,
+    pub bit_length: u32,
+    pub name_prefix: String,
+}
+
+impl SuccinctRoles {
+    /// Whether the parameters are usable: `bit_length` in 1..=32.
+    pub fn valid(&self) -> bool {
+        (1..=32).contains(&self.bit_length)
+    }
+
+    fn suffix_len(&self) -> usize {
+        let last = (1u64 << self.bit_length.clamp(1, 32)) - 1;
+        format!("{last:x}").len()
+    }
+
+    /// The bin role responsible for `target`.
+    pub fn role_for_target(&self, target: &str) -> String {
+        use sha2::Digest as _;
+        let h = sha2::Sha256::digest(target.as_bytes());
+        let first = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        let bin = u64::from(first) >> (32 - self.bit_length.clamp(1, 32));
+        format!("{}-{:0width$x}", self.name_prefix, bin, width = self.suffix_len())
+    }
+
+    /// Whether `name` is one of the bins.
+    pub fn is_delegated_role(&self, name: &str) -> bool {
+        let Some(suffix) = name.strip_prefix(&self.name_prefix).and_then(|s| s.strip_prefix('-')) else {
+            return false;
+        };
+        self.valid()
+            && suffix.len() == self.suffix_len()
+            && suffix.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < (1u64 << self.bit_length))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,5 +268,23 @@ pub struct Targets {
 impl Targets {
     pub fn delegated_role(&self, name: &str) -> Option<&DelegatedRole> {
         self.delegations.as_ref()?.roles.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SuccinctRoles;
+
+    #[test]
+    fn succinct_bins_match_python_tuf() {
+        let s = SuccinctRoles { keyids: vec![], threshold: 1, bit_length: 8, name_prefix: "bin".into() };
+        // python-tuf's SuccinctRoles(bit_length=8, name_prefix="bin").get_role_for_target("bins/app.tar").
+        assert_eq!(s.role_for_target("bins/app.tar"), "bin-28");
+        assert!(s.is_delegated_role("bin-00") && s.is_delegated_role("bin-ff"));
+        assert!(!s.is_delegated_role("bin-100") && !s.is_delegated_role("bin-0") && !s.is_delegated_role("bn-01"));
+        let wide = SuccinctRoles { bit_length: 10, ..s.clone() };
+        assert!(wide.is_delegated_role("bin-3ff") && !wide.is_delegated_role("bin-400"));
+        let bad = SuccinctRoles { bit_length: 33, ..s };
+        assert!(!bad.valid());
     }
 }

@@ -241,11 +241,11 @@ impl TrustedSet {
             reason: format!("delegator {delegator} not loaded"),
         })?;
         let d = parent.delegations.as_ref().ok_or_else(|| TufError::UnknownRole(name.into()))?;
-        let role = d.roles.iter().find(|r| r.name == name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
+        let (keyids, threshold) = d.role_keys(name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
         let meta = self.snapshot_entry(name)?;
         check_file(name, bytes, &meta, "snapshot")?;
         let env = Envelope::parse(bytes)?;
-        check_threshold(name, &env, &d.keys, &role.keyids, role.threshold)?;
+        check_threshold(name, &env, &d.keys, keyids, threshold)?;
         let new: Targets = decode(&env, "targets")?;
         check_delegation_bounds(name, &new)?;
         if new.version != meta.version {

@@ -63,6 +63,9 @@ pub const MAX_PATTERN_LEN: usize = 1024;
 pub fn check_delegation_bounds(role: &str, targets: &super::Targets) -> Result<(), TufError> {
     let Some(d) = &targets.delegations else { return Ok(()) };
     let bad = |reason: String| Err(TufError::BadRole { role: role.into(), reason });
+    if d.succinct_roles.as_ref().is_some_and(|s| !s.valid() || !d.roles.is_empty()) {
+        return bad("succinct_roles needs bit_length 1..=32 and no roles beside it".into());
+    }
     if d.roles.len() > MAX_DELEGATED_ROLES {
         return bad(format!("{} delegated roles, at most {MAX_DELEGATED_ROLES}", d.roles.len()));
     }

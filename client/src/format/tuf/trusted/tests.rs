@@ -58,6 +58,7 @@ fn targets(version: u64, tag: &str, deleg: Option<&SigningKey>) -> Targets {
         )]),
         delegations: deleg.map(|d| Delegations {
             keys: BTreeMap::from([(d.key_id().clone(), d.public().clone())]),
+            succinct_roles: None,
             roles: vec![DelegatedRole {
                 name: "team".into(),
                 keyids: vec![d.key_id().clone()],
