@@ -159,6 +159,13 @@ fn clean(raw: &Path) -> Result<Option<PathBuf>, UnpackError> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
+/// Creates `name` in `parent` as a new regular file (mode 0600 until the entry's mode is applied), never following
+/// or reusing what is there.
+fn create_new(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<std::fs::File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(parent, name, flags, Mode::from_raw_mode(0o600)).map(std::fs::File::from)
+}
+
 fn io(entry: &Path, e: impl Into<std::io::Error>) -> UnpackError {
     UnpackError::Io { entry: entry.display().to_string(), source: e.into() }
 }
@@ -229,14 +236,7 @@ impl Layer {
                 }
                 self.stats.bytes += size;
                 self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
-                let fd = rustix::fs::openat(
-                    &parent,
-                    &name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io(&path, e))?;
-                let mut file = std::fs::File::from(fd);
+                let mut file = create_new(&parent, &name).map_err(|e| io(&path, e))?;
                 std::io::copy(entry, &mut file).map_err(|e| io(&path, e))?;
                 if let Some((uid, gid)) = owner {
                     rustix::fs::fchown(
@@ -298,13 +298,7 @@ impl Layer {
             tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
                 if kind != tar::EntryType::Fifo && !self.opts.devices {
                     self.replace(&parent, &name, existing_is_dir, existing.is_some()).map_err(|e| io(&path, e))?;
-                    let placeholder = rustix::fs::openat(
-                        &parent,
-                        &name,
-                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
-                    )
-                    .map_err(|e| io(&path, e))?;
+                    let placeholder = create_new(&parent, &name).map_err(|e| io(&path, e))?;
                     rustix::fs::fchmod(&placeholder, Mode::from_raw_mode(mode & 0o666)).map_err(|e| io(&path, e))?;
                     self.stats.placeholder_devices.push(path.display().to_string());
                     self.created.insert(path);
