@@ -2,14 +2,12 @@
 //! find a tag's target through the delegation tree. Every download is size-bounded; every decision is made by
 //! the pure [`TrustedSet`].
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{RoleName, Snapshot, Timestamp, TrustedSet, TufError};
+use crate::tuf::{DelegationSearch, RoleName, Snapshot, Timestamp, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -124,12 +122,8 @@ pub async fn find_target(
     limits: &TrustLimits,
 ) -> Result<SignedTarget, TrustError> {
     let b = base(repo);
-    let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
-    let mut visited = HashSet::new();
-    while let Some((role, parent)) = to_visit.pop() {
-        if visited.len() >= limits.max_delegations || !visited.insert(role.clone()) {
-            continue;
-        }
+    let mut search = DelegationSearch::new(limits.max_delegations);
+    while let Some((role, parent)) = search.next_role() {
         if role != "targets" && set.delegated(&role).is_none() {
             let meta = set.snapshot_entry(&role)?;
             let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
@@ -149,16 +143,7 @@ pub async fn find_target(
                 tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
             return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role });
         }
-        let mut children = Vec::new();
-        for (child, terminating) in targets.delegations.iter().flat_map(|d| d.roles_for_target(name)) {
-            children.push((child, role.clone()));
-            if terminating {
-                to_visit.clear();
-                break;
-            }
-        }
-        children.reverse();
-        to_visit.extend(children);
+        search.descend(&role, targets, name);
     }
     Err(TrustError::NotSigned(name.into()))
 }

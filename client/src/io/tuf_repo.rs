@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{check_hashes, Role, Snapshot, TargetFile, Timestamp, TrustedSet, TufError};
+use crate::tuf::{check_hashes, DelegationSearch, Role, Snapshot, TargetFile, Timestamp, TrustedSet, TufError};
 
 /// Size limits on downloads (python-tuf's defaults) and bounds on the walks.
 #[derive(Debug, Clone, Copy)]
@@ -127,30 +127,15 @@ impl RepoClient {
     /// 5.6.7: a pre-order depth-first search of the delegation tree for `name`, loading roles on demand;
     /// `terminating` delegations end the search of their siblings, and at most `max_delegations` roles are visited.
     pub async fn find(&self, set: &mut TrustedSet, name: &str) -> Result<TargetFile, RepoError> {
-        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
-        let mut visited = std::collections::HashSet::new();
-        while let Some((role, parent)) = to_visit.pop() {
-            if visited.len() >= self.limits.max_delegations {
-                break;
-            }
-            if !visited.insert((role.clone(), parent.clone())) {
-                continue;
-            }
+        let mut search = DelegationSearch::new(self.limits.max_delegations);
+        while let Some((role, parent)) = search.next_role() {
             self.load_targets(set, &role, &parent).await?;
             let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
             let Some(targets) = targets else { continue };
             if let Some(t) = targets.targets.get(name) {
                 return Ok(t.clone());
             }
-            let mut children = Vec::new();
-            for (child, terminating) in targets.delegations.iter().flat_map(|d| d.roles_for_target(name)) {
-                children.push((child, role.clone()));
-                if terminating {
-                    to_visit.clear();
-                    break;
-                }
-            }
-            to_visit.extend(children.into_iter().rev());
+            search.descend(&role, targets, name);
         }
         Err(RepoError::NotFound(name.into()))
     }

@@ -8,6 +8,7 @@ mod cjson;
 mod envelope;
 mod key;
 mod role;
+mod search;
 mod time;
 mod trusted;
 mod verify;
@@ -19,6 +20,7 @@ pub use role::{
     DelegatedRole, Delegations, Expires, MetaFile, Role, RoleKeys, RoleName, Root, Snapshot, SuccinctRoles, TargetFile,
     Targets, Timestamp, SPEC_VERSION,
 };
+pub use search::DelegationSearch;
 pub use time::{format_time, parse_time};
 pub use trusted::{check_file, check_hashes, TrustedSet};
 pub use verify::{
