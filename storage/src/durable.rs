@@ -29,8 +29,9 @@ pub fn commit(from: &Path, to: &Path) -> Result<()> {
     }
     sync_dir(dir)?;
     if created {
-        // The new directory's own entry lives in its parent (and a new parent's in its parent).
-        for d in dir.ancestors().skip(1).take(2) {
+        // A new directory's entry lives in its parent: sync up the `<algorithm>/<xx>` levels and `blobs/` itself
+        // to the store root, as the first blob of a prefix may have created all three.
+        for d in dir.ancestors().skip(1).take(3) {
             sync_dir(d)?;
         }
     }

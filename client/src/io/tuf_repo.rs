@@ -104,20 +104,24 @@ impl RepoClient {
         write_atomic(&self.dir.join("timestamp.json"), &ts)?;
         // 5.5: the local snapshot is the rollback reference, and is kept if it is the one the timestamp names.
         let prev_snap = self.local::<Snapshot>(&set, Role::Snapshot, "snapshot.json")?;
-        let local = self.read("snapshot.json")?;
-        let reused = match (&local, &prev_snap) {
-            (Some(bytes), Some(_)) => set.clone().update_snapshot(bytes, prev_snap.as_ref()).is_ok(),
-            _ => false,
-        };
-        if let (true, Some(bytes)) = (reused, &local) {
-            set.update_snapshot(bytes, prev_snap.as_ref())?;
-        } else {
-            let meta = set.timestamp().and_then(|t| t.meta.get("snapshot.json")).cloned();
-            let version = meta.as_ref().map_or(0, |m| m.version);
-            let max = meta.and_then(|m| m.length).unwrap_or(self.limits.snapshot);
-            let bytes = self.meta.get_bounded(&self.role_url("snapshot", version, &set), max).await?;
-            set.update_snapshot(&bytes, prev_snap.as_ref())?;
-            write_atomic(&self.dir.join("snapshot.json"), &bytes)?;
+        // Each candidate is verified once, on a copy that replaces the set only if it passed.
+        let mut reused = None;
+        if let (Some(bytes), Some(_)) = (self.read("snapshot.json")?, &prev_snap) {
+            let mut probe = set.clone();
+            if probe.update_snapshot(&bytes, prev_snap.as_ref()).is_ok() {
+                reused = Some(probe);
+            }
+        }
+        match reused {
+            Some(probe) => set = probe,
+            None => {
+                let meta = set.timestamp().and_then(|t| t.meta.get("snapshot.json")).cloned();
+                let version = meta.as_ref().map_or(0, |m| m.version);
+                let max = meta.and_then(|m| m.length).unwrap_or(self.limits.snapshot);
+                let bytes = self.meta.get_bounded(&self.role_url("snapshot", version, &set), max).await?;
+                set.update_snapshot(&bytes, prev_snap.as_ref())?;
+                write_atomic(&self.dir.join("snapshot.json"), &bytes)?;
+            }
         }
         // 5.6: top-level targets.
         self.load_targets(&mut set, "targets", "root").await?;
@@ -196,7 +200,8 @@ impl RepoClient {
         if let Some(local) = self.read(&file)? {
             let mut probe = set.clone();
             if apply(&mut probe, &local).is_ok() {
-                return Ok(apply(set, &local)?);
+                *set = probe;
+                return Ok(());
             }
         }
         let meta = set.snapshot_entry(role)?;
