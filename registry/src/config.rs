@@ -26,6 +26,62 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub trust: TrustConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub insecure: InsecureConfig,
+}
+
+/// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Access control. Off by default; on, every `/v2/` request needs a grant (see README).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub enabled: Option<bool>,
+    pub service: Option<String>,
+    pub issuer: Option<String>,
+    /// The token endpoint's public URL, for servers behind a proxy; default: `/auth/token` at the request's host.
+    pub realm: Option<String>,
+    pub token_lifetime_secs: Option<i64>,
+    pub refresh_lifetime_secs: Option<i64>,
+    /// Failed logins before the lock-out starts (default 5).
+    pub throttle_after: Option<u32>,
+    /// The first lock-out in milliseconds, doubling with each further failure (default 1000).
+    pub throttle_base_ms: Option<u64>,
+    /// The longest lock-out in seconds (default 900).
+    pub throttle_max_secs: Option<u64>,
+    #[serde(default)]
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Not read from the file: `WHARF_ADMIN_PASSWORD` only.
+    #[serde(skip)]
+    pub admin_password: Option<String>,
+}
+
+/// An external token issuer whose tokens are accepted: its `iss` and a JWKS file of its public keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    pub issuer: String,
+    pub jwks: PathBuf,
+}
+
+/// Switches that allow listening beyond loopback without protection. Named so on purpose.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsecureConfig {
+    #[serde(default)]
+    pub listen_without_tls: bool,
+    #[serde(default)]
+    pub listen_without_auth: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +141,10 @@ pub struct Settings {
     pub trust: wharf_notary::TrustSettings,
     /// `None`: use (or create) `<data_dir>/trust.kek`.
     pub kek_secret: Option<String>,
+    /// Certificate chain and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `None`: access control is off.
+    pub auth: Option<crate::auth::AuthSettings>,
 }
 
 /// Flags that override everything else.
@@ -92,6 +152,9 @@ pub struct Settings {
 pub struct Overrides {
     pub addr: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub auth: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +217,39 @@ impl Config {
         if let Some(v) = env("WHARF_TRUST_MAX_METADATA_SIZE") {
             self.trust.max_metadata_size = Some(num("WHARF_TRUST_MAX_METADATA_SIZE", v)?);
         }
+        if let Some(v) = env("WHARF_TLS_CERT") {
+            self.tls.cert = Some(v.into());
+        }
+        if let Some(v) = env("WHARF_TLS_KEY") {
+            self.tls.key = Some(v.into());
+        }
+        if let Some(v) = env("WHARF_AUTH") {
+            self.auth.enabled = Some(boolean("WHARF_AUTH", &v)?);
+        }
+        if let Some(v) = env("WHARF_AUTH_REALM") {
+            self.auth.realm = Some(v);
+        }
+        if let Some(v) = env("WHARF_AUTH_SERVICE") {
+            self.auth.service = Some(v);
+        }
+        if let Some(v) = env("WHARF_AUTH_TOKEN_LIFETIME_SECS") {
+            self.auth.token_lifetime_secs = Some(num("WHARF_AUTH_TOKEN_LIFETIME_SECS", v)?);
+        }
+        if let Some(v) = env("WHARF_AUTH_THROTTLE_AFTER") {
+            self.auth.throttle_after = Some(num("WHARF_AUTH_THROTTLE_AFTER", v)?);
+        }
+        if let Some(v) = env("WHARF_AUTH_THROTTLE_BASE_MS") {
+            self.auth.throttle_base_ms = Some(num("WHARF_AUTH_THROTTLE_BASE_MS", v)?);
+        }
+        if let Some(v) = env("WHARF_ADMIN_PASSWORD") {
+            self.auth.admin_password = Some(v);
+        }
+        if let Some(v) = env("WHARF_INSECURE_LISTEN_WITHOUT_TLS") {
+            self.insecure.listen_without_tls = boolean("WHARF_INSECURE_LISTEN_WITHOUT_TLS", &v)?;
+        }
+        if let Some(v) = env("WHARF_INSECURE_LISTEN_WITHOUT_AUTH") {
+            self.insecure.listen_without_auth = boolean("WHARF_INSECURE_LISTEN_WITHOUT_AUTH", &v)?;
+        }
         if let Some(v) = env("WHARF_TRUST_RENEW_CHECK_SECS") {
             self.trust.renew_check_secs = Some(num("WHARF_TRUST_RENEW_CHECK_SECS", v)?);
         }
@@ -163,7 +259,8 @@ impl Config {
     pub fn settings(self, o: Overrides) -> Result<Settings, ConfigError> {
         let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
         let addr_text = o.addr.or(self.addr).unwrap_or_else(|| "127.0.0.1:5000".into());
-        let addr = addr_text.parse().map_err(|_| invalid("addr", format!("{addr_text:?} is not HOST:PORT")))?;
+        let addr: SocketAddr =
+            addr_text.parse().map_err(|_| invalid("addr", format!("{addr_text:?} is not HOST:PORT")))?;
         let data_dir = o.data_dir.or(self.data_dir).unwrap_or_else(|| "wharf-data".into());
         let data_dir = std::path::absolute(&data_dir).map_err(|e| invalid("data_dir", e.to_string()))?;
         let storage_url = match self.storage.url {
@@ -204,6 +301,32 @@ impl Config {
             return Err(invalid("trust", "lifetimes must be at least 2 seconds".into()));
         }
         let kek_secret = t.key_encryption_key;
+        let tls = match (o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(invalid("tls", "give both a certificate (tls.cert) and its key (tls.key)".into())),
+        };
+        let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
+        if !addr.ip().is_loopback() {
+            if tls.is_none() && !self.insecure.listen_without_tls {
+                return Err(invalid(
+                    "addr",
+                    format!(
+                        "{addr} is not a loopback address: serve HTTPS (--tls-cert/--tls-key, or [tls] cert and key; \
+                         `wharf cert` writes a throwaway pair), or set [insecure] listen_without_tls = true"
+                    ),
+                ));
+            }
+            if auth.is_none() && !self.insecure.listen_without_auth {
+                return Err(invalid(
+                    "addr",
+                    format!(
+                        "{addr} is not a loopback address: turn access control on (--auth, or [auth] enabled = \
+                         true), or set [insecure] listen_without_auth = true"
+                    ),
+                ));
+            }
+        }
         Ok(Settings {
             addr,
             data_dir,
@@ -215,8 +338,48 @@ impl Config {
             log_level,
             trust,
             kek_secret,
+            tls,
+            auth,
         })
     }
+}
+
+fn boolean(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid { name, reason: format!("{v:?} is not true or false") }),
+    }
+}
+
+fn auth_settings(a: AuthConfig) -> Result<crate::auth::AuthSettings, ConfigError> {
+    let d = crate::auth::AuthSettings::default();
+    let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
+    let mut trusted_issuers = Vec::new();
+    for t in a.trusted_issuers {
+        let jwks = std::fs::read_to_string(&t.jwks)
+            .map_err(|e| invalid("auth.trusted_issuers", format!("{}: {e}", t.jwks.display())))?;
+        trusted_issuers.push(crate::auth::token::TrustedIssuer { issuer: t.issuer, jwks });
+    }
+    let s = crate::auth::AuthSettings {
+        service: a.service.unwrap_or(d.service),
+        issuer: a.issuer.unwrap_or(d.issuer),
+        realm: a.realm,
+        token_lifetime_secs: a.token_lifetime_secs.unwrap_or(d.token_lifetime_secs),
+        refresh_lifetime_secs: a.refresh_lifetime_secs.unwrap_or(d.refresh_lifetime_secs),
+        throttle_after: a.throttle_after.unwrap_or(d.throttle_after).max(1),
+        throttle_base: a.throttle_base_ms.map_or(d.throttle_base, std::time::Duration::from_millis),
+        throttle_max: a.throttle_max_secs.map_or(d.throttle_max, std::time::Duration::from_secs),
+        trusted_issuers,
+        admin_password: a.admin_password,
+    };
+    if s.token_lifetime_secs < 10 || s.refresh_lifetime_secs < s.token_lifetime_secs {
+        return Err(invalid("auth", "token lifetime at least 10 s, refresh lifetime at least that".into()));
+    }
+    if s.service.contains('"') || s.realm.as_deref().is_some_and(|r| r.contains('"')) {
+        return Err(invalid("auth", "service and realm may not contain quotes".into()));
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -230,7 +393,7 @@ mod tests {
         )
         .unwrap();
         c.apply_env(|k| (k == "WHARF_MAX_BLOB_SIZE").then(|| "20".to_string())).unwrap();
-        let s = c.settings(Overrides { addr: Some("127.0.0.1:7000".into()), data_dir: None }).unwrap();
+        let s = c.settings(Overrides { addr: Some("127.0.0.1:7000".into()), ..Overrides::default() }).unwrap();
         assert_eq!(s.addr.port(), 7000);
         assert_eq!(s.upload.max_blob_size, 20);
         assert!(s.log_json);
@@ -245,5 +408,20 @@ mod tests {
         assert!(c.apply_env(|k| (k == "WHARF_MAX_BLOB_SIZE").then(|| "big".to_string())).is_err());
         let c = Config { addr: Some("nope".into()), ..Config::default() };
         assert!(c.settings(Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn secure_by_default() {
+        let open = |toml: &str| toml::from_str::<Config>(toml).unwrap().settings(Overrides::default());
+        let err = open("addr = \"0.0.0.0:5000\"").unwrap_err().to_string();
+        assert!(err.contains("listen_without_tls"), "{err}");
+        let err = open("addr = \"0.0.0.0:5000\"\n[tls]\ncert = \"c\"\nkey = \"k\"").unwrap_err().to_string();
+        assert!(err.contains("[auth] enabled"), "{err}");
+        assert!(open("addr = \"0.0.0.0:5000\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n[auth]\nenabled = true").is_ok());
+        assert!(
+            open("addr = \"0.0.0.0:5000\"\n[insecure]\nlisten_without_tls = true\nlisten_without_auth = true").is_ok()
+        );
+        assert!(open("[tls]\ncert = \"c\"").is_err());
+        assert!(open("addr = \"127.0.0.1:5000\"").unwrap().auth.is_none());
     }
 }

@@ -25,6 +25,9 @@ pub enum Code {
     Unsupported,
     PaginationNumberInvalid,
     TagInvalid,
+    Unauthorized,
+    Denied,
+    TooManyRequests,
     Unknown,
 }
 
@@ -50,6 +53,10 @@ pub enum Kind {
     Conflict,
     NoSuchEndpoint,
     MethodNotAllowed,
+    Unauthorized,
+    Denied,
+    Throttled,
+    RequestInvalid,
     Internal,
 }
 
@@ -76,6 +83,10 @@ impl Kind {
             Kind::Conflict => (S::CONFLICT, Code::Unknown),
             Kind::NoSuchEndpoint => (S::NOT_FOUND, Code::Unsupported),
             Kind::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, Code::Unsupported),
+            Kind::Unauthorized => (S::UNAUTHORIZED, Code::Unauthorized),
+            Kind::Denied => (S::FORBIDDEN, Code::Denied),
+            Kind::Throttled => (S::TOO_MANY_REQUESTS, Code::TooManyRequests),
+            Kind::RequestInvalid => (S::BAD_REQUEST, Code::Unsupported),
             Kind::Internal => (S::INTERNAL_SERVER_ERROR, Code::Unknown),
         }
     }
@@ -127,7 +138,7 @@ impl ApiError {
 }
 
 /// The error chain of `e` as one line, for logs.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

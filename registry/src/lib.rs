@@ -3,6 +3,10 @@
 //! Every request under `/v2/` goes through [`dispatch`]: the path is parsed once into an [`Endpoint`] and the
 //! method picks a handler. Handlers take parsed types and delegate to storage.
 
+pub mod admin;
+#[cfg(feature = "cli")]
+pub mod admin_cli;
+pub mod auth;
 mod blob;
 pub mod config;
 pub mod endpoint;

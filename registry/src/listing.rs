@@ -19,9 +19,24 @@ pub async fn tags(st: &AppState, repo: &RepositoryName, req: &Request) -> Result
     Ok(with_link(Json(serde_json::json!({ "name": repo.as_str(), "tags": names })), link))
 }
 
+/// The catalog. With access control on, it lists only the repositories the caller may pull: pages are read from
+/// SQL and filtered until `n` names are found or the list ends.
 pub async fn catalog(st: &AppState, req: &Request) -> Result<Response, ApiError> {
     let (n, last) = pagination(req)?;
-    let (repos, more) = st.meta.catalog(last.as_deref(), n.unwrap_or(DEFAULT_PAGE)).await?;
+    let want = n.unwrap_or(DEFAULT_PAGE);
+    let caller = req.extensions.get::<crate::auth::Caller>();
+    let mut repos = Vec::new();
+    let mut cursor = last;
+    let more = loop {
+        let (page, more) = st.meta.catalog(cursor.as_deref(), want).await?;
+        cursor = page.last().map(|r| r.as_str().to_owned());
+        repos.extend(page.into_iter().filter(|r| caller.is_none_or(|c| c.may_pull(r.as_str()))));
+        if repos.len() >= want as usize || !more {
+            let more = more || repos.len() > want as usize;
+            repos.truncate(want as usize);
+            break more;
+        }
+    };
     let names: Vec<&str> = repos.iter().map(|r| r.as_str()).collect();
     let link = more.then(|| next_link("/v2/_catalog", n, names.last().copied()));
     Ok(with_link(Json(serde_json::json!({ "repositories": names })), link))

@@ -30,6 +30,36 @@ enum Command {
         /// Directory for the database and stored content (default ./wharf-data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (re-read on SIGHUP).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Turn access control on (also `[auth] enabled = true`, `WHARF_AUTH=1`).
+        #[arg(long)]
+        auth: bool,
+    },
+    /// Manage accounts, robots and grants in the service's database (the server need not be stopped).
+    Admin {
+        #[arg(long, env = "WHARF_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: wharf_registry::admin_cli::AdminCommand,
+    },
+    /// Write a throwaway CA and a server certificate for HOSTS (names or addresses): ca.crt, ca.key, server.crt,
+    /// server.key. For tests and first trials, not production.
+    Cert {
+        /// Where to write the files.
+        #[arg(long, default_value = "wharf-certs")]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(required = true)]
+        hosts: Vec<String>,
     },
     #[command(flatten)]
     Client(ClientCommand),
@@ -38,10 +68,32 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, addr, data_dir } => match serve(config, addr, data_dir) {
+        Command::Serve { config, addr, data_dir, tls_cert, tls_key, auth } => {
+            let o = Overrides { addr, data_dir, tls_cert, tls_key, auth };
+            match serve(config, o) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wharf serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin { config, data_dir, command } => match admin(config, data_dir, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("wharf serve: {e:#}");
+                eprintln!("wharf admin: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Cert { out, days, hosts } => match wharf_registry::admin_cli::write_certs(&out, &hosts, days) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wharf cert: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -70,13 +122,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn settings(config: Option<PathBuf>, o: Overrides) -> anyhow::Result<wharf_registry::config::Settings> {
     let mut cfg = match &config {
         Some(p) => Config::from_file(p)?,
         None => Config::default(),
     };
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    let settings = cfg.settings(Overrides { addr, data_dir })?;
+    Ok(cfg.settings(o)?)
+}
+
+fn admin(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    cmd: wharf_registry::admin_cli::AdminCommand,
+) -> anyhow::Result<()> {
+    let settings = settings(config, Overrides { data_dir, ..Overrides::default() })?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(wharf_registry::admin_cli::run(&settings, cmd))
+}
+
+fn serve(config: Option<PathBuf>, o: Overrides) -> anyhow::Result<()> {
+    let settings = settings(config, o)?;
     init_logging(settings.log_json, &settings.log_level)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(wharf_registry::serve::run(settings, wharf_registry::serve::signal())).context("wharf serve")?;

@@ -3,6 +3,7 @@
 //! This crate knows nothing of HTTP. Every value it takes is already parsed (`Digest`, `RepositoryName`, `Tag`,
 //! `UploadId`); every failure is an [`Error`] variant a caller can act on.
 
+pub mod accounts;
 pub mod blob;
 mod durable;
 mod error;
@@ -11,6 +12,7 @@ mod paths;
 pub mod trust;
 pub mod upload;
 
+pub use accounts::{AccountKind, AccountRow, GrantRow};
 pub use blob::{BlobRead, BlobStore, ByteRange};
 pub use error::Error;
 pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};

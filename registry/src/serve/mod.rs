@@ -1,5 +1,8 @@
 //! Running the service: open storage, bind, serve until a signal, let in-flight requests finish.
 
+mod listen;
+pub mod tls;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use tower::ServiceExt;
 use wharf_notary::Notary;
 use wharf_storage::{BlobStore, Metadata, Uploads};
 
+use crate::auth::Auth;
 use crate::config::Settings;
 use crate::{app, Registry, SystemClock};
 
@@ -29,10 +33,22 @@ pub enum ServeError {
     Trust(#[from] wharf_notary::NotaryError),
     #[error("key-encryption key file {path}")]
     KekFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("starting access control")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("TLS")]
+    Tls(#[from] tls::TlsError),
 }
 
-/// Builds the registry's and the notary's state from settings.
-pub async fn open(settings: &Settings) -> Result<(Arc<Registry>, Arc<Notary>), ServeError> {
+/// Everything `run` serves.
+pub struct Services {
+    pub registry: Arc<Registry>,
+    pub notary: Arc<Notary>,
+    /// `None` when access control is off.
+    pub auth: Option<Arc<Auth>>,
+}
+
+/// Builds the registry's, the notary's and access control's state from settings.
+pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
     })?;
@@ -45,9 +61,15 @@ pub async fn open(settings: &Settings) -> Result<(Arc<Registry>, Arc<Notary>), S
         None => kek_file(&settings.data_dir.join("trust.kek"))?,
     };
     let kek = wharf_notary::kek(&meta, &secret).await?;
+    let auth = match &settings.auth {
+        Some(a) => Some(Arc::new(
+            Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?,
+        )),
+        None => None,
+    };
     let notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock) };
-    Ok((Arc::new(registry), Arc::new(notary)))
+    Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
 }
 
 /// Reads the key-encryption secret from `path`, creating it (32 random bytes, hex, mode 0600) on first start.
@@ -71,13 +93,21 @@ fn kek_file(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
     Ok(text.into_bytes())
 }
 
-/// One router for both services: paths with a `/_tuf/` segment go to the notary, the rest to the registry.
-pub fn compose(registry: Router, notary: Router) -> Router {
-    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+/// One router for both services: paths with a `/_tuf/` segment go to the notary, the rest to the registry. With
+/// access control on, the gate stands in front of both and `/auth/token` issues tokens.
+pub fn compose(registry: Router, notary: Router, auth: Option<Arc<Auth>>) -> Router {
+    let both = Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("");
         let target = if wharf_notary::is_trust(tail) { notary.clone() } else { registry.clone() };
         async move { target.oneshot(req).await }
-    }))
+    }));
+    match auth {
+        None => both,
+        Some(auth) => Router::new()
+            .route("/auth/token", axum::routing::any(crate::auth::endpoint::token).with_state(Arc::clone(&auth)))
+            .merge(both)
+            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::gate::check)),
+    }
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight requests. Prints the bound address on stdout.
@@ -85,12 +115,18 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (state, notary) = open(&settings).await?;
+    let Services { registry: state, notary, auth } = open(&settings).await?;
+    let certs = match &settings.tls {
+        Some((cert, key)) => Some(tls::CertSource::open(cert, key)?),
+        None => None,
+    };
+    let acceptor = certs.as_ref().map(|c| c.acceptor()).transpose()?;
+    let hangup = certs.as_ref().and_then(|c| c.spawn_reload_on_hangup());
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|source| ServeError::Bind { addr: settings.addr, source })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
-    println!("wharf: listening on http://{local}");
+    println!("wharf: listening on {}://{local}", if acceptor.is_some() { "https" } else { "http" });
     tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage_url, "serving");
 
     let reaper_state = Arc::clone(&state);
@@ -106,16 +142,16 @@ pub async fn run(
             }
         }
     });
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let renewal = wharf_notary::fresh::spawn_renewal(Arc::clone(&notary));
-    let router = compose(app(state), wharf_notary::app(notary));
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-    reaper.abort();
-    renewal.abort();
+    let reload = auth.as_ref().map(|a| a.spawn_reload());
+    tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
+    let router = compose(app(state), wharf_notary::app(notary), auth);
+    listen::serve(listener, router, acceptor, shutdown).await;
+    for task in [Some(reaper), Some(renewal), reload, hangup].into_iter().flatten() {
+        task.abort();
+    }
     tracing::info!("stopped");
-    result.map_err(ServeError::Serve)
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,0 +1,183 @@
+//! `wharf admin`: accounts, robots and grants, written straight to the metadata database (the data directory's
+//! SQLite file, or the configured database URL). Running servers pick changes up within a second.
+
+use wharf_storage::{AccountKind, AccountRow, GrantRow, Metadata, UnixTime};
+
+use crate::auth::credentials::hash_secret;
+use crate::auth::policy::ANONYMOUS;
+use crate::auth::random_secret;
+use crate::auth::scope::{Actions, Pattern};
+
+/// The prefix of robot account names (`robot$ci`), as Harbor spells it.
+pub const ROBOT_PREFIX: &str = "robot$";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no account {0:?}")]
+    NoAccount(String),
+    #[error(transparent)]
+    Storage(#[from] wharf_storage::Error),
+}
+
+/// Checks a user name or a robot's short name: `[a-z0-9][a-z0-9._-]{0,63}`, not `anonymous`.
+pub fn check_name(name: &str) -> Result<(), AdminError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !ok || name == ANONYMOUS {
+        return Err(AdminError::Invalid(format!(
+            "{name:?}: account names are 1 to 64 of [a-z0-9._-], starting with a letter or digit, and not {ANONYMOUS:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn hash(secret: &str) -> Result<String, AdminError> {
+    hash_secret(secret).map_err(AdminError::Invalid)
+}
+
+pub async fn user_add(meta: &Metadata, name: &str, password: &str, now: UnixTime) -> Result<(), AdminError> {
+    check_name(name)?;
+    if password.len() < 8 {
+        return Err(AdminError::Invalid("passwords have at least 8 characters".into()));
+    }
+    let row = AccountRow {
+        name: name.into(),
+        kind: AccountKind::User,
+        secret_hash: hash(password)?,
+        expires_at: None,
+        created_at: now,
+    };
+    meta.add_account(&row).await?;
+    Ok(())
+}
+
+pub async fn passwd(meta: &Metadata, name: &str, password: &str) -> Result<(), AdminError> {
+    if password.len() < 8 {
+        return Err(AdminError::Invalid("passwords have at least 8 characters".into()));
+    }
+    if !meta.set_account_secret(name, &hash(password)?).await? {
+        return Err(AdminError::NoAccount(name.into()));
+    }
+    Ok(())
+}
+
+pub async fn remove(meta: &Metadata, name: &str) -> Result<(), AdminError> {
+    if !meta.remove_account(name).await? {
+        return Err(AdminError::NoAccount(name.into()));
+    }
+    Ok(())
+}
+
+/// Creates a robot and returns its full name and secret (shown once, never stored in the clear).
+pub async fn robot_create(
+    meta: &Metadata,
+    short: &str,
+    expires_at: Option<UnixTime>,
+    grants: &[(String, String)],
+    now: UnixTime,
+) -> Result<(String, String), AdminError> {
+    check_name(short)?;
+    let name = format!("{ROBOT_PREFIX}{short}");
+    for (p, a) in grants {
+        check_grant(p, a)?;
+    }
+    let secret = random_secret();
+    let row = AccountRow {
+        name: name.clone(),
+        kind: AccountKind::Robot,
+        secret_hash: hash(&secret)?,
+        expires_at,
+        created_at: now,
+    };
+    meta.add_account(&row).await?;
+    for (p, a) in grants {
+        meta.grant(&GrantRow { account: name.clone(), pattern: p.clone(), actions: a.clone() }, now).await?;
+    }
+    Ok((name, secret))
+}
+
+fn check_grant(pattern: &str, actions: &str) -> Result<Actions, AdminError> {
+    Pattern::parse(pattern).map_err(AdminError::Invalid)?;
+    Actions::parse_grant(actions).map_err(AdminError::Invalid)
+}
+
+/// Gives `account` (or `anonymous`) `actions` on `pattern`.
+pub async fn grant(
+    meta: &Metadata,
+    account: &str,
+    pattern: &str,
+    actions: &str,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    check_grant(pattern, actions)?;
+    if account != ANONYMOUS && !meta.accounts().await?.iter().any(|a| a.name == account) {
+        return Err(AdminError::NoAccount(account.into()));
+    }
+    let normal: Vec<&str> = actions.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    meta.grant(&GrantRow { account: account.into(), pattern: pattern.into(), actions: normal.join(",") }, now).await?;
+    Ok(())
+}
+
+pub async fn revoke(meta: &Metadata, account: &str, pattern: &str) -> Result<(), AdminError> {
+    if !meta.revoke(account, pattern).await? {
+        return Err(AdminError::Invalid(format!("{account} has no grant on {pattern}")));
+    }
+    Ok(())
+}
+
+/// Accounts of one kind with their grants, as JSON (for `list --json`) and as text lines.
+pub async fn list(meta: &Metadata, kind: AccountKind) -> Result<serde_json::Value, AdminError> {
+    let grants = meta.grants().await?;
+    let rows: Vec<serde_json::Value> = meta
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.kind == kind)
+        .map(|a| {
+            let g: Vec<serde_json::Value> = grants
+                .iter()
+                .filter(|g| g.account == a.name)
+                .map(|g| serde_json::json!({ "pattern": g.pattern, "actions": g.actions }))
+                .collect();
+            serde_json::json!({ "name": a.name, "created_at": a.created_at, "expires_at": a.expires_at, "grants": g })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(rows))
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s` (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<i64, AdminError> {
+    let bad = || AdminError::Invalid(format!("{s:?} is not a duration such as 90s, 45m, 12h or 30d"));
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mul = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mul).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_durations() {
+        assert!(check_name("alice").is_ok());
+        assert!(check_name("ci-bot.2").is_ok());
+        for bad in ["", "Alice", "-a", "a b", "anonymous", "robot$x", &"a".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("30d").unwrap(), 30 * 86_400);
+        assert_eq!(parse_duration("90").unwrap(), 90);
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

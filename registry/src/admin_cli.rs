@@ -1,0 +1,207 @@
+//! The `wharf admin` and `wharf cert` command lines.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use wharf_storage::{AccountKind, Clock, Metadata, SystemClock};
+
+use crate::admin::{self, ROBOT_PREFIX};
+use crate::config::Settings;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Users: people who log in with a password.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Robot accounts: random secrets for CI, shown once, optionally expiring.
+    #[command(subcommand)]
+    Robot(RobotCommand),
+    /// Give ACCOUNT (a user, `robot$NAME`, or `anonymous` for public repositories) ACTIONS on PATTERN.
+    ///
+    /// PATTERN: `team/app`, `team/*` (one level), `team/**` (any depth), `**` (everything). ACTIONS:
+    /// comma-separated pull, push, delete, sign, admin.
+    Grant { account: String, pattern: String, actions: String },
+    /// Take back what ACCOUNT has on PATTERN.
+    Revoke { account: String, pattern: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user (the password is asked for, or read from stdin).
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    Remove {
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RobotCommand {
+    /// Create `robot$NAME`; its secret is printed once.
+    Create {
+        name: String,
+        /// Expire after this long: 90s, 45m, 12h, 30d.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// PATTERN=ACTIONS to grant at once (repeatable), e.g. `ci/**=push`.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_owned());
+    }
+    let a = rpassword::prompt_password("Password: ").context("no terminal to ask on; use --password-stdin")?;
+    let b = rpassword::prompt_password("Again: ").context("no terminal to ask on; use --password-stdin")?;
+    anyhow::ensure!(a == b, "the passwords differ");
+    Ok(a)
+}
+
+fn robot_name(name: &str) -> String {
+    if name.starts_with(ROBOT_PREFIX) {
+        name.to_owned()
+    } else {
+        format!("{ROBOT_PREFIX}{name}")
+    }
+}
+
+fn print_list(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        return Ok(());
+    }
+    for a in v.as_array().into_iter().flatten() {
+        let grants: Vec<String> = a["grants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| format!("{}={}", g["pattern"].as_str().unwrap_or(""), g["actions"].as_str().unwrap_or("")))
+            .collect();
+        let expires = a["expires_at"]
+            .as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| format!(" expires {}", t.to_rfc3339()))
+            .unwrap_or_default();
+        println!("{}{expires}\t{}", a["name"].as_str().unwrap_or(""), grants.join(" "));
+    }
+    Ok(())
+}
+
+pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let meta = Metadata::open_sqlite(&settings.database_path)
+        .await
+        .with_context(|| format!("opening {}", settings.database_path.display()))?;
+    let now = SystemClock.now();
+    match cmd {
+        AdminCommand::User(UserCommand::Add { name, password_stdin }) => {
+            admin::user_add(&meta, &name, &password(password_stdin)?, now).await?;
+            eprintln!("added user {name}");
+        }
+        AdminCommand::User(UserCommand::Remove { name }) => admin::remove(&meta, &name).await?,
+        AdminCommand::User(UserCommand::List { json }) => {
+            print_list(&admin::list(&meta, AccountKind::User).await?, json)?
+        }
+        AdminCommand::User(UserCommand::Passwd { name, password_stdin }) => {
+            admin::passwd(&meta, &name, &password(password_stdin)?).await?;
+            eprintln!("password of {name} changed");
+        }
+        AdminCommand::Robot(RobotCommand::Create { name, expires_in, grants, json }) => {
+            let short = name.strip_prefix(ROBOT_PREFIX).unwrap_or(&name);
+            let expires_at = expires_in.map(|d| admin::parse_duration(&d).map(|s| now + s)).transpose()?;
+            let grants: Vec<(String, String)> = grants
+                .iter()
+                .map(|g| g.split_once('=').map(|(p, a)| (p.to_owned(), a.to_owned())))
+                .collect::<Option<_>>()
+                .context("--grant takes PATTERN=ACTIONS")?;
+            let (full, secret) = admin::robot_create(&meta, short, expires_at, &grants, now).await?;
+            if json {
+                println!("{}", serde_json::json!({ "name": full, "secret": secret, "expires_at": expires_at }));
+            } else {
+                println!("{full}\n{secret}");
+                eprintln!("the secret is shown only now; log in with: wharf login HOST -u '{full}' --password-stdin");
+            }
+        }
+        AdminCommand::Robot(RobotCommand::Remove { name }) => admin::remove(&meta, &robot_name(&name)).await?,
+        AdminCommand::Robot(RobotCommand::List { json }) => {
+            print_list(&admin::list(&meta, AccountKind::Robot).await?, json)?
+        }
+        AdminCommand::Grant { account, pattern, actions } => {
+            admin::grant(&meta, &account, &pattern, &actions, now).await?;
+        }
+        AdminCommand::Revoke { account, pattern } => admin::revoke(&meta, &account, &pattern).await?,
+    }
+    Ok(())
+}
+
+/// `wharf cert`: a throwaway CA and a server certificate for `hosts` (names or IP addresses), for tests and first
+/// trials. Writes `ca.crt`, `ca.key`, `server.crt` (the server certificate, then the CA) and `server.key`.
+pub fn write_certs(dir: &Path, hosts: &[String], days: u32) -> anyhow::Result<Vec<PathBuf>> {
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    anyhow::ensure!(!hosts.is_empty(), "name at least one host");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let until = now + time::Duration::days(i64::from(days));
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name.push(DnType::CommonName, "Wharf throwaway CA");
+    ca.not_before = now - time::Duration::hours(1);
+    ca.not_after = until;
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let mut leaf = CertificateParams::new(hosts.to_vec())?;
+    leaf.distinguished_name = DistinguishedName::new();
+    leaf.distinguished_name.push(DnType::CommonName, hosts[0].clone());
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = until;
+    let leaf_key = KeyPair::generate()?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
+    let files = [
+        ("ca.crt", ca_cert.pem(), 0o644),
+        ("ca.key", ca_key.serialize_pem(), 0o600),
+        ("server.crt", format!("{}{}", leaf_cert.pem(), ca_cert.pem()), 0o644),
+        ("server.key", leaf_key.serialize_pem(), 0o600),
+    ];
+    let mut written = Vec::new();
+    for (name, text, mode) in files {
+        let path = dir.join(name);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+        let mut f = opts.open(&path).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,173 @@
+//! The gate: the middleware in front of both services that decides every `/v2/` request before a handler runs.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::credentials::{parse_authorization, Presented};
+use super::policy::{Principal, ANONYMOUS};
+use super::scope::{need, Need, Scope};
+use super::{Auth, Caller, ClientAddr, Refusal};
+use crate::error::{ApiError, Kind};
+
+/// Why the gate refused, which decides the answer.
+enum Deny {
+    /// No or bad credentials: `401` with a challenge naming the scopes.
+    Challenge { error: Option<&'static str> },
+    /// Known caller without the right: `403`.
+    Denied,
+    /// Too many failed logins: `429`.
+    Throttled(u64),
+}
+
+pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let tail = match path.strip_prefix("/v2/") {
+        Some(t) => t,
+        None if path == "/v2" => "",
+        None => return next.run(req).await,
+    };
+    let need = need(req.method(), tail, req.uri().query());
+    if need == Need::Nothing {
+        return next.run(req).await;
+    }
+    let addr = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let (required, optional) = match &need {
+        Need::Scopes { required, optional } => (required.as_slice(), optional.as_slice()),
+        _ => (&[][..], &[][..]),
+    };
+    let caller = match parse_authorization(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes())) {
+        Err(e) => Err((Deny::Challenge { error: Some("invalid_request") }, None, e.to_string())),
+        Ok(Presented::None) => Ok((Principal::Anonymous, None)),
+        Ok(Presented::Basic { user, password }) => match auth.login(&user, &password, addr).await {
+            Ok(p) => Ok((p, None)),
+            Err(Refusal::Throttled(s)) => Err((Deny::Throttled(s), Some(user), "throttled".into())),
+            Err(Refusal::BadCredentials) => {
+                Err((Deny::Challenge { error: None }, Some(user), "bad credentials".into()))
+            }
+        },
+        Ok(Presented::Bearer(token)) => match auth.bearer(&token) {
+            Some(v) => {
+                let (claims, external) = &*v;
+                let p = if *external {
+                    Principal::External(claims.sub.clone())
+                } else if claims.sub == ANONYMOUS {
+                    Principal::Anonymous
+                } else {
+                    Principal::Account(claims.sub.clone())
+                };
+                Ok((p, Some(claims.granted())))
+            }
+            None => Err((Deny::Challenge { error: Some("invalid_token") }, None, "invalid token".into())),
+        },
+    };
+    let (principal, claims) = match caller {
+        Ok(c) => c,
+        Err((deny, account, reason)) => return refuse(&auth, &req, deny, required, optional, account, addr, &reason),
+    };
+    let bearer = claims.is_some();
+    let caller = Caller { principal, claims, policy: auth.policy() };
+    let allowed = match &need {
+        Need::Login => bearer || caller.principal != Principal::Anonymous,
+        _ => required.iter().all(|s| caller.allows(s)),
+    };
+    if !allowed {
+        let deny = if caller.principal == Principal::Anonymous && !bearer {
+            Deny::Challenge { error: None }
+        } else if bearer && !matches!(caller.principal, Principal::External(_)) && could_get(&auth, &caller, required) {
+            Deny::Challenge { error: Some("insufficient_scope") }
+        } else {
+            Deny::Denied
+        };
+        let account = Some(caller.principal.name().to_owned());
+        return refuse(&auth, &req, deny, required, optional, account, addr, "not granted");
+    }
+    if optional.iter().any(|s| !caller.allows(s)) {
+        // A mount from a repository the caller may not pull becomes a plain upload (the OCI fallback).
+        strip_mount(req.uri_mut());
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Whether the policy would grant `required` to the caller, so that a fresh token would do.
+fn could_get(auth: &Auth, caller: &Caller, required: &[Scope]) -> bool {
+    let granted = auth.grant(&caller.principal, required);
+    required.iter().all(|r| granted.iter().any(|g| g.resource == r.resource && g.actions.contains(r.actions)))
+}
+
+fn strip_mount(uri: &mut Uri) {
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "mount" && k != "from")
+        .collect();
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.extend_pairs(kept);
+    let q = q.finish();
+    let pq = if q.is_empty() { uri.path().to_owned() } else { format!("{}?{q}", uri.path()) };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = pq.parse().ok();
+    *uri = Uri::from_parts(parts).unwrap_or_default();
+}
+
+/// The token endpoint's URL for challenges.
+pub fn realm(auth: &Auth, req: &Request) -> String {
+    if let Some(r) = &auth.settings.realm {
+        return r.clone();
+    }
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{}://{host}/auth/token", if auth.tls { "https" } else { "http" })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refuse(
+    auth: &Auth,
+    req: &Request,
+    deny: Deny,
+    required: &[Scope],
+    optional: &[Scope],
+    account: Option<String>,
+    addr: Option<std::net::IpAddr>,
+    reason: &str,
+) -> Response {
+    let scope: Vec<String> = required.iter().chain(optional).map(ToString::to_string).collect();
+    let scope = scope.join(" ");
+    tracing::warn!(
+        account = account.as_deref().unwrap_or(ANONYMOUS),
+        addr = ?addr,
+        method = %req.method(),
+        path = %req.uri().path(),
+        scope = %scope,
+        reason,
+        "access refused"
+    );
+    match deny {
+        Deny::Throttled(secs) => ApiError::new(Kind::Throttled, "too many failed logins; retry later")
+            .with_header("retry-after", secs.to_string())
+            .into_response(),
+        Deny::Denied => ApiError::new(Kind::Denied, "requested access to the resource is denied").into_response(),
+        Deny::Challenge { error } => {
+            let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", realm(auth, req), auth.keys().service());
+            if !scope.is_empty() {
+                value.push_str(&format!(",scope=\"{scope}\""));
+            }
+            if let Some(e) = error {
+                value.push_str(&format!(",error=\"{e}\""));
+            }
+            let mut resp = ApiError::new(Kind::Unauthorized, "authentication required").into_response();
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            resp
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Access control, in one place: every request under `/v2/` passes [`gate::check`] before any handler runs, and
+//! tokens come from [`endpoint`]. Handlers never look at credentials; the catalog alone reads the [`Caller`] the
+//! gate leaves in the request, to list only what the caller may pull.
+//!
+//! - [`scope`]: pure vocabulary (actions, patterns, token scopes, what a request needs);
+//! - [`policy`]: accounts and grants in memory, reloaded within a second of any change in SQL;
+//! - [`credentials`]: the `Authorization` header, Argon2id, the verified-credential cache, the throttle;
+//! - [`token`]: JWT issue and verification (own sealed key, external issuers' JWKS).
+
+pub mod credentials;
+pub mod endpoint;
+pub mod gate;
+pub mod policy;
+pub mod scope;
+pub mod token;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use wharf_client::seal::Kek;
+use wharf_storage::{AccountKind, AccountRow, Clock, GrantRow, Metadata};
+
+use credentials::{BasicCache, Throttle};
+use policy::{Policy, Principal};
+use scope::{Actions, Resource, Scope};
+use token::{Claims, TokenKeys, TrustedIssuer};
+
+/// The administrator account created at the first start with auth on.
+pub const FIRST_ADMIN: &str = "admin";
+
+/// The peer address of a connection, put in each request's extensions by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The `service` of challenges and the `aud` of tokens.
+    pub service: String,
+    /// The `iss` of tokens.
+    pub issuer: String,
+    /// The token endpoint's URL in challenges; default: this server's `/auth/token` at the request's host.
+    pub realm: Option<String>,
+    pub token_lifetime_secs: i64,
+    pub refresh_lifetime_secs: i64,
+    pub throttle_after: u32,
+    pub throttle_base: Duration,
+    pub throttle_max: Duration,
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// The first administrator's password (`WHARF_ADMIN_PASSWORD`); `None`: a random one, printed once.
+    pub admin_password: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            service: "wharf".into(),
+            issuer: "wharf".into(),
+            realm: None,
+            token_lifetime_secs: 300,
+            refresh_lifetime_secs: 30 * 86_400,
+            throttle_after: 5,
+            throttle_base: Duration::from_secs(1),
+            throttle_max: Duration::from_secs(900),
+            trusted_issuers: Vec::new(),
+            admin_password: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("storage")]
+    Storage(#[from] wharf_storage::Error),
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Verified bearer tokens, so that signatures are checked once per token, not per request.
+type TokenCache = Mutex<HashMap<String, Arc<(Claims, bool)>>>;
+
+pub struct Auth {
+    pub settings: AuthSettings,
+    meta: Metadata,
+    keys: TokenKeys,
+    policy: RwLock<Arc<Policy>>,
+    basic: BasicCache,
+    tokens: TokenCache,
+    throttle: Throttle,
+    clock: Box<dyn Clock>,
+    /// Whether the server speaks HTTPS (for the default realm's scheme).
+    pub tls: bool,
+}
+
+/// Why a login failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    BadCredentials,
+    /// Locked out for this many seconds.
+    Throttled(u64),
+}
+
+impl Auth {
+    /// Loads keys and policy, and creates the first administrator if there is no account.
+    pub async fn open(
+        meta: Metadata,
+        kek: &Kek,
+        settings: AuthSettings,
+        clock: Box<dyn Clock>,
+        tls: bool,
+    ) -> Result<Auth, AuthError> {
+        let keys = TokenKeys::load(&meta, kek, &settings.issuer, &settings.service, &settings.trusted_issuers).await?;
+        let throttle = Throttle::new(settings.throttle_after, settings.throttle_base, settings.throttle_max);
+        let auth = Auth {
+            settings,
+            meta,
+            keys,
+            policy: RwLock::new(Arc::new(Policy::default())),
+            basic: BasicCache::new(Duration::from_secs(300)),
+            tokens: Mutex::new(HashMap::new()),
+            throttle,
+            clock,
+            tls,
+        };
+        auth.first_admin().await?;
+        auth.reload().await?;
+        Ok(auth)
+    }
+
+    async fn first_admin(&self) -> Result<(), AuthError> {
+        if !self.meta.accounts().await?.is_empty() {
+            return Ok(());
+        }
+        let (password, shown) = match &self.settings.admin_password {
+            Some(p) => (p.clone(), false),
+            None => (random_secret(), true),
+        };
+        let hash = tokio::task::spawn_blocking(move || credentials::hash_secret(&password).map(|h| (h, password)))
+            .await
+            .map_err(|e| AuthError::Other(e.to_string()))?
+            .map_err(AuthError::Other)?;
+        let now = self.clock.now();
+        let row = AccountRow {
+            name: FIRST_ADMIN.into(),
+            kind: AccountKind::User,
+            secret_hash: hash.0,
+            expires_at: None,
+            created_at: now,
+        };
+        let grant = GrantRow { account: FIRST_ADMIN.into(), pattern: "**".into(), actions: "admin".into() };
+        if self.meta.add_first_account(&row, &[grant], now).await? {
+            tracing::warn!(account = FIRST_ADMIN, "created the first administrator");
+            if shown {
+                // Shown once, on the terminal, never in the log.
+                eprintln!(
+                    "wharf: created administrator {FIRST_ADMIN:?} with password {} (shown only now; change it with \
+                     `wharf admin user passwd {FIRST_ADMIN}`)",
+                    hash.1
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the policy from SQL if its generation changed.
+    pub async fn reload(&self) -> Result<(), AuthError> {
+        let generation = self.meta.auth_generation().await?;
+        if generation == self.policy().generation && self.policy().has_accounts() {
+            return Ok(());
+        }
+        let (policy, problems) = Policy::build(generation, self.meta.accounts().await?, self.meta.grants().await?);
+        for p in problems {
+            tracing::error!(problem = %p, "ignoring a stored grant");
+        }
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
+    }
+
+    /// Reloads the policy every second while the server runs.
+    pub fn spawn_reload(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let auth = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = auth.reload().await {
+                    tracing::error!(error = %crate::error::chain(&e), "reloading accounts and grants");
+                }
+            }
+        })
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Checks a user name and password (or robot name and secret).
+    pub async fn login(&self, user: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, Refusal> {
+        self.throttle.check(Some(user), addr).map_err(Refusal::Throttled)?;
+        let policy = self.policy();
+        let now = self.clock.now();
+        let key = credentials::fingerprint(user, password);
+        if let Some(name) = self.basic.get(&key, policy.generation) {
+            if policy.active(&name, now).is_some() {
+                return Ok(Principal::Account(name));
+            }
+        }
+        let hash = policy.active(user, now).map(|a| a.secret_hash.clone());
+        let secret = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => credentials::verify_secret(&secret, &h),
+            None => {
+                // The same work for an unknown account, so that timing does not tell which names exist.
+                let _ = credentials::verify_secret(&secret, &DUMMY_HASH);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.basic.put(key, user.to_owned(), policy.generation);
+            self.throttle.succeed(user);
+            Ok(Principal::Account(user.to_owned()))
+        } else {
+            self.throttle.fail(Some(user), addr);
+            tracing::warn!(account = %user, addr = ?addr, "login failed");
+            Err(Refusal::BadCredentials)
+        }
+    }
+
+    /// Verifies a bearer token (cached per token); `None` if invalid, expired or its account is gone.
+    pub fn bearer(&self, token: &str) -> Option<Arc<(Claims, bool)>> {
+        let now = self.clock.now();
+        let cached = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        let verified = match cached {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(self.keys.verify(token).ok()?);
+                let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= 16 * 1024 {
+                    map.clear();
+                }
+                map.insert(token.to_owned(), Arc::clone(&v));
+                v
+            }
+        };
+        let (claims, external) = &*verified;
+        if claims.is_refresh() || now >= claims.exp + 5 || now + 5 < claims.nbf {
+            return None;
+        }
+        if !external && claims.sub != policy::ANONYMOUS && self.policy().active(&claims.sub, now).is_none() {
+            return None;
+        }
+        Some(verified)
+    }
+
+    /// What `who` is granted of `wanted`: each scope's actions cut to what the policy allows. The catalog is
+    /// granted to everyone: its listing is filtered by pull rights.
+    pub fn grant(&self, who: &Principal, wanted: &[Scope]) -> Vec<Scope> {
+        let policy = self.policy();
+        wanted
+            .iter()
+            .filter_map(|s| {
+                let actions = match &s.resource {
+                    Resource::Catalog => Actions::ALL,
+                    Resource::Repository(n) => s.actions.intersect(policy.actions(who, n)),
+                };
+                (!actions.is_empty()).then(|| Scope { resource: s.resource.clone(), actions })
+            })
+            .collect()
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+}
+
+/// An Argon2id hash of a random secret: verifying against it costs what a real check costs.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| credentials::hash_secret(&random_secret()).unwrap_or_default());
+
+/// 32 random bytes, base64url: robot secrets and generated passwords.
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b)
+}
+
+/// Who the gate let in, and what the catalog may list for them.
+#[derive(Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// Token claims, when the caller presented a token.
+    pub claims: Option<Vec<Scope>>,
+    pub policy: Arc<Policy>,
+}
+
+impl Caller {
+    /// Whether the caller may do `actions` on `resource`.
+    pub fn allows(&self, scope: &Scope) -> bool {
+        match &self.claims {
+            Some(claims) => claims.iter().any(|c| c.resource == scope.resource && c.actions.contains(scope.actions)),
+            None => match &scope.resource {
+                Resource::Catalog => self.principal != Principal::Anonymous,
+                Resource::Repository(n) => self.policy.actions(&self.principal, n).contains(scope.actions),
+            },
+        }
+    }
+
+    /// Whether the catalog shows `repo` to this caller.
+    pub fn may_pull(&self, repo: &str) -> bool {
+        match self.principal {
+            Principal::External(_) => {
+                self.allows(&Scope { resource: Resource::Repository(repo.into()), actions: Actions::PULL })
+            }
+            _ => self.policy.actions(&self.principal, repo).contains(Actions::PULL),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Pure access vocabulary: actions, repository-name patterns, Docker token scopes, and what each request needs.
+
+use std::fmt;
+
+use axum::http::Method;
+use wharf_client::RepositoryName;
+
+use crate::endpoint::{self, Endpoint};
+
+/// A set of actions on a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Actions(u8);
+
+impl Actions {
+    pub const NONE: Actions = Actions(0);
+    pub const PULL: Actions = Actions(1);
+    pub const PUSH: Actions = Actions(2);
+    pub const DELETE: Actions = Actions(4);
+    pub const SIGN: Actions = Actions(8);
+    pub const ALL: Actions = Actions(15);
+    const NAMES: [(&'static str, Actions); 4] =
+        [("pull", Actions::PULL), ("push", Actions::PUSH), ("delete", Actions::DELETE), ("sign", Actions::SIGN)];
+
+    pub fn union(self, o: Actions) -> Actions {
+        Actions(self.0 | o.0)
+    }
+    pub fn intersect(self, o: Actions) -> Actions {
+        Actions(self.0 & o.0)
+    }
+    pub fn contains(self, o: Actions) -> bool {
+        self.0 & o.0 == o.0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses a comma-separated list of action names as a token request or a token claim spells them: `pull`,
+    /// `push`, `delete`, `sign`, and `*` for all. Unknown names are ignored (nothing is granted for them), as
+    /// Distribution does.
+    pub fn parse_requested(s: &str) -> Actions {
+        s.split(',').fold(Actions::NONE, |acc, a| acc.union(Actions::one(a.trim()).unwrap_or_default()))
+    }
+
+    fn one(name: &str) -> Option<Actions> {
+        if name == "*" {
+            return Some(Actions::ALL);
+        }
+        Actions::NAMES.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+    }
+
+    /// Parses what a grant gives: `pull`, `push` (with pull), `delete`, `sign` (with pull), `admin` (everything).
+    /// Unlike a request, an unknown name is an error here: a typo must not silently grant less.
+    pub fn parse_grant(s: &str) -> Result<Actions, String> {
+        let mut acc = Actions::NONE;
+        for a in s.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            acc = acc.union(match a {
+                "admin" => Actions::ALL,
+                "push" => Actions::PUSH.union(Actions::PULL),
+                "sign" => Actions::SIGN.union(Actions::PULL),
+                other => Actions::one(other)
+                    .filter(|_| other != "*")
+                    .ok_or_else(|| format!("unknown action {other:?}: use pull, push, delete, sign or admin"))?,
+            });
+        }
+        if acc.is_empty() {
+            return Err("no actions given".into());
+        }
+        Ok(acc)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        Actions::NAMES.iter().filter(|(_, a)| self.contains(*a)).map(|(n, _)| *n).collect()
+    }
+}
+
+impl fmt::Display for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.names().join(","))
+    }
+}
+
+/// A repository-name pattern: `team/app` (exactly), `team/*` (one more component), `team/**` (one or more), `**`
+/// (every repository). `*` and `**` are whole components; `**` only at the end. Matching is linear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    text: String,
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        for (i, p) in parts.iter().enumerate() {
+            match *p {
+                "*" => {}
+                "**" if i + 1 == parts.len() => {}
+                "**" => return Err(format!("{text:?}: `**` may only end a pattern")),
+                lit => {
+                    if lit.parse::<RepositoryName>().is_err() {
+                        return Err(format!("{text:?}: {lit:?} is neither a name component, `*` nor `**`"));
+                    }
+                }
+            }
+        }
+        if text.len() > 255 {
+            return Err(format!("{text:?}: longer than a repository name may be"));
+        }
+        Ok(Pattern { text: text.to_owned() })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let mut pat = self.text.split('/');
+        let mut comps = name.split('/');
+        loop {
+            match (pat.next(), comps.next()) {
+                (Some("**"), Some(_)) => return true,
+                (Some("*"), Some(_)) => {}
+                (Some(p), Some(c)) if p == c => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// What a token scope or a request names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    Repository(String),
+    /// `registry:catalog:*`.
+    Catalog,
+}
+
+/// One `type:name:actions` scope, as in `scope=repository:team/app:pull,push`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub resource: Resource,
+    pub actions: Actions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scope {0:?} is not TYPE:NAME:ACTIONS")]
+pub struct ScopeError(pub String);
+
+impl Scope {
+    /// Parses one scope. `repository` (also `repository(plugin)`) with a valid name, or `registry:catalog:*`;
+    /// other well-formed types parse to `None` and are granted nothing.
+    pub fn parse(s: &str) -> Result<Option<Scope>, ScopeError> {
+        let bad = || ScopeError(s.chars().take(200).collect());
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (name, actions) = rest.rsplit_once(':').ok_or_else(bad)?;
+        if kind.is_empty() || name.is_empty() {
+            return Err(bad());
+        }
+        let kind = kind.split_once('(').map_or(kind, |(k, _)| k);
+        match kind {
+            "repository" => {
+                let repo: RepositoryName = name.parse().map_err(|_| bad())?;
+                Ok(Some(Scope {
+                    resource: Resource::Repository(repo.as_str().to_owned()),
+                    actions: Actions::parse_requested(actions),
+                }))
+            }
+            "registry" if name == "catalog" => Ok(Some(Scope { resource: Resource::Catalog, actions: Actions::ALL })),
+            _ => Ok(None),
+        }
+    }
+
+    /// All scopes of one or more `scope` parameters, each a space-separated list.
+    pub fn parse_all<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+        let mut out = Vec::new();
+        for p in params {
+            for s in p.split(' ').filter(|s| !s.is_empty()) {
+                out.extend(Scope::parse(s)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.resource {
+            Resource::Repository(n) => write!(f, "repository:{n}:{}", self.actions),
+            Resource::Catalog => f.write_str("registry:catalog:*"),
+        }
+    }
+}
+
+/// What a request needs before it reaches a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the path is not a known endpoint, and the handler answers an error without revealing content.
+    Nothing,
+    /// Any authenticated caller (`GET /v2/`, the version check and `docker login` probe).
+    Login,
+    /// These scopes; `optional` ones (the source of a cross-repository mount) are asked for too, and the request
+    /// proceeds without them (the mount becomes a plain upload).
+    Scopes { required: Vec<Scope>, optional: Vec<Scope> },
+}
+
+fn repo(name: &RepositoryName, actions: Actions) -> Scope {
+    Scope { resource: Resource::Repository(name.as_str().to_owned()), actions }
+}
+
+/// What `method` on `/v2/<tail>` (with `query`) needs.
+pub fn need(method: &Method, tail: &str, query: Option<&str>) -> Need {
+    if tail.is_empty() {
+        return Need::Login;
+    }
+    let one = |s: Scope| Need::Scopes { required: vec![s], optional: vec![] };
+    if wharf_notary::is_trust(tail) {
+        let Ok((name, path)) = wharf_notary::route::parse(tail) else { return Need::Nothing };
+        use wharf_notary::route::TrustPath as T;
+        let write = matches!(
+            (method, &path),
+            (&Method::POST, T::Keys | T::RotateKey(_) | T::Publish) | (&Method::DELETE, T::Repository)
+        );
+        return one(repo(&name, if write { Actions::SIGN } else { Actions::PULL }));
+    }
+    let Ok(endpoint) = endpoint::parse(tail) else { return Need::Nothing };
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let write = Actions::PULL.union(Actions::PUSH);
+    match endpoint {
+        Endpoint::Catalog => one(Scope { resource: Resource::Catalog, actions: Actions::ALL }),
+        Endpoint::Tags(r) | Endpoint::Referrers(r, _) => one(repo(&r, Actions::PULL)),
+        Endpoint::Manifest(r, _) | Endpoint::ManifestBadReference(r) | Endpoint::Blob(r, _) => match *method {
+            Method::DELETE => one(repo(&r, Actions::DELETE)),
+            _ if read => one(repo(&r, Actions::PULL)),
+            _ => one(repo(&r, write)),
+        },
+        Endpoint::Upload(r, _) => one(repo(&r, write)),
+        Endpoint::UploadStart(r) => {
+            let from = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "from")
+                .and_then(|(_, v)| v.parse::<RepositoryName>().ok());
+            Need::Scopes {
+                required: vec![repo(&r, write)],
+                optional: from.map(|f| repo(&f, Actions::PULL)).into_iter().collect(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let m = |p: &str, n: &str| Pattern::parse(p).unwrap().matches(n);
+        assert!(m("team/app", "team/app"));
+        assert!(!m("team/app", "team/app/sub"));
+        assert!(m("team/*", "team/app"));
+        assert!(!m("team/*", "team/app/sub"));
+        assert!(!m("team/*", "team"));
+        assert!(m("team/**", "team/app/sub"));
+        assert!(m("team/**", "team/app"));
+        assert!(!m("team/**", "team"));
+        assert!(!m("team/**", "teams/app"));
+        assert!(m("**", "a/b/c"));
+        assert!(m("*/app", "x/app"));
+        assert!(Pattern::parse("a/**/b").is_err());
+        assert!(Pattern::parse("A/b").is_err());
+        assert!(Pattern::parse("a//b").is_err());
+        assert!(Pattern::parse("a/b*").is_err());
+    }
+
+    #[test]
+    fn scopes() {
+        let s = Scope::parse("repository:team/app:pull,push").unwrap().unwrap();
+        assert_eq!(s.to_string(), "repository:team/app:pull,push");
+        assert_eq!(Scope::parse("repository(plugin):a:pull").unwrap().unwrap().actions, Actions::PULL);
+        assert_eq!(Scope::parse("registry:catalog:*").unwrap().unwrap().resource, Resource::Catalog);
+        assert_eq!(Scope::parse("repository:a:frobnicate").unwrap().unwrap().actions, Actions::NONE);
+        assert!(Scope::parse("something:else:pull").unwrap().is_none());
+        for bad in ["", "repository", "repository:a", "repository::pull", ":a:pull", "repository:UP:pull"] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Scope::parse_all(["repository:a:pull repository:b:push"]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn grants() {
+        assert_eq!(Actions::parse_grant("push").unwrap(), Actions::PULL.union(Actions::PUSH));
+        assert_eq!(Actions::parse_grant("admin").unwrap(), Actions::ALL);
+        assert!(Actions::parse_grant("pul").is_err());
+        assert!(Actions::parse_grant("*").is_err());
+        assert!(Actions::parse_grant("").is_err());
+    }
+
+    #[test]
+    fn needs() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let req = |m: Method, t: &str, q: Option<&str>| match need(&m, t, q) {
+            Need::Scopes { required, optional } => {
+                let mut v: Vec<String> = required.iter().map(ToString::to_string).collect();
+                v.extend(optional.iter().map(|s| format!("?{s}")));
+                v.join(" ")
+            }
+            other => format!("{other:?}"),
+        };
+        assert_eq!(req(Method::GET, "", None), "Login");
+        assert_eq!(req(Method::HEAD, "a/manifests/v1", None), "repository:a:pull");
+        assert_eq!(req(Method::PUT, "a/manifests/v1", None), "repository:a:pull,push");
+        assert_eq!(req(Method::DELETE, "a/manifests/v1", None), "repository:a:delete");
+        assert_eq!(req(Method::DELETE, &format!("a/blobs/{d}"), None), "repository:a:delete");
+        assert_eq!(
+            req(Method::POST, "a/blobs/uploads/", Some("mount=x&from=b/c")),
+            "repository:a:pull,push ?repository:b/c:pull"
+        );
+        assert_eq!(req(Method::GET, "_catalog", None), "registry:catalog:*");
+        assert_eq!(req(Method::GET, "a/_tuf/root.json", None), "repository:a:pull");
+        assert_eq!(req(Method::POST, "a/_tuf/publish", None), "repository:a:sign");
+        assert_eq!(req(Method::DELETE, "a/_tuf/", None), "repository:a:sign");
+        assert_eq!(req(Method::GET, "nope", None), "Nothing");
+    }
+}

@@ -1,0 +1,199 @@
+//! Accounts and grants in SQL. Storage keeps rows; what a row means (hashing, pattern matching, decisions) lives in
+//! the registry's `auth` module. Every write bumps the `auth.generation` setting in its transaction.
+
+use sqlx::Row;
+
+use crate::{Error, Metadata, Result, UnixTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    User,
+    Robot,
+}
+
+impl AccountKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Robot => "robot",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub name: String,
+    pub kind: AccountKind,
+    /// An Argon2id PHC string.
+    pub secret_hash: String,
+    pub expires_at: Option<UnixTime>,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub account: String,
+    pub pattern: String,
+    /// Comma-separated action names.
+    pub actions: String,
+}
+
+const GENERATION: &str = "auth.generation";
+
+async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES (?, CAST(1 AS TEXT)) \
+         ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+    )
+    .bind(GENERATION)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+fn account_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow> {
+    let kind: String = r.try_get("kind")?;
+    let kind = match kind.as_str() {
+        "user" => AccountKind::User,
+        "robot" => AccountKind::Robot,
+        other => return Err(Error::Corrupt(format!("account kind {other:?}"))),
+    };
+    Ok(AccountRow {
+        name: r.try_get("name")?,
+        kind,
+        secret_hash: r.try_get("secret_hash")?,
+        expires_at: r.try_get("expires_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Metadata {
+    /// A counter that changes with every account or grant change.
+    pub async fn auth_generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(value AS INTEGER) FROM settings WHERE name = ?")
+            .bind(GENERATION)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+    }
+
+    /// Adds an account; `Conflict` if the name is taken.
+    pub async fn add_account(&self, a: &AccountRow) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.name)
+        .bind(a.kind.as_str())
+        .bind(&a.secret_hash)
+        .bind(a.expires_at)
+        .bind(a.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Conflict(format!("account {} exists", a.name)));
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds `a` with `grants` only if there is no account yet (the first administrator); false if there was one.
+    pub async fn add_first_account(&self, a: &AccountRow, grants: &[GrantRow], now: UnixTime) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&mut *tx).await?.try_get(0)?;
+        if n > 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&a.name)
+            .bind(a.kind.as_str())
+            .bind(&a.secret_hash)
+            .bind(a.expires_at)
+            .bind(a.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for g in grants {
+            upsert_grant(&mut tx, g, now).await?;
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes an account and its grants; false if there was none.
+    pub async fn remove_account(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM grants WHERE account = ?").bind(name).execute(&mut *tx).await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces an account's secret hash; false if there is no such account.
+    pub async fn set_account_secret(&self, name: &str, secret_hash: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query("UPDATE accounts SET secret_hash = ? WHERE name = ?")
+            .bind(secret_hash)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<AccountRow>> {
+        let rows = sqlx::query("SELECT name, kind, secret_hash, expires_at, created_at FROM accounts ORDER BY name")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(account_row).collect()
+    }
+
+    /// Sets the actions `account` has on `pattern` (replacing earlier ones on the same pattern).
+    pub async fn grant(&self, g: &GrantRow, now: UnixTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        upsert_grant(&mut tx, g, now).await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes what `account` has on `pattern`; false if it had nothing there.
+    pub async fn revoke(&self, account: &str, pattern: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query("DELETE FROM grants WHERE account = ? AND pattern = ?")
+            .bind(account)
+            .bind(pattern)
+            .execute(&mut *tx)
+            .await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn grants(&self) -> Result<Vec<GrantRow>> {
+        let rows = sqlx::query("SELECT account, pattern, actions FROM grants ORDER BY account, pattern")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok(GrantRow { account: r.try_get(0)?, pattern: r.try_get(1)?, actions: r.try_get(2)? }))
+            .collect()
+    }
+}
+
+async fn upsert_grant(tx: &mut sqlx::SqliteConnection, g: &GrantRow, now: UnixTime) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO grants (account, pattern, actions, created_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (account, pattern) DO UPDATE SET actions = excluded.actions",
+    )
+    .bind(&g.account)
+    .bind(&g.pattern)
+    .bind(&g.actions)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
