@@ -40,6 +40,10 @@ pub struct Global {
     /// The window, in seconds, over which --low-speed-limit is measured; also the longest wait for an answer.
     #[arg(long, global = true, default_value_t = 30)]
     pub low_speed_time: u64,
+    /// Trust this CA certificate (PEM) for every registry, besides the system roots and docker's
+    /// `certs.d/HOST:PORT/*.crt` (repeatable).
+    #[arg(long = "ca-cert", global = true)]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +88,18 @@ pub enum ClientCommand {
     /// Sign and inspect tags (like `docker trust`).
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Log in to a registry; the credentials go where `docker login` keeps them (docker's config.json or its
+    /// credential helper), so both programs share them.
+    Login {
+        host: String,
+        #[arg(short = 'u', long)]
+        username: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget a registry's credentials.
+    Logout { host: String },
 }
 
 /// `<config dir>/config.toml`: defaults for every command; flags add to them.
@@ -144,8 +160,48 @@ pub(super) fn passphrase(var: &str, prompt: &str) -> anyhow::Result<Vec<u8>> {
     Ok(p.into_bytes())
 }
 
+/// `HOST[:PORT]` from what a user types (`https://host:5000/` included).
+fn registry_host(s: &str) -> String {
+    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    s.trim_end_matches('/').to_owned()
+}
+
+async fn login(g: &Global, host: &str, username: Option<String>, password_stdin: bool) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let host = registry_host(host);
+    let user = match username {
+        Some(u) => u,
+        None => {
+            anyhow::ensure!(!password_stdin, "--password-stdin needs --username");
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+    };
+    anyhow::ensure!(!user.is_empty(), "a username is required");
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        rpassword::prompt_password("Password: ").map_err(|e| anyhow::anyhow!("no terminal to ask on ({e}); use --password-stdin"))?
+    };
+    let config = ClientConfig::load(&g.config())?;
+    let mut insecure = g.insecure.clone();
+    insecure.extend(config.insecure_registries);
+    let transport = crate::transport::Transport::new(&host, &insecure)?;
+    let creds = transport.login(&user, &password).await?;
+    let place = crate::credentials::store(&host, &creds)?;
+    eprintln!("Login Succeeded (credentials in {place})");
+    Ok(())
+}
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if matches!(cause.downcast_ref::<crate::transport::TransportError>(), Some(crate::transport::TransportError::Auth { .. })) {
+            return 1;
+        }
         if let Some(p) = cause.downcast_ref::<PullError>() {
             return match p {
                 PullError::Transport(_) => EXIT_CONNECT,
@@ -164,7 +220,18 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
+    crate::transport::trust_ca_files(g.ca_cert.clone());
     match cmd {
+        ClientCommand::Login { host, username, password_stdin } => login(&g, &host, username, password_stdin).await,
+        ClientCommand::Logout { host } => {
+            let host = registry_host(&host);
+            if crate::credentials::erase(&host)? {
+                eprintln!("Removing login credentials for {host}");
+            } else {
+                eprintln!("Not logged in to {host}");
+            }
+            Ok(())
+        }
         ClientCommand::Push { src, reference, sign } => image::push_cmd(&g, &src, &reference, sign).await,
         ClientCommand::Pull { reference, trust, output } => image::pull_cmd(&g, &reference, &trust, output).await,
         ClientCommand::Unpack { reference, dir, trust, unpack } => {

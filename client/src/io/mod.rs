@@ -1,6 +1,8 @@
 //! The I/O library over the pure formats: HTTP transport, the local content store, and one entry point per verb
 //! (pull, push, publish, unpack, run), each with an options struct.
 
+pub mod auth;
+pub mod credentials;
 pub mod inspect;
 pub mod layout;
 pub mod progress;

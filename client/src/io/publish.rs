@@ -91,14 +91,18 @@ impl Publisher {
 
     async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, PublishError> {
         let url = self.transport.url(path);
-        let mut req = self.transport.http().post(&url);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(b).map_err(|e| PublishError::Refused(format!("encoding the request: {e}")))?);
-        }
-        let resp =
-            req.send().await.map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| PublishError::Refused(format!("encoding the request: {e}")))?;
+        let make = || {
+            let req = self.transport.http().post(&url);
+            match &body {
+                Some(b) => req.header("content-type", "application/json").body(b.clone()),
+                None => req,
+            }
+        };
+        let resp = self.transport.send(make).await?;
         let ok = resp.status().is_success();
         let text = resp.text().await.unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
         if !ok {

@@ -160,6 +160,7 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
     let desc: Descriptor = serde_json::from_value(chosen.clone())
         .map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
     let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
+    ctx.t.want_scopes(&[format!("repository:{}:pull,push", opts.image.repository)]).await;
     let mut counts = (0, 0, 0);
     push_manifest(&ctx, &desc, &opts.image.reference, &mut counts).await?;
     Ok(Pushed {
@@ -222,13 +223,8 @@ async fn push_manifest(
         let url = ctx.t.url(&format!("/v2/{repo}/manifests/{target}"));
         let resp = ctx
             .t
-            .http()
-            .put(&url)
-            .header("content-type", parsed.media_type.as_str())
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
+            .send(|| ctx.t.http().put(&url).header("content-type", parsed.media_type.as_str()).body(bytes.clone()))
+            .await?;
         refused(resp, &format!("manifest {}", d.digest)).await?;
     }
     if let Some(p) = &ctx.opts.progress {
@@ -267,7 +263,8 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
             p.advance(b.size);
         }
     };
-    let head = ctx.t.http().head(ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest))).send().await;
+    let head_url = ctx.t.url(&format!("/v2/{repo}/blobs/{}", b.digest));
+    let head = ctx.t.send(|| ctx.t.http().head(&head_url)).await;
     if head.is_ok_and(|r| r.status().is_success()) {
         advance();
         return Ok(Outcome::Skipped);
@@ -277,7 +274,7 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
         .filter(|f| f.as_str() != repo.as_str());
     if let Some(from) = from.and_then(|f| f.parse::<crate::name::RepositoryName>().ok()) {
         let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest));
-        if let Ok(r) = ctx.t.http().post(&url).send().await {
+        if let Ok(r) = ctx.t.send(|| ctx.t.http().post(&url)).await {
             if r.status().as_u16() == 201 {
                 advance();
                 remember(ctx, &b.digest);
@@ -306,13 +303,7 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
 async fn start(ctx: &Ctx<'_>) -> Result<String, PushError> {
     let repo = &ctx.opts.image.repository;
     let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/"));
-    let resp = ctx
-        .t
-        .http()
-        .post(&url)
-        .send()
-        .await
-        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
+    let resp = ctx.t.send(|| ctx.t.http().post(&url)).await?;
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from);
     let status = resp.status();
     if status.as_u16() != 202 {
@@ -337,16 +328,14 @@ async fn monolithic(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), Pu
     });
     let body = reqwest::Body::wrap_stream(stream);
     let url = with_digest(&loc, &b.digest);
-    let resp = ctx
+    let req = ctx
         .t
         .http()
         .put(&url)
         .header("content-type", "application/octet-stream")
         .header("content-length", b.size)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
+        .body(body);
+    let resp = ctx.t.send_once(req).await?;
     refused(resp, &format!("blob {}", b.digest)).await
 }
 
@@ -362,15 +351,14 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let mut buf = vec![0u8; len as usize];
         file.read_exact(&mut buf).await?;
-        let sent = ctx
+        let req = ctx
             .t
             .http()
             .patch(&loc)
             .header("content-type", "application/octet-stream")
             .header("content-range", format!("{offset}-{}", offset + len - 1))
-            .body(buf)
-            .send()
-            .await;
+            .body(buf);
+        let sent = ctx.t.send_once(req).await;
         match sent {
             Ok(r) if r.status().as_u16() == 202 => {
                 if let Some(p) = &ctx.opts.progress {
@@ -388,13 +376,7 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
                     return Err(PushError::Source(b.digest.to_string(), "too many failed chunks".into()));
                 }
                 // Resume from what the registry holds.
-                let st = ctx
-                    .t
-                    .http()
-                    .get(&loc)
-                    .send()
-                    .await
-                    .map_err(|e| TransportError::Connect { url: loc.clone(), source: e.without_url() })?;
+                let st = ctx.t.send(|| ctx.t.http().get(&loc)).await?;
                 let range = st.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("0-0").to_string();
                 let end: u64 = range.split('-').nth(1).and_then(|e| e.parse().ok()).unwrap_or(0);
                 offset = if range == "0-0" { 0 } else { end + 1 };
@@ -402,12 +384,6 @@ async fn chunked(ctx: &Ctx<'_>, b: &Descriptor, path: &Path) -> Result<(), PushE
         }
     }
     let url = with_digest(&loc, &b.digest);
-    let resp = ctx
-        .t
-        .http()
-        .put(&url)
-        .send()
-        .await
-        .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
+    let resp = ctx.t.send(|| ctx.t.http().put(&url)).await?;
     refused(resp, &format!("blob {}", b.digest)).await
 }

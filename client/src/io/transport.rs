@@ -32,6 +32,10 @@ pub enum TransportError {
     },
     #[error("{url}: under {min_bytes_per_sec} bytes/s for {secs} s (stalled or trickling source)")]
     TooSlow { url: String, min_bytes_per_sec: u64, secs: u64 },
+    #[error("authenticating to {host}: {reason}")]
+    Auth { host: String, reason: String },
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// An error and each of its causes, once each: for messages that hold another error as text (a list of failed
@@ -68,11 +72,44 @@ impl Default for SpeedLimit {
 }
 
 /// A registry (or mirror) at one origin.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Transport {
     http: reqwest::Client,
     origin: Url,
     speed: SpeedLimit,
+    auth: std::sync::Arc<crate::auth::Session>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("origin", &self.origin.as_str()).finish()
+    }
+}
+
+/// CA files trusted for every registry besides the system roots (`--ca-cert`), set once at start-up.
+static EXTRA_CA: std::sync::OnceLock<Vec<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Trusts the CA certificates in `files` (PEM) for every registry this process talks to.
+pub fn trust_ca_files(files: Vec<std::path::PathBuf>) {
+    let _ = EXTRA_CA.set(files);
+}
+
+/// The CA files for `host` (`HOST[:PORT]`): `--ca-cert`, then `*.crt` in docker's `certs.d/HOST` directories
+/// (`/etc/docker/certs.d`, and `certs.d` in the user's docker configuration directory).
+pub fn ca_files(host: &str) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = EXTRA_CA.get().cloned().unwrap_or_default();
+    let dirs = [std::path::PathBuf::from("/etc/docker/certs.d"), crate::credentials::docker_config_dir().join("certs.d")];
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(d.join(host)) else { continue };
+        let mut crts: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+        crts.sort();
+        out.extend(crts);
+    }
+    out
 }
 
 /// Whether `host` (without port) is a loopback name or address.
@@ -86,7 +123,24 @@ fn client(origin: &Url, pool: bool) -> Result<reqwest::Client, TransportError> {
     if !pool {
         b = b.pool_max_idle_per_host(0);
     }
+    for f in ca_files(&host_port(origin)) {
+        let pem = std::fs::read(&f).map_err(|e| TransportError::Tls(format!("CA file {}: {e}", f.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| TransportError::Tls(format!("CA file {}: {e}", f.display())))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
     b.build().map_err(|e| TransportError::Connect { url: origin.to_string(), source: e.without_url() })
+}
+
+/// `HOST[:PORT]` of a URL, as docker names registries.
+fn host_port(u: &Url) -> String {
+    let host = u.host_str().unwrap_or("");
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
 }
 
 impl Transport {
@@ -94,21 +148,66 @@ impl Transport {
     pub fn new(host: &str, insecure: &[String]) -> Result<Transport, TransportError> {
         let name =
             host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-        let scheme =
-            if is_loopback(name) || insecure.iter().any(|i| i == host || i == name) { "http" } else { "https" };
+        // A loopback registry is reached over HTTPS when a CA is configured for it (as a TLS test setup has).
+        let plain = (is_loopback(name) && ca_files(host).is_empty()) || insecure.iter().any(|i| i == host || i == name);
+        let scheme = if plain { "http" } else { "https" };
         let origin = Url::parse(&format!("{scheme}://{host}/")).map_err(|_| TransportError::BadHost(host.into()))?;
-        Ok(Transport { http: client(&origin, true)?, origin, speed: SpeedLimit::default() })
+        Transport::build(origin, true)
+    }
+
+    fn build(origin: Url, pool: bool) -> Result<Transport, TransportError> {
+        let auth = std::sync::Arc::new(crate::auth::Session::new(&host_port(&origin)));
+        Ok(Transport { http: client(&origin, pool)?, origin, speed: SpeedLimit::default(), auth })
     }
 
     /// A transport for an explicit base URL (a mirror, or a test server).
     pub fn with_origin(origin: Url) -> Result<Transport, TransportError> {
-        Ok(Transport { http: client(&origin, true)?, origin, speed: SpeedLimit::default() })
+        Transport::build(origin, true)
     }
 
     /// A transport that opens a fresh connection for each request and keeps none idle, for servers that answer
     /// one request at a time.
     pub fn one_at_a_time(origin: Url) -> Result<Transport, TransportError> {
-        Ok(Transport { http: client(&origin, false)?, origin, speed: SpeedLimit::default() })
+        Transport::build(origin, false)
+    }
+
+    /// Declares scopes (`repository:NAME:pull,push`) to ask for with the first token.
+    pub async fn want_scopes(&self, scopes: &[String]) {
+        self.auth.want(scopes).await;
+    }
+
+    /// Sends a request built by `make`, with authorization; after a `401` that names a new challenge or scope,
+    /// fetches a token and sends it once more. For requests whose body can be built again.
+    pub async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, TransportError> {
+        for attempt in 0..2 {
+            let resp = self.send_once(make()).await?;
+            if resp.status().as_u16() == 401 && attempt == 0 {
+                if let Some(c) = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()) {
+                    if self.auth.challenged(c).await {
+                        continue;
+                    }
+                }
+            }
+            return Ok(resp);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Sends `req` once with the current authorization (for streamed bodies, which cannot be sent twice).
+    pub async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, TransportError> {
+        let req = match self.auth.header(&self.http, &self.origin).await? {
+            Some(h) => req.header("authorization", h),
+            None => req,
+        };
+        let (client, req) = req.build_split();
+        let req = req.map_err(|e| TransportError::Connect { url: self.origin.to_string(), source: e.without_url() })?;
+        let url = req.url().to_string();
+        client.execute(req).await.map_err(|e| TransportError::Connect { url, source: e.without_url() })
+    }
+
+    /// Checks `user` and `password` with the registry and returns what `wharf login` stores.
+    pub async fn login(&self, user: &str, password: &str) -> Result<crate::credentials::Credentials, TransportError> {
+        crate::auth::login(&self.http, &self.origin, &host_port(&self.origin), user, password).await
     }
 
     /// The same transport with another pace limit.
@@ -125,12 +224,15 @@ impl Transport {
     /// within the pace window.
     pub async fn get(&self, path: &str, headers: &[(&str, String)]) -> Result<reqwest::Response, TransportError> {
         let url = self.url(path);
-        let mut req = self.http.get(&url);
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let resp = match tokio::time::timeout(self.speed.window, req.send()).await {
-            Ok(r) => r.map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?,
+        let make = || {
+            let mut req = self.http.get(&url);
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            req
+        };
+        let resp = match tokio::time::timeout(self.speed.window, self.send(make)).await {
+            Ok(r) => r?,
             Err(_) => return Err(self.too_slow(&url)),
         };
         if !resp.status().is_success() {
