@@ -18,7 +18,10 @@ pub mod io;
 
 pub use format::{digest, image_ref, manifest, media_type, name, seal, tuf};
 #[cfg(feature = "io")]
-pub use io::{auth, credentials, inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, tuf_repo, unpack};
+pub use io::{
+    auth, credentials, inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, tuf_repo,
+    unpack,
+};
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};

@@ -25,6 +25,8 @@ pub fn wharf_bin() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// `http` or `https`, as the server announced.
+    pub scheme: String,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -36,12 +38,39 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (child, addr) = spawn(&data_dir, &env, "127.0.0.1:0");
-        Server { child, addr, data_dir, env, _tmp: Some(tmp) }
+        let (child, addr, scheme) = spawn(&data_dir, &env, "127.0.0.1:0");
+        Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
+    }
+
+    /// Starts a server listening on `addr` (port 0 picks one), with extra environment variables.
+    pub fn start_at(addr: &str, env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, addr, scheme) = spawn(&data_dir, &env, addr);
+        Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// Runs `wharf admin ARGS` on this server's data directory, with `stdin`; panics unless it succeeds.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> String {
+        let mut child = Command::new(wharf_bin())
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wharf admin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("wharf admin");
+        assert!(out.status.success(), "wharf admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Kills the server with SIGKILL, as a crash would.
@@ -66,9 +95,10 @@ impl Server {
     /// Starts the server again on the same data directory and address.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, addr) = spawn(&self.data_dir, &self.env, &self.addr);
+        let (child, addr, scheme) = spawn(&self.data_dir, &self.env, &self.addr);
         self.child = child;
         self.addr = addr;
+        self.scheme = scheme;
     }
 
     pub fn pid(&self) -> u32 {
@@ -105,7 +135,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String) {
+fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String, String) {
     spawn_wrapped(&[], data_dir, env, addr)
 }
 
@@ -113,11 +143,11 @@ fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, Strin
 pub fn start_wrapped(wrapper: &[&str]) -> Server {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp.path().join("data");
-    let (child, addr) = spawn_wrapped(wrapper, &data_dir, &[], "127.0.0.1:0");
-    Server { child, addr, data_dir, env: vec![], _tmp: Some(tmp) }
+    let (child, addr, scheme) = spawn_wrapped(wrapper, &data_dir, &[], "127.0.0.1:0");
+    Server { child, addr, scheme, data_dir, env: vec![], _tmp: Some(tmp) }
 }
 
-fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String) {
+fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String, String) {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -129,18 +159,23 @@ fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], ad
     cmd.args(["serve", "--addr", addr, "--data-dir"]).arg(data_dir);
     cmd.env("WHARF_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
     for (k, v) in env {
-        cmd.env(k, v);
+        // `__stderr`: not a variable, a file to send the server's log to (for tests that read it).
+        if k == "__stderr" {
+            cmd.stderr(std::fs::File::create(v).expect("log file"));
+        } else {
+            cmd.env(k, v);
+        }
     }
     let mut child = cmd.spawn().expect("spawn wharf");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-    let addr = line
+    let rest = line
         .trim()
-        .strip_prefix("wharf: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line from wharf serve: {line:?}"))
-        .to_string();
-    (child, addr)
+        .strip_prefix("wharf: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from wharf serve: {line:?}"));
+    let (scheme, addr) = rest.split_once("://").unwrap_or_else(|| panic!("no scheme in {line:?}"));
+    (child, addr.to_string(), scheme.to_string())
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

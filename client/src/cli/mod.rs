@@ -185,7 +185,8 @@ async fn login(g: &Global, host: &str, username: Option<String>, password_stdin:
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
-        rpassword::prompt_password("Password: ").map_err(|e| anyhow::anyhow!("no terminal to ask on ({e}); use --password-stdin"))?
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| anyhow::anyhow!("no terminal to ask on ({e}); use --password-stdin"))?
     };
     let config = ClientConfig::load(&g.config())?;
     let mut insecure = g.insecure.clone();
@@ -199,7 +200,10 @@ async fn login(g: &Global, host: &str, username: Option<String>, password_stdin:
 
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if matches!(cause.downcast_ref::<crate::transport::TransportError>(), Some(crate::transport::TransportError::Auth { .. })) {
+        if matches!(
+            cause.downcast_ref::<crate::transport::TransportError>(),
+            Some(crate::transport::TransportError::Auth { .. })
+        ) {
             return 1;
         }
         if let Some(p) = cause.downcast_ref::<PullError>() {

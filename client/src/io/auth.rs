@@ -35,7 +35,9 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
     Some(Challenge::Bearer {
         realm: get("realm")?,
         service: get("service"),
-        scope: get("scope").map(|s| s.split(' ').filter(|x| !x.is_empty()).map(String::from).collect()).unwrap_or_default(),
+        scope: get("scope")
+            .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(String::from).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -172,7 +174,9 @@ impl Session {
                 if !scopes.is_empty() {
                     form.append_pair("scope", &scopes.join(" "));
                 }
-                http.post(realm_url.clone()).header("content-type", "application/x-www-form-urlencoded").body(form.finish())
+                http.post(realm_url.clone())
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.finish())
             }
             other => {
                 let mut u = realm_url.clone();
@@ -212,7 +216,8 @@ impl Session {
         if body.len() > 1 << 20 {
             return Err(fail("token answer larger than 1 MiB".into()));
         }
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| fail("token answer is not JSON".into()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| fail("token answer is not JSON".into()))?;
         let token = v["token"].as_str().or_else(|| v["access_token"].as_str()).filter(|t| !t.is_empty());
         let token = token.ok_or_else(|| fail("token answer has no token".into()))?.to_owned();
         let lifetime = v["expires_in"].as_u64().filter(|s| *s > 0).unwrap_or(60);
@@ -226,10 +231,20 @@ pub fn basic(user: &str, password: &str) -> String {
 
 /// Logs in to `origin` with `user` and `password`: checks them with the registry (through its token service when
 /// it has one) and returns what to store: the identity token when the service issues one, else the password.
-pub async fn login(http: &reqwest::Client, origin: &Url, host: &str, user: &str, password: &str) -> Result<Credentials, TransportError> {
+pub async fn login(
+    http: &reqwest::Client,
+    origin: &Url,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> Result<Credentials, TransportError> {
     let fail = |reason: String| TransportError::Auth { host: host.into(), reason };
     let base = origin.join("/v2/").map_err(|_| fail("bad origin".into()))?;
-    let probe = http.get(base.clone()).send().await.map_err(|e| TransportError::Connect { url: base.to_string(), source: e.without_url() })?;
+    let probe = http
+        .get(base.clone())
+        .send()
+        .await
+        .map_err(|e| TransportError::Connect { url: base.to_string(), source: e.without_url() })?;
     let basic_creds = Credentials::Basic { user: user.into(), password: password.into() };
     if probe.status().is_success() {
         return Ok(basic_creds);
@@ -237,7 +252,12 @@ pub async fn login(http: &reqwest::Client, origin: &Url, host: &str, user: &str,
     let challenge = probe.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).and_then(parse_challenge);
     match challenge {
         Some(Challenge::Basic) => {
-            let r = http.get(base.clone()).header("authorization", basic(user, password)).send().await.map_err(|e| TransportError::Connect { url: base.to_string(), source: e.without_url() })?;
+            let r = http
+                .get(base.clone())
+                .header("authorization", basic(user, password))
+                .send()
+                .await
+                .map_err(|e| TransportError::Connect { url: base.to_string(), source: e.without_url() })?;
             if r.status().is_success() {
                 Ok(basic_creds)
             } else {
@@ -257,7 +277,12 @@ pub async fn login(http: &reqwest::Client, origin: &Url, host: &str, user: &str,
                 }
                 q.append_pair("offline_token", "true").append_pair("client_id", "wharf");
             }
-            let r = http.get(u.clone()).header("authorization", basic(user, password)).send().await.map_err(|e| TransportError::Connect { url: realm.clone(), source: e.without_url() })?;
+            let r = http
+                .get(u.clone())
+                .header("authorization", basic(user, password))
+                .send()
+                .await
+                .map_err(|e| TransportError::Connect { url: realm.clone(), source: e.without_url() })?;
             match r.status().as_u16() {
                 200..=299 => {}
                 429 => {
@@ -268,13 +293,17 @@ pub async fn login(http: &reqwest::Client, origin: &Url, host: &str, user: &str,
                 s => return Err(fail(format!("token service answered HTTP {s}"))),
             }
             let body = r.bytes().await.map_err(|e| fail(format!("token service: {e}")))?;
-            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| fail("token answer is not JSON".into()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|_| fail("token answer is not JSON".into()))?;
             Ok(match v["refresh_token"].as_str().filter(|t| !t.is_empty()) {
                 Some(t) => Credentials::IdentityToken { user: user.into(), token: t.into() },
                 None => basic_creds,
             })
         }
-        None => Err(fail(format!("the registry answered HTTP {} without an authentication challenge", probe.status().as_u16()))),
+        None => Err(fail(format!(
+            "the registry answered HTTP {} without an authentication challenge",
+            probe.status().as_u16()
+        ))),
     }
 }
 
@@ -284,7 +313,9 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let c = parse_challenge(r#"Bearer realm="https://r.example/auth/token",service="wharf",scope="repository:a:pull repository:b:pull,push""#);
+        let c = parse_challenge(
+            r#"Bearer realm="https://r.example/auth/token",service="wharf",scope="repository:a:pull repository:b:pull,push""#,
+        );
         assert_eq!(
             c,
             Some(Challenge::Bearer {
@@ -297,6 +328,8 @@ mod tests {
         assert_eq!(parse_challenge("Bearer service=x"), None, "no realm");
         assert_eq!(parse_challenge("Negotiate"), None);
         let c = parse_challenge(r#"bearer realm=https://x/t, error="insufficient_scope", scope="a\"b""#);
-        assert!(matches!(c, Some(Challenge::Bearer { ref realm, ref scope, .. }) if realm == "https://x/t" && scope == &["a\"b".to_string()]));
+        assert!(
+            matches!(c, Some(Challenge::Bearer { ref realm, ref scope, .. }) if realm == "https://x/t" && scope == &["a\"b".to_string()])
+        );
     }
 }

@@ -12,9 +12,15 @@ use serde_json::{json, Map, Value};
 /// What a registry is logged in with.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// An identity (refresh) token from the registry's token service, used with `grant_type=refresh_token`.
-    IdentityToken { user: String, token: String },
+    IdentityToken {
+        user: String,
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -139,7 +145,10 @@ pub fn lookup(host: &str) -> Result<Option<Credentials>, CredentialsError> {
     };
     let (mut user, mut password) = (String::new(), String::new());
     if let Some(b64) = entry.get("auth").and_then(Value::as_str) {
-        let bad = || CredentialsError::Config { path: config_path().display().to_string(), reason: format!("auths[{host:?}].auth is not base64 of user:password") };
+        let bad = || CredentialsError::Config {
+            path: config_path().display().to_string(),
+            reason: format!("auths[{host:?}].auth is not base64 of user:password"),
+        };
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| bad())?;
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (u, p) = text.split_once(':').ok_or_else(bad)?;

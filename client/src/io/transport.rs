@@ -98,7 +98,8 @@ pub fn trust_ca_files(files: Vec<std::path::PathBuf>) {
 /// (`/etc/docker/certs.d`, and `certs.d` in the user's docker configuration directory).
 pub fn ca_files(host: &str) -> Vec<std::path::PathBuf> {
     let mut out: Vec<std::path::PathBuf> = EXTRA_CA.get().cloned().unwrap_or_default();
-    let dirs = [std::path::PathBuf::from("/etc/docker/certs.d"), crate::credentials::docker_config_dir().join("certs.d")];
+    let dirs =
+        [std::path::PathBuf::from("/etc/docker/certs.d"), crate::credentials::docker_config_dir().join("certs.d")];
     for d in dirs {
         let Ok(entries) = std::fs::read_dir(d.join(host)) else { continue };
         let mut crts: Vec<_> = entries

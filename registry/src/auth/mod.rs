@@ -213,7 +213,9 @@ impl Auth {
                 return Ok(Principal::Account(name));
             }
         }
-        let hash = policy.active(user, now).map(|a| a.secret_hash.clone());
+        let account = policy.account(user).map(|a| (a.secret_hash.clone(), a.expires_at.is_some_and(|t| now >= t)));
+        let expired = account.as_ref().is_some_and(|a| a.1);
+        let hash = account.map(|a| a.0);
         let secret = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || match hash {
             Some(h) => credentials::verify_secret(&secret, &h),
@@ -225,7 +227,11 @@ impl Auth {
         })
         .await
         .unwrap_or(false);
-        if ok {
+        if ok && expired {
+            // The right secret of an expired robot: refused, but not a guess, so no strike against the address.
+            tracing::warn!(account = %user, addr = ?addr, "login refused: the account has expired");
+            Err(Refusal::BadCredentials)
+        } else if ok {
             self.basic.put(key, user.to_owned(), policy.generation);
             self.throttle.succeed(user);
             Ok(Principal::Account(user.to_owned()))

@@ -63,6 +63,11 @@ impl Policy {
         self.accounts.get(name).filter(|a| a.expires_at.is_none_or(|t| now < t))
     }
 
+    /// The account, expired or not.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.get(name)
+    }
+
     pub fn has_accounts(&self) -> bool {
         !self.accounts.is_empty()
     }

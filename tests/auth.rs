@@ -1,0 +1,258 @@
+//! Access control over HTTPS against the real server: the scope matrix (accounts × operations × repositories,
+//! with Basic credentials and with tokens), the catalog filter, forged and expired tokens, malformed headers and
+//! token requests, the failed-login throttle, and nothing secret in the log.
+
+mod auth_support;
+mod common;
+
+use std::collections::BTreeMap;
+
+use auth_support::{Call, Env, Op, ADMIN_PASSWORD, REPOS};
+
+/// What each account may do, written out by hand from the grants `Env::start` makes (not from the server's code).
+fn table(account: &str, repo: &str) -> &'static [&'static str] {
+    const ALL: &[&str] = &["pull", "push", "delete", "sign"];
+    match (account, repo) {
+        ("admin", _) => ALL,
+        ("writer", "team/app") => ALL,
+        ("reader", "team/app") => &["pull"],
+        ("robot$ci", "ci/build") => &["pull", "push"],
+        ("robot$old", _) => &[],
+        (_, "pub/y") => &["pull"],
+        _ => &[],
+    }
+}
+
+/// The status `op` must get from `account` on `repo`.
+fn expected(account: &str, repo: &str, op: Op, bearer: bool) -> u16 {
+    let has = |a: &str| table(account, repo).contains(&a);
+    let allowed = op.needs().iter().all(|a| has(a));
+    if allowed {
+        return match op {
+            Op::Mount if table(account, "other/x").contains(&"pull") => 201,
+            op => op.success(),
+        };
+    }
+    match account {
+        // No credentials: a challenge. (With an anonymous token, a refusal.)
+        "anonymous" if !bearer => 401,
+        // An expired robot's password no longer counts.
+        "robot$old" => 401,
+        _ => 403,
+    }
+}
+
+const ACCOUNTS: [&str; 6] = ["admin", "writer", "reader", "robot$ci", "robot$old", "anonymous"];
+
+fn run_matrix(env: &Env, bearer: bool) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut cells = 0;
+    for account in ACCOUNTS {
+        if bearer && account == "robot$old" {
+            // An expired robot gets no token at all.
+            let status = env.token_status(&env.call_for(account), "repository:pub/y:pull");
+            if status != 401 {
+                wrong.push(format!("token for expired robot: {status}, expected 401"));
+            }
+            continue;
+        }
+        for repo in REPOS {
+            for op in Op::ALL {
+                let call = if bearer { env.bearer_for(account, repo, op) } else { env.call_for(account) };
+                let got = env.perform(&call, repo, op);
+                let want = expected(account, repo, op, bearer);
+                cells += 1;
+                if got != want {
+                    wrong.push(format!("{account} {op:?} {repo}: got {got}, expected {want}"));
+                }
+            }
+        }
+    }
+    assert!(cells >= 5 * 5 * 14, "only {cells} cells ran");
+    wrong
+}
+
+#[test]
+fn scope_matrix_with_basic_credentials_and_with_tokens() {
+    let env = Env::start(&[]);
+    let mut wrong = run_matrix(&env, false);
+    wrong.extend(run_matrix(&env, true));
+    assert!(wrong.is_empty(), "{} cells wrong:\n{}", wrong.len(), wrong.join("\n"));
+
+    // The catalog lists only what each caller may pull.
+    let mut want: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    want.insert("admin", REPOS.to_vec());
+    want.insert("writer", vec!["pub/y", "team/app"]);
+    want.insert("reader", vec!["pub/y", "team/app"]);
+    want.insert("robot$ci", vec!["ci/build", "pub/y"]);
+    for (account, repos) in &want {
+        let (status, listed) = env.catalog(&env.call_for(account));
+        let mut repos = repos.clone();
+        repos.sort();
+        assert_eq!((status, listed), (200, repos.iter().map(|s| s.to_string()).collect()), "catalog of {account}");
+    }
+    assert_eq!(env.catalog(&Call::Anonymous).0, 401, "anonymous catalog needs a token");
+    assert_eq!(env.catalog(&env.call_for("robot$old")).0, 401);
+    let anon = env.token(&Call::Anonymous, &["registry:catalog:*"]);
+    assert_eq!(env.catalog(&Call::Bearer(anon)), (200, vec!["pub/y".to_string()]));
+    // Paging over a filtered list: one name per page, each page only pullable names.
+    let (_, first) = env.catalog_page(&env.call_for("writer"), "n=1");
+    assert_eq!(first, vec!["pub/y".to_string()]);
+    let (_, second) = env.catalog_page(&env.call_for("writer"), "n=1&last=pub/y");
+    assert_eq!(second, vec!["team/app".to_string()]);
+
+    // Nothing secret reaches the log: no password, no robot secret, no token.
+    let log = std::fs::read_to_string(&env.log).expect("log");
+    assert!(log.contains("access refused"), "refusals are logged");
+    assert!(log.contains("account=writer") || log.contains("account=\"writer\""), "with the account");
+    for secret in env.secrets() {
+        assert!(!log.contains(&secret), "a secret reached the log");
+    }
+}
+
+#[test]
+fn forged_and_misused_tokens_are_refused() {
+    let env = Env::start(&[]);
+    let writer = env.call_for("writer");
+    let token = env.token(&writer, &["repository:team/app:pull"]);
+    assert_eq!(env.perform(&Call::Bearer(token.clone()), "team/app", Op::GetManifest), 200);
+    // A changed payload (other/x instead of team/app) under the original signature.
+    let forged = auth_support::tamper_payload(&token, "team/app", "other/x");
+    assert_eq!(env.perform(&Call::Bearer(forged), "other/x", Op::GetManifest), 401);
+    // A token signed by another key, claiming everything.
+    let foreign = auth_support::sign_foreign(&auth_support::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
+    assert_eq!(env.perform(&Call::Bearer(foreign), "other/x", Op::GetManifest), 401);
+    // alg: none.
+    let none = auth_support::unsigned(&auth_support::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
+    assert_eq!(env.perform(&Call::Bearer(none), "other/x", Op::GetManifest), 401);
+    // A token for team/app used on other/x, and a pull token used to push.
+    assert_eq!(env.perform(&Call::Bearer(token.clone()), "other/x", Op::GetManifest), 403);
+    // The writer could get push: the answer asks for a better token.
+    let (status, challenge) = env.perform_with_challenge(&Call::Bearer(token), "team/app", Op::StartUpload);
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("repository:team/app:pull,push"));
+    // The reader could not: refused.
+    let reader_token = env.token(&env.call_for("reader"), &["repository:team/app:pull,push"]);
+    assert_eq!(env.perform(&Call::Bearer(reader_token), "team/app", Op::StartUpload), 403);
+    // A refresh token is not an access token.
+    let refresh = env.refresh_token(&writer);
+    assert_eq!(env.perform(&Call::Bearer(refresh), "team/app", Op::GetManifest), 401);
+}
+
+#[test]
+fn external_issuer_tokens_are_checked_for_time_audience_and_issuer() {
+    let (jwks, key) = auth_support::external_issuer();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[auth]\nenabled = true\n[[auth.trusted_issuers]]\nissuer = \"idp\"\njwks = \"{}\"\n",
+            jwks_path.display()
+        ),
+    )
+    .unwrap();
+    let env = Env::start(&[("WHARF_CONFIG", path.to_str().unwrap())]);
+    let sign = |iss: &str, aud: &str, nbf_offset: i64, lifetime: i64, repo: &str| {
+        Call::Bearer(auth_support::sign_with(
+            &key,
+            &auth_support::claims(iss, aud, "ext-user", nbf_offset, lifetime, repo),
+        ))
+    };
+    assert_eq!(env.perform(&sign("idp", "wharf", 0, 300, "other/x"), "other/x", Op::GetManifest), 200, "valid");
+    assert_eq!(env.perform(&sign("idp", "wharf", 0, 300, "other/x"), "team/app", Op::GetManifest), 403, "scope");
+    assert_eq!(env.perform(&sign("idp", "wharf", -7200, 3600, "other/x"), "other/x", Op::GetManifest), 401, "expired");
+    assert_eq!(
+        env.perform(&sign("idp", "wharf", 3600, 300, "other/x"), "other/x", Op::GetManifest),
+        401,
+        "not yet valid"
+    );
+    assert_eq!(env.perform(&sign("idp", "elsewhere", 0, 300, "other/x"), "other/x", Op::GetManifest), 401, "audience");
+    assert_eq!(env.perform(&sign("wharf", "wharf", 0, 300, "other/x"), "other/x", Op::GetManifest), 401, "issuer");
+}
+
+#[test]
+fn own_tokens_expire() {
+    let env = Env::start(&[("WHARF_AUTH_TOKEN_LIFETIME_SECS", "10")]);
+    let token = env.token(&env.call_for("reader"), &["repository:team/app:pull"]);
+    assert_eq!(env.perform(&Call::Bearer(token.clone()), "team/app", Op::GetManifest), 200);
+    // Ten seconds of life and five of leeway for clock skew between replicas.
+    std::thread::sleep(std::time::Duration::from_secs(16));
+    assert_eq!(env.perform(&Call::Bearer(token), "team/app", Op::GetManifest), 401);
+}
+
+#[test]
+fn malformed_headers_and_token_requests_get_400_or_401() {
+    let env = Env::start(&[]);
+    let headers: [&[u8]; 7] =
+        [b"Basic !!!notbase64", b"Basic Zm9v", b"Bearer", b"Bearer a b", b"Digest x", b"Basic", b"Basic \xff\xfe"];
+    for header in headers {
+        let status = env.raw_status("/v2/team/app/tags/list", Some(header));
+        assert_eq!(status, 401, "Authorization: {:?}", String::from_utf8_lossy(header));
+    }
+    let huge = format!("Bearer {}", "a".repeat(64 * 1024));
+    assert_eq!(env.raw_status("/v2/team/app/tags/list", Some(huge.as_bytes())), 401);
+    for query in [
+        "service=wharf&scope=repository",
+        "service=wharf&scope=repository:team/app",
+        "service=wharf&scope=repository:UPPER/x:pull",
+        "service=other&scope=repository:team/app:pull",
+    ] {
+        assert_eq!(env.raw_status(&format!("/auth/token?{query}"), None), 400, "{query}");
+    }
+    let long_scope = format!("service=wharf&scope=repository:{}:pull", "a/".repeat(5000));
+    assert_eq!(env.raw_status(&format!("/auth/token?{long_scope}"), None), 400);
+    assert_eq!(env.raw_status("/auth/token?service=wharf", Some(b"Basic !!!")), 400);
+    assert_eq!(env.raw_status("/auth/token?service=wharf", Some(b"Bearer abc")), 400);
+    assert_eq!(env.post_form("grant_type=password&username=writer"), 400);
+    assert_eq!(env.post_form("grant_type=magic"), 400);
+    assert_eq!(env.post_form(""), 400);
+    assert_eq!(env.post_form("grant_type=refresh_token&refresh_token=abc.def.ghi"), 401);
+    assert_eq!(env.post_form(&"x=y&".repeat(20_000)), 413);
+    assert_eq!(
+        env.post_form(&format!("grant_type=password&username=writer&password={}", auth_support::WRITER_PASSWORD)),
+        200
+    );
+    assert_eq!(
+        env.post_form(&format!(
+            "grant_type=password&username=admin&password={ADMIN_PASSWORD}&scope=repository:team/app:pull"
+        )),
+        200
+    );
+}
+
+#[test]
+fn twenty_wrong_passwords_throttle_the_account_and_address_until_the_delay_ends() {
+    let env = Env::start(&[("WHARF_AUTH_THROTTLE_AFTER", "5"), ("WHARF_AUTH_THROTTLE_BASE_MS", "2000")]);
+    let wrong = Call::Basic("writer".into(), "not-the-password".into());
+    let statuses: Vec<u16> = (0..20).map(|_| env.token_status(&wrong, "repository:team/app:pull")).collect();
+    assert_eq!(&statuses[..4], &[401; 4], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert_eq!(statuses[19], 429, "{statuses:?}");
+    // Locked: the right password too, for the account from another address, and other accounts from this one.
+    let right = env.call_for("writer");
+    let (status, retry_after) = env.token_status_retry_after(&right, "repository:team/app:pull");
+    assert_eq!(status, 429);
+    let wait: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    assert_eq!(
+        env.token_status_from("127.0.0.2", &right, "repository:team/app:pull"),
+        429,
+        "account locked everywhere"
+    );
+    assert_eq!(env.token_status(&env.call_for("reader"), "repository:team/app:pull"), 429, "address locked");
+    assert_eq!(env.token_status_from("127.0.0.2", &env.call_for("reader"), "repository:team/app:pull"), 200);
+    // Basic on registry endpoints is throttled the same way.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("writer:{}", auth_support::WRITER_PASSWORD)
+        )
+    );
+    assert_eq!(env.raw_status("/v2/team/app/tags/list", Some(basic.as_bytes())), 429);
+    std::thread::sleep(std::time::Duration::from_secs(wait) + std::time::Duration::from_millis(300));
+    assert_eq!(env.token_status(&right, "repository:team/app:pull"), 200, "works again after the delay");
+}
