@@ -256,3 +256,64 @@ fn twenty_wrong_passwords_throttle_the_account_and_address_until_the_delay_ends(
     std::thread::sleep(std::time::Duration::from_secs(wait) + std::time::Duration::from_millis(300));
     assert_eq!(env.token_status(&right, "repository:team/app:pull"), 200, "works again after the delay");
 }
+
+#[test]
+fn admin_commands_change_what_the_server_accepts_within_a_second() {
+    let env = Env::start(&[]);
+    let writer = env.call_for("writer");
+    let scope = "repository:team/app:pull";
+    let refresh = env.refresh_token(&writer);
+    assert_eq!(env.refresh_status(&refresh), 200);
+
+    let users: serde_json::Value = serde_json::from_str(&env.s.admin(&["user", "list", "--json"], "")).unwrap();
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "reader", "writer"]);
+    let w = users.as_array().unwrap().iter().find(|u| u["name"] == "writer").unwrap();
+    assert_eq!(w["grants"], serde_json::json!([{ "pattern": "team/*", "actions": "push,delete,sign" }]));
+    let robots: serde_json::Value = serde_json::from_str(&env.s.admin(&["robot", "list", "--json"], "")).unwrap();
+    let robots = robots.as_array().unwrap();
+    assert_eq!(robots.len(), 2);
+    assert!(robots.iter().any(|r| r["name"] == "robot$old" && r["expires_at"].is_i64()));
+    assert!(!env.s.admin(&["robot", "list", "--json"], "").contains("argon2"), "no hashes listed");
+
+    env.s.admin(&["user", "passwd", "writer", "--password-stdin"], "new-writer-pass\n");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(env.token_status(&writer, scope), 401, "the old password");
+    let new_writer = Call::Basic("writer".into(), "new-writer-pass".into());
+    assert_eq!(env.token_status(&new_writer, scope), 200);
+    assert_eq!(env.refresh_status(&refresh), 401, "a password change ends refresh tokens");
+
+    env.s.admin(&["revoke", "writer", "team/*"], "");
+    env.s.admin(&["user", "remove", "reader"], "");
+    env.s.admin(&["robot", "remove", "ci"], "");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(env.perform(&new_writer, "team/app", Op::GetManifest), 403, "revoked");
+    assert_eq!(env.perform(&new_writer, "pub/y", Op::GetManifest), 200, "public still");
+    assert_eq!(env.perform(&env.call_for("reader"), "team/app", Op::GetManifest), 401, "removed user");
+    assert_eq!(env.perform(&env.call_for("robot$ci"), "ci/build", Op::GetManifest), 401, "removed robot");
+}
+
+#[test]
+fn first_administrator_password_is_printed_once_and_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("first.log");
+    let mut s = common::Server::start(&[("WHARF_AUTH", "1"), ("__stderr", log.to_str().unwrap())]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let password = text
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no password printed: {text}"))
+        .to_owned();
+    assert!(password.len() >= 32, "a random password: {password:?}");
+    let http = reqwest::blocking::Client::new();
+    let ok = http.get(s.url("/auth/token?service=wharf")).basic_auth("admin", Some(&password)).send().unwrap();
+    assert_eq!(ok.status(), 200);
+    let bad = http.get(s.url("/auth/token?service=wharf")).basic_auth("admin", Some("guess")).send().unwrap();
+    assert_eq!(bad.status(), 401);
+    // Not again on the next start (the log file starts afresh).
+    s.restart();
+    let again = http.get(s.url("/auth/token?service=wharf")).basic_auth("admin", Some(&password)).send().unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("with password"), "printed twice");
+}

@@ -375,6 +375,11 @@ impl Env {
         req.send().unwrap().status().as_u16()
     }
 
+    /// The status of a refresh-token grant.
+    pub fn refresh_status(&self, refresh: &str) -> u16 {
+        self.post_form(&format!("grant_type=refresh_token&service=wharf&client_id=test&refresh_token={refresh}"))
+    }
+
     pub fn post_form(&self, body: &str) -> u16 {
         let req = self.http.request(Method::POST, self.url("/auth/token"));
         let req = req.header("content-type", "application/x-www-form-urlencoded").body(body.to_owned());
