@@ -317,3 +317,74 @@ fn first_administrator_password_is_printed_once_and_works() {
     assert_eq!(again.status(), 200);
     assert!(!std::fs::read_to_string(&log).unwrap().contains("with password"), "printed twice");
 }
+
+/// A credential helper speaking docker's protocol (`get`/`store`/`erase` on stdin and stdout), keeping one JSON
+/// file per server, and logging each verb it was called with.
+const HELPER: &str = r#"#!/bin/sh
+dir="$HELPER_DIR"
+read -r input
+echo "$1" >> "$dir/calls"
+case "$1" in
+  store) host=$(printf '%s' "$input" | jq -r .ServerURL); printf '%s' "$input" > "$dir/$(echo "$host" | tr ':/' '__')" ;;
+  get) f="$dir/$(echo "$input" | tr ':/' '__')"; [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; cat "$f" ;;
+  erase) rm -f "$dir/$(echo "$input" | tr ':/' '__')" ;;
+esac
+"#;
+
+#[test]
+fn wharf_login_and_pushes_go_through_docker_credential_helpers() {
+    let env = Env::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-wharftest");
+    std::fs::write(&helper, HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let docker = tmp.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let host = env.s.addr.clone();
+    std::fs::write(docker.join("config.json"), format!("{{\"credHelpers\": {{\"{host}\": \"wharftest\"}}}}")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let wharf = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut c = std::process::Command::new(common::wharf_bin())
+            .arg("--ca-cert")
+            .arg(env.certs.join("ca.crt"))
+            .args(args)
+            .env("PATH", &path)
+            .env("HELPER_DIR", tmp.path())
+            .env("DOCKER_CONFIG", &docker)
+            .env("WHARF_STORE", tmp.path().join("store"))
+            .env("WHARF_CONFIG_DIR", tmp.path().join("config"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let image = format!("{host}/team/app@{}", env.image.digest);
+    let (ok, err) = wharf(&["pull", &image], "");
+    assert!(!ok, "pulled without a login");
+    assert!(err.contains("access denied (HTTP 403)") && err.contains("wharf login"), "{err}");
+    let (ok, err) =
+        wharf(&["login", &host, "-u", "writer", "--password-stdin"], &format!("{}\n", auth_support::WRITER_PASSWORD));
+    assert!(ok, "{err}");
+    let config = std::fs::read_to_string(docker.join("config.json")).unwrap();
+    assert!(!config.contains("auths"), "credentials went to config.json instead of the helper: {config}");
+    let (ok, err) = wharf(&["pull", &image], "");
+    assert!(ok, "{err}");
+    let (ok, err) = wharf(&["logout", &host], "");
+    assert!(ok, "{err}");
+    let calls = std::fs::read_to_string(tmp.path().join("calls")).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert!(calls.starts_with(&["get", "store"]) && calls.contains(&"erase"), "{calls:?}");
+    let stored: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("127.0.0.1"))
+        .collect();
+    assert!(stored.is_empty(), "the helper still holds credentials after logout");
+}

@@ -22,6 +22,8 @@ pub enum TransportError {
     },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("{url}: access denied (HTTP {status}): log in with `wharf login HOST`, or ask for a grant")]
+    Denied { url: String, status: u16 },
     #[error("{url}: more than the {max}-byte limit")]
     TooLarge { url: String, max: u64 },
     #[error("{url}: body ended early")]
@@ -180,18 +182,15 @@ impl Transport {
     /// Sends a request built by `make`, with authorization; after a `401` that names a new challenge or scope,
     /// fetches a token and sends it once more. For requests whose body can be built again.
     pub async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, TransportError> {
-        for attempt in 0..2 {
-            let resp = self.send_once(make()).await?;
-            if resp.status().as_u16() == 401 && attempt == 0 {
-                if let Some(c) = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()) {
-                    if self.auth.challenged(c).await {
-                        continue;
-                    }
+        let resp = self.send_once(make()).await?;
+        if resp.status().as_u16() == 401 {
+            if let Some(c) = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()) {
+                if self.auth.challenged(c).await {
+                    return self.send_once(make()).await;
                 }
             }
-            return Ok(resp);
         }
-        unreachable!("the loop returns on its second pass")
+        Ok(resp)
     }
 
     /// Sends `req` once with the current authorization (for streamed bodies, which cannot be sent twice).
@@ -236,8 +235,12 @@ impl Transport {
             Ok(r) => r?,
             Err(_) => return Err(self.too_slow(&url)),
         };
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(TransportError::Denied { url, status });
+        }
         if !resp.status().is_success() {
-            return Err(TransportError::Status { url, status: resp.status().as_u16() });
+            return Err(TransportError::Status { url, status });
         }
         Ok(resp)
     }

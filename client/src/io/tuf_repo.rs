@@ -90,7 +90,9 @@ impl RepoClient {
                     set.update_root(&bytes)?;
                     write_atomic(&self.dir.join("root.json"), &bytes)?;
                 }
-                Err(TransportError::Status { status: 403 | 404, .. }) => break,
+                Err(TransportError::Status { status: 403 | 404, .. } | TransportError::Denied { status: 403, .. }) => {
+                    break
+                }
                 Err(e) => return Err(e.into()),
             }
         }
