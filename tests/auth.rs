@@ -3,6 +3,7 @@
 //! token requests, the failed-login throttle, and nothing secret in the log.
 
 mod auth_support;
+mod auth_tokens;
 mod common;
 
 use std::collections::BTreeMap;
@@ -117,13 +118,13 @@ fn forged_and_misused_tokens_are_refused() {
     let token = env.token(&writer, &["repository:team/app:pull"]);
     assert_eq!(env.perform(&Call::Bearer(token.clone()), "team/app", Op::GetManifest), 200);
     // A changed payload (other/x instead of team/app) under the original signature.
-    let forged = auth_support::tamper_payload(&token, "team/app", "other/x");
+    let forged = auth_tokens::tamper_payload(&token, "team/app", "other/x");
     assert_eq!(env.perform(&Call::Bearer(forged), "other/x", Op::GetManifest), 401);
     // A token signed by another key, claiming everything.
-    let foreign = auth_support::sign_foreign(&auth_support::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
+    let foreign = auth_tokens::sign_foreign(&auth_tokens::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
     assert_eq!(env.perform(&Call::Bearer(foreign), "other/x", Op::GetManifest), 401);
     // alg: none.
-    let none = auth_support::unsigned(&auth_support::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
+    let none = auth_tokens::unsigned(&auth_tokens::claims("wharf", "wharf", "admin", 0, 300, "other/x"));
     assert_eq!(env.perform(&Call::Bearer(none), "other/x", Op::GetManifest), 401);
     // A token for team/app used on other/x, and a pull token used to push.
     assert_eq!(env.perform(&Call::Bearer(token.clone()), "other/x", Op::GetManifest), 403);
@@ -134,6 +135,12 @@ fn forged_and_misused_tokens_are_refused() {
     // The reader could not: refused.
     let reader_token = env.token(&env.call_for("reader"), &["repository:team/app:pull,push"]);
     assert_eq!(env.perform(&Call::Bearer(reader_token), "team/app", Op::StartUpload), 403);
+    // A challenge names exactly what the request needs; a mount asks for pull on its source too.
+    let (status, challenge) = env.perform_with_challenge(&Call::Anonymous, "team/app", Op::Mount);
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("Bearer realm=\"https://"), "{challenge}");
+    assert!(challenge.contains(",service=\"wharf\""), "{challenge}");
+    assert!(challenge.contains("scope=\"repository:team/app:pull,push repository:other/x:pull\""), "{challenge}");
     // A refresh token is not an access token.
     let refresh = env.refresh_token(&writer);
     assert_eq!(env.perform(&Call::Bearer(refresh), "team/app", Op::GetManifest), 401);
@@ -141,7 +148,7 @@ fn forged_and_misused_tokens_are_refused() {
 
 #[test]
 fn external_issuer_tokens_are_checked_for_time_audience_and_issuer() {
-    let (jwks, key) = auth_support::external_issuer();
+    let (jwks, key) = auth_tokens::external_issuer();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let jwks_path = dir.path().join("jwks.json");
@@ -156,9 +163,9 @@ fn external_issuer_tokens_are_checked_for_time_audience_and_issuer() {
     .unwrap();
     let env = Env::start(&[("WHARF_CONFIG", path.to_str().unwrap())]);
     let sign = |iss: &str, aud: &str, nbf_offset: i64, lifetime: i64, repo: &str| {
-        Call::Bearer(auth_support::sign_with(
+        Call::Bearer(auth_tokens::sign_with(
             &key,
-            &auth_support::claims(iss, aud, "ext-user", nbf_offset, lifetime, repo),
+            &auth_tokens::claims(iss, aud, "ext-user", nbf_offset, lifetime, repo),
         ))
     };
     assert_eq!(env.perform(&sign("idp", "wharf", 0, 300, "other/x"), "other/x", Op::GetManifest), 200, "valid");
