@@ -117,9 +117,7 @@ fn print_list(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
 
 pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    let meta = Metadata::open_sqlite(&settings.database_path)
-        .await
-        .with_context(|| format!("opening {}", settings.database_path.display()))?;
+    let meta = Metadata::open(&settings.database_url).await.context("opening the database")?;
     let now = SystemClock.now();
     match cmd {
         AdminCommand::User(UserCommand::Add { name, password_stdin }) => {

@@ -57,6 +57,7 @@ pub enum Kind {
     Denied,
     Throttled,
     RequestInvalid,
+    NotReady,
     Internal,
 }
 
@@ -87,6 +88,7 @@ impl Kind {
             Kind::Denied => (S::FORBIDDEN, Code::Denied),
             Kind::Throttled => (S::TOO_MANY_REQUESTS, Code::TooManyRequests),
             Kind::RequestInvalid => (S::BAD_REQUEST, Code::Unsupported),
+            Kind::NotReady => (S::SERVICE_UNAVAILABLE, Code::Unknown),
             Kind::Internal => (S::INTERNAL_SERVER_ERROR, Code::Unknown),
         }
     }

@@ -62,6 +62,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(Kind::NoSuchEndpoint, "no such endpoint") })
         .layer(axum::middleware::from_fn(observe::log_requests))
         .with_state(state)
@@ -69,6 +71,29 @@ pub fn app(state: AppState) -> Router {
 
 async fn base() -> impl IntoResponse {
     ([("docker-distribution-api-version", "registry/2.0"), ("content-type", "application/json")], "{}")
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database and the object store answer (for load balancers and Kubernetes).
+async fn readyz(State(st): State<AppState>) -> Response {
+    let (db, store) = tokio::join!(st.meta.ping(), st.blobs.ping());
+    let mut problems = Vec::new();
+    if let Err(e) = db {
+        problems.push(format!("database: {}", error::chain(&e)));
+    }
+    if let Err(e) = store {
+        problems.push(format!("storage: {}", error::chain(&e)));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        tracing::warn!(problems = %problems.join("; "), "not ready");
+        ApiError::new(Kind::NotReady, format!("not ready: {}", problems.join("; "))).into_response()
+    }
 }
 
 async fn dispatch(State(st): State<AppState>, req: Request) -> Response {

@@ -1,5 +1,5 @@
 //! Accounts and grants in SQL. Storage keeps rows; what a row means (hashing, pattern matching, decisions) lives in
-//! the registry's `auth` module. Every write bumps the `auth.generation` setting in its transaction.
+//! the registry's `auth` module. Every write bumps the `auth.generation` counter in its transaction.
 
 use sqlx::Row;
 
@@ -40,10 +40,9 @@ pub struct GrantRow {
 
 const GENERATION: &str = "auth.generation";
 
-async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<()> {
+async fn bump(tx: &mut sqlx::AnyConnection) -> Result<()> {
     sqlx::query(
-        "INSERT INTO settings (name, value) VALUES (?, CAST(1 AS TEXT)) \
-         ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
     )
     .bind(GENERATION)
     .execute(tx)
@@ -51,7 +50,7 @@ async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<()> {
     Ok(())
 }
 
-fn account_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow> {
+fn account_row(r: &sqlx::any::AnyRow) -> Result<AccountRow> {
     let kind: String = r.try_get("kind")?;
     let kind = match kind.as_str() {
         "user" => AccountKind::User,
@@ -70,7 +69,7 @@ fn account_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow> {
 impl Metadata {
     /// A counter that changes with every account or grant change.
     pub async fn auth_generation(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT CAST(value AS INTEGER) FROM settings WHERE name = ?")
+        let row = sqlx::query("SELECT value FROM counters WHERE name = $1")
             .bind(GENERATION)
             .fetch_optional(self.reader())
             .await?;
@@ -81,7 +80,7 @@ impl Metadata {
     pub async fn add_account(&self, a: &AccountRow) -> Result<()> {
         let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
-            "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&a.name)
@@ -106,14 +105,16 @@ impl Metadata {
         if n > 0 {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&a.name)
-            .bind(a.kind.as_str())
-            .bind(&a.secret_hash)
-            .bind(a.expires_at)
-            .bind(a.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&a.name)
+        .bind(a.kind.as_str())
+        .bind(&a.secret_hash)
+        .bind(a.expires_at)
+        .bind(a.created_at)
+        .execute(&mut *tx)
+        .await?;
         for g in grants {
             upsert_grant(&mut tx, g, now).await?;
         }
@@ -125,8 +126,8 @@ impl Metadata {
     /// Removes an account and its grants; false if there was none.
     pub async fn remove_account(&self, name: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let done = sqlx::query("DELETE FROM accounts WHERE name = ?").bind(name).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM grants WHERE account = ?").bind(name).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM grants WHERE account = $1").bind(name).execute(&mut *tx).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
@@ -135,7 +136,7 @@ impl Metadata {
     /// Replaces an account's secret hash; false if there is no such account.
     pub async fn set_account_secret(&self, name: &str, secret_hash: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let done = sqlx::query("UPDATE accounts SET secret_hash = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE accounts SET secret_hash = $1 WHERE name = $2")
             .bind(secret_hash)
             .bind(name)
             .execute(&mut *tx)
@@ -164,7 +165,7 @@ impl Metadata {
     /// Removes what `account` has on `pattern`; false if it had nothing there.
     pub async fn revoke(&self, account: &str, pattern: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let done = sqlx::query("DELETE FROM grants WHERE account = ? AND pattern = ?")
+        let done = sqlx::query("DELETE FROM grants WHERE account = $1 AND pattern = $2")
             .bind(account)
             .bind(pattern)
             .execute(&mut *tx)
@@ -184,9 +185,9 @@ impl Metadata {
     }
 }
 
-async fn upsert_grant(tx: &mut sqlx::SqliteConnection, g: &GrantRow, now: UnixTime) -> Result<()> {
+async fn upsert_grant(tx: &mut sqlx::AnyConnection, g: &GrantRow, now: UnixTime) -> Result<()> {
     sqlx::query(
-        "INSERT INTO grants (account, pattern, actions, created_at) VALUES (?, ?, ?, ?) \
+        "INSERT INTO grants (account, pattern, actions, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (account, pattern) DO UPDATE SET actions = excluded.actions",
     )
     .bind(&g.account)

@@ -82,6 +82,14 @@ impl BlobStore {
     }
 
     /// The size of a committed blob, or `None`.
+    /// Whether the store answers (for `/readyz`): a lookup of a key that does not exist must say so.
+    pub async fn ping(&self) -> Result<()> {
+        match self.store.head(&object_store::path::Path::from("readyz/probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Backend(e)),
+        }
+    }
+
     pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.store.head(&paths::blob(digest)).await {
             Ok(meta) => Ok(Some(meta.size)),

@@ -41,7 +41,7 @@ pub struct HistoryRow {
 
 impl Metadata {
     async fn generation(&self, repo: &RepositoryName) -> Result<i64> {
-        let row = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = ?")
+        let row = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = $1")
             .bind(repo.as_str())
             .fetch_optional(self.reader())
             .await?;
@@ -53,7 +53,7 @@ impl Metadata {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
-             WHERE repository = ? AND generation = ? AND role = ? ORDER BY version DESC LIMIT 1",
+             WHERE repository = $1 AND generation = $2 AND role = $3 ORDER BY version DESC LIMIT 1",
         )
         .bind(repo.as_str())
         .bind(g)
@@ -73,7 +73,7 @@ impl Metadata {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
-             WHERE repository = ? AND generation = ? AND role = ? AND version = ?",
+             WHERE repository = $1 AND generation = $2 AND role = $3 AND version = $4",
         )
         .bind(repo.as_str())
         .bind(g)
@@ -88,8 +88,10 @@ impl Metadata {
     pub async fn trust_latest_all(&self, repo: &RepositoryName) -> Result<Vec<MetadataRow>> {
         let g = self.generation(repo).await?;
         let rows = sqlx::query(
-            "SELECT role, MAX(version) AS version, content, expires FROM trust_metadata \
-             WHERE repository = ? AND generation = ? GROUP BY role",
+            "SELECT m.role, m.version, m.content, m.expires FROM trust_metadata m JOIN \
+             (SELECT role, MAX(version) AS version FROM trust_metadata WHERE repository = $1 AND generation = $2 \
+             GROUP BY role) x ON m.role = x.role AND m.version = x.version \
+             WHERE m.repository = $1 AND m.generation = $2",
         )
         .bind(repo.as_str())
         .bind(g)
@@ -102,11 +104,11 @@ impl Metadata {
     /// the answer is `Conflict`: a concurrent publish won.
     pub async fn trust_commit(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES (?, 0) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .execute(&mut *tx)
             .await?;
-        let g: i64 = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = ?")
+        let g: i64 = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = $1")
             .bind(repo.as_str())
             .fetch_one(&mut *tx)
             .await?
@@ -114,7 +116,7 @@ impl Metadata {
         for r in rows {
             let done = sqlx::query(
                 "INSERT INTO trust_metadata (repository, generation, role, version, content, expires, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
             .bind(repo.as_str())
             .bind(g)
@@ -137,7 +139,7 @@ impl Metadata {
         let g = self.generation(repo).await?;
         let rows = sqlx::query(
             "SELECT role, key_id, public_key, sealed_private, created_at FROM trust_keys \
-             WHERE repository = ? AND generation = ? ORDER BY created_at, key_id",
+             WHERE repository = $1 AND generation = $2 ORDER BY created_at, key_id",
         )
         .bind(repo.as_str())
         .bind(g)
@@ -163,13 +165,13 @@ impl Metadata {
 
     pub async fn trust_add_key(&self, repo: &RepositoryName, key: &KeyRow) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES (?, 0) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO trust_keys (repository, generation, role, key_id, public_key, sealed_private, created_at) \
-             SELECT ?, generation, ?, ?, ?, ?, ? FROM trust_repositories WHERE repository = ?",
+             SELECT $1, generation, $2, $3, $4, $5, $6 FROM trust_repositories WHERE repository = $7",
         )
         .bind(repo.as_str())
         .bind(key.role.as_str())
@@ -206,13 +208,13 @@ impl Metadata {
         let mut tx = self.writer().begin().await?;
         let had = sqlx::query(
             "SELECT 1 FROM trust_metadata m JOIN trust_repositories r ON r.repository = m.repository \
-             AND r.generation = m.generation WHERE m.repository = ? LIMIT 1",
+             AND r.generation = m.generation WHERE m.repository = $1 LIMIT 1",
         )
         .bind(repo.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .is_some();
-        sqlx::query("UPDATE trust_repositories SET generation = generation + 1 WHERE repository = ?")
+        sqlx::query("UPDATE trust_repositories SET generation = generation + 1 WHERE repository = $1")
             .bind(repo.as_str())
             .execute(&mut *tx)
             .await?;
@@ -224,7 +226,7 @@ impl Metadata {
     pub async fn trust_history(&self, repo: &RepositoryName) -> Result<Vec<HistoryRow>> {
         let rows = sqlx::query(
             "SELECT generation, role, version, expires, created_at, content FROM trust_metadata \
-             WHERE repository = ? ORDER BY generation, created_at, role, version",
+             WHERE repository = $1 ORDER BY generation, created_at, role, version",
         )
         .bind(repo.as_str())
         .fetch_all(self.reader())
@@ -245,23 +247,23 @@ impl Metadata {
 
     pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let row =
-            sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(self.reader()).await?;
+            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(self.reader()).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// Stores `value` unless the setting exists; returns the stored value either way.
     pub async fn setting_init(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(name)
             .bind(value)
             .execute(self.writer())
             .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(self.writer()).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(self.writer()).await?;
         Ok(row.try_get(0)?)
     }
 }
 
-fn metadata_row(r: &sqlx::sqlite::SqliteRow) -> Result<MetadataRow> {
+fn metadata_row(r: &sqlx::any::AnyRow) -> Result<MetadataRow> {
     Ok(MetadataRow {
         role: role_name(r)?,
         version: r.try_get::<i64, _>("version")? as u64,
@@ -271,7 +273,7 @@ fn metadata_row(r: &sqlx::sqlite::SqliteRow) -> Result<MetadataRow> {
 }
 
 /// The `role` column, parsed: a stored role name that does not parse is corruption, never an empty name.
-fn role_name(r: &sqlx::sqlite::SqliteRow) -> Result<RoleName> {
+fn role_name(r: &sqlx::any::AnyRow) -> Result<RoleName> {
     let raw: String = r.try_get("role")?;
     raw.parse().map_err(|_| Error::Corrupt(format!("stored trust role {raw:?} is not a role name")))
 }

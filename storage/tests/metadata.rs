@@ -1,4 +1,7 @@
-//! The metadata store's contract, run against SQLite (PostgreSQL joins with its issue).
+//! The metadata store's contract, run unchanged against SQLite and PostgreSQL.
+
+#[path = "../../tests/common/pg.rs"]
+mod pg;
 
 use wharf_client::{Digest, MediaType, RepositoryName, Tag};
 use wharf_storage::{Error, Metadata, NewManifest};
@@ -103,4 +106,19 @@ async fn sqlite_reopens_with_migrations_applied_once() {
     drop(m);
     let m = Metadata::open_sqlite(&path).await.unwrap();
     assert_eq!(m.blob_size(&"r".parse().unwrap(), &d("x")).await.unwrap(), Some(1));
+}
+
+#[test]
+fn postgres() {
+    let url = pg::database();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        suite(Metadata::open(&url).await.unwrap()).await;
+        // Reopening applies no migration twice.
+        let m = Metadata::open(&url).await.unwrap();
+        m.link_blob(&"r".parse().unwrap(), &d("x"), 1, 0).await.unwrap();
+        drop(m);
+        let m = Metadata::open(&url).await.unwrap();
+        assert_eq!(m.blob_size(&"r".parse().unwrap(), &d("x")).await.unwrap(), Some(1));
+    });
 }

@@ -10,6 +10,19 @@ use std::time::Duration;
 
 use sha2::Digest as _;
 
+pub mod pg;
+
+/// With `WHARF_TEST_STACK=postgres`, servers keep their metadata in a fresh PostgreSQL database (and take the
+/// key-encryption key from the environment, as replicas on a shared database must).
+fn stack_env(env: &mut Vec<(String, String)>) {
+    if std::env::var("WHARF_TEST_STACK").as_deref() == Ok("postgres")
+        && !env.iter().any(|(k, _)| k == "WHARF_DATABASE_URL")
+    {
+        env.push(("WHARF_DATABASE_URL".into(), pg::database()));
+        env.push(("WHARF_TRUST_KEY_ENCRYPTION_KEY".into(), "test-key-encryption-secret".into()));
+    }
+}
+
 /// The `wharf` binary: `WHARF_BIN`, else the workspace's release or debug build.
 pub fn wharf_bin() -> PathBuf {
     if let Ok(p) = std::env::var("WHARF_BIN") {
@@ -37,7 +50,8 @@ impl Server {
     pub fn start(env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        stack_env(&mut env);
         let (child, addr, scheme) = spawn(&data_dir, &env, "127.0.0.1:0");
         Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
     }
@@ -46,7 +60,8 @@ impl Server {
     pub fn start_at(addr: &str, env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        stack_env(&mut env);
         let (child, addr, scheme) = spawn(&data_dir, &env, addr);
         Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
     }
@@ -62,6 +77,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(args)
+            .envs(self.env.iter().filter(|(k, _)| k != "__stderr").map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -143,8 +159,10 @@ fn spawn(data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, Strin
 pub fn start_wrapped(wrapper: &[&str]) -> Server {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp.path().join("data");
-    let (child, addr, scheme) = spawn_wrapped(wrapper, &data_dir, &[], "127.0.0.1:0");
-    Server { child, addr, scheme, data_dir, env: vec![], _tmp: Some(tmp) }
+    let mut env = Vec::new();
+    stack_env(&mut env);
+    let (child, addr, scheme) = spawn_wrapped(wrapper, &data_dir, &env, "127.0.0.1:0");
+    Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
 }
 
 fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String, String) {

@@ -90,6 +90,8 @@ pub struct TrustConfig {
     /// The secret the service's private keys are sealed under; default: a random one kept in
     /// `<data_dir>/trust.kek` (mode 0600), created on first start.
     pub key_encryption_key: Option<String>,
+    /// A file holding that secret (a mounted secret, the same for every replica).
+    pub key_encryption_key_file: Option<PathBuf>,
     pub timestamp_lifetime_secs: Option<i64>,
     pub snapshot_lifetime_secs: Option<i64>,
     pub max_metadata_size: Option<usize>,
@@ -106,7 +108,7 @@ pub struct StorageConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite:///path/to/file.db`; default `<data_dir>/wharf.db`.
+    /// `sqlite:///path/to/file.db` (default `<data_dir>/wharf.db`) or `postgres://USER:PASSWORD@HOST:PORT/DB`.
     pub url: Option<String>,
 }
 
@@ -133,18 +135,27 @@ pub struct Settings {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub storage_url: Url,
-    pub database_path: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
     pub upload: UploadLimits,
     pub limits: Limits,
     pub log_json: bool,
     pub log_level: String,
     pub trust: wharf_notary::TrustSettings,
-    /// `None`: use (or create) `<data_dir>/trust.kek`.
-    pub kek_secret: Option<String>,
+    /// Where the key-encryption secret comes from.
+    pub kek: KekSource,
     /// Certificate chain and key files.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `None`: access control is off.
     pub auth: Option<crate::auth::AuthSettings>,
+}
+
+/// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    Secret(String),
+    File(PathBuf),
+    DataDir,
 }
 
 /// Flags that override everything else.
@@ -208,6 +219,9 @@ impl Config {
         if let Some(v) = env("WHARF_TRUST_KEY_ENCRYPTION_KEY") {
             self.trust.key_encryption_key = Some(v);
         }
+        if let Some(v) = env("WHARF_TRUST_KEY_ENCRYPTION_KEY_FILE") {
+            self.trust.key_encryption_key_file = Some(v.into());
+        }
         if let Some(v) = env("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS") {
             self.trust.timestamp_lifetime_secs = Some(num("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", v)?);
         }
@@ -268,13 +282,14 @@ impl Config {
             None => Url::from_directory_path(data_dir.join("store"))
                 .map_err(|()| invalid("data_dir", "not an absolute path".into()))?,
         };
-        let database_path = match self.database.url {
-            Some(u) => match u.strip_prefix("sqlite://") {
-                Some(p) => PathBuf::from(p),
-                None => return Err(invalid("database.url", format!("{u:?}: only sqlite:// is supported yet"))),
-            },
-            None => data_dir.join("wharf.db"),
+        let database_url = match self.database.url {
+            Some(u) if u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                u
+            }
+            Some(u) => return Err(invalid("database.url", format!("{u:?}: use sqlite://PATH or postgres://..."))),
+            None => format!("sqlite://{}", data_dir.join("wharf.db").display()),
         };
+        let shared = !database_url.starts_with("sqlite://");
         let d = UploadLimits::default();
         let upload = UploadLimits {
             max_blob_size: self.limits.max_blob_size.unwrap_or(d.max_blob_size),
@@ -300,7 +315,22 @@ impl Config {
         if trust.timestamp_lifetime < 2 || trust.snapshot_lifetime < 2 {
             return Err(invalid("trust", "lifetimes must be at least 2 seconds".into()));
         }
-        let kek_secret = t.key_encryption_key;
+        let kek = match (t.key_encryption_key, t.key_encryption_key_file) {
+            (Some(s), None) => KekSource::Secret(s),
+            (None, Some(f)) => KekSource::File(f),
+            (None, None) if !shared => KekSource::DataDir,
+            (None, None) => {
+                return Err(invalid(
+                    "trust.key_encryption_key",
+                    "a shared database needs the key-encryption key from the config or a secret file \
+                     (trust.key_encryption_key or trust.key_encryption_key_file), the same for every replica"
+                        .into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid("trust", "give key_encryption_key or key_encryption_key_file, not both".into()))
+            }
+        };
         let tls = match (o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -331,13 +361,13 @@ impl Config {
             addr,
             data_dir,
             storage_url,
-            database_path,
+            database_url,
             upload,
             limits,
             log_json,
             log_level,
             trust,
-            kek_secret,
+            kek,
             tls,
             auth,
         })

@@ -12,7 +12,7 @@ fn layering() {
     assert_eq!(s.upload.max_blob_size, 20);
     assert!(s.log_json);
     assert_eq!(s.storage_url.as_str(), "file:///srv/w/store/");
-    assert_eq!(s.database_path, PathBuf::from("/srv/w/wharf.db"));
+    assert_eq!(s.database_url, "sqlite:///srv/w/wharf.db");
 }
 
 #[test]
@@ -35,4 +35,14 @@ fn secure_by_default() {
     assert!(open("addr = \"0.0.0.0:5000\"\n[insecure]\nlisten_without_tls = true\nlisten_without_auth = true").is_ok());
     assert!(open("[tls]\ncert = \"c\"").is_err());
     assert!(open("addr = \"127.0.0.1:5000\"").unwrap().auth.is_none());
+}
+
+#[test]
+fn a_shared_database_needs_a_shared_key_encryption_key() {
+    let open = |toml: &str| toml::from_str::<Config>(toml).unwrap().settings(Overrides::default());
+    let err = open("[database]\nurl = \"postgres://db/wharf\"").unwrap_err().to_string();
+    assert!(err.contains("key_encryption_key"), "{err}");
+    let s = open("[database]\nurl = \"postgres://db/wharf\"\n[trust]\nkey_encryption_key_file = \"/run/secrets/kek\"");
+    assert!(matches!(s.unwrap().kek, KekSource::File(_)));
+    assert!(open("[database]\nurl = \"mysql://x\"").is_err());
 }

@@ -13,7 +13,7 @@ use wharf_notary::Notary;
 use wharf_storage::{BlobStore, Metadata, Uploads};
 
 use crate::auth::Auth;
-use crate::config::Settings;
+use crate::config::{KekSource, Settings};
 use crate::{app, Registry, SystemClock};
 
 /// How often idle upload sessions are looked for: half the idle timeout, between 1 and 60 seconds.
@@ -54,11 +54,14 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     })?;
     let blobs = BlobStore::from_url(&settings.storage_url)?;
     blobs.sweep_uploads().await?;
-    let meta = Metadata::open_sqlite(&settings.database_path).await?;
+    let meta = Metadata::open(&settings.database_url).await?;
     let uploads = Uploads::new(blobs.clone(), settings.upload);
-    let secret = match &settings.kek_secret {
-        Some(s) => s.clone().into_bytes(),
-        None => kek_file(&settings.data_dir.join("trust.kek"))?,
+    let secret = match &settings.kek {
+        KekSource::Secret(s) => s.clone().into_bytes(),
+        KekSource::File(path) => std::fs::read(path)
+            .map(|b| b.trim_ascii().to_vec())
+            .map_err(|source| ServeError::KekFile { path: path.clone(), source })?,
+        KekSource::DataDir => kek_file(&settings.data_dir.join("trust.kek"))?,
     };
     let kek = wharf_notary::kek(&meta, &secret).await?;
     let auth = match &settings.auth {
