@@ -106,11 +106,29 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
 
 /// Checks every repository on a schedule and renews what is due. The schedule is derived from stored expiry
 /// times, so it survives restarts.
+/// The lease that makes one replica at a time renew trust metadata.
+pub const RENEWAL_LEASE: &str = "trust.renewal";
+
 pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
+    // Replicas on one database renew in turn, not together: the one holding the lease renews, and keeps the lease
+    // while it runs; if it stops, another takes over once the lease (three check periods) has run out.
+    let mut id = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+    let holder = hex::encode(id);
+    let period = n.settings.renew_check_secs.max(1);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(n.settings.renew_check_secs.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_secs(period));
         loop {
             tick.tick().await;
+            let now = n.clock.now();
+            match n.meta.try_lease(RENEWAL_LEASE, &holder, now, now + 3 * period as i64).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "taking the renewal lease");
+                    continue;
+                }
+            }
             let repos = match n.meta.trust_repositories().await {
                 Ok(r) => r,
                 Err(e) => {

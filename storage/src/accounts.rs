@@ -198,3 +198,22 @@ async fn upsert_grant(tx: &mut sqlx::AnyConnection, g: &GrantRow, now: UnixTime)
     .await?;
     Ok(())
 }
+
+impl Metadata {
+    /// Takes or keeps the lease `name` for `holder` until `until`, if it is free, expired at `now`, or already
+    /// `holder`'s. True if `holder` holds it now. One statement, so two replicas cannot both win.
+    pub async fn try_lease(&self, name: &str, holder: &str, now: UnixTime, until: UnixTime) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.expires_at <= $4 OR leases.holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -89,6 +89,14 @@ async fn suite(m: Metadata) {
     assert!(page.is_empty(), "{page:?}");
     assert!(m.unlink_blob(&a, &cfg).await.unwrap());
     assert_eq!(m.blob_size(&a, &cfg).await.unwrap(), None);
+
+    // Leases: one holder at a time; the holder keeps it; another takes it once it has run out.
+    assert!(m.try_lease("job", "r1", 100, 130).await.unwrap());
+    assert!(!m.try_lease("job", "r2", 110, 140).await.unwrap());
+    assert!(m.try_lease("job", "r1", 120, 150).await.unwrap());
+    assert!(!m.try_lease("job", "r2", 149, 179).await.unwrap());
+    assert!(m.try_lease("job", "r2", 150, 180).await.unwrap());
+    assert!(!m.try_lease("job", "r1", 160, 190).await.unwrap());
 }
 
 #[tokio::test]
