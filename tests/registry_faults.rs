@@ -210,8 +210,10 @@ async fn idle_sessions_expire_and_their_bytes_are_reclaimed() {
     let loc = start_upload(&c, &s, "idle").await;
     assert_eq!(c.patch(s.url(&loc)).body(vec![0u8; 1000]).send().await.unwrap().status(), StatusCode::ACCEPTED);
     let id = loc.rsplit('/').next().unwrap().to_string();
+    // On disk the staged bytes are files to look at; in S3 they are parts of a multipart upload that the expiry
+    // aborts (the session's 404 is what this run can check).
     let staged = s.data_dir.join("store").join("uploads").join(&id);
-    assert!(staged.exists(), "the session has bytes on disk");
+    assert!(common::on_s3() || staged.exists(), "the session has bytes on disk");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(c.get(s.url(&loc)).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let leftovers: Vec<_> = std::fs::read_dir(&staged).map(|d| d.flatten().collect()).unwrap_or_default();

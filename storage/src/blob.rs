@@ -32,6 +32,18 @@ pub struct BlobRead {
     pub body: BoxStream<'static, Result<Bytes>>,
 }
 
+/// How to reach an S3-compatible store; unset fields come from the usual `AWS_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// `http://127.0.0.1:9000` for a local server; default AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style requests (`ENDPOINT/BUCKET/KEY`), as most S3-compatible servers want.
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
@@ -40,9 +52,38 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens a store named by URL: `file:///absolute/dir` or `memory://`.
+    /// Opens a store named by URL: `file:///absolute/dir` or `memory://` (or `s3://` configured by `AWS_*`).
     pub fn from_url(url: &Url) -> Result<BlobStore> {
+        BlobStore::connect(url, &S3Options::default())
+    }
+
+    /// Opens a store named by URL: `file:///absolute/dir`, `memory://`, or `s3://BUCKET[/PREFIX]`.
+    pub fn connect(url: &Url, s3: &S3Options) -> Result<BlobStore> {
         match url.scheme() {
+            "s3" => {
+                let bucket = url.host_str().ok_or_else(|| Error::Config(format!("{url}: no bucket")))?;
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(e) = &s3.endpoint {
+                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                }
+                if let Some(r) = &s3.region {
+                    b = b.with_region(r);
+                }
+                if s3.path_style {
+                    b = b.with_virtual_hosted_style_request(false);
+                }
+                if let (Some(k), Some(sk)) = (&s3.access_key_id, &s3.secret_access_key) {
+                    b = b.with_access_key_id(k).with_secret_access_key(sk);
+                }
+                let s3 = b.build()?;
+                let prefix = url.path().trim_matches('/');
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+                };
+                Ok(BlobStore { store, local_root: None })
+            }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
@@ -50,7 +91,7 @@ impl BlobStore {
                 Ok(BlobStore { store: Arc::new(fs), local_root: Some(dir) })
             }
             "memory" => Ok(BlobStore { store: Arc::new(InMemory::new()), local_root: None }),
-            other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory)"))),
+            other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory, s3)"))),
         }
     }
 
@@ -63,22 +104,18 @@ impl BlobStore {
         &self.store
     }
 
-    /// Removes what uploads interrupted by a crash left behind. Upload sessions live in the process, so at start
-    /// none can be resumed. `object_store` hides a local store's staging files from listing, so a local store's
-    /// uploads directory is swept directly; other stores list and delete.
+    /// Removes what uploads interrupted by a crash left behind in a local store (whose upload sessions live in the
+    /// one process that serves it, so at start none can be resumed). Shared object stores are not swept at start:
+    /// other replicas may be uploading into them. Their incomplete multipart uploads are left to the store's
+    /// lifecycle rule (S3's `AbortIncompleteMultipartUpload`).
     pub async fn sweep_uploads(&self) -> Result<()> {
-        if let Some(root) = &self.local_root {
-            let dir = root.join(paths::UPLOADS_DIR);
-            return match tokio::fs::remove_dir_all(&dir).await {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::Config(format!("sweeping {}: {e}", dir.display()))),
-            };
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let dir = root.join(paths::UPLOADS_DIR);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Config(format!("sweeping {}: {e}", dir.display()))),
         }
-        let prefix = object_store::path::Path::from(paths::UPLOADS_DIR);
-        let locations = self.store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
-        self.store.delete_stream(locations).try_collect::<Vec<_>>().await?;
-        Ok(())
     }
 
     /// The size of a committed blob, or `None`.

@@ -13,7 +13,7 @@ pub mod trust;
 pub mod upload;
 
 pub use accounts::{AccountKind, AccountRow, GrantRow};
-pub use blob::{BlobRead, BlobStore, ByteRange};
+pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use error::Error;
 pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};

@@ -213,12 +213,19 @@ impl Uploads {
                 .map_err(|e| Error::Config(format!("commit task: {e}")))??;
             return Ok(size);
         }
-        match store.rename_if_not_exists(&location, &paths::blob(digest)).await {
-            Ok(()) => {}
-            // Another upload committed the same content first: one stored copy is enough.
-            Err(object_store::Error::AlreadyExists { .. }) => store.delete(&location).await?,
+        // Object stores have no rename: the verified bytes are copied to their content address, then the staging
+        // object goes. Where the store can refuse an existing target it does; where it cannot (S3 without a
+        // conditional copy), a concurrent commit of the same blob writes the same verified bytes, and each copy is
+        // atomic, so readers see the whole blob or none.
+        let target = paths::blob(digest);
+        match store.copy_if_not_exists(&location, &target).await {
+            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
+                store.copy(&location, &target).await?
+            }
             Err(e) => return Err(Error::Backend(e)),
         }
+        store.delete(&location).await?;
         Ok(size)
     }
 

@@ -1,10 +1,13 @@
-//! One suite for the blob store and upload sessions, run against every backend (`file://` and `memory://`).
+//! One suite for the blob store and upload sessions, run against every backend (`file://`, `memory://` and S3).
+
+#[path = "../../tests/common/s3.rs"]
+mod s3;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use url::Url;
 use wharf_client::{Algorithm, Digest, RepositoryName};
-use wharf_storage::{BlobStore, ByteRange, Error, UploadLimits, Uploads};
+use wharf_storage::{BlobStore, ByteRange, Error, S3Options, UploadLimits, Uploads};
 
 fn repo(s: &str) -> RepositoryName {
     s.parse().unwrap()
@@ -120,6 +123,20 @@ async fn file_store() {
 #[tokio::test]
 async fn memory_store() {
     suite(BlobStore::from_url(&Url::parse("memory://").unwrap()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn s3_store() {
+    let (endpoint, bucket) = tokio::task::spawn_blocking(s3::bucket).await.unwrap();
+    let options = S3Options {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        access_key_id: Some(s3::ACCESS_KEY.into()),
+        secret_access_key: Some(s3::SECRET_KEY.into()),
+    };
+    let url = Url::parse(&format!("s3://{bucket}/some/prefix")).unwrap();
+    suite(BlobStore::connect(&url, &options).unwrap()).await;
 }
 
 #[test]

@@ -11,15 +11,26 @@ use std::time::Duration;
 use sha2::Digest as _;
 
 pub mod pg;
+pub mod s3;
 
-/// With `WHARF_TEST_STACK=postgres`, servers keep their metadata in a fresh PostgreSQL database (and take the
-/// key-encryption key from the environment, as replicas on a shared database must).
+/// With `WHARF_TEST_STACK=postgres+s3`, servers keep their metadata in a fresh PostgreSQL database and their blobs
+/// in a fresh bucket of an S3-compatible server (and take the key-encryption key from the environment, as replicas
+/// on a shared database must). `WHARF_TEST_STACK=postgres` moves only the metadata.
 fn stack_env(env: &mut Vec<(String, String)>) {
-    if std::env::var("WHARF_TEST_STACK").as_deref() == Ok("postgres")
-        && !env.iter().any(|(k, _)| k == "WHARF_DATABASE_URL")
-    {
+    let stack = std::env::var("WHARF_TEST_STACK").unwrap_or_default();
+    let has = |env: &Vec<(String, String)>, k: &str| env.iter().any(|(n, _)| n == k);
+    if stack.starts_with("postgres") && !has(env, "WHARF_DATABASE_URL") {
         env.push(("WHARF_DATABASE_URL".into(), pg::database()));
         env.push(("WHARF_TRUST_KEY_ENCRYPTION_KEY".into(), "test-key-encryption-secret".into()));
+    }
+    if stack.ends_with("+s3") && !has(env, "WHARF_STORAGE_URL") {
+        let (endpoint, bucket) = s3::bucket();
+        env.push(("WHARF_STORAGE_URL".into(), format!("s3://{bucket}/wharf")));
+        env.push(("WHARF_STORAGE_ENDPOINT".into(), endpoint));
+        env.push(("WHARF_STORAGE_REGION".into(), "us-east-1".into()));
+        env.push(("WHARF_STORAGE_PATH_STYLE".into(), "true".into()));
+        env.push(("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()));
     }
 }
 
@@ -43,6 +54,11 @@ pub struct Server {
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// Whether servers store blobs in S3 in this run (checks of the local store's files apply on disk only).
+pub fn on_s3() -> bool {
+    std::env::var("WHARF_TEST_STACK").is_ok_and(|s| s.ends_with("+s3"))
 }
 
 impl Server {
@@ -124,7 +140,11 @@ impl Server {
     /// Every committed blob file under the store, as (relative path, size).
     pub fn stored_blobs(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        walk(&self.data_dir.join("store").join("blobs"), &mut out);
+        let on_s3 = self.env.iter().find(|(k, _)| k == "WHARF_STORAGE_URL").and_then(|(_, v)| v.strip_prefix("s3://"));
+        match on_s3 {
+            Some(rest) => walk(&s3::object_dir(rest).join("blobs"), &mut out),
+            None => walk(&self.data_dir.join("store").join("blobs"), &mut out),
+        }
         out.sort();
         out
     }

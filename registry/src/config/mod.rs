@@ -101,8 +101,15 @@ pub struct TrustConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `file:///dir` or `memory://`; default `file://<data_dir>/store`.
+    /// `file:///dir`, `memory://` or `s3://BUCKET/PREFIX`; default `file://<data_dir>/store`.
     pub url: Option<String>,
+    /// S3: the endpoint of an S3-compatible server (default AWS); unset S3 fields come from `AWS_*` variables.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// S3: path-style requests (`ENDPOINT/BUCKET/KEY`), as most S3-compatible servers want.
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +142,7 @@ pub struct Settings {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub storage_url: Url,
+    pub s3: wharf_storage::S3Options,
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
     pub upload: UploadLimits,
@@ -197,6 +205,15 @@ impl Config {
         }
         if let Some(v) = env("WHARF_STORAGE_URL") {
             self.storage.url = Some(v);
+        }
+        if let Some(v) = env("WHARF_STORAGE_ENDPOINT") {
+            self.storage.endpoint = Some(v);
+        }
+        if let Some(v) = env("WHARF_STORAGE_REGION") {
+            self.storage.region = Some(v);
+        }
+        if let Some(v) = env("WHARF_STORAGE_PATH_STYLE") {
+            self.storage.path_style = Some(boolean("WHARF_STORAGE_PATH_STYLE", &v)?);
         }
         if let Some(v) = env("WHARF_DATABASE_URL") {
             self.database.url = Some(v);
@@ -277,6 +294,13 @@ impl Config {
             addr_text.parse().map_err(|_| invalid("addr", format!("{addr_text:?} is not HOST:PORT")))?;
         let data_dir = o.data_dir.or(self.data_dir).unwrap_or_else(|| "wharf-data".into());
         let data_dir = std::path::absolute(&data_dir).map_err(|e| invalid("data_dir", e.to_string()))?;
+        let s3 = wharf_storage::S3Options {
+            endpoint: self.storage.endpoint,
+            region: self.storage.region,
+            path_style: self.storage.path_style.unwrap_or(false),
+            access_key_id: self.storage.access_key_id,
+            secret_access_key: self.storage.secret_access_key,
+        };
         let storage_url = match self.storage.url {
             Some(u) => Url::parse(&u).map_err(|e| invalid("storage.url", e.to_string()))?,
             None => Url::from_directory_path(data_dir.join("store"))
@@ -361,6 +385,7 @@ impl Config {
             addr,
             data_dir,
             storage_url,
+            s3,
             database_url,
             upload,
             limits,

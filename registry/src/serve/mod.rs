@@ -52,7 +52,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
     })?;
-    let blobs = BlobStore::from_url(&settings.storage_url)?;
+    let blobs = BlobStore::connect(&settings.storage_url, &settings.s3)?;
     blobs.sweep_uploads().await?;
     let meta = Metadata::open(&settings.database_url).await?;
     let uploads = Uploads::new(blobs.clone(), settings.upload);
