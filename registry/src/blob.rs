@@ -26,6 +26,16 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
     if req.method == Method::HEAD {
         return common(Response::builder()).header("content-length", size).body(Body::empty()).map_err(build_error);
     }
+    if let Some(expires_in) = st.redirect {
+        if let Some(url) = st.blobs.presigned_get(digest, expires_in).await? {
+            return common(Response::builder())
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("location", url.as_str())
+                .header("content-length", 0)
+                .body(Body::empty())
+                .map_err(build_error);
+        }
+    }
     let read = st.blobs.open(digest, range).await?;
     let (start, end) = read.range;
     let len = if read.size == 0 { 0 } else { end - start + 1 };

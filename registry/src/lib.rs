@@ -52,6 +52,8 @@ pub struct Registry {
     pub meta: Metadata,
     pub limits: Limits,
     pub clock: Box<dyn Clock>,
+    /// Blob GETs answer `307` to a presigned URL valid this long (S3 with `storage.redirect`).
+    pub redirect: Option<std::time::Duration>,
 }
 
 pub type AppState = Arc<Registry>;

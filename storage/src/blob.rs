@@ -47,6 +47,8 @@ pub struct S3Options {
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// For S3: the client that presigns URLs, and the key prefix the store adds.
+    signer: Option<(Arc<object_store::aws::AmazonS3>, String)>,
     /// The root directory when the store is local, for sweeping crashed uploads at start.
     local_root: Option<PathBuf>,
 }
@@ -75,22 +77,25 @@ impl BlobStore {
                 if let (Some(k), Some(sk)) = (&s3.access_key_id, &s3.secret_access_key) {
                     b = b.with_access_key_id(k).with_secret_access_key(sk);
                 }
-                let s3 = b.build()?;
-                let prefix = url.path().trim_matches('/');
+                let s3 = Arc::new(b.build()?);
+                let prefix = url.path().trim_matches('/').to_owned();
                 let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(s3)
+                    Arc::clone(&s3) as Arc<dyn ObjectStore>
                 } else {
-                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+                    Arc::new(object_store::prefix::PrefixStore::new(
+                        Arc::clone(&s3) as Arc<dyn ObjectStore>,
+                        prefix.as_str(),
+                    ))
                 };
-                Ok(BlobStore { store, local_root: None })
+                Ok(BlobStore { store, signer: Some((s3, prefix)), local_root: None })
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-                Ok(BlobStore { store: Arc::new(fs), local_root: Some(dir) })
+                Ok(BlobStore { store: Arc::new(fs), signer: None, local_root: Some(dir) })
             }
-            "memory" => Ok(BlobStore { store: Arc::new(InMemory::new()), local_root: None }),
+            "memory" => Ok(BlobStore { store: Arc::new(InMemory::new()), signer: None, local_root: None }),
             other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory, s3)"))),
         }
     }
@@ -119,6 +124,17 @@ impl BlobStore {
     }
 
     /// The size of a committed blob, or `None`.
+    /// A URL that lets its holder GET the committed blob `digest` straight from the store until `expires_in` has
+    /// passed; `None` for stores that cannot presign (local and memory).
+    pub async fn presigned_get(&self, digest: &Digest, expires_in: std::time::Duration) -> Result<Option<Url>> {
+        let Some((s3, prefix)) = &self.signer else { return Ok(None) };
+        let key = paths::blob(digest);
+        let full =
+            if prefix.is_empty() { key } else { object_store::path::Path::from(format!("{prefix}/{}", key.as_ref())) };
+        let url = object_store::signer::Signer::signed_url(s3.as_ref(), http::Method::GET, &full, expires_in).await?;
+        Ok(Some(url))
+    }
+
     /// Whether the store answers (for `/readyz`): a lookup of a key that does not exist must say so.
     pub async fn ping(&self) -> Result<()> {
         match self.store.head(&object_store::path::Path::from("readyz/probe")).await {

@@ -110,6 +110,10 @@ pub struct StorageConfig {
     pub path_style: Option<bool>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// S3: answer blob GETs with `307` to a presigned URL instead of streaming the bytes through the replica.
+    pub redirect: Option<bool>,
+    /// How long a presigned URL stays valid (default 300 s).
+    pub redirect_expiry_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +147,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub storage_url: Url,
     pub s3: wharf_storage::S3Options,
+    /// Blob GETs redirect to presigned URLs valid this long.
+    pub redirect: Option<std::time::Duration>,
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
     pub upload: UploadLimits,
@@ -211,6 +217,12 @@ impl Config {
         }
         if let Some(v) = env("WHARF_STORAGE_REGION") {
             self.storage.region = Some(v);
+        }
+        if let Some(v) = env("WHARF_STORAGE_REDIRECT") {
+            self.storage.redirect = Some(boolean("WHARF_STORAGE_REDIRECT", &v)?);
+        }
+        if let Some(v) = env("WHARF_STORAGE_REDIRECT_EXPIRY_SECS") {
+            self.storage.redirect_expiry_secs = Some(num("WHARF_STORAGE_REDIRECT_EXPIRY_SECS", v)?);
         }
         if let Some(v) = env("WHARF_STORAGE_PATH_STYLE") {
             self.storage.path_style = Some(boolean("WHARF_STORAGE_PATH_STYLE", &v)?);
@@ -294,6 +306,8 @@ impl Config {
             addr_text.parse().map_err(|_| invalid("addr", format!("{addr_text:?} is not HOST:PORT")))?;
         let data_dir = o.data_dir.or(self.data_dir).unwrap_or_else(|| "wharf-data".into());
         let data_dir = std::path::absolute(&data_dir).map_err(|e| invalid("data_dir", e.to_string()))?;
+        let redirect = (self.storage.redirect == Some(true))
+            .then(|| std::time::Duration::from_secs(self.storage.redirect_expiry_secs.unwrap_or(300).max(1)));
         let s3 = wharf_storage::S3Options {
             endpoint: self.storage.endpoint,
             region: self.storage.region,
@@ -386,6 +400,7 @@ impl Config {
             data_dir,
             storage_url,
             s3,
+            redirect,
             database_url,
             upload,
             limits,

@@ -71,7 +71,8 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None => None,
     };
     let notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
-    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock) };
+    let redirect = settings.redirect;
+    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect };
     Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
 }
 
