@@ -31,6 +31,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE);
+    // As much header as HTTP/1.1 accepts, so that an oversized header gets the same answer on both (the gate's
+    // `401` for a huge `Authorization`) instead of HTTP/2's connection-level refusal at 16 KiB.
+    builder.http2().max_header_list_size(256 * 1024);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
