@@ -158,11 +158,7 @@ impl Session {
         creds: Option<&Credentials>,
     ) -> Result<(String, Instant), TransportError> {
         let fail = |reason: String| TransportError::Auth { host: self.host.clone(), reason };
-        let realm_url = Url::parse(realm).map_err(|_| fail(format!("token realm {realm:?} is not a URL")))?;
-        let plain_ok = origin.scheme() == "http" || realm_url.host_str().is_some_and(is_loopback);
-        if realm_url.scheme() != "https" && !(realm_url.scheme() == "http" && plain_ok) {
-            return Err(fail(format!("token realm {realm} is not HTTPS; credentials are not sent there")));
-        }
+        let realm_url = realm_url(origin, realm).map_err(fail)?;
         let req = match creds {
             Some(Credentials::IdentityToken { token, .. }) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -225,6 +221,17 @@ impl Session {
     }
 }
 
+/// The token realm as a URL, if credentials may be sent there: HTTPS, or plain HTTP only to a loopback realm or
+/// for a registry that is itself reached over plain HTTP.
+fn realm_url(origin: &Url, realm: &str) -> Result<Url, String> {
+    let u = Url::parse(realm).map_err(|_| format!("token realm {realm:?} is not a URL"))?;
+    let plain_ok = origin.scheme() == "http" || u.host_str().is_some_and(is_loopback);
+    if u.scheme() != "https" && !(u.scheme() == "http" && plain_ok) {
+        return Err(format!("token realm {realm} is not HTTPS; credentials are not sent there"));
+    }
+    Ok(u)
+}
+
 pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
@@ -265,11 +272,7 @@ pub async fn login(
             }
         }
         Some(Challenge::Bearer { realm, service, .. }) => {
-            let mut u = Url::parse(&realm).map_err(|_| fail(format!("token realm {realm:?} is not a URL")))?;
-            let plain_ok = origin.scheme() == "http" || u.host_str().is_some_and(is_loopback);
-            if u.scheme() != "https" && !(u.scheme() == "http" && plain_ok) {
-                return Err(fail(format!("token realm {realm} is not HTTPS; credentials are not sent there")));
-            }
+            let mut u = realm_url(origin, &realm).map_err(fail)?;
             {
                 let mut q = u.query_pairs_mut();
                 if let Some(s) = &service {

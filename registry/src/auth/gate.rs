@@ -51,15 +51,15 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         },
         Ok(Presented::Bearer(token)) => match auth.bearer(&token) {
             Some(v) => {
-                let (claims, external) = &*v;
-                let p = if *external {
+                let (claims, external) = (&v.claims, v.external);
+                let p = if external {
                     Principal::External(claims.sub.clone())
                 } else if claims.sub == ANONYMOUS {
                     Principal::Anonymous
                 } else {
                     Principal::Account(claims.sub.clone())
                 };
-                Ok((p, Some(claims.granted())))
+                Ok((p, Some(Arc::clone(&v.granted))))
             }
             None => Err((Deny::Challenge { error: Some("invalid_token") }, None, "invalid token".into())),
         },

@@ -79,8 +79,16 @@ pub enum AuthError {
     Other(String),
 }
 
+/// A verified bearer token: its claims, whether an external issuer signed it, and the scopes it grants (parsed
+/// once, at verification, not per request).
+pub struct Verified {
+    pub claims: Claims,
+    pub external: bool,
+    pub granted: Arc<Vec<Scope>>,
+}
+
 /// Verified bearer tokens, so that signatures are checked once per token, not per request.
-type TokenCache = Mutex<HashMap<String, Arc<(Claims, bool)>>>;
+type TokenCache = Mutex<HashMap<String, Arc<Verified>>>;
 
 pub struct Auth {
     pub settings: AuthSettings,
@@ -243,13 +251,15 @@ impl Auth {
     }
 
     /// Verifies a bearer token (cached per token); `None` if invalid, expired or its account is gone.
-    pub fn bearer(&self, token: &str) -> Option<Arc<(Claims, bool)>> {
+    pub fn bearer(&self, token: &str) -> Option<Arc<Verified>> {
         let now = self.clock.now();
         let cached = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
         let verified = match cached {
             Some(v) => v,
             None => {
-                let v = Arc::new(self.keys.verify(token).ok()?);
+                let (claims, external) = self.keys.verify(token).ok()?;
+                let granted = Arc::new(claims.granted());
+                let v = Arc::new(Verified { claims, external, granted });
                 let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
                 if map.len() >= 16 * 1024 {
                     map.clear();
@@ -258,7 +268,7 @@ impl Auth {
                 v
             }
         };
-        let (claims, external) = &*verified;
+        let (claims, external) = (&verified.claims, verified.external);
         if claims.is_refresh() || now >= claims.exp + 5 || now + 5 < claims.nbf {
             return None;
         }
@@ -305,7 +315,7 @@ pub fn random_secret() -> String {
 pub struct Caller {
     pub principal: Principal,
     /// Token claims, when the caller presented a token.
-    pub claims: Option<Vec<Scope>>,
+    pub claims: Option<Arc<Vec<Scope>>>,
     pub policy: Arc<Policy>,
 }
 
