@@ -181,6 +181,7 @@ impl From<StorageError> for ApiError {
             StorageError::Config(_)
             | StorageError::Backend(_)
             | StorageError::Database(_)
+            | StorageError::Io { .. }
             | StorageError::Corrupt(_) => ApiError::internal(chain(&e)),
         }
     }

@@ -121,7 +121,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         (Method::GET | Method::HEAD, Endpoint::Blob(repo, d)) => blob::get(&st, &repo, &d, &parts).await,
         (Method::DELETE, Endpoint::Blob(repo, d)) => blob::delete(&st, &repo, &d).await,
         (Method::POST, Endpoint::UploadStart(repo)) => upload::start(&st, &repo, &parts, body).await,
-        (Method::GET, Endpoint::Upload(repo, id)) => upload::status(&st, &repo, &id),
+        (Method::GET, Endpoint::Upload(repo, id)) => upload::status(&st, &repo, &id).await,
         (Method::PATCH, Endpoint::Upload(repo, id)) => upload::patch(&st, &repo, &id, &parts, body).await,
         (Method::PUT, Endpoint::Upload(repo, id)) => upload::put(&st, &repo, &id, &parts, body).await,
         (Method::DELETE, Endpoint::Upload(repo, id)) => upload::cancel(&st, &repo, &id).await,

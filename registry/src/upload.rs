@@ -21,24 +21,23 @@ pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Bo
             }
         }
     }
-    let id = st.uploads.start(repo, st.clock.now()).await?;
     if let Some(d) = query_param(&q, "digest") {
-        // Monolithic upload: the whole blob is this request's body. Any failure ends the session.
+        // Monolithic upload: the whole blob is this request's body, and no session outlives it.
         let digest = parse_digest(&d)?;
-        let result = receive(st, repo, &id, req, body).await;
-        return match result {
-            Ok(_) => commit(st, repo, &id, &digest).await,
-            Err(e) => {
-                let _ = st.uploads.cancel(&id, repo).await;
-                Err(e)
-            }
-        };
+        let (start, declared) = chunk_headers(req, None).await?;
+        if start.is_some_and(|s| s != 0) {
+            return Err(ApiError::new(Kind::UploadRangeInvalid, "a monolithic upload starts at 0"));
+        }
+        let size = st.uploads.put_whole(declared, body.into_data_stream(), &digest).await?;
+        st.meta.link_blob(repo, &digest, size, st.clock.now()).await?;
+        return Ok(created(repo, &digest));
     }
+    let id = st.uploads.start(repo, st.clock.now()).await?;
     Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
 }
 
-pub fn status(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {
-    let s = st.uploads.status(id, repo)?;
+pub async fn status(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {
+    let s = st.uploads.status(id, repo).await?;
     Ok(accepted(repo, id, s.offset, StatusCode::NO_CONTENT))
 }
 
@@ -65,12 +64,15 @@ pub async fn put(
         &query_param(&q, "digest")
             .ok_or_else(|| ApiError::new(Kind::DigestInvalid, "the digest parameter is missing"))?,
     )?;
-    receive(st, repo, id, req, body).await?;
-    commit(st, repo, id, &digest).await
+    let (start, declared) = chunk_headers(req, Some((st, repo, id))).await?;
+    let body = body.into_data_stream();
+    let size = st.uploads.complete(id, repo, start, declared, body, &digest, st.clock.now()).await?;
+    st.meta.link_blob(repo, &digest, size, st.clock.now()).await?;
+    Ok(created(repo, &digest))
 }
 
 pub async fn cancel(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {
-    st.uploads.cancel(id, repo).await?;
+    st.uploads.cancel(id, repo, st.clock.now()).await?;
     Ok(empty(StatusCode::NO_CONTENT, vec![]))
 }
 
@@ -82,30 +84,34 @@ async fn receive(
     req: &Request,
     body: Body,
 ) -> Result<u64, ApiError> {
+    let (start, declared) = chunk_headers(req, Some((st, repo, id))).await?;
+    let body = body.into_data_stream();
+    let status = st.uploads.append(id, repo, start, declared, body, st.clock.now()).await?;
+    Ok(status.offset)
+}
+
+/// A chunk's declared first offset and length, from `Content-Range` and `Content-Length`. A malformed range is
+/// answered with the session's offset, when there is a session.
+async fn chunk_headers(
+    req: &Request,
+    session: Option<(&AppState, &RepositoryName, &UploadId)>,
+) -> Result<(Option<u64>, Option<u64>), ApiError> {
     let length = match header_str(req, header::CONTENT_LENGTH) {
         Some(v) => Some(v.parse::<u64>().map_err(|_| bad_upload("invalid Content-Length"))?),
         None => None,
     };
     let range = match header_str(req, header::CONTENT_RANGE) {
-        Some(v) => Some(parse_content_range(v).ok_or_else(|| bad_range(st, repo, id))?),
+        Some(v) => match parse_content_range(v) {
+            Some(r) => Some(r),
+            None => return Err(bad_range(session).await),
+        },
         None => None,
     };
-    let declared = match (range, length) {
-        (Some((_, len)), Some(n)) if len != n => {
-            return Err(bad_upload("Content-Range and Content-Length disagree"));
-        }
-        (Some((_, len)), _) => Some(len),
-        (None, n) => n,
-    };
-    let body = body.into_data_stream();
-    let status = st.uploads.append(id, repo, range.map(|r| r.0), declared, body, st.clock.now()).await?;
-    Ok(status.offset)
-}
-
-async fn commit(st: &AppState, repo: &RepositoryName, id: &UploadId, digest: &Digest) -> Result<Response, ApiError> {
-    let size = st.uploads.finish(id, repo, digest).await?;
-    st.meta.link_blob(repo, digest, size, st.clock.now()).await?;
-    Ok(created(repo, digest))
+    match (range, length) {
+        (Some((_, len)), Some(n)) if len != n => Err(bad_upload("Content-Range and Content-Length disagree")),
+        (Some((start, len)), _) => Ok((Some(start), Some(len))),
+        (None, n) => Ok((None, n)),
+    }
 }
 
 fn created(repo: &RepositoryName, digest: &Digest) -> Response {
@@ -134,8 +140,11 @@ fn bad_upload(msg: &str) -> ApiError {
     ApiError::new(Kind::UploadInvalid, msg)
 }
 
-fn bad_range(st: &AppState, repo: &RepositoryName, id: &UploadId) -> ApiError {
-    let offset = st.uploads.status(id, repo).map_or(0, |s| s.offset);
+async fn bad_range(session: Option<(&AppState, &RepositoryName, &UploadId)>) -> ApiError {
+    let offset = match session {
+        Some((st, repo, id)) => st.uploads.status(id, repo).await.map_or(0, |s| s.offset),
+        None => 0,
+    };
     ApiError::new(Kind::UploadRangeInvalid, "malformed Content-Range").with_header("range", range_header(offset))
 }
 

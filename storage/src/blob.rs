@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use url::Url;
 use wharf_client::Digest;
@@ -44,13 +45,22 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// For S3: the client that presigns URLs, and the key prefix the store adds.
     signer: Option<(Arc<object_store::aws::AmazonS3>, String)>,
-    /// The root directory when the store is local, for sweeping crashed uploads at start.
+    /// The store's multipart API and the key prefix it needs (S3 and memory), where upload sessions keep their
+    /// parts. `None` for a local store, whose sessions are files under `local_root`.
+    multipart: Option<(Arc<dyn MultipartStore>, String)>,
+    /// The root directory when the store is local.
     local_root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore").field("store", &self.store).field("local_root", &self.local_root).finish()
+    }
 }
 
 impl BlobStore {
@@ -87,15 +97,20 @@ impl BlobStore {
                         prefix.as_str(),
                     ))
                 };
-                Ok(BlobStore { store, signer: Some((s3, prefix)), local_root: None })
+                let multipart = Some((Arc::clone(&s3) as Arc<dyn MultipartStore>, prefix.clone()));
+                Ok(BlobStore { store, signer: Some((s3, prefix)), multipart, local_root: None })
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-                Ok(BlobStore { store: Arc::new(fs), signer: None, local_root: Some(dir) })
+                Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir) })
             }
-            "memory" => Ok(BlobStore { store: Arc::new(InMemory::new()), signer: None, local_root: None }),
+            "memory" => {
+                let memory = Arc::new(InMemory::new());
+                let multipart = Some((Arc::clone(&memory) as Arc<dyn MultipartStore>, String::new()));
+                Ok(BlobStore { store: memory, signer: None, multipart, local_root: None })
+            }
             other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory, s3)"))),
         }
     }
@@ -109,28 +124,16 @@ impl BlobStore {
         &self.store
     }
 
-    /// Removes what uploads interrupted by a crash left behind in a local store (whose upload sessions live in the
-    /// one process that serves it, so at start none can be resumed). Shared object stores are not swept at start:
-    /// other replicas may be uploading into them. Their incomplete multipart uploads are left to the store's
-    /// lifecycle rule (S3's `AbortIncompleteMultipartUpload`).
-    pub async fn sweep_uploads(&self) -> Result<()> {
-        let Some(root) = &self.local_root else { return Ok(()) };
-        let dir = root.join(paths::UPLOADS_DIR);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Config(format!("sweeping {}: {e}", dir.display()))),
-        }
+    /// The multipart API and its key prefix, for stores that have one.
+    pub(crate) fn multipart(&self) -> Option<(&Arc<dyn MultipartStore>, &str)> {
+        self.multipart.as_ref().map(|(m, p)| (m, p.as_str()))
     }
 
-    /// The size of a committed blob, or `None`.
     /// A URL that lets its holder GET the committed blob `digest` straight from the store until `expires_in` has
     /// passed; `None` for stores that cannot presign (local and memory).
     pub async fn presigned_get(&self, digest: &Digest, expires_in: std::time::Duration) -> Result<Option<Url>> {
         let Some((s3, prefix)) = &self.signer else { return Ok(None) };
-        let key = paths::blob(digest);
-        let full =
-            if prefix.is_empty() { key } else { object_store::path::Path::from(format!("{prefix}/{}", key.as_ref())) };
+        let full = paths::with_prefix(prefix, &paths::blob(digest));
         let url = object_store::signer::Signer::signed_url(s3.as_ref(), http::Method::GET, &full, expires_in).await?;
         Ok(Some(url))
     }
@@ -143,6 +146,7 @@ impl BlobStore {
         }
     }
 
+    /// The size of a committed blob, or `None`.
     pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.store.head(&paths::blob(digest)).await {
             Ok(meta) => Ok(Some(meta.size)),

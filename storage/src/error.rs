@@ -35,6 +35,12 @@ pub enum Error {
     Backend(#[source] object_store::Error),
     #[error("database failed")]
     Database(#[source] sqlx::Error),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -45,6 +51,13 @@ impl From<object_store::Error> for Error {
             object_store::Error::NotFound { .. } => Error::BlobUnknown,
             other => Error::Backend(other),
         }
+    }
+}
+
+impl Error {
+    pub(crate) fn io(what: impl std::fmt::Display, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+        let what = format!("{what} {}", path.display());
+        move |source| Error::Io { what, source }
     }
 }
 

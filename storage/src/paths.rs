@@ -5,7 +5,9 @@
 //! ├── blobs/
 //! │   └── <algorithm>/<first two hex characters>/<hex>   committed content, immutable, written once
 //! └── uploads/
-//!     └── <upload id>/data                               an upload in progress; never read as content
+//!     └── <upload id>/
+//!         ├── data                                       an upload in progress; never read as content
+//!         └── tail-<writer>                              a multipart session's bytes after its last part
 //! ```
 
 use object_store::path::Path;
@@ -20,6 +22,25 @@ pub fn blob(d: &Digest) -> Path {
 
 pub fn upload_data(id: &UploadId) -> Path {
     Path::from(format!("uploads/{id}/data"))
+}
+
+/// Everything a session keeps in the store lives under this prefix.
+pub fn upload_dir(id: &UploadId) -> Path {
+    Path::from(format!("uploads/{id}"))
+}
+
+/// The bytes a session holds after its last part, as written by the request holding lease `writer`.
+pub fn upload_tail(id: &UploadId, writer: &str) -> Path {
+    Path::from(format!("uploads/{id}/tail-{writer}"))
+}
+
+/// `path` as a store that adds no prefix of its own (the multipart API) must name it.
+pub fn with_prefix(prefix: &str, path: &Path) -> Path {
+    if prefix.is_empty() {
+        path.clone()
+    } else {
+        Path::from(format!("{prefix}/{}", path.as_ref()))
+    }
 }
 
 pub const UPLOADS_DIR: &str = "uploads";

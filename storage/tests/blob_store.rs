@@ -4,10 +4,10 @@
 mod s3;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use url::Url;
 use wharf_client::{Algorithm, Digest, RepositoryName};
-use wharf_storage::{BlobStore, ByteRange, Error, S3Options, UploadLimits, Uploads};
+use wharf_storage::{BlobStore, ByteRange, Error, Metadata, S3Options, UploadLimits, Uploads};
 
 fn repo(s: &str) -> RepositoryName {
     s.parse().unwrap()
@@ -28,8 +28,16 @@ fn limits() -> UploadLimits {
     UploadLimits { max_blob_size: 10_000, part_size: 5 << 20, idle_timeout_secs: 10 }
 }
 
+/// A fresh metadata database (upload sessions are rows in it).
+async fn meta() -> Metadata {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metadata::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
+    std::mem::forget(dir);
+    m
+}
+
 async fn suite(store: BlobStore) {
-    let up = Uploads::new(store.clone(), limits());
+    let up = Uploads::new(store.clone(), meta().await, limits());
     let r = repo("a/b");
 
     // Chunked upload, then verified commit.
@@ -39,23 +47,23 @@ async fn suite(store: BlobStore) {
         up.append(&id, &r, Some(3), None, body(&[b"x"]), 1).await,
         Err(Error::RangeInvalid { offset: 5 })
     ));
-    assert!(matches!(up.status(&id, &repo("other")), Err(Error::UploadUnknown)));
+    assert!(matches!(up.status(&id, &repo("other")).await, Err(Error::UploadUnknown)));
     let s = up.append(&id, &r, Some(5), None, body(&[b" world"]), 2).await.unwrap();
     assert_eq!(s.offset, 11);
     let d = Digest::sha256_of(b"hello world");
     assert_eq!(store.stat(&d).await.unwrap(), None, "not visible before finish");
-    assert_eq!(up.finish(&id, &r, &d).await.unwrap(), 11);
+    assert_eq!(up.finish(&id, &r, &d, 3).await.unwrap(), 11);
     assert_eq!(store.stat(&d).await.unwrap(), Some(11));
     assert_eq!(read_all(&store, &d, None).await, b"hello world");
     assert_eq!(read_all(&store, &d, Some(ByteRange { start: 6, end: None })).await, b"world");
     assert_eq!(read_all(&store, &d, Some(ByteRange { start: 0, end: Some(3) })).await, b"hell");
-    assert!(matches!(up.status(&id, &r), Err(Error::UploadUnknown)));
+    assert!(matches!(up.status(&id, &r).await, Err(Error::UploadUnknown)));
 
     // A wrong digest: nothing becomes visible, under either digest.
     let id = up.start(&r, 0).await.unwrap();
     up.append(&id, &r, None, None, body(&[b"abc"]), 0).await.unwrap();
     let wrong = Digest::sha256_of(b"abd");
-    assert!(matches!(up.finish(&id, &r, &wrong).await, Err(Error::DigestMismatch { .. })));
+    assert!(matches!(up.finish(&id, &r, &wrong, 0).await, Err(Error::DigestMismatch { .. })));
     assert_eq!(store.stat(&wrong).await.unwrap(), None);
     assert_eq!(store.stat(&Digest::sha256_of(b"abc")).await.unwrap(), None);
 
@@ -65,13 +73,13 @@ async fn suite(store: BlobStore) {
     let mut h = Algorithm::Sha512.hasher();
     h.update(b"five twelve");
     let d512 = h.finish();
-    assert_eq!(up.finish(&id, &r, &d512).await.unwrap(), 11);
+    assert_eq!(up.finish(&id, &r, &d512, 0).await.unwrap(), 11);
     assert_eq!(read_all(&store, &d512, None).await, b"five twelve");
 
     // Over the limit: refused, and the session is gone.
     let id = up.start(&r, 0).await.unwrap();
     assert!(matches!(up.append(&id, &r, None, Some(20_000), body(&[b"x"]), 0).await, Err(Error::TooLarge { .. })));
-    assert!(matches!(up.status(&id, &r), Err(Error::UploadUnknown)));
+    assert!(matches!(up.status(&id, &r).await, Err(Error::UploadUnknown)));
     let id = up.start(&r, 0).await.unwrap();
     let big = vec![7u8; 6000];
     assert!(matches!(up.append(&id, &r, None, None, body(&[&big, &big]), 0).await, Err(Error::TooLarge { .. })));
@@ -92,25 +100,102 @@ async fn suite(store: BlobStore) {
         up.append(&id, &r, None, None, body(&[&content]), 0).await.unwrap();
         ids.push(id);
     }
-    let results = futures::future::join_all(ids.iter().map(|id| up.finish(id, &r, &dc))).await;
+    let results = futures::future::join_all(ids.iter().map(|id| up.finish(id, &r, &dc, 0))).await;
     assert!(results.iter().all(|r| matches!(r, Ok(4096))), "{results:?}");
     assert_eq!(read_all(&store, &dc, None).await, content);
 
     // Cancel and idle expiry.
     let id = up.start(&r, 0).await.unwrap();
-    up.cancel(&id, &r).await.unwrap();
-    assert!(matches!(up.status(&id, &r), Err(Error::UploadUnknown)));
-    let up = Uploads::new(store.clone(), limits());
+    up.cancel(&id, &r, 0).await.unwrap();
+    assert!(matches!(up.status(&id, &r).await, Err(Error::UploadUnknown)));
+    let up = Uploads::new(store.clone(), meta().await, limits());
     let idle = up.start(&r, 100).await.unwrap();
     let busy = up.start(&r, 100).await.unwrap();
     up.append(&busy, &r, None, None, body(&[b"x"]), 105).await.unwrap();
     assert_eq!(up.expire(112).await, 1);
-    assert!(matches!(up.status(&idle, &r), Err(Error::UploadUnknown)));
-    assert!(up.status(&busy, &r).is_ok());
+    assert!(matches!(up.status(&idle, &r).await, Err(Error::UploadUnknown)));
+    assert!(up.status(&busy, &r).await.is_ok());
+
+    // A monolithic upload: checked, committed, and nothing kept when the digest is wrong.
+    let whole = b"one request".to_vec();
+    let dw = Digest::sha256_of(&whole);
+    assert_eq!(up.put_whole(Some(11), body(&[&whole]), &dw).await.unwrap(), 11);
+    assert_eq!(read_all(&store, &dw, None).await, whole);
+    let bad = Digest::sha256_of(b"another");
+    assert!(matches!(up.put_whole(None, body(&[b"x"]), &bad).await, Err(Error::DigestMismatch { .. })));
+    assert_eq!(store.stat(&bad).await.unwrap(), None);
 
     // Unknown blobs.
     assert!(matches!(store.open(&Digest::sha256_of(b"none"), None).await, Err(Error::BlobUnknown)));
-    store.sweep_uploads().await.unwrap();
+}
+
+/// Bytes `0..n` of a deterministic sequence.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Sessions as shared state: two `Uploads` over one store and one database stand for two replicas, and a third,
+/// opened afresh, for a replica restarted. `part_size` is the store's (S3 wants 5 MiB); chunks are cut so that
+/// parts and tails straddle requests.
+async fn shared_sessions(store: BlobStore, part_size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meta.db");
+    let l = UploadLimits { max_blob_size: 1 << 30, part_size, idle_timeout_secs: 10 };
+    let a = Uploads::new(store.clone(), Metadata::open_sqlite(&db).await.unwrap(), l);
+    let b = Uploads::new(store.clone(), Metadata::open_sqlite(&db).await.unwrap(), l);
+    let r = repo("team/app");
+    let content = pattern(part_size * 2 + part_size / 2 + 17);
+    let cuts = [part_size / 3, part_size + 5, part_size + part_size / 2, part_size * 2 + 1];
+    let id = a.start(&r, 0).await.unwrap();
+    let mut at = 0;
+    for (i, &cut) in cuts.iter().enumerate() {
+        let side = if i % 2 == 0 { &a } else { &b };
+        let s = side.append(&id, &r, Some(at as u64), None, body(&[&content[at..cut]]), 1).await.unwrap();
+        assert_eq!(s.offset, cut as u64);
+        assert_eq!(a.status(&id, &r).await.unwrap().offset, cut as u64, "every replica sees the offset");
+        at = cut;
+    }
+    // A restarted replica finishes it, with the rest of the bytes in the final request.
+    let c = Uploads::new(store.clone(), Metadata::open_sqlite(&db).await.unwrap(), l);
+    let d = Digest::sha256_of(&content);
+    let rest = &content[at..];
+    let size = c.complete(&id, &r, Some(at as u64), Some(rest.len() as u64), body(&[rest]), &d, 2).await.unwrap();
+    assert_eq!(size, content.len() as u64);
+    assert_eq!(read_all(&store, &d, None).await, content);
+    assert!(matches!(b.status(&id, &r).await, Err(Error::UploadUnknown)));
+
+    // One writer at a time: a second request waits for the first, then finds the session moved on.
+    let id = a.start(&r, 0).await.unwrap();
+    let slow = futures::stream::iter(vec![b"abc".to_vec(), b"def".to_vec()]).then(|c| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        Ok::<_, std::io::Error>(Bytes::from(c))
+    });
+    let first = a.append(&id, &r, Some(0), None, slow, 3);
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        b.append(&id, &r, Some(0), None, body(&[b"zzz"]), 3).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.unwrap().offset, 6);
+    assert!(matches!(second, Err(Error::RangeInvalid { offset: 6 })), "{second:?}");
+
+    // A writer that dies mid-request (its future dropped) records nothing; the session continues from what was
+    // recorded, on another replica (whose clock has passed the dead writer's lease).
+    let stalled = body(&[b"ghi"]).chain(futures::stream::pending());
+    let died =
+        tokio::time::timeout(std::time::Duration::from_millis(300), a.append(&id, &r, Some(6), None, stalled, 4));
+    assert!(died.await.is_err(), "the stalled request is still running");
+    let s = b.append(&id, &r, Some(6), None, body(&[b"GHI"]), 100).await.unwrap();
+    assert_eq!(s.offset, 9);
+    let d = Digest::sha256_of(b"abcdefGHI");
+    assert_eq!(b.finish(&id, &r, &d, 100).await.unwrap(), 9);
+    assert_eq!(read_all(&store, &d, None).await, b"abcdefGHI");
+
+    // Idle sessions expire on whichever replica looks, with their bytes.
+    let id = a.start(&r, 1000).await.unwrap();
+    a.append(&id, &r, None, None, body(&[&content[..part_size + 1]]), 1000).await.unwrap();
+    assert_eq!(b.expire(1011).await, 1);
+    assert!(matches!(a.status(&id, &r).await, Err(Error::UploadUnknown)));
 }
 
 #[tokio::test]
@@ -118,11 +203,32 @@ async fn file_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = Url::from_directory_path(dir.path().join("store")).unwrap();
     suite(BlobStore::from_url(&url).unwrap()).await;
+    shared_sessions(BlobStore::from_url(&url).unwrap(), 64 << 10).await;
+}
+
+#[tokio::test]
+async fn file_store_sweeps_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::from_directory_path(dir.path().join("store")).unwrap();
+    let store = BlobStore::from_url(&url).unwrap();
+    let up = Uploads::new(store, meta().await, limits());
+    let r = repo("a/b");
+    let kept = up.start(&r, 0).await.unwrap();
+    // What a crash leaves of a monolithic upload: a session directory with no row.
+    let orphan = dir.path().join("store/uploads/0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("data"), b"partial").unwrap();
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 60;
+    assert_eq!(up.sweep_orphans(later).await.unwrap(), 1);
+    assert!(!orphan.exists());
+    assert!(dir.path().join(format!("store/uploads/{kept}/data")).exists(), "a session with a row stays");
+    assert_eq!(up.sweep_orphans(0).await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn memory_store() {
     suite(BlobStore::from_url(&Url::parse("memory://").unwrap()).unwrap()).await;
+    shared_sessions(BlobStore::from_url(&Url::parse("memory://").unwrap()).unwrap(), 1000).await;
 }
 
 #[tokio::test]
@@ -137,6 +243,7 @@ async fn s3_store() {
     };
     let url = Url::parse(&format!("s3://{bucket}/some/prefix")).unwrap();
     suite(BlobStore::connect(&url, &options).unwrap()).await;
+    shared_sessions(BlobStore::connect(&url, &options).unwrap(), 5 << 20).await;
 }
 
 #[test]

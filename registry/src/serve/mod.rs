@@ -53,9 +53,8 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
     })?;
     let blobs = BlobStore::connect(&settings.storage_url, &settings.s3)?;
-    blobs.sweep_uploads().await?;
     let meta = Metadata::open(&settings.database_url).await?;
-    let uploads = Uploads::new(blobs.clone(), settings.upload);
+    let uploads = Uploads::new(blobs.clone(), meta.clone(), settings.upload);
     let secret = match &settings.kek {
         KekSource::Secret(s) => s.clone().into_bytes(),
         KekSource::File(path) => std::fs::read(path)

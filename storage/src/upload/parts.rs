@@ -1,0 +1,264 @@
+//! Sessions on an object store (S3, memory): the store's multipart API. Every full part (`part_size` bytes) is
+//! uploaded as it fills; what is left over at the end of a request goes to a small tail object that the next
+//! request reads back and continues, since a part in the middle of an upload may not be short. Part numbers and
+//! ids, the tail's key and the hash state are recorded in the session's row, so any replica continues the session.
+//!
+//! A writer that lost its lease may still have a part in flight that lands on a number the new writer reuses; the
+//! store then holds bytes whose ETag is not the one recorded, and completing the upload fails instead of committing
+//! them. Tails are named by the writer that wrote them, so a stale writer never overwrites the recorded one.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt, TryStreamExt};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use wharf_client::{Algorithm, Digest};
+
+use super::{row, UploadId};
+use crate::{paths, Error, Metadata, Result};
+
+/// How many parts may be in flight per request: bounds memory at about `(n + 2) * part_size`.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// The lease a shared session's request writes under; `None` for a whole upload in one request.
+pub(super) struct Lease {
+    pub meta: Metadata,
+    pub id: String,
+    pub holder: String,
+}
+
+pub(super) struct PartsWriter {
+    api: Arc<dyn MultipartStore>,
+    objects: Arc<dyn ObjectStore>,
+    /// The staging object as the multipart API names it (with the store's prefix) and as `objects` names it.
+    raw: Path,
+    staging: Path,
+    part_size: usize,
+    pub multipart_id: Option<String>,
+    pub parts: Vec<String>,
+    buf: BytesMut,
+    inflight: FuturesOrdered<BoxFuture<'static, object_store::Result<PartId>>>,
+    lease: Option<Lease>,
+}
+
+impl PartsWriter {
+    /// Continues a session from its row: the recorded parts, and the tail read back into the buffer.
+    pub async fn open(
+        api: &Arc<dyn MultipartStore>,
+        prefix: &str,
+        objects: &Arc<dyn ObjectStore>,
+        id: &UploadId,
+        session: &row::Row,
+        lease: Option<Lease>,
+    ) -> Result<PartsWriter> {
+        let staging = paths::upload_data(id);
+        let mut buf = BytesMut::new();
+        if session.tail_key.is_none() && session.tail_len() != 0 {
+            return Err(Error::Corrupt(format!(
+                "upload {id}: {} bytes recorded past its parts, no tail",
+                session.tail_len()
+            )));
+        }
+        if let Some(key) = &session.tail_key {
+            let tail = objects.get(&Path::from(key.as_str())).await.map_err(Error::Backend)?.bytes().await?;
+            if tail.len() as u64 != session.tail_len() {
+                return Err(Error::Corrupt(format!(
+                    "upload {id}: tail holds {} bytes, not {}",
+                    tail.len(),
+                    session.tail_len()
+                )));
+            }
+            buf.extend_from_slice(&tail);
+        }
+        Ok(PartsWriter {
+            api: Arc::clone(api),
+            objects: Arc::clone(objects),
+            raw: paths::with_prefix(prefix, &staging),
+            staging,
+            part_size: usize::try_from(session.part_size).unwrap_or(usize::MAX),
+            multipart_id: session.multipart_id.clone(),
+            parts: session.parts.clone(),
+            buf,
+            inflight: FuturesOrdered::new(),
+            lease,
+        })
+    }
+
+    pub async fn feed(&mut self, chunk: Bytes) -> Result<()> {
+        self.buf.extend_from_slice(&chunk);
+        while self.buf.len() >= self.part_size {
+            let part = self.buf.split_to(self.part_size).freeze();
+            self.ship(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Uploads the next part, once fewer than `PARTS_IN_FLIGHT` are in flight.
+    async fn ship(&mut self, part: Bytes) -> Result<()> {
+        let upload = match &self.multipart_id {
+            Some(m) => m.clone(),
+            None => {
+                let m = self.api.create_multipart(&self.raw).await?;
+                if let Some(l) = &self.lease {
+                    if !row::set_multipart(&l.meta, &l.id, &l.holder, &m).await? {
+                        let _ = self.api.abort_multipart(&self.raw, &m).await;
+                        return Err(Error::Conflict("the upload session's writer lease was lost".into()));
+                    }
+                }
+                self.multipart_id = Some(m.clone());
+                m
+            }
+        };
+        while self.inflight.len() >= PARTS_IN_FLIGHT {
+            self.collect_one().await?;
+        }
+        let (api, raw, index) = (Arc::clone(&self.api), self.raw.clone(), self.parts.len() + self.inflight.len());
+        self.inflight
+            .push_back(Box::pin(async move { api.put_part(&raw, &upload, index, PutPayload::from(part)).await }));
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<()> {
+        if let Some(done) = self.inflight.next().await {
+            self.parts.push(done?.content_id);
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<()> {
+        while !self.inflight.is_empty() {
+            self.collect_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every part and stores what is left as the tail written by `holder`; returns its key.
+    pub async fn flush(&mut self, id: &UploadId, holder: &str) -> Result<Option<String>> {
+        self.drain().await?;
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = paths::upload_tail(id, holder);
+        self.objects.put(&key, PutPayload::from(self.buf.clone().freeze())).await?;
+        Ok(Some(key.to_string()))
+    }
+
+    /// Completes the upload and commits it under `expected` if its bytes hash to it (`sha256` is the streamed
+    /// SHA-256; other algorithms are checked by re-reading).
+    pub async fn commit(&mut self, expected: &Digest, sha256: Digest) -> Result<()> {
+        self.drain().await?;
+        let target = paths::blob(expected);
+        let Some(upload) = self.multipart_id.clone() else {
+            // Never filled a part: the whole blob is in memory, and one conditional PUT commits it.
+            let data = self.buf.split().freeze();
+            let actual = match expected.algorithm() {
+                Algorithm::Sha256 => sha256,
+                other => {
+                    let mut h = other.hasher();
+                    h.update(&data);
+                    h.finish()
+                }
+            };
+            check(expected, actual)?;
+            return put_once(self.objects.as_ref(), &target, data).await;
+        };
+        if !self.buf.is_empty() {
+            let last = self.buf.split().freeze();
+            self.ship(last).await?;
+            self.drain().await?;
+        }
+        let parts = self.parts.iter().map(|p| PartId { content_id: p.clone() }).collect();
+        self.api.complete_multipart(&self.raw, &upload, parts).await?;
+        // Completed: nothing is left to abort, and the staging object goes below or with the session.
+        self.multipart_id = None;
+        let actual = match expected.algorithm() {
+            Algorithm::Sha256 => sha256,
+            other => rehash(self.objects.as_ref(), &self.staging, other).await?,
+        };
+        if let Err(e) = check(expected, actual) {
+            let _ = self.objects.delete(&self.staging).await;
+            return Err(e);
+        }
+        // Object stores have no rename: the verified bytes are copied to their content address, then the staging
+        // object goes. Where the store can refuse an existing target it does; where it cannot, a concurrent commit
+        // of the same blob writes the same verified bytes, and each copy is atomic, so readers see all or nothing.
+        match self.objects.copy_if_not_exists(&self.staging, &target).await {
+            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
+                self.objects.copy(&self.staging, &target).await?
+            }
+            Err(e) => return Err(Error::Backend(e)),
+        }
+        self.objects.delete(&self.staging).await?;
+        Ok(())
+    }
+}
+
+fn check(expected: &Digest, actual: Digest) -> Result<()> {
+    if actual == *expected {
+        Ok(())
+    } else {
+        Err(Error::DigestMismatch { expected: expected.clone(), actual })
+    }
+}
+
+/// Writes `data` at `target` unless it exists (the same verified content, committed by a concurrent upload).
+/// Some servers answer a refused conditional PUT by closing the connection before reading the body; whatever the
+/// error, a target that exists afterwards was committed by another upload (only verified bytes are ever written
+/// there, each in one atomic PUT or copy), so it counts as done.
+async fn put_once(objects: &dyn ObjectStore, target: &Path, data: Bytes) -> Result<()> {
+    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+    let refused = match objects.put_opts(target, PutPayload::from(data.clone()), create).await {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => return Ok(()),
+        Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
+            objects.put(target, PutPayload::from(data)).await?;
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    match objects.head(target).await {
+        Ok(meta) if meta.size == data.len() as u64 => Ok(()),
+        _ => Err(Error::Backend(refused)),
+    }
+}
+
+/// Hashes a stored object with `algorithm`: the documented fallback for digests other than SHA-256, whose state
+/// is not kept while streaming.
+pub(super) async fn rehash(objects: &dyn ObjectStore, location: &Path, algorithm: Algorithm) -> Result<Digest> {
+    let mut hasher = algorithm.hasher();
+    let mut stream = objects.get(location).await?.into_stream().map_err(Error::from);
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher.finish())
+}
+
+/// Removes everything a session keeps in the store: its multipart upload and every object under its prefix.
+pub(super) async fn destroy(
+    api: &Arc<dyn MultipartStore>,
+    prefix: &str,
+    objects: &Arc<dyn ObjectStore>,
+    id: &UploadId,
+    multipart_id: Option<&str>,
+) -> Result<()> {
+    if let Some(m) = multipart_id {
+        // An upload already completed or aborted is no longer there to abort.
+        let _ = api.abort_multipart(&paths::with_prefix(prefix, &paths::upload_data(id)), &m.to_owned()).await;
+    }
+    let keys: Vec<Path> = objects
+        .list(Some(&paths::upload_dir(id)))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(Error::Backend)?;
+    for key in keys {
+        match objects.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::Backend(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! One request's hold on a session: taking it (lock or lease), streaming a body into it while hashing, and
+//! recording, committing or ending it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use wharf_client::{Algorithm, Digest, RepositoryName};
+
+use super::file::{self, FileWriter};
+use super::parts::{self, Lease, PartsWriter};
+use super::row::{self, Fence};
+use super::state::Sha256State;
+use super::{Open, Stop, UploadId, Uploads, Writer, LEASE_SECS, RENEW_EVERY};
+use crate::{paths, Error, Result, UnixTime};
+
+impl Uploads {
+    /// Takes a session for one request, waiting up to `wait` while another request writes into it.
+    pub(super) async fn open(
+        &self,
+        id: &UploadId,
+        repo: Option<&RepositoryName>,
+        now: UnixTime,
+        wait: Duration,
+    ) -> Result<Open> {
+        let seen = self.row(id, repo).await?;
+        let busy = || Error::RangeInvalid { offset: seen.size };
+        if let Some(root) = self.blobs.local_root() {
+            let path = root.join(paths::upload_data(id).as_ref());
+            let mut w = FileWriter::lock(path, wait).await?.ok_or_else(busy)?;
+            let row = self.row(id, repo).await?;
+            w.start_at(row.size).await?;
+            let state = Sha256State::restore(&row.hash_state)?;
+            return Ok(Open {
+                id: id.clone(),
+                row,
+                state,
+                received: 0,
+                writer: Writer::File(w),
+                holder: None,
+                shared: true,
+            });
+        }
+        let Some((api, prefix)) = self.blobs.multipart() else {
+            return Err(Error::Config("the store has neither files nor multipart uploads".into()));
+        };
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        let started = tokio::time::Instant::now();
+        loop {
+            let t = now + started.elapsed().as_secs() as UnixTime;
+            if row::acquire(&self.meta, id.as_str(), &holder, t, t + LEASE_SECS).await? {
+                break;
+            }
+            self.row(id, repo).await?;
+            if started.elapsed() >= wait {
+                return Err(busy());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let taken = async {
+            let row = self.row(id, repo).await?;
+            let lease = Lease { meta: self.meta.clone(), id: id.as_str().to_owned(), holder: holder.clone() };
+            let w = PartsWriter::open(api, prefix, self.blobs.object_store(), id, &row, Some(lease)).await?;
+            let state = Sha256State::restore(&row.hash_state)?;
+            Ok::<_, Error>((row, w, state))
+        };
+        match taken.await {
+            Ok((row, w, state)) => Ok(Open {
+                id: id.clone(),
+                row,
+                state,
+                received: 0,
+                writer: Writer::Parts(Box::new(w)),
+                holder: Some(holder),
+                shared: true,
+            }),
+            Err(e) => {
+                let _ = row::release(&self.meta, id.as_str(), &holder).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams a body into an open session, hashing it, renewing the lease as it goes.
+    pub(super) async fn receive<S, E>(
+        &self,
+        open: &mut Open,
+        start: Option<u64>,
+        declared_len: Option<u64>,
+        body: S,
+        now: UnixTime,
+    ) -> std::result::Result<(), Stop>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let base = open.row.size;
+        if start.is_some_and(|s| s != base) {
+            return Err(Stop::Abandon(Error::RangeInvalid { offset: base }));
+        }
+        let max = self.limits.max_blob_size;
+        if declared_len.is_some_and(|n| base.saturating_add(n) > max) {
+            return Err(Stop::End(Error::TooLarge { max }));
+        }
+        let started = tokio::time::Instant::now();
+        let mut renew = tokio::time::interval_at(started + RENEW_EVERY, RENEW_EVERY);
+        let mut body = std::pin::pin!(body);
+        loop {
+            let chunk = tokio::select! {
+                chunk = body.next() => chunk,
+                _ = renew.tick() => {
+                    self.renew(&open.id, open.holder.as_deref(), now + started.elapsed().as_secs() as UnixTime).await.map_err(Stop::Abandon)?;
+                    continue;
+                }
+            };
+            let chunk = match chunk {
+                None => break,
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    let received = base + open.received;
+                    return Err(Stop::Keep(Error::BodyInterrupted { received, source: Box::new(e) }));
+                }
+            };
+            let len = chunk.len() as u64;
+            if base + open.received + len > max {
+                return Err(Stop::End(Error::TooLarge { max }));
+            }
+            if let Some(n) = declared_len.filter(|n| open.received + len > *n) {
+                return Err(Stop::Keep(Error::SizeMismatch { expected: n, actual: open.received + len }));
+            }
+            open.state.update(&chunk);
+            let fed = match &mut open.writer {
+                Writer::File(w) => w.feed(chunk).await,
+                Writer::Parts(w) => w.feed(chunk).await,
+            };
+            fed.map_err(Stop::Abandon)?;
+            open.received += len;
+        }
+        match declared_len {
+            Some(expected) if open.received != expected => {
+                Err(Stop::Keep(Error::SizeMismatch { expected, actual: open.received }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn renew(&self, id: &UploadId, holder: Option<&str>, t: UnixTime) -> Result<()> {
+        let Some(holder) = holder else { return Ok(()) };
+        if row::renew(&self.meta, id.as_str(), holder, t + LEASE_SECS).await? {
+            Ok(())
+        } else {
+            Err(Error::Conflict("the upload session's writer lease was lost".into()))
+        }
+    }
+
+    /// Records what a request added and lets the session go; returns the session's size.
+    pub(super) async fn save(&self, mut open: Open, now: UnixTime) -> Result<u64> {
+        let id = open.id.as_str().to_owned();
+        let mut next = open.row.clone();
+        next.size = open.row.size + open.received;
+        next.hash_state = open.state.save();
+        let flushed = match (&mut open.writer, &open.holder) {
+            (Writer::File(w), _) => w.flush().await.map(|()| Fence::Size(open.row.size)),
+            (Writer::Parts(w), Some(holder)) => w.flush(&open.id, holder).await.map(|tail| {
+                next.tail_key = tail;
+                next.multipart_id = w.multipart_id.clone();
+                next.parts = w.parts.clone();
+                Fence::Holder(holder)
+            }),
+            (Writer::Parts(_), None) => Err(Error::Conflict("a multipart session written without a lease".into())),
+        };
+        let fence = match flushed {
+            Ok(f) => f,
+            Err(e) => {
+                self.release(open).await;
+                return Err(e);
+            }
+        };
+        if !row::save(&self.meta, &id, &next, fence, now).await? {
+            // Another writer took the session (this one's lease lapsed): what this request wrote is not recorded.
+            if let Some(tail) = &next.tail_key {
+                let _ = self.blobs.object_store().delete(&tail.as_str().into()).await;
+            }
+            let offset = self.row(&open.id, None).await.map_or(0, |r| r.size);
+            return Err(Error::RangeInvalid { offset });
+        }
+        if let Some(old) = open.row.tail_key.as_ref().filter(|old| Some(*old) != next.tail_key.as_ref()) {
+            let _ = self.blobs.object_store().delete(&old.as_str().into()).await;
+        }
+        Ok(next.size)
+    }
+
+    /// Ends a request that stopped early, as `stop` says; returns the error to report.
+    pub(super) async fn stopped(&self, open: Open, stop: Stop, now: UnixTime) -> Error {
+        match stop {
+            Stop::Keep(e) => match self.save(open, now).await {
+                Ok(_) => e,
+                Err(saving) => saving,
+            },
+            Stop::End(e) => {
+                self.end(open, false).await;
+                e
+            }
+            Stop::Abandon(e) => {
+                self.release(open).await;
+                e
+            }
+        }
+    }
+
+    /// Lets a session go without recording anything.
+    async fn release(&self, open: Open) {
+        if let Some(holder) = &open.holder {
+            if let Err(e) = row::release(&self.meta, open.id.as_str(), holder).await {
+                tracing::warn!(error = %e, upload = %open.id, "releasing an upload session's lease");
+            }
+        }
+    }
+
+    /// Ends a session: its bytes and its row go. After a commit only the recorded tail is left to delete; otherwise
+    /// everything under the session's prefix goes, including what a writer that lost its lease left. Failures are
+    /// logged; idle expiry retries what is left.
+    pub(super) async fn end(&self, open: Open, committed: bool) {
+        let gone = match (&open.writer, self.blobs.local_root(), self.blobs.multipart()) {
+            (Writer::File(_), Some(root), _) => file::remove_dir(root.join(paths::upload_dir(&open.id).as_ref())).await,
+            (Writer::Parts(_), _, Some(_)) if committed => match &open.row.tail_key {
+                Some(tail) => match self.blobs.object_store().delete(&tail.as_str().into()).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(Error::Backend(e)),
+                },
+                None => Ok(()),
+            },
+            (Writer::Parts(w), _, Some((api, prefix))) => {
+                let store = self.blobs.object_store();
+                parts::destroy(api, prefix, store, &open.id, w.multipart_id.as_deref()).await
+            }
+            _ => Ok(()),
+        };
+        let gone = match gone {
+            Ok(()) if open.shared => row::delete(&self.meta, open.id.as_str()).await,
+            other => other,
+        };
+        if let Err(e) = gone {
+            tracing::warn!(error = %e, upload = %open.id, "removing an upload session");
+        }
+    }
+
+    /// Checks the session's digest and commits its bytes under it; then the session ends.
+    pub(super) async fn commit(&self, mut open: Open, digest: &Digest) -> Result<u64> {
+        let size = open.row.size + open.received;
+        let sha256 = std::mem::replace(&mut open.state, Sha256State::new()).finish();
+        let committed = match &mut open.writer {
+            Writer::File(w) => self.commit_file(w, &open.id, digest, sha256).await,
+            Writer::Parts(w) => w.commit(digest, sha256).await,
+        };
+        self.end(open, committed.is_ok()).await;
+        committed.map(|()| size)
+    }
+
+    async fn commit_file(&self, w: &mut FileWriter, id: &UploadId, digest: &Digest, sha256: Digest) -> Result<()> {
+        w.write_all().await?;
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => sha256,
+            other => parts::rehash(self.blobs.object_store().as_ref(), &paths::upload_data(id), other).await?,
+        };
+        if actual != *digest {
+            return Err(Error::DigestMismatch { expected: digest.clone(), actual });
+        }
+        let root = self.blobs.local_root().ok_or_else(|| Error::Config("a file session on a remote store".into()))?;
+        let (from, to) = (w.path().to_owned(), root.join(paths::blob(digest).as_ref()));
+        tokio::task::spawn_blocking(move || crate::durable::commit(&from, &to))
+            .await
+            .map_err(|e| Error::Config(format!("commit task: {e}")))?
+    }
+}
