@@ -1,4 +1,4 @@
-//! Two replicas on one PostgreSQL database and one store: what one writes the other serves at once, and trust
+//! Two replicas on one PostgreSQL database and one S3 bucket: what one writes the other serves at once, and trust
 //! renewal runs on one replica per period (a lease in the database), not on each.
 
 mod common;
@@ -6,19 +6,13 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{pg, Server};
+use common::Server;
 
-fn replicas(extra: &[(&str, &str)]) -> (Server, Server, tempfile::TempDir) {
-    let url = pg::database();
-    let store = tempfile::tempdir().unwrap();
-    let store_url = format!("file://{}/", store.path().display());
-    let mut env = vec![
-        ("WHARF_DATABASE_URL", url.as_str()),
-        ("WHARF_TRUST_KEY_ENCRYPTION_KEY", "shared-test-secret"),
-        ("WHARF_STORAGE_URL", store_url.as_str()),
-    ];
+fn replicas(extra: &[(&str, &str)]) -> (Server, Server) {
+    let shared = common::shared_stack();
+    let mut env: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend_from_slice(extra);
-    (Server::start(&env), Server::start(&env), store)
+    (Server::start(&env), Server::start(&env))
 }
 
 fn push_image(s: &Server, repo: &str, tag: &str) -> String {
@@ -48,7 +42,7 @@ fn push_image(s: &Server, repo: &str, tag: &str) -> String {
 
 #[test]
 fn a_tag_pushed_through_one_replica_is_served_by_the_other_at_once() {
-    let (a, b, _store) = replicas(&[]);
+    let (a, b) = replicas(&[]);
     let digest = push_image(&a, "shared/app", "v1");
     let started = Instant::now();
     let r = reqwest::blocking::Client::new()
@@ -72,8 +66,7 @@ fn timestamp_version(s: &Server, repo: &str) -> u64 {
 #[test]
 fn trust_renewal_runs_once_per_period_not_once_per_replica() {
     // Timestamps live 4 s and are renewed when half is left: a period of about 2 s; each replica checks every second.
-    let (a, b, _store) =
-        replicas(&[("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", "4"), ("WHARF_TRUST_RENEW_CHECK_SECS", "1")]);
+    let (a, b) = replicas(&[("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", "4"), ("WHARF_TRUST_RENEW_CHECK_SECS", "1")]);
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(common::wharf_bin())
         .args(["trust", "init", &format!("{}/shared/signed", a.addr)])

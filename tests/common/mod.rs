@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sha2::Digest as _;
 
+pub mod lb;
 pub mod pg;
 pub mod s3;
 
@@ -32,6 +33,21 @@ fn stack_env(env: &mut Vec<(String, String)>) {
         env.push(("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()));
         env.push(("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()));
     }
+}
+
+/// The environment of replicas sharing one fresh PostgreSQL database and one fresh S3 bucket (with the one
+/// key-encryption key that replicas on a shared database need).
+pub fn shared_stack() -> Vec<(String, String)> {
+    let mut env = vec![("WHARF_TRUST_KEY_ENCRYPTION_KEY".to_string(), "shared-test-secret".to_string())];
+    env.push(("WHARF_DATABASE_URL".into(), pg::database()));
+    let (endpoint, bucket) = s3::bucket();
+    env.push(("WHARF_STORAGE_URL".into(), format!("s3://{bucket}/wharf")));
+    env.push(("WHARF_STORAGE_ENDPOINT".into(), endpoint));
+    env.push(("WHARF_STORAGE_REGION".into(), "us-east-1".into()));
+    env.push(("WHARF_STORAGE_PATH_STYLE".into(), "true".into()));
+    env.push(("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()));
+    env
 }
 
 /// The `wharf` binary: `WHARF_BIN`, else the workspace's release or debug build.

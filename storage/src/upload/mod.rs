@@ -6,7 +6,7 @@
 //! address atomically.
 //!
 //! One request at a time writes into a session: on an object store under a lease in the row that the request
-//! renews while it streams (a lease whose holder died lapses after `LEASE_SECS`), on a local store under a lock on
+//! renews while it holds the session (a lease whose holder died lapses after `LEASE_SECS`), on a local store under a lock on
 //! the session's file. A request that finds the session busy waits for it, then continues from what it holds.
 //! A monolithic upload (`POST ?digest=`) happens in one request and keeps no row.
 //!
@@ -35,9 +35,9 @@ use crate::blob::BlobStore;
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 /// Seconds a writer's lease lasts without renewal: how long a session whose writer died stays busy.
-const LEASE_SECS: i64 = 30;
-/// How often a streaming request renews its lease.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
+const LEASE_SECS: i64 = 15;
+/// How often a request renews its lease, from a task of its own, so that a slow store cannot delay it.
+const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How long a request waits for a busy session.
 const WAIT_FOR_WRITER: Duration = Duration::from_secs(LEASE_SECS as u64 + 5);
 
@@ -119,6 +119,8 @@ struct Open {
     writer: Writer,
     /// The lease holder's token, for multipart sessions that have a row.
     holder: Option<String>,
+    /// Renews the lease while the request holds the session.
+    renewer: Option<session::Renewer>,
     /// Whether the session has a row (every session but a monolithic upload).
     shared: bool,
 }
@@ -178,7 +180,7 @@ impl Uploads {
         E: std::error::Error + Send + Sync + 'static,
     {
         let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER).await?;
-        match self.receive(&mut open, start, declared_len, body, now).await {
+        match self.receive(&mut open, start, declared_len, body).await {
             Ok(()) => Ok(UploadStatus { offset: self.save(open, now).await? }),
             Err(stop) => Err(self.stopped(open, stop, now).await),
         }
@@ -202,7 +204,7 @@ impl Uploads {
         E: std::error::Error + Send + Sync + 'static,
     {
         let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER).await?;
-        if let Err(stop) = self.receive(&mut open, start, declared_len, body, now).await {
+        if let Err(stop) = self.receive(&mut open, start, declared_len, body).await {
             return Err(self.stopped(open, stop, now).await);
         }
         self.commit(open, digest).await
@@ -243,8 +245,17 @@ impl Uploads {
             )),
             (None, None) => return Err(Error::Config("the store has neither files nor multipart uploads".into())),
         };
-        let mut open = Open { id, row, state: Sha256State::new(), received: 0, writer, holder: None, shared: false };
-        if let Err(stop) = self.receive(&mut open, None, declared_len, body, 0).await {
+        let mut open = Open {
+            id,
+            row,
+            state: Sha256State::new(),
+            received: 0,
+            writer,
+            holder: None,
+            renewer: None,
+            shared: false,
+        };
+        if let Err(stop) = self.receive(&mut open, None, declared_len, body).await {
             let (Stop::Keep(e) | Stop::End(e) | Stop::Abandon(e)) = stop;
             self.end(open, false).await;
             return Err(e);

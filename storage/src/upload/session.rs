@@ -12,7 +12,7 @@ use super::parts::{self, Lease, PartsWriter};
 use super::row::{self, Fence};
 use super::state::Sha256State;
 use super::{Open, Stop, UploadId, Uploads, Writer, LEASE_SECS, RENEW_EVERY};
-use crate::{paths, Error, Result, UnixTime};
+use crate::{paths, Error, Metadata, Result, UnixTime};
 
 impl Uploads {
     /// Takes a session for one request, waiting up to `wait` while another request writes into it.
@@ -38,6 +38,7 @@ impl Uploads {
                 received: 0,
                 writer: Writer::File(w),
                 holder: None,
+                renewer: None,
                 shared: true,
             });
         }
@@ -65,15 +66,11 @@ impl Uploads {
             Ok::<_, Error>((row, w, state))
         };
         match taken.await {
-            Ok((row, w, state)) => Ok(Open {
-                id: id.clone(),
-                row,
-                state,
-                received: 0,
-                writer: Writer::Parts(Box::new(w)),
-                holder: Some(holder),
-                shared: true,
-            }),
+            Ok((row, w, state)) => {
+                let renewer = Renewer::spawn(self.meta.clone(), id.as_str().to_owned(), holder.clone(), now, started);
+                let (writer, holder, renewer) = (Writer::Parts(Box::new(w)), Some(holder), Some(renewer));
+                Ok(Open { id: id.clone(), row, state, received: 0, writer, holder, renewer, shared: true })
+            }
             Err(e) => {
                 let _ = row::release(&self.meta, id.as_str(), &holder).await;
                 Err(e)
@@ -81,14 +78,13 @@ impl Uploads {
         }
     }
 
-    /// Streams a body into an open session, hashing it, renewing the lease as it goes.
+    /// Streams a body into an open session, hashing it.
     pub(super) async fn receive<S, E>(
         &self,
         open: &mut Open,
         start: Option<u64>,
         declared_len: Option<u64>,
         body: S,
-        now: UnixTime,
     ) -> std::result::Result<(), Stop>
     where
         S: Stream<Item = std::result::Result<Bytes, E>>,
@@ -102,17 +98,12 @@ impl Uploads {
         if declared_len.is_some_and(|n| base.saturating_add(n) > max) {
             return Err(Stop::End(Error::TooLarge { max }));
         }
-        let started = tokio::time::Instant::now();
-        let mut renew = tokio::time::interval_at(started + RENEW_EVERY, RENEW_EVERY);
         let mut body = std::pin::pin!(body);
         loop {
-            let chunk = tokio::select! {
-                chunk = body.next() => chunk,
-                _ = renew.tick() => {
-                    self.renew(&open.id, open.holder.as_deref(), now + started.elapsed().as_secs() as UnixTime).await.map_err(Stop::Abandon)?;
-                    continue;
-                }
-            };
+            let chunk = body.next().await;
+            if open.renewer.as_ref().is_some_and(Renewer::lost) {
+                return Err(Stop::Abandon(Error::Conflict("the upload session's writer lease was lost".into())));
+            }
             let chunk = match chunk {
                 None => break,
                 Some(Ok(c)) => c,
@@ -141,15 +132,6 @@ impl Uploads {
                 Err(Stop::Keep(Error::SizeMismatch { expected, actual: open.received }))
             }
             _ => Ok(()),
-        }
-    }
-
-    async fn renew(&self, id: &UploadId, holder: Option<&str>, t: UnixTime) -> Result<()> {
-        let Some(holder) = holder else { return Ok(()) };
-        if row::renew(&self.meta, id.as_str(), holder, t + LEASE_SECS).await? {
-            Ok(())
-        } else {
-            Err(Error::Conflict("the upload session's writer lease was lost".into()))
         }
     }
 
@@ -271,5 +253,41 @@ impl Uploads {
         tokio::task::spawn_blocking(move || crate::durable::commit(&from, &to))
             .await
             .map_err(|e| Error::Config(format!("commit task: {e}")))?
+    }
+}
+
+/// Renews a request's lease every `RENEW_EVERY` from its own task until dropped; if a renewal fails the lease
+/// counts as lost, and the request records nothing.
+pub(super) struct Renewer {
+    task: tokio::task::JoinHandle<()>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Renewer {
+    fn spawn(meta: Metadata, id: String, holder: String, now: UnixTime, started: tokio::time::Instant) -> Renewer {
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&lost);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+            loop {
+                tick.tick().await;
+                let t = now + started.elapsed().as_secs() as UnixTime;
+                if !matches!(row::renew(&meta, &id, &holder, t + LEASE_SECS).await, Ok(true)) {
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+            }
+        });
+        Renewer { task, lost }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
