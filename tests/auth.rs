@@ -267,6 +267,32 @@ fn twenty_wrong_passwords_throttle_the_account_and_address_until_the_delay_ends(
 }
 
 #[test]
+fn the_address_throttle_believes_x_forwarded_for_only_from_a_trusted_proxy() {
+    // 127.0.0.2 stands for the load balancer; 127.0.0.1 is any other peer.
+    let env = Env::start(&[
+        ("WHARF_AUTH_THROTTLE_AFTER", "3"),
+        ("WHARF_AUTH_THROTTLE_BASE_MS", "60000"),
+        ("WHARF_AUTH_TRUSTED_PROXIES", "127.0.0.2"),
+    ]);
+    let scope = "repository:team/app:pull";
+    let guess = |i: usize| Call::Basic(format!("nobody{i}"), "guess".into());
+    // Through the proxy: one forwarded client's guesses lock that client out, not the others behind the proxy.
+    for i in 0..6 {
+        env.token_status_forwarded("127.0.0.2", "203.0.113.1", &guess(i), scope);
+    }
+    let reader = env.call_for("reader");
+    assert_eq!(env.token_status_forwarded("127.0.0.2", "203.0.113.1", &reader, scope), 429, "the guesser");
+    assert_eq!(env.token_status_forwarded("127.0.0.2", "203.0.113.2", &reader, scope), 200, "another client");
+    // A client behind the proxy that writes its own entries: only the proxy's (rightmost) entry counts.
+    assert_eq!(env.token_status_forwarded("127.0.0.2", "203.0.113.2, 203.0.113.1", &reader, scope), 429);
+    // From a peer that is not a trusted proxy the header is ignored: forged addresses do not escape the lock-out.
+    for i in 0..6 {
+        env.token_status_forwarded("127.0.0.1", &format!("198.51.100.{i}"), &guess(10 + i), scope);
+    }
+    assert_eq!(env.token_status_forwarded("127.0.0.1", "198.51.100.99", &reader, scope), 429, "address locked");
+}
+
+#[test]
 fn admin_commands_change_what_the_server_accepts_within_a_second() {
     let env = Env::start(&[]);
     let writer = env.call_for("writer");

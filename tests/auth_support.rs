@@ -349,6 +349,15 @@ impl Env {
         self.token_request(&http, call, &[scope], "").status().as_u16()
     }
 
+    /// The status of a token request from local address `local`, carrying `X-Forwarded-For: xff`.
+    pub fn token_status_forwarded(&self, local: &str, xff: &str, call: &Call, scope: &str) -> u16 {
+        let http = client(&self.certs.join("ca.crt"), Some(local));
+        let q = url_query(&[scope]);
+        let req =
+            with(http.get(self.url(&format!("/auth/token?service=wharf{q}"))), call).header("x-forwarded-for", xff);
+        req.send().unwrap().status().as_u16()
+    }
+
     pub fn catalog(&self, call: &Call) -> (u16, Vec<String>) {
         self.catalog_page(call, "")
     }

@@ -22,7 +22,7 @@ impl Balancer {
              defaults\n    mode http\n    timeout connect 2s\n    timeout client 10m\n    timeout server 10m\n    \
              retries 3\n    option redispatch 1\n\
              frontend registry\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
-             backend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n    \
+             backend replicas\n    balance roundrobin\n    option forwardfor\n    option httpchk GET /readyz\n    \
              default-server inter 300ms fall 2 rise 1\n{servers}"
         );
         let cfg = dir.path().join("haproxy.cfg");

@@ -13,14 +13,14 @@ use http_body_util::BodyExt;
 use super::credentials::{parse_authorization, Presented};
 use super::policy::{Principal, ANONYMOUS};
 use super::scope::Scope;
-use super::{Auth, ClientAddr, Refusal};
+use super::{Auth, Refusal};
 use crate::error::{ApiError, Kind};
 
 /// The largest form body accepted.
 const MAX_FORM: usize = 64 * 1024;
 
 pub async fn token(State(auth): State<Arc<Auth>>, req: Request) -> Response {
-    let addr = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let addr = auth.client_ip(&req);
     let result = match *req.method() {
         Method::GET => get(&auth, req, addr).await,
         Method::POST => post(&auth, req, addr).await,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::credentials::{parse_authorization, Presented};
 use super::policy::{Principal, ANONYMOUS};
 use super::scope::{need, Need, Scope};
-use super::{Auth, Caller, ClientAddr, Refusal};
+use super::{Auth, Caller, Refusal};
 use crate::error::{ApiError, Kind};
 
 /// Why the gate refused, which decides the answer.
@@ -34,7 +34,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     if need == Need::Nothing {
         return next.run(req).await;
     }
-    let addr = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let addr = auth.client_ip(&req);
     let (required, optional) = match &need {
         Need::Scopes { required, optional } => (required.as_slice(), optional.as_slice()),
         _ => (&[][..], &[][..]),

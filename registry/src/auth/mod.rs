@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod endpoint;
 pub mod gate;
 pub mod policy;
+pub mod proxy;
 pub mod scope;
 pub mod token;
 
@@ -48,6 +49,8 @@ pub struct AuthSettings {
     pub throttle_base: Duration,
     pub throttle_max: Duration,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Proxies whose `X-Forwarded-For` names the client (for the address throttle).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The first administrator's password (`WHARF_ADMIN_PASSWORD`); `None`: a random one, printed once.
     pub admin_password: Option<String>,
 }
@@ -64,6 +67,7 @@ impl Default for AuthSettings {
             throttle_base: Duration::from_secs(1),
             throttle_max: Duration::from_secs(900),
             trusted_issuers: Vec::new(),
+            trusted_proxies: Vec::new(),
             admin_password: None,
         }
     }
@@ -112,6 +116,14 @@ pub enum Refusal {
 }
 
 impl Auth {
+    /// The client's address for the throttle: the connection's peer, or behind a trusted proxy the address it
+    /// forwarded (see `proxy`).
+    pub fn client_ip(&self, req: &axum::extract::Request) -> Option<std::net::IpAddr> {
+        let peer = req.extensions().get::<ClientAddr>()?.0.ip();
+        let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        Some(proxy::client_ip(peer, forwarded, &self.settings.trusted_proxies))
+    }
+
     /// Loads keys and policy, and creates the first administrator if there is no account.
     pub async fn open(
         meta: Metadata,

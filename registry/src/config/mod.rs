@@ -61,6 +61,9 @@ pub struct AuthConfig {
     pub throttle_max_secs: Option<u64>,
     #[serde(default)]
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Load balancers and proxies whose `X-Forwarded-For` is believed: addresses or networks.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Not read from the file: `WHARF_ADMIN_PASSWORD` only.
     #[serde(skip)]
     pub admin_password: Option<String>,
@@ -269,6 +272,10 @@ impl Config {
         if let Some(v) = env("WHARF_AUTH") {
             self.auth.enabled = Some(boolean("WHARF_AUTH", &v)?);
         }
+        if let Some(v) = env("WHARF_AUTH_TRUSTED_PROXIES") {
+            self.auth.trusted_proxies =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
         if let Some(v) = env("WHARF_AUTH_REALM") {
             self.auth.realm = Some(v);
         }
@@ -431,6 +438,12 @@ fn auth_settings(a: AuthConfig) -> Result<crate::auth::AuthSettings, ConfigError
             .map_err(|e| invalid("auth.trusted_issuers", format!("{}: {e}", t.jwks.display())))?;
         trusted_issuers.push(crate::auth::token::TrustedIssuer { issuer: t.issuer, jwks });
     }
+    let trusted_proxies = a
+        .trusted_proxies
+        .iter()
+        .map(|p| crate::auth::proxy::parse_net(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("auth.trusted_proxies", e))?;
     let s = crate::auth::AuthSettings {
         service: a.service.unwrap_or(d.service),
         issuer: a.issuer.unwrap_or(d.issuer),
@@ -441,6 +454,7 @@ fn auth_settings(a: AuthConfig) -> Result<crate::auth::AuthSettings, ConfigError
         throttle_base: a.throttle_base_ms.map_or(d.throttle_base, std::time::Duration::from_millis),
         throttle_max: a.throttle_max_secs.map_or(d.throttle_max, std::time::Duration::from_secs),
         trusted_issuers,
+        trusted_proxies,
         admin_password: a.admin_password,
     };
     if s.token_lifetime_secs < 10 || s.refresh_lifetime_secs < s.token_lifetime_secs {

@@ -1,6 +1,8 @@
-//! Sessions on an object store (S3, memory): the store's multipart API. Every full part (`part_size` bytes) is
-//! uploaded as it fills; what is left over at the end of a request goes to a small tail object that the next
-//! request reads back and continues, since a part in the middle of an upload may not be short. Part numbers and
+//! Sessions on an object store (S3, memory): the store's multipart API. Parts of `part_size` bytes are uploaded as
+//! the bytes arrive, keeping at least one part's worth back; at the end of a request what is left goes up as one
+//! more part if it is at least `part_size` (so a 16 MiB chunk makes parts of 5, 5 and 6 MiB, and nothing is left
+//! over), else to a small tail object that the next request reads back and continues, since a part in the middle
+//! of an upload may not be short. Part numbers and
 //! ids, the tail's key and the hash state are recorded in the session's row, so any replica continues the session.
 //!
 //! A writer that lost its lease may still have a part in flight that lands on a number the new writer reuses; the
@@ -20,7 +22,7 @@ use wharf_client::{Algorithm, Digest};
 use super::{row, UploadId};
 use crate::{paths, Error, Metadata, Result};
 
-/// How many parts may be in flight per request: bounds memory at about `(n + 2) * part_size`.
+/// How many parts may be in flight per request: bounds memory at about `(n + 3) * part_size`.
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// The lease a shared session's request writes under; `None` for a whole upload in one request.
@@ -38,9 +40,9 @@ pub(super) struct PartsWriter {
     staging: Path,
     part_size: usize,
     pub multipart_id: Option<String>,
-    pub parts: Vec<String>,
+    pub parts: Vec<(String, u64)>,
     buf: BytesMut,
-    inflight: FuturesOrdered<BoxFuture<'static, object_store::Result<PartId>>>,
+    inflight: FuturesOrdered<BoxFuture<'static, object_store::Result<(PartId, u64)>>>,
     lease: Option<Lease>,
 }
 
@@ -89,7 +91,8 @@ impl PartsWriter {
 
     pub async fn feed(&mut self, chunk: Bytes) -> Result<()> {
         self.buf.extend_from_slice(&chunk);
-        while self.buf.len() >= self.part_size {
+        // One part's worth stays back, so that the request's last bytes can always make a part of their own.
+        while self.buf.len() >= 2 * self.part_size {
             let part = self.buf.split_to(self.part_size).freeze();
             self.ship(part).await?;
         }
@@ -116,14 +119,17 @@ impl PartsWriter {
             self.collect_one().await?;
         }
         let (api, raw, index) = (Arc::clone(&self.api), self.raw.clone(), self.parts.len() + self.inflight.len());
-        self.inflight
-            .push_back(Box::pin(async move { api.put_part(&raw, &upload, index, PutPayload::from(part)).await }));
+        let len = part.len() as u64;
+        self.inflight.push_back(Box::pin(async move {
+            api.put_part(&raw, &upload, index, PutPayload::from(part)).await.map(|id| (id, len))
+        }));
         Ok(())
     }
 
     async fn collect_one(&mut self) -> Result<()> {
         if let Some(done) = self.inflight.next().await {
-            self.parts.push(done?.content_id);
+            let (id, len) = done?;
+            self.parts.push((id.content_id, len));
         }
         Ok(())
     }
@@ -137,6 +143,10 @@ impl PartsWriter {
 
     /// Waits for every part and stores what is left as the tail written by `holder`; returns its key.
     pub async fn flush(&mut self, id: &UploadId, holder: &str) -> Result<Option<String>> {
+        if self.buf.len() >= self.part_size {
+            let rest = self.buf.split().freeze();
+            self.ship(rest).await?;
+        }
         self.drain().await?;
         if self.buf.is_empty() {
             return Ok(None);
@@ -170,7 +180,7 @@ impl PartsWriter {
             self.ship(last).await?;
             self.drain().await?;
         }
-        let parts = self.parts.iter().map(|p| PartId { content_id: p.clone() }).collect();
+        let parts = self.parts.iter().map(|(p, _)| PartId { content_id: p.clone() }).collect();
         self.api.complete_multipart(&self.raw, &upload, parts).await?;
         // Completed: nothing is left to abort, and the staging object goes below or with the session.
         self.multipart_id = None;

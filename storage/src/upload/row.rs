@@ -17,8 +17,9 @@ pub(crate) struct Row {
     pub hash_state: Vec<u8>,
     pub part_size: u64,
     pub multipart_id: Option<String>,
-    /// Ids of the completed parts, each exactly `part_size` bytes, in order.
-    pub parts: Vec<String>,
+    /// The completed parts in order: the store's id and the size of each, at least `part_size` bytes (S3 refuses a
+    /// shorter part anywhere but last).
+    pub parts: Vec<(String, u64)>,
     /// The object holding the bytes after the last part (fewer than `part_size`).
     pub tail_key: Option<String>,
 }
@@ -26,7 +27,12 @@ pub(crate) struct Row {
 impl Row {
     /// Bytes after the last part: in the tail object of a multipart session, or all of a file session's.
     pub fn tail_len(&self) -> u64 {
-        self.size - self.parts.len() as u64 * self.part_size
+        self.size.saturating_sub(self.in_parts())
+    }
+
+    /// Bytes in the completed parts.
+    pub fn in_parts(&self) -> u64 {
+        self.parts.iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -83,8 +89,12 @@ pub(crate) async fn load(m: &Metadata, id: &str) -> Result<Option<Row>> {
         },
         tail_key: r.try_get("tail_key")?,
     };
-    let in_parts = row.parts.len() as u64 * row.part_size;
-    if row.part_size == 0 || in_parts > row.size || (row.tail_key.is_some() && row.tail_len() >= row.part_size) {
+    let short = row.parts.iter().any(|(_, n)| *n < row.part_size);
+    if row.part_size == 0
+        || short
+        || row.in_parts() > row.size
+        || (row.tail_key.is_some() && row.tail_len() >= row.part_size)
+    {
         return Err(Error::Corrupt(format!("upload session {id}: parts do not add up to its size")));
     }
     Ok(Some(row))
