@@ -12,6 +12,7 @@ use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use url::Url;
 use wharf_client::Digest;
 
+use crate::cache::BlobCache;
 use crate::{paths, Error, Result};
 
 /// Window size for blobs served from a local file.
@@ -55,6 +56,8 @@ pub struct BlobStore {
     multipart: Option<(Arc<dyn MultipartStore>, String)>,
     /// The root directory when the store is local.
     local_root: Option<PathBuf>,
+    /// A local cache of blobs read from a remote store.
+    cache: Option<Arc<BlobCache>>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -98,21 +101,29 @@ impl BlobStore {
                     ))
                 };
                 let multipart = Some((Arc::clone(&s3) as Arc<dyn MultipartStore>, prefix.clone()));
-                Ok(BlobStore { store, signer: Some((s3, prefix)), multipart, local_root: None })
+                Ok(BlobStore { store, signer: Some((s3, prefix)), multipart, local_root: None, cache: None })
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-                Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir) })
+                Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir), cache: None })
             }
             "memory" => {
                 let memory = Arc::new(InMemory::new());
                 let multipart = Some((Arc::clone(&memory) as Arc<dyn MultipartStore>, String::new()));
-                Ok(BlobStore { store: memory, signer: None, multipart, local_root: None })
+                Ok(BlobStore { store: memory, signer: None, multipart, local_root: None, cache: None })
             }
             other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory, s3)"))),
         }
+    }
+
+    /// Keeps a local cache of the blobs read from this (remote) store; a local store needs none.
+    pub fn with_cache(mut self, cache: Arc<BlobCache>) -> BlobStore {
+        if self.local_root.is_none() {
+            self.cache = Some(cache);
+        }
+        self
     }
 
     /// The root directory of a local store, whose commits Wharf makes durable itself.
@@ -158,6 +169,9 @@ impl BlobStore {
     /// Opens a committed blob for reading, whole or a range of it. A range outside the blob is `RangeInvalid`.
     pub async fn open(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
         let location = paths::blob(digest);
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(digest)) {
+            return cached_read(cached, range);
+        }
         if let Some(r) = &range {
             // Checked against the size here, so that a bad range is recognised by value, never by error text.
             let size = self.stat(digest).await?.ok_or(Error::BlobUnknown)?;
@@ -185,16 +199,36 @@ impl BlobStore {
             GetResultPayload::File(file, _) => file_stream(file, r.start, r.end - r.start),
             GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
         };
+        let body = match &self.cache {
+            Some(cache) if range.is_none() => cache.fill(digest, size, body),
+            _ => body,
+        };
         Ok(BlobRead { size, range: span, body })
     }
 
     /// Deletes a committed blob's bytes. Only garbage collection may call this.
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        if let Some(cache) = &self.cache {
+            cache.remove(digest);
+        }
         match self.store.delete(&paths::blob(digest)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::Backend(e)),
         }
     }
+}
+
+/// A read served from the local cache, with the same range rules as the store.
+fn cached_read((file, size): (std::fs::File, u64), range: Option<ByteRange>) -> Result<BlobRead> {
+    let (start, end) = match range {
+        None if size == 0 => return Ok(BlobRead { size, range: (0, 0), body: futures::stream::empty().boxed() }),
+        None => (0, size - 1),
+        Some(r) if r.start >= size || r.end.is_some_and(|e| e < r.start) => {
+            return Err(Error::RangeInvalid { offset: size })
+        }
+        Some(r) => (r.start, r.end.map_or(size - 1, |e| e.min(size - 1))),
+    };
+    Ok(BlobRead { size, range: (start, end), body: file_stream(file, start, end - start + 1) })
 }
 
 /// Streams `len` bytes of a local file from `start` as memory-mapped windows, read on the blocking pool. The pages
@@ -207,8 +241,8 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> BoxStream<'static, 
         let end = start + len;
         while offset < end {
             let window = (end - offset).min(FILE_READ_CHUNK as u64) as usize;
-            // SAFETY: committed blob files are immutable: they are written once under a temporary name and renamed
-            // into place, and nothing truncates or rewrites them afterwards (garbage collection only unlinks, which
+            // SAFETY: committed blob files (and the cache's copies) are immutable: they are written once under a
+            // temporary name and renamed into place, and nothing truncates or rewrites them afterwards (garbage collection only unlinks, which
             // leaves an existing mapping valid). So the mapped bytes cannot change or vanish while mapped.
             #[allow(unsafe_code)]
             let mapped = unsafe { memmap2::MmapOptions::new().offset(offset).len(window).populate().map(&file) };

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod blob;
+pub mod cache;
 mod durable;
 mod error;
 pub mod meta;
@@ -14,6 +15,7 @@ pub mod upload;
 
 pub use accounts::{AccountKind, AccountRow, GrantRow};
 pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
+pub use cache::BlobCache;
 pub use error::Error;
 pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};

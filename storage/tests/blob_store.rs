@@ -250,3 +250,55 @@ async fn s3_store() {
 fn unknown_scheme_is_a_config_error() {
     assert!(matches!(BlobStore::from_url(&Url::parse("ftp://x/").unwrap()), Err(Error::Config(_))));
 }
+
+/// Waits up to two seconds for `cond`.
+async fn eventually(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..40 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_remote_store_caches_full_reads_verified_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let cache = wharf_storage::BlobCache::open(&cache_dir, 2500).unwrap();
+    let store = BlobStore::from_url(&Url::parse("memory://").unwrap()).unwrap().with_cache(cache);
+    let up = Uploads::new(store.clone(), meta().await, limits());
+    let mut digests = Vec::new();
+    for i in 0..3u8 {
+        let content = vec![i; 1000];
+        let d = Digest::sha256_of(&content);
+        up.put_whole(None, body(&[&content]), &d).await.unwrap();
+        digests.push(d);
+    }
+    let cached = |d: &Digest| cache_dir.join(format!("sha256-{}", d.hex())).exists();
+    // A range read caches nothing (a copy is made only of a full read whose bytes hash to the digest).
+    read_all(&store, &digests[0], Some(ByteRange { start: 10, end: Some(20) })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!cached(&digests[0]));
+    // A full read is cached, and later reads (ranges too) are served from the copy.
+    assert_eq!(read_all(&store, &digests[0], None).await, vec![0u8; 1000]);
+    assert!(eventually(|| cached(&digests[0])).await);
+    assert_eq!(read_all(&store, &digests[0], Some(ByteRange { start: 990, end: None })).await, vec![0u8; 10]);
+    assert!(matches!(
+        store.open(&digests[0], Some(ByteRange { start: 1000, end: None })).await,
+        Err(Error::RangeInvalid { offset: 1000 })
+    ));
+    // Beyond the bound, the least recently read goes.
+    read_all(&store, &digests[1], None).await;
+    assert!(eventually(|| cached(&digests[1])).await);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    read_all(&store, &digests[0], None).await; // read again: now the most recent
+    read_all(&store, &digests[2], None).await;
+    assert!(eventually(|| cached(&digests[2]) && !cached(&digests[1])).await, "the least recently read is evicted");
+    assert!(cached(&digests[0]));
+    // Deleting a blob drops its copy.
+    store.delete(&digests[0]).await.unwrap();
+    assert!(!cached(&digests[0]));
+    assert!(matches!(store.open(&digests[0], None).await, Err(Error::BlobUnknown)));
+}

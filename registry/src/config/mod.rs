@@ -117,6 +117,10 @@ pub struct StorageConfig {
     pub redirect: Option<bool>,
     /// How long a presigned URL stays valid (default 300 s).
     pub redirect_expiry_secs: Option<u64>,
+    /// S3: bytes of blobs read from the store kept on this replica's disk (default 2 GiB; 0 turns it off).
+    pub cache_max_bytes: Option<u64>,
+    /// Where that cache lives (default `<data_dir>/blob-cache`).
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +156,8 @@ pub struct Settings {
     pub s3: wharf_storage::S3Options,
     /// Blob GETs redirect to presigned URLs valid this long.
     pub redirect: Option<std::time::Duration>,
+    /// The local cache of a remote store's blobs: its directory and bound.
+    pub blob_cache: Option<(PathBuf, u64)>,
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
     pub upload: UploadLimits,
@@ -226,6 +232,9 @@ impl Config {
         }
         if let Some(v) = env("WHARF_STORAGE_REDIRECT_EXPIRY_SECS") {
             self.storage.redirect_expiry_secs = Some(num("WHARF_STORAGE_REDIRECT_EXPIRY_SECS", v)?);
+        }
+        if let Some(v) = env("WHARF_STORAGE_CACHE_MAX_BYTES") {
+            self.storage.cache_max_bytes = Some(num("WHARF_STORAGE_CACHE_MAX_BYTES", v)?);
         }
         if let Some(v) = env("WHARF_STORAGE_PATH_STYLE") {
             self.storage.path_style = Some(boolean("WHARF_STORAGE_PATH_STYLE", &v)?);
@@ -327,6 +336,9 @@ impl Config {
             None => Url::from_directory_path(data_dir.join("store"))
                 .map_err(|()| invalid("data_dir", "not an absolute path".into()))?,
         };
+        let cache_max = self.storage.cache_max_bytes.unwrap_or(2 << 30);
+        let blob_cache = (storage_url.scheme() == "s3" && cache_max > 0)
+            .then(|| (self.storage.cache_dir.unwrap_or_else(|| data_dir.join("blob-cache")), cache_max));
         let database_url = match self.database.url {
             Some(u) if u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 u
@@ -408,6 +420,7 @@ impl Config {
             storage_url,
             s3,
             redirect,
+            blob_cache,
             database_url,
             upload,
             limits,

@@ -52,7 +52,10 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
     })?;
-    let blobs = BlobStore::connect(&settings.storage_url, &settings.s3)?;
+    let mut blobs = BlobStore::connect(&settings.storage_url, &settings.s3)?;
+    if let Some((dir, max)) = &settings.blob_cache {
+        blobs = blobs.with_cache(wharf_storage::BlobCache::open(dir, *max)?);
+    }
     let meta = Metadata::open(&settings.database_url).await?;
     let uploads = Uploads::new(blobs.clone(), meta.clone(), settings.upload);
     let secret = match &settings.kek {
