@@ -12,7 +12,8 @@ use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Request) -> Result<Response, ApiError> {
-    let size = st.meta.blob_size(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
+    let (size, location) = st.meta.blob(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
+    let location = location.as_deref();
     let range = match header_str(req, header::RANGE) {
         None => None,
         Some(h) => Some(parse_range(h, size).ok_or_else(|| unsatisfiable(size))?),
@@ -27,7 +28,7 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
         return common(Response::builder()).header("content-length", size).body(Body::empty()).map_err(build_error);
     }
     if let Some(expires_in) = st.redirect {
-        if let Some(url) = st.blobs.presigned_get(digest, expires_in).await? {
+        if let Some(url) = st.blobs.presigned_get_at(digest, location, expires_in).await? {
             return common(Response::builder())
                 .status(StatusCode::TEMPORARY_REDIRECT)
                 .header("location", url.as_str())
@@ -36,7 +37,7 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
                 .map_err(build_error);
         }
     }
-    let read = st.blobs.open(digest, range).await?;
+    let read = st.blobs.open_at(digest, location, range).await?;
     let (start, end) = read.range;
     let len = if read.size == 0 { 0 } else { end - start + 1 };
     let body = Body::from_stream(read.body.map_err(|e| std::io::Error::other(e.to_string())));

@@ -5,7 +5,7 @@ use axum::http::request::Parts as Request;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use wharf_client::{Digest, RepositoryName};
-use wharf_storage::UploadId;
+use wharf_storage::{Committed, UploadId};
 
 use crate::error::{range_header, ApiError, Kind};
 use crate::{empty, header_str, query_pairs, query_param, AppState};
@@ -28,9 +28,8 @@ pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Bo
         if start.is_some_and(|s| s != 0) {
             return Err(ApiError::new(Kind::UploadRangeInvalid, "a monolithic upload starts at 0"));
         }
-        let size = st.uploads.put_whole(declared, body.into_data_stream(), &digest).await?;
-        st.meta.link_blob(repo, &digest, size, st.clock.now()).await?;
-        return Ok(created(repo, &digest));
+        let committed = st.uploads.put_whole(declared, body.into_data_stream(), &digest).await?;
+        return record(st, repo, &digest, committed).await;
     }
     let id = st.uploads.start(repo, st.clock.now()).await?;
     Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
@@ -66,9 +65,20 @@ pub async fn put(
     )?;
     let (start, declared) = chunk_headers(req, Some((st, repo, id))).await?;
     let body = body.into_data_stream();
-    let size = st.uploads.complete(id, repo, start, declared, body, &digest, st.clock.now()).await?;
-    st.meta.link_blob(repo, &digest, size, st.clock.now()).await?;
-    Ok(created(repo, &digest))
+    let committed = st.uploads.complete(id, repo, start, declared, body, &digest, st.clock.now()).await?;
+    record(st, repo, &digest, committed).await
+}
+
+/// Records a committed blob in the metadata. If another upload recorded the same blob first, this upload's copy
+/// (stored in place of its multipart upload) is surplus and goes.
+async fn record(st: &AppState, repo: &RepositoryName, digest: &Digest, c: Committed) -> Result<Response, ApiError> {
+    let location = c.location.as_deref();
+    if !st.meta.link_blob(repo, digest, c.size, location, st.clock.now()).await? && location.is_some() {
+        if let Err(e) = st.blobs.delete_at(digest, location).await {
+            tracing::warn!(error = %e, %digest, "removing a second copy of a blob");
+        }
+    }
+    Ok(created(repo, digest))
 }
 
 pub async fn cancel(st: &AppState, repo: &RepositoryName, id: &UploadId) -> Result<Response, ApiError> {

@@ -143,8 +143,18 @@ impl BlobStore {
     /// A URL that lets its holder GET the committed blob `digest` straight from the store until `expires_in` has
     /// passed; `None` for stores that cannot presign (local and memory).
     pub async fn presigned_get(&self, digest: &Digest, expires_in: std::time::Duration) -> Result<Option<Url>> {
+        self.presigned_get_at(digest, None, expires_in).await
+    }
+
+    /// [`presigned_get`](Self::presigned_get) of a blob stored at `location` (see [`open_at`](Self::open_at)).
+    pub async fn presigned_get_at(
+        &self,
+        digest: &Digest,
+        location: Option<&str>,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<Url>> {
         let Some((s3, prefix)) = &self.signer else { return Ok(None) };
-        let full = paths::with_prefix(prefix, &paths::blob(digest));
+        let full = paths::with_prefix(prefix, &paths::stored_blob(digest, location));
         let url = object_store::signer::Signer::signed_url(s3.as_ref(), http::Method::GET, &full, expires_in).await?;
         Ok(Some(url))
     }
@@ -159,7 +169,12 @@ impl BlobStore {
 
     /// The size of a committed blob, or `None`.
     pub async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
-        match self.store.head(&paths::blob(digest)).await {
+        self.stat_at(digest, None).await
+    }
+
+    /// The size of a committed blob stored at `location`, or `None`.
+    pub async fn stat_at(&self, digest: &Digest, location: Option<&str>) -> Result<Option<u64>> {
+        match self.store.head(&paths::stored_blob(digest, location)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::Backend(e)),
@@ -168,13 +183,19 @@ impl BlobStore {
 
     /// Opens a committed blob for reading, whole or a range of it. A range outside the blob is `RangeInvalid`.
     pub async fn open(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
-        let location = paths::blob(digest);
+        self.open_at(digest, None, range).await
+    }
+
+    /// Opens a committed blob stored at `location`: where the metadata says its upload left it, `None` for its
+    /// content address.
+    pub async fn open_at(&self, digest: &Digest, at: Option<&str>, range: Option<ByteRange>) -> Result<BlobRead> {
+        let location = paths::stored_blob(digest, at);
         if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(digest)) {
             return cached_read(cached, range);
         }
         if let Some(r) = &range {
             // Checked against the size here, so that a bad range is recognised by value, never by error text.
-            let size = self.stat(digest).await?.ok_or(Error::BlobUnknown)?;
+            let size = self.stat_at(digest, at).await?.ok_or(Error::BlobUnknown)?;
             if r.start >= size || r.end.is_some_and(|e| e < r.start) {
                 return Err(Error::RangeInvalid { offset: size });
             }
@@ -208,10 +229,16 @@ impl BlobStore {
 
     /// Deletes a committed blob's bytes. Only garbage collection may call this.
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        self.delete_at(digest, None).await
+    }
+
+    /// Deletes a committed blob's bytes stored at `location`. Only garbage collection (and an upload that lost
+    /// the race to commit the same blob) may call this.
+    pub async fn delete_at(&self, digest: &Digest, location: Option<&str>) -> Result<()> {
         if let Some(cache) = &self.cache {
             cache.remove(digest);
         }
-        match self.store.delete(&paths::blob(digest)).await {
+        match self.store.delete(&paths::stored_blob(digest, location)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::Backend(e)),
         }

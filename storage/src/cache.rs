@@ -1,7 +1,8 @@
 //! A bounded local cache of blobs read from a remote store (S3), on each replica's own disk. Committed blobs are
 //! immutable and named by digest, so a cached copy can never be stale: a blob is cached only when a full read has
-//! streamed through and its bytes hashed to its digest, under a temporary name renamed into place. Filling never
-//! slows or blocks the response: bytes go to a bounded queue, and if the disk falls behind the fill is dropped.
+//! streamed through and its bytes hashed to its digest, under a temporary name renamed into place. The response
+//! waits for the writer only when `QUEUE` chunks are waiting (local disk and SHA-256 outpace a remote store); if
+//! the writer fails, the response goes on uncached.
 //! The least recently read blobs are evicted beyond `max_bytes`. Whether a repository may see a blob is decided by
 //! the metadata before any read, so the cache never widens access.
 
@@ -10,18 +11,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
+use tokio::sync::mpsc::{channel, Receiver};
+use tokio_util::sync::PollSender;
 use wharf_client::Digest;
 
 use crate::{Error, Result};
 
-/// Chunks queued between the response and the writer thread.
-const QUEUE: usize = 256;
+/// Chunks queued between the response and the writer thread, at most (S3 reads arrive in chunks of 64 KiB or
+/// less: a few MiB).
+const QUEUE: usize = 64;
 
 #[derive(Debug)]
 pub struct BlobCache {
@@ -68,21 +71,21 @@ impl BlobCache {
         if size > self.max_bytes / 2 {
             return body;
         }
-        let (tx, rx) = sync_channel::<Bytes>(QUEUE);
+        let (tx, rx) = channel::<Bytes>(QUEUE);
         let (cache, digest) = (Arc::clone(self), d.clone());
         tokio::task::spawn_blocking(move || cache.write(&digest, size, rx));
-        Tee { body, tx: Some(tx), seen: 0, size }.boxed()
+        Tee { body, tx: Some(PollSender::new(tx)), held: None }.boxed()
     }
 
     /// The writer thread: the bytes to a temporary file, hashed; renamed into place only if they are all there
     /// and hash to the digest.
-    fn write(&self, d: &Digest, size: u64, rx: std::sync::mpsc::Receiver<Bytes>) {
+    fn write(&self, d: &Digest, size: u64, mut rx: Receiver<Bytes>) {
         let tmp = self.dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         let Ok(mut file) = File::create(&tmp) else { return };
         let mut hasher = d.algorithm().hasher();
         let mut written = 0u64;
         // The sender goes away when the body ends (all bytes sent) or breaks off (fewer).
-        for chunk in rx {
+        while let Some(chunk) = rx.blocking_recv() {
             hasher.update(&chunk);
             written += chunk.len() as u64;
             if file.write_all(&chunk).is_err() {
@@ -134,34 +137,43 @@ impl BlobCache {
     }
 }
 
-/// A body passed through unchanged, its chunks copied to the cache's writer while the queue has room.
+/// A body passed through unchanged, each chunk handed to the cache's writer before it is passed on.
 struct Tee {
     body: BoxStream<'static, Result<Bytes>>,
-    tx: Option<SyncSender<Bytes>>,
-    seen: u64,
-    size: u64,
+    tx: Option<PollSender<Bytes>>,
+    /// A chunk received and not yet passed on (the writer's queue was full).
+    held: Option<Bytes>,
 }
 
 impl Stream for Tee {
     type Item = Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.body.poll_next_unpin(cx);
-        match &next {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.seen += chunk.len() as u64;
-                let sent = self.tx.as_ref().map(|tx| tx.try_send(chunk.clone()));
-                if matches!(sent, Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_)))) {
-                    // The disk fell behind: this read is not cached (the writer sees too few bytes).
-                    self.tx = None;
+        if self.held.is_none() {
+            match self.body.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.held = Some(chunk),
+                other => {
+                    // The end (the writer checks it has every byte), an error, or nothing yet.
+                    if !matches!(other, Poll::Pending) {
+                        self.tx = None;
+                    }
+                    return other;
                 }
             }
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.tx = None,
-            Poll::Pending => {}
         }
-        if self.seen > self.size {
-            self.tx = None;
+        if let Some(tx) = self.tx.as_mut() {
+            match tx.poll_reserve(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    let chunk = self.held.clone().unwrap_or_default();
+                    if self.tx.as_mut().is_some_and(|tx| tx.send_item(chunk).is_err()) {
+                        self.tx = None;
+                    }
+                }
+                // The writer gave up: the rest streams uncached.
+                Poll::Ready(Err(_)) => self.tx = None,
+            }
         }
-        next
+        Poll::Ready(self.held.take().map(Ok))
     }
 }

@@ -19,7 +19,7 @@ pub use cache::BlobCache;
 pub use error::Error;
 pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};
-pub use upload::{UploadId, UploadLimits, UploadStatus, Uploads};
+pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

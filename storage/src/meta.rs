@@ -119,19 +119,44 @@ impl Metadata {
         &self.write
     }
 
-    /// Makes `digest` (of `size` bytes) visible in `repo`.
-    pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64, now: UnixTime) -> Result<()> {
+    /// Makes `digest` (of `size` bytes, stored at `location` or at its content address) visible in `repo`.
+    /// Returns `false` when the blob was already recorded (stored elsewhere): a copy at `location` is then surplus.
+    pub async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         insert_repository(&mut tx, repo, now).await?;
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(digest.to_string())
-            .bind(size as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let added = sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at, location) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(digest.to_string())
+        .bind(size as i64)
+        .bind(now)
+        .bind(location.map(str::to_owned))
+        .execute(&mut *tx)
+        .await?;
         link(&mut tx, repo, digest).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(added.rows_affected() > 0)
+    }
+
+    /// The size of `digest` and where it is stored (`None`: its content address), if `repo` can see it.
+    pub async fn blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<(u64, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT b.size, b.location FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+             WHERE rb.repository = $1 AND rb.digest = $2",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some((r.try_get::<i64, _>(0)? as u64, r.try_get::<Option<String>, _>(1)?)))
     }
 
     /// Makes a blob visible in `from` visible in `to` too; `None` if `from` cannot see it.

@@ -3,7 +3,9 @@
 //! ```text
 //! <root>/
 //! ├── blobs/
-//! │   └── <algorithm>/<first two hex characters>/<hex>   committed content, immutable, written once
+//! │   ├── <algorithm>/<first two hex characters>/<hex>   committed content, immutable, written once
+//! │   └── uploaded/<upload id>                           committed content that a multipart upload completed in
+//! │                                                      place (the metadata records the digest's location)
 //! └── uploads/
 //!     └── <upload id>/
 //!         ├── data                                       an upload in progress; never read as content
@@ -18,6 +20,20 @@ use crate::upload::UploadId;
 pub fn blob(d: &Digest) -> Path {
     let hex = d.hex();
     Path::from(format!("blobs/{}/{}/{}", d.algorithm().as_str(), &hex[..2], hex))
+}
+
+/// Where a multipart upload writes its blob: once completed and verified it stays there, with no copy.
+pub fn staged_blob(id: &UploadId) -> Path {
+    Path::from(format!("blobs/uploaded/{id}"))
+}
+
+/// A committed blob: at the location its metadata records, else at its content address. A recorded location is
+/// only ever one that `staged_blob` made, so it cannot point outside `blobs/`.
+pub fn stored_blob(d: &Digest, location: Option<&str>) -> Path {
+    match location {
+        Some(l) if l.starts_with("blobs/uploaded/") && !l.contains("..") => Path::from(l),
+        _ => blob(d),
+    }
 }
 
 pub fn upload_data(id: &UploadId) -> Path {

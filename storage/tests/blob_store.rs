@@ -52,7 +52,7 @@ async fn suite(store: BlobStore) {
     assert_eq!(s.offset, 11);
     let d = Digest::sha256_of(b"hello world");
     assert_eq!(store.stat(&d).await.unwrap(), None, "not visible before finish");
-    assert_eq!(up.finish(&id, &r, &d, 3).await.unwrap(), 11);
+    assert_eq!(up.finish(&id, &r, &d, 3).await.unwrap().size, 11);
     assert_eq!(store.stat(&d).await.unwrap(), Some(11));
     assert_eq!(read_all(&store, &d, None).await, b"hello world");
     assert_eq!(read_all(&store, &d, Some(ByteRange { start: 6, end: None })).await, b"world");
@@ -73,7 +73,7 @@ async fn suite(store: BlobStore) {
     let mut h = Algorithm::Sha512.hasher();
     h.update(b"five twelve");
     let d512 = h.finish();
-    assert_eq!(up.finish(&id, &r, &d512, 0).await.unwrap(), 11);
+    assert_eq!(up.finish(&id, &r, &d512, 0).await.unwrap().size, 11);
     assert_eq!(read_all(&store, &d512, None).await, b"five twelve");
 
     // Over the limit: refused, and the session is gone.
@@ -101,7 +101,7 @@ async fn suite(store: BlobStore) {
         ids.push(id);
     }
     let results = futures::future::join_all(ids.iter().map(|id| up.finish(id, &r, &dc, 0))).await;
-    assert!(results.iter().all(|r| matches!(r, Ok(4096))), "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(c) if c.size == 4096 && c.location.is_none())), "{results:?}");
     assert_eq!(read_all(&store, &dc, None).await, content);
 
     // Cancel and idle expiry.
@@ -119,7 +119,7 @@ async fn suite(store: BlobStore) {
     // A monolithic upload: checked, committed, and nothing kept when the digest is wrong.
     let whole = b"one request".to_vec();
     let dw = Digest::sha256_of(&whole);
-    assert_eq!(up.put_whole(Some(11), body(&[&whole]), &dw).await.unwrap(), 11);
+    assert_eq!(up.put_whole(Some(11), body(&[&whole]), &dw).await.unwrap().size, 11);
     assert_eq!(read_all(&store, &dw, None).await, whole);
     let bad = Digest::sha256_of(b"another");
     assert!(matches!(up.put_whole(None, body(&[b"x"]), &bad).await, Err(Error::DigestMismatch { .. })));
@@ -159,9 +159,13 @@ async fn shared_sessions(store: BlobStore, part_size: usize) {
     let c = Uploads::new(store.clone(), Metadata::open_sqlite(&db).await.unwrap(), l);
     let d = Digest::sha256_of(&content);
     let rest = &content[at..];
-    let size = c.complete(&id, &r, Some(at as u64), Some(rest.len() as u64), body(&[rest]), &d, 2).await.unwrap();
-    assert_eq!(size, content.len() as u64);
-    assert_eq!(read_all(&store, &d, None).await, content);
+    let done = c.complete(&id, &r, Some(at as u64), Some(rest.len() as u64), body(&[rest]), &d, 2).await.unwrap();
+    assert_eq!(done.size, content.len() as u64);
+    // On an object store the completed multipart upload is the blob, where it lies; on disk it is renamed.
+    assert_eq!(done.location.is_some(), store.open(&d, None).await.is_err());
+    let r2 = store.open_at(&d, done.location.as_deref(), None).await.unwrap();
+    let chunks: Vec<Bytes> = r2.body.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), content);
     assert!(matches!(b.status(&id, &r).await, Err(Error::UploadUnknown)));
 
     // One writer at a time: a second request waits for the first, then finds the session moved on.
@@ -188,7 +192,7 @@ async fn shared_sessions(store: BlobStore, part_size: usize) {
     let s = b.append(&id, &r, Some(6), None, body(&[b"GHI"]), 100).await.unwrap();
     assert_eq!(s.offset, 9);
     let d = Digest::sha256_of(b"abcdefGHI");
-    assert_eq!(b.finish(&id, &r, &d, 100).await.unwrap(), 9);
+    assert_eq!(b.finish(&id, &r, &d, 100).await.unwrap().size, 9);
     assert_eq!(read_all(&store, &d, None).await, b"abcdefGHI");
 
     // Idle sessions expire on whichever replica looks, with their bytes.

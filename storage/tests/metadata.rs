@@ -16,8 +16,14 @@ async fn suite(m: Metadata) {
     let mt: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().unwrap();
     let (cfg, layer) = (d("cfg"), d("layer"));
 
-    m.link_blob(&a, &cfg, 3, 0).await.unwrap();
+    assert!(m.link_blob(&a, &cfg, 3, None, 0).await.unwrap(), "first record");
     assert_eq!(m.blob_size(&a, &cfg).await.unwrap(), Some(3));
+    // A blob stored where its multipart upload completed: the location is recorded; a second copy is surplus.
+    let big = d("big");
+    assert!(m.link_blob(&a, &big, 9, Some("blobs/uploaded/one"), 0).await.unwrap());
+    assert!(!m.link_blob(&b, &big, 9, Some("blobs/uploaded/two"), 0).await.unwrap(), "already recorded");
+    assert_eq!(m.blob(&b, &big).await.unwrap(), Some((9, Some("blobs/uploaded/one".to_string()))));
+    assert_eq!(m.blob(&a, &cfg).await.unwrap(), Some((3, None)));
     assert_eq!(m.blob_size(&b, &cfg).await.unwrap(), None);
     assert_eq!(m.mount_blob(&b, &a, &layer, 0).await.unwrap(), None);
 
@@ -39,7 +45,7 @@ async fn suite(m: Metadata) {
         other => panic!("{other:?}"),
     }
     assert!(m.manifest_by_tag(&a, &tag).await.unwrap().is_none(), "a refused manifest leaves no tag");
-    m.link_blob(&a, &layer, 5, 1).await.unwrap();
+    m.link_blob(&a, &layer, 5, None, 1).await.unwrap();
     m.put_manifest(&new, 2).await.unwrap();
     assert_eq!(m.manifest_by_tag(&a, &tag).await.unwrap().unwrap().digest, md);
     assert_eq!(m.mount_blob(&a, &b, &layer, 3).await.unwrap(), Some(5));
@@ -110,7 +116,7 @@ async fn sqlite_reopens_with_migrations_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.db");
     let m = Metadata::open_sqlite(&path).await.unwrap();
-    m.link_blob(&"r".parse().unwrap(), &d("x"), 1, 0).await.unwrap();
+    m.link_blob(&"r".parse().unwrap(), &d("x"), 1, None, 0).await.unwrap();
     drop(m);
     let m = Metadata::open_sqlite(&path).await.unwrap();
     assert_eq!(m.blob_size(&"r".parse().unwrap(), &d("x")).await.unwrap(), Some(1));
@@ -124,7 +130,7 @@ fn postgres() {
         suite(Metadata::open(&url).await.unwrap()).await;
         // Reopening applies no migration twice.
         let m = Metadata::open(&url).await.unwrap();
-        m.link_blob(&"r".parse().unwrap(), &d("x"), 1, 0).await.unwrap();
+        m.link_blob(&"r".parse().unwrap(), &d("x"), 1, None, 0).await.unwrap();
         drop(m);
         let m = Metadata::open(&url).await.unwrap();
         assert_eq!(m.blob_size(&"r".parse().unwrap(), &d("x")).await.unwrap(), Some(1));

@@ -89,6 +89,14 @@ impl Default for UploadLimits {
     }
 }
 
+/// A blob an upload committed: its size, and where it lies when that is not its content address (a multipart
+/// upload completed in place); the metadata records both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub size: u64,
+    pub location: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadStatus {
     /// Bytes received so far.
@@ -198,7 +206,7 @@ impl Uploads {
         body: S,
         digest: &Digest,
         now: UnixTime,
-    ) -> Result<u64>
+    ) -> Result<Committed>
     where
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
@@ -211,14 +219,20 @@ impl Uploads {
     }
 
     /// Ends a session with no more bytes: see [`complete`](Self::complete).
-    pub async fn finish(&self, id: &UploadId, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<u64> {
+    pub async fn finish(
+        &self,
+        id: &UploadId,
+        repo: &RepositoryName,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Committed> {
         let none = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
         self.complete(id, repo, None, None, none, digest, now).await
     }
 
     /// A monolithic upload: the whole blob in one body, checked against `digest` and committed. No session row is
     /// kept, since no other request can continue it.
-    pub async fn put_whole<S, E>(&self, declared_len: Option<u64>, body: S, digest: &Digest) -> Result<u64>
+    pub async fn put_whole<S, E>(&self, declared_len: Option<u64>, body: S, digest: &Digest) -> Result<Committed>
     where
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,

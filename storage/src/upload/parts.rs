@@ -56,7 +56,7 @@ impl PartsWriter {
         session: &row::Row,
         lease: Option<Lease>,
     ) -> Result<PartsWriter> {
-        let staging = paths::upload_data(id);
+        let staging = paths::staged_blob(id);
         let mut buf = BytesMut::new();
         if session.tail_key.is_none() && session.tail_len() != 0 {
             return Err(Error::Corrupt(format!(
@@ -157,8 +157,9 @@ impl PartsWriter {
     }
 
     /// Completes the upload and commits it under `expected` if its bytes hash to it (`sha256` is the streamed
-    /// SHA-256; other algorithms are checked by re-reading).
-    pub async fn commit(&mut self, expected: &Digest, sha256: Digest) -> Result<()> {
+    /// SHA-256; other algorithms are checked by re-reading). Returns where the blob lies when that is not its
+    /// content address.
+    pub async fn commit(&mut self, expected: &Digest, sha256: Digest) -> Result<Option<String>> {
         self.drain().await?;
         let target = paths::blob(expected);
         let Some(upload) = self.multipart_id.clone() else {
@@ -173,7 +174,7 @@ impl PartsWriter {
                 }
             };
             check(expected, actual)?;
-            return put_once(self.objects.as_ref(), &target, data).await;
+            return put_once(self.objects.as_ref(), &target, data).await.map(|()| None);
         };
         if !self.buf.is_empty() {
             let last = self.buf.split().freeze();
@@ -182,7 +183,7 @@ impl PartsWriter {
         }
         let parts = self.parts.iter().map(|(p, _)| PartId { content_id: p.clone() }).collect();
         self.api.complete_multipart(&self.raw, &upload, parts).await?;
-        // Completed: nothing is left to abort, and the staging object goes below or with the session.
+        // Completed: nothing is left to abort.
         self.multipart_id = None;
         let actual = match expected.algorithm() {
             Algorithm::Sha256 => sha256,
@@ -192,18 +193,9 @@ impl PartsWriter {
             let _ = self.objects.delete(&self.staging).await;
             return Err(e);
         }
-        // Object stores have no rename: the verified bytes are copied to their content address, then the staging
-        // object goes. Where the store can refuse an existing target it does; where it cannot, a concurrent commit
-        // of the same blob writes the same verified bytes, and each copy is atomic, so readers see all or nothing.
-        match self.objects.copy_if_not_exists(&self.staging, &target).await {
-            Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
-                self.objects.copy(&self.staging, &target).await?
-            }
-            Err(e) => return Err(Error::Backend(e)),
-        }
-        self.objects.delete(&self.staging).await?;
-        Ok(())
+        // Verified where it lies: the blob stays there (object stores have no rename, and a copy of a large blob
+        // would cost as much as its upload), and the metadata records the location.
+        Ok(Some(self.staging.to_string()))
     }
 }
 
@@ -256,7 +248,7 @@ pub(super) async fn destroy(
 ) -> Result<()> {
     if let Some(m) = multipart_id {
         // An upload already completed or aborted is no longer there to abort.
-        let _ = api.abort_multipart(&paths::with_prefix(prefix, &paths::upload_data(id)), &m.to_owned()).await;
+        let _ = api.abort_multipart(&paths::with_prefix(prefix, &paths::staged_blob(id)), &m.to_owned()).await;
     }
     let keys: Vec<Path> = objects
         .list(Some(&paths::upload_dir(id)))

@@ -11,7 +11,7 @@ use super::file::{self, FileWriter};
 use super::parts::{self, Lease, PartsWriter};
 use super::row::{self, Fence};
 use super::state::Sha256State;
-use super::{Open, Stop, UploadId, Uploads, Writer, LEASE_SECS, RENEW_EVERY};
+use super::{Committed, Open, Stop, UploadId, Uploads, Writer, LEASE_SECS, RENEW_EVERY};
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 impl Uploads {
@@ -228,15 +228,15 @@ impl Uploads {
     }
 
     /// Checks the session's digest and commits its bytes under it; then the session ends.
-    pub(super) async fn commit(&self, mut open: Open, digest: &Digest) -> Result<u64> {
+    pub(super) async fn commit(&self, mut open: Open, digest: &Digest) -> Result<Committed> {
         let size = open.row.size + open.received;
         let sha256 = std::mem::replace(&mut open.state, Sha256State::new()).finish();
         let committed = match &mut open.writer {
-            Writer::File(w) => self.commit_file(w, &open.id, digest, sha256).await,
+            Writer::File(w) => self.commit_file(w, &open.id, digest, sha256).await.map(|()| None),
             Writer::Parts(w) => w.commit(digest, sha256).await,
         };
         self.end(open, committed.is_ok()).await;
-        committed.map(|()| size)
+        committed.map(|location| Committed { size, location })
     }
 
     async fn commit_file(&self, w: &mut FileWriter, id: &UploadId, digest: &Digest, sha256: Digest) -> Result<()> {

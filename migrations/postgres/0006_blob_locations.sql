@@ -1,0 +1,2 @@
+-- PostgreSQL form of migrations/sqlite/0006_blob_locations.sql.
+ALTER TABLE blobs ADD COLUMN location TEXT COLLATE "C";
