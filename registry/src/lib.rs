@@ -15,6 +15,7 @@ mod listing;
 mod manifest;
 mod observe;
 mod referrers;
+pub mod retention;
 pub mod serve;
 mod upload;
 
