@@ -92,22 +92,26 @@ fn a_1gib_chunked_push_alternating_between_replicas_completes_and_verifies() {
     assert_eq!(r.status(), 201, "{:?}", r.text());
     // Read back through each replica: the whole GiB hashes to its digest.
     for replica in &st.replicas {
-        let mut resp = http.get(replica.url(&format!("/v2/big/one/blobs/{digest}"))).send().unwrap();
+        let resp = http.get(replica.url(&format!("/v2/big/one/blobs/{digest}"))).send().unwrap();
         assert_eq!(resp.status(), 200);
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = resp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            total += n as u64;
-        }
-        assert_eq!(total, CHUNKS * CHUNK as u64);
-        assert_eq!(format!("sha256:{}", hex::encode(h.finalize())), digest);
+        assert_eq!(hash_body(resp), (digest.clone(), CHUNKS * CHUNK as u64));
     }
+}
+
+/// Reads a response body to its end in 1 MiB pieces: its SHA-256 digest and its length.
+fn hash_body(mut resp: reqwest::blocking::Response) -> (String, u64) {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = resp.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+    (format!("sha256:{}", hex::encode(h.finalize())), total)
 }
 
 /// Checks that `repo:tag` pulls completely through `base`: the manifest, then every blob, each by its digest.
@@ -123,21 +127,9 @@ fn verify_image(http: &reqwest::blocking::Client, base: &str, repo: &str, tag: &
     blobs.extend(m["layers"].as_array().unwrap().iter().cloned());
     for b in blobs {
         let digest = b["digest"].as_str().unwrap();
-        let mut resp = http.get(format!("{base}/v2/{repo}/blobs/{digest}")).send().unwrap();
+        let resp = http.get(format!("{base}/v2/{repo}/blobs/{digest}")).send().unwrap();
         assert_eq!(resp.status(), 200, "{digest}");
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = resp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            total += n as u64;
-        }
-        assert_eq!(format!("sha256:{}", hex::encode(h.finalize())), digest);
-        assert_eq!(total, b["size"].as_u64().unwrap());
+        assert_eq!(hash_body(resp), (digest.to_string(), b["size"].as_u64().unwrap()));
     }
 }
 

@@ -25,14 +25,21 @@ fn stack_env(env: &mut Vec<(String, String)>) {
         env.push(("WHARF_TRUST_KEY_ENCRYPTION_KEY".into(), "test-key-encryption-secret".into()));
     }
     if stack.ends_with("+s3") && !has(env, "WHARF_STORAGE_URL") {
-        let (endpoint, bucket) = s3::bucket();
-        env.push(("WHARF_STORAGE_URL".into(), format!("s3://{bucket}/wharf")));
-        env.push(("WHARF_STORAGE_ENDPOINT".into(), endpoint));
-        env.push(("WHARF_STORAGE_REGION".into(), "us-east-1".into()));
-        env.push(("WHARF_STORAGE_PATH_STYLE".into(), "true".into()));
-        env.push(("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()));
-        env.push(("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()));
+        env.extend(s3_env());
     }
+}
+
+/// The storage settings of a fresh bucket on the test S3 server.
+fn s3_env() -> Vec<(String, String)> {
+    let (endpoint, bucket) = s3::bucket();
+    vec![
+        ("WHARF_STORAGE_URL".into(), format!("s3://{bucket}/wharf")),
+        ("WHARF_STORAGE_ENDPOINT".into(), endpoint),
+        ("WHARF_STORAGE_REGION".into(), "us-east-1".into()),
+        ("WHARF_STORAGE_PATH_STYLE".into(), "true".into()),
+        ("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()),
+    ]
 }
 
 /// The environment of replicas sharing one fresh PostgreSQL database and one fresh S3 bucket (with the one
@@ -40,13 +47,7 @@ fn stack_env(env: &mut Vec<(String, String)>) {
 pub fn shared_stack() -> Vec<(String, String)> {
     let mut env = vec![("WHARF_TRUST_KEY_ENCRYPTION_KEY".to_string(), "shared-test-secret".to_string())];
     env.push(("WHARF_DATABASE_URL".into(), pg::database()));
-    let (endpoint, bucket) = s3::bucket();
-    env.push(("WHARF_STORAGE_URL".into(), format!("s3://{bucket}/wharf")));
-    env.push(("WHARF_STORAGE_ENDPOINT".into(), endpoint));
-    env.push(("WHARF_STORAGE_REGION".into(), "us-east-1".into()));
-    env.push(("WHARF_STORAGE_PATH_STYLE".into(), "true".into()));
-    env.push(("AWS_ACCESS_KEY_ID".into(), s3::ACCESS_KEY.into()));
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), s3::SECRET_KEY.into()));
+    env.extend(s3_env());
     env
 }
 

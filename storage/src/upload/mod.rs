@@ -195,7 +195,8 @@ impl Uploads {
     }
 
     /// Appends a last body (possibly empty), then ends the session: checks that its bytes hash to `digest` and
-    /// commits them as that blob. On a mismatch the session ends and nothing becomes visible. Returns the size.
+    /// commits them as that blob. On a mismatch the session ends and nothing becomes visible. Returns the blob's
+    /// size and where it lies.
     #[allow(clippy::too_many_arguments)]
     pub async fn complete<S, E>(
         &self,
