@@ -12,8 +12,16 @@ use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Request) -> Result<Response, ApiError> {
-    let (size, location) = st.meta.blob(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
-    let location = location.as_deref();
+    let seen = st.meta.blob_seen(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
+    let now = st.clock.now();
+    if seen.touched_at < now - wharf_storage::meta::TOUCH_EVERY {
+        // A read restarts the blob's grace period (a client that found it may reference it next), at most once a
+        // minute; a failed touch costs the read nothing.
+        if let Err(e) = st.meta.touch_blob(repo, digest, now).await {
+            tracing::warn!(error = %e, %digest, "touching a blob on read");
+        }
+    }
+    let (size, location) = (seen.size, seen.location.as_deref());
     let range = match header_str(req, header::RANGE) {
         None => None,
         Some(h) => Some(parse_range(h, size).ok_or_else(|| unsatisfiable(size))?),

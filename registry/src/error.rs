@@ -178,6 +178,10 @@ impl From<StorageError> for ApiError {
                     .with_detail(serde_json::json!({ "missing": digests }))
             }
             StorageError::Conflict(_) => ApiError::new(Kind::Conflict, e.to_string()),
+            // Retryable: docker, containerd and skopeo retry a 503 with code UNKNOWN.
+            StorageError::Collected => {
+                ApiError::new(Kind::NotReady, e.to_string()).with_header("retry-after", "1".into())
+            }
             StorageError::Config(_)
             | StorageError::Backend(_)
             | StorageError::Database(_)

@@ -69,15 +69,9 @@ pub async fn put(
     record(st, repo, &digest, committed).await
 }
 
-/// Records a committed blob in the metadata. If another upload recorded the same blob first, this upload's copy
-/// (stored in place of its multipart upload) is surplus and goes.
+/// Records a committed blob in the metadata (see [`wharf_storage::Uploads::record`]).
 async fn record(st: &AppState, repo: &RepositoryName, digest: &Digest, c: Committed) -> Result<Response, ApiError> {
-    let location = c.location.as_deref();
-    if !st.meta.link_blob(repo, digest, c.size, location, st.clock.now()).await? && location.is_some() {
-        if let Err(e) = st.blobs.delete_at(digest, location).await {
-            tracing::warn!(error = %e, %digest, "removing a second copy of a blob");
-        }
-    }
+    st.uploads.record(repo, digest, &c, st.clock.now()).await?;
     Ok(created(repo, digest))
 }
 

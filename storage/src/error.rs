@@ -27,6 +27,8 @@ pub enum Error {
     },
     #[error("manifest references content the repository does not have: {0:?}")]
     ReferencesMissing(Vec<Digest>),
+    #[error("the blob was garbage-collected while this upload committed it; upload it again")]
+    Collected,
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("invalid storage configuration: {0}")]

@@ -8,6 +8,7 @@ pub mod blob;
 pub mod cache;
 mod durable;
 mod error;
+pub mod gc;
 pub mod meta;
 mod paths;
 pub mod trust;
@@ -17,7 +18,8 @@ pub use accounts::{AccountKind, AccountRow, GrantRow};
 pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use cache::BlobCache;
 pub use error::Error;
-pub use meta::{ManifestRecord, Metadata, NewManifest, Referrer};
+pub use gc::{Collector, Reconciled, Swept};
+pub use meta::{Linked, ManifestRecord, Metadata, NewManifest, Referrer, SeenBlob};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 

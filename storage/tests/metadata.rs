@@ -4,7 +4,7 @@
 mod pg;
 
 use wharf_client::{Digest, MediaType, RepositoryName, Tag};
-use wharf_storage::{Error, Metadata, NewManifest};
+use wharf_storage::{Error, Linked, Metadata, NewManifest};
 
 fn d(s: &str) -> Digest {
     Digest::sha256_of(s.as_bytes())
@@ -16,12 +16,12 @@ async fn suite(m: Metadata) {
     let mt: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().unwrap();
     let (cfg, layer) = (d("cfg"), d("layer"));
 
-    assert!(m.link_blob(&a, &cfg, 3, None, 0).await.unwrap(), "first record");
+    assert_eq!(m.link_blob(&a, &cfg, 3, None, 0).await.unwrap(), Linked::Added, "first record");
     assert_eq!(m.blob_size(&a, &cfg).await.unwrap(), Some(3));
     // A blob stored where its multipart upload completed: the location is recorded; a second copy is surplus.
     let big = d("big");
-    assert!(m.link_blob(&a, &big, 9, Some("blobs/uploaded/one"), 0).await.unwrap());
-    assert!(!m.link_blob(&b, &big, 9, Some("blobs/uploaded/two"), 0).await.unwrap(), "already recorded");
+    assert_eq!(m.link_blob(&a, &big, 9, Some("blobs/uploaded/one"), 0).await.unwrap(), Linked::Added);
+    assert_eq!(m.link_blob(&b, &big, 9, Some("blobs/uploaded/two"), 0).await.unwrap(), Linked::Existing);
     assert_eq!(m.blob(&b, &big).await.unwrap(), Some((9, Some("blobs/uploaded/one".to_string()))));
     assert_eq!(m.blob(&a, &cfg).await.unwrap(), Some((3, None)));
     assert_eq!(m.blob_size(&b, &cfg).await.unwrap(), None);

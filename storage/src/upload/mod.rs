@@ -15,7 +15,7 @@
 
 mod file;
 mod parts;
-mod row;
+pub(crate) mod row;
 mod session;
 mod state;
 
@@ -32,6 +32,7 @@ use self::parts::PartsWriter;
 use self::row::Row;
 use self::state::Sha256State;
 use crate::blob::BlobStore;
+use crate::meta::Linked;
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 /// Seconds a writer's lease lasts without renewal: how long a session whose writer died stays busy.
@@ -276,6 +277,38 @@ impl Uploads {
             return Err(e);
         }
         self.commit(open, digest).await
+    }
+
+    /// Records a committed blob in the metadata, linked into `repo`. If another upload recorded the same blob
+    /// first, this upload's copy (stored in place of its multipart upload) is surplus and goes. If the collector
+    /// is deleting the blob, this waits until its tombstone is gone and records it again; if the bytes this upload
+    /// found at the content address went with it, the upload fails with `Collected` and records nothing.
+    pub async fn record(&self, repo: &RepositoryName, digest: &Digest, c: &Committed, now: UnixTime) -> Result<()> {
+        let location = c.location.as_deref();
+        let waited = tokio::time::Instant::now();
+        loop {
+            match self.meta.link_blob(repo, digest, c.size, location, now).await? {
+                Linked::Existing => {
+                    if location.is_some() {
+                        if let Err(e) = self.blobs.delete_at(digest, location).await {
+                            tracing::warn!(error = %e, %digest, "removing a second copy of a blob");
+                        }
+                    }
+                    return Ok(());
+                }
+                Linked::Added => {
+                    if location.is_none() && self.blobs.stat_at(digest, None).await?.is_none() {
+                        self.meta.unlink_added(repo, digest).await?;
+                        return Err(Error::Collected);
+                    }
+                    return Ok(());
+                }
+                Linked::Busy if waited.elapsed() < WAIT_FOR_WRITER => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Linked::Busy => return Err(Error::Collected),
+            }
+        }
     }
 
     /// Cancels a session and reclaims its bytes.

@@ -1,0 +1,144 @@
+//! Garbage collection of blob bytes, online, from the metadata alone.
+//!
+//! A sweep has three steps, each a page of rows at a time so that no transaction holds the writer for long:
+//! 1. finish the tombstones an interrupted sweep left (delete their bytes, then their rows);
+//! 2. remove blob links (`repository_blobs`) that no manifest of their repository references and that nothing
+//!    touched (upload, mount, HEAD, reference) within the grace period;
+//! 3. turn blobs that no repository links any more into tombstones, delete their bytes, then their rows.
+//!
+//! Every removal is conditional on the version of the row the collector saw (see `meta::collect`), and an upload
+//! or mount never links a tombstone, so a push that needs a blob either keeps it or fails cleanly. The object store
+//! is never listed here; [`reconcile`] is the separate, rate-limited pass that does.
+
+mod reconcile;
+
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use crate::blob::BlobStore;
+use crate::meta::{StaleLink, Tombstone};
+use crate::{Metadata, Result, UnixTime};
+
+pub use reconcile::Reconciled;
+
+/// Rows per page (and per writer transaction).
+const PAGE: u32 = 500;
+/// Blob deletions in flight at once.
+const DELETES_IN_FLIGHT: usize = 16;
+
+/// What a sweep removed, or (dry run) would remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Blob links removed from repositories.
+    pub links: u64,
+    /// Blobs whose bytes went.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Tombstones of an interrupted sweep that this one finished (counted in `blobs` too).
+    pub resumed: u64,
+    /// Blobs whose bytes could not be deleted this time (their tombstones stay for the next sweep).
+    pub failed: u64,
+    pub millis: u64,
+}
+
+/// The collector of one registry's storage.
+#[derive(Clone)]
+pub struct Collector {
+    meta: Metadata,
+    blobs: BlobStore,
+}
+
+impl Collector {
+    pub fn new(meta: Metadata, blobs: BlobStore) -> Collector {
+        Collector { meta, blobs }
+    }
+
+    /// Removes what is garbage at `cutoff` (links untouched since before it): see the module's doc.
+    pub async fn sweep(&self, cutoff: UnixTime) -> Result<Swept> {
+        let started = Instant::now();
+        let mut out = Swept::default();
+        // 1. Interrupted work first: those bytes are already unreachable.
+        loop {
+            let left = self.meta.tombstones(PAGE).await?;
+            if left.is_empty() {
+                break;
+            }
+            let before = out.failed;
+            self.delete(&left, &mut out).await?;
+            out.resumed += left.len() as u64 - (out.failed - before);
+            if out.failed > before {
+                break; // The store is failing; the rest waits for the next sweep.
+            }
+        }
+        // 2. Links.
+        let mut after: Option<StaleLink> = None;
+        loop {
+            let page = self.meta.unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
+            let Some(last) = page.last().cloned() else { break };
+            out.links += self.meta.remove_links(&page).await?;
+            after = Some(last);
+        }
+        // 3. Blobs no repository links.
+        let mut after = String::new();
+        loop {
+            let seen = self.meta.unlinked_blobs(&after, PAGE).await?;
+            let Some((last, _)) = seen.last() else { break };
+            after = last.digest.to_string();
+            let marked = self.meta.mark_blobs(&seen).await?;
+            self.delete(&marked, &mut out).await?;
+        }
+        out.millis = started.elapsed().as_millis() as u64;
+        Ok(out)
+    }
+
+    /// What [`sweep`](Self::sweep) would remove at `cutoff`, removing nothing.
+    pub async fn dry_run(&self, cutoff: UnixTime) -> Result<(Swept, Vec<Tombstone>)> {
+        let started = Instant::now();
+        let mut out = Swept::default();
+        let mut after: Option<StaleLink> = None;
+        loop {
+            let page = self.meta.unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
+            let Some(last) = page.last().cloned() else { break };
+            out.links += page.len() as u64;
+            after = Some(last);
+        }
+        let mut blobs = self.meta.tombstones(u32::MAX / 2).await?;
+        let mut after = String::new();
+        loop {
+            let page = self.meta.collectible_blobs(cutoff, &after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.digest.to_string();
+            blobs.extend(page);
+        }
+        out.blobs = blobs.len() as u64;
+        out.bytes = blobs.iter().map(|b| b.size).sum();
+        out.millis = started.elapsed().as_millis() as u64;
+        Ok((out, blobs))
+    }
+
+    /// Deletes the bytes of tombstoned blobs, then the tombstones of those whose bytes went.
+    async fn delete(&self, marked: &[Tombstone], out: &mut Swept) -> Result<()> {
+        let results: Vec<(usize, Result<()>)> = futures::stream::iter(marked.iter().enumerate())
+            .map(|(i, t)| async move { (i, self.blobs.delete_at(&t.digest, t.location.as_deref()).await) })
+            .buffer_unordered(DELETES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut gone = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok(()) => gone.push(&marked[i]),
+                Err(e) => {
+                    tracing::warn!(digest = %marked[i].digest, error = %e, "deleting a collected blob; will retry");
+                    out.failed += 1;
+                }
+            }
+        }
+        let digests: Vec<_> = gone.iter().map(|t| &t.digest).collect();
+        self.meta.forget_blobs(&digests).await?;
+        out.blobs += gone.len() as u64;
+        out.bytes += gone.iter().map(|t| t.size).sum::<u64>();
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Blobs in the metadata: which repository sees which blob, linked by uploads and mounts, touched by reads, and
+//! claimed (a new version) by every write that needs a blob, so that the collector's conditional removals miss it.
+
+use sqlx::Row;
+use wharf_client::{Digest, RepositoryName};
+
+use super::{insert_repository, Metadata, Tx};
+use crate::{Result, UnixTime};
+
+/// What linking an uploaded blob found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    /// A new blob row: its bytes are the upload's (check they are there when they lie at the content address,
+    /// where an upload may have found an old copy in place that the collector then deleted).
+    Added,
+    /// The blob was already recorded, live; an upload's own copy elsewhere is surplus.
+    Existing,
+    /// The collector is deleting this blob's bytes; link again once its tombstone is gone.
+    Busy,
+}
+
+/// A blob as a read of it sees it.
+#[derive(Debug, Clone)]
+pub struct SeenBlob {
+    pub size: u64,
+    /// Where it lies, `None` for its content address.
+    pub location: Option<String>,
+    /// When an upload, mount, reference or read last restarted its grace period in this repository.
+    pub touched_at: UnixTime,
+}
+
+/// How long a read's touch of a blob lasts before another read writes a new one, in seconds.
+pub const TOUCH_EVERY: UnixTime = 60;
+
+impl Metadata {
+    /// Makes `digest` (of `size` bytes, stored at `location` or at its content address) visible in `repo`, and
+    /// touches it there (its grace period restarts). `Busy` when the collector is deleting that blob's bytes: the
+    /// caller waits until the tombstone is gone and links again (see [`Linked`]).
+    pub async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Linked> {
+        let mut tx = self.write.begin().await?;
+        insert_repository(&mut tx, repo, now).await?;
+        let linked = if claim_live(&mut tx, digest).await? {
+            Linked::Existing
+        } else {
+            let added = sqlx::query(
+                "INSERT INTO blobs (digest, size, created_at, location) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(now)
+            .bind(location.map(str::to_owned))
+            .execute(&mut *tx)
+            .await?;
+            if added.rows_affected() == 0 {
+                // A tombstone (or a row another upload inserted a moment ago: linking again finds it live).
+                return Ok(Linked::Busy);
+            }
+            Linked::Added
+        };
+        link(&mut tx, repo, digest, now).await?;
+        tx.commit().await?;
+        Ok(linked)
+    }
+
+    /// Undoes a [`Linked::Added`] whose bytes turned out to be missing (the collector deleted the copy an upload
+    /// found in place): the row goes unless another repository linked the blob meanwhile.
+    pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM blobs WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)",
+        )
+        .bind(digest.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the collector is deleting `digest` (a tombstone is recorded for it).
+    pub async fn blob_deleting(&self, digest: &Digest) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Restarts the grace period of `digest` in `repo` (a HEAD or GET of it) when it was last touched before
+    /// `stale`; one write at most per blob and minute, however often it is read.
+    pub async fn touch_blob(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "UPDATE repository_blobs SET touched_at = $3, version = version + 1 \
+             WHERE repository = $1 AND digest = $2 AND touched_at < $4",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .bind(now)
+        .bind(now - TOUCH_EVERY)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The size of `digest` and where it is stored (`None`: its content address), if `repo` can see it.
+    pub async fn blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<(u64, Option<String>)>> {
+        Ok(self.blob_seen(repo, digest).await?.map(|b| (b.size, b.location)))
+    }
+
+    /// What [`blob`](Self::blob) says, and whether the row is due a [`touch_blob`](Self::touch_blob).
+    pub async fn blob_seen(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<SeenBlob>> {
+        let row = sqlx::query(
+            "SELECT b.size, b.location, rb.touched_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+             WHERE rb.repository = $1 AND rb.digest = $2",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(SeenBlob {
+            size: r.try_get::<i64, _>(0)? as u64,
+            location: r.try_get::<Option<String>, _>(1)?,
+            touched_at: r.try_get::<i64, _>(2)?,
+        }))
+    }
+
+    /// Makes a blob visible in `from` visible in `to` too; `None` if `from` cannot see it.
+    pub async fn mount_blob(
+        &self,
+        from: &RepositoryName,
+        to: &RepositoryName,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.write.begin().await?;
+        let Some(size) = blob_size(&mut tx, from, digest).await? else { return Ok(None) };
+        if !claim_live(&mut tx, digest).await? {
+            return Ok(None);
+        }
+        insert_repository(&mut tx, to, now).await?;
+        link(&mut tx, to, digest, now).await?;
+        tx.commit().await?;
+        Ok(Some(size))
+    }
+
+    /// The size of `digest` if `repo` can see it.
+    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let mut conn = self.read.acquire().await?;
+        blob_size(&mut conn, repo, digest).await
+    }
+
+    /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.
+    pub async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Links a blob into a repository, or touches the link: a new version, so that a collector that saw the old one
+/// leaves it.
+async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, touched_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository, digest) DO UPDATE \
+         SET touched_at = excluded.touched_at, version = repository_blobs.version + 1",
+    )
+    .bind(repo.as_str())
+    .bind(digest.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes hold of a live blob row for this transaction (a new version: the collector's conditional mark then
+/// misses it). False if there is no live row: none, or a tombstone.
+async fn claim_live(tx: &mut Tx<'_>, digest: &Digest) -> Result<bool> {
+    let done = sqlx::query("UPDATE blobs SET version = version + 1 WHERE digest = $1 AND state = 'live'")
+        .bind(digest.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn blob_size(conn: &mut sqlx::AnyConnection, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+    let row = sqlx::query(
+        "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+         WHERE rb.repository = $1 AND rb.digest = $2",
+    )
+    .bind(repo.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|s| s as u64))
+}

@@ -1,0 +1,253 @@
+//! Manifests in the metadata: stored whole with their references, tags, listings and referrers.
+
+use std::collections::HashSet;
+
+use sqlx::Row;
+use wharf_client::{Digest, MediaType, RepositoryName, Tag};
+
+use super::{insert_repository, page, parse, Metadata, Tx};
+use crate::{Error, Result, UnixTime};
+
+/// A manifest to store, already validated and hashed by the caller.
+pub struct NewManifest<'a> {
+    pub repo: &'a RepositoryName,
+    pub digest: &'a Digest,
+    pub media_type: &'a MediaType,
+    pub artifact_type: Option<&'a MediaType>,
+    pub subject: Option<&'a Digest>,
+    pub content: &'a [u8],
+    /// Config and layers: each must be visible in the repository.
+    pub blobs: Vec<&'a Digest>,
+    /// Child manifests of an index: each must be in the repository.
+    pub manifests: Vec<&'a Digest>,
+    pub tag: Option<&'a Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: MediaType,
+    pub content: Vec<u8>,
+}
+
+/// A manifest whose `subject` is the digest asked about.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: MediaType,
+    pub artifact_type: Option<MediaType>,
+    pub content: Vec<u8>,
+}
+
+impl Metadata {
+    /// Stores a manifest (and points its tag at it) if everything it references is in the repository.
+    pub async fn put_manifest(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let mut missing = Vec::new();
+        // Claimed, not only read: each referenced row gets a new version in this transaction, so a collector
+        // that saw it unreferenced cannot remove it, and one that removed it first leaves it missing here.
+        let have_blobs = claim(&mut tx, "repository_blobs", m.repo, Some(now), &m.blobs).await?;
+        let have_manifests = claim(&mut tx, "manifests", m.repo, None, &m.manifests).await?;
+        for d in m.blobs.iter().filter(|d| !have_blobs.contains(&d.to_string())) {
+            if !missing.contains(*d) {
+                missing.push((*d).clone());
+            }
+        }
+        for d in m.manifests.iter().filter(|d| !have_manifests.contains(&d.to_string())) {
+            if !missing.contains(*d) {
+                missing.push((*d).clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::ReferencesMissing(missing));
+        }
+        insert_repository(&mut tx, m.repo, now).await?;
+        let digest = m.digest.to_string();
+        // Pushing a manifest again is a new version of its row too (retention saw the old one).
+        sqlx::query(
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (repository, digest) DO UPDATE SET version = manifests.version + 1",
+        )
+        .bind(m.repo.as_str())
+        .bind(&digest)
+        .bind(m.media_type.as_str())
+        .bind(m.artifact_type.map(|a| a.as_str()))
+        .bind(m.subject.map(|s| s.to_string()))
+        .bind(m.content)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let refs: Vec<(&Digest, &str)> =
+            m.blobs.iter().map(|d| (*d, "blob")).chain(m.manifests.iter().map(|d| (*d, "manifest"))).collect();
+        // Also when the manifest was there: its references are the same rows.
+        if !refs.is_empty() {
+            // One statement for all references (SQLite allows 32766 parameters: 4 per row).
+            for chunk in refs.chunks(2000) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO manifest_references (repository, manifest, digest, kind) VALUES {} \
+                     ON CONFLICT DO NOTHING",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for (d, kind) in chunk {
+                    q = q.bind(m.repo.as_str()).bind(&digest).bind(d.to_string()).bind(*kind);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        if let Some(tag) = m.tag {
+            sqlx::query(
+                "INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(m.repo.as_str())
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn manifest_by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t JOIN manifests m \
+             ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = $1 AND t.tag = $2",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| manifest_record(&r)).transpose()
+    }
+
+    pub async fn manifest_by_digest(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        let row =
+            sqlx::query("SELECT digest, media_type, content FROM manifests WHERE repository = $1 AND digest = $2")
+                .bind(repo.as_str())
+                .bind(digest.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|r| manifest_record(&r)).transpose()
+    }
+
+    /// Deletes a manifest and every tag pointing at it. False if it was not there.
+    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a tag only; the manifest stays. False if there was no such tag.
+    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2")
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Tags of `repo` in lexical order after `last`, at most `limit` (and whether more follow).
+    pub async fn tags(&self, repo: &RepositoryName, last: Option<&str>, limit: u32) -> Result<(Vec<Tag>, bool)> {
+        let exists = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
+            .bind(repo.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NameUnknown);
+        }
+        let rows = sqlx::query("SELECT tag FROM tags WHERE repository = $1 AND tag > $2 ORDER BY tag LIMIT $3")
+            .bind(repo.as_str())
+            .bind(last.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        page(rows, limit)
+    }
+
+    /// Repository names in lexical order after `last`, at most `limit` (and whether more follow).
+    pub async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<(Vec<RepositoryName>, bool)> {
+        let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(last.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        page(rows, limit)
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, oldest first.
+    pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, artifact_type, content FROM manifests \
+             WHERE repository = $1 AND subject = $2 ORDER BY created_at, digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let artifact_type: Option<String> = r.try_get("artifact_type")?;
+                Ok(Referrer {
+                    digest: parse(r.try_get::<String, _>("digest")?)?,
+                    media_type: parse(r.try_get::<String, _>("media_type")?)?,
+                    artifact_type: artifact_type.map(parse).transpose()?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Which of `digests` have a row in `table` (`repository_blobs` or `manifests`) for `repo`, claiming each (a new
+/// version; a blob link is touched at `now` too): one statement per 500.
+async fn claim(
+    tx: &mut Tx<'_>,
+    table: &'static str,
+    repo: &RepositoryName,
+    now: Option<UnixTime>,
+    digests: &[&Digest],
+) -> Result<HashSet<String>> {
+    let mut found = HashSet::new();
+    let mut unique: Vec<&Digest> = digests.to_vec();
+    unique.sort();
+    unique.dedup();
+    for chunk in unique.chunks(500) {
+        let first = if now.is_some() { 3 } else { 2 };
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + first)).collect();
+        let set = if now.is_some() { "touched_at = $2, version = version + 1" } else { "version = version + 1" };
+        let sql = format!(
+            "UPDATE {table} SET {set} WHERE repository = $1 AND digest IN ({}) RETURNING digest",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(repo.as_str());
+        if let Some(now) = now {
+            q = q.bind(now);
+        }
+        for d in chunk {
+            q = q.bind(d.to_string());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            found.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(found)
+}
+
+fn manifest_record(r: &sqlx::any::AnyRow) -> Result<ManifestRecord> {
+    Ok(ManifestRecord {
+        digest: parse(r.try_get::<String, _>("digest")?)?,
+        media_type: parse(r.try_get::<String, _>("media_type")?)?,
+        content: r.try_get("content")?,
+    })
+}

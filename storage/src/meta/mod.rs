@@ -1,0 +1,132 @@
+//! Registry metadata in SQL: repositories, which blobs each may see, manifests with their references, and tags.
+//!
+//! One code path for both databases through `sqlx::Any`: every statement is written once, in the SQL both SQLite and
+//! PostgreSQL accept, with `$N` parameters. SQLite runs in WAL mode with one writer connection and a pool of
+//! readers; PostgreSQL has one pool for both. Each has its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`), applied at start-up. Callers never see SQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+use wharf_client::RepositoryName;
+
+use crate::{Error, Result, UnixTime};
+
+mod blobs;
+mod collect;
+mod manifests;
+
+pub use blobs::{Linked, SeenBlob, TOUCH_EVERY};
+pub use collect::{BlobRow, StaleLink, TagRow, Tombstone, UntaggedRow};
+pub use manifests::{ManifestRecord, NewManifest, Referrer};
+
+/// The SQLite migrations, applied at start-up.
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+/// The PostgreSQL migrations.
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Metadata> {
+        let text = path.to_str().ok_or_else(|| Error::Config(format!("{} is not UTF-8", path.display())))?;
+        Metadata::open(&format!("sqlite://{text}")).await
+    }
+
+    /// Opens the database at `url`: `sqlite://PATH` (created if missing) or `postgres://USER:PASSWORD@HOST/DB`.
+    pub async fn open(url: &str) -> Result<Metadata> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = AnyConnectOptions::from_str(url).map_err(|e| Error::Config(format!("database URL: {e}")))?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            POSTGRES.run(&pool).await.map_err(|e| Error::Database(e.into()))?;
+            return Ok(Metadata { write: pool.clone(), read: pool, backend: Backend::Postgres });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| Error::Config(format!("database URL {url:?}: use sqlite://PATH or postgres://...")))?;
+        let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
+            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
+        let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro"))
+            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
+        let write = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect_with(rw).await?;
+        write.execute("PRAGMA journal_mode = WAL").await?;
+        SQLITE.run(&write).await.map_err(|e| Error::Database(e.into()))?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4) as u32;
+        let read =
+            AnyPoolOptions::new().max_connections(readers).after_connect(sqlite_pragmas).connect_with(ro).await?;
+        Ok(Metadata { write, read, backend: Backend::Sqlite })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+}
+
+/// Each SQLite connection's settings. FULL: a commit that acknowledges a client write is on disk before the answer,
+/// even in WAL mode.
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL").await?;
+        Ok(())
+    })
+}
+
+pub(super) type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+pub(super) async fn insert_repository(tx: &mut Tx<'_>, repo: &RepositoryName, now: UnixTime) -> Result<()> {
+    sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(repo.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) fn page<T: FromStr>(rows: Vec<sqlx::any::AnyRow>, limit: u32) -> Result<(Vec<T>, bool)> {
+    let more = rows.len() > limit as usize;
+    let items =
+        rows.iter().take(limit as usize).map(|r| parse(r.try_get::<String, _>(0)?)).collect::<Result<Vec<T>>>()?;
+    Ok((items, more))
+}
+
+pub(super) fn parse<T: FromStr>(s: String) -> Result<T> {
+    s.parse().map_err(|_| Error::Corrupt(format!("stored value {s:?} does not parse")))
+}
