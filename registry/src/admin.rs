@@ -149,19 +149,9 @@ pub async fn list(meta: &Metadata, kind: AccountKind) -> Result<serde_json::Valu
     Ok(serde_json::Value::Array(rows))
 }
 
-/// Parses `30d`, `12h`, `45m`, `90s` (or plain seconds).
+/// Parses `30d`, `12h`, `45m`, `90s`, `2w` (or plain seconds): see [`crate::config::parse_duration`].
 pub fn parse_duration(s: &str) -> Result<i64, AdminError> {
-    let bad = || AdminError::Invalid(format!("{s:?} is not a duration such as 90s, 45m, 12h or 30d"));
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let mul = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mul).ok_or_else(bad)
+    crate::config::parse_duration(s).map_err(AdminError::Invalid)
 }
 
 #[cfg(test)]
@@ -177,7 +167,7 @@ mod tests {
         }
         assert_eq!(parse_duration("30d").unwrap(), 30 * 86_400);
         assert_eq!(parse_duration("90").unwrap(), 90);
-        assert!(parse_duration("1w").is_err());
+        assert_eq!(parse_duration("1w").unwrap(), 604_800);
         assert!(parse_duration("h").is_err());
     }
 }

@@ -8,7 +8,8 @@ use clap::Subcommand;
 use wharf_storage::{AccountKind, Clock, Metadata, SystemClock};
 
 use crate::admin::{self, ROBOT_PREFIX};
-use crate::config::Settings;
+use crate::config::{RetentionConfig, Settings};
+use crate::gc::{Gc, GcError, Report, RunOptions};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
@@ -25,6 +26,45 @@ pub enum AdminCommand {
     Grant { account: String, pattern: String, actions: String },
     /// Take back what ACCOUNT has on PATTERN.
     Revoke { account: String, pattern: String },
+    /// Collect garbage now, online: apply the configured retention rules, then delete the bytes of blobs no
+    /// manifest references (after the grace period) and expired uploads. Prints what went.
+    Gc {
+        /// Print what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also list the store for orphans that a crash left (slow: paced by gc.reconcile_rate).
+        #[arg(long)]
+        reconcile: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply retention rules: the configured `[[retention]]` ones, or one given here. Removes tags and untagged
+    /// manifests only; their blobs go at the next collection.
+    Retention {
+        /// Print what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// A rule of its own instead of the configured ones: repository pattern (`team/**`).
+        #[arg(long)]
+        repositories: Option<String>,
+        /// Tag pattern (`*` any run of characters); default `*`.
+        #[arg(long, requires = "repositories")]
+        tags: Option<String>,
+        /// Keep the newest N matching tags.
+        #[arg(long, requires = "repositories")]
+        keep_last: Option<usize>,
+        /// Remove matching tags pushed longer ago than this (90s, 45m, 12h, 30d, 2w).
+        #[arg(long, requires = "repositories")]
+        older_than: Option<String>,
+        /// Remove untagged manifests older than this.
+        #[arg(long, requires = "repositories")]
+        untagged_older_than: Option<String>,
+        /// Signed tags (and manifests signed targets name) may go too.
+        #[arg(long, requires = "repositories")]
+        include_signed: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +155,62 @@ fn print_list(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The collector over this configuration's database and store.
+fn collector(settings: &Settings, meta: &Metadata) -> anyhow::Result<Gc> {
+    let blobs = wharf_storage::BlobStore::connect(&settings.storage_url, &settings.s3).context("opening the store")?;
+    let uploads = wharf_storage::Uploads::new(blobs.clone(), meta.clone(), settings.upload);
+    Ok(Gc::new(meta.clone(), blobs, uploads, settings.gc.clone()))
+}
+
+/// Runs the collector, waiting (up to a minute past a lease's 30 s) while another replica's run holds the lease.
+async fn run_waiting(gc: &Gc, opts: RunOptions, rules: &[crate::retention::Rule]) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
+    loop {
+        match gc.run(opts, rules, SystemClock.now()).await {
+            Err(GcError::Busy) if started.elapsed() < std::time::Duration::from_secs(90) => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// A run's report: JSON, or what went in lines a person reads.
+fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    for t in &r.tags {
+        println!("{verb} tag\t{}:{}\t{}", t.repository, t.tag.as_deref().unwrap_or(""), t.digest);
+    }
+    for m in &r.manifests {
+        println!("{verb} manifest\t{}@{}", m.repository, m.digest);
+    }
+    for b in &r.blobs {
+        println!("{verb} blob\t{b}");
+    }
+    println!(
+        "{verb}: {} tags, {} manifests, {} blobs ({} bytes), {} blob links; {} uploads expired; {} orphans ({} bytes) \
+         of {} objects listed; {} ms",
+        r.tags_removed,
+        r.manifests_removed,
+        r.blobs_removed,
+        r.bytes_removed,
+        r.links_removed,
+        r.uploads_expired,
+        r.orphans_removed,
+        r.orphan_bytes_removed,
+        r.objects_listed,
+        r.millis
+    );
+    if r.failed > 0 {
+        println!("{} blobs could not be deleted this time; the next run retries them", r.failed);
+    }
+    Ok(())
+}
+
 pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let meta = Metadata::open(&settings.database_url).await.context("opening the database")?;
@@ -156,6 +252,44 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             admin::grant(&meta, &account, &pattern, &actions, now).await?;
         }
         AdminCommand::Revoke { account, pattern } => admin::revoke(&meta, &account, &pattern).await?,
+        AdminCommand::Gc { dry_run, reconcile, json } => {
+            let gc = collector(settings, &meta)?;
+            let opts = RunOptions { dry_run, reconcile, retention_only: false };
+            let report = run_waiting(&gc, opts, &settings.gc.rules).await?;
+            print_report(&report, json)?;
+        }
+        AdminCommand::Retention {
+            dry_run,
+            json,
+            repositories,
+            tags,
+            keep_last,
+            older_than,
+            untagged_older_than,
+            include_signed,
+        } => {
+            let rules = match repositories {
+                Some(repositories) => {
+                    let r = RetentionConfig {
+                        repositories,
+                        tags,
+                        keep_last,
+                        older_than: older_than.map(toml::Value::String),
+                        untagged_older_than: untagged_older_than.map(toml::Value::String),
+                        include_signed,
+                    };
+                    vec![crate::config::rule(r).map_err(anyhow::Error::msg)?]
+                }
+                None if settings.gc.rules.is_empty() => {
+                    anyhow::bail!("no retention rules: add [[retention]] to the config, or give --repositories")
+                }
+                None => settings.gc.rules.clone(),
+            };
+            let gc = collector(settings, &meta)?;
+            let opts = RunOptions { dry_run, retention_only: true, reconcile: false };
+            let report = run_waiting(&gc, opts, &rules).await?;
+            print_report(&report, json)?;
+        }
     }
     Ok(())
 }

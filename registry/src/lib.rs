@@ -11,6 +11,7 @@ mod blob;
 pub mod config;
 pub mod endpoint;
 pub mod error;
+pub mod gc;
 mod listing;
 mod manifest;
 mod observe;

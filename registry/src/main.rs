@@ -40,7 +40,8 @@ enum Command {
         #[arg(long)]
         auth: bool,
     },
-    /// Manage accounts, robots and grants in the service's database (the server need not be stopped).
+    /// Manage accounts, robots and grants, collect garbage and apply retention rules, in the service's database
+    /// and store (the server need not be stopped).
     Admin {
         #[arg(long, env = "WHARF_CONFIG")]
         config: Option<PathBuf>,

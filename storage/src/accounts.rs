@@ -217,3 +217,15 @@ impl Metadata {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Metadata {
+    /// Gives up the lease `name` if `holder` holds it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+}

@@ -72,7 +72,7 @@ async fn suite(meta: Metadata, store: BlobStore) {
     put_manifest(&meta, &b, "three", &[&base], 100).await.unwrap();
 
     // Within the grace period nothing goes; the dry run agrees.
-    assert_eq!(gc.sweep(100).await.unwrap().blobs, 0);
+    assert_eq!(gc.sweep(99).await.unwrap().blobs, 0);
     assert_eq!(store.stat(&stray).await.unwrap(), Some(26));
     let (would, which) = gc.dry_run(101).await.unwrap();
     assert_eq!((would.links, would.blobs, would.bytes), (1, 1, 26));

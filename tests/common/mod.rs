@@ -11,6 +11,7 @@ use std::time::Duration;
 use sha2::Digest as _;
 
 pub mod lb;
+pub mod oci;
 pub mod pg;
 pub mod s3;
 
@@ -139,6 +140,17 @@ impl Server {
     /// Waits for a server that was sent a signal to exit.
     pub fn terminate_wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("wait")
+    }
+
+    /// Sets an environment variable for later restarts and `admin` runs.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// The environment the server was started with (stack settings included).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// Starts the server again on the same data directory and address.

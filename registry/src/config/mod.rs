@@ -10,6 +10,10 @@ use wharf_storage::UploadLimits;
 
 use crate::Limits;
 
+mod gc;
+
+pub use gc::{parse_duration, rule, GcConfig, GcSettings, RetentionConfig};
+
 /// The configuration file's shape. Every field is optional; absent ones take defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +36,10 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub insecure: InsecureConfig,
+    #[serde(default)]
+    pub gc: GcConfig,
+    #[serde(default)]
+    pub retention: Vec<RetentionConfig>,
 }
 
 /// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.
@@ -171,6 +179,8 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `None`: access control is off.
     pub auth: Option<crate::auth::AuthSettings>,
+    /// The collector and retention rules.
+    pub gc: GcSettings,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -312,7 +322,7 @@ impl Config {
         if let Some(v) = env("WHARF_TRUST_RENEW_CHECK_SECS") {
             self.trust.renew_check_secs = Some(num("WHARF_TRUST_RENEW_CHECK_SECS", v)?);
         }
-        Ok(())
+        self.gc.apply_env(&env)
     }
 
     pub fn settings(self, o: Overrides) -> Result<Settings, ConfigError> {
@@ -394,6 +404,7 @@ impl Config {
             _ => return Err(invalid("tls", "give both a certificate (tls.cert) and its key (tls.key)".into())),
         };
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
+        let gc = self.gc.settings(self.retention)?;
         if !addr.ip().is_loopback() {
             if tls.is_none() && !self.insecure.listen_without_tls {
                 return Err(invalid(
@@ -430,6 +441,7 @@ impl Config {
             kek,
             tls,
             auth,
+            gc,
         })
     }
 }

@@ -148,12 +148,19 @@ pub async fn run(
             }
         }
     });
+    let collector = crate::gc::Gc::new(
+        state.meta.clone(),
+        state.blobs.clone(),
+        Uploads::new(state.blobs.clone(), state.meta.clone(), settings.upload),
+        settings.gc.clone(),
+    );
+    let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
     let renewal = wharf_notary::fresh::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(app(state), wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    for task in [Some(reaper), Some(renewal), reload, hangup].into_iter().flatten() {
+    for task in [Some(reaper), Some(renewal), reload, hangup, gc].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped");

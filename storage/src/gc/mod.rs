@@ -48,14 +48,22 @@ pub struct Swept {
 pub struct Collector {
     meta: Metadata,
     blobs: BlobStore,
+    /// Blob deletions per second at most (`None`: as fast as the store takes them).
+    delete_rate: Option<u32>,
 }
 
 impl Collector {
     pub fn new(meta: Metadata, blobs: BlobStore) -> Collector {
-        Collector { meta, blobs }
+        Collector { meta, blobs, delete_rate: None }
     }
 
-    /// Removes what is garbage at `cutoff` (links untouched since before it): see the module's doc.
+    /// Paces deletions to `per_sec` blobs a second (for stores that bill or throttle requests); 0: unpaced.
+    pub fn with_delete_rate(mut self, per_sec: u32) -> Collector {
+        self.delete_rate = (per_sec > 0).then_some(per_sec);
+        self
+    }
+
+    /// Removes what is garbage at `cutoff` (links last touched at or before it): see the module's doc.
     pub async fn sweep(&self, cutoff: UnixTime) -> Result<Swept> {
         let started = Instant::now();
         let mut out = Swept::default();
@@ -120,11 +128,29 @@ impl Collector {
 
     /// Deletes the bytes of tombstoned blobs, then the tombstones of those whose bytes went.
     async fn delete(&self, marked: &[Tombstone], out: &mut Swept) -> Result<()> {
-        let results: Vec<(usize, Result<()>)> = futures::stream::iter(marked.iter().enumerate())
-            .map(|(i, t)| async move { (i, self.blobs.delete_at(&t.digest, t.location.as_deref()).await) })
-            .buffer_unordered(DELETES_IN_FLIGHT)
-            .collect()
-            .await;
+        // Owned values in the futures: a closure over borrowed tombstones would make the sweep's future not `Send`
+        // for every lifetime, which a spawned task needs.
+        let deletions: Vec<_> = marked
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, t)| {
+                let store = self.blobs.clone();
+                async move { (i, store.delete_at(&t.digest, t.location.as_deref()).await) }
+            })
+            .collect();
+        let results: Vec<(usize, Result<()>)> = match self.delete_rate {
+            None => futures::stream::iter(deletions).buffer_unordered(DELETES_IN_FLIGHT).collect().await,
+            Some(rate) => {
+                let pace = std::time::Duration::from_secs(1) / rate;
+                let mut done = Vec::with_capacity(deletions.len());
+                for d in deletions {
+                    done.push(d.await);
+                    tokio::time::sleep(pace).await;
+                }
+                done
+            }
+        };
         let mut gone = Vec::new();
         for (i, r) in results {
             match r {

@@ -50,7 +50,7 @@ pub struct BlobRow {
 }
 
 impl Metadata {
-    /// Up to `limit` links untouched since before `cutoff` that no manifest of their repository references, after
+    /// Up to `limit` links last touched at or before `cutoff` that no manifest of their repository references, after
     /// `after` in (repository, digest) order.
     pub async fn unreferenced_links(
         &self,
@@ -62,7 +62,7 @@ impl Metadata {
             after.map_or((String::new(), String::new()), |a| (a.repo.to_string(), a.digest.to_string()));
         let rows = sqlx::query(
             "SELECT rb.repository, rb.digest, rb.version FROM repository_blobs rb \
-             WHERE rb.touched_at < $1 AND (rb.repository > $2 OR (rb.repository = $2 AND rb.digest > $3)) \
+             WHERE rb.touched_at <= $1 AND (rb.repository > $2 OR (rb.repository = $2 AND rb.digest > $3)) \
              AND NOT EXISTS (SELECT 1 FROM manifest_references mr \
                              WHERE mr.repository = rb.repository AND mr.digest = rb.digest) \
              ORDER BY rb.repository, rb.digest LIMIT $4",
@@ -232,11 +232,11 @@ impl Metadata {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Manifests of `repo` created before `cutoff` that no tag names, no index of the repository references, and
+    /// Manifests of `repo` created at or before `cutoff` that no tag names, no index of the repository references, and
     /// whose subject (if any) is not in the repository: the roots a retention rule may sweep.
     pub async fn untagged_manifests(&self, repo: &RepositoryName, cutoff: UnixTime) -> Result<Vec<UntaggedRow>> {
         let rows = sqlx::query(
-            "SELECT m.digest, m.version, m.created_at FROM manifests m WHERE m.repository = $1 AND m.created_at < $2 \
+            "SELECT m.digest, m.version, m.created_at FROM manifests m WHERE m.repository = $1 AND m.created_at <= $2 \
              AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest) \
              AND NOT EXISTS (SELECT 1 FROM manifest_references r \
                              WHERE r.repository = m.repository AND r.digest = m.digest AND r.kind = 'manifest') \
@@ -290,7 +290,7 @@ impl Metadata {
     pub async fn collectible_blobs(&self, cutoff: UnixTime, after: &str, limit: u32) -> Result<Vec<Tombstone>> {
         let rows = sqlx::query(
             "SELECT b.digest, b.size, b.location FROM blobs b WHERE b.state = 'live' AND b.digest > $2 \
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND (rb.touched_at >= $1 \
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND (rb.touched_at > $1 \
                  OR EXISTS (SELECT 1 FROM manifest_references mr \
                             WHERE mr.repository = rb.repository AND mr.digest = rb.digest))) \
              ORDER BY b.digest LIMIT $3",
@@ -301,5 +301,41 @@ impl Metadata {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(tombstone).collect()
+    }
+}
+
+impl Metadata {
+    /// Whether `digest` is a manifest of `repo` created at or before `cutoff`.
+    pub async fn manifest_created_before(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        cutoff: UnixTime,
+    ) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 AND created_at <= $3")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .bind(cutoff)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.is_some())
+    }
+}
+
+impl Metadata {
+    /// Every blob row after `after` in digest order, at most `limit`: (digest, location, whether a tombstone).
+    /// For consistency checks (`wharf admin gc --check` and the tests).
+    pub async fn blob_rows(&self, after: &str, limit: u32) -> Result<Vec<(Digest, BlobRow)>> {
+        let rows = sqlx::query("SELECT digest, location, state FROM blobs WHERE digest > $1 ORDER BY digest LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let row = BlobRow { location: r.try_get(1)?, deleting: r.try_get::<String, _>(2)? == "deleting" };
+                Ok((parse(r.try_get::<String, _>(0)?)?, row))
+            })
+            .collect()
     }
 }
