@@ -210,14 +210,16 @@ fn store_bytes(s: &Server) -> u64 {
 
 #[test]
 fn deleting_an_image_frees_its_size_after_one_run() {
-    let s = Server::start(&[("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0")]);
+    let s = Server::start(&[
+        ("WHARF_GC_GRACE_SECS", "0"),
+        ("WHARF_GC_INTERVAL_SECS", "0"),
+        ("WHARF_GC_ORPHAN_AGE_SECS", "60"),
+    ]);
     let oci = Oci::new(&s);
     let shared = data(1 << 20, 1);
     let (a1, a2) = (data(2 << 20, 2), data(512 << 10, 3));
     let a = oci.push("img/a", "v1", &config(0, 0), &[&shared, &a1, &a2], None).unwrap();
     oci.push("img/b", "v1", &config(0, 1), &[&shared], Some("img/a")).unwrap();
-    // A layer uploaded for a manifest not pushed yet, within the default grace period in another server config:
-    // here the grace is zero, so only referenced content must stay.
     let before = store_bytes(&s);
     let own = (config(0, 0).len() + a1.len() + a2.len()) as u64;
     let dry: Value = serde_json::from_str(&s.admin(&["gc", "--dry-run", "--json"], "")).unwrap();
@@ -230,6 +232,19 @@ fn deleting_an_image_frees_its_size_after_one_run() {
     assert_eq!((report["blobs_removed"].as_u64(), report["bytes_removed"].as_u64()), (Some(3), Some(own)));
     assert_eq!(store_bytes(&s), before - own, "freed on disk");
     assert!(oci.pull("img/b", "v1").is_ok(), "the shared layer stays for img/b");
+
+    // An orphan a crash left (bytes, no row), older than the minimum age: the reconciliation removes it.
+    let orphan = data(7000, 77);
+    let hex = common::sha256(&orphan).trim_start_matches("sha256:").to_string();
+    let path = s.data_dir.join(format!("store/blobs/sha256/{}/{hex}", &hex[..2]));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &orphan).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200)).unwrap();
+    let report: Value = serde_json::from_str(&s.admin(&["gc", "--json", "--reconcile"], "")).unwrap();
+    assert_eq!((report["orphans_removed"].as_u64(), report["orphan_bytes_removed"].as_u64()), (Some(1), Some(7000)));
+    assert!(!path.exists());
+    assert!(oci.pull("img/b", "v1").is_ok(), "what rows account for stays");
 }
 
 #[test]
@@ -313,6 +328,54 @@ fn retention_keeps_the_newest_and_signed_tags() {
     assert_eq!(gc["blobs_removed"], 4, "{gc}");
     assert!(oci.pull("team/app", "v1").is_ok());
 
+    // Roots of the untagged sweep: a manifest a signed target names (v1, its tag deleted), and a referrer of a
+    // live manifest (a signature of v5); a referrer whose subject is gone is swept.
+    let referrer = |subject: &str, seed: u8| {
+        let sig = data(100, seed);
+        let d = oci.ensure_blob("team/app", &sig, None);
+        let empty = oci.ensure_blob("team/app", b"{}", None);
+        let m = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.signature",
+            "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2 },
+            "layers": [{ "mediaType": "application/octet-stream", "digest": d, "size": 100 }],
+            "subject": { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 1 },
+        });
+        let digest = common::sha256(m.to_string().as_bytes());
+        assert_eq!(oci.put_manifest("team/app", &digest, &m), 201);
+        digest
+    };
+    let live_sig = referrer(&digests["v5"], 1);
+    let orphan_sig = referrer(&digests["v2"], 2);
+    assert_eq!(oci.delete("team/app", "v1"), 202, "the tag only");
+    std::thread::sleep(Duration::from_millis(1100));
+    let sweep: Value = serde_json::from_str(&s.admin(
+        &["retention", "--json", "--repositories", "team/app", "--tags", "none", "--untagged-older-than", "0s"],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(removed(&sweep, "manifests", "digest"), [orphan_sig.clone()], "{sweep}");
+    assert!(oci.pull("team/app", &digests["v1"]).is_ok(), "signed, kept untagged");
+    assert!(oci.pull("team/app", &live_sig).is_ok(), "a referrer of a live manifest stays");
+    assert!(oci.pull("team/app", &orphan_sig).is_err());
+    assert_eq!(
+        oci.put_manifest(
+            "team/app",
+            "v1",
+            &serde_json::from_str::<Value>(&{
+                let r = reqwest::blocking::Client::new()
+                    .get(s.url(&format!("/v2/team/app/manifests/{}", digests["v1"])))
+                    .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                    .send()
+                    .unwrap();
+                r.text().unwrap()
+            })
+            .unwrap()
+        ),
+        201,
+        "tagged again"
+    );
+
     // Configured rules: dev-* older than 2 s go, signed tags included now for v*.
     let file = s.data_dir.join("retention.toml");
     std::fs::write(
@@ -323,6 +386,7 @@ fn retention_keeps_the_newest_and_signed_tags() {
     .unwrap();
     let file = file.to_str().unwrap();
     let done: Value = serde_json::from_str(&s.admin(&["--config", file, "retention", "--json"], "")).unwrap();
-    assert_eq!(removed(&done, "tags", "tag"), ["dev-1", "dev-2", "dev-3", "dev-4", "v1", "v4"], "{done}");
-    assert_eq!(oci.tags("team/app"), ["dev-5", "v5"]);
+    // v1 was tagged again last: it is the newest, signed or not.
+    assert_eq!(removed(&done, "tags", "tag"), ["dev-1", "dev-2", "dev-3", "dev-4", "v4", "v5"], "{done}");
+    assert_eq!(oci.tags("team/app"), ["dev-5", "v1"]);
 }

@@ -138,6 +138,18 @@ impl Oci {
         Ok(digest)
     }
 
+    /// PUT of a manifest as given (OCI image manifest); the status.
+    pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &Value) -> u16 {
+        let r = self
+            .http
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.to_string())
+            .send()
+            .unwrap();
+        r.status().as_u16()
+    }
+
     /// DELETE of a manifest (by digest) or a tag; the status.
     pub fn delete(&self, repo: &str, reference: &str) -> u16 {
         self.http.delete(self.url(&format!("/v2/{repo}/manifests/{reference}"))).send().unwrap().status().as_u16()
