@@ -354,7 +354,7 @@ fn retention_keeps_the_newest_and_signed_tags() {
         "",
     ))
     .unwrap();
-    assert_eq!(removed(&sweep, "manifests", "digest"), [orphan_sig.clone()], "{sweep}");
+    assert_eq!(removed(&sweep, "manifests", "digest"), vec![orphan_sig.clone()], "{sweep}");
     assert!(oci.pull("team/app", &digests["v1"]).is_ok(), "signed, kept untagged");
     assert!(oci.pull("team/app", &live_sig).is_ok(), "a referrer of a live manifest stays");
     assert!(oci.pull("team/app", &orphan_sig).is_err());

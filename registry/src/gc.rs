@@ -144,6 +144,7 @@ impl Gc {
             report.bytes_removed = swept.bytes;
             report.resumed = swept.resumed;
             report.failed = swept.failed;
+            tracing::debug!(millis = started.elapsed().as_millis() as u64, "gc: swept");
             if !opts.dry_run {
                 report.uploads_expired = self.uploads.expire(now).await as u64;
             }

@@ -138,6 +138,9 @@ fn admin(
     cmd: wharf_registry::admin_cli::AdminCommand,
 ) -> anyhow::Result<()> {
     let settings = settings(config, Overrides { data_dir, ..Overrides::default() })?;
+    // Warnings and errors only unless asked (WHARF_LOG): the commands print their own results.
+    let level = std::env::var("WHARF_LOG").unwrap_or_else(|_| "warn".into());
+    init_logging(settings.log_json, &level)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(wharf_registry::admin_cli::run(&settings, cmd))
 }

@@ -11,9 +11,19 @@ use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 use crate::{Error, Result};
 
-/// Syncs `from`, renames it to `to` unless `to` exists (then `from` is removed: one stored copy is enough), and
-/// syncs `to`'s directory (and the directories created for it).
-pub fn commit(from: &Path, to: &Path) -> Result<()> {
+/// What [`commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// `from` is now `to`.
+    Moved,
+    /// `to` was there already; `from` is left for the caller, who decides whether that copy may be trusted (the
+    /// collector may be deleting it) before removing its own.
+    Found,
+}
+
+/// Syncs `from`, renames it to `to` unless `to` exists, and syncs `to`'s directory (and the directories created
+/// for it).
+pub fn commit(from: &Path, to: &Path) -> Result<Commit> {
     let io = |what: &str, p: &Path, e: std::io::Error| Error::Config(format!("{what} {}: {e}", p.display()));
     File::open(from).and_then(|f| f.sync_all()).map_err(|e| io("syncing", from, e))?;
     let dir = to.parent().ok_or_else(|| Error::Config(format!("{} has no parent", to.display())))?;
@@ -21,10 +31,7 @@ pub fn commit(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => {
-            std::fs::remove_file(from).map_err(|e| io("removing", from, e))?;
-            return Ok(());
-        }
+        Err(rustix::io::Errno::EXIST) => return Ok(Commit::Found),
         Err(e) => return Err(io("renaming to", to, e.into())),
     }
     sync_dir(dir)?;
@@ -35,7 +42,7 @@ pub fn commit(from: &Path, to: &Path) -> Result<()> {
             sync_dir(d)?;
         }
     }
-    Ok(())
+    Ok(Commit::Moved)
 }
 
 /// Syncs a directory, so that entries renamed into it survive a power cut.
@@ -53,9 +60,9 @@ mod tests {
         let (a, b, to) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("x/y/blob"));
         std::fs::write(&a, b"first").unwrap();
         std::fs::write(&b, b"second").unwrap();
-        commit(&a, &to).unwrap();
-        commit(&b, &to).unwrap();
+        assert_eq!(commit(&a, &to).unwrap(), Commit::Moved);
+        assert_eq!(commit(&b, &to).unwrap(), Commit::Found);
         assert_eq!(std::fs::read(&to).unwrap(), b"first");
-        assert!(!a.exists() && !b.exists());
+        assert!(!a.exists() && b.exists(), "the second copy is the caller's to remove");
     }
 }

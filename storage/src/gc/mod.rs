@@ -14,18 +14,16 @@ mod reconcile;
 
 use std::time::Instant;
 
-use futures::StreamExt;
-
 use crate::blob::BlobStore;
 use crate::meta::{StaleLink, Tombstone};
 use crate::{Metadata, Result, UnixTime};
 
 pub use reconcile::Reconciled;
 
-/// Rows per page (and per writer transaction).
-const PAGE: u32 = 500;
+/// Rows per page read (each written by statements of 500 rows).
+const PAGE: u32 = 5000;
 /// Blob deletions in flight at once.
-const DELETES_IN_FLIGHT: usize = 16;
+const DELETES_IN_FLIGHT: usize = 32;
 
 /// What a sweep removed, or (dry run) would remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +78,7 @@ impl Collector {
                 break; // The store is failing; the rest waits for the next sweep.
             }
         }
+        tracing::debug!(millis = started.elapsed().as_millis() as u64, "sweep: tombstones finished");
         // 2. Links.
         let mut after: Option<StaleLink> = None;
         loop {
@@ -88,6 +87,7 @@ impl Collector {
             out.links += self.meta.remove_links(&page).await?;
             after = Some(last);
         }
+        tracing::debug!(millis = started.elapsed().as_millis() as u64, links = out.links, "sweep: links removed");
         // 3. Blobs no repository links.
         let mut after = String::new();
         loop {
@@ -128,31 +128,21 @@ impl Collector {
 
     /// Deletes the bytes of tombstoned blobs, then the tombstones of those whose bytes went.
     async fn delete(&self, marked: &[Tombstone], out: &mut Swept) -> Result<()> {
-        // Owned values in the futures: a closure over borrowed tombstones would make the sweep's future not `Send`
-        // for every lifetime, which a spawned task needs.
-        let deletions: Vec<_> = marked
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, t)| {
-                let store = self.blobs.clone();
-                async move { (i, store.delete_at(&t.digest, t.location.as_deref()).await) }
-            })
-            .collect();
-        let results: Vec<(usize, Result<()>)> = match self.delete_rate {
-            None => futures::stream::iter(deletions).buffer_unordered(DELETES_IN_FLIGHT).collect().await,
+        let blobs: Vec<_> = marked.iter().map(|t| (t.digest.clone(), t.location.clone())).collect();
+        let results: Vec<Result<()>> = match self.delete_rate {
+            None => self.blobs.delete_many(blobs, DELETES_IN_FLIGHT).await,
             Some(rate) => {
                 let pace = std::time::Duration::from_secs(1) / rate;
-                let mut done = Vec::with_capacity(deletions.len());
-                for d in deletions {
-                    done.push(d.await);
+                let mut done = Vec::with_capacity(blobs.len());
+                for (d, at) in blobs {
+                    done.push(self.blobs.delete_at(&d, at.as_deref()).await);
                     tokio::time::sleep(pace).await;
                 }
                 done
             }
         };
         let mut gone = Vec::new();
-        for (i, r) in results {
+        for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(()) => gone.push(&marked[i]),
                 Err(e) => {

@@ -49,6 +49,19 @@ pub struct BlobRow {
     pub deleting: bool,
 }
 
+/// Rows per batched statement (SQLite takes 32,766 parameters, PostgreSQL 65,535: three per row here at most).
+const PAGE_ROWS: usize = 500;
+
+/// `$first, …`: `n` parameters.
+fn params(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($first, …), …`: `rows` tuples of `width` parameters, numbered from `first`.
+fn tuples(first: usize, rows: usize, width: usize) -> String {
+    (0..rows).map(|r| format!("({})", params(first + r * width, width))).collect::<Vec<_>>().join(", ")
+}
+
 impl Metadata {
     /// Up to `limit` links last touched at or before `cutoff` that no manifest of their repository references, after
     /// `after` in (repository, digest) order.
@@ -62,7 +75,7 @@ impl Metadata {
             after.map_or((String::new(), String::new()), |a| (a.repo.to_string(), a.digest.to_string()));
         let rows = sqlx::query(
             "SELECT rb.repository, rb.digest, rb.version FROM repository_blobs rb \
-             WHERE rb.touched_at <= $1 AND (rb.repository > $2 OR (rb.repository = $2 AND rb.digest > $3)) \
+             WHERE rb.touched_at <= $1 AND (rb.repository, rb.digest) > ($2, $3) \
              AND NOT EXISTS (SELECT 1 FROM manifest_references mr \
                              WHERE mr.repository = rb.repository AND mr.digest = rb.digest) \
              ORDER BY rb.repository, rb.digest LIMIT $4",
@@ -84,23 +97,33 @@ impl Metadata {
             .collect()
     }
 
-    /// Removes each link that is still at the version seen and still unreferenced; returns how many went.
+    /// Removes each link that is still at the version seen and still unreferenced; returns how many went. One
+    /// statement per page: on PostgreSQL, a link a push claimed meanwhile is re-evaluated at its new version.
     pub async fn remove_links(&self, links: &[StaleLink]) -> Result<u64> {
-        let mut tx = self.writer().begin().await?;
+        // A statement per 500 rows, each its own transaction: a long one would hold row locks that pushes wait
+        // for (and could deadlock with, on PostgreSQL).
         let mut n = 0;
-        for l in links {
-            let done = sqlx::query(
-                "DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2 AND version = $3 \
-                 AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.repository = $1 AND mr.digest = $2)",
-            )
-            .bind(l.repo.as_str())
-            .bind(l.digest.to_string())
-            .bind(l.version)
-            .execute(&mut *tx)
-            .await?;
-            n += done.rows_affected();
+        // One repository at a time, so that `repository = $1 AND digest IN (…)` finds the rows by the primary key.
+        for group in links.chunk_by(|a, b| a.repo == b.repo) {
+            for chunk in group.chunks(PAGE_ROWS) {
+                let sql = format!(
+                    "DELETE FROM repository_blobs WHERE repository = $1 AND digest IN ({}) \
+                     AND (digest, version) IN (VALUES {}) \
+                     AND NOT EXISTS (SELECT 1 FROM manifest_references mr \
+                                     WHERE mr.repository = $1 AND mr.digest = repository_blobs.digest)",
+                    params(2, chunk.len()),
+                    tuples(2 + chunk.len(), chunk.len(), 2)
+                );
+                let mut q = sqlx::query(&sql).bind(chunk[0].repo.as_str());
+                for l in chunk {
+                    q = q.bind(l.digest.to_string());
+                }
+                for l in chunk {
+                    q = q.bind(l.digest.to_string()).bind(l.version);
+                }
+                n += q.execute(self.writer()).await?.rows_affected();
+            }
         }
-        tx.commit().await?;
         Ok(n)
     }
 
@@ -121,22 +144,26 @@ impl Metadata {
 
     /// Turns each blob still unlinked at the version seen into a tombstone; returns those that became one.
     pub async fn mark_blobs(&self, seen: &[(Tombstone, i64)]) -> Result<Vec<Tombstone>> {
-        let mut tx = self.writer().begin().await?;
         let mut marked = Vec::new();
-        for (t, version) in seen {
-            let done = sqlx::query(
-                "UPDATE blobs SET state = 'deleting' WHERE digest = $1 AND version = $2 AND state = 'live' \
-                 AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1)",
-            )
-            .bind(t.digest.to_string())
-            .bind(*version)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() > 0 {
-                marked.push(t.clone());
+        for chunk in seen.chunks(PAGE_ROWS) {
+            let sql = format!(
+                "UPDATE blobs SET state = 'deleting' WHERE digest IN ({}) AND (digest, version) IN (VALUES {}) \
+                 AND state = 'live' AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
+                 RETURNING digest",
+                params(1, chunk.len()),
+                tuples(1 + chunk.len(), chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (t, _) in chunk {
+                q = q.bind(t.digest.to_string());
             }
+            for (t, version) in chunk {
+                q = q.bind(t.digest.to_string()).bind(*version);
+            }
+            let done: std::collections::HashSet<String> =
+                q.fetch_all(self.writer()).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            marked.extend(chunk.iter().filter(|(t, _)| done.contains(&t.digest.to_string())).map(|(t, _)| t.clone()));
         }
-        tx.commit().await?;
         Ok(marked)
     }
 
@@ -152,16 +179,15 @@ impl Metadata {
 
     /// Removes tombstones whose bytes are gone.
     pub async fn forget_blobs(&self, digests: &[&Digest]) -> Result<u64> {
-        let mut tx = self.writer().begin().await?;
         let mut n = 0;
-        for d in digests {
-            let done = sqlx::query("DELETE FROM blobs WHERE digest = $1 AND state = 'deleting'")
-                .bind(d.to_string())
-                .execute(&mut *tx)
-                .await?;
-            n += done.rows_affected();
+        for chunk in digests.chunks(PAGE_ROWS) {
+            let sql = format!("DELETE FROM blobs WHERE state = 'deleting' AND digest IN ({})", params(1, chunk.len()));
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q.bind(d.to_string());
+            }
+            n += q.execute(self.writer()).await?.rows_affected();
         }
-        tx.commit().await?;
         Ok(n)
     }
 

@@ -104,7 +104,7 @@ fn sqlite_pragmas(
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> futures::future::BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
     Box::pin(async move {
-        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL").await?;
+        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768").await?;
         Ok(())
     })
 }

@@ -286,18 +286,32 @@ impl Uploads {
     pub async fn record(&self, repo: &RepositoryName, digest: &Digest, c: &Committed, now: UnixTime) -> Result<()> {
         let location = c.location.as_deref();
         let waited = tokio::time::Instant::now();
+        let mut conflicts = 0;
         loop {
-            match self.meta.link_blob(repo, digest, c.size, location, now).await? {
-                Linked::Existing => {
-                    if location.is_some() {
+            let linked = match self.meta.link_blob(repo, digest, c.size, location, now).await {
+                // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
+                // collector's statement); the link is safe to repeat.
+                Err(Error::Database(e)) if is_conflict(&e) && conflicts < 5 => {
+                    conflicts += 1;
+                    tokio::time::sleep(Duration::from_millis(10 << conflicts)).await;
+                    continue;
+                }
+                other => other?,
+            };
+            match linked {
+                Linked::Existing | Linked::Added => {
+                    if linked == Linked::Existing && location.is_some() {
                         if let Err(e) = self.blobs.delete_at(digest, location).await {
                             tracing::warn!(error = %e, %digest, "removing a second copy of a blob");
                         }
                     }
-                    return Ok(());
-                }
-                Linked::Added => {
-                    if location.is_none() && self.blobs.stat_at(digest, None).await?.is_none() {
+                    // Linked now, the bytes cannot go; but a copy this upload found in place at the content
+                    // address may have gone just before. Then the link goes again and the upload fails cleanly.
+                    let recorded = match linked {
+                        Linked::Added => location.map(str::to_owned),
+                        _ => self.meta.blob(repo, digest).await?.and_then(|(_, at)| at),
+                    };
+                    if self.blobs.stat_at(digest, recorded.as_deref()).await?.is_none() {
                         self.meta.unlink_added(repo, digest).await?;
                         return Err(Error::Collected);
                     }
@@ -381,6 +395,11 @@ impl Uploads {
             _ => Err(Error::UploadUnknown),
         }
     }
+}
+
+/// A deadlock or serialization failure: the database aborted the transaction so that another could proceed.
+fn is_conflict(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
 #[cfg(test)]

@@ -250,9 +250,23 @@ impl Uploads {
         }
         let root = self.blobs.local_root().ok_or_else(|| Error::Config("a file session on a remote store".into()))?;
         let (from, to) = (w.path().to_owned(), root.join(paths::blob(digest).as_ref()));
-        tokio::task::spawn_blocking(move || crate::durable::commit(&from, &to))
-            .await
-            .map_err(|e| Error::Config(format!("commit task: {e}")))?
+        let waited = tokio::time::Instant::now();
+        loop {
+            let (f, t) = (from.clone(), to.clone());
+            let done = tokio::task::spawn_blocking(move || crate::durable::commit(&f, &t))
+                .await
+                .map_err(|e| Error::Config(format!("commit task: {e}")))??;
+            if done == crate::durable::Commit::Moved {
+                return Ok(());
+            }
+            // A copy is in place. If the collector is deleting it, this upload's own copy must not go: wait until
+            // the tombstone is gone (and the old copy with it), then commit again.
+            if waited.elapsed() < super::WAIT_FOR_WRITER && self.meta.blob_deleting(digest).await? {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+            return tokio::fs::remove_file(&from).await.map_err(Error::io("removing", &from));
+        }
     }
 }
 
