@@ -67,7 +67,7 @@ impl Oci {
         panic!("upload of {d} kept answering 503");
     }
 
-    /// Pushes config and layers, then the manifest under `tag`.
+    /// Pushes config and layers (concurrently), then the manifest under `tag`.
     pub fn push(
         &self,
         repo: &str,
@@ -76,10 +76,12 @@ impl Oci {
         layers: &[&[u8]],
         from: Option<&str>,
     ) -> Result<Pushed, Refused> {
-        let mut blobs = vec![self.ensure_blob(repo, config, None)];
-        for l in layers {
-            blobs.push(self.ensure_blob(repo, l, from));
-        }
+        // Every blob at once, as docker does, so the manifest follows the first upload closely.
+        let blobs: Vec<String> = std::thread::scope(|scope| {
+            let config = scope.spawn(|| self.ensure_blob(repo, config, None));
+            let layers: Vec<_> = layers.iter().map(|l| scope.spawn(move || self.ensure_blob(repo, l, from))).collect();
+            std::iter::once(config).chain(layers).map(|h| h.join().expect("blob upload")).collect()
+        });
         let sizes: Vec<usize> = std::iter::once(config.len()).chain(layers.iter().map(|l| l.len())).collect();
         let manifest = json!({
             "schemaVersion": 2,
