@@ -7,41 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::client::Client;
 use common::{tree, tree_diff, wharf_bin, Server};
-
-struct Client {
-    store: tempfile::TempDir,
-    config: tempfile::TempDir,
-}
-
-impl Client {
-    fn new() -> Client {
-        Client { store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() }
-    }
-
-    fn wharf(&self, args: &[&str]) -> Output {
-        Command::new(wharf_bin())
-            .args(args)
-            .env("WHARF_STORE", self.store.path())
-            .env("WHARF_CONFIG_DIR", self.config.path())
-            .env("WHARF_ROOT_PASSPHRASE", "root secret")
-            .env("WHARF_REPOSITORY_PASSPHRASE", "repo secret")
-            .env("WHARF_LOG", "warn")
-            .output()
-            .expect("run wharf")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.wharf(args);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "wharf {args:?} failed ({:?}):\n{text}", out.status.code());
-        text
-    }
-
-    fn root_of(&self, host: &str, repo: &str) -> PathBuf {
-        self.config.path().join("trust/repos").join(host.replace(':', "_")).join(format!("{repo}.root.json"))
-    }
-}
 
 fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")

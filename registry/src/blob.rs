@@ -70,13 +70,13 @@ pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Re
     }
 }
 
-fn unsatisfiable(size: u64) -> ApiError {
+pub(crate) fn unsatisfiable(size: u64) -> ApiError {
     ApiError::new(Kind::BlobRangeInvalid, "requested range not satisfiable")
         .with_header("content-range", format!("bytes */{size}"))
 }
 
 /// Parses a single-range `Range: bytes=...` header against a blob of `size` bytes.
-fn parse_range(h: &str, size: u64) -> Option<ByteRange> {
+pub(crate) fn parse_range(h: &str, size: u64) -> Option<ByteRange> {
     let spec = h.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

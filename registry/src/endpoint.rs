@@ -21,6 +21,22 @@ pub enum Endpoint {
     Referrers(RepositoryName, Digest),
 }
 
+impl Endpoint {
+    /// The repository the endpoint addresses (none for the catalog).
+    pub fn repository(&self) -> Option<&RepositoryName> {
+        match self {
+            Endpoint::Catalog => None,
+            Endpoint::Tags(r)
+            | Endpoint::Manifest(r, _)
+            | Endpoint::ManifestBadReference(r)
+            | Endpoint::Blob(r, _)
+            | Endpoint::UploadStart(r)
+            | Endpoint::Upload(r, _)
+            | Endpoint::Referrers(r, _) => Some(r),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     #[error("no such endpoint")]

@@ -28,6 +28,7 @@ pub enum Code {
     Unauthorized,
     Denied,
     TooManyRequests,
+    Unavailable,
     Unknown,
 }
 
@@ -58,6 +59,8 @@ pub enum Kind {
     Throttled,
     RequestInvalid,
     NotReady,
+    /// A mirror's upstream could not be used and nothing was cached (or it sent bad content).
+    UpstreamUnavailable,
     Internal,
 }
 
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Throttled => (S::TOO_MANY_REQUESTS, Code::TooManyRequests),
             Kind::RequestInvalid => (S::BAD_REQUEST, Code::Unsupported),
             Kind::NotReady => (S::SERVICE_UNAVAILABLE, Code::Unknown),
+            Kind::UpstreamUnavailable => (S::BAD_GATEWAY, Code::Unavailable),
             Kind::Internal => (S::INTERNAL_SERVER_ERROR, Code::Unknown),
         }
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gc;
 mod listing;
 mod manifest;
+pub mod mirror;
 mod observe;
 mod referrers;
 pub mod retention;
@@ -56,6 +57,8 @@ pub struct Registry {
     pub clock: Box<dyn Clock>,
     /// Blob GETs answer `307` to a presigned URL valid this long (S3 with `storage.redirect`).
     pub redirect: Option<std::time::Duration>,
+    /// Mirrored namespaces (`None`: this server mirrors nothing).
+    pub mirror: Option<Arc<mirror::Mirrors>>,
 }
 
 pub type AppState = Arc<Registry>;
@@ -108,6 +111,23 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
     };
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
+    if let Some(route) = endpoint.repository().and_then(|r| Some((r, st.mirror.as_ref()?.route(r)?))) {
+        let (repo, route) = (route.0.clone(), route.1);
+        let resp = match (method, endpoint) {
+            (Method::GET | Method::HEAD, Endpoint::Manifest(_, r)) => {
+                mirror::manifest(&st, &route, &repo, &r, &parts).await
+            }
+            (Method::GET | Method::HEAD, Endpoint::Blob(_, d)) => mirror::blob(&st, &route, &repo, &d, &parts).await,
+            (Method::GET, Endpoint::Tags(_)) => mirror::tags(&st, &route, &repo, &parts).await,
+            (Method::GET, Endpoint::Referrers(_, d)) => mirror::referrers(&st, &route, &repo, &d, &parts).await,
+            (Method::GET | Method::HEAD, Endpoint::ManifestBadReference(_)) => Err(ApiError::new(
+                Kind::ManifestUnknown,
+                "manifest unknown: the reference is neither a tag nor a digest",
+            )),
+            _ => Err(mirror::denied(&repo, &route)),
+        };
+        return with_api_version(resp.unwrap_or_else(IntoResponse::into_response));
+    }
     let resp = match (method, endpoint) {
         (Method::GET, Endpoint::Catalog) => listing::catalog(&st, &parts).await,
         (Method::GET, Endpoint::Tags(repo)) => listing::tags(&st, &repo, &parts).await,

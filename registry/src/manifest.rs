@@ -13,7 +13,11 @@ use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
-    let record = lookup(st, repo, r).await?;
+    respond(lookup(st, repo, r).await?, req)
+}
+
+/// Answers a `GET` or `HEAD` with a stored manifest, if the `Accept` headers allow its type.
+pub fn respond(record: ManifestRecord, req: &Request) -> Result<Response, ApiError> {
     if !acceptable(req, &record.media_type) {
         return Err(ApiError::new(
             Kind::ManifestUnknown,
@@ -66,6 +70,7 @@ pub async fn put(
         blobs: parsed.blobs().filter(|d| !is_external(&d.media_type)).map(|d| &d.digest).collect(),
         manifests: parsed.manifests.iter().map(|d| &d.digest).collect(),
         tag,
+        lazy: false,
     };
     st.meta.put_manifest(&new, st.clock.now()).await?;
     let mut headers =

@@ -19,7 +19,7 @@ pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use cache::BlobCache;
 pub use error::Error;
 pub use gc::{Collector, Reconciled, Swept};
-pub use meta::{Linked, ManifestRecord, Metadata, NewManifest, Referrer, SeenBlob};
+pub use meta::{Cached, Linked, ManifestRecord, Metadata, NewManifest, Referrer, SeenBlob};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 

@@ -48,6 +48,7 @@ async fn put_manifest(
             blobs: blobs.to_vec(),
             manifests: vec![],
             tag: Some(&tag),
+            lazy: false,
         },
         now,
     )

@@ -39,6 +39,7 @@ async fn suite(m: Metadata) {
         blobs: vec![&cfg, &layer],
         manifests: vec![],
         tag: Some(&tag),
+        lazy: false,
     };
     match m.put_manifest(&new, 1).await {
         Err(Error::ReferencesMissing(missing)) => assert_eq!(missing, vec![layer.clone()]),
@@ -73,6 +74,7 @@ async fn suite(m: Metadata) {
             blobs: vec![&cfg, &layer],
             manifests: vec![],
             tag: Some(&t),
+            lazy: false,
         };
         m.put_manifest(&tagged, 5).await.unwrap();
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sha2::Digest as _;
 
+pub mod client;
 pub mod lb;
 pub mod oci;
 pub mod pg;

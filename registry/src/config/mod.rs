@@ -11,6 +11,7 @@ use wharf_storage::UploadLimits;
 use crate::Limits;
 
 mod gc;
+pub mod mirror;
 
 pub use gc::{parse_duration, rule, GcConfig, GcSettings, RetentionConfig};
 
@@ -40,6 +41,9 @@ pub struct Config {
     pub gc: GcConfig,
     #[serde(default)]
     pub retention: Vec<RetentionConfig>,
+    /// Upstream registries served as pull-through caches.
+    #[serde(default)]
+    pub mirror: Vec<mirror::MirrorConfig>,
 }
 
 /// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.
@@ -181,6 +185,8 @@ pub struct Settings {
     pub auth: Option<crate::auth::AuthSettings>,
     /// The collector and retention rules.
     pub gc: GcSettings,
+    /// Upstreams this server mirrors (empty: none).
+    pub mirrors: Vec<mirror::MirrorSettings>,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -405,6 +411,7 @@ impl Config {
         };
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
         let gc = self.gc.settings(self.retention)?;
+        let mirrors = mirror::settings(self.mirror)?;
         if !addr.ip().is_loopback() {
             if tls.is_none() && !self.insecure.listen_without_tls {
                 return Err(invalid(
@@ -442,6 +449,7 @@ impl Config {
             tls,
             auth,
             gc,
+            mirrors,
         })
     }
 }

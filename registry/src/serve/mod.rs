@@ -37,6 +37,8 @@ pub enum ServeError {
     Auth(#[from] crate::auth::AuthError),
     #[error("TLS")]
     Tls(#[from] tls::TlsError),
+    #[error("mirror: {0}")]
+    Mirror(String),
 }
 
 /// Everything `run` serves.
@@ -74,7 +76,14 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     };
     let notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     let redirect = settings.redirect;
-    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect };
+    let mirror = if settings.mirrors.is_empty() {
+        None
+    } else {
+        let spool = settings.data_dir.join("mirror-spool");
+        Some(Arc::new(crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?))
+    };
+    let registry =
+        Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect, mirror };
     Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
 }
 
@@ -101,11 +110,21 @@ fn kek_file(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
 
 /// One router for both services: paths with a `/_tuf/` segment go to the notary, the rest to the registry. With
 /// access control on, the gate stands in front of both and `/auth/token` issues tokens.
-pub fn compose(registry: Router, notary: Router, auth: Option<Arc<Auth>>) -> Router {
+pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) -> Router {
+    let registry = app(Arc::clone(&state));
     let both = Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("");
-        let target = if wharf_notary::is_trust(tail) { notary.clone() } else { registry.clone() };
-        async move { target.oneshot(req).await }
+        let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
+        let (registry, notary, state) = (registry.clone(), notary.clone(), Arc::clone(&state));
+        async move {
+            if !wharf_notary::is_trust(&tail) {
+                return registry.oneshot(req).await;
+            }
+            // Trust data of a mirrored repository comes from its upstream.
+            match state.mirror.as_ref().and_then(|m| crate::mirror::trust::route_of(m, &tail)) {
+                Some(found) => Ok(crate::mirror::trust::serve(&state, req, found).await),
+                None => notary.oneshot(req).await,
+            }
+        }
     }));
     match auth {
         None => both,
@@ -158,7 +177,7 @@ pub async fn run(
     let renewal = wharf_notary::fresh::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
-    let router = compose(app(state), wharf_notary::app(notary), auth);
+    let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
     for task in [Some(reaper), Some(renewal), reload, hangup, gc].into_iter().flatten() {
         task.abort();

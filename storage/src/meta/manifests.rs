@@ -21,6 +21,8 @@ pub struct NewManifest<'a> {
     /// Child manifests of an index: each must be in the repository.
     pub manifests: Vec<&'a Digest>,
     pub tag: Option<&'a Tag>,
+    /// A mirrored manifest: its references are recorded, but they may be absent (a mirror fetches them when asked).
+    pub lazy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +60,7 @@ impl Metadata {
                 missing.push((*d).clone());
             }
         }
-        if !missing.is_empty() {
+        if !missing.is_empty() && !m.lazy {
             return Err(Error::ReferencesMissing(missing));
         }
         insert_repository(&mut tx, m.repo, now).await?;

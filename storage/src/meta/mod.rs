@@ -18,10 +18,12 @@ use crate::{Error, Result, UnixTime};
 mod blobs;
 mod collect;
 mod manifests;
+mod mirror;
 
 pub use blobs::{Linked, SeenBlob, TOUCH_EVERY};
 pub use collect::{BlobRow, StaleLink, TagRow, Tombstone, UntaggedRow};
 pub use manifests::{ManifestRecord, NewManifest, Referrer};
+pub use mirror::Cached;
 
 /// The SQLite migrations, applied at start-up.
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

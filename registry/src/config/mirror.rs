@@ -1,0 +1,182 @@
+//! `[[mirror]]`: upstream registries this server caches, each under a local namespace.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+use wharf_client::RepositoryName;
+
+use super::ConfigError;
+
+/// One upstream as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The upstream registry's base URL (`https://registry.example.com`; `http://` only for loopback or when
+    /// `insecure_http` is set).
+    pub upstream: String,
+    /// Where its repositories appear here: `docker.io` serves upstream `library/x` as `docker.io/library/x`; `*`
+    /// serves every repository no other entry claims under its own name, as docker's `registry-mirrors` asks.
+    pub prefix: String,
+    /// Basic credentials for the upstream, also sent to its token service.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The password in a file (a mounted secret) instead.
+    pub password_file: Option<PathBuf>,
+    /// Extra PEM certificate authorities the upstream's certificate may chain to.
+    pub ca_cert: Option<PathBuf>,
+    /// Allow a plain-HTTP upstream that is not on loopback.
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// Seconds a tag (and an unversioned trust file such as `timestamp.json`) is served before the upstream is
+    /// asked again (default 60).
+    pub tag_freshness_secs: Option<u64>,
+    /// Seconds without a byte from the upstream before a transfer is abandoned (default 30).
+    pub stall_timeout_secs: Option<u64>,
+    /// The largest blob fetched from this upstream, in bytes (default 64 GiB).
+    pub max_blob_bytes: Option<u64>,
+}
+
+/// Where an entry's repositories appear locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prefix {
+    /// Every repository no other entry claims, under its upstream name.
+    Any,
+    /// `prefix/<upstream name>`.
+    Path(String),
+}
+
+/// One upstream, validated.
+#[derive(Debug, Clone)]
+pub struct MirrorSettings {
+    pub upstream: Url,
+    pub prefix: Prefix,
+    pub credentials: Option<(String, String)>,
+    /// PEM bytes of extra roots.
+    pub ca_cert: Option<Vec<u8>>,
+    pub freshness: Duration,
+    pub stall_timeout: Duration,
+    pub max_blob_bytes: u64,
+}
+
+fn invalid(reason: String) -> ConfigError {
+    ConfigError::Invalid { name: "mirror", reason }
+}
+
+impl MirrorConfig {
+    pub fn settings(self) -> Result<MirrorSettings, ConfigError> {
+        let upstream: Url = self.upstream.parse().map_err(|e| invalid(format!("upstream {:?}: {e}", self.upstream)))?;
+        let loopback = match upstream.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match upstream.scheme() {
+            "https" => {}
+            "http" if loopback || self.insecure_http => {}
+            "http" => {
+                return Err(invalid(format!(
+                    "upstream {upstream} is plain HTTP beyond loopback: use https, or set insecure_http = true"
+                )))
+            }
+            other => return Err(invalid(format!("upstream {upstream}: scheme {other} is not http or https"))),
+        }
+        if upstream.host().is_none() || upstream.query().is_some() || !upstream.username().is_empty() {
+            return Err(invalid(format!("upstream {upstream}: give a host, and no query or user name in the URL")));
+        }
+        let prefix = match self.prefix.trim_matches('/') {
+            "*" => Prefix::Any,
+            p => {
+                p.parse::<RepositoryName>()
+                    .map_err(|_| invalid(format!("prefix {p:?} is neither `*` nor a repository-name prefix")))?;
+                Prefix::Path(p.to_string())
+            }
+        };
+        let password = match (self.password, self.password_file) {
+            (Some(p), None) => Some(p),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(&f)
+                    .map_err(|e| invalid(format!("password_file {}: {e}", f.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(invalid("give password or password_file, not both".into())),
+        };
+        let credentials = match (self.username, password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => return Err(invalid(format!("upstream {upstream}: give both username and password"))),
+        };
+        let ca_cert = match self.ca_cert {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| invalid(format!("ca_cert {}: {e}", path.display())))?),
+            None => None,
+        };
+        Ok(MirrorSettings {
+            upstream,
+            prefix,
+            credentials,
+            ca_cert,
+            freshness: Duration::from_secs(self.tag_freshness_secs.unwrap_or(60)),
+            stall_timeout: Duration::from_secs(self.stall_timeout_secs.unwrap_or(30).max(1)),
+            max_blob_bytes: self.max_blob_bytes.unwrap_or(64 << 30),
+        })
+    }
+}
+
+/// Validates every entry: at most one `*`, and no two entries with the same prefix.
+pub fn settings(entries: Vec<MirrorConfig>) -> Result<Vec<MirrorSettings>, ConfigError> {
+    let mut out: Vec<MirrorSettings> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let s = e.settings()?;
+        if out.iter().any(|o| o.prefix == s.prefix) {
+            return Err(invalid(format!("two entries have the prefix {:?}", s.prefix)));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<MirrorSettings>, String> {
+        #[derive(Deserialize)]
+        struct F {
+            mirror: Vec<MirrorConfig>,
+        }
+        let f: F = toml::from_str(text).map_err(|e| e.to_string())?;
+        settings(f.mirror).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn entries() {
+        let m = parse(
+            "[[mirror]]\nupstream = \"https://r.example\"\nprefix = \"docker.io\"\ntag_freshness_secs = 5\n\
+             [[mirror]]\nupstream = \"http://127.0.0.1:5000\"\nprefix = \"*\"\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        assert_eq!(m[0].prefix, Prefix::Path("docker.io".into()));
+        assert_eq!(m[0].freshness, Duration::from_secs(5));
+        assert_eq!(m[1].prefix, Prefix::Any);
+        assert_eq!(m[1].credentials, Some(("u".into(), "p".into())));
+    }
+
+    #[test]
+    fn refusals() {
+        let one = |body: &str| parse(&format!("[[mirror]]\n{body}\n")).unwrap_err();
+        assert!(one("upstream = \"http://r.example\"\nprefix = \"*\"").contains("plain HTTP"));
+        assert!(one("upstream = \"ftp://r.example\"\nprefix = \"*\"").contains("scheme"));
+        assert!(one("upstream = \"https://r.example\"\nprefix = \"Docker.IO\"").contains("prefix"));
+        assert!(one("upstream = \"https://r.example\"\nprefix = \"x\"\nusername = \"u\"").contains("both"));
+        let two = parse(
+            "[[mirror]]\nupstream = \"https://a.example\"\nprefix = \"*\"\n\
+             [[mirror]]\nupstream = \"https://b.example\"\nprefix = \"*\"\n",
+        )
+        .unwrap_err();
+        assert!(two.contains("two entries"), "{two}");
+    }
+}

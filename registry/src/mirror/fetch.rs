@@ -1,0 +1,285 @@
+//! Blob downloads from an upstream, shared by every request that wants the same blob while it runs.
+//!
+//! The first request for a missing blob starts a download task. The task streams the upstream's body into a spool
+//! file while hashing it and announces its progress; each request (the first and any that join later) reads the
+//! spool file from the start, as far as the download has got, so its first byte goes out long before the last one
+//! arrives. The last byte is held back until the whole blob matches its digest: a client never receives a complete
+//! body that failed verification (a failed download ends every response early). A verified blob is then stored
+//! like any pushed blob, linked into the repository, and the download leaves the table.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{watch, Mutex};
+use wharf_client::{Digest, RepositoryName};
+
+use super::upstream::{Upstream, UpstreamError};
+
+/// Where a download stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Running,
+    /// Every byte arrived and matched the digest.
+    Verified,
+    /// The upstream failed, or its bytes did not match: nothing more will be served.
+    Failed(String),
+    /// The upstream has no such blob.
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub received: u64,
+    /// The upstream's announced length, when it gave one.
+    pub total: Option<u64>,
+    /// The upstream answered with a body.
+    pub responded: bool,
+    pub state: State,
+}
+
+/// One download in flight.
+pub struct Download {
+    path: PathBuf,
+    progress: watch::Receiver<Progress>,
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        // The last reader is gone: the spool file goes (readers hold it open until then).
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Download {
+    /// Waits until the length is known (the upstream answered), or the download ended.
+    pub async fn started(&self) -> Progress {
+        let mut rx = self.progress.clone();
+        loop {
+            let p = rx.borrow_and_update().clone();
+            if p.responded || p.state != State::Running {
+                return p;
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    }
+
+    /// The blob's bytes `[start, end]` (`end` inclusive, default the last byte), as the download delivers them.
+    pub fn read(self: Arc<Self>, start: u64, end: Option<u64>) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+        struct Reader {
+            dl: Arc<Download>,
+            rx: watch::Receiver<Progress>,
+            file: Option<tokio::fs::File>,
+            pos: u64,
+            end: Option<u64>,
+        }
+        let rx = self.progress.clone();
+        let reader = Reader { dl: self, rx, file: None, pos: start, end };
+        futures::stream::unfold(reader, |mut r| async move {
+            loop {
+                let p = r.rx.borrow_and_update().clone();
+                let readable = match &p.state {
+                    State::Verified => p.received,
+                    State::Running => p.received.saturating_sub(1),
+                    State::Failed(why) => {
+                        return Some((Err(std::io::Error::other(format!("upstream download failed: {why}"))), r))
+                    }
+                    State::NotFound => return Some((Err(std::io::Error::other("upstream has no such blob")), r)),
+                };
+                let stop = r.end.map_or(readable, |e| readable.min(e + 1));
+                if r.pos < stop {
+                    if r.file.is_none() {
+                        let mut f = match tokio::fs::File::open(&r.dl.path).await {
+                            Ok(f) => f,
+                            Err(e) => return Some((Err(e), r)),
+                        };
+                        if let Err(e) = f.seek(std::io::SeekFrom::Start(r.pos)).await {
+                            return Some((Err(e), r));
+                        }
+                        r.file = Some(f);
+                    }
+                    let want = (stop - r.pos).min(CHUNK as u64) as usize;
+                    let mut buf = vec![0u8; want];
+                    let f = r.file.as_mut()?;
+                    return match f.read_exact(&mut buf).await {
+                        Ok(_) => {
+                            r.pos += want as u64;
+                            Some((Ok(Bytes::from(buf)), r))
+                        }
+                        Err(e) => Some((Err(e), r)),
+                    };
+                }
+                let done = p.state == State::Verified || r.end.is_some_and(|e| r.pos > e);
+                if done {
+                    return None;
+                }
+                if r.rx.changed().await.is_err() && r.rx.borrow().state == State::Running {
+                    return Some((Err(std::io::Error::other("upstream download stopped")), r));
+                }
+            }
+        })
+    }
+}
+
+const CHUNK: usize = 256 << 10;
+/// Bytes gathered before each write to a spool file.
+const SPOOL_BATCH: usize = 128 << 10;
+
+/// What a finished download hands back for storing.
+pub struct Fetched {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// The downloads in flight, by repository and digest.
+pub struct Downloads {
+    spool: PathBuf,
+    inflight: Mutex<HashMap<(String, String), Arc<Download>>>,
+}
+
+impl Downloads {
+    pub fn new(spool: PathBuf) -> Downloads {
+        Downloads { spool, inflight: Mutex::new(HashMap::new()) }
+    }
+
+    /// Joins the download of `digest` for `repo`, or starts one with `start` (called under the table's lock
+    /// after `still_missing` confirmed the blob is not stored yet). `None`: the blob is stored now.
+    pub async fn join<F, Fut, C, CFut>(
+        self: &Arc<Self>,
+        repo: &RepositoryName,
+        digest: &Digest,
+        still_missing: C,
+        start: F,
+    ) -> Result<Option<Arc<Download>>, std::io::Error>
+    where
+        C: FnOnce() -> CFut,
+        CFut: std::future::Future<Output = bool>,
+        F: FnOnce(watch::Sender<Progress>, PathBuf) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let key = (repo.to_string(), digest.to_string());
+        let mut table = self.inflight.lock().await;
+        if let Some(dl) = table.get(&key) {
+            return Ok(Some(Arc::clone(dl)));
+        }
+        // A download that finished a moment ago stored the blob and left the table.
+        if !still_missing().await {
+            return Ok(None);
+        }
+        tokio::fs::create_dir_all(&self.spool).await?;
+        let path = self.spool.join(format!("{}-{}", digest.hex(), super::random_id()));
+        tokio::fs::File::create(&path).await?;
+        let (tx, rx) = watch::channel(Progress { received: 0, total: None, responded: false, state: State::Running });
+        let dl = Arc::new(Download { path: path.clone(), progress: rx });
+        table.insert(key.clone(), Arc::clone(&dl));
+        drop(table);
+        let this = Arc::clone(self);
+        let task = start(tx, path);
+        tokio::spawn(async move {
+            task.await;
+            this.inflight.lock().await.remove(&key);
+        });
+        Ok(Some(dl))
+    }
+}
+
+/// Streams the upstream's body for `digest` into `path`, hashing it, and announces progress. Returns the size once
+/// verified; on any failure the state says why and `None` comes back.
+pub async fn download(
+    up: &Upstream,
+    upstream_repo: &str,
+    digest: &Digest,
+    path: &std::path::Path,
+    tx: &watch::Sender<Progress>,
+) -> Option<u64> {
+    let fail = |state: State| {
+        tx.send_modify(|p| p.state = state);
+        None
+    };
+    let url_path = format!("/v2/{upstream_repo}/blobs/{digest}");
+    let mut resp = match up.send(reqwest::Method::GET, &url_path, upstream_repo, &[]).await {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return fail(State::NotFound),
+        Err(e) => return fail(State::Failed(e.to_string())),
+    };
+    let max = up.settings.max_blob_bytes;
+    let total = resp.content_length();
+    if total.is_some_and(|n| n > max) {
+        return fail(State::Failed(format!("the upstream's blob is larger than max_blob_bytes ({max})")));
+    }
+    let mut file = match tokio::fs::OpenOptions::new().write(true).open(path).await {
+        Ok(f) => f,
+        Err(e) => return fail(State::Failed(format!("spool file: {e}"))),
+    };
+    tx.send_modify(|p| {
+        p.total = total;
+        p.responded = true;
+    });
+    let mut hasher = digest.algorithm().hasher();
+    let mut received = 0u64;
+    // Bytes count as received once written to the spool file (a flush of tokio's file waits for the write), in
+    // batches so that a stream of small chunks costs few writes.
+    let mut batch: Vec<u8> = Vec::with_capacity(SPOOL_BATCH);
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => None,
+            Err(e) => return fail(State::Failed(format!("{}: {e}", up.url(&url_path)))),
+        };
+        if let Some(c) = &chunk {
+            let seen = received + batch.len() as u64 + c.len() as u64;
+            if seen > max || total.is_some_and(|n| seen > n) {
+                return fail(State::Failed("the upstream sent more bytes than announced".into()));
+            }
+            hasher.update(c);
+            batch.extend_from_slice(c);
+        }
+        if !batch.is_empty() && (chunk.is_none() || batch.len() >= SPOOL_BATCH) {
+            if let Err(e) = async {
+                file.write_all(&batch).await?;
+                file.flush().await
+            }
+            .await
+            {
+                return fail(State::Failed(format!("spool file: {e}")));
+            }
+            received += batch.len() as u64;
+            batch.clear();
+            tx.send_modify(|p| p.received = received);
+        }
+        if chunk.is_none() {
+            break;
+        }
+    }
+    if total.is_some_and(|n| received != n) {
+        return fail(State::Failed(format!("the upstream sent {received} of {} bytes", total.unwrap_or(0))));
+    }
+    let got = hasher.finish();
+    if &got != digest {
+        tracing::warn!(upstream = %up.base, repository = upstream_repo, %digest, %got, "upstream fault: blob bytes do not match their digest; discarded");
+        return fail(State::Failed(format!("the upstream's bytes hash to {got}, not {digest}")));
+    }
+    if let Err(e) = file.flush().await {
+        return fail(State::Failed(format!("spool file: {e}")));
+    }
+    tx.send_modify(|p| {
+        p.total = Some(received);
+        p.state = State::Verified;
+    });
+    Some(received)
+}
+
+impl From<&UpstreamError> for State {
+    fn from(e: &UpstreamError) -> State {
+        if e.is_not_found() {
+            State::NotFound
+        } else {
+            State::Failed(e.to_string())
+        }
+    }
+}

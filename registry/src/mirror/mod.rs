@@ -1,0 +1,283 @@
+//! Mirror mode: repositories under a configured namespace are pull-through copies of an upstream registry.
+//!
+//! A miss fetches from the upstream, checks the digest while streaming, and stores the content as any pushed
+//! content (so collection and retention apply). Manifests and blobs in flight are fetched once however many
+//! requests want them ([`fetch::Downloads`] for blobs, a table of shared futures for manifests). Tags are asked
+//! again with a `HEAD` once older than the entry's freshness time; when the upstream cannot answer, the cached copy
+//! is served and the log says so. Trust metadata passes through unaltered ([`trust`]). Writes into a mirrored
+//! namespace are refused with `DENIED`.
+
+mod challenge;
+pub mod fetch;
+mod manifests;
+pub mod trust;
+pub mod upstream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts as Request;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use wharf_client::{Digest, RepositoryName};
+
+use crate::config::mirror::{MirrorSettings, Prefix};
+use crate::error::{ApiError, Kind};
+use crate::{blob, header_str, listing, referrers, AppState};
+use upstream::{read_bounded, Upstream, UpstreamError};
+
+/// The upstreams and what is in flight from them.
+pub struct Mirrors {
+    entries: Vec<Arc<Upstream>>,
+    downloads: Arc<fetch::Downloads>,
+    manifests: manifests::InFlight,
+}
+
+/// Where a mirrored repository comes from.
+#[derive(Clone)]
+pub struct Route {
+    pub upstream: Arc<Upstream>,
+    /// The repository's name upstream; empty when the name is the bare prefix (no repository).
+    pub repo: String,
+}
+
+impl Mirrors {
+    /// `spool`: a directory for downloads in flight (emptied here).
+    pub fn new(settings: &[MirrorSettings], spool: PathBuf) -> Result<Mirrors, String> {
+        let entries = settings.iter().map(|s| Upstream::new(s.clone()).map(Arc::new)).collect::<Result<_, _>>()?;
+        let _ = std::fs::remove_dir_all(&spool);
+        Ok(Mirrors {
+            entries,
+            downloads: Arc::new(fetch::Downloads::new(spool)),
+            manifests: manifests::InFlight::default(),
+        })
+    }
+
+    /// The upstream `repo` is mirrored from: the entry with the longest matching prefix, else a `*` entry.
+    pub fn route(&self, repo: &RepositoryName) -> Option<Route> {
+        let name = repo.as_str();
+        let mut best: Option<(usize, &Arc<Upstream>, String)> = None;
+        for e in &self.entries {
+            let (len, rest) = match &e.settings.prefix {
+                Prefix::Any => (0, name.to_string()),
+                Prefix::Path(p) if name == p => (p.len(), String::new()),
+                Prefix::Path(p) => match name.strip_prefix(p.as_str()).and_then(|r| r.strip_prefix('/')) {
+                    Some(rest) => (p.len() + 1, rest.to_string()),
+                    None => continue,
+                },
+            };
+            if best.as_ref().is_none_or(|(l, _, _)| len > *l) {
+                best = Some((len, e, rest));
+            }
+        }
+        best.map(|(_, e, repo)| Route { upstream: Arc::clone(e), repo })
+    }
+}
+
+/// A random hex name for spool files.
+pub fn random_id() -> String {
+    let mut b = [0u8; 12];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    hex::encode(b)
+}
+
+/// The answer when an upstream could not be used and nothing is cached.
+pub fn unavailable(e: &UpstreamError) -> ApiError {
+    ApiError::new(Kind::UpstreamUnavailable, format!("{e}; nothing cached"))
+}
+
+/// Writes into a mirrored namespace are refused.
+pub fn denied(repo: &RepositoryName, route: &Route) -> ApiError {
+    ApiError::new(
+        Kind::Denied,
+        format!("{repo} is a mirror of {}: push to the upstream, not to the mirror", route.upstream.base),
+    )
+}
+
+fn no_repository(repo: &RepositoryName) -> ApiError {
+    ApiError::new(Kind::NameUnknown, format!("{repo} names a mirrored namespace, not a repository"))
+}
+
+/// `GET`/`HEAD` of a blob in a mirrored repository.
+pub async fn blob(
+    st: &AppState,
+    route: &Route,
+    repo: &RepositoryName,
+    digest: &Digest,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if route.repo.is_empty() {
+        return Err(no_repository(repo));
+    }
+    if st.meta.blob_seen(repo, digest).await?.is_some() {
+        return blob::get(st, repo, digest, req).await;
+    }
+    let mirrors = st.mirror.as_ref().ok_or_else(|| ApiError::internal("no mirrors".into()))?;
+    if req.method == Method::HEAD {
+        return head_upstream_blob(route, digest).await;
+    }
+    let (st2, route2, repo2, digest2) = (st.clone(), route.clone(), repo.clone(), digest.clone());
+    let missing = || async { matches!(st.meta.blob_seen(repo, digest).await, Ok(None)) };
+    let start = move |tx, path: PathBuf| async move {
+        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &path, &tx).await;
+        if let Some(size) = size {
+            store(&st2, &repo2, &digest2, &path, size).await;
+        }
+    };
+    let dl = mirrors
+        .downloads
+        .join(repo, digest, missing, start)
+        .await
+        .map_err(|e| ApiError::internal(format!("starting a download: {e}")))?;
+    let Some(dl) = dl else { return blob::get(st, repo, digest, req).await };
+    let p = dl.started().await;
+    match &p.state {
+        fetch::State::NotFound => return Err(wharf_storage::Error::BlobUnknown.into()),
+        fetch::State::Failed(why) => {
+            return Err(ApiError::new(Kind::UpstreamUnavailable, format!("fetching {digest} upstream: {why}")))
+        }
+        _ => {}
+    }
+    let range = match (header_str(req, header::RANGE), p.total) {
+        (Some(h), Some(total)) => Some(blob::parse_range(h, total).ok_or_else(|| blob::unsatisfiable(total))?),
+        _ => None,
+    };
+    let mut b = Response::builder()
+        .header("docker-content-digest", digest.to_string())
+        .header("content-type", "application/octet-stream")
+        .header("etag", format!("\"{digest}\""));
+    let (start, end) = match (range, p.total) {
+        (Some(r), Some(total)) => {
+            let end = r.end.unwrap_or(total - 1);
+            b = b
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header("content-range", format!("bytes {}-{end}/{total}", r.start))
+                .header("content-length", end - r.start + 1);
+            (r.start, Some(end))
+        }
+        (_, Some(total)) => {
+            b = b.header("content-length", total).header("accept-ranges", "bytes");
+            (0, None)
+        }
+        _ => (0, None),
+    };
+    b.body(Body::from_stream(dl.read(start, end))).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn head_upstream_blob(route: &Route, digest: &Digest) -> Result<Response, ApiError> {
+    let path = format!("/v2/{}/blobs/{digest}", route.repo);
+    match route.upstream.send(Method::HEAD, &path, &route.repo, &[]).await {
+        Ok(r) => {
+            let mut b = Response::builder()
+                .header("docker-content-digest", digest.to_string())
+                .header("content-type", "application/octet-stream");
+            if let Some(n) = r.content_length() {
+                b = b.header("content-length", n);
+            }
+            b.body(Body::empty()).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        Err(e) if e.is_not_found() => Err(wharf_storage::Error::BlobUnknown.into()),
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
+/// Stores a verified download as a pushed blob would be, linked into `repo`.
+async fn store(st: &AppState, repo: &RepositoryName, digest: &Digest, path: &std::path::Path, size: u64) {
+    let result = async {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| wharf_storage::Error::Io { what: "reading a spool file".into(), source })?;
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+        let committed = st.uploads.put_whole(Some(size), body, digest).await?;
+        st.uploads.record(repo, digest, &committed, st.clock.now()).await
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::info!(repository = %repo, %digest, size, "mirrored a blob"),
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), repository = %repo, %digest, "storing a mirrored blob")
+        }
+    }
+}
+
+/// The tag list: the upstream's when it answers, the cached tags when it cannot.
+pub async fn tags(st: &AppState, route: &Route, repo: &RepositoryName, req: &Request) -> Result<Response, ApiError> {
+    if route.repo.is_empty() {
+        return Err(no_repository(repo));
+    }
+    let query = req.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let path = format!("/v2/{}/tags/list{query}", route.repo);
+    let answer = async {
+        let resp = route.upstream.send(Method::GET, &path, &route.repo, &[]).await?;
+        let link = resp.headers().get(header::LINK).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let url = route.upstream.url(&path);
+        let body = read_bounded(resp, 16 << 20, &url).await?;
+        let list: TagList = serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Fault { url: url.clone(), reason: format!("tag list: {e}") })?;
+        Ok::<_, UpstreamError>((list, link))
+    };
+    match answer.await {
+        Ok((list, link)) => {
+            let body = serde_json::json!({ "name": repo.as_str(), "tags": list.tags.unwrap_or_default() });
+            let mut resp = axum::Json(body).into_response();
+            let from = format!("/v2/{}/", route.repo);
+            if let Some(v) =
+                link.and_then(|l| header::HeaderValue::from_str(&l.replace(&from, &format!("/v2/{repo}/"))).ok())
+            {
+                resp.headers_mut().insert(header::LINK, v);
+            }
+            Ok(resp)
+        }
+        Err(e) if e.is_not_found() => {
+            Err(ApiError::new(Kind::NameUnknown, format!("{repo}: the upstream has no such repository")))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, repository = %repo, "upstream unavailable: listing cached tags");
+            listing::tags(st, repo, req).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TagList {
+    tags: Option<Vec<String>>,
+}
+
+/// The referrers of a digest: the upstream's answer when it has one, the cached referrers otherwise.
+pub async fn referrers(
+    st: &AppState,
+    route: &Route,
+    repo: &RepositoryName,
+    subject: &Digest,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !route.repo.is_empty() {
+        let query = req.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let path = format!("/v2/{}/referrers/{subject}{query}", route.repo);
+        let answer = async {
+            let resp = route.upstream.send(Method::GET, &path, &route.repo, &[]).await?;
+            let filters = resp.headers().get("oci-filters-applied").cloned();
+            let url = route.upstream.url(&path);
+            let body = read_bounded(resp, 4 << 20, &url).await?;
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .map_err(|e| UpstreamError::Fault { url, reason: format!("referrers: {e}") })?;
+            Ok::<_, UpstreamError>((body, filters))
+        };
+        match answer.await {
+            Ok((body, filters)) => {
+                let mut resp = ([("content-type", wharf_client::media_type::OCI_INDEX)], body).into_response();
+                if let Some(f) = filters {
+                    resp.headers_mut().insert("oci-filters-applied", f);
+                }
+                return Ok(resp);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, repository = %repo, "upstream referrers unavailable: answering from cache")
+            }
+        }
+    }
+    referrers::get(st, repo, subject, req).await
+}
+
+pub use manifests::manifest;

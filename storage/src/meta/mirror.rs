@@ -1,0 +1,58 @@
+//! What a mirror remembers of its upstreams: the digest each tag named and trust metadata files, with when the
+//! upstream last confirmed them.
+
+use sqlx::Row;
+use wharf_client::{Digest, RepositoryName, Tag};
+
+use super::Metadata;
+use crate::{Result, UnixTime};
+
+/// A cached entry: its content and when the upstream last confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub content: Vec<u8>,
+    pub fetched_at: UnixTime,
+}
+
+impl Metadata {
+    /// The cached entry `key` of `repo`, if any.
+    pub async fn mirror_cached(&self, repo: &RepositoryName, key: &str) -> Result<Option<Cached>> {
+        let row = sqlx::query("SELECT content, fetched_at FROM mirror_cache WHERE repository = $1 AND key = $2")
+            .bind(repo.as_str())
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| Ok(Cached { content: r.try_get("content")?, fetched_at: r.try_get("fetched_at")? })).transpose()
+    }
+
+    /// Stores (or confirms) the entry `key` of `repo` as of `now`.
+    pub async fn mirror_cache(&self, repo: &RepositoryName, key: &str, content: &[u8], now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mirror_cache (repository, key, content, fetched_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repository, key) DO UPDATE SET content = excluded.content, fetched_at = excluded.fetched_at",
+        )
+        .bind(repo.as_str())
+        .bind(key)
+        .bind(content)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Points `tag` of `repo` at a manifest the repository holds. False when it holds no such manifest.
+    pub async fn set_tag(&self, repo: &RepositoryName, tag: &Tag, digest: &Digest, now: UnixTime) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO tags (repository, tag, digest, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $3) \
+             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .bind(digest.to_string())
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

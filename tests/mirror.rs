@@ -1,0 +1,363 @@
+//! Mirror mode against real servers: an origin `wharf serve` and a mirror `wharf serve` with `[[mirror]]` entries.
+//! Pull-through with one upstream fetch per blob (the origin's own request log counts them), coalescing of
+//! concurrent cold pulls, streaming before the download ends, serving from cache with the origin down, pushes
+//! refused, a hostile origin, upstream credentials over HTTPS, and trust metadata verified through the mirror.
+
+mod auth_support;
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::client::Client;
+use common::oci::Oci;
+use common::{data, sha256, Server};
+
+/// A server whose log records every request (`observe` at debug level).
+fn logged(dir: &Path, name: &str, extra: &[(&str, &str)]) -> (Server, PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let mut env = vec![("__stderr", log.to_str().unwrap()), ("WHARF_LOG", "info,wharf_registry::observe=debug")];
+    env.extend_from_slice(extra);
+    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    (Server::start(&env), log)
+}
+
+/// A mirror with these `[[mirror]]` entries (TOML).
+fn mirror(dir: &Path, entries: &str) -> (Server, PathBuf) {
+    let config = dir.join("mirror.toml");
+    std::fs::write(&config, entries).unwrap();
+    logged(dir, "mirror", &[("WHARF_CONFIG", config.to_str().unwrap())])
+}
+
+fn entry(upstream: &str, prefix: &str, freshness: u64) -> String {
+    format!("[[mirror]]\nupstream = \"{upstream}\"\nprefix = \"{prefix}\"\ntag_freshness_secs = {freshness}\n")
+}
+
+/// Successful `GET`s of `path` in a server's request log.
+fn gets(log: &Path, path: &str) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let needle = format!("path={path} ");
+    text.lines().filter(|l| l.contains("method=GET") && l.contains(&needle) && l.contains("status=200")).count()
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+fn error_code(r: reqwest::blocking::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().unwrap_or_default();
+    let code = body["errors"][0]["code"].as_str().unwrap_or("").to_string();
+    let message = body["errors"][0]["message"].as_str().unwrap_or("").to_string();
+    (status, code, message)
+}
+
+#[test]
+fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut origin, origin_log) = logged(tmp.path(), "origin", &[]);
+    let o = Oci::new(&origin);
+    let layers: Vec<Vec<u8>> = (0..3).map(|i| data(300_000 + i * 1000, 40 + i as u8)).collect();
+    let refs: Vec<&[u8]> = layers.iter().map(|l| l.as_slice()).collect();
+    let one = o.push("app/one", "v1", br#"{"architecture":"amd64","os":"linux","n":1}"#, &refs, None).unwrap();
+    let two = o.push("app/two", "v1", br#"{"architecture":"amd64","os":"linux","n":2}"#, &refs[..1], None).unwrap();
+    o.push("app/one", "v2", br#"{"architecture":"amd64","os":"linux","n":3}"#, &refs[1..], None).unwrap();
+
+    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "origin", 1));
+    let mo = Oci::new(&m);
+    // Twice, and by digest too: every blob comes from the origin once.
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
+    assert_eq!(mo.pull("origin/app/one", &one.digest), Ok(one.digest.clone()));
+    for b in &one.blobs {
+        assert_eq!(gets(&origin_log, &format!("/v2/app/one/blobs/{b}")), 1, "{b} fetched from the origin once");
+    }
+    assert_eq!(gets(&origin_log, &format!("/v2/app/one/manifests/{}", one.digest)), 1);
+
+    // Tag lists come from the origin.
+    let mut tags = mo.tags("origin/app/one");
+    tags.sort();
+    assert_eq!(tags, vec!["v1".to_string(), "v2".to_string()]);
+
+    // Pushes into the mirrored namespace are refused; a local repository beside it takes them.
+    let c = http();
+    let r = c.post(m.url("/v2/origin/app/one/blobs/uploads/")).send().unwrap();
+    assert_eq!(error_code(r).1, "DENIED");
+    let r = c
+        .put(m.url("/v2/origin/app/one/manifests/v9"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body("{}")
+        .send()
+        .unwrap();
+    let (status, code, _) = error_code(r);
+    assert_eq!((status, code.as_str()), (403, "DENIED"));
+    let r = c.delete(m.url(&format!("/v2/origin/app/one/manifests/{}", one.digest))).send().unwrap();
+    assert_eq!(error_code(r).1, "DENIED");
+    let local = mo.push("team/local", "v1", br#"{"os":"linux"}"#, &refs[..1], None).unwrap();
+    assert_eq!(mo.pull("team/local", "v1"), Ok(local.digest));
+
+    // The origin stops: what is cached still pulls (after the tag's freshness ran out, with a warning), what is
+    // not fails with a clear error.
+    origin.kill();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
+    let r = c.get(m.url("/v2/origin/app/two/manifests/v1")).send().unwrap();
+    let (status, code, message) = error_code(r);
+    assert_eq!((status, code.as_str()), (502, "UNAVAILABLE"), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+    let r = c.get(m.url(&format!("/v2/origin/app/two/blobs/{}", two.blobs[0]))).send().unwrap();
+    assert_eq!(error_code(r).0, 502);
+    let mlog = std::fs::read_to_string(tmp.path().join("mirror.log")).unwrap();
+    assert!(mlog.contains("upstream unavailable: serving the cached tag"), "{mlog}");
+}
+
+#[test]
+fn sixteen_cold_pulls_of_a_256_mib_blob_share_one_upstream_fetch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (origin, origin_log) = logged(tmp.path(), "origin", &[]);
+    let big = data(256 << 20, 9);
+    let d = Oci::new(&origin).ensure_blob("big/image", &big, None);
+    drop(big);
+    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "*", 60));
+    let url = m.url(&format!("/v2/big/image/blobs/{d}"));
+    let barrier = std::sync::Barrier::new(16);
+    let got: Vec<(String, u64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut r = http().get(&url).send().unwrap();
+                    assert_eq!(r.status(), 200);
+                    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                    let (mut buf, mut n) = (vec![0u8; 1 << 20], 0u64);
+                    loop {
+                        let k = r.read(&mut buf).unwrap();
+                        if k == 0 {
+                            break;
+                        }
+                        sha2::Digest::update(&mut h, &buf[..k]);
+                        n += k as u64;
+                    }
+                    (format!("sha256:{}", hex::encode(sha2::Digest::finalize(h))), n)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (digest, n) in &got {
+        assert_eq!((digest.as_str(), *n), (d.as_str(), 256 << 20));
+    }
+    assert_eq!(gets(&origin_log, &format!("/v2/big/image/blobs/{d}")), 1, "one upstream fetch for sixteen pulls");
+    // Stored as any pushed blob: a warm pull needs no upstream.
+    let r = http().get(&url).send().unwrap();
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(gets(&origin_log, &format!("/v2/big/image/blobs/{d}")), 1);
+}
+
+/// What the hostile proxy in front of the origin does.
+const CLEAN: u8 = 0;
+const CORRUPT: u8 = 1;
+const SWAP: u8 = 2;
+const HOLD: u8 = 3;
+
+struct Proxy {
+    upstream: String,
+    mode: AtomicU8,
+    http: reqwest::Client,
+    /// Released by the test to let a held body finish.
+    release: tokio::sync::Notify,
+}
+
+async fn proxy_handle(
+    axum::extract::State(p): axum::extract::State<Arc<Proxy>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::body::Body;
+    let path = req.uri().path_and_query().map(|x| x.to_string()).unwrap_or_default();
+    let mut fwd = p.http.request(req.method().clone(), format!("{}{path}", p.upstream));
+    for (k, v) in req.headers() {
+        if k != "host" {
+            fwd = fwd.header(k, v);
+        }
+    }
+    let resp = fwd.send().await.unwrap();
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    let mut body = resp.bytes().await.unwrap().to_vec();
+    let mode = p.mode.load(Ordering::SeqCst);
+    let is_blob = path.contains("/blobs/sha256:");
+    if mode == CORRUPT && is_blob && !body.is_empty() {
+        let mid = body.len() / 2;
+        body[mid] ^= 0xff;
+    }
+    if mode == SWAP && path.contains("/manifests/") && !body.is_empty() {
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["annotations"] = serde_json::json!({ "swapped": "yes" });
+        body = serde_json::to_vec(&v).unwrap();
+        headers.insert("content-length", body.len().into());
+    }
+    let mut r = axum::response::Response::builder().status(status);
+    for (k, v) in &headers {
+        r = r.header(k, v);
+    }
+    if mode == HOLD && is_blob && body.len() > 1 {
+        // All but the last byte at once, the last one only when the test says so.
+        let last = body.split_off(body.len() - 1);
+        let p2 = Arc::clone(&p);
+        let rest = futures::stream::once(async move {
+            p2.release.notified().await;
+            Ok::<_, std::io::Error>(bytes::Bytes::from(last))
+        });
+        let first = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
+        return r.body(Body::from_stream(futures::StreamExt::chain(first, rest))).unwrap();
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
+fn start_proxy(rt: &tokio::runtime::Runtime, upstream: &str) -> (String, Arc<Proxy>) {
+    let p = Arc::new(Proxy {
+        upstream: upstream.trim_end_matches('/').to_string(),
+        mode: AtomicU8::new(CLEAN),
+        http: reqwest::Client::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let app = axum::Router::new().fallback(proxy_handle).with_state(Arc::clone(&p));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), p)
+}
+
+#[test]
+fn a_hostile_origin_is_refused_and_the_next_clean_fetch_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = Server::start(&[]);
+    let o = Oci::new(&origin);
+    let layer = data(2 << 20, 77);
+    let img = o.push("evil/app", "v1", br#"{"os":"linux"}"#, &[&layer], None).unwrap();
+    let (proxy, p) = start_proxy(&rt, &origin.url(""));
+    let (m, mlog) = mirror(tmp.path(), &entry(&proxy, "*", 0));
+    let c = http();
+    let blob_url = m.url(&format!("/v2/evil/app/blobs/{}", img.blobs[1]));
+
+    // Corrupted bytes: the response never completes, nothing is stored, the fault is logged.
+    p.mode.store(CORRUPT, Ordering::SeqCst);
+    let r = c.get(&blob_url).send().unwrap();
+    let mut body = Vec::new();
+    let read = { r }.read_to_end(&mut body);
+    assert!(read.is_err() || body.len() < layer.len(), "a corrupted blob was served whole");
+    assert_ne!(sha256(&body), img.blobs[1]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::fs::read_to_string(&mlog).unwrap().contains("upstream fault"));
+
+    // A swapped manifest: refused with a clear error, not cached.
+    p.mode.store(SWAP, Ordering::SeqCst);
+    let r = c.get(m.url(&format!("/v2/evil/app/manifests/{}", img.digest))).send().unwrap();
+    let (status, code, message) = error_code(r);
+    assert_eq!((status, code.as_str()), (502, "UNAVAILABLE"));
+    assert!(message.contains("does not match"), "{message}");
+    let r = c.get(m.url("/v2/evil/app/manifests/v1")).send().unwrap();
+    assert_eq!(r.status(), 502, "a tag whose manifest was swapped");
+
+    // Clean again: everything pulls and verifies.
+    p.mode.store(CLEAN, Ordering::SeqCst);
+    assert_eq!(Oci::new(&m).pull("evil/app", "v1"), Ok(img.digest.clone()));
+
+    // Streaming: with the origin holding back the last byte of a blob, the mirror's client already has the rest.
+    let other = data(3 << 20, 78);
+    let d = o.ensure_blob("evil/app", &other, None);
+    p.mode.store(HOLD, Ordering::SeqCst);
+    let url = m.url(&format!("/v2/evil/app/blobs/{d}"));
+    let reader = std::thread::spawn(move || {
+        let mut r = http().get(&url).send().unwrap();
+        let started = Instant::now();
+        let mut first = vec![0u8; 1 << 20];
+        r.read_exact(&mut first).unwrap();
+        let early = started.elapsed();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        first.extend(rest);
+        (early, first)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!reader.is_finished(), "the body ended before the origin sent its last byte");
+    p.release.notify_one();
+    let (early, bytes) = reader.join().unwrap();
+    assert!(early < Duration::from_millis(1500), "the first MiB arrived only after {early:?}");
+    assert_eq!(sha256(&bytes), d);
+}
+
+#[test]
+fn an_origin_with_access_control_is_mirrored_with_its_robot_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = auth_support::Env::start(&[]);
+    let auth_support::Call::Basic(user, secret) = env.call_for("robot$ci") else { panic!("robot credentials") };
+    let ca = env.certs.join("ca.crt");
+    let with_creds = format!(
+        "{}username = \"{user}\"\npassword = \"{secret}\"\nca_cert = \"{}\"\n",
+        entry(&env.s.url(""), "origin", 60),
+        ca.display()
+    );
+    let (m, _) = mirror(tmp.path(), &with_creds);
+    assert_eq!(Oci::new(&m).pull("origin/ci/build", "t1"), Ok(env.image.digest.clone()));
+    // Without credentials the origin refuses the mirror, and the mirror says why.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let anonymous = format!("{}ca_cert = \"{}\"\n", entry(&env.s.url(""), "origin", 60), ca.display());
+    let (m2, _) = mirror(tmp2.path(), &anonymous);
+    let r = http().get(m2.url("/v2/origin/ci/build/manifests/t1")).send().unwrap();
+    let (status, _, message) = error_code(r);
+    assert_eq!(status, 502, "{message}");
+    assert!(["401", "403", "credentials"].iter().any(|w| message.contains(w)), "{message}");
+}
+
+#[test]
+fn signed_tags_verify_through_the_mirror_and_a_revocation_reaches_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Server::start(&[]);
+    let layer = data(100_000, 5);
+    let img = Oci::new(&origin).push("signed/app", "v1", br#"{"os":"linux"}"#, &[&layer], None).unwrap();
+    let publisher = Client::new();
+    let host = origin.addr.clone();
+    let reference = format!("{host}/signed/app:v1");
+    publisher.ok(&["trust", "init", &format!("{host}/signed/app")]);
+    publisher.ok(&["trust", "sign", &reference]);
+    let root = publisher.root_of(&host, "signed/app");
+    let (m, mlog) = mirror(tmp.path(), &entry(&origin.url(""), "*", 2));
+
+    // python-tuf, given only the mirror's URLs, verifies the publisher's signatures.
+    let tuf_check = |expect_ok: bool| {
+        let out = std::process::Command::new(peers().join("tuf-client-check"))
+            .arg(m.url("/v2/signed/app/_tuf/"))
+            .arg(m.url("/v2/signed/app/_tuf/targets/"))
+            .arg(&root)
+            .arg("v1")
+            .arg(img.digest.trim_start_matches("sha256:"))
+            .output()
+            .expect("tuf-client-check");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let passed = out.status.success() && text.lines().last().unwrap_or("").ends_with(", 0 failed");
+        assert_eq!(passed, expect_ok, "{text}{}", String::from_utf8_lossy(&out.stderr));
+    };
+    tuf_check(true);
+    let out = Client::new().ok(&["pull", "--mirror", &m.url(""), "--trust-root", root.to_str().unwrap(), &reference]);
+    assert!(out.contains(&format!("verified {}", &img.digest[..19])), "{out}");
+    assert!(std::fs::read_to_string(&mlog).unwrap().contains("mirrored a manifest"));
+
+    // The publisher revokes the tag at the origin; once the mirror's cached timestamp is older than its
+    // freshness time, clients verifying through the mirror no longer find it.
+    publisher.ok(&["trust", "revoke", &reference]);
+    std::thread::sleep(Duration::from_millis(2500));
+    tuf_check(false);
+    let out =
+        Client::new().wharf(&["pull", "--mirror", &m.url(""), "--trust-root", root.to_str().unwrap(), &reference]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn peers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
+}
