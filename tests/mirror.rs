@@ -361,3 +361,51 @@ fn signed_tags_verify_through_the_mirror_and_a_revocation_reaches_clients() {
 fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
 }
+
+/// The digests of the manifest and blobs of `tag` in an OCI layout.
+fn layout_digests(layout: &Path) -> (String, Vec<String>) {
+    let read = |d: &str| std::fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(&read(&digest)).unwrap();
+    let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+    blobs.extend(manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()));
+    (digest, blobs)
+}
+
+#[test]
+fn docker_containerd_and_podman_pull_through_their_mirror_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let st = std::process::Command::new(peers().join("make-test-images"))
+        .arg(&images)
+        .env("SKIP_BIG", "1")
+        .status()
+        .expect("make-test-images");
+    assert!(st.success());
+    let (origin, origin_log) = logged(tmp.path(), "origin", &[]);
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "-q", "--preserve-digests", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", images.join("small").display()))
+        .arg(format!("docker://{}/library/small:latest", origin.addr))
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (digest, blobs) = layout_digests(&images.join("small"));
+    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "*", 60));
+    let out = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mirror-engines"))
+        .arg(&m.addr)
+        .arg(&digest)
+        .output()
+        .expect("mirror-engines");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("3 passed, 0 failed"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Three engines, one fetch of each blob from the origin.
+    for b in &blobs {
+        assert_eq!(gets(&origin_log, &format!("/v2/library/small/blobs/{b}")), 1, "{b}");
+    }
+}
