@@ -67,7 +67,21 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     let two = o.push("app/two", "v1", br#"{"architecture":"amd64","os":"linux","n":2}"#, &refs[..1], None).unwrap();
     o.push("app/one", "v2", br#"{"architecture":"amd64","os":"linux","n":3}"#, &refs[1..], None).unwrap();
 
-    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "origin", 1));
+    // A referrer of v1 (a signature-like artifact) at the origin.
+    let config = common::sha256(b"{}");
+    o.ensure_blob("app/one", b"{}", None);
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.signature",
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2 },
+        "layers": [],
+        "subject": { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": one.digest, "size": 1 },
+    });
+    assert_eq!(o.put_manifest("app/one", &sha256(referrer.to_string().as_bytes()), &referrer), 201);
+    let referrer_digest = sha256(referrer.to_string().as_bytes());
+
+    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "origin", 2));
     let mo = Oci::new(&m);
     // Twice, and by digest too: every blob comes from the origin once.
     assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
@@ -77,6 +91,30 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
         assert_eq!(gets(&origin_log, &format!("/v2/app/one/blobs/{b}")), 1, "{b} fetched from the origin once");
     }
     assert_eq!(gets(&origin_log, &format!("/v2/app/one/manifests/{}", one.digest)), 1);
+    // Another repository with the same layers: its manifest comes from the origin, the layers the mirror holds do
+    // not come again.
+    let three = o.push("app/three", "v1", br#"{"architecture":"amd64","os":"linux","n":5}"#, &refs, None).unwrap();
+    assert_eq!(mo.pull("origin/app/three", "v1"), Ok(three.digest.clone()));
+    assert_eq!(gets(&origin_log, &format!("/v2/app/three/blobs/{}", three.blobs[0])), 1, "its own config");
+    for b in &three.blobs[1..] {
+        assert_eq!(gets(&origin_log, &format!("/v2/app/three/blobs/{b}")), 0, "shared layer {b} fetched again");
+    }
+
+    // The referrers API answers from the origin.
+    let c = http();
+    let referrers = |m: &Server| -> Vec<String> {
+        let v: serde_json::Value =
+            c.get(m.url(&format!("/v2/origin/app/one/referrers/{}", one.digest))).send().unwrap().json().unwrap();
+        v["manifests"].as_array().unwrap().iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(referrers(&m), vec![referrer_digest.clone()]);
+    assert_eq!(c.get(m.url(&format!("/v2/origin/app/one/manifests/{referrer_digest}"))).send().unwrap().status(), 200);
+
+    // A tag moved at the origin: the mirror serves its cached tag while fresh, then asks again.
+    let moved = o.push("app/one", "v1", br#"{"architecture":"amd64","os":"linux","n":4}"#, &refs[..2], None).unwrap();
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()), "a fresh tag is served from the cache");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(moved.digest.clone()), "a stale tag is asked again");
 
     // Tag lists come from the origin.
     let mut tags = mo.tags("origin/app/one");
@@ -84,7 +122,6 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     assert_eq!(tags, vec!["v1".to_string(), "v2".to_string()]);
 
     // Pushes into the mirrored namespace are refused; a local repository beside it takes them.
-    let c = http();
     let r = c.post(m.url("/v2/origin/app/one/blobs/uploads/")).send().unwrap();
     assert_eq!(error_code(r).1, "DENIED");
     let r = c
@@ -103,8 +140,10 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     // The origin stops: what is cached still pulls (after the tag's freshness ran out, with a warning), what is
     // not fails with a clear error.
     origin.kill();
-    std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(mo.pull("origin/app/one", "v1"), Ok(moved.digest.clone()));
+    assert_eq!(mo.tags("origin/app/one"), vec!["v1".to_string()], "the cached tags");
+    assert_eq!(referrers(&m), vec![referrer_digest], "the cached referrers");
     let r = c.get(m.url("/v2/origin/app/two/manifests/v1")).send().unwrap();
     let (status, code, message) = error_code(r);
     assert_eq!((status, code.as_str()), (502, "UNAVAILABLE"), "{message}");
@@ -284,12 +323,28 @@ fn a_hostile_origin_is_refused_and_the_next_clean_fetch_succeeds() {
         first.extend(rest);
         (early, first)
     });
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(!reader.is_finished(), "the body ended before the origin sent its last byte");
+    std::thread::sleep(Duration::from_millis(700));
+    // A client that joins the download late gets what has arrived at once, then the rest.
+    let url = m.url(&format!("/v2/evil/app/blobs/{d}"));
+    let late = std::thread::spawn(move || {
+        let mut r = http().get(&url).send().unwrap();
+        let started = Instant::now();
+        let mut first = vec![0u8; 2 << 20];
+        r.read_exact(&mut first).unwrap();
+        let early = started.elapsed();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        first.extend(rest);
+        (early, first)
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!reader.is_finished() && !late.is_finished(), "a body ended before the origin sent its last byte");
     p.release.notify_one();
-    let (early, bytes) = reader.join().unwrap();
-    assert!(early < Duration::from_millis(1500), "the first MiB arrived only after {early:?}");
-    assert_eq!(sha256(&bytes), d);
+    for (who, t) in [("first", reader), ("late", late)] {
+        let (early, bytes) = t.join().unwrap();
+        assert!(early < Duration::from_millis(800), "the {who} client's first MiBs arrived only after {early:?}");
+        assert_eq!(sha256(&bytes), d, "{who}");
+    }
 }
 
 #[test]

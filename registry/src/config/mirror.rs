@@ -24,6 +24,9 @@ pub struct MirrorConfig {
     pub password: Option<String>,
     /// The password in a file (a mounted secret) instead.
     pub password_file: Option<PathBuf>,
+    /// With `prefix = "*"`: namespaces that stay local (`team` keeps `team/...` for pushes here).
+    #[serde(default)]
+    pub except: Vec<String>,
     /// Extra PEM certificate authorities the upstream's certificate may chain to.
     pub ca_cert: Option<PathBuf>,
     /// Allow a plain-HTTP upstream that is not on loopback.
@@ -41,8 +44,9 @@ pub struct MirrorConfig {
 /// Where an entry's repositories appear locally.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prefix {
-    /// Every repository no other entry claims, under its upstream name.
-    Any,
+    /// Every repository no other entry claims, under its upstream name, except those under these local
+    /// namespaces.
+    Any(Vec<String>),
     /// `prefix/<upstream name>`.
     Path(String),
 }
@@ -86,8 +90,14 @@ impl MirrorConfig {
         if upstream.host().is_none() || upstream.query().is_some() || !upstream.username().is_empty() {
             return Err(invalid(format!("upstream {upstream}: give a host, and no query or user name in the URL")));
         }
+        let name_prefix = |p: &str| {
+            p.parse::<RepositoryName>()
+                .map(|_| p.to_string())
+                .map_err(|_| invalid(format!("{p:?} is not a repository-name prefix")))
+        };
         let prefix = match self.prefix.trim_matches('/') {
-            "*" => Prefix::Any,
+            "*" => Prefix::Any(self.except.iter().map(|p| name_prefix(p.trim_matches('/'))).collect::<Result<_, _>>()?),
+            _ if !self.except.is_empty() => return Err(invalid("except goes only with prefix = \"*\"".into())),
             p => {
                 p.parse::<RepositoryName>()
                     .map_err(|_| invalid(format!("prefix {p:?} is neither `*` nor a repository-name prefix")))?;
@@ -131,7 +141,8 @@ pub fn settings(entries: Vec<MirrorConfig>) -> Result<Vec<MirrorSettings>, Confi
     let mut out: Vec<MirrorSettings> = Vec::with_capacity(entries.len());
     for e in entries {
         let s = e.settings()?;
-        if out.iter().any(|o| o.prefix == s.prefix) {
+        let same = |a: &Prefix, b: &Prefix| matches!((a, b), (Prefix::Any(_), Prefix::Any(_))) || a == b;
+        if out.iter().any(|o| same(&o.prefix, &s.prefix)) {
             return Err(invalid(format!("two entries have the prefix {:?}", s.prefix)));
         }
         out.push(s);
@@ -156,12 +167,12 @@ mod tests {
     fn entries() {
         let m = parse(
             "[[mirror]]\nupstream = \"https://r.example\"\nprefix = \"docker.io\"\ntag_freshness_secs = 5\n\
-             [[mirror]]\nupstream = \"http://127.0.0.1:5000\"\nprefix = \"*\"\nusername = \"u\"\npassword = \"p\"\n",
+             [[mirror]]\nupstream = \"http://127.0.0.1:5000\"\nprefix = \"*\"\nusername = \"u\"\npassword = \"p\"\nexcept = [\"team\"]\n",
         )
         .unwrap();
         assert_eq!(m[0].prefix, Prefix::Path("docker.io".into()));
         assert_eq!(m[0].freshness, Duration::from_secs(5));
-        assert_eq!(m[1].prefix, Prefix::Any);
+        assert_eq!(m[1].prefix, Prefix::Any(vec!["team".into()]));
         assert_eq!(m[1].credentials, Some(("u".into(), "p".into())));
     }
 
@@ -172,6 +183,7 @@ mod tests {
         assert!(one("upstream = \"ftp://r.example\"\nprefix = \"*\"").contains("scheme"));
         assert!(one("upstream = \"https://r.example\"\nprefix = \"Docker.IO\"").contains("prefix"));
         assert!(one("upstream = \"https://r.example\"\nprefix = \"x\"\nusername = \"u\"").contains("both"));
+        assert!(one("upstream = \"https://r.example\"\nprefix = \"x\"\nexcept = [\"t\"]").contains("except"));
         let two = parse(
             "[[mirror]]\nupstream = \"https://a.example\"\nprefix = \"*\"\n\
              [[mirror]]\nupstream = \"https://b.example\"\nprefix = \"*\"\n",

@@ -164,7 +164,8 @@ impl Downloads {
     {
         let key = (repo.to_string(), digest.to_string());
         let mut table = self.inflight.lock().await;
-        if let Some(dl) = table.get(&key) {
+        // A download whose task is gone without leaving the table (it panicked) is replaced.
+        if let Some(dl) = table.get(&key).filter(|dl| dl.progress.has_changed().is_ok()) {
             return Ok(Some(Arc::clone(dl)));
         }
         // A download that finished a moment ago stored the blob and left the table.

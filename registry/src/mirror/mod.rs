@@ -60,7 +60,8 @@ impl Mirrors {
         let mut best: Option<(usize, &Arc<Upstream>, String)> = None;
         for e in &self.entries {
             let (len, rest) = match &e.settings.prefix {
-                Prefix::Any => (0, name.to_string()),
+                Prefix::Any(local) if local.iter().any(|p| under(name, p)) => continue,
+                Prefix::Any(_) => (0, name.to_string()),
                 Prefix::Path(p) if name == p => (p.len(), String::new()),
                 Prefix::Path(p) => match name.strip_prefix(p.as_str()).and_then(|r| r.strip_prefix('/')) {
                     Some(rest) => (p.len() + 1, rest.to_string()),
@@ -73,6 +74,11 @@ impl Mirrors {
         }
         best.map(|(_, e, repo)| Route { upstream: Arc::clone(e), repo })
     }
+}
+
+/// Whether repository `name` is `prefix` or under it (whole components).
+fn under(name: &str, prefix: &str) -> bool {
+    name == prefix || name.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
 }
 
 /// A random hex name for spool files.
@@ -110,7 +116,9 @@ pub async fn blob(
     if route.repo.is_empty() {
         return Err(no_repository(repo));
     }
-    if st.meta.blob_seen(repo, digest).await?.is_some() {
+    if st.meta.blob_seen(repo, digest).await?.is_some()
+        || st.meta.adopt_referenced_blob(repo, digest, st.clock.now()).await?
+    {
         return blob::get(st, repo, digest, req).await;
     }
     let mirrors = st.mirror.as_ref().ok_or_else(|| ApiError::internal("no mirrors".into()))?;
@@ -281,3 +289,49 @@ pub async fn referrers(
 }
 
 pub use manifests::manifest;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(upstream: &str, prefix: Prefix) -> MirrorSettings {
+        MirrorSettings {
+            upstream: upstream.parse().unwrap(),
+            prefix,
+            credentials: None,
+            ca_cert: None,
+            freshness: std::time::Duration::from_secs(60),
+            stall_timeout: std::time::Duration::from_secs(30),
+            max_blob_bytes: 1 << 30,
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mirrors::new(
+            &[
+                settings("https://hub.example", Prefix::Any(vec!["team".into()])),
+                settings("https://a.example", Prefix::Path("a".into())),
+                settings("https://ab.example", Prefix::Path("a/b".into())),
+            ],
+            dir.path().join("spool"),
+        )
+        .unwrap();
+        let route = |name: &str| {
+            let r = m.route(&name.parse().unwrap()).unwrap();
+            format!("{} {}", r.upstream.base.host_str().unwrap(), r.repo)
+        };
+        assert_eq!(route("library/alpine"), "hub.example library/alpine");
+        assert_eq!(route("a/x/y"), "a.example x/y");
+        assert_eq!(route("a/b/c"), "ab.example c", "the longest prefix wins");
+        assert_eq!(route("a/b"), "ab.example ", "a/b is the bare namespace of the longer prefix");
+        assert_eq!(route("a"), "a.example ", "the bare prefix names no repository");
+        assert_eq!(route("ab/c"), "hub.example ab/c", "a prefix matches whole components");
+        assert!(m.route(&"team/app".parse().unwrap()).is_none(), "excepted from *: a local repository");
+        assert_eq!(route("teams/app"), "hub.example teams/app");
+        let only =
+            Mirrors::new(&[settings("https://a.example", Prefix::Path("a".into()))], dir.path().join("s2")).unwrap();
+        assert!(only.route(&"local/app".parse().unwrap()).is_none(), "outside every namespace: a local repository");
+    }
+}

@@ -180,7 +180,7 @@ impl Metadata {
 
 /// Links a blob into a repository, or touches the link: a new version, so that a collector that saw the old one
 /// leaves it.
-async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
+pub(super) async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
     sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, touched_at) VALUES ($1, $2, $3) \
          ON CONFLICT (repository, digest) DO UPDATE \
@@ -196,7 +196,7 @@ async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: Unix
 
 /// Takes hold of a live blob row for this transaction (a new version: the collector's conditional mark then
 /// misses it). False if there is no live row: none, or a tombstone.
-async fn claim_live(tx: &mut Tx<'_>, digest: &Digest) -> Result<bool> {
+pub(super) async fn claim_live(tx: &mut Tx<'_>, digest: &Digest) -> Result<bool> {
     let done = sqlx::query("UPDATE blobs SET version = version + 1 WHERE digest = $1 AND state = 'live'")
         .bind(digest.to_string())
         .execute(&mut **tx)

@@ -4,7 +4,8 @@
 use sqlx::Row;
 use wharf_client::{Digest, RepositoryName, Tag};
 
-use super::Metadata;
+use super::blobs::{claim_live, link};
+use super::{insert_repository, Metadata};
 use crate::{Result, UnixTime};
 
 /// A cached entry: its content and when the upstream last confirmed it.
@@ -54,5 +55,26 @@ impl Metadata {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Links a stored blob into mirrored `repo` when a manifest of `repo` references it (the upstream's own manifest
+    /// says the repository has it), so that repositories sharing layers fetch each layer once. False when the blob
+    /// is not stored, or no manifest of `repo` references it.
+    pub async fn adopt_referenced_blob(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let referenced = sqlx::query(
+            "SELECT 1 FROM manifest_references WHERE repository = $1 AND digest = $2 AND kind = 'blob' LIMIT 1",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if referenced.is_none() || !claim_live(&mut tx, digest).await? {
+            return Ok(false);
+        }
+        insert_repository(&mut tx, repo, now).await?;
+        link(&mut tx, repo, digest, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
