@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{watch, Mutex};
 use wharf_client::{Digest, RepositoryName};
 
@@ -126,9 +126,9 @@ impl Download {
     }
 }
 
-const CHUNK: usize = 256 << 10;
-/// Bytes gathered before each write to a spool file.
-const SPOOL_BATCH: usize = 128 << 10;
+const CHUNK: usize = 1 << 20;
+/// Chunks received and not yet written to the spool file, at most.
+const IN_FLIGHT_CHUNKS: usize = 64;
 
 /// What a finished download hands back for storing.
 pub struct Fetched {
@@ -189,14 +189,15 @@ impl Downloads {
     }
 }
 
-/// Streams the upstream's body for `digest` into `path`, hashing it, and announces progress. Returns the size once
-/// verified; on any failure the state says why and `None` comes back.
+/// Streams the upstream's body for `digest` into `path` and announces progress. The body is received here while a
+/// blocking thread hashes and writes it, so the two overlap. Returns the size once verified; on any failure the
+/// state says why and `None` comes back.
 pub async fn download(
     up: &Upstream,
     upstream_repo: &str,
     digest: &Digest,
     path: &std::path::Path,
-    tx: &watch::Sender<Progress>,
+    tx: Arc<watch::Sender<Progress>>,
 ) -> Option<u64> {
     let fail = |state: State| {
         tx.send_modify(|p| p.state = state);
@@ -213,7 +214,7 @@ pub async fn download(
     if total.is_some_and(|n| n > max) {
         return fail(State::Failed(format!("the upstream's blob is larger than max_blob_bytes ({max})")));
     }
-    let mut file = match tokio::fs::OpenOptions::new().write(true).open(path).await {
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) => return fail(State::Failed(format!("spool file: {e}"))),
     };
@@ -221,52 +222,50 @@ pub async fn download(
         p.total = total;
         p.responded = true;
     });
+    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
+    let progress = Arc::clone(&tx);
     let mut hasher = digest.algorithm().hasher();
-    let mut received = 0u64;
-    // Bytes count as received once written to the spool file (a flush of tokio's file waits for the write), in
-    // batches so that a stream of small chunks costs few writes.
-    let mut batch: Vec<u8> = Vec::with_capacity(SPOOL_BATCH);
-    loop {
-        let chunk = match resp.chunk().await {
-            Ok(Some(c)) => Some(c),
-            Ok(None) => None,
+    // Bytes count as received once written to the spool file.
+    let writer = tokio::task::spawn_blocking(move || -> Result<(Digest, u64), std::io::Error> {
+        let mut file = file;
+        let mut received = 0u64;
+        while let Some(chunk) = incoming.blocking_recv() {
+            hasher.update(&chunk);
+            std::io::Write::write_all(&mut file, &chunk)?;
+            received += chunk.len() as u64;
+            progress.send_modify(|p| p.received = received);
+        }
+        Ok((hasher.finish(), received))
+    });
+    let mut seen = 0u64;
+    let received = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                seen += c.len() as u64;
+                if seen > max || total.is_some_and(|n| seen > n) {
+                    return fail(State::Failed("the upstream sent more bytes than announced".into()));
+                }
+                if chunks.send(c).await.is_err() {
+                    break None;
+                }
+            }
+            Ok(None) => break Some(()),
             Err(e) => return fail(State::Failed(format!("{}: {e}", up.url(&url_path)))),
-        };
-        if let Some(c) = &chunk {
-            let seen = received + batch.len() as u64 + c.len() as u64;
-            if seen > max || total.is_some_and(|n| seen > n) {
-                return fail(State::Failed("the upstream sent more bytes than announced".into()));
-            }
-            hasher.update(c);
-            batch.extend_from_slice(c);
         }
-        if !batch.is_empty() && (chunk.is_none() || batch.len() >= SPOOL_BATCH) {
-            if let Err(e) = async {
-                file.write_all(&batch).await?;
-                file.flush().await
-            }
-            .await
-            {
-                return fail(State::Failed(format!("spool file: {e}")));
-            }
-            received += batch.len() as u64;
-            batch.clear();
-            tx.send_modify(|p| p.received = received);
-        }
-        if chunk.is_none() {
-            break;
-        }
-    }
+    };
+    drop(chunks);
+    let (got, received) = match (received, writer.await) {
+        (Some(()), Ok(Ok(done))) => done,
+        (_, Ok(Err(e))) => return fail(State::Failed(format!("spool file: {e}"))),
+        (_, Err(e)) => return fail(State::Failed(format!("spool writer: {e}"))),
+        (None, Ok(Ok(_))) => return fail(State::Failed("spool writer stopped".into())),
+    };
     if total.is_some_and(|n| received != n) {
         return fail(State::Failed(format!("the upstream sent {received} of {} bytes", total.unwrap_or(0))));
     }
-    let got = hasher.finish();
     if &got != digest {
         tracing::warn!(upstream = %up.base, repository = upstream_repo, %digest, %got, "upstream fault: blob bytes do not match their digest; discarded");
         return fail(State::Failed(format!("the upstream's bytes hash to {got}, not {digest}")));
-    }
-    if let Err(e) = file.flush().await {
-        return fail(State::Failed(format!("spool file: {e}")));
     }
     tx.send_modify(|p| {
         p.total = Some(received);

@@ -128,7 +128,7 @@ pub async fn blob(
     let (st2, route2, repo2, digest2) = (st.clone(), route.clone(), repo.clone(), digest.clone());
     let missing = || async { matches!(st.meta.blob_seen(repo, digest).await, Ok(None)) };
     let start = move |tx, path: PathBuf| async move {
-        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &path, &tx).await;
+        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &path, Arc::new(tx)).await;
         if let Some(size) = size {
             store(&st2, &repo2, &digest2, &path, size).await;
         }
@@ -193,11 +193,7 @@ async fn head_upstream_blob(route: &Route, digest: &Digest) -> Result<Response, 
 /// Stores a verified download as a pushed blob would be, linked into `repo`.
 async fn store(st: &AppState, repo: &RepositoryName, digest: &Digest, path: &std::path::Path, size: u64) {
     let result = async {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|source| wharf_storage::Error::Io { what: "reading a spool file".into(), source })?;
-        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
-        let committed = st.uploads.put_whole(Some(size), body, digest).await?;
+        let committed = st.uploads.adopt_verified(path, digest, size).await?;
         st.uploads.record(repo, digest, &committed, st.clock.now()).await
     }
     .await;

@@ -13,6 +13,7 @@
 //! SHA-256 state is saved after every request; a digest of another algorithm is checked at `finish` by re-reading
 //! the bytes, the documented fallback.
 
+mod adopt;
 mod file;
 mod parts;
 pub(crate) mod row;
