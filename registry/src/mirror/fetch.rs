@@ -45,6 +45,45 @@ pub struct Progress {
 pub struct Download {
     path: PathBuf,
     progress: watch::Receiver<Progress>,
+    /// The most recently written chunks, so that readers keeping up need not read them back from the file.
+    recent: Arc<Recent>,
+}
+
+/// Written chunks by offset, the newest `WINDOW` bytes of them.
+#[derive(Default)]
+pub struct Recent(std::sync::Mutex<(std::collections::VecDeque<(u64, Bytes)>, usize)>);
+
+impl Recent {
+    fn push(&self, offset: u64, chunk: Bytes) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 += chunk.len();
+        g.0.push_back((offset, chunk));
+        while g.1 > WINDOW {
+            match g.0.pop_front() {
+                Some((_, c)) => g.1 -= c.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// The bytes from `pos` up to `stop` (exclusive) of the chunk holding `pos`, if it is still here.
+    fn get(&self, pos: u64, stop: u64) -> Option<Bytes> {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (first, _) = g.0.front()?;
+        if pos < *first {
+            return None;
+        }
+        let (off, c) = g.0.iter().rev().find(|(off, _)| *off <= pos)?;
+        let end = (*off + c.len() as u64).min(stop);
+        (pos < end).then(|| c.slice((pos - off) as usize..(end - off) as usize))
+    }
+}
+
+/// What a download task writes to: the progress it announces, the spool file, the recent chunks.
+pub struct Sink {
+    pub tx: Arc<watch::Sender<Progress>>,
+    pub path: PathBuf,
+    recent: Arc<Recent>,
 }
 
 impl Drop for Download {
@@ -93,6 +132,11 @@ impl Download {
                 };
                 let stop = r.end.map_or(readable, |e| readable.min(e + 1));
                 if r.pos < stop {
+                    if let Some(b) = r.dl.recent.get(r.pos, stop) {
+                        r.pos += b.len() as u64;
+                        r.file = None;
+                        return Some((Ok(b), r));
+                    }
                     if r.file.is_none() {
                         let mut f = match tokio::fs::File::open(&r.dl.path).await {
                             Ok(f) => f,
@@ -127,6 +171,8 @@ impl Download {
 }
 
 const CHUNK: usize = 1 << 20;
+/// Recent chunks kept in memory per download.
+const WINDOW: usize = 16 << 20;
 /// Chunks received and not yet written to the spool file, at most.
 const IN_FLIGHT_CHUNKS: usize = 64;
 
@@ -159,7 +205,7 @@ impl Downloads {
     where
         C: FnOnce() -> CFut,
         CFut: std::future::Future<Output = bool>,
-        F: FnOnce(watch::Sender<Progress>, PathBuf) -> Fut,
+        F: FnOnce(Sink) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let key = (repo.to_string(), digest.to_string());
@@ -176,11 +222,12 @@ impl Downloads {
         let path = self.spool.join(format!("{}-{}", digest.hex(), super::random_id()));
         tokio::fs::File::create(&path).await?;
         let (tx, rx) = watch::channel(Progress { received: 0, total: None, responded: false, state: State::Running });
-        let dl = Arc::new(Download { path: path.clone(), progress: rx });
+        let recent = Arc::new(Recent::default());
+        let dl = Arc::new(Download { path: path.clone(), progress: rx, recent: Arc::clone(&recent) });
         table.insert(key.clone(), Arc::clone(&dl));
         drop(table);
         let this = Arc::clone(self);
-        let task = start(tx, path);
+        let task = start(Sink { tx: Arc::new(tx), path, recent });
         tokio::spawn(async move {
             task.await;
             this.inflight.lock().await.remove(&key);
@@ -192,13 +239,8 @@ impl Downloads {
 /// Streams the upstream's body for `digest` into `path` and announces progress. The body is received here while a
 /// blocking thread hashes and writes it, so the two overlap. Returns the size once verified; on any failure the
 /// state says why and `None` comes back.
-pub async fn download(
-    up: &Upstream,
-    upstream_repo: &str,
-    digest: &Digest,
-    path: &std::path::Path,
-    tx: Arc<watch::Sender<Progress>>,
-) -> Option<u64> {
+pub async fn download(up: &Upstream, upstream_repo: &str, digest: &Digest, sink: &Sink) -> Option<u64> {
+    let (tx, path) = (&sink.tx, &sink.path);
     let fail = |state: State| {
         tx.send_modify(|p| p.state = state);
         None
@@ -223,7 +265,8 @@ pub async fn download(
         p.responded = true;
     });
     let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
-    let progress = Arc::clone(&tx);
+    let progress = Arc::clone(tx);
+    let recent = Arc::clone(&sink.recent);
     let mut hasher = digest.algorithm().hasher();
     // Bytes count as received once written to the spool file.
     let writer = tokio::task::spawn_blocking(move || -> Result<(Digest, u64), std::io::Error> {
@@ -232,7 +275,9 @@ pub async fn download(
         while let Some(chunk) = incoming.blocking_recv() {
             hasher.update(&chunk);
             std::io::Write::write_all(&mut file, &chunk)?;
+            let at = received;
             received += chunk.len() as u64;
+            recent.push(at, chunk);
             progress.send_modify(|p| p.received = received);
         }
         Ok((hasher.finish(), received))

@@ -127,10 +127,10 @@ pub async fn blob(
     }
     let (st2, route2, repo2, digest2) = (st.clone(), route.clone(), repo.clone(), digest.clone());
     let missing = || async { matches!(st.meta.blob_seen(repo, digest).await, Ok(None)) };
-    let start = move |tx, path: PathBuf| async move {
-        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &path, Arc::new(tx)).await;
+    let start = move |sink: fetch::Sink| async move {
+        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &sink).await;
         if let Some(size) = size {
-            store(&st2, &repo2, &digest2, &path, size).await;
+            store(&st2, &repo2, &digest2, &sink.path, size).await;
         }
     };
     let dl = mirrors
