@@ -464,3 +464,26 @@ fn docker_containerd_and_podman_pull_through_their_mirror_settings() {
         assert_eq!(gets(&origin_log, &format!("/v2/library/small/blobs/{b}")), 1, "{b}");
     }
 }
+
+#[test]
+fn a_stalled_origin_fails_the_pull_within_the_stall_timeout_and_the_next_fetch_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = Server::start(&[]);
+    let blob = data(1 << 20, 91);
+    let d = Oci::new(&origin).ensure_blob("slow/app", &blob, None);
+    let (proxy, p) = start_proxy(&rt, &origin.url(""));
+    let (m, _) = mirror(tmp.path(), &format!("{}stall_timeout_secs = 1\n", entry(&proxy, "*", 60)));
+    // The origin sends all but the last byte, then nothing: the mirror gives up after a second of silence.
+    p.mode.store(HOLD, Ordering::SeqCst);
+    let url = m.url(&format!("/v2/slow/app/blobs/{d}"));
+    let started = Instant::now();
+    let mut body = Vec::new();
+    let read = http().get(&url).send().and_then(|r| r.bytes().map(|b| body = b.to_vec()));
+    assert!(read.is_err() || body.len() < blob.len(), "a stalled download was served whole");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up only after {:?}", started.elapsed());
+    p.mode.store(CLEAN, Ordering::SeqCst);
+    let r = http().get(&url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha256(&r.bytes().unwrap()), d);
+}
