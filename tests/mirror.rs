@@ -81,7 +81,8 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     assert_eq!(o.put_manifest("app/one", &sha256(referrer.to_string().as_bytes()), &referrer), 201);
     let referrer_digest = sha256(referrer.to_string().as_bytes());
 
-    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "origin", 2));
+    // Timestamps are whole seconds: a 4 s freshness is surely fresh for 3 s and surely stale after 4.1 s.
+    let (m, _) = mirror(tmp.path(), &entry(&origin.url(""), "origin", 4));
     let mo = Oci::new(&m);
     // Twice, and by digest too: every blob comes from the origin once.
     assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()));
@@ -113,7 +114,7 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     // A tag moved at the origin: the mirror serves its cached tag while fresh, then asks again.
     let moved = o.push("app/one", "v1", br#"{"architecture":"amd64","os":"linux","n":4}"#, &refs[..2], None).unwrap();
     assert_eq!(mo.pull("origin/app/one", "v1"), Ok(one.digest.clone()), "a fresh tag is served from the cache");
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     assert_eq!(mo.pull("origin/app/one", "v1"), Ok(moved.digest.clone()), "a stale tag is asked again");
 
     // Tag lists come from the origin.
@@ -140,7 +141,7 @@ fn pull_through_caches_once_refuses_pushes_and_serves_with_the_origin_down() {
     // The origin stops: what is cached still pulls (after the tag's freshness ran out, with a warning), what is
     // not fails with a clear error.
     origin.kill();
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     assert_eq!(mo.pull("origin/app/one", "v1"), Ok(moved.digest.clone()));
     assert_eq!(mo.tags("origin/app/one"), vec!["v1".to_string()], "the cached tags");
     assert_eq!(referrers(&m), vec![referrer_digest], "the cached referrers");
