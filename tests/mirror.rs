@@ -8,12 +8,12 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::client::Client;
 use common::oci::Oci;
+use common::proxy::{start_proxy, CLEAN, CORRUPT, HOLD, SWAP};
 use common::{data, sha256, Server};
 
 /// A server whose log records every request (`observe` at debug level).
@@ -196,80 +196,6 @@ fn sixteen_cold_pulls_of_a_256_mib_blob_share_one_upstream_fetch() {
     let r = http().get(&url).send().unwrap();
     assert_eq!(r.headers()["docker-content-digest"], d.as_str());
     assert_eq!(gets(&origin_log, &format!("/v2/big/image/blobs/{d}")), 1);
-}
-
-/// What the hostile proxy in front of the origin does.
-const CLEAN: u8 = 0;
-const CORRUPT: u8 = 1;
-const SWAP: u8 = 2;
-const HOLD: u8 = 3;
-
-struct Proxy {
-    upstream: String,
-    mode: AtomicU8,
-    http: reqwest::Client,
-    /// Released by the test to let a held body finish.
-    release: tokio::sync::Notify,
-}
-
-async fn proxy_handle(
-    axum::extract::State(p): axum::extract::State<Arc<Proxy>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    use axum::body::Body;
-    let path = req.uri().path_and_query().map(|x| x.to_string()).unwrap_or_default();
-    let mut fwd = p.http.request(req.method().clone(), format!("{}{path}", p.upstream));
-    for (k, v) in req.headers() {
-        if k != "host" {
-            fwd = fwd.header(k, v);
-        }
-    }
-    let resp = fwd.send().await.unwrap();
-    let status = resp.status();
-    let mut headers = resp.headers().clone();
-    let mut body = resp.bytes().await.unwrap().to_vec();
-    let mode = p.mode.load(Ordering::SeqCst);
-    let is_blob = path.contains("/blobs/sha256:");
-    if mode == CORRUPT && is_blob && !body.is_empty() {
-        let mid = body.len() / 2;
-        body[mid] ^= 0xff;
-    }
-    if mode == SWAP && path.contains("/manifests/") && !body.is_empty() {
-        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        v["annotations"] = serde_json::json!({ "swapped": "yes" });
-        body = serde_json::to_vec(&v).unwrap();
-        headers.insert("content-length", body.len().into());
-    }
-    let mut r = axum::response::Response::builder().status(status);
-    for (k, v) in &headers {
-        r = r.header(k, v);
-    }
-    if mode == HOLD && is_blob && body.len() > 1 {
-        // All but the last byte at once, the last one only when the test says so.
-        let last = body.split_off(body.len() - 1);
-        let p2 = Arc::clone(&p);
-        let rest = futures::stream::once(async move {
-            p2.release.notified().await;
-            Ok::<_, std::io::Error>(bytes::Bytes::from(last))
-        });
-        let first = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
-        return r.body(Body::from_stream(futures::StreamExt::chain(first, rest))).unwrap();
-    }
-    r.body(Body::from(body)).unwrap()
-}
-
-fn start_proxy(rt: &tokio::runtime::Runtime, upstream: &str) -> (String, Arc<Proxy>) {
-    let p = Arc::new(Proxy {
-        upstream: upstream.trim_end_matches('/').to_string(),
-        mode: AtomicU8::new(CLEAN),
-        http: reqwest::Client::new(),
-        release: tokio::sync::Notify::new(),
-    });
-    let app = axum::Router::new().fallback(proxy_handle).with_state(Arc::clone(&p));
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), p)
 }
 
 #[test]

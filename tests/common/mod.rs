@@ -14,6 +14,7 @@ pub mod client;
 pub mod lb;
 pub mod oci;
 pub mod pg;
+pub mod proxy;
 pub mod s3;
 
 /// With `WHARF_TEST_STACK=postgres+s3`, servers keep their metadata in a fresh PostgreSQL database and their blobs
