@@ -414,3 +414,31 @@ fn a_stalled_origin_fails_the_pull_within_the_stall_timeout_and_the_next_fetch_s
     assert_eq!(r.status(), 200);
     assert_eq!(sha256(&r.bytes().unwrap()), d);
 }
+
+#[test]
+fn retention_and_collection_apply_to_mirrored_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (origin, origin_log) = logged(tmp.path(), "origin", &[]);
+    let layer = data(1 << 20, 33);
+    let img = Oci::new(&origin).push("app", "v1", br#"{"os":"linux"}"#, &[&layer], None).unwrap();
+    let config = tmp.path().join("mirror.toml");
+    std::fs::write(&config, entry(&origin.url(""), "origin", 60)).unwrap();
+    let env =
+        [("WHARF_CONFIG", config.to_str().unwrap()), ("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0")];
+    let (m, _) = logged(tmp.path(), "mirror", &env);
+    let mo = Oci::new(&m);
+    assert_eq!(mo.pull("origin/app", "v1"), Ok(img.digest.clone()));
+    std::thread::sleep(Duration::from_millis(1100));
+    // A rule for the mirrored namespace drops the cached tag and manifest; the collector then frees the bytes.
+    let rule = ["--repositories", "origin/**", "--older-than", "0s", "--untagged-older-than", "0s"];
+    let done: serde_json::Value =
+        serde_json::from_str(&m.admin(&[&["retention", "--json"][..], &rule[..]].concat(), "")).unwrap();
+    assert_eq!(done["tags_removed"], 1, "{done}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let gc: serde_json::Value = serde_json::from_str(&m.admin(&["gc", "--json"], "")).unwrap();
+    assert_eq!(gc["blobs_removed"], 2, "{gc}");
+    assert!(gc["bytes_removed"].as_u64().unwrap() >= layer.len() as u64, "{gc}");
+    // The next pull fetches again.
+    assert_eq!(mo.pull("origin/app", "v1"), Ok(img.digest.clone()));
+    assert_eq!(gets(&origin_log, &format!("/v2/app/blobs/{}", img.blobs[1])), 2);
+}
