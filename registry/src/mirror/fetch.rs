@@ -1,11 +1,13 @@
 //! Blob downloads from an upstream, shared by every request that wants the same blob while it runs.
 //!
-//! The first request for a missing blob starts a download task. The task streams the upstream's body into a spool
-//! file while hashing it and announces its progress; each request (the first and any that join later) reads the
-//! spool file from the start, as far as the download has got, so its first byte goes out long before the last one
-//! arrives. The last byte is held back until the whole blob matches its digest: a client never receives a complete
-//! body that failed verification (a failed download ends every response early). A verified blob is then stored
-//! like any pushed blob, linked into the repository, and the download leaves the table.
+//! The first request for a missing blob starts a download task. The task receives the upstream's body while a
+//! blocking thread hashes it and writes it to a spool file, announcing progress. Each request (the first and any
+//! that join later) is a reader from the start, as far as the download has got: the newest few MiB from memory,
+//! older bytes from the spool file. So its first byte goes out long before the last one arrives. The last byte is
+//! held back until the whole blob matches its digest: a client never receives a complete body that failed
+//! verification (a failed download ends every response early). A verified blob is then stored like any pushed
+//! blob, linked into the repository, and the download leaves the table. Memory per download is bounded:
+//! `IN_FLIGHT_CHUNKS` received chunks waiting for the writer, and `WINDOW` bytes of recent ones.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -172,9 +174,9 @@ impl Download {
 
 const CHUNK: usize = 1 << 20;
 /// Recent chunks kept in memory per download.
-const WINDOW: usize = 16 << 20;
+const WINDOW: usize = 4 << 20;
 /// Chunks received and not yet written to the spool file, at most.
-const IN_FLIGHT_CHUNKS: usize = 64;
+const IN_FLIGHT_CHUNKS: usize = 16;
 
 /// What a finished download hands back for storing.
 pub struct Fetched {
