@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::client::Client;
 use common::oci::{Oci, Pushed};
-use common::{data, wharf_bin, Server};
+use common::{data, Server};
 use serde_json::Value;
 
 const K: usize = 60;
@@ -264,28 +264,6 @@ fn the_default_grace_period_keeps_a_blob_awaiting_its_manifest() {
     assert!(oci.push("wait/app", "v1", &config(1, 1), &[&layer], None).is_ok());
 }
 
-struct Publisher {
-    store: tempfile::TempDir,
-    config: tempfile::TempDir,
-}
-
-impl Publisher {
-    fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new(wharf_bin())
-            .args(args)
-            .env("WHARF_STORE", self.store.path())
-            .env("WHARF_CONFIG_DIR", self.config.path())
-            .env("WHARF_ROOT_PASSPHRASE", "root secret")
-            .env("WHARF_REPOSITORY_PASSPHRASE", "repo secret")
-            .env("WHARF_LOG", "warn")
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "wharf {args:?}: {text}");
-        text
-    }
-}
-
 fn removed(report: &Value, key: &str, field: &str) -> Vec<String> {
     let mut v: Vec<String> =
         report[key].as_array().unwrap().iter().map(|x| x[field].as_str().unwrap().to_string()).collect();
@@ -306,7 +284,7 @@ fn retention_keeps_the_newest_and_signed_tags() {
         oci.push("team/app", &format!("dev-{i}"), &config(6, i), &[&base], None).unwrap();
         std::thread::sleep(Duration::from_millis(1100)); // distinct push times
     }
-    let p = Publisher { store: tempfile::tempdir().unwrap(), config: tempfile::tempdir().unwrap() };
+    let p = Client::new();
     p.ok(&["trust", "init", &format!("{}/team/app", s.addr)]);
     p.ok(&["trust", "sign", &format!("{}/team/app:v1", s.addr)]);
 

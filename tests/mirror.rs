@@ -198,6 +198,17 @@ fn sixteen_cold_pulls_of_a_256_mib_blob_share_one_upstream_fetch() {
     assert_eq!(gets(&origin_log, &format!("/v2/big/image/blobs/{d}")), 1);
 }
 
+/// GETs `url`: how long its first `first` bytes took after the response started, and the whole body.
+fn read_timed(url: &str, first: usize) -> (Duration, Vec<u8>) {
+    let mut r = http().get(url).send().unwrap();
+    let started = Instant::now();
+    let mut body = vec![0u8; first];
+    r.read_exact(&mut body).unwrap();
+    let early = started.elapsed();
+    r.read_to_end(&mut body).unwrap();
+    (early, body)
+}
+
 #[test]
 fn a_hostile_origin_is_refused_and_the_next_clean_fetch_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
@@ -239,31 +250,11 @@ fn a_hostile_origin_is_refused_and_the_next_clean_fetch_succeeds() {
     let d = o.ensure_blob("evil/app", &other, None);
     p.mode.store(HOLD, Ordering::SeqCst);
     let url = m.url(&format!("/v2/evil/app/blobs/{d}"));
-    let reader = std::thread::spawn(move || {
-        let mut r = http().get(&url).send().unwrap();
-        let started = Instant::now();
-        let mut first = vec![0u8; 1 << 20];
-        r.read_exact(&mut first).unwrap();
-        let early = started.elapsed();
-        let mut rest = Vec::new();
-        r.read_to_end(&mut rest).unwrap();
-        first.extend(rest);
-        (early, first)
-    });
+    let reader = std::thread::spawn(move || read_timed(&url, 1 << 20));
     std::thread::sleep(Duration::from_millis(700));
     // A client that joins the download late gets what has arrived at once, then the rest.
     let url = m.url(&format!("/v2/evil/app/blobs/{d}"));
-    let late = std::thread::spawn(move || {
-        let mut r = http().get(&url).send().unwrap();
-        let started = Instant::now();
-        let mut first = vec![0u8; 2 << 20];
-        r.read_exact(&mut first).unwrap();
-        let early = started.elapsed();
-        let mut rest = Vec::new();
-        r.read_to_end(&mut rest).unwrap();
-        first.extend(rest);
-        (early, first)
-    });
+    let late = std::thread::spawn(move || read_timed(&url, 2 << 20));
     std::thread::sleep(Duration::from_millis(800));
     assert!(!reader.is_finished() && !late.is_finished(), "a body ended before the origin sent its last byte");
     p.release.notify_one();

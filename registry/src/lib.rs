@@ -153,7 +153,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
     with_api_version(resp.unwrap_or_else(IntoResponse::into_response))
 }
 
-fn with_api_version(mut resp: Response) -> Response {
+pub(crate) fn with_api_version(mut resp: Response) -> Response {
     resp.headers_mut().insert("docker-distribution-api-version", header::HeaderValue::from_static("registry/2.0"));
     resp
 }

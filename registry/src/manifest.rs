@@ -6,7 +6,7 @@ use axum::http::request::Parts as Request;
 use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
-use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName};
+use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
 use wharf_storage::{ManifestRecord, NewManifest};
 
 use crate::error::{ApiError, Kind};
@@ -59,19 +59,7 @@ pub async fn put(
         Reference::Tag(t) => Some(t),
         Reference::Digest(_) => None,
     };
-    let new = NewManifest {
-        repo,
-        digest: &digest,
-        media_type: &parsed.media_type,
-        artifact_type: parsed.artifact_type.as_ref(),
-        subject: parsed.subject.as_ref().map(|s| &s.digest),
-        content: &body,
-        // Foreign and non-distributable layers live elsewhere by definition; everything else must be here.
-        blobs: parsed.blobs().filter(|d| !is_external(&d.media_type)).map(|d| &d.digest).collect(),
-        manifests: parsed.manifests.iter().map(|d| &d.digest).collect(),
-        tag,
-        lazy: false,
-    };
+    let new = to_store(repo, &digest, &parsed, &body, tag, false);
     st.meta.put_manifest(&new, st.clock.now()).await?;
     let mut headers =
         vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
@@ -90,6 +78,31 @@ pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference) -> Resu
         Ok(empty(StatusCode::ACCEPTED, vec![]))
     } else {
         Err(wharf_storage::Error::ManifestUnknown.into())
+    }
+}
+
+/// What storage keeps of a validated manifest `body` (digest `digest`) in `repo`: its references, and its tag.
+/// `lazy`: a mirrored manifest, whose references may arrive later.
+pub(crate) fn to_store<'a>(
+    repo: &'a RepositoryName,
+    digest: &'a Digest,
+    parsed: &'a ParsedManifest,
+    body: &'a [u8],
+    tag: Option<&'a Tag>,
+    lazy: bool,
+) -> NewManifest<'a> {
+    NewManifest {
+        repo,
+        digest,
+        media_type: &parsed.media_type,
+        artifact_type: parsed.artifact_type.as_ref(),
+        subject: parsed.subject.as_ref().map(|s| &s.digest),
+        content: body,
+        // Foreign and non-distributable layers live elsewhere by definition; everything else must be here.
+        blobs: parsed.blobs().filter(|d| !is_external(&d.media_type)).map(|d| &d.digest).collect(),
+        manifests: parsed.manifests.iter().map(|d| &d.digest).collect(),
+        tag,
+        lazy,
     }
 }
 

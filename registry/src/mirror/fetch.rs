@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{watch, Mutex};
 use wharf_client::{Digest, RepositoryName};
 
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::Upstream;
 
 /// Where a download stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,12 +178,6 @@ const WINDOW: usize = 4 << 20;
 /// Chunks received and not yet written to the spool file, at most.
 const IN_FLIGHT_CHUNKS: usize = 16;
 
-/// What a finished download hands back for storing.
-pub struct Fetched {
-    pub path: PathBuf,
-    pub size: u64,
-}
-
 /// The downloads in flight, by repository and digest.
 pub struct Downloads {
     spool: PathBuf,
@@ -319,14 +313,4 @@ pub async fn download(up: &Upstream, upstream_repo: &str, digest: &Digest, sink:
         p.state = State::Verified;
     });
     Some(received)
-}
-
-impl From<&UpstreamError> for State {
-    fn from(e: &UpstreamError) -> State {
-        if e.is_not_found() {
-            State::NotFound
-        } else {
-            State::Failed(e.to_string())
-        }
-    }
 }

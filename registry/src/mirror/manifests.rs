@@ -9,7 +9,7 @@ use axum::http::Method;
 use axum::response::Response;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
-use wharf_storage::{ManifestRecord, NewManifest};
+use wharf_storage::ManifestRecord;
 
 use super::upstream::{read_bounded, UpstreamError};
 use super::{no_repository, unavailable, Route};
@@ -181,18 +181,7 @@ async fn fetch_once(
         None => None,
     };
     let parsed = ParsedManifest::parse(&body, media_type.as_ref()).map_err(|e| fault(format!("manifest: {e}")))?;
-    let new = NewManifest {
-        repo,
-        digest: &digest,
-        media_type: &parsed.media_type,
-        artifact_type: parsed.artifact_type.as_ref(),
-        subject: parsed.subject.as_ref().map(|s| &s.digest),
-        content: &body,
-        blobs: parsed.blobs().map(|d| &d.digest).collect(),
-        manifests: parsed.manifests.iter().map(|d| &d.digest).collect(),
-        tag: None,
-        lazy: true,
-    };
+    let new = crate::manifest::to_store(repo, &digest, &parsed, &body, None, true);
     st.meta.put_manifest(&new, st.clock.now()).await.map_err(|e| Miss::Internal(e.to_string().into()))?;
     tracing::info!(repository = %repo, %digest, "mirrored a manifest");
     Ok(ManifestRecord { digest, media_type: parsed.media_type.clone(), content: body })

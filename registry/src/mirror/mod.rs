@@ -7,7 +7,6 @@
 //! is served and the log says so. Trust metadata passes through unaltered ([`trust`]). Writes into a mirrored
 //! namespace are refused with `DENIED`.
 
-mod challenge;
 pub mod fetch;
 mod manifests;
 pub mod trust;
@@ -116,9 +115,12 @@ pub async fn blob(
     if route.repo.is_empty() {
         return Err(no_repository(repo));
     }
-    if st.meta.blob_seen(repo, digest).await?.is_some()
-        || st.meta.adopt_referenced_blob(repo, digest, st.clock.now()).await?
-    {
+    // Held here: served as any blob, with no further query.
+    match blob::get(st, repo, digest, req).await {
+        Err(e) if e.kind == Kind::BlobUnknown => {}
+        held => return held,
+    }
+    if st.meta.adopt_referenced_blob(repo, digest, st.clock.now()).await? {
         return blob::get(st, repo, digest, req).await;
     }
     let mirrors = st.mirror.as_ref().ok_or_else(|| ApiError::internal("no mirrors".into()))?;

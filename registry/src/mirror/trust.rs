@@ -39,7 +39,7 @@ pub async fn serve(st: &AppState, req: Request, found: (RepositoryName, Route, T
         }
         _ => Err(denied(&repo, &r)),
     };
-    let mut resp = match answer {
+    let resp = match answer {
         Ok(bytes) => {
             let mut resp = ([("content-type", "application/json")], bytes).into_response();
             if req.method() == Method::HEAD {
@@ -49,8 +49,7 @@ pub async fn serve(st: &AppState, req: Request, found: (RepositoryName, Route, T
         }
         Err(e) => e.into_response(),
     };
-    resp.headers_mut().insert("docker-distribution-api-version", "registry/2.0".parse().expect("static header"));
-    resp
+    crate::with_api_version(resp)
 }
 
 async fn get(st: &AppState, repo: &RepositoryName, r: &Route, file: &str, forever: bool) -> Result<Vec<u8>, ApiError> {

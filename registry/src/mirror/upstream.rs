@@ -10,8 +10,8 @@ use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
+use wharf_client::challenge::{parse_challenge, Challenge};
 
-use super::challenge::{self, Challenge};
 use crate::config::mirror::MirrorSettings;
 
 /// Why an upstream did not answer usefully.
@@ -132,8 +132,7 @@ impl Upstream {
             .get_all(WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(challenge::parse)
-            .find_map(Result::ok)
+            .find_map(parse_challenge)
             .ok_or_else(|| fault("401 without a challenge this mirror can answer".into()))?;
         match header {
             Challenge::Basic => {
@@ -144,7 +143,7 @@ impl Upstream {
                 Ok(())
             }
             Challenge::Bearer { realm, service, scope: asked } => {
-                let scope_wanted = asked.unwrap_or_else(|| scope.to_string());
+                let scope_wanted = if asked.is_empty() { scope.to_string() } else { asked.join(" ") };
                 let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), &scope_wanted).await?;
                 // Keep a margin so a token never expires in flight.
                 let until =
