@@ -16,7 +16,7 @@ pub mod format;
 #[cfg(feature = "io")]
 pub mod io;
 
-pub use format::{challenge, digest, image_ref, manifest, media_type, name, seal, tuf};
+pub use format::{challenge, digest, image_ref, manifest, media_type, name, notary, seal, tuf};
 #[cfg(feature = "io")]
 pub use io::{
     auth, credentials, inspect, layout, progress, publish, pull, push, runtime, store, transport, trust, tuf_repo,

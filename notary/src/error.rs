@@ -49,6 +49,99 @@ impl NotaryError {
     }
 }
 
+/// Errors of the Notary v1 API, answered in notary-server's codes and shapes (what the `notary` CLI and docker
+/// parse: at most one error, `detail` naming the validation error for `INVALID_UPDATE`).
+#[derive(Debug, thiserror::Error)]
+pub enum V1Error {
+    #[error("metadata not found")]
+    NotFound,
+    #[error("malformed upload: {0}")]
+    MalformedUpload(String),
+    #[error("a part has no file name")]
+    NoFilename,
+    #[error("invalid role {0:?}")]
+    InvalidRole(String),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// `INVALID_UPDATE`: `name` is notary's validation error (`ErrValidation`, `ErrBadRoot`, `ErrBadTargets`,
+    /// `ErrBadSnapshot`, `ErrBadHierarchy`); `missing` only for `ErrBadHierarchy`.
+    #[error("{name}: {msg}")]
+    Invalid { name: &'static str, msg: String, missing: Option<&'static str> },
+    #[error("a newer version of metadata is already available")]
+    Version,
+    #[error("invalid parameters: {0}")]
+    InvalidParameters(String),
+    #[error("storage")]
+    Storage(#[from] wharf_storage::Error),
+    #[error("key sealing")]
+    Seal(#[from] SealError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl V1Error {
+    fn answer(&self) -> (StatusCode, &'static str, &'static str, Option<serde_json::Value>) {
+        use serde_json::json;
+        use wharf_storage::Error as S;
+        let bad = StatusCode::BAD_REQUEST;
+        match self {
+            V1Error::NotFound | V1Error::Storage(S::ManifestUnknown) => (
+                StatusCode::NOT_FOUND,
+                "METADATA_NOT_FOUND",
+                "You have requested metadata that does not exist.",
+                Some(json!({})),
+            ),
+            V1Error::MalformedUpload(_) => (bad, "MALFORMED_UPLOAD", "The body of your request is malformed.", None),
+            V1Error::NoFilename => (bad, "NO_FILENAME", "No file/role name provided.", None),
+            V1Error::InvalidRole(r) => {
+                (bad, "INVALID_ROLE", "The role you are attempting to operate on is invalid.", Some(json!(r)))
+            }
+            V1Error::MalformedJson(_) => {
+                (bad, "MALFORMED_JSON", "JSON sent by the client could not be parsed by the server", None)
+            }
+            V1Error::Invalid { name, msg, missing } => {
+                let error = match missing {
+                    Some(m) => json!({ "Missing": m, "Msg": msg }),
+                    None => json!({ "Msg": msg }),
+                };
+                (bad, "INVALID_UPDATE", "Update sent by the client is invalid.", Some(json!({ "Name": name, "Error": error })))
+            }
+            V1Error::Version | V1Error::Storage(S::Conflict(_)) => {
+                (bad, "VERSION", "A newer version of metadata is already available.", Some(json!({})))
+            }
+            V1Error::InvalidParameters(d) => {
+                (bad, "INVALID_PARAMETERS", "The parameters provided are not valid.", Some(json!(d)))
+            }
+            V1Error::Storage(_) | V1Error::Seal(_) | V1Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None)
+            }
+        }
+    }
+}
+
+impl IntoResponse for V1Error {
+    fn into_response(self) -> Response {
+        let (status, code, message, detail) = self.answer();
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        if let Some(d) = detail {
+            error["detail"] = d;
+        }
+        let body = format!("{}\n", serde_json::json!({ "errors": [error] }));
+        let mut resp = (status, [("content-type", "application/json; charset=utf-8")], body).into_response();
+        if status.is_server_error() {
+            let mut cause = self.to_string();
+            let mut src = std::error::Error::source(&self);
+            while let Some(s) = src {
+                cause.push_str(": ");
+                cause.push_str(&s.to_string());
+                src = s.source();
+            }
+            resp.extensions_mut().insert(FaultCause(cause));
+        }
+        resp
+    }
+}
+
 /// Carried in a response's extensions so that the logging middleware can report a server fault's cause; never
 /// sent (it may name paths or key ids).
 #[derive(Clone, Debug)]

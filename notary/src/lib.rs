@@ -11,6 +11,7 @@ pub mod fresh;
 pub mod keys;
 pub mod publish;
 pub mod route;
+pub mod v1;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,11 +63,12 @@ pub struct Notary {
     pub clock: Box<dyn Clock>,
     pub settings: TrustSettings,
     cache: cache::DocCache,
+    v1cache: v1::V1Cache,
 }
 
 impl Notary {
     pub fn new(meta: Metadata, kek: Kek, clock: Box<dyn Clock>, settings: TrustSettings) -> Notary {
-        Notary { meta, kek, clock, settings, cache: cache::DocCache::default() }
+        Notary { meta, kek, clock, settings, cache: cache::DocCache::default(), v1cache: v1::V1Cache::default() }
     }
 
     /// Drops cached documents of `repo` after a write.
@@ -92,12 +94,16 @@ pub async fn kek(meta: &Metadata, secret: &[u8]) -> Result<Kek, NotaryError> {
 pub fn app(state: Arc<Notary>) -> Router {
     Router::new()
         .route("/v2/{*rest}", any(dispatch))
+        .route("/_notary_server/health", axum::routing::get(|| async { ([("content-type", "text/plain; charset=utf-8")], "{}") }))
         .layer(axum::middleware::from_fn(error::log_faults))
         .with_state(state)
 }
 
 async fn dispatch(State(n): State<Arc<Notary>>, req: Request) -> Response {
     let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
+    if v1::is_v1(&tail) {
+        return v1::dispatch(n, req).await;
+    }
     let (repo, path) = match route::parse(&tail) {
         Ok(p) => p,
         Err(route::RouteError::Name) => return NotaryError::NameInvalid.into_response(),

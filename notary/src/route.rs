@@ -36,10 +36,11 @@ pub enum RouteError {
     NotFound,
 }
 
-/// Whether the path tail after `/v2/` addresses the notary: it has a `/_tuf/` segment followed by a slash. (A
+/// Whether the path tail after `/v2/` addresses the notary: it has a `/_tuf/` segment followed by a slash, or is a
+/// Notary v1 path (`v1::is_v1`). (A
 /// bare `_tuf` at the end may be a tag, as in `/v2/app/manifests/_tuf`; a tag cannot contain a slash.)
 pub fn is_trust(tail: &str) -> bool {
-    tail.contains("/_tuf/")
+    tail.contains("/_tuf/") || crate::v1::is_v1(tail)
 }
 
 /// Parses the path tail after `/v2/`.

@@ -10,6 +10,7 @@ mod durable;
 mod error;
 pub mod gc;
 pub mod meta;
+pub mod notary_v1;
 mod paths;
 pub mod trust;
 pub mod upload;
@@ -20,6 +21,7 @@ pub use cache::BlobCache;
 pub use error::Error;
 pub use gc::{Collector, Reconciled, Swept};
 pub use meta::{Cached, Linked, ManifestRecord, Metadata, NewManifest, Referrer, SeenBlob};
+pub use notary_v1::{ChangeQuery, ChangeRow, V1KeyRow, V1Row};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 

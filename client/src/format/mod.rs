@@ -8,4 +8,5 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod seal;
+pub mod notary;
 pub mod tuf;

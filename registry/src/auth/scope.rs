@@ -212,6 +212,9 @@ pub fn need(method: &Method, tail: &str, query: Option<&str>) -> Need {
         return Need::Login;
     }
     let one = |s: Scope| Need::Scopes { required: vec![s], optional: vec![] };
+    if wharf_notary::v1::is_v1(tail) {
+        return notary_v1(method, tail);
+    }
     if wharf_notary::is_trust(tail) {
         let Ok((name, path)) = wharf_notary::route::parse(tail) else { return Need::Nothing };
         use wharf_notary::route::TrustPath as T;
@@ -243,6 +246,19 @@ pub fn need(method: &Method, tail: &str, query: Option<&str>) -> Need {
             }
         }
     }
+}
+
+/// The Notary v1 API: reads need `pull` on the GUN's repository, writes (and `GET <role>.key`, which may create a
+/// key) `sign`; the changefeed of all collections needs the catalog scope, as notary-server asks `*` for it.
+fn notary_v1(method: &Method, tail: &str) -> Need {
+    use wharf_notary::v1::V1Path as P;
+    let Some((gun, path)) = wharf_notary::v1::route::parse(tail) else { return Need::Nothing };
+    let Some(gun) = gun else {
+        return Need::Scopes { required: vec![Scope { resource: Resource::Catalog, actions: Actions::ALL }], optional: vec![] };
+    };
+    let Some(name) = gun.repository() else { return Need::Nothing };
+    let write = *method != Method::GET && *method != Method::HEAD || matches!(path, P::Key(_));
+    Need::Scopes { required: vec![repo(&name, if write { Actions::SIGN } else { Actions::PULL })], optional: vec![] }
 }
 
 #[cfg(test)]
@@ -316,6 +332,12 @@ mod tests {
         assert_eq!(req(Method::GET, "a/_tuf/root.json", None), "repository:a:pull");
         assert_eq!(req(Method::POST, "a/_tuf/publish", None), "repository:a:sign");
         assert_eq!(req(Method::DELETE, "a/_tuf/", None), "repository:a:sign");
+        let g = "127.0.0.1:5000/team/app/_trust";
+        assert_eq!(req(Method::GET, &format!("{g}/tuf/root.json"), None), "repository:team/app:pull");
+        assert_eq!(req(Method::GET, &format!("{g}/tuf/timestamp.key"), None), "repository:team/app:sign");
+        assert_eq!(req(Method::POST, &format!("{g}/tuf/"), None), "repository:team/app:sign");
+        assert_eq!(req(Method::DELETE, &format!("{g}/tuf/"), None), "repository:team/app:sign");
+        assert_eq!(req(Method::GET, &format!("{g}/changefeed"), Some("records=1")), "repository:team/app:pull");
         assert_eq!(req(Method::GET, "nope", None), "Nothing");
     }
 }

@@ -1,0 +1,98 @@
+//! `POST /v2/<gun>/_trust/tuf/`: the atomic multipart upload. Parts are read with bounded sizes, named by their file
+//! name (a role; `.json` stripped), checked in role order by `validate`, and written with the server's snapshot (if
+//! it signs one) and a new timestamp in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use wharf_client::notary::{self as nv, Gun, RoleName, Signed};
+
+use super::validate::{self, Part, SnapshotPlan};
+use super::{keys, row, sign_timestamp, SNAPSHOT_LIFETIME};
+use crate::error::V1Error;
+use crate::Notary;
+
+/// At most this many parts (four base roles and delegations).
+const MAX_PARTS: usize = 256;
+
+pub async fn post(n: &Notary, gun: &Gun, req: Request) -> Result<Response, V1Error> {
+    let max_doc = n.settings.max_metadata_size;
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| V1Error::MalformedUpload("not multipart/form-data".into()))?;
+    let limits = multer::SizeLimit::new().whole_stream(max_doc.saturating_mul(16) as u64).per_field(max_doc as u64);
+    let stream = req.into_body().into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let mut form = multer::Multipart::with_constraints(stream, boundary, multer::Constraints::new().size_limit(limits));
+    let mut parts = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        if parts.len() == MAX_PARTS {
+            return Err(V1Error::MalformedUpload(format!("more than {MAX_PARTS} parts")));
+        }
+        let name = field.file_name().unwrap_or("").to_owned();
+        let name = name.strip_suffix(".json").unwrap_or(&name).to_owned();
+        if name.is_empty() {
+            return Err(V1Error::NoFilename);
+        }
+        let role: RoleName = name.parse().map_err(|_| V1Error::InvalidRole(name.clone()))?;
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        let doc = Signed::parse(&bytes).map_err(|e| V1Error::MalformedJson(e.to_string()))?;
+        parts.push(Part { role, doc });
+    }
+    publish(n, gun, parts).await?;
+    Ok(Body::empty().into_response())
+}
+
+fn multipart_error(e: multer::Error) -> V1Error {
+    match e {
+        multer::Error::StreamSizeExceeded { limit } | multer::Error::FieldSizeExceeded { limit, .. } => {
+            V1Error::MalformedUpload(format!("the upload exceeds the {limit}-byte limit"))
+        }
+        other => V1Error::MalformedUpload(other.to_string()),
+    }
+}
+
+async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error> {
+    let now = n.clock.now();
+    let rows = n.meta.v1_current_all(gun).await?;
+    let stored: BTreeMap<String, Vec<u8>> = rows.iter().map(|r| (r.role.to_string(), r.content.clone())).collect();
+    let prev_ts = rows.iter().find(|r| r.role.as_str() == "timestamp").map_or(0, |r| r.version);
+    let held = keys::load(&n.meta, &n.kek, gun).await?;
+    let ids = |role: &str| -> BTreeSet<String> { held.iter().filter(|k| k.role == role).map(|k| k.id.clone()).collect() };
+    let (snap_ids, ts_ids, g) = (ids("snapshot"), ids("timestamp"), gun.clone());
+    // Signature checks are CPU work: off the async workers.
+    let accepted = tokio::task::spawn_blocking(move || validate::validate(&g, now, parts, &stored, &snap_ids, &ts_ids))
+        .await
+        .map_err(|e| V1Error::Internal(format!("validation task: {e}")))??;
+
+    let mut new_rows: Vec<_> = accepted.uploaded.into_iter().map(|(r, v, b)| row(r.as_str(), v, b, now)).collect();
+    let snapshot = match accepted.snapshot {
+        SnapshotPlan::Uploaded { version, bytes } => row("snapshot", version, bytes, now),
+        SnapshotPlan::Generate { version, meta } => {
+            let signer = keys::signers(&held, &accepted.root, "snapshot")
+                .first()
+                .copied()
+                .ok_or_else(|| V1Error::Internal("snapshot key vanished".into()))?;
+            let doc = serde_json::json!({
+                "_type": "Snapshot", "expires": nv::format_time(now + SNAPSHOT_LIFETIME, 0),
+                "meta": meta, "version": version,
+            });
+            let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
+            row("snapshot", version, bytes, now)
+        }
+    };
+    let timestamp = sign_timestamp(&held, &accepted.root, prev_ts + 1, &snapshot.content, now)?;
+    let versions: Vec<String> = new_rows.iter().map(|r| format!("{}={}", r.role, r.version)).collect();
+    new_rows.push(snapshot);
+    new_rows.push(timestamp);
+    n.meta.v1_commit(gun, &new_rows, now).await.map_err(|e| match e {
+        wharf_storage::Error::Conflict(_) => V1Error::Version,
+        other => V1Error::Storage(other),
+    })?;
+    n.v1cache.invalidate(gun);
+    tracing::info!(gun = %gun, roles = %versions.join(","), timestamp = prev_ts + 1, "published notary v1 metadata");
+    Ok(())
+}
