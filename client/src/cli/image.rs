@@ -116,7 +116,7 @@ pub(super) async fn pull_cmd(
     let store = store_with_bar(g, "pulling")?;
     let p = pull(&store, &pull_options(g, reference.parse()?, trust)?).await?;
     match &p.signed {
-        Some(s) => println!("{reference}: verified {} (signed by {})", p.digest, s.role),
+        Some(s) => println!("{reference}: verified {} (signed by {} in {})", p.digest, s.role, s.format),
         None => println!("{reference}: {}", p.digest),
     }
     if let Some(out) = output {

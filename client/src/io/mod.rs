@@ -5,6 +5,7 @@ pub mod auth;
 pub mod credentials;
 pub mod inspect;
 pub mod layout;
+pub mod notary_v1;
 pub mod progress;
 pub mod publish;
 pub mod pull;

@@ -251,17 +251,30 @@ async fn resolve_signed(
     opts: &PullOptions,
     tag: &str,
 ) -> Result<SignedTarget, PullError> {
+    // A repository signed only with `docker trust` / `notary` has a Notary v1 collection and no TUF 1.0 data.
+    let pinned_notary = opts.trust.pinned_root.as_deref().is_some_and(crate::notary_v1::is_notary_root);
+    if pinned_notary || crate::notary_v1::recorded(store, opts) {
+        return crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await;
+    }
     let limits = TrustLimits::default();
-    let tag = tag.to_string();
-    let (_, t) = refresh_trusted(store, srcs, opts, move |s, mut r| {
-        let tag = tag.clone();
+    let owned = tag.to_string();
+    let refreshed = refresh_trusted(store, srcs, opts, move |s, mut r| {
+        let tag = owned.clone();
         Box::pin(async move {
             let t = find_target(s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
             Ok((r, t))
         })
     })
-    .await?;
-    Ok(t)
+    .await;
+    match refreshed {
+        Ok((_, t)) => Ok(t),
+        // No TUF 1.0 repository: the tag may be signed in a Notary v1 collection.
+        Err(PullError::NoTrustData(name)) => match crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await {
+            Err(PullError::NoTrustData(_)) => Err(PullError::NoTrustData(name)),
+            other => other,
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// A source and the repository, as handed to the per-source step of [`refresh_trusted`].

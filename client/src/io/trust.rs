@@ -67,6 +67,25 @@ pub struct SignedTarget {
     pub media_type: Option<String>,
     /// The role that signed it (`targets` or a delegated role).
     pub role: RoleName,
+    /// Which trust data signed it.
+    pub format: TrustFormat,
+}
+
+/// The two trust formats a repository may have: a TUF 1.0 repository (`/_tuf/`), a Notary v1 collection
+/// (`/_trust/`, what `docker trust` and `notary` publish), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustFormat {
+    Tuf,
+    NotaryV1,
+}
+
+impl std::fmt::Display for TrustFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrustFormat::Tuf => "TUF 1.0",
+            TrustFormat::NotaryV1 => "Notary v1 (Docker Content Trust)",
+        })
+    }
 }
 
 fn base(repo: &RepositoryName) -> String {
@@ -141,7 +160,7 @@ pub async fn find_target(
             let role: RoleName = role.parse()?;
             let media_type =
                 tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
-            return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role });
+            return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role, format: TrustFormat::Tuf });
         }
         search.descend(&role, targets, name);
     }

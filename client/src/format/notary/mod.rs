@@ -13,6 +13,7 @@ mod gun;
 mod key;
 mod meta;
 mod time;
+mod trusted;
 
 pub use check::{
     check_delegation_paths, check_file, check_root, check_targets, check_threshold, delegation_allows, is_valid_role,
@@ -24,6 +25,7 @@ pub use meta::{
     file_meta, DelegationRole, Delegations, FileMeta, RoleKeys, Root, Signature, Signed, Snapshot, Targets, Timestamp,
 };
 pub use time::{format_time, parse_time};
+pub use trusted::{Found, TrustedCollection, MAX_VISITED};
 
 /// Why Notary metadata was refused. The server sorts these into notary-server's error names by the role being
 /// checked; the messages follow notary-server's where a client shows them.

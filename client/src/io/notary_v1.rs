@@ -1,0 +1,158 @@
+//! Reading a Notary v1 collection (what `docker trust sign` and the `notary` CLI publish) over the network:
+//! `/v2/<gun>/_trust/tuf/`, with every decision made by the pure [`TrustedCollection`]. Used by a pull when the
+//! repository has no TUF 1.0 trust data. Every download is size-bounded by the limits or by the length the level
+//! above signed.
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::digest::Digest;
+use crate::notary::{Found, Gun, NotaryError, Signed, TrustedCollection};
+use crate::transport::Transport;
+use crate::trust::{SignedTarget, TrustError, TrustFormat, TrustLimits};
+use crate::tuf::{Role, RoleName, TufError};
+
+/// The versions the last verified refresh saw, to refuse rollbacks.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub timestamp: Option<i64>,
+    pub snapshot: Option<i64>,
+}
+
+fn refused(e: NotaryError) -> TrustError {
+    TrustError::Refused(TufError::Malformed(format!("notary v1: {e}")))
+}
+
+fn base(gun: &Gun) -> String {
+    format!("/v2/{gun}/_trust/tuf/")
+}
+
+/// The collection's current root as served (for trust on first use).
+pub async fn current_root(t: &Transport, gun: &Gun, limits: &TrustLimits) -> Result<Bytes, TrustError> {
+    Ok(t.get_bounded(&format!("{}root.json", base(gun)), limits.root).await?)
+}
+
+/// Refreshes from `trusted_root` (walking the root chain to the current root) and finds `tag` as docker does.
+pub async fn resolve(
+    t: &Transport,
+    gun: &Gun,
+    trusted_root: &[u8],
+    seen: Seen,
+    tag: &str,
+    limits: &TrustLimits,
+    now: i64,
+) -> Result<(TrustedCollection, SignedTarget), TrustError> {
+    let b = base(gun);
+    let mut c = TrustedCollection::new(trusted_root, gun.as_str(), now).map_err(refused)?;
+    let current = current_root(t, gun, limits).await?;
+    let newest = Signed::parse(&current).map_err(refused)?.version;
+    let mut v = c.root().version;
+    while v < newest && (v - c.root().version) < limits.max_root_rotations as i64 {
+        let bytes = t.get_bounded(&format!("{b}{}.root.json", v + 1), limits.root).await?;
+        c.update_root(&bytes).map_err(refused)?;
+        v += 1;
+    }
+    let ts = t.get_bounded(&format!("{b}timestamp.json"), limits.timestamp).await?;
+    c.update_timestamp(&ts, seen.timestamp).map_err(refused)?;
+    let snap = fetch(t, &b, "snapshot", c.snapshot_meta().map_err(refused)?, limits.snapshot).await?;
+    c.update_snapshot(&snap, seen.snapshot).map_err(refused)?;
+    load(t, &b, &mut c, "targets", limits).await?;
+    let mut loads = 0;
+    let found: Found = loop {
+        match c.find(tag) {
+            Ok(f) => break f,
+            Err(Some(role)) if loads < limits.max_delegations => {
+                loads += 1;
+                load(t, &b, &mut c, &role, limits).await?;
+            }
+            Err(_) => return Err(TrustError::NotSigned(tag.into())),
+        }
+    };
+    let bad = |reason: &str| TufError::BadTarget { role: found.role.clone(), target: tag.into(), reason: reason.into() };
+    let sha = found.meta.hashes.get("sha256").ok_or_else(|| bad("no sha256"))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| bad("sha256 is not base64"))?;
+    let digest: Digest = format!("sha256:{}", hex::encode(raw)).parse().map_err(|_| bad("sha256 is not 32 bytes"))?;
+    let length = u64::try_from(found.meta.length).map_err(|_| bad("negative length"))?;
+    let role = match found.role.as_str() {
+        "targets" => RoleName::TopLevel(Role::Targets),
+        // Notary role names are paths (`targets/releases`); they are shown, never parsed as TUF roles.
+        other => RoleName::Delegated(other.to_string()),
+    };
+    let target =
+        SignedTarget { name: tag.into(), length, digest, media_type: None, role, format: TrustFormat::NotaryV1 };
+    Ok((c, target))
+}
+
+async fn load(t: &Transport, b: &str, c: &mut TrustedCollection, role: &str, limits: &TrustLimits) -> Result<(), TrustError> {
+    let meta = c.role_meta(role).ok_or_else(|| refused(NotaryError::Invalid(format!("snapshot does not list {role}"))))?.clone();
+    let bytes = fetch(t, b, role, &meta, limits.targets).await?;
+    c.update_targets(role, &bytes).map_err(refused)
+}
+
+/// A role by the SHA-256 its meta names, bounded by the signed length.
+async fn fetch(
+    t: &Transport,
+    b: &str,
+    role: &str,
+    meta: &crate::notary::FileMeta,
+    max: u64,
+) -> Result<Bytes, TrustError> {
+    let sha = meta.hashes.get("sha256").ok_or_else(|| refused(NotaryError::Invalid(format!("no sha256 for {role}"))))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(sha)
+        .map_err(|_| refused(NotaryError::Invalid(format!("bad sha256 for {role}"))))?;
+    let len = u64::try_from(meta.length).unwrap_or(0).min(max);
+    Ok(t.get_bounded(&format!("{b}{role}.{}.json", hex::encode(raw)), len).await?)
+}
+
+/// Whether `bytes` is a Notary v1 root (a pinned `--trust-root` may be either format).
+pub fn is_notary_root(bytes: &[u8]) -> bool {
+    Signed::parse(bytes).is_ok_and(|s| s.type_name == "Root")
+}
+
+/// Whether a Notary v1 root is recorded for the image's repository (then pulls go straight to it).
+pub fn recorded(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> bool {
+    dir(store, opts).join("root.json").exists()
+}
+
+fn dir(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> std::path::PathBuf {
+    store.trust_dir(&opts.image.host, &opts.image.repository).join("notary-v1")
+}
+
+/// A pull's tag resolution through the Notary v1 collection `HOST/REPOSITORY` at the origin, from the recorded,
+/// pinned or (with `--trust-on-first-use`) served root; records the root and the versions seen.
+pub async fn resolve_for_pull(
+    store: &crate::store::ContentStore,
+    srcs: &[crate::store::Source],
+    opts: &crate::pull::PullOptions,
+    tag: &str,
+) -> Result<SignedTarget, crate::pull::PullError> {
+    use crate::pull::PullError;
+    let gun: Gun = format!("{}/{}", opts.image.host, opts.image.repository)
+        .parse()
+        .map_err(|_| PullError::NoTrustData(opts.image.to_string()))?;
+    let limits = TrustLimits::default();
+    let origin = &srcs.last().expect("the origin is always a source").transport;
+    let d = dir(store, opts);
+    std::fs::create_dir_all(&d)?;
+    let pinned = opts.trust.pinned_root.clone().filter(|p| is_notary_root(p));
+    let root = match (std::fs::read(d.join("root.json")).ok(), pinned) {
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) => match current_root(origin, &gun, &limits).await {
+            Err(TrustError::Transport(e)) if e.is_not_found() => return Err(PullError::NoTrustData(gun.to_string())),
+            Err(e) => return Err(e.into()),
+            Ok(_) if !opts.trust.trust_on_first_use => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
+            Ok(r) => {
+                tracing::warn!(gun = %gun, recorded = %d.display(), "trusting the collection's root on first use; it is recorded and enforced from now on");
+                r.to_vec()
+            }
+        },
+    };
+    let seen: Seen = std::fs::read(d.join("seen.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let (c, target) = resolve(origin, &gun, &root, seen, tag, &limits, opts.now).await?;
+    let seen = Seen { timestamp: c.timestamp_version(), snapshot: c.snapshot_version() };
+    std::fs::write(d.join("root.json"), c.root_bytes())?;
+    std::fs::write(d.join("seen.json"), serde_json::to_vec(&seen).map_err(std::io::Error::other)?)?;
+    tracing::info!(gun = %gun, role = %target.role, "tag verified through the Notary v1 collection");
+    Ok(target)
+}
