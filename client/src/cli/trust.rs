@@ -174,13 +174,17 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             };
             let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
             if json {
-                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str()})).collect();
+                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str(), "format": r.format.to_string()})).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("Signatures for {}/{}\n", image.host, image.repository);
-                println!("{:<24} {:<72} SIGNER", "SIGNED TAG", "DIGEST");
+                println!("{:<24} {:<72} {:<20} FORMAT", "SIGNED TAG", "DIGEST", "SIGNER");
                 for r in rows {
-                    println!("{:<24} {:<72} {}", r.name, r.digest, r.role);
+                    let format = match r.format {
+                        crate::trust::TrustFormat::Tuf => "tuf",
+                        crate::trust::TrustFormat::NotaryV1 => "notary-v1",
+                    };
+                    println!("{:<24} {:<72} {:<20} {format}", r.name, r.digest, r.role.as_str());
                 }
             }
         }

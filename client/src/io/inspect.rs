@@ -4,10 +4,29 @@ use crate::pull::{refresh_trusted, sources, PullError, PullOptions};
 use crate::store::ContentStore;
 use crate::trust::{find_target, SignedTarget, TrustLimits};
 
-/// The signed tags of the top-level targets and of every delegated role they name, verified.
+/// The signed tags of both trust formats the repository may have: its TUF 1.0 repository (top-level targets and
+/// every delegated role they name) and its Notary v1 collection, each verified.
 pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec<SignedTarget>, PullError> {
     let srcs = sources(opts)?;
-    let (_, rows) = refresh_trusted(store, &srcs, opts, |s, mut r| {
+    let pinned_notary = opts.trust.pinned_root.as_deref().is_some_and(crate::notary_v1::is_notary_root);
+    let tuf = if pinned_notary { Err(PullError::NoTrustData(opts.image.to_string())) } else { tuf_tags(store, &srcs, opts).await };
+    let notary = crate::notary_v1::signed_tags(store, &srcs, opts).await;
+    match (tuf, notary) {
+        (Ok(mut a), Ok(b)) => {
+            a.extend(b);
+            Ok(a)
+        }
+        (Ok(a), Err(PullError::NoTrustData(_))) | (Err(PullError::NoTrustData(_)), Ok(a)) => Ok(a),
+        (Err(PullError::NoTrustData(_)), Err(e)) | (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+async fn tuf_tags(
+    store: &ContentStore,
+    srcs: &[crate::store::Source],
+    opts: &PullOptions,
+) -> Result<Vec<SignedTarget>, PullError> {
+    let (_, rows) = refresh_trusted(store, srcs, opts, |s, mut r| {
         Box::pin(async move {
             let limits = TrustLimits::default();
             let mut names: Vec<String> = Vec::new();

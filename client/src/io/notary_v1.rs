@@ -32,16 +32,15 @@ pub async fn current_root(t: &Transport, gun: &Gun, limits: &TrustLimits) -> Res
     Ok(t.get_bounded(&format!("{}root.json", base(gun)), limits.root).await?)
 }
 
-/// Refreshes from `trusted_root` (walking the root chain to the current root) and finds `tag` as docker does.
-pub async fn resolve(
+/// Refreshes from `trusted_root`: the root chain to the current root, timestamp, snapshot and top-level targets.
+pub async fn refresh(
     t: &Transport,
     gun: &Gun,
     trusted_root: &[u8],
     seen: Seen,
-    tag: &str,
     limits: &TrustLimits,
     now: i64,
-) -> Result<(TrustedCollection, SignedTarget), TrustError> {
+) -> Result<TrustedCollection, TrustError> {
     let b = base(gun);
     let mut c = TrustedCollection::new(trusted_root, gun.as_str(), now).map_err(refused)?;
     let current = current_root(t, gun, limits).await?;
@@ -57,13 +56,25 @@ pub async fn resolve(
     let snap = fetch(t, &b, "snapshot", c.snapshot_meta().map_err(refused)?, limits.snapshot).await?;
     c.update_snapshot(&snap, seen.snapshot).map_err(refused)?;
     load(t, &b, &mut c, "targets", limits).await?;
+    Ok(c)
+}
+
+/// Finds `tag` as docker does, loading delegated roles as the search needs them.
+pub async fn find(
+    t: &Transport,
+    gun: &Gun,
+    c: &mut TrustedCollection,
+    tag: &str,
+    limits: &TrustLimits,
+) -> Result<SignedTarget, TrustError> {
+    let b = base(gun);
     let mut loads = 0;
     let found: Found = loop {
         match c.find(tag) {
             Ok(f) => break f,
             Err(Some(role)) if loads < limits.max_delegations => {
                 loads += 1;
-                load(t, &b, &mut c, &role, limits).await?;
+                load(t, &b, c, &role, limits).await?;
             }
             Err(_) => return Err(TrustError::NotSigned(tag.into())),
         }
@@ -78,9 +89,43 @@ pub async fn resolve(
         // Notary role names are paths (`targets/releases`); they are shown, never parsed as TUF roles.
         other => RoleName::Delegated(other.to_string()),
     };
-    let target =
-        SignedTarget { name: tag.into(), length, digest, media_type: None, role, format: TrustFormat::NotaryV1 };
-    Ok((c, target))
+    Ok(SignedTarget { name: tag.into(), length, digest, media_type: None, role, format: TrustFormat::NotaryV1 })
+}
+
+/// Every tag a search would find: all published targets roles are loaded (breadth first, bounded), then each name
+/// they list is searched for, so a tag shows the signer a pull would trust.
+pub async fn all_targets(
+    t: &Transport,
+    gun: &Gun,
+    c: &mut TrustedCollection,
+    limits: &TrustLimits,
+) -> Result<Vec<SignedTarget>, TrustError> {
+    let b = base(gun);
+    let mut queue = vec!["targets".to_string()];
+    let mut names = std::collections::BTreeSet::new();
+    let mut visited = 0;
+    while let Some(role) = queue.pop() {
+        visited += 1;
+        if visited > limits.max_delegations {
+            break;
+        }
+        if c.targets(&role).is_none() {
+            if c.role_meta(&role).is_none() {
+                continue;
+            }
+            load(t, &b, c, &role, limits).await?;
+        }
+        let Some(targets) = c.targets(&role) else { continue };
+        names.extend(targets.targets.keys().cloned());
+        queue.extend(targets.delegations.roles.iter().map(|d| d.name.clone()));
+    }
+    let mut out = Vec::new();
+    for n in names {
+        if let Ok(found) = find(t, gun, c, &n, limits).await {
+            out.push(found);
+        }
+    }
+    Ok(out)
 }
 
 async fn load(t: &Transport, b: &str, c: &mut TrustedCollection, role: &str, limits: &TrustLimits) -> Result<(), TrustError> {
@@ -119,26 +164,22 @@ fn dir(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> s
     store.trust_dir(&opts.image.host, &opts.image.repository).join("notary-v1")
 }
 
-/// A pull's tag resolution through the Notary v1 collection `HOST/REPOSITORY` at the origin, from the recorded,
-/// pinned or (with `--trust-on-first-use`) served root; records the root and the versions seen.
-pub async fn resolve_for_pull(
+/// The collection's trusted root for a pull: recorded, pinned, or (with `--trust-on-first-use`) as served.
+async fn trusted_root(
     store: &crate::store::ContentStore,
-    srcs: &[crate::store::Source],
+    origin: &Transport,
     opts: &crate::pull::PullOptions,
-    tag: &str,
-) -> Result<SignedTarget, crate::pull::PullError> {
+) -> Result<(Gun, Vec<u8>, std::path::PathBuf), crate::pull::PullError> {
     use crate::pull::PullError;
     let gun: Gun = format!("{}/{}", opts.image.host, opts.image.repository)
         .parse()
         .map_err(|_| PullError::NoTrustData(opts.image.to_string()))?;
-    let limits = TrustLimits::default();
-    let origin = &srcs.last().expect("the origin is always a source").transport;
     let d = dir(store, opts);
     std::fs::create_dir_all(&d)?;
     let pinned = opts.trust.pinned_root.clone().filter(|p| is_notary_root(p));
     let root = match (std::fs::read(d.join("root.json")).ok(), pinned) {
         (Some(r), _) | (None, Some(r)) => r,
-        (None, None) => match current_root(origin, &gun, &limits).await {
+        (None, None) => match current_root(origin, &gun, &TrustLimits::default()).await {
             Err(TrustError::Transport(e)) if e.is_not_found() => return Err(PullError::NoTrustData(gun.to_string())),
             Err(e) => return Err(e.into()),
             Ok(_) if !opts.trust.trust_on_first_use => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
@@ -148,11 +189,52 @@ pub async fn resolve_for_pull(
             }
         },
     };
-    let seen: Seen = std::fs::read(d.join("seen.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let (c, target) = resolve(origin, &gun, &root, seen, tag, &limits, opts.now).await?;
+    Ok((gun, root, d))
+}
+
+/// Refreshes the image's collection from its trusted root, runs `step`, and records the root and versions seen.
+async fn with_collection<T>(
+    store: &crate::store::ContentStore,
+    srcs: &[crate::store::Source],
+    opts: &crate::pull::PullOptions,
+    step: impl for<'a> FnOnce(&'a Transport, &'a Gun, &'a mut TrustedCollection) -> futures::future::BoxFuture<'a, Result<T, TrustError>>,
+) -> Result<T, crate::pull::PullError> {
+    let origin = &srcs.last().expect("the origin is always a source").transport;
+    let (gun, root, d) = trusted_root(store, origin, opts).await?;
+    let seen: Seen =
+        std::fs::read(d.join("seen.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut c = refresh(origin, &gun, &root, seen, &TrustLimits::default(), opts.now).await?;
+    let out = step(origin, &gun, &mut c).await?;
     let seen = Seen { timestamp: c.timestamp_version(), snapshot: c.snapshot_version() };
     std::fs::write(d.join("root.json"), c.root_bytes())?;
     std::fs::write(d.join("seen.json"), serde_json::to_vec(&seen).map_err(std::io::Error::other)?)?;
-    tracing::info!(gun = %gun, role = %target.role, "tag verified through the Notary v1 collection");
+    Ok(out)
+}
+
+/// A pull's tag resolution through the Notary v1 collection `HOST/REPOSITORY` at the origin.
+pub async fn resolve_for_pull(
+    store: &crate::store::ContentStore,
+    srcs: &[crate::store::Source],
+    opts: &crate::pull::PullOptions,
+    tag: &str,
+) -> Result<SignedTarget, crate::pull::PullError> {
+    let tag = tag.to_string();
+    let target = with_collection(store, srcs, opts, move |t, gun, c| {
+        Box::pin(async move { find(t, gun, c, &tag, &TrustLimits::default()).await })
+    })
+    .await?;
+    tracing::info!(image = %opts.image, role = %target.role, "tag verified through the Notary v1 collection");
     Ok(target)
+}
+
+/// Every signed tag of the collection (for `wharf trust inspect`).
+pub async fn signed_tags(
+    store: &crate::store::ContentStore,
+    srcs: &[crate::store::Source],
+    opts: &crate::pull::PullOptions,
+) -> Result<Vec<SignedTarget>, crate::pull::PullError> {
+    with_collection(store, srcs, opts, |t, gun, c| {
+        Box::pin(async move { all_targets(t, gun, c, &TrustLimits::default()).await })
+    })
+    .await
 }
