@@ -102,8 +102,18 @@ pub fn file_meta(bytes: &[u8]) -> FileMeta {
     FileMeta { hashes, length: bytes.len() as i64, custom: None }
 }
 
+/// Go writes an empty slice or map as `null`: read it as empty.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleKeys {
+    #[serde(default, deserialize_with = "null_default")]
     pub keyids: Vec<String>,
     pub threshold: i64,
 }
@@ -122,18 +132,19 @@ pub struct Root {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Delegations {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub keys: BTreeMap<String, Key>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub roles: Vec<DelegationRole>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegationRole {
     pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
     pub keyids: Vec<String>,
     pub threshold: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub paths: Vec<String>,
 }
 
@@ -141,10 +152,10 @@ pub struct DelegationRole {
 pub struct Targets {
     #[serde(rename = "_type")]
     pub type_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub delegations: Delegations,
     pub expires: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub targets: BTreeMap<String, FileMeta>,
     pub version: i64,
 }
@@ -185,6 +196,17 @@ mod tests {
         assert!(s.role::<Timestamp>("timestamp", "timestamp").is_err());
         let tampered = TIMESTAMP.replace("\"version\":10", "\"version\":11");
         assert!(!key.verifies(&Signed::parse(tampered.as_bytes()).unwrap().canonical, &s.signatures[0]));
+    }
+
+    /// docker's `trust signer remove` uploads a delegation with `"keyids":null` (Go's empty slice).
+    #[test]
+    fn go_nulls_read_as_empty() {
+        let t: Targets = serde_json::from_value(serde_json::json!({"_type":"Targets","expires":"2030-01-01T00:00:00Z",
+            "version":2,"targets":null,"delegations":{"keys":null,"roles":[{"name":"targets/releases","keyids":null,
+            "threshold":1,"paths":null}]}}))
+        .unwrap();
+        assert!(t.targets.is_empty() && t.delegations.keys.is_empty());
+        assert!(t.delegations.roles[0].keyids.is_empty() && t.delegations.roles[0].paths.is_empty());
     }
 
     #[test]
