@@ -20,8 +20,7 @@ pub use format::{challenge, digest, image_ref, manifest, media_type, name, notar
 #[cfg(feature = "io")]
 pub use io::{
     auth, credentials, inspect, layout, notary_v1, progress, publish, pull, push, runtime, store, transport, trust,
-    tuf_repo,
-    unpack,
+    tuf_repo, unpack,
 };
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -104,7 +104,12 @@ impl V1Error {
                     Some(m) => json!({ "Missing": m, "Msg": msg }),
                     None => json!({ "Msg": msg }),
                 };
-                (bad, "INVALID_UPDATE", "Update sent by the client is invalid.", Some(json!({ "Name": name, "Error": error })))
+                (
+                    bad,
+                    "INVALID_UPDATE",
+                    "Update sent by the client is invalid.",
+                    Some(json!({ "Name": name, "Error": error })),
+                )
             }
             V1Error::Version | V1Error::Storage(S::Conflict(_)) => {
                 (bad, "VERSION", "A newer version of metadata is already available.", Some(json!({})))

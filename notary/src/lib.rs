@@ -94,7 +94,10 @@ pub async fn kek(meta: &Metadata, secret: &[u8]) -> Result<Kek, NotaryError> {
 pub fn app(state: Arc<Notary>) -> Router {
     Router::new()
         .route("/v2/{*rest}", any(dispatch))
-        .route("/_notary_server/health", axum::routing::get(|| async { ([("content-type", "text/plain; charset=utf-8")], "{}") }))
+        .route(
+            "/_notary_server/health",
+            axum::routing::get(|| async { ([("content-type", "text/plain; charset=utf-8")], "{}") }),
+        )
         .layer(axum::middleware::from_fn(error::log_faults))
         .with_state(state)
 }

@@ -155,7 +155,10 @@ impl Metadata {
                 Err(e) => return Err(e.into()),
             };
             if done == 0 {
-                return Err(Error::Conflict(format!("{} version {} is not newer than the stored one", r.role, r.version)));
+                return Err(Error::Conflict(format!(
+                    "{} version {} is not newer than the stored one",
+                    r.role, r.version
+                )));
             }
             if r.role.as_str() == "timestamp" {
                 change(&mut tx, gun, r.version, &r.sha256, "update", now).await?;

@@ -7,6 +7,6 @@ pub mod image_ref;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
-pub mod seal;
 pub mod notary;
+pub mod seal;
 pub mod tuf;

@@ -9,7 +9,11 @@ use crate::trust::{find_target, SignedTarget, TrustLimits};
 pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec<SignedTarget>, PullError> {
     let srcs = sources(opts)?;
     let pinned_notary = opts.trust.pinned_root.as_deref().is_some_and(crate::notary_v1::is_notary_root);
-    let tuf = if pinned_notary { Err(PullError::NoTrustData(opts.image.to_string())) } else { tuf_tags(store, &srcs, opts).await };
+    let tuf = if pinned_notary {
+        Err(PullError::NoTrustData(opts.image.to_string()))
+    } else {
+        tuf_tags(store, &srcs, opts).await
+    };
     let notary = crate::notary_v1::signed_tags(store, &srcs, opts).await;
     match (tuf, notary) {
         (Ok(mut a), Ok(b)) => {

@@ -79,7 +79,8 @@ pub async fn find(
             Err(_) => return Err(TrustError::NotSigned(tag.into())),
         }
     };
-    let bad = |reason: &str| TufError::BadTarget { role: found.role.clone(), target: tag.into(), reason: reason.into() };
+    let bad =
+        |reason: &str| TufError::BadTarget { role: found.role.clone(), target: tag.into(), reason: reason.into() };
     let sha = found.meta.hashes.get("sha256").ok_or_else(|| bad("no sha256"))?;
     let raw = base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| bad("sha256 is not base64"))?;
     let digest: Digest = format!("sha256:{}", hex::encode(raw)).parse().map_err(|_| bad("sha256 is not 32 bytes"))?;
@@ -128,8 +129,17 @@ pub async fn all_targets(
     Ok(out)
 }
 
-async fn load(t: &Transport, b: &str, c: &mut TrustedCollection, role: &str, limits: &TrustLimits) -> Result<(), TrustError> {
-    let meta = c.role_meta(role).ok_or_else(|| refused(NotaryError::Invalid(format!("snapshot does not list {role}"))))?.clone();
+async fn load(
+    t: &Transport,
+    b: &str,
+    c: &mut TrustedCollection,
+    role: &str,
+    limits: &TrustLimits,
+) -> Result<(), TrustError> {
+    let meta = c
+        .role_meta(role)
+        .ok_or_else(|| refused(NotaryError::Invalid(format!("snapshot does not list {role}"))))?
+        .clone();
     let bytes = fetch(t, b, role, &meta, limits.targets).await?;
     c.update_targets(role, &bytes).map_err(refused)
 }
@@ -142,7 +152,8 @@ async fn fetch(
     meta: &crate::notary::FileMeta,
     max: u64,
 ) -> Result<Bytes, TrustError> {
-    let sha = meta.hashes.get("sha256").ok_or_else(|| refused(NotaryError::Invalid(format!("no sha256 for {role}"))))?;
+    let sha =
+        meta.hashes.get("sha256").ok_or_else(|| refused(NotaryError::Invalid(format!("no sha256 for {role}"))))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(sha)
         .map_err(|_| refused(NotaryError::Invalid(format!("bad sha256 for {role}"))))?;
@@ -197,7 +208,11 @@ async fn with_collection<T>(
     store: &crate::store::ContentStore,
     srcs: &[crate::store::Source],
     opts: &crate::pull::PullOptions,
-    step: impl for<'a> FnOnce(&'a Transport, &'a Gun, &'a mut TrustedCollection) -> futures::future::BoxFuture<'a, Result<T, TrustError>>,
+    step: impl for<'a> FnOnce(
+        &'a Transport,
+        &'a Gun,
+        &'a mut TrustedCollection,
+    ) -> futures::future::BoxFuture<'a, Result<T, TrustError>>,
 ) -> Result<T, crate::pull::PullError> {
     let origin = &srcs.last().expect("the origin is always a source").transport;
     let (gun, root, d) = trusted_root(store, origin, opts).await?;

@@ -160,7 +160,14 @@ pub async fn find_target(
             let role: RoleName = role.parse()?;
             let media_type =
                 tf.custom.as_ref().and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()).map(String::from);
-            return Ok(SignedTarget { name: name.into(), length: tf.length, digest, media_type, role, format: TrustFormat::Tuf });
+            return Ok(SignedTarget {
+                name: name.into(),
+                length: tf.length,
+                digest,
+                media_type,
+                role,
+                format: TrustFormat::Tuf,
+            });
         }
         search.descend(&role, targets, name);
     }

@@ -27,9 +27,13 @@ pub async fn load(meta: &Metadata, kek: &Kek, gun: &Gun) -> Result<Vec<HeldKey>,
     let mut out = Vec::new();
     for row in meta.v1_keys(gun).await? {
         let secret = kek.open(&row.sealed_private, &aad(gun, &row.role, &row.key_id))?;
-        let bytes: [u8; 32] =
-            secret.try_into().map_err(|_| V1Error::Internal("sealed key has a bad length".into()))?;
-        out.push(HeldKey { role: row.role, id: row.key_id, signer: Signer::ed25519(&bytes), created_at: row.created_at });
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| V1Error::Internal("sealed key has a bad length".into()))?;
+        out.push(HeldKey {
+            role: row.role,
+            id: row.key_id,
+            signer: Signer::ed25519(&bytes),
+            created_at: row.created_at,
+        });
     }
     Ok(out)
 }

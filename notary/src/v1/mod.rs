@@ -143,8 +143,7 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
 }
 
 async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64) -> Result<(), V1Error> {
-    let root_row =
-        n.meta.v1_current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
+    let root_row = n.meta.v1_current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
     let root: Root = Signed::parse(&root_row.content)
         .and_then(|d| d.role("root", "Root"))
         .map_err(|e| V1Error::Internal(e.to_string()))?;

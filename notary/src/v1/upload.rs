@@ -61,7 +61,8 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
     let stored: BTreeMap<String, Vec<u8>> = rows.iter().map(|r| (r.role.to_string(), r.content.clone())).collect();
     let prev_ts = rows.iter().find(|r| r.role.as_str() == "timestamp").map_or(0, |r| r.version);
     let held = keys::load(&n.meta, &n.kek, gun).await?;
-    let ids = |role: &str| -> BTreeSet<String> { held.iter().filter(|k| k.role == role).map(|k| k.id.clone()).collect() };
+    let ids =
+        |role: &str| -> BTreeSet<String> { held.iter().filter(|k| k.role == role).map(|k| k.id.clone()).collect() };
     let (snap_ids, ts_ids, g) = (ids("snapshot"), ids("timestamp"), gun.clone());
     // Signature checks are CPU work: off the async workers.
     let accepted = tokio::task::spawn_blocking(move || validate::validate(&g, now, parts, &stored, &snap_ids, &ts_ids))

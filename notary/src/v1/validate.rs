@@ -51,12 +51,17 @@ pub fn validate(
     // notary-server ignores an uploaded timestamp: it always makes its own.
     parts.remove("timestamp");
     let parse_stored = |role: &str| -> Result<Option<Signed>, V1Error> {
-        stored.get(role).map(|b| Signed::parse(b).map_err(|e| V1Error::Internal(format!("stored {role}: {e}")))).transpose()
+        stored
+            .get(role)
+            .map(|b| Signed::parse(b).map_err(|e| V1Error::Internal(format!("stored {role}: {e}"))))
+            .transpose()
     };
 
     // Root.
-    let prev_root: Option<Root> =
-        parse_stored("root")?.map(|d| d.role::<Root>("root", "Root")).transpose().map_err(|e| V1Error::Internal(e.to_string()))?;
+    let prev_root: Option<Root> = parse_stored("root")?
+        .map(|d| d.role::<Root>("root", "Root"))
+        .transpose()
+        .map_err(|e| V1Error::Internal(e.to_string()))?;
     let mut uploaded = Vec::new();
     let root = match parts.remove("root") {
         Some(p) => {
@@ -71,7 +76,9 @@ pub fn validate(
             uploaded.push((p.role, p.doc.version, p.doc.raw));
             root
         }
-        None => prev_root.ok_or_else(|| err("ErrValidation", "no pre-existing root and no root provided in update."))?,
+        None => {
+            prev_root.ok_or_else(|| err("ErrValidation", "no pre-existing root and no root provided in update."))?
+        }
     };
 
     // Targets roles, parents before children.
@@ -87,8 +94,9 @@ pub fn validate(
             let (parent, parent_paths) = match targets_docs.get(parent_name) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = load_targets(stored, parent_name)?
-                        .ok_or_else(|| err("ErrBadTargets", format!("{name}: its parent {parent_name} does not exist")))?;
+                    let t = load_targets(stored, parent_name)?.ok_or_else(|| {
+                        err("ErrBadTargets", format!("{name}: its parent {parent_name} does not exist"))
+                    })?;
                     let paths = effective_paths(stored, parent_name)?;
                     (t, paths)
                 }
@@ -123,7 +131,10 @@ pub fn validate(
             check_threshold("snapshot", &p.doc, &root.keys, &root_role(&root, "snapshot")).map_err(bad)?;
             let snap: Snapshot = p.doc.role("snapshot", "Snapshot").map_err(bad)?;
             if p.doc.expires <= now {
-                return Err(err("ErrBadSnapshot", format!("snapshot expired at {}", nv::format_time(p.doc.expires, 0))));
+                return Err(err(
+                    "ErrBadSnapshot",
+                    format!("snapshot expired at {}", nv::format_time(p.doc.expires, 0)),
+                ));
             }
             for required in ["root", "targets"] {
                 if !snap.meta.get(required).is_some_and(|m| m.hashes.contains_key("sha256")) {
@@ -149,7 +160,9 @@ pub fn validate(
             }
             let prev = parse_stored("snapshot")?;
             let mut meta = match &prev {
-                Some(d) => d.role::<Snapshot>("snapshot", "Snapshot").map_err(|e| V1Error::Internal(e.to_string()))?.meta,
+                Some(d) => {
+                    d.role::<Snapshot>("snapshot", "Snapshot").map_err(|e| V1Error::Internal(e.to_string()))?.meta
+                }
                 None => BTreeMap::new(),
             };
             for (role, bytes) in &files {

@@ -254,7 +254,10 @@ fn notary_v1(method: &Method, tail: &str) -> Need {
     use wharf_notary::v1::V1Path as P;
     let Some((gun, path)) = wharf_notary::v1::route::parse(tail) else { return Need::Nothing };
     let Some(gun) = gun else {
-        return Need::Scopes { required: vec![Scope { resource: Resource::Catalog, actions: Actions::ALL }], optional: vec![] };
+        return Need::Scopes {
+            required: vec![Scope { resource: Resource::Catalog, actions: Actions::ALL }],
+            optional: vec![],
+        };
     };
     let Some(name) = gun.repository() else { return Need::Nothing };
     let write = *method != Method::GET && *method != Method::HEAD || matches!(path, P::Key(_));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{invalid, format_time, Delegations, FileMeta, Key, NotaryError, RoleKeys, Root, Signed, Targets};
+use super::{format_time, invalid, Delegations, FileMeta, Key, NotaryError, RoleKeys, Root, Signed, Targets};
 
 /// Role names are shorter than this (notary's limit).
 pub const MAX_ROLE_NAME: usize = 255;
@@ -25,9 +25,9 @@ pub fn is_valid_role(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("targets/") else { return false };
     name.len() <= MAX_ROLE_NAME
         && rest.split('/').count() <= MAX_DEPTH
-        && rest.split('/').all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'))
-        })
+        && rest
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_')))
 }
 
 /// The role that delegates `name`: `targets/a/b` → `targets/a`, `targets/a` → `targets`.
@@ -96,10 +96,14 @@ pub fn check_root(doc: &Signed, gun: &str, now: i64, previous: Option<&Root>) ->
     let certs: BTreeMap<String, Key> = spec
         .keyids
         .iter()
-        .filter_map(|id| root.keys.get(id).filter(|k| k.check_root_cert(gun, now).is_ok()).map(|k| (id.clone(), k.clone())))
+        .filter_map(|id| {
+            root.keys.get(id).filter(|k| k.check_root_cert(gun, now).is_ok()).map(|k| (id.clone(), k.clone()))
+        })
         .collect();
     if certs.is_empty() {
-        return Err(invalid("could not validate the path to a trusted root: unable to retrieve valid leaf certificates"));
+        return Err(invalid(
+            "could not validate the path to a trusted root: unable to retrieve valid leaf certificates",
+        ));
     }
     check_threshold("root", doc, &certs, spec)
         .map_err(|_| invalid("could not validate the path to a trusted root: failed to validate integrity of roots"))?;
@@ -148,7 +152,10 @@ fn check_delegations(role: &str, d: &Delegations) -> Result<(), NotaryError> {
             return Err(invalid(format!("{role}: {} is not a valid direct child role", child.name)));
         }
         if child.threshold < 1 {
-            return Err(invalid(format!("{role}: invalid threshold specified for {}: {}", child.name, child.threshold)));
+            return Err(invalid(format!(
+                "{role}: invalid threshold specified for {}: {}",
+                child.name, child.threshold
+            )));
         }
         if let Some(id) = child.keyids.iter().find(|id| !d.keys.contains_key(*id)) {
             return Err(invalid(format!("{role}: key {id} of {} is not in keys", child.name)));

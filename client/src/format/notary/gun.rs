@@ -25,7 +25,11 @@ impl FromStr for Gun {
             && s.len() <= 255
             && s.bytes().all(|b| b.is_ascii_graphic() && b != b'*' && b != b'\\')
             && s.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-        if ok { Ok(Gun(s.to_owned())) } else { Err(GunError) }
+        if ok {
+            Ok(Gun(s.to_owned()))
+        } else {
+            Err(GunError)
+        }
     }
 }
 
@@ -59,7 +63,11 @@ impl FromStr for RoleName {
     type Err = GunError;
 
     fn from_str(s: &str) -> Result<RoleName, GunError> {
-        if is_valid_role(s) { Ok(RoleName(s.to_owned())) } else { Err(GunError) }
+        if is_valid_role(s) {
+            Ok(RoleName(s.to_owned()))
+        } else {
+            Err(GunError)
+        }
     }
 }
 

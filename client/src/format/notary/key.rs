@@ -173,11 +173,7 @@ impl Key {
         let not_after = tbs.validity.not_after.to_unix_duration().as_secs() as i64;
         let sha1 = ["1.2.840.113549.1.1.5", "1.2.840.10045.4.1", "1.2.840.10040.4.3"]
             .contains(&cert.signature_algorithm.oid.to_string().as_str());
-        let ca = tbs
-            .get::<x509_cert::ext::pkix::BasicConstraints>()
-            .ok()
-            .flatten()
-            .is_some_and(|(_, bc)| bc.ca);
+        let ca = tbs.get::<x509_cert::ext::pkix::BasicConstraints>().ok().flatten().is_some_and(|(_, bc)| bc.ca);
         if !named || ca || sha1 || not_before > now + 86_400 || not_after <= now {
             return Err(leaf_err());
         }
@@ -227,9 +223,8 @@ impl Verifier {
             }
             (Verifier::Rsa(k), "rsapss") => rsa::pss::Signature::try_from(sig)
                 .is_ok_and(|s| rsa::pss::VerifyingKey::<sha2::Sha256>::new(k.clone()).verify(message, &s).is_ok()),
-            (Verifier::Rsa(k), "rsapkcs1v15") => rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| {
-                rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(k.clone()).verify(message, &s).is_ok()
-            }),
+            (Verifier::Rsa(k), "rsapkcs1v15") => rsa::pkcs1v15::Signature::try_from(sig)
+                .is_ok_and(|s| rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(k.clone()).verify(message, &s).is_ok()),
             _ => false,
         }
     }

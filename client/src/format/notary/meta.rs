@@ -51,7 +51,15 @@ impl Signed {
         let version = field("version").and_then(Value::as_i64).ok_or_else(|| malformed("version"))?;
         let expires = parse_time(field("expires").and_then(Value::as_str).ok_or_else(|| malformed("expires"))?)?;
         let canonical = canonical(&env.signed).map_err(|e| NotaryError::Malformed(e.to_string()))?;
-        Ok(Signed { raw: raw.to_vec(), canonical, signed: env.signed, signatures: env.signatures, type_name, version, expires })
+        Ok(Signed {
+            raw: raw.to_vec(),
+            canonical,
+            signed: env.signed,
+            signatures: env.signatures,
+            type_name,
+            version,
+            expires,
+        })
     }
 
     /// The role document, after checking `_type` is exactly `expected` (`Root`, `Targets`, `Snapshot`, `Timestamp`).
@@ -217,7 +225,11 @@ mod tests {
         assert!(raw.starts_with(b"{\"signed\":{\"_type\":\"Timestamp\""));
         let s = Signed::parse(&raw).unwrap();
         assert!(signer.public().verifies(&s.canonical, &s.signatures[0]));
-        for bad in [&b"[]"[..], b"{\"signed\":{},\"signatures\":[]}", b"{\"signed\":{\"_type\":\"Root\",\"version\":1,\"expires\":\"x\"},\"signatures\":[]}"] {
+        for bad in [
+            &b"[]"[..],
+            b"{\"signed\":{},\"signatures\":[]}",
+            b"{\"signed\":{\"_type\":\"Root\",\"version\":1,\"expires\":\"x\"},\"signatures\":[]}",
+        ] {
             assert!(matches!(Signed::parse(bad), Err(NotaryError::Malformed(_))));
         }
     }

@@ -25,6 +25,9 @@ pub struct TrustedCollection {
     snapshot: Option<(i64, Snapshot)>,
     /// Verified targets roles with the paths each may really sign.
     targets: BTreeMap<String, (Targets, Vec<String>)>,
+    /// Delegated roles their parent lists with fewer keys than their threshold (docker leaves `targets/releases`
+    /// so after its last signer is removed): they sign nothing, and the search goes on without them.
+    unusable: std::collections::BTreeSet<String>,
 }
 
 /// A signed target found by [`TrustedCollection::find`].
@@ -48,6 +51,7 @@ impl TrustedCollection {
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
+            unusable: Default::default(),
         })
     }
 
@@ -77,7 +81,10 @@ impl TrustedCollection {
         let ts: Timestamp = doc.role("timestamp", "Timestamp")?;
         self.fresh("timestamp", &doc)?;
         if let Some(p) = previous.filter(|p| doc.version < *p) {
-            return Err(invalid(format!("timestamp version {} is older than {p}, seen before (rollback)", doc.version)));
+            return Err(invalid(format!(
+                "timestamp version {} is older than {p}, seen before (rollback)",
+                doc.version
+            )));
         }
         self.timestamp = Some((doc.version, ts));
         Ok(())
@@ -128,6 +135,10 @@ impl TrustedCollection {
                 .find(|d| d.name == role)
                 .ok_or_else(|| invalid(format!("{role} is not delegated by {parent}")))?;
             let spec = RoleKeys { keyids: d.keyids.clone(), threshold: d.threshold };
+            if (spec.keyids.len() as i64) < spec.threshold {
+                self.unusable.insert(role.into());
+                return Ok(());
+            }
             (pt.delegations.keys.clone(), spec, restrict_paths(ppaths, &d.paths))
         };
         let t = check_targets(role, &doc, &keys, &spec, self.now)?;
@@ -151,15 +162,21 @@ impl TrustedCollection {
                 if visited > MAX_VISITED {
                     return Err(None);
                 }
-                if self.role_meta(&role).is_none() {
-                    continue; // Not published.
+                if self.role_meta(&role).is_none() || self.unusable.contains(&role) {
+                    continue; // Not published, or signs nothing.
                 }
                 let Some((t, paths)) = self.targets.get(&role) else { return Err(Some(role)) };
                 if let Some(meta) = t.targets.get(name).filter(|_| delegation_allows(paths, name)) {
                     return Ok(Found { role, meta: meta.clone() });
                 }
                 // Children in their listed order: pushed reversed so the first pops first.
-                for d in t.delegations.roles.iter().rev().filter(|d| delegation_allows(&restrict_paths(paths, &d.paths), name)) {
+                for d in t
+                    .delegations
+                    .roles
+                    .iter()
+                    .rev()
+                    .filter(|d| delegation_allows(&restrict_paths(paths, &d.paths), name))
+                {
                     stack.push(d.name.clone());
                 }
             }
