@@ -44,6 +44,8 @@ pub struct TrustSettings {
     pub max_metadata_size: usize,
     /// How often expiring metadata is looked for, in seconds.
     pub renew_check_secs: u64,
+    /// Seconds a Notary v1 timestamp is valid (default 14 days, as notary-server's).
+    pub notary_timestamp_lifetime: i64,
 }
 
 impl Default for TrustSettings {
@@ -53,6 +55,7 @@ impl Default for TrustSettings {
             snapshot_lifetime: 7 * 86_400,
             max_metadata_size: 1 << 20,
             renew_check_secs: 60,
+            notary_timestamp_lifetime: v1::TIMESTAMP_LIFETIME,
         }
     }
 }

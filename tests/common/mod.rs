@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 pub mod client;
 pub mod lb;
+pub mod notary;
 pub mod oci;
 pub mod pg;
 pub mod proxy;

@@ -29,7 +29,8 @@ use crate::Notary;
 /// notary-server's default lifetimes of what it signs.
 pub const SNAPSHOT_LIFETIME: i64 = 3 * 365 * 86_400;
 pub const TIMESTAMP_LIFETIME: i64 = 14 * 86_400;
-/// A read renews a timestamp this close to its expiry, so clients never see one about to lapse.
+/// A read renews a timestamp this close to its expiry (at most half its lifetime), so clients never see one about to
+/// lapse.
 const RENEW_MARGIN: i64 = 3_600;
 const CURRENT_CACHE: &str = "public, max-age=300, s-maxage=300, must-revalidate";
 const FIXED_CACHE: &str = "public, max-age=2592000, s-maxage=2592000";
@@ -131,7 +132,8 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
         let snap_role: RoleName = "snapshot".parse().expect("base role");
         let snap = n.meta.v1_by_hash(gun, &snap_role, &snapshot_hash(&ts.content)?).await?.ok_or(V1Error::NotFound)?;
         let snap_doc = Signed::parse(&snap.content).map_err(|e| V1Error::Internal(e.to_string()))?;
-        if ts_doc.expires > now + RENEW_MARGIN && snap_doc.expires > now {
+        let margin = RENEW_MARGIN.min(n.settings.notary_timestamp_lifetime / 2);
+        if ts_doc.expires > now + margin && snap_doc.expires > now {
             return Ok(ts);
         }
         match renew(n, gun, &ts_doc, &snap_doc, now).await {
@@ -163,7 +165,7 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64) -> R
         snap_bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
         rows.push(row("snapshot", snap.version + 1, snap_bytes.clone(), now));
     }
-    rows.push(sign_timestamp(&held, &root, ts.version + 1, &snap_bytes, now)?);
+    rows.push(sign_timestamp(&held, &root, ts.version + 1, &snap_bytes, now, n.settings.notary_timestamp_lifetime)?);
     n.meta.v1_commit(gun, &rows, now).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, version = ts.version + 1, "renewed notary v1 timestamp");
@@ -181,6 +183,7 @@ pub(crate) fn sign_timestamp(
     version: i64,
     snapshot: &[u8],
     now: i64,
+    lifetime: i64,
 ) -> Result<V1Row, V1Error> {
     let signer = keys::signers(held, root, "timestamp").first().copied().ok_or_else(|| V1Error::Invalid {
         name: "ErrBadRoot",
@@ -188,7 +191,7 @@ pub(crate) fn sign_timestamp(
         missing: None,
     })?;
     let doc = serde_json::json!({
-        "_type": "Timestamp", "expires": nv::format_time(now + TIMESTAMP_LIFETIME, 0),
+        "_type": "Timestamp", "expires": nv::format_time(now + lifetime, 0),
         "meta": { "snapshot": nv::file_meta(snapshot) }, "version": version,
     });
     let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;

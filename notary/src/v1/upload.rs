@@ -85,7 +85,8 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
             row("snapshot", version, bytes, now)
         }
     };
-    let timestamp = sign_timestamp(&held, &accepted.root, prev_ts + 1, &snapshot.content, now)?;
+    let lifetime = n.settings.notary_timestamp_lifetime;
+    let timestamp = sign_timestamp(&held, &accepted.root, prev_ts + 1, &snapshot.content, now, lifetime)?;
     let versions: Vec<String> = new_rows.iter().map(|r| format!("{}={}", r.role, r.version)).collect();
     new_rows.push(snapshot);
     new_rows.push(timestamp);

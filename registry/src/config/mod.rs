@@ -79,6 +79,8 @@ pub struct TrustConfig {
     pub snapshot_lifetime_secs: Option<i64>,
     pub max_metadata_size: Option<usize>,
     pub renew_check_secs: Option<u64>,
+    /// Lifetime of Notary v1 timestamps (default 14 days, as notary-server's).
+    pub notary_timestamp_lifetime_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +252,9 @@ impl Config {
         if let Some(v) = env("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS") {
             self.trust.timestamp_lifetime_secs = Some(num("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", v)?);
         }
+        if let Some(v) = env("WHARF_TRUST_NOTARY_TIMESTAMP_LIFETIME_SECS") {
+            self.trust.notary_timestamp_lifetime_secs = Some(num("WHARF_TRUST_NOTARY_TIMESTAMP_LIFETIME_SECS", v)?);
+        }
         if let Some(v) = env("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS") {
             self.trust.snapshot_lifetime_secs = Some(num("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS", v)?);
         }
@@ -352,8 +357,9 @@ impl Config {
             snapshot_lifetime: t.snapshot_lifetime_secs.unwrap_or(td.snapshot_lifetime),
             max_metadata_size: t.max_metadata_size.unwrap_or(td.max_metadata_size),
             renew_check_secs: t.renew_check_secs.unwrap_or(td.renew_check_secs),
+            notary_timestamp_lifetime: t.notary_timestamp_lifetime_secs.unwrap_or(td.notary_timestamp_lifetime),
         };
-        if trust.timestamp_lifetime < 2 || trust.snapshot_lifetime < 2 {
+        if trust.timestamp_lifetime < 2 || trust.snapshot_lifetime < 2 || trust.notary_timestamp_lifetime < 2 {
             return Err(invalid("trust", "lifetimes must be at least 2 seconds".into()));
         }
         let kek = match (t.key_encryption_key, t.key_encryption_key_file) {
