@@ -48,9 +48,18 @@ fn check_service(auth: &Auth, p: &[(String, String)]) -> Result<(), ApiError> {
     }
 }
 
-fn scopes(p: &[(String, String)]) -> Result<Vec<Scope>, ApiError> {
-    Scope::parse_all(p.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
-        .map_err(|e| invalid(e.to_string()))
+/// The scopes asked for, with a trust client's GUN-named ones (`HOST/REPOSITORY` where HOST is this server, as the
+/// request addressed it) turned into the repository's (`scope::for_trust_clients`).
+fn scopes(p: &[(String, String)], host: Option<&str>) -> Result<Vec<Scope>, ApiError> {
+    let asked = Scope::parse_all(p.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(crate::auth::scope::for_trust_clients(asked, host))
+}
+
+/// The host and port the client addressed (`Host`, or the HTTP/2 authority).
+fn host_of(req: &Request) -> Option<String> {
+    let header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    header.or_else(|| req.uri().authority().map(|a| a.as_str())).map(str::to_owned)
 }
 
 fn refused(r: Refusal, account: &str, addr: Option<std::net::IpAddr>) -> ApiError {
@@ -65,7 +74,7 @@ fn refused(r: Refusal, account: &str, addr: Option<std::net::IpAddr>) -> ApiErro
 async fn get(auth: &Auth, req: Request, addr: Option<std::net::IpAddr>) -> Result<Response, ApiError> {
     let p = pairs(req.uri().query().unwrap_or("").as_bytes());
     check_service(auth, &p)?;
-    let wanted = scopes(&p)?;
+    let wanted = scopes(&p, host_of(&req).as_deref())?;
     let presented = parse_authorization(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()))
         .map_err(|e| invalid(e.to_string()))?;
     let (who, secret_hash) = match presented {
@@ -82,10 +91,11 @@ async fn get(auth: &Auth, req: Request, addr: Option<std::net::IpAddr>) -> Resul
 }
 
 async fn post(auth: &Auth, req: Request, addr: Option<std::net::IpAddr>) -> Result<Response, ApiError> {
+    let host = host_of(&req);
     let body = read_form(req.into_body()).await?;
     let p = pairs(&body);
     check_service(auth, &p)?;
-    let wanted = scopes(&p)?;
+    let wanted = scopes(&p, host.as_deref())?;
     match param(&p, "grant_type") {
         Some("password") => {
             let (Some(user), Some(password)) = (param(&p, "username"), param(&p, "password")) else {

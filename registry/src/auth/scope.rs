@@ -158,9 +158,15 @@ impl Scope {
         let kind = kind.split_once('(').map_or(kind, |(k, _)| k);
         match kind {
             "repository" => {
-                let repo: RepositoryName = name.parse().map_err(|_| bad())?;
+                // A trust client's GUN (`HOST:PORT/REPOSITORY`) is kept for `for_trust_clients`, which maps it to
+                // the repository or drops it.
+                let gun = name.parse::<wharf_client::notary::Gun>().ok().filter(|g| g.repository().is_some());
+                let ok = name.parse::<RepositoryName>().is_ok() || gun.is_some();
+                if !ok {
+                    return Err(bad());
+                }
                 Ok(Some(Scope {
-                    resource: Resource::Repository(repo.as_str().to_owned()),
+                    resource: Resource::Repository(name.to_owned()),
                     actions: Actions::parse_requested(actions),
                 }))
             }
@@ -248,6 +254,32 @@ pub fn need(method: &Method, tail: &str, query: Option<&str>) -> Need {
     }
 }
 
+/// Docker's and the notary CLI's trust clients ask for scopes on the collection's GUN, `HOST/REPOSITORY`, with `push`
+/// to publish. When HOST is this server (as the token request addressed it), such a scope is the repository's, in
+/// Wharf's terms: `pull` stays `pull`, `push` becomes `sign` (which the Notary v1 API needs to publish). Every other
+/// scope passes unchanged.
+pub fn for_trust_clients(asked: Vec<Scope>, host: Option<&str>) -> Vec<Scope> {
+    let host = host.filter(|h| !h.is_empty());
+    asked
+        .into_iter()
+        .map(|s| {
+            let Resource::Repository(name) = &s.resource else { return s };
+            let ours = host.and_then(|h| name.strip_prefix(h)).and_then(|r| r.strip_prefix('/'));
+            let Some(repo) = ours.filter(|r| r.parse::<RepositoryName>().is_ok()) else { return s };
+            let mut actions = s.actions.intersect(Actions::PULL);
+            if s.actions.contains(Actions::PUSH) {
+                actions = actions.union(Actions::SIGN);
+            }
+            Scope { resource: Resource::Repository(repo.to_owned()), actions }
+        })
+        // A GUN of another host names no repository here: nothing to grant.
+        .filter(|s| match &s.resource {
+            Resource::Repository(n) => n.parse::<RepositoryName>().is_ok(),
+            Resource::Catalog => true,
+        })
+        .collect()
+}
+
 /// The Notary v1 API: reads need `pull` on the GUN's repository, writes (and `GET <role>.key`, which may create a
 /// key) `sign`; the changefeed of all collections needs the catalog scope, as notary-server asks `*` for it.
 fn notary_v1(method: &Method, tail: &str) -> Need {
@@ -267,6 +299,25 @@ fn notary_v1(method: &Method, tail: &str) -> Need {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trust_client_scopes() {
+        let s = |name: &str, a: Actions| Scope { resource: Resource::Repository(name.into()), actions: a };
+        let rw = Actions::PULL.union(Actions::PUSH);
+        let got = for_trust_clients(
+            vec![s("reg.example.com:5000/team/app", rw), s("team/app", rw), s("other.host/team/app", rw)],
+            Some("reg.example.com:5000"),
+        );
+        assert_eq!(got[0], s("team/app", Actions::PULL.union(Actions::SIGN)));
+        assert_eq!(got[1], s("team/app", rw), "a registry scope stays as asked");
+        assert_eq!(got[2], s("other.host/team/app", rw), "another host's GUN is not ours (and is a valid name)");
+        let foreign = for_trust_clients(vec![s("other:5000/team/app", rw)], Some("reg.example.com:5000"));
+        assert!(foreign.is_empty(), "a GUN with a port is no repository name: granted nothing");
+        let pull =
+            for_trust_clients(vec![s("reg.example.com:5000/team/app", Actions::PULL)], Some("reg.example.com:5000"));
+        assert_eq!(pull, vec![s("team/app", Actions::PULL)]);
+        assert_eq!(for_trust_clients(vec![s("h/team/app", rw)], None), vec![s("h/team/app", rw)]);
+    }
 
     #[test]
     fn patterns() {
@@ -296,7 +347,17 @@ mod tests {
         assert_eq!(Scope::parse("registry:catalog:*").unwrap().unwrap().resource, Resource::Catalog);
         assert_eq!(Scope::parse("repository:a:frobnicate").unwrap().unwrap().actions, Actions::NONE);
         assert!(Scope::parse("something:else:pull").unwrap().is_none());
-        for bad in ["", "repository", "repository:a", "repository::pull", ":a:pull", "repository:UP:pull"] {
+        let gun = Scope::parse("repository:reg.example.com:5000/team/app:push,pull").unwrap().unwrap();
+        assert_eq!(gun.resource, Resource::Repository("reg.example.com:5000/team/app".into()));
+        for bad in [
+            "",
+            "repository",
+            "repository:a",
+            "repository::pull",
+            ":a:pull",
+            "repository:UP:pull",
+            "repository:h:1/UP:pull",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Scope::parse_all(["repository:a:pull repository:b:push"]).unwrap().len(), 2);

@@ -292,6 +292,25 @@ mod tests {
         assert!(k.check_usable().is_ok());
     }
 
+    /// RSA keys (bare DER and certificate forms are the same key to the verifier) with both methods notary uses.
+    #[test]
+    fn rsa_pss_and_pkcs1v15_verify() {
+        use rsa::pkcs8::EncodePublicKey as _;
+        use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer as _};
+        let sk = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+        let der = sk.to_public_key().to_public_key_der().unwrap();
+        let key = Key::new("rsa", B64.encode(der.as_bytes()));
+        let pss = rsa::pss::SigningKey::<sha2::Sha256>::new(sk.clone()).sign_with_rng(&mut rand_core::OsRng, b"msg");
+        let v15 = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(sk).sign(b"msg");
+        let sig =
+            |method: &str, bytes: Vec<u8>| Signature { keyid: key.id(), method: method.into(), sig: B64.encode(bytes) };
+        assert!(key.verifies(b"msg", &sig("rsapss", pss.to_vec())));
+        assert!(key.verifies(b"msg", &sig("rsapkcs1v15", v15.to_vec())));
+        assert!(!key.verifies(b"msh", &sig("rsapss", pss.to_vec())));
+        assert!(!key.verifies(b"msg", &sig("rsapkcs1v15", pss.to_vec())));
+        assert!(!key.verifies(b"msg", &sig("ecdsa", v15.to_vec())));
+    }
+
     #[test]
     fn signatures_round_trip_and_fail_when_changed() {
         let ed = Signer::ed25519(&[3u8; 32]);

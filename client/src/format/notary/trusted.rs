@@ -162,8 +162,8 @@ impl TrustedCollection {
                 if visited > MAX_VISITED {
                     return Err(None);
                 }
-                if self.role_meta(&role).is_none() || self.unusable.contains(&role) {
-                    continue; // Not published, or signs nothing.
+                if self.role_meta(&role).is_none() || self.unusable.contains(&role) || !self.may_sign(&role, name) {
+                    continue; // Not published, signs nothing, or not delegated this name.
                 }
                 let Some((t, paths)) = self.targets.get(&role) else { return Err(Some(role)) };
                 if let Some(meta) = t.targets.get(name).filter(|_| delegation_allows(paths, name)) {
@@ -184,6 +184,17 @@ impl TrustedCollection {
         Err(None)
     }
 
+    /// Whether `role`'s delegation (when its parent is loaded) covers `name`.
+    fn may_sign(&self, role: &str, name: &str) -> bool {
+        let Some((parent, ppaths)) = parent_of(role).and_then(|p| self.targets.get(p)) else { return true };
+        parent
+            .delegations
+            .roles
+            .iter()
+            .find(|d| d.name == role)
+            .is_some_and(|d| delegation_allows(&restrict_paths(ppaths, &d.paths), name))
+    }
+
     fn role_keys(&self, role: &str) -> RoleKeys {
         self.root.roles.get(role).cloned().unwrap_or(RoleKeys { keyids: vec![], threshold: 1 })
     }
@@ -201,5 +212,165 @@ impl TrustedCollection {
 
     pub fn snapshot_version(&self) -> Option<i64> {
         self.snapshot.as_ref().map(|(v, _)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notary::{file_meta, Key, Signer};
+    use p256::pkcs8::DecodePrivateKey;
+    use serde_json::{json, Value};
+
+    const GUN: &str = "example.com/team/app";
+    const NOW: i64 = 1_800_000_000;
+    const LATER: i64 = 4_102_444_800;
+
+    fn cert_signer(cn: &str) -> Signer {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&kp).unwrap();
+        let sk = p256::ecdsa::SigningKey::from_pkcs8_der(&kp.serialize_der()).unwrap();
+        Signer::ecdsa(sk, Some(Key::x509("ecdsa-x509", &cert.pem())))
+    }
+
+    fn ec() -> Signer {
+        Signer::ecdsa(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng), None)
+    }
+
+    /// A published collection: root, targets (`v1`, and `targets/releases` delegated `stable/` with `latest`
+    /// outside it and `stable/1` inside), snapshot and timestamp, with the keys that made them.
+    struct Repo {
+        root: Signer,
+        targets: Signer,
+        snapshot: Signer,
+        timestamp: Signer,
+        releases: Signer,
+    }
+
+    fn sign(doc: Value, by: &[&Signer]) -> Vec<u8> {
+        Signed::sign(&doc, by).unwrap()
+    }
+
+    impl Repo {
+        fn new() -> Repo {
+            Repo {
+                root: cert_signer(GUN),
+                targets: ec(),
+                snapshot: ec(),
+                timestamp: Signer::ed25519(&[5; 32]),
+                releases: ec(),
+            }
+        }
+
+        fn root(&self, version: i64, root_key: &Signer, by: &[&Signer]) -> Vec<u8> {
+            let keys: serde_json::Map<String, Value> = [root_key, &self.targets, &self.snapshot, &self.timestamp]
+                .iter()
+                .map(|s| (s.key_id(), serde_json::to_value(s.public()).unwrap()))
+                .collect();
+            let role = |s: &Signer| json!({ "keyids": [s.key_id()], "threshold": 1 });
+            sign(
+                json!({ "_type": "Root", "consistent_snapshot": false, "expires": format_time(LATER, 0), "keys": keys,
+                    "version": version, "roles": { "root": role(root_key), "targets": role(&self.targets),
+                    "snapshot": role(&self.snapshot), "timestamp": role(&self.timestamp) } }),
+                by,
+            )
+        }
+
+        /// (root, targets, releases, snapshot, timestamp) with the timestamp expiring at `ts_expires`.
+        fn docs(&self, ts_expires: i64, releases_keys: bool) -> [Vec<u8>; 5] {
+            let root = self.root(1, &self.root, &[&self.root]);
+            let r = self.releases.public();
+            let keyids = if releases_keys { json!([r.id()]) } else { json!([]) };
+            let targets = sign(
+                json!({ "_type": "Targets", "expires": format_time(LATER, 0), "version": 1,
+                    "targets": { "v1": file_meta(b"manifest one") },
+                    "delegations": { "keys": { r.id(): r }, "roles": [{ "name": "targets/releases",
+                        "keyids": keyids, "threshold": 1, "paths": ["stable/"] }] } }),
+                &[&self.targets],
+            );
+            let releases = sign(
+                json!({ "_type": "Targets", "expires": format_time(LATER, 0), "version": 1,
+                    "delegations": { "keys": {}, "roles": [] },
+                    "targets": { "latest": file_meta(b"sneaky"), "stable/1": file_meta(b"stable one") } }),
+                &[&self.releases],
+            );
+            let snapshot = sign(
+                json!({ "_type": "Snapshot", "expires": format_time(LATER, 0), "version": 3, "meta": {
+                    "root": file_meta(&root), "targets": file_meta(&targets), "targets/releases": file_meta(&releases) } }),
+                &[&self.snapshot],
+            );
+            let timestamp = sign(
+                json!({ "_type": "Timestamp", "expires": format_time(ts_expires, 0), "version": 7,
+                    "meta": { "snapshot": file_meta(&snapshot) } }),
+                &[&self.timestamp],
+            );
+            [root, targets, releases, snapshot, timestamp]
+        }
+    }
+
+    fn load(c: &mut TrustedCollection, d: &[Vec<u8>; 5]) -> Result<(), NotaryError> {
+        c.update_timestamp(&d[4], None)?;
+        c.update_snapshot(&d[3], None)?;
+        c.update_targets("targets", &d[1])
+    }
+
+    #[test]
+    fn verifies_and_searches_like_docker() {
+        let repo = Repo::new();
+        let d = repo.docs(LATER, true);
+        let mut c = TrustedCollection::new(&d[0], GUN, NOW).unwrap();
+        load(&mut c, &d).unwrap();
+        assert_eq!(c.find("v1").unwrap().role, "targets");
+        // `stable/1` needs targets/releases loaded first; `latest` is outside its paths, so nothing signs it.
+        assert_eq!(c.find("stable/1"), Err(Some("targets/releases".into())));
+        c.update_targets("targets/releases", &d[2]).unwrap();
+        assert_eq!(c.find("stable/1").unwrap().role, "targets/releases");
+        assert_eq!(c.find("latest"), Err(None));
+        // A release role with no keys signs nothing, and the search goes on to `targets`.
+        let d = repo.docs(LATER, false);
+        let mut c = TrustedCollection::new(&d[0], GUN, NOW).unwrap();
+        load(&mut c, &d).unwrap();
+        c.update_targets("targets/releases", &d[2]).unwrap();
+        assert_eq!(c.find("stable/1"), Err(None));
+        assert_eq!(c.find("v1").unwrap().role, "targets");
+    }
+
+    #[test]
+    fn refuses_rollback_freeze_mix_and_match_and_foreign_keys() {
+        let repo = Repo::new();
+        let d = repo.docs(LATER, true);
+        let fresh = || TrustedCollection::new(&d[0], GUN, NOW).unwrap();
+        // Rollback: a timestamp older than one seen before.
+        assert!(fresh().update_timestamp(&d[4], Some(8)).is_err());
+        assert!(fresh().update_timestamp(&d[4], Some(7)).is_ok());
+        // Freeze: an expired timestamp.
+        let stale = repo.docs(NOW - 1, true);
+        let mut c = TrustedCollection::new(&stale[0], GUN, NOW).unwrap();
+        assert!(c.update_timestamp(&stale[4], None).unwrap_err().to_string().contains("freeze"));
+        // Mix and match: a snapshot or targets the level above did not list.
+        let other = Repo::new().docs(LATER, true);
+        let mut c = fresh();
+        c.update_timestamp(&d[4], None).unwrap();
+        assert!(c.update_snapshot(&other[3], None).is_err());
+        c.update_snapshot(&d[3], None).unwrap();
+        assert!(c.update_targets("targets", &other[1]).is_err());
+        // A timestamp signed by a key root does not give the role.
+        let forged = Signed::sign(&Signed::parse(&d[4]).unwrap().signed, &[&repo.targets]).unwrap();
+        assert!(fresh().update_timestamp(&forged, None).is_err());
+        // Root rotation: the new root must carry the old root's signature too.
+        let new_root = cert_signer(GUN);
+        assert!(fresh().update_root(&repo.root(2, &new_root, &[&new_root])).is_err());
+        let mut c = fresh();
+        c.update_root(&repo.root(2, &new_root, &[&new_root, &repo.root])).unwrap();
+        assert_eq!(c.root().version, 2);
+        // A root for another GUN is never trusted.
+        assert!(TrustedCollection::new(
+            &Repo { root: cert_signer("example.com/other"), ..Repo::new() }.docs(LATER, true)[0],
+            GUN,
+            NOW
+        )
+        .is_err());
     }
 }
