@@ -272,3 +272,27 @@ fn bad_uploads_get_notary_server_errors() {
     let got = targets[0].post("example.com/bad/truncated", &ct, body);
     assert_eq!((got.0, got.1.as_str()), (400, "MALFORMED_UPLOAD"), "a truncated body");
 }
+
+/// A snapshot the publisher signs and lets expire cannot be renewed by the server: reads still answer the stored
+/// documents (clients then refuse the expired snapshot), never a server error.
+#[test]
+fn an_expired_publisher_snapshot_is_served_as_is() {
+    let s = Server::start(&[]);
+    let t = Target { name: "wharf", base: format!("http://{}", s.addr), http: reqwest::blocking::Client::new() };
+    let gun = "example.com/expiring/app";
+    let p = Publisher::new(gun);
+    let ts = t.timestamp_key(gun);
+    let root = p.root(1, &ts, &[&p.root], |_| {});
+    let targets = p.targets(1, LATER, |_| {});
+    let soon = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 2;
+    let snap = json!({ "_type": "Snapshot", "expires": format_time(soon, 0), "version": 1,
+        "meta": { "root": file_meta(&root), "targets": file_meta(&targets) } });
+    let snap = Signed::sign(&snap, &[&p.snapshot]).unwrap();
+    assert_eq!(t.upload(gun, &[("root", &root), ("targets", &targets), ("snapshot", &snap)]).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    for file in ["timestamp.json", "snapshot.json"] {
+        assert_eq!(t.status(gun, file), 200, "{file} after the publisher's snapshot expired");
+    }
+    let body = t.http.get(t.url(gun, "snapshot.json")).send().unwrap().bytes().unwrap();
+    assert_eq!(&body[..], &snap[..], "the stored snapshot, byte for byte");
+}

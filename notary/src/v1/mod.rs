@@ -136,15 +136,20 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
         if ts_doc.expires > now + margin && snap_doc.expires > now {
             return Ok(ts);
         }
-        match renew(n, gun, &ts_doc, &snap_doc, now).await {
-            Ok(()) | Err(V1Error::Storage(wharf_storage::Error::Conflict(_))) => continue,
+        match renew(n, gun, &ts_doc, &snap_doc, now, margin).await {
+            Ok(true) | Err(V1Error::Storage(wharf_storage::Error::Conflict(_))) => continue,
+            // An expired snapshot the publisher signs: only the publisher can renew it; serve what there is (a
+            // client then refuses the expired snapshot, as it must).
+            Ok(false) => return Ok(ts),
             Err(e) => return Err(e),
         }
     }
     Err(V1Error::Internal("timestamp renewal kept conflicting".into()))
 }
 
-async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64) -> Result<(), V1Error> {
+/// Re-signs what the server may: the snapshot if it has expired and the server holds its key, and the timestamp if
+/// it is within `margin` of expiry or names a snapshot just re-signed. `false`: nothing was due.
+async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, margin: i64) -> Result<bool, V1Error> {
     let root_row = n.meta.v1_current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
     let root: Root = Signed::parse(&root_row.content)
         .and_then(|d| d.role("root", "Root"))
@@ -152,11 +157,8 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64) -> R
     let held = keys::load(&n.meta, &n.kek, gun).await?;
     let mut rows = Vec::new();
     let mut snap_bytes = snap.raw.clone();
-    if snap.expires <= now {
-        let Some(signer) = keys::signers(&held, &root, "snapshot").first().copied() else {
-            // The client signs snapshot: only it can renew it.
-            return Err(V1Error::Internal("snapshot expired and is signed by the publisher".into()));
-        };
+    let snapshot_signer = keys::signers(&held, &root, "snapshot").first().copied();
+    if let (true, Some(signer)) = (snap.expires <= now, snapshot_signer) {
         let meta = snap.signed.get("meta").cloned().unwrap_or_default();
         let doc = serde_json::json!({
             "_type": "Snapshot", "expires": nv::format_time(now + SNAPSHOT_LIFETIME, 0),
@@ -164,12 +166,14 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64) -> R
         });
         snap_bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
         rows.push(row("snapshot", snap.version + 1, snap_bytes.clone(), now));
+    } else if ts.expires > now + margin {
+        return Ok(false);
     }
     rows.push(sign_timestamp(&held, &root, ts.version + 1, &snap_bytes, now, n.settings.notary_timestamp_lifetime)?);
     n.meta.v1_commit(gun, &rows, now).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, version = ts.version + 1, "renewed notary v1 timestamp");
-    Ok(())
+    Ok(true)
 }
 
 pub(crate) fn row(role: &str, version: i64, content: Vec<u8>, now: i64) -> V1Row {
