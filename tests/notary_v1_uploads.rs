@@ -84,11 +84,12 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// One server under test: Wharf or notary-server, plain HTTP.
+/// One server under test: Wharf or notary-server, plain HTTP (with Basic credentials when given).
 struct Target {
     name: &'static str,
     base: String,
     http: reqwest::blocking::Client,
+    basic: Option<(&'static str, &'static str)>,
 }
 
 impl Target {
@@ -97,14 +98,18 @@ impl Target {
     }
 
     fn timestamp_key(&self, gun: &str) -> Key {
-        let r = self.http.get(self.url(gun, "timestamp.key")).send().unwrap();
+        let r = self.get(&self.url(gun, "timestamp.key")).send().unwrap();
         assert!(r.status().is_success(), "{}: timestamp.key {}", self.name, r.status());
         r.json().unwrap()
     }
 
     /// POSTs an upload; answers (status, error code, detail name).
     fn post(&self, gun: &str, content_type: &str, body: Vec<u8>) -> (u16, String, String) {
-        let r = self.http.post(self.url(gun, "")).header("content-type", content_type).body(body).send().unwrap();
+        let mut r = self.http.post(self.url(gun, "")).header("content-type", content_type).body(body);
+        if let Some((u, p)) = self.basic {
+            r = r.basic_auth(u, Some(p));
+        }
+        let r = r.send().unwrap();
         let status = r.status().as_u16();
         let v: Value = r.json().unwrap_or(Value::Null);
         let e = &v["errors"][0];
@@ -117,7 +122,15 @@ impl Target {
     }
 
     fn status(&self, gun: &str, rest: &str) -> u16 {
-        self.http.get(self.url(gun, rest)).send().unwrap().status().as_u16()
+        self.get(&self.url(gun, rest)).send().unwrap().status().as_u16()
+    }
+
+    fn get(&self, url: &str) -> reqwest::blocking::RequestBuilder {
+        let r = self.http.get(url);
+        match self.basic {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
+        }
     }
 }
 
@@ -145,8 +158,8 @@ fn bad_uploads_get_notary_server_errors() {
     let ns = NotaryServer::start(None);
     let http = reqwest::blocking::Client::new();
     let targets = [
-        Target { name: "wharf", base: format!("http://{}", s.addr), http: http.clone() },
-        Target { name: "notary-server", base: ns.url.clone(), http },
+        Target { name: "wharf", base: format!("http://{}", s.addr), http: http.clone(), basic: None },
+        Target { name: "notary-server", base: ns.url.clone(), http, basic: None },
     ];
     let first = |t: &Target, gun: &str, p: &Publisher| {
         let ts = t.timestamp_key(gun);
@@ -278,7 +291,12 @@ fn bad_uploads_get_notary_server_errors() {
 #[test]
 fn an_expired_publisher_snapshot_is_served_as_is() {
     let s = Server::start(&[]);
-    let t = Target { name: "wharf", base: format!("http://{}", s.addr), http: reqwest::blocking::Client::new() };
+    let t = Target {
+        name: "wharf",
+        base: format!("http://{}", s.addr),
+        http: reqwest::blocking::Client::new(),
+        basic: None,
+    };
     let gun = "example.com/expiring/app";
     let p = Publisher::new(gun);
     let ts = t.timestamp_key(gun);
@@ -295,4 +313,40 @@ fn an_expired_publisher_snapshot_is_served_as_is() {
     }
     let body = t.http.get(t.url(gun, "snapshot.json")).send().unwrap().bytes().unwrap();
     assert_eq!(&body[..], &snap[..], "the stored snapshot, byte for byte");
+}
+
+/// With access control on, publishing needs `sign` on the GUN's repository, and the changefeed of all collections
+/// lists only the collections of repositories the caller may pull.
+#[test]
+fn access_control_applies_to_collections_and_the_global_changefeed() {
+    let s = Server::start(&[("WHARF_AUTH", "1"), ("WHARF_ADMIN_PASSWORD", "admin-pass-1")]);
+    s.admin(&["user", "add", "alice", "--password-stdin"], "alice-pass-1\n");
+    s.admin(&["grant", "alice", "team-a/**", "pull,sign"], "");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let base = format!("http://{}", s.addr);
+    let who = |basic| Target { name: "wharf", base: base.clone(), http: reqwest::blocking::Client::new(), basic };
+    let (admin, alice, anon) = (who(Some(("admin", "admin-pass-1"))), who(Some(("alice", "alice-pass-1"))), who(None));
+    let publish = |t: &Target, gun: &str| {
+        let p = Publisher::new(gun);
+        let ts = t.timestamp_key(gun);
+        let root = p.root(1, &ts, &[&p.root], |_| {});
+        let targets = p.targets(1, LATER, |_| {});
+        let snap = p.snapshot(1, &[("root", &root), ("targets", &targets)]);
+        t.upload(gun, &[("root", &root), ("targets", &targets), ("snapshot", &snap)])
+    };
+    assert_eq!(publish(&alice, "example.com/team-a/app").0, 200);
+    assert_eq!(publish(&admin, "example.com/team-b/app").0, 200);
+    // alice may not publish into team-b, nor read it; anonymous callers get a challenge.
+    let (ct, body) = multipart(&[("targets", b"{}")]);
+    assert_eq!(alice.post("example.com/team-b/app", &ct, body).0, 403);
+    assert_eq!(alice.status("example.com/team-b/app", "root.json"), 403);
+    assert_eq!(alice.status("example.com/team-a/app", "root.json"), 200);
+    assert_eq!(anon.status("example.com/team-a/app", "root.json"), 401);
+    let feed = |t: &Target| -> Vec<String> {
+        let v: Value =
+            t.get(&format!("{base}/v2/_trust/changefeed?change_id=0&records=100")).send().unwrap().json().unwrap();
+        v["records"].as_array().unwrap().iter().map(|r| r["GUN"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(feed(&admin), vec!["example.com/team-a/app", "example.com/team-b/app"]);
+    assert_eq!(feed(&alice), vec!["example.com/team-a/app"], "alice sees only what she may pull");
 }

@@ -35,14 +35,22 @@ const RENEW_MARGIN: i64 = 3_600;
 const CURRENT_CACHE: &str = "public, max-age=300, s-maxage=300, must-revalidate";
 const FIXED_CACHE: &str = "public, max-age=2592000, s-maxage=2592000";
 
+/// Which repositories the caller may read, put in a request's extensions by whatever authorizes it (the registry's
+/// access-control gate); the global changefeed lists only collections of those. Without it, everything is visible.
+#[derive(Clone)]
+pub struct Visibility(pub Arc<dyn Fn(&wharf_client::RepositoryName) -> bool + Send + Sync>);
+
 /// Answers one Notary v1 request (the path tail after `/v2/` has a `_trust` segment).
 pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {
     let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
     let Some((gun, path)) = route::parse(&tail) else { return V1Error::NotFound.into_response() };
     let method = req.method().clone();
     let result = match (method, gun, path) {
-        (Method::GET, None, V1Path::Changefeed) => changefeed(&n, None, req.uri().query()).await,
-        (Method::GET, Some(g), V1Path::Changefeed) => changefeed(&n, Some(&g), req.uri().query()).await,
+        (Method::GET, None, V1Path::Changefeed) => {
+            let visible = req.extensions().get::<Visibility>().cloned();
+            changefeed(&n, None, req.uri().query(), visible).await
+        }
+        (Method::GET, Some(g), V1Path::Changefeed) => changefeed(&n, Some(&g), req.uri().query(), None).await,
         (Method::GET | Method::HEAD, Some(g), V1Path::Current(role)) => current(&n, &g, &role).await,
         (Method::GET | Method::HEAD, Some(g), V1Path::ByHash(role, hex)) => {
             fixed(&n, &g, &role, Fixed::Hash(hex)).await
@@ -229,7 +237,12 @@ async fn delete(n: &Notary, gun: &Gun) -> Result<Response, V1Error> {
     Ok(Body::empty().into_response())
 }
 
-async fn changefeed(n: &Notary, gun: Option<&Gun>, query: Option<&str>) -> Result<Response, V1Error> {
+async fn changefeed(
+    n: &Notary,
+    gun: Option<&Gun>,
+    query: Option<&str>,
+    visible: Option<Visibility>,
+) -> Result<Response, V1Error> {
     let mut change_id = None;
     let mut records = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -257,7 +270,10 @@ async fn changefeed(n: &Notary, gun: Option<&Gun>, query: Option<&str>) -> Resul
     };
     let backwards = records < 0 || cursor < 0;
     let after = if cursor < 0 || (backwards && cursor == 0) { None } else { Some(cursor) };
-    let rows = n.meta.v1_changes(gun, ChangeQuery { after, limit, backwards }).await?;
+    let mut rows = n.meta.v1_changes(gun, ChangeQuery { after, limit, backwards }).await?;
+    if let Some(Visibility(may_read)) = visible {
+        rows.retain(|r| r.gun.parse::<Gun>().ok().and_then(|g| g.repository()).is_some_and(|repo| may_read(&repo)));
+    }
     let records: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {

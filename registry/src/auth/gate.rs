@@ -31,6 +31,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         None => return next.run(req).await,
     };
     let need = need(req.method(), tail, req.uri().query());
+    let global_changefeed = tail == "_trust/changefeed";
     if need == Need::Nothing {
         return next.run(req).await;
     }
@@ -88,6 +89,12 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     if optional.iter().any(|s| !caller.allows(s)) {
         // A mount from a repository the caller may not pull becomes a plain upload (the OCI fallback).
         strip_mount(req.uri_mut());
+    }
+    if global_changefeed {
+        // The changefeed of all collections lists only those of repositories the caller may pull.
+        let c = caller.clone();
+        let may = move |r: &wharf_client::RepositoryName| c.may_pull(r.as_str());
+        req.extensions_mut().insert(wharf_notary::v1::Visibility(Arc::new(may)));
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
