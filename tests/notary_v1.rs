@@ -39,15 +39,7 @@ fn notary_cli_and_docker_content_trust() {
         .env("WHARF_BIN", common::wharf_bin())
         .output()
         .expect("run notary-clients");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(fails.is_empty(), "{fails:#?}");
-    let last = stdout.lines().last().unwrap_or("");
-    assert!(out.status.success() && last.ends_with(" passed, 0 failed"), "summary {last:?}");
-    let passed: usize = last.split(' ').next().unwrap_or("0").parse().unwrap_or(0);
-    assert!(passed >= 100, "only {passed} checks passed");
+    common::check_harness(&out, 100);
 }
 
 fn notary(server: &str, dir: &Path, args: &[&str]) -> String {

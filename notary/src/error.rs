@@ -134,14 +134,7 @@ impl IntoResponse for V1Error {
         let body = format!("{}\n", serde_json::json!({ "errors": [error] }));
         let mut resp = (status, [("content-type", "application/json; charset=utf-8")], body).into_response();
         if status.is_server_error() {
-            let mut cause = self.to_string();
-            let mut src = std::error::Error::source(&self);
-            while let Some(s) = src {
-                cause.push_str(": ");
-                cause.push_str(&s.to_string());
-                src = s.source();
-            }
-            resp.extensions_mut().insert(FaultCause(cause));
+            resp.extensions_mut().insert(FaultCause::of(&self));
         }
         resp
     }
@@ -152,23 +145,25 @@ impl IntoResponse for V1Error {
 #[derive(Clone, Debug)]
 pub struct FaultCause(pub String);
 
+impl FaultCause {
+    /// The error and its chain of sources, as one line.
+    fn of(e: &dyn std::error::Error) -> FaultCause {
+        let mut cause = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            cause.push_str(": ");
+            cause.push_str(&s.to_string());
+            src = s.source();
+        }
+        FaultCause(cause)
+    }
+}
+
 impl IntoResponse for NotaryError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        let mut fault = None;
-        let message = if status.is_server_error() {
-            let mut cause = self.to_string();
-            let mut src = std::error::Error::source(&self);
-            while let Some(s) = src {
-                cause.push_str(": ");
-                cause.push_str(&s.to_string());
-                src = s.source();
-            }
-            fault = Some(FaultCause(cause));
-            "internal server error".to_string()
-        } else {
-            self.to_string()
-        };
+        let fault = status.is_server_error().then(|| FaultCause::of(&self));
+        let message = if fault.is_some() { "internal server error".to_string() } else { self.to_string() };
         let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
         let mut resp = (status, [("content-type", "application/json")], body.to_string()).into_response();
         if let Some(f) = fault {

@@ -328,3 +328,17 @@ pub fn tree_diff(
         .chain(b.keys().filter(|k| !a.contains_key(*k)).map(|k| format!("{k}: only in theirs")))
         .collect()
 }
+
+/// Checks a real-client harness's output (`PASS`/`FAIL` lines, then `N passed, M failed`): no FAIL line, a clean
+/// summary, a zero exit and at least `min_passed` checks passed. Prints both streams first.
+pub fn check_harness(out: &std::process::Output, min_passed: usize) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(fails.is_empty(), "{fails:#?}");
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(out.status.success() && last.ends_with(" passed, 0 failed"), "summary {last:?}");
+    let passed: usize = last.split(' ').next().unwrap_or("0").parse().unwrap_or(0);
+    assert!(passed >= min_passed, "only {passed} checks passed");
+}

@@ -214,11 +214,15 @@ pub(crate) fn sign_timestamp(
 /// `POST` always makes a new one, which signs once a root lists it.
 async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response, V1Error> {
     let held = keys::load(&n.meta, &n.kek, gun).await?;
-    let root = match n.meta.v1_current(gun, &"root".parse().expect("base role")).await? {
-        Some(r) => Signed::parse(&r.content).and_then(|d| d.role::<Root>("root", "Root")).ok(),
-        None => None,
+    let existing = if rotate {
+        None
+    } else {
+        let root = match n.meta.v1_current(gun, &"root".parse().expect("base role")).await? {
+            Some(r) => Signed::parse(&r.content).and_then(|d| d.role::<Root>("root", "Root")).ok(),
+            None => None,
+        };
+        keys::current(&held, root.as_ref(), role).cloned()
     };
-    let existing = if rotate { None } else { keys::current(&held, root.as_ref(), role).cloned() };
     let k = match existing {
         Some(k) => k,
         None => {

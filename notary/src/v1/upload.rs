@@ -58,8 +58,8 @@ fn multipart_error(e: multer::Error) -> V1Error {
 async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error> {
     let now = n.clock.now();
     let rows = n.meta.v1_current_all(gun).await?;
-    let stored: BTreeMap<String, Vec<u8>> = rows.iter().map(|r| (r.role.to_string(), r.content.clone())).collect();
     let prev_ts = rows.iter().find(|r| r.role.as_str() == "timestamp").map_or(0, |r| r.version);
+    let stored: BTreeMap<String, Vec<u8>> = rows.into_iter().map(|r| (r.role.to_string(), r.content)).collect();
     let held = keys::load(&n.meta, &n.kek, gun).await?;
     let ids =
         |role: &str| -> BTreeSet<String> { held.iter().filter(|k| k.role == role).map(|k| k.id.clone()).collect() };
