@@ -33,8 +33,18 @@ async fn blob_put_syncs_file_then_renames_then_syncs_directory_before_answering(
     let lines: Vec<&str> = text.lines().collect();
     let pos =
         |pred: &dyn Fn(&str) -> bool, from: usize| lines.iter().skip(from).position(|l| pred(l)).map(|p| p + from);
-    let rename = pos(&|l: &str| l.contains("rename") && l.contains(hex) && l.contains("= 0"), 0)
+    // With several threads traced, strace may split a call into `<unfinished ...>` and `<... resumed>` lines; the
+    // rename counts from its first line and must succeed on its own line or on its thread's resumed line.
+    let rename = pos(&|l: &str| l.contains("rename") && l.contains(hex), 0)
         .unwrap_or_else(|| panic!("no rename to the blob's address in:\n{text}"));
+    let succeeded = lines[rename].contains("= 0")
+        || lines[rename].ends_with("<unfinished ...>") && {
+            let pid = lines[rename].split_whitespace().next().unwrap_or_default();
+            let pid = format!("{pid} ");
+            let resumed = pos(&|l: &str| l.starts_with(&pid) && l.contains("resumed>"), rename + 1);
+            resumed.is_some_and(|r| lines[r].contains("rename") && lines[r].trim_end().ends_with("= 0"))
+        };
+    assert!(succeeded, "the rename to the blob's address failed:\n{text}");
     let file_sync = lines[..rename].iter().rposition(|l| {
         (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("/uploads/") && l.contains("/data>")
     });
