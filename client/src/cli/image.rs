@@ -112,9 +112,14 @@ pub(super) async fn pull_cmd(
     reference: &str,
     trust: &TrustArgs,
     output: Option<String>,
+    unpack: Option<&UnpackArgs>,
 ) -> anyhow::Result<()> {
     let store = store_with_bar(g, "pulling")?;
-    let p = pull(&store, &pull_options(g, reference.parse()?, trust)?).await?;
+    let opts = pull_options(g, reference.parse()?, trust)?;
+    let p = match unpack {
+        Some(u) => crate::pull::pull_extract(&store, &opts, u.options()).await?,
+        None => pull(&store, &opts).await?,
+    };
     match &p.signed {
         Some(s) => println!("{reference}: verified {} (signed by {} in {})", p.digest, s.role, s.format),
         None => println!("{reference}: {}", p.digest),
@@ -138,12 +143,15 @@ pub(super) async fn unpack_cmd(
     let image: ImageRef = reference.parse()?;
     let opts = pull_options(g, image.clone(), trust)?;
     let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
-        // Not pulled yet: download and apply layers in one pipeline.
+        // Not pulled yet: download and extract layers in one pipeline, then flatten.
         crate::pull::pull_unpack(&store, &opts, dir, unpack.options()).await?.layers.len()
     } else {
-        let (_, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
-        crate::runtime::unpack_image(&store, &layers, dir, &unpack.options())?;
-        layers.len()
+        let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+        let n = layers.len();
+        let (store, dir, uopts) = (store.clone(), dir.to_path_buf(), unpack.options());
+        tokio::task::spawn_blocking(move || crate::runtime::unpack_image(&store, &config, &layers, &dir, &uopts))
+            .await??;
+        n
     };
     println!("{reference}: unpacked {n} layers into {}", dir.display());
     Ok(())
@@ -160,13 +168,16 @@ pub(super) async fn run_cmd(
     let image: ImageRef = reference.parse()?;
     let opts = pull_options(g, image.clone(), trust)?;
     if store.get_ref(&image).is_none() {
-        pull(&store, &opts).await?;
+        crate::pull::pull_extract(&store, &opts, unpack.options()).await?;
     }
     let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
-    let bundle = std::env::temp_dir().join(format!("wharf-run-{}", std::process::id()));
-    crate::runtime::make_bundle(&store, &config, &layers, &bundle, args, &unpack.options())?;
-    let code = crate::runtime::run_bundle(&bundle, &format!("wharf-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&bundle);
+    let id = format!("wharf-{}", std::process::id());
+    let (s, i, a, u) = (store.clone(), id.clone(), args.to_vec(), unpack.options());
+    let bundle =
+        tokio::task::spawn_blocking(move || crate::runtime::make_bundle(&s, &config, &layers, &i, &a, &u)).await??;
+    tracing::info!(extracted = bundle.extracted, "bundle ready");
+    let code = crate::runtime::run_bundle(&bundle.dir, &id);
+    drop(bundle);
     let code = code?;
     if code != 0 {
         std::process::exit(code);

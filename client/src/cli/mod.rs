@@ -9,6 +9,7 @@ mod trust;
 pub mod tuf_client;
 
 pub use image::{TrustArgs, UnpackArgs};
+mod engine;
 pub use trust::{KeyCommand, SignerCommand, TrustCommand};
 
 use std::path::PathBuf;
@@ -64,8 +65,14 @@ pub enum ClientCommand {
         /// Also write the image as an OCI layout: oci:DIR.
         #[arg(long)]
         output: Option<String>,
+        /// Only download: do not extract the layers into the snapshot store.
+        #[arg(long)]
+        no_unpack: bool,
+        #[command(flatten)]
+        unpack: UnpackArgs,
     },
-    /// Apply a pulled image's layers into DIR (pulling it first if needed).
+    /// Write a flattened root filesystem of the image into DIR, a new or empty directory, built from its layer
+    /// snapshots (pulling and extracting what is missing).
     Unpack {
         reference: String,
         dir: PathBuf,
@@ -74,7 +81,8 @@ pub enum ClientCommand {
         #[command(flatten)]
         unpack: UnpackArgs,
     },
-    /// Run a pulled image with an installed OCI runtime (runc or crun).
+    /// Run an image with an installed OCI runtime (runc or crun), on an overlay of its layer snapshots (pulling and
+    /// extracting what is missing).
     Run {
         reference: String,
         #[command(flatten)]
@@ -84,6 +92,19 @@ pub enum ClientCommand {
         /// Arguments replacing the image's Cmd.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// List pulled images with their sizes and the unpacked bytes they share with other images.
+    Images {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage pulled images (like `docker image`).
+    #[command(subcommand)]
+    Image(engine::ImageCommand),
+    /// Remove every blob and layer snapshot no pulled image (or running container) uses.
+    Prune {
+        #[arg(long)]
+        json: bool,
     },
     /// Sign and inspect tags (like `docker trust`).
     #[command(subcommand)]
@@ -210,6 +231,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             return match p {
                 PullError::Transport(_) => EXIT_CONNECT,
                 PullError::Io(_) | PullError::NoTrustedRoot(_) | PullError::Unpack { .. } => 1,
+                PullError::Snapshot(crate::snapshot::SnapshotError::Unpack {
+                    source: crate::unpack::UnpackError::DiffIdMismatch { .. },
+                    ..
+                }) => EXIT_VERIFY,
+                PullError::Snapshot(_) => 1,
                 _ => EXIT_VERIFY,
             };
         }
@@ -237,7 +263,12 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Push { src, reference, sign } => image::push_cmd(&g, &src, &reference, sign).await,
-        ClientCommand::Pull { reference, trust, output } => image::pull_cmd(&g, &reference, &trust, output).await,
+        ClientCommand::Pull { reference, trust, output, no_unpack, unpack } => {
+            image::pull_cmd(&g, &reference, &trust, output, (!no_unpack).then_some(&unpack)).await
+        }
+        ClientCommand::Images { json } => engine::images_cmd(&g, json),
+        ClientCommand::Image(c) => engine::image_cmd(&g, c),
+        ClientCommand::Prune { json } => engine::prune_cmd(&g, json),
         ClientCommand::Unpack { reference, dir, trust, unpack } => {
             image::unpack_cmd(&g, &reference, &dir, &trust, &unpack).await
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod images;
 pub mod inspect;
 pub mod layout;
 pub mod notary_v1;
@@ -11,6 +12,7 @@ pub mod publish;
 pub mod pull;
 pub mod push;
 pub mod runtime;
+pub mod snapshot;
 pub mod store;
 pub mod transport;
 pub mod trust;

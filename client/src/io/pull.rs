@@ -93,6 +93,8 @@ pub enum PullError {
     Fetch(#[from] FetchError),
     #[error("no manifest for platform {os}/{arch} in index {digest}")]
     NoPlatform { digest: Digest, os: String, arch: String },
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error("unpacking layer {digest}")]
     Unpack {
         digest: Digest,
@@ -115,6 +117,8 @@ pub struct Pulled {
     pub layers: Vec<Descriptor>,
     /// The signed target, when resolved through trust data.
     pub signed: Option<SignedTarget>,
+    /// The layers' snapshots (bottom first) when extracted.
+    pub snapshots: Vec<crate::snapshot::Snapshot>,
 }
 
 /// The sources to try, mirrors first.
@@ -131,25 +135,45 @@ pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
     Ok(out)
 }
 
+/// Pulls without extracting layers.
 pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, PullError> {
     pull_inner(store, opts, None).await
 }
 
-/// Pulls and unpacks into `dir` at once: layers download in parallel and each is applied as soon as it and every
-/// layer before it have arrived and verified, so decompression overlaps the downloads still running.
+/// Pulls and extracts every layer into the snapshot store at once: layers download in parallel, and each is
+/// extracted (checked against its `diff_id`) as soon as it has arrived and verified, on all cores, while later
+/// ones still download. Layers already extracted for another image are not extracted again.
+pub async fn pull_extract(
+    store: &ContentStore,
+    opts: &PullOptions,
+    unpack: crate::unpack::UnpackOptions,
+) -> Result<Pulled, PullError> {
+    pull_inner(store, opts, Some(unpack)).await
+}
+
+/// Pulls, extracts, and builds a flattened tree in `dir` from the snapshots.
 pub async fn pull_unpack(
     store: &ContentStore,
     opts: &PullOptions,
     dir: &Path,
     unpack: crate::unpack::UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, Some((dir, unpack))).await
+    let p = pull_inner(store, opts, Some(unpack)).await?;
+    let (snaps, dir) = (p.snapshots.clone(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || crate::snapshot::flatten(&snaps, &dir))
+        .await
+        .map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+    Ok(p)
+}
+
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PullError> {
+    r.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))
 }
 
 async fn pull_inner(
     store: &ContentStore,
     opts: &PullOptions,
-    unpack: Option<(&Path, crate::unpack::UnpackOptions)>,
+    unpack: Option<crate::unpack::UnpackOptions>,
 ) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
     let repo = &opts.image.repository;
@@ -186,12 +210,11 @@ async fn pull_inner(
     if let Some(p) = store.progress() {
         p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
     }
-    if let Some((dir, _)) = unpack {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Every blob downloads as its own task, at most `concurrency` at once; layers are then taken in order.
+    // New content is written under the store lock (shared): `prune` waits until the ref makes it reachable.
+    let _lock = crate::images::StoreLock::shared(store)?;
+    // Every blob downloads as its own task, at most `concurrency` at once.
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
-    let tasks: Vec<_> = blobs
+    let mut tasks: Vec<_> = blobs
         .iter()
         .map(|b| {
             let (store, srcs, repo, b, permits) =
@@ -202,29 +225,43 @@ async fn pull_inner(
             })
         })
         .collect();
-    let mut tasks = tasks.into_iter();
-    let mut applied: Option<tokio::task::JoinHandle<Result<crate::unpack::LayerStats, PullError>>> = None;
-    // The unpacked-bytes budget runs across the image's layers.
-    let mut budget = unpack.map(|(_, o)| o);
-    for (i, task) in tasks.by_ref().enumerate() {
-        let path = task.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
-        let (Some((dir, _)), Some(uopts)) = (unpack, budget.as_mut()) else { continue };
-        if i == 0 {
-            continue; // The config.
+    let layer_tasks = tasks.split_off(1);
+    // Invariant: `blobs` starts with the config, so there is a first task.
+    let config_task = tasks.pop().ok_or_else(|| PullError::Io(std::io::Error::other("no config task")))?;
+    joined(config_task.await)??;
+    let mut snapshots = Vec::new();
+    if let Some(uopts) = unpack {
+        let snaps = crate::snapshot::SnapshotStore::open(store)?;
+        let diff_ids = crate::snapshot::diff_ids(store, &config, parsed.layers.len())?;
+        let budget = std::sync::Arc::new(crate::unpack::Budget::new(uopts.max_bytes));
+        // Layers extract in the order they arrive, as many at once as there are cores.
+        let cores = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::unpack::default_threads()));
+        let mut pending: futures::stream::FuturesUnordered<_> =
+            layer_tasks.into_iter().enumerate().map(|(i, t)| async move { (i, t.await) }).collect();
+        let mut extracting = Vec::new();
+        while let Some((i, fetched)) = futures::StreamExt::next(&mut pending).await {
+            let path = joined(fetched)??;
+            let (snaps, layer, diff_id, budget, cores) =
+                (snaps.clone(), blobs[i + 1].digest.clone(), diff_ids[i].clone(), budget.clone(), cores.clone());
+            extracting.push(tokio::spawn(async move {
+                let _core = cores.acquire_owned().await;
+                let out = tokio::task::spawn_blocking(move || {
+                    snaps.extract(&path, &layer, &diff_id, &uopts, &budget).map(|(s, _)| s)
+                })
+                .await;
+                (i, out)
+            }));
         }
-        // Wait for the previous layer's application, then start this one while later downloads continue.
-        if let Some(prev) = applied.take() {
-            let stats = prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
-            *uopts = uopts.after(&stats);
+        let mut done = vec![None; parsed.layers.len()];
+        for h in extracting {
+            let (i, out) = joined(h.await)?;
+            done[i] = Some(joined(out)??);
         }
-        let (dir, digest, layer_opts) = (dir.to_path_buf(), blobs[i].digest.clone(), *uopts);
-        applied = Some(tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path)?;
-            crate::unpack::apply_layer(&dir, f, &layer_opts).map_err(|source| PullError::Unpack { digest, source })
-        }));
-    }
-    if let Some(prev) = applied.take() {
-        prev.await.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+        snapshots = done.into_iter().flatten().collect();
+    } else {
+        for t in layer_tasks {
+            joined(t.await)??;
+        }
     }
     if let Some(p) = store.progress() {
         p.finish();
@@ -232,7 +269,15 @@ async fn pull_inner(
     if let Reference::Tag(_) = opts.image.reference {
         store.set_ref(&opts.image, &digest)?;
     }
-    Ok(Pulled { digest, media_type: top.media_type, manifest: manifest_digest, config, layers: parsed.layers, signed })
+    Ok(Pulled {
+        digest,
+        media_type: top.media_type,
+        manifest: manifest_digest,
+        config,
+        layers: parsed.layers,
+        signed,
+        snapshots,
+    })
 }
 
 async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Digest, PullError> {

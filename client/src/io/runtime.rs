@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use crate::digest::Digest;
 use crate::image_ref::ImageRef;
 use crate::manifest::{Descriptor, ParsedManifest};
+use crate::snapshot::{SnapshotError, SnapshotStore};
 use crate::store::ContentStore;
-use crate::unpack::{apply_layer, UnpackError, UnpackOptions};
+use crate::unpack::UnpackOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -18,12 +19,8 @@ pub enum RuntimeError {
     NotPulled(String),
     #[error("stored manifest {digest}: {reason}")]
     Manifest { digest: Digest, reason: String },
-    #[error("layer {digest}")]
-    Layer {
-        digest: Digest,
-        #[source]
-        source: UnpackError,
-    },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("local content store")]
     Io(#[from] std::io::Error),
     #[error("image user: {0}")]
@@ -66,22 +63,19 @@ pub fn local_image(
     Ok((config, m.layers))
 }
 
-/// Applies the image's layers, in order, into `dir`.
+/// Builds a flattened tree of the image in `dir` (new or empty) from its snapshots, extracting the missing ones.
 pub fn unpack_image(
     store: &ContentStore,
+    config: &Descriptor,
     layers: &[Descriptor],
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(dir)?;
-    let mut opts = *opts;
-    for l in layers {
-        let f = std::fs::File::open(store.blob_path(&l.digest))
-            .map_err(|_| RuntimeError::NotPulled(l.digest.to_string()))?;
-        let stats =
-            apply_layer(dir, f, &opts).map_err(|source| RuntimeError::Layer { digest: l.digest.clone(), source })?;
-        opts = opts.after(&stats);
-    }
+    let snaps = {
+        let _lock = crate::images::StoreLock::shared(store)?;
+        SnapshotStore::open(store)?.prepare(store, config, layers, opts)?.0
+    };
+    crate::snapshot::flatten(&snaps, dir)?;
     Ok(())
 }
 
@@ -171,23 +165,59 @@ fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32), RuntimeError> {
     Ok((uid, gid))
 }
 
-/// Writes a bundle (`rootfs` + `config.json`) for the image into `bundle`.
+/// A container's bundle: `config.json` and `rootfs`, an overlay of the image's snapshots with a fresh upper
+/// directory (as root), or a flattened copy of them (otherwise). Unmounted and removed when dropped.
+pub struct Bundle {
+    pub dir: PathBuf,
+    /// How many layers this bundle had to extract (the rest were shared snapshots).
+    pub extracted: usize,
+    mount: Option<crate::snapshot::OverlayMount>,
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        drop(self.mount.take());
+        let _ = crate::snapshot::remove_tree(&self.dir);
+    }
+}
+
+/// Writes a bundle for the image into `<store>/containers/<id>/`, recording the snapshots it uses so that `prune`
+/// leaves them alone while the container runs.
 pub fn make_bundle(
     store: &ContentStore,
     config: &Descriptor,
     layers: &[Descriptor],
-    bundle: &Path,
+    id: &str,
     args: &[String],
     unpack: &UnpackOptions,
-) -> Result<PathBuf, RuntimeError> {
-    let rootfs = bundle.join("rootfs");
-    unpack_image(store, layers, &rootfs, unpack)?;
+) -> Result<Bundle, RuntimeError> {
+    let lock = crate::images::StoreLock::shared(store)?;
+    let (snaps, extracted) = SnapshotStore::open(store)?.prepare(store, config, layers, unpack)?;
+    let dir = crate::images::containers_dir(store).join(id);
+    std::fs::create_dir_all(&dir)?;
+    let mut bundle = Bundle { dir: dir.clone(), extracted, mount: None };
+    let record = crate::images::ContainerRecord {
+        pid: std::process::id(),
+        snapshots: snaps.iter().map(|s| s.key.clone()).collect(),
+    };
+    std::fs::write(dir.join("container.json"), serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
+    drop(lock);
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    if rustix::process::geteuid().is_root() {
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        std::fs::create_dir_all(&upper)?;
+        std::fs::create_dir_all(&work)?;
+        bundle.mount = Some(crate::snapshot::mount_overlay(&snaps, &upper, &work, &rootfs, false)?);
+    } else {
+        crate::snapshot::flatten(&snaps, &rootfs)?;
+    }
     let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
         .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
     let spec = runtime_config(&cfg, &rootfs, args)?;
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
-    std::fs::write(bundle.join("config.json"), bytes)?;
-    Ok(bundle.to_path_buf())
+    std::fs::write(dir.join("config.json"), bytes)?;
+    Ok(bundle)
 }
 
 /// Runs the bundle with runc (or crun) in the foreground; returns the container's exit code.

@@ -133,13 +133,16 @@ impl ContentStore {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(p, d.to_string())
+        // The digest, then the reference as given (the directory names are lossy for `host:port`).
+        std::fs::write(p, format!("{d}\n{image}\n"))
     }
 
     pub fn get_ref(&self, image: &ImageRef) -> Option<Digest> {
         match &image.reference {
             crate::name::Reference::Digest(d) => Some(d.clone()),
-            crate::name::Reference::Tag(_) => std::fs::read_to_string(self.ref_path(image)).ok()?.trim().parse().ok(),
+            crate::name::Reference::Tag(_) => {
+                std::fs::read_to_string(self.ref_path(image)).ok()?.lines().next()?.trim().parse().ok()
+            }
         }
     }
 

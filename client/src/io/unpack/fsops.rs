@@ -2,7 +2,6 @@
 //! listing and recursive removal through directory fds (never following a final symlink), times, xattrs.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -11,7 +10,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 /// `target` (a symlink's text) taken from directory `base`, with the root as `/` and `..` stopping at the root.
-pub(super) fn lexical_in_root(base: &Path, target: &Path) -> PathBuf {
+pub(crate) fn lexical_in_root(base: &Path, target: &Path) -> PathBuf {
     let mut out: Vec<&OsStr> = if target.is_absolute() { Vec::new() } else { base.iter().collect() };
     for c in target.components() {
         match c {
@@ -25,13 +24,13 @@ pub(super) fn lexical_in_root(base: &Path, target: &Path) -> PathBuf {
     out.iter().collect()
 }
 
-pub(super) fn times(mtime: u64) -> rustix::fs::Timestamps {
+pub(crate) fn times(mtime: u64) -> rustix::fs::Timestamps {
     let t = rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
     rustix::fs::Timestamps { last_access: t, last_modification: t }
 }
 
 /// The names in a directory, without `.` and `..`.
-pub(super) fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<std::ffi::OsString>> {
+pub(crate) fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<std::ffi::OsString>> {
     let fd = rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let mut d = rustix::fs::Dir::read_from(&fd)?;
     let mut out = Vec::new();
@@ -46,7 +45,7 @@ pub(super) fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<std::ffi::OsString>>
 }
 
 /// Removes `name` in `dir`, recursively if it is a directory; never follows a symlink.
-pub(super) fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
+pub(crate) fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
@@ -62,15 +61,4 @@ pub(super) fn remove_all(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<()
         remove_all(&sub, &child)?;
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
-}
-
-/// Extended attributes recorded as PAX `SCHILY.xattr.*`, set where the filesystem allows.
-pub(super) fn set_xattrs<R: Read>(file: &std::fs::File, entry: &mut tar::Entry<R>) {
-    let Ok(Some(exts)) = entry.pax_extensions() else { return };
-    for ext in exts.flatten() {
-        let Ok(key) = ext.key() else { continue };
-        if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-            let _ = rustix::fs::fsetxattr(file, name, ext.value_bytes(), rustix::fs::XattrFlags::empty());
-        }
-    }
 }
