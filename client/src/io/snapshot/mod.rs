@@ -84,7 +84,12 @@ impl SnapshotStore {
         let root = store.root().join("snapshots");
         std::fs::create_dir_all(root.join("sha256"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(SnapshotStore { root })
+        let store = SnapshotStore { root };
+        // What a killed extraction left is cleared by the next user of the store.
+        if let Err(e) = store.clean_stale() {
+            tracing::warn!(error = %e, "clearing interrupted snapshot extractions");
+        }
+        Ok(store)
     }
 
     /// The key of a layer's snapshot under `opts`' device policy.
