@@ -148,7 +148,7 @@ pub async fn pull_extract(
     opts: &PullOptions,
     unpack: crate::unpack::UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, Some(unpack)).await
+    pull_inner(store, opts, Some((unpack, false))).await
 }
 
 /// Pulls, extracts, and builds a flattened tree in `dir` from the snapshots.
@@ -158,7 +158,7 @@ pub async fn pull_unpack(
     dir: &Path,
     unpack: crate::unpack::UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    let p = pull_inner(store, opts, Some(unpack)).await?;
+    let p = pull_inner(store, opts, Some((unpack, true))).await?;
     let (snaps, dir) = (p.snapshots.clone(), dir.to_path_buf());
     tokio::task::spawn_blocking(move || crate::snapshot::flatten(&snaps, &dir))
         .await
@@ -173,7 +173,7 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PullError> {
 async fn pull_inner(
     store: &ContentStore,
     opts: &PullOptions,
-    unpack: Option<crate::unpack::UnpackOptions>,
+    unpack: Option<(crate::unpack::UnpackOptions, bool)>,
 ) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
     let repo = &opts.image.repository;
@@ -230,9 +230,21 @@ async fn pull_inner(
     let config_task = tasks.pop().ok_or_else(|| PullError::Io(std::io::Error::other("no config task")))?;
     joined(config_task.await)??;
     let mut snapshots = Vec::new();
-    if let Some(uopts) = unpack {
+    // The layers' diff_ids, when extracting: a pull that need not unpack (`required` false) leaves an artifact
+    // whose config is not an image config (no `rootfs.diff_ids`) as downloaded content.
+    let extract = match unpack {
+        Some((uopts, required)) => match crate::snapshot::diff_ids(store, &config, parsed.layers.len()) {
+            Ok(ids) => Some((uopts, ids)),
+            Err(e) if !required => {
+                tracing::info!(error = %e, "not an image config: the layers are stored but not extracted");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if let Some((uopts, diff_ids)) = extract {
         let snaps = crate::snapshot::SnapshotStore::open(store)?;
-        let diff_ids = crate::snapshot::diff_ids(store, &config, parsed.layers.len())?;
         let budget = std::sync::Arc::new(crate::unpack::Budget::new(uopts.max_bytes));
         // Layers extract in the order they arrive, as many at once as there are cores.
         let cores = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::unpack::default_threads()));
