@@ -230,7 +230,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(p) = cause.downcast_ref::<PullError>() {
             return match p {
                 PullError::Transport(_) => EXIT_CONNECT,
-                PullError::Io(_) | PullError::NoTrustedRoot(_) | PullError::Unpack { .. } => 1,
+                PullError::Io(_) | PullError::NoTrustedRoot(_) => 1,
                 PullError::Snapshot(crate::snapshot::SnapshotError::Unpack {
                     source: crate::unpack::UnpackError::DiffIdMismatch { .. },
                     ..

@@ -95,12 +95,6 @@ pub enum PullError {
     NoPlatform { digest: Digest, os: String, arch: String },
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
-    #[error("unpacking layer {digest}")]
-    Unpack {
-        digest: Digest,
-        #[source]
-        source: crate::unpack::UnpackError,
-    },
     #[error("local content store")]
     Io(#[from] std::io::Error),
 }
