@@ -16,6 +16,8 @@ use crate::transport::{Transport, TransportError};
 use crate::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustLimits};
 use crate::tuf::Envelope;
 
+mod extract;
+
 /// The largest manifest fetched when no signed length bounds it.
 pub const MAX_MANIFEST: u64 = 4 << 20;
 /// The manifest media types a pull (and `trust sign`) asks for.
@@ -222,7 +224,10 @@ async fn pull_inner(
     let layer_tasks = tasks.split_off(1);
     // Invariant: `blobs` starts with the config, so there is a first task.
     let config_task = tasks.pop().ok_or_else(|| PullError::Io(std::io::Error::other("no config task")))?;
-    joined(config_task.await)??;
+    if let Err(e) = joined(config_task.await).and_then(|r| r.map_err(PullError::from)) {
+        extract::settle(layer_tasks).await;
+        return Err(e);
+    }
     let mut snapshots = Vec::new();
     // The layers' diff_ids, when extracting: a pull that need not unpack (`required` false) leaves an artifact
     // whose config is not an image config (no `rootfs.diff_ids`) as downloaded content.
@@ -233,40 +238,25 @@ async fn pull_inner(
                 tracing::info!(error = %e, "not an image config: the layers are stored but not extracted");
                 None
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                extract::settle(layer_tasks).await;
+                return Err(e.into());
+            }
         },
         None => None,
     };
     if let Some((uopts, diff_ids)) = extract {
-        let snaps = crate::snapshot::SnapshotStore::open(store)?;
-        let budget = std::sync::Arc::new(crate::unpack::Budget::new(uopts.max_bytes));
-        // Layers extract in the order they arrive, as many at once as there are cores.
-        let cores = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::unpack::default_threads()));
-        let mut pending: futures::stream::FuturesUnordered<_> =
-            layer_tasks.into_iter().enumerate().map(|(i, t)| async move { (i, t.await) }).collect();
-        let mut extracting = Vec::new();
-        while let Some((i, fetched)) = futures::StreamExt::next(&mut pending).await {
-            let path = joined(fetched)??;
-            let (snaps, layer, diff_id, budget, cores) =
-                (snaps.clone(), blobs[i + 1].digest.clone(), diff_ids[i].clone(), budget.clone(), cores.clone());
-            extracting.push(tokio::spawn(async move {
-                let _core = cores.acquire_owned().await;
-                let out = tokio::task::spawn_blocking(move || {
-                    snaps.extract(&path, &layer, &diff_id, &uopts, &budget).map(|(s, _)| s)
-                })
-                .await;
-                (i, out)
-            }));
-        }
-        let mut done = vec![None; parsed.layers.len()];
-        for h in extracting {
-            let (i, out) = joined(h.await)?;
-            done[i] = Some(joined(out)??);
-        }
-        snapshots = done.into_iter().flatten().collect();
+        let layers: Vec<Digest> = parsed.layers.iter().map(|l| l.digest.clone()).collect();
+        snapshots = extract::as_they_arrive(store, layer_tasks, &layers, &diff_ids, uopts).await?;
     } else {
+        let mut first = None;
         for t in layer_tasks {
-            joined(t.await)??;
+            if let Err(e) = joined(t.await).and_then(|r| r.map_err(PullError::from)) {
+                first.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first {
+            return Err(e);
         }
     }
     if let Some(p) = store.progress() {

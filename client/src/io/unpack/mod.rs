@@ -14,6 +14,7 @@
 mod fsops;
 mod layer;
 mod pool;
+mod resolve;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
