@@ -112,12 +112,18 @@ pub fn images(store: &ContentStore) -> std::io::Result<Vec<ImageSummary>> {
     let snaps = SnapshotStore::open(store)?;
     let mut out = Vec::new();
     let mut users: BTreeMap<String, usize> = BTreeMap::new();
+    // Each snapshot's file bytes, read once (`None`: not extracted).
+    let mut sizes: BTreeMap<String, Option<u64>> = BTreeMap::new();
     for (reference, _, digest) in refs(store)? {
         let (blobs, keys) = uses(store, &digest);
+        // `uses` names each layer's snapshot under both device policies.
+        let layers = keys.len() / 2;
         let blobs: Vec<Digest> =
             blobs.into_iter().filter(|b| store.has(b)).collect::<BTreeSet<_>>().into_iter().collect();
-        let present: Vec<String> = keys.iter().filter(|k| snaps.get(k).is_some()).cloned().collect();
-        let layers = keys.len() / 2;
+        let present: Vec<String> = keys
+            .into_iter()
+            .filter(|k| sizes.entry(k.clone()).or_insert_with(|| snaps.info(k).map(|i| i.bytes)).is_some())
+            .collect();
         for k in &present {
             *users.entry(k.clone()).or_default() += 1;
         }
@@ -137,7 +143,7 @@ pub fn images(store: &ContentStore) -> std::io::Result<Vec<ImageSummary>> {
     }
     for img in &mut out {
         for k in &img.snapshots {
-            let bytes = snaps.info(k).map_or(0, |i| i.bytes);
+            let bytes = sizes.get(k).copied().flatten().unwrap_or(0);
             img.unpacked_bytes += bytes;
             if users.get(k).copied().unwrap_or(0) > 1 {
                 img.shared_bytes += bytes;

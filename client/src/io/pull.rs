@@ -225,7 +225,7 @@ async fn pull_inner(
     // Invariant: `blobs` starts with the config, so there is a first task.
     let config_task = tasks.pop().ok_or_else(|| PullError::Io(std::io::Error::other("no config task")))?;
     if let Err(e) = joined(config_task.await).and_then(|r| r.map_err(PullError::from)) {
-        extract::settle(layer_tasks).await;
+        let _ = extract::all(layer_tasks).await;
         return Err(e);
     }
     let mut snapshots = Vec::new();
@@ -239,7 +239,7 @@ async fn pull_inner(
                 None
             }
             Err(e) => {
-                extract::settle(layer_tasks).await;
+                let _ = extract::all(layer_tasks).await;
                 return Err(e.into());
             }
         },
@@ -249,15 +249,7 @@ async fn pull_inner(
         let layers: Vec<Digest> = parsed.layers.iter().map(|l| l.digest.clone()).collect();
         snapshots = extract::as_they_arrive(store, layer_tasks, &layers, &diff_ids, uopts).await?;
     } else {
-        let mut first = None;
-        for t in layer_tasks {
-            if let Err(e) = joined(t.await).and_then(|r| r.map_err(PullError::from)) {
-                first.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first {
-            return Err(e);
-        }
+        extract::all(layer_tasks).await?;
     }
     if let Some(p) = store.progress() {
         p.finish();

@@ -190,7 +190,7 @@ impl ContentStore {
 
     async fn fetch_from(&self, s: &Source, repo: &RepositoryName, d: &Digest, size: u64) -> Result<(), FetchError> {
         let partial = self.root.join("ingest").join(d.hex());
-        // Whatever ends this download (a refusal, or the pull being cancelled because another blob failed) removes
+        // Whatever ends this download (a refusal, or the task being cancelled when the process ends) removes
         // the partial file, except a connection that broke mid-body: that one is kept so the next pull resumes.
         let mut guard = PartialGuard { path: partial.clone(), keep: false };
         let mut hasher = d.algorithm().hasher();

@@ -11,11 +11,15 @@ use crate::unpack::{Budget, UnpackOptions};
 
 type Download = tokio::task::JoinHandle<Result<PathBuf, FetchError>>;
 
-/// Waits for downloads that are no longer needed to end on their own, so that none is cut off mid-write.
-pub(super) async fn settle(downloads: Vec<Download>) {
+/// Waits for every download to end on its own (none is cut off mid-write when a pull fails); the first error.
+pub(super) async fn all(downloads: Vec<Download>) -> Result<(), PullError> {
+    let mut first = None;
     for d in downloads {
-        let _ = d.await;
+        if let Err(e) = joined(d.await).and_then(|r| r.map_err(PullError::from)) {
+            first.get_or_insert(e);
+        }
     }
+    first.map_or(Ok(()), Err)
 }
 
 /// Waits for each layer's download (`downloads[i]` fetches `layers[i]`) and starts its extraction, checked against

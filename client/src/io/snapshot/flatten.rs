@@ -55,7 +55,7 @@ fn open_dir(dir: &OwnedFd, name: &std::ffi::OsStr) -> rustix::io::Result<OwnedFd
 
 fn is_opaque(dir: &OwnedFd) -> bool {
     let mut v = [0u8; 8];
-    [super::super::unpack::TRUSTED_OPAQUE, super::super::unpack::USER_OPAQUE]
+    [crate::unpack::TRUSTED_OPAQUE, crate::unpack::USER_OPAQUE]
         .iter()
         .any(|x| matches!(rustix::fs::fgetxattr(dir, *x, &mut v[..]), Ok(1) if v[0] == b'y'))
 }
@@ -115,7 +115,6 @@ pub fn flatten(layers: &[Snapshot], dest: &Path) -> std::io::Result<FlattenStats
         let resolve = rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS;
         let rel: &Path = if d.path.as_os_str().is_empty() { Path::new(".") } else { &d.path };
         let fd = rustix::fs::openat2(&*dest_fd, rel, flags, Mode::empty(), resolve).map_err(|e| io(&d.path, e))?;
-        let d = DirMeta { path: d.path, stat: d.stat };
         let mode = d.stat.st_mode & 0o7777;
         if w.root && (d.stat.st_uid, d.stat.st_gid) != w.ids {
             let (u, g) = (rustix::fs::Uid::from_raw(d.stat.st_uid), rustix::fs::Gid::from_raw(d.stat.st_gid));
