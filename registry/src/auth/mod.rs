@@ -2,7 +2,8 @@
 //! tokens come from [`endpoint`]. Handlers never look at credentials; the catalog alone reads the [`Caller`] the
 //! gate leaves in the request, to list only what the caller may pull.
 //!
-//! - [`scope`]: pure vocabulary (actions, patterns, token scopes, what a request needs);
+//! - [`scope`]: pure vocabulary (actions, patterns, token scopes);
+//! - [`need`]: what a classified request ([`crate::route`]) needs;
 //! - [`policy`]: accounts and grants in memory, reloaded within a second of any change in SQL;
 //! - [`credentials`]: the `Authorization` header, Argon2id, the verified-credential cache, the throttle;
 //! - [`token`]: JWT issue and verification (own sealed key, external issuers' JWKS).
@@ -10,6 +11,7 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod gate;
+pub mod need;
 pub mod policy;
 pub mod proxy;
 pub mod scope;
