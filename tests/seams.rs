@@ -230,3 +230,27 @@ fn a_warm_mirror_keeps_verified_pulls_working_while_the_origin_is_down() {
     assert!(out.status.success(), "a verified pull through the warm mirror with the origin down: {err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("verified {}", &img.digest[..19])));
 }
+
+#[test]
+fn a_mirror_caches_no_error_and_no_oversized_trust_answer() {
+    let big = "x".repeat((16 << 20) + 1);
+    let answers = [
+        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{big}", big.len()),
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}".to_string(),
+        "HTTP/1.1 204 No Content\r\n\r\n".to_string(),
+    ];
+    for answer in answers {
+        let head = answer.lines().next().unwrap_or("").to_string();
+        let (upstream, seen) = recorder("127.0.0.1:0", answer);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("mirror.toml");
+        std::fs::write(&config, format!("[[mirror]]\nupstream = \"http://{upstream}\"\nprefix = \"m\"\n")).unwrap();
+        let s = Server::start(&[("WHARF_CONFIG", config.to_str().unwrap())]);
+        for round in 1..=2 {
+            let (status, _) = raw_get(&s, "/v2/m/team/app/_tuf/timestamp.json", None);
+            assert_eq!(status, 502, "{head}: round {round}");
+            let asked = seen.lock().unwrap().iter().filter(|h| h.contains("/_tuf/timestamp.json")).count();
+            assert_eq!(asked, round, "{head}: nothing cached, so each request asks the upstream again");
+        }
+    }
+}

@@ -155,9 +155,16 @@ fn every_route_kind_answers_every_caller_exactly() {
             if got == 401 && r.headers().get("www-authenticate").is_none() {
                 wrong.push(format!("{kind:?} as {caller:?}: 401 without a challenge"));
             }
+            let body = r.text().unwrap_or_default();
             if got != want {
-                let body = r.text().unwrap_or_default();
                 wrong.push(format!("{kind:?} as {caller:?}: got {got}, expected {want}: {}", body.trim()));
+            } else if got == 403 && !caller.allowed(kind.rule()) {
+                // A refusal names who was refused, and what on which repository.
+                let (user, _) = caller.user().unwrap_or(("anonymous", ""));
+                let names_repo = ["team/app", "mirror/up/app", "the catalog"].iter().any(|r| body.contains(r));
+                if !body.contains(user) || !names_repo {
+                    wrong.push(format!("{kind:?} as {caller:?}: 403 names neither caller nor repository: {body}"));
+                }
             }
             seen.insert(kind);
         }
