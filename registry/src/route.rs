@@ -4,7 +4,7 @@
 //! the request's extensions ([`Classified`]), the gate decides on it ([`Kind::rule`]) and `serve::compose` dispatches
 //! on it. A path no parser accepts is [`Route::Invalid`]: refused with its error by whoever meets it first, never
 //! passed to a handler. Every [`Kind`] names its rule in one exhaustive match, so a new kind cannot exist without
-//! one, and `tests/route_matrix.rs` sends a request of every kind as every kind of caller.
+//! one, and `tests/seams/route_matrix.rs` sends a request of every kind as every kind of caller.
 
 use axum::http::Method;
 use wharf_client::notary::Gun;
@@ -164,6 +164,10 @@ impl Route {
             Route::Tuf(..) if mirrored => Kind::MirrorTufWrite,
             Route::Tuf(..) if read => Kind::TufRead,
             Route::Tuf(..) => Kind::TufWrite,
+            // A mirror holds no Notary v1 collection of its own: reads find none, writes are refused.
+            Route::NotaryV1 { path: V1Path::Key(_), .. } if mirrored => Kind::MirrorTufWrite,
+            Route::NotaryV1 { .. } if mirrored && read => Kind::MirrorTufRead,
+            Route::NotaryV1 { .. } if mirrored => Kind::MirrorTufWrite,
             // Asking for a server key may create one: a write.
             Route::NotaryV1 { path: V1Path::Key(_), .. } => Kind::NotaryV1Write,
             Route::NotaryV1 { .. } if read => Kind::NotaryV1Read,
@@ -297,6 +301,9 @@ mod tests {
             (Method::DELETE, "/v2/mirror/x/manifests/v1".into(), "MirrorDelete"),
             (Method::GET, "/v2/mirror/x/_tuf/timestamp.json".into(), "MirrorTufRead"),
             (Method::POST, "/v2/mirror/x/_tuf/publish".into(), "MirrorTufWrite"),
+            (Method::GET, "/v2/127.0.0.1:5000/mirror/x/_trust/tuf/root.json".into(), "MirrorTufRead"),
+            (Method::GET, "/v2/127.0.0.1:5000/mirror/x/_trust/tuf/timestamp.key".into(), "MirrorTufWrite"),
+            (Method::DELETE, "/v2/127.0.0.1:5000/mirror/x/_trust/tuf/".into(), "MirrorTufWrite"),
             (Method::POST, "/auth/token".into(), "Token"),
             (Method::GET, "/_notary_server/health".into(), "Health"),
             // The attacks of issue 20: every one is refused, whatever the gate and the handlers would think.

@@ -13,6 +13,7 @@
 //!   mirror while the origin is down;
 //! - nothing else: no error answer, no answer but `200`, nothing over the size limit.
 //!
+//! Cache keys start with `trust:` (`tuf:` rows of earlier versions, which could hold other answers, are never read).
 //! The mirror signs nothing: clients verify the publisher's signatures exactly as from the origin.
 
 use axum::body::Body;
@@ -50,7 +51,7 @@ struct File {
 /// The file a read of `path` names; `None` for paths a mirror does not pass through.
 fn file(path: &TrustPath) -> Option<File> {
     let unversioned = |name: String, cached: bool| File {
-        key: cached.then(|| format!("tuf:{name}")),
+        key: cached.then(|| format!("trust:{name}")),
         upstream: name,
         forever: false,
         sha256: None,
@@ -65,7 +66,7 @@ fn file(path: &TrustPath) -> Option<File> {
         TrustPath::Version(role, n) => {
             let name = format!("{n}.{}.json", encode(role.as_str()));
             File {
-                key: Some(format!("tuf:{name}")),
+                key: Some(format!("trust:{name}")),
                 upstream: name,
                 forever: true,
                 sha256: None,
@@ -74,7 +75,7 @@ fn file(path: &TrustPath) -> Option<File> {
         }
         TrustPath::Target { sha256, name } => File {
             upstream: format!("targets/{}.{}", encode(sha256), encode(name)),
-            key: Some(format!("tuf:targets/{sha256}")),
+            key: Some(format!("trust:targets/{sha256}")),
             forever: true,
             sha256: Some(sha256.clone()),
             remember_missing: false,
@@ -202,7 +203,7 @@ mod tests {
         let f = file(&path("timestamp.json")).unwrap();
         assert_eq!(
             (f.upstream.as_str(), f.key.as_deref(), f.forever),
-            ("timestamp.json", Some("tuf:timestamp.json"), false)
+            ("timestamp.json", Some("trust:timestamp.json"), false)
         );
         let f = file(&path("release-team.json")).unwrap();
         assert_eq!(f.key, None, "other unversioned files pass through uncached");
@@ -211,7 +212,7 @@ mod tests {
         assert!(!file(&path("3.targets.json")).unwrap().remember_missing);
         let f = file(&path(&format!("targets/{h}.v1.0"))).unwrap();
         assert_eq!(f.upstream, format!("targets/{h}.v1.0"));
-        assert_eq!(f.key, Some(format!("tuf:targets/{h}")), "a target is cached under its hash alone");
+        assert_eq!(f.key, Some(format!("trust:targets/{h}")), "a target is cached under its hash alone");
         assert_eq!(f.sha256, Some(h));
         assert!(file(&path("publish")).is_none());
         assert_eq!(encode("a/../b%"), "a%2F..%2Fb%25");

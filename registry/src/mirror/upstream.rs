@@ -185,7 +185,7 @@ impl Upstream {
                 tracing::warn!(
                     realm = %url.origin().ascii_serialization(),
                     upstream = %self.base,
-                    "token realm is neither on the upstream's host nor in token_realms (or is plain HTTP): asking it without credentials"
+                    "token realm is neither on the upstream's host nor in token_realms (or is plain HTTP): asking it without credentials; list it in token_realms to send them"
                 );
             }
         }

@@ -130,6 +130,15 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
                     Some(found) => Ok(crate::mirror::trust::serve(&state, req, (repo, found, path)).await),
                     None => Ok(ApiError::new(Kind::Internal, "mirror route vanished").into_response()),
                 },
+                // A mirror holds no Notary v1 collection of its own: writes are refused, reads find none.
+                Route::NotaryV1 { ref repository, .. } if c.mirrored => {
+                    let write = c.kind(req.method()) == crate::route::Kind::MirrorTufWrite;
+                    let e = match state.mirror.as_ref().and_then(|m| m.route(repository)) {
+                        Some(r) if write => crate::mirror::denied(repository, &r),
+                        _ => ApiError::new(Kind::NameUnknown, format!("{repository} is mirrored: no collection here")),
+                    };
+                    Ok(crate::with_api_version(e.into_response()))
+                }
                 Route::Tuf(..) | Route::NotaryV1 { .. } | Route::Changefeed => notary.oneshot(req).await,
                 Route::Health if req.uri().path() == "/_notary_server/health" => notary.oneshot(req).await,
                 Route::Base | Route::Registry(_) | Route::Health | Route::Token => registry.oneshot(req).await,
