@@ -1,0 +1,86 @@
+//! Checking a user name and password (or a robot's name and secret) under the throttle and the verification slots.
+
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use super::policy::Principal;
+use super::throttle::{Slot, BUSY_RETRY_SECS};
+use super::{credentials, random_secret, Auth, Refusal};
+
+/// An Argon2id hash of a random secret: verifying against it costs what a real check costs.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| credentials::hash_secret(&random_secret()).unwrap_or_default());
+
+impl Auth {
+    /// Checks a user name and password. A credential verified before (in this policy generation) is answered from
+    /// the cache; otherwise the attempt counts against the throttle from the moment it starts, and the Argon2id
+    /// check runs only if a verification slot is free (else `429` at once). A secret that does not match is a
+    /// failure only once the accounts are known to be current: an account added or a password changed a moment
+    /// ago (by `wharf admin`, on any replica) is read from SQL before the attempt counts.
+    pub async fn login(&self, user: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, Refusal> {
+        self.throttle.check(user, addr).map_err(Refusal::Throttled)?;
+        let mut policy = self.policy();
+        let key = credentials::fingerprint(user, password);
+        if let Some(name) = self.basic.get(&key, policy.generation) {
+            if policy.active(&name, self.clock.now()).is_some() {
+                return Ok(Principal::Account(name));
+            }
+        }
+        let attempt = self.throttle.begin(user, addr).map_err(Refusal::Throttled)?;
+        let Some(slot) = self.slots.try_take(user, addr) else {
+            attempt.void();
+            tracing::warn!(account = %user, addr = ?addr, "login refused: too many verifications under way");
+            return Err(Refusal::Throttled(BUSY_RETRY_SECS));
+        };
+        let hash = policy.account(user).map(|a| a.secret_hash.clone());
+        let (mut ok, mut slot) = verify(password, hash.clone(), slot).await;
+        if !ok {
+            if let Err(e) = self.reload().await {
+                tracing::error!(error = %crate::error::chain(&e), "reloading accounts and grants");
+            }
+            let current = self.policy();
+            let fresh = current.account(user).map(|a| a.secret_hash.clone());
+            let changed = current.generation != policy.generation && fresh.is_some() && fresh != hash;
+            if let (true, Some(s)) = (changed, slot.take()) {
+                policy = current;
+                (ok, slot) = verify(password, fresh, s).await;
+            }
+        }
+        drop(slot);
+        let expired = policy.account(user).is_some_and(|a| a.expires_at.is_some_and(|t| self.clock.now() >= t));
+        if ok && expired {
+            // The right secret of an expired robot: refused, but not a guess, so no strike.
+            attempt.void();
+            tracing::warn!(account = %user, addr = ?addr, "login refused: the account has expired");
+            Err(Refusal::BadCredentials)
+        } else if ok {
+            self.basic.put(key, user.to_owned(), policy.generation);
+            attempt.succeed();
+            Ok(Principal::Account(user.to_owned()))
+        } else {
+            attempt.fail();
+            tracing::warn!(account = %user, addr = ?addr, "login failed");
+            Err(Refusal::BadCredentials)
+        }
+    }
+}
+
+/// Checks `secret` against `hash` on the blocking pool; the slot is held by the blocking task, so that it is
+/// released when the work ends, even if the request went away. With no hash (an unknown account), the same work
+/// against a dummy hash, so that timing does not tell which names exist.
+async fn verify(secret: &str, hash: Option<String>, slot: Slot) -> (bool, Option<Slot>) {
+    let secret = secret.to_owned();
+    let work = tokio::task::spawn_blocking(move || {
+        let ok = match hash {
+            Some(h) => credentials::verify_secret(&secret, &h),
+            None => {
+                let _ = credentials::verify_secret(&secret, &DUMMY_HASH);
+                false
+            }
+        };
+        (ok, slot)
+    });
+    match work.await {
+        Ok((ok, slot)) => (ok, Some(slot)),
+        Err(_) => (false, None),
+    }
+}
