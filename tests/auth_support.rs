@@ -358,13 +358,6 @@ impl Env {
         Call::Bearer(self.token(&self.call_for(account), &scopes))
     }
 
-    /// The status and `Retry-After` of a token request made with `http`.
-    pub fn token_status_with(&self, http: &Client, call: &Call, scope: &str) -> (u16, Option<String>) {
-        let r = self.token_request(http, call, &[scope], "");
-        let after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-        (r.status().as_u16(), after)
-    }
-
     pub fn token_status(&self, call: &Call, scope: &str) -> u16 {
         self.token_request(&self.http, call, &[scope], "").status().as_u16()
     }
