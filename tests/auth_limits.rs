@@ -44,6 +44,30 @@ fn concurrent_wrong_passwords_are_counted_when_they_start() {
 }
 
 #[test]
+fn parallel_first_logins_with_the_same_credentials_share_one_check() {
+    // One check at a time per account and address: more parallel requests with the same (right) credentials wait for the one
+    // under way instead of being refused.
+    let env = Env::start(&[("WHARF_AUTH_VERIFY_PER_ACCOUNT", "1"), ("WHARF_AUTH_VERIFY_PER_ADDRESS", "1")]);
+    let n = 12;
+    let url = env.url("/auth/token?service=wharf&scope=repository%3Ateam%2Fapp%3Apull");
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let http = env.client_from(None);
+            assert_eq!(http.get(env.url("/v2/")).send().unwrap().status(), 401);
+            let (url, barrier) = (url.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = http.get(url).basic_auth("reader", Some(crate::auth_support::READER_PASSWORD)).send();
+                r.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [200; 12]);
+}
+
+#[test]
 fn wrong_passwords_lock_the_account_only_from_the_address_that_guessed() {
     let env = Env::start(&[("WHARF_AUTH_THROTTLE_AFTER", "5"), ("WHARF_AUTH_THROTTLE_BASE_MS", "2000")]);
     let wrong = Call::Basic("writer".into(), "not-the-password".into());

@@ -1,7 +1,10 @@
 //! Checking a user name and password (or a robot's name and secret) under the throttle and the verification slots.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
+
+use tokio::sync::watch;
 
 use super::policy::Principal;
 use super::throttle::{Slot, BUSY_RETRY_SECS};
@@ -25,12 +28,24 @@ impl Auth {
                 return Ok(Principal::Account(name));
             }
         }
+        if let Some(mut done) = self.flights.following(&key) {
+            // The same credentials are being checked: a client's parallel first requests share that check (and
+            // take no slot of their own). If it did not succeed, this request makes its own attempt.
+            let _ = done.changed().await;
+            let policy = self.policy();
+            if let Some(name) = self.basic.get(&key, policy.generation) {
+                if policy.active(&name, self.clock.now()).is_some() {
+                    return Ok(Principal::Account(name));
+                }
+            }
+        }
         let attempt = self.throttle.begin(user, addr).map_err(Refusal::Throttled)?;
         let Some(slot) = self.slots.try_take(user, addr) else {
             attempt.void();
             tracing::warn!(account = %user, addr = ?addr, "login refused: too many verifications under way");
             return Err(Refusal::Throttled(BUSY_RETRY_SECS));
         };
+        let _lead = self.flights.lead(key);
         let hash = policy.account(user).map(|a| a.secret_hash.clone());
         let (mut ok, mut slot) = verify(password, hash.clone(), slot).await;
         if !ok {
@@ -61,6 +76,41 @@ impl Auth {
             tracing::warn!(account = %user, addr = ?addr, "login failed");
             Err(Refusal::BadCredentials)
         }
+    }
+}
+
+/// Verifications under way, by credential fingerprint, so that requests with the same credentials wait for the
+/// first one's answer instead of each taking a verification slot.
+#[derive(Default)]
+pub struct Flights(Mutex<HashMap<[u8; 32], watch::Receiver<()>>>);
+
+/// A verification under way; dropped (after the verified credential is cached), it wakes the requests waiting.
+pub struct Lead<'a> {
+    flights: &'a Flights,
+    key: [u8; 32],
+    _done: watch::Sender<()>,
+}
+
+impl Flights {
+    /// A receiver that changes (or closes) when the verification of `key` under way ends, if one is.
+    fn following(&self, key: &[u8; 32]) -> Option<watch::Receiver<()>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn lead(&self, key: [u8; 32]) -> Option<Lead<'_>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.contains_key(&key) {
+            return None;
+        }
+        let (done, waiting) = watch::channel(());
+        map.insert(key, waiting);
+        Some(Lead { flights: self, key, _done: done })
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        self.flights.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
     }
 }
 

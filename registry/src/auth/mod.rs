@@ -119,6 +119,7 @@ pub struct Auth {
     tokens: TokenCache,
     throttle: Arc<Throttle>,
     slots: Arc<Slots>,
+    flights: login::Flights,
     clock: Box<dyn Clock>,
     /// Whether the server speaks HTTPS (for the default realm's scheme).
     pub tls: bool,
@@ -167,6 +168,7 @@ impl Auth {
             tokens: Mutex::new(HashMap::new()),
             throttle,
             slots,
+            flights: login::Flights::default(),
             clock,
             tls,
         };
