@@ -170,8 +170,6 @@ fn fixture() -> Fixture {
         server.admin(&["grant", "pusher", pattern, "push"], "");
         server.admin(&["grant", "signer", pattern, "sign"], "");
     }
-    // The running server reloads accounts within a second.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     // The admin pushes the fixture's image (through the gate, with Basic credentials).
     let pushed = Oci::with_basic(&server, "admin", "admin-pass-1")
