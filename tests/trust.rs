@@ -447,7 +447,7 @@ async fn wharf_client_resolves_tags_through_the_trust_service() {
 
     // What was trusted before guards the next refresh against rollback.
     let previous = Previous {
-        timestamp: Some(Envelope::parse(&r.timestamp).unwrap().decode().unwrap()),
+        timestamp: Some(Envelope::parse(r.timestamp.as_ref().unwrap()).unwrap().decode().unwrap()),
         snapshot: Some(Envelope::parse(&r.snapshot).unwrap().decode().unwrap()),
     };
     let (status, _) =

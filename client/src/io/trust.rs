@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{DelegationSearch, RoleName, Snapshot, Timestamp, TrustedSet, TufError};
+use crate::tuf::{DelegationSearch, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -54,7 +54,8 @@ pub struct Previous {
 /// A refreshed repository: the trusted set and the raw timestamp and snapshot to remember.
 pub struct Refreshed {
     pub set: TrustedSet,
-    pub timestamp: Bytes,
+    /// `None` when the server's timestamp had the recorded version: the recorded one stays trusted, and recorded.
+    pub timestamp: Option<Bytes>,
     pub snapshot: Bytes,
 }
 
@@ -116,7 +117,10 @@ pub async fn refresh(
     // 5.4
     let timestamp = t.get_bounded(&format!("{b}timestamp.json"), limits.timestamp).await?;
     let (ts, prev) = (timestamp.clone(), previous.timestamp.clone());
-    set = verify(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
+    let (verified, update) = verify_with(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
+    set = verified;
+    // 5.4.3.1: a timestamp of the recorded version was discarded; the recorded one stays.
+    let timestamp = (update == TimestampUpdate::Accepted).then_some(timestamp);
     // 5.5: consistent snapshots, by the version the timestamp names.
     let snap_meta = set.timestamp().and_then(|ts| ts.meta.get("snapshot.json")).cloned();
     let version = snap_meta.as_ref().map_or(0, |m| m.version);
@@ -150,7 +154,8 @@ pub async fn find_target(
             let (r, p) = (role.clone(), parent.clone());
             *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
         }
-        let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
+        // Each path to a role is verified on its own (diamonds: see `TrustedSet::delegated_via`).
+        let targets = if role == "targets" { set.targets() } else { set.delegated_via(&role, &parent)? };
         let Some(targets) = targets else { continue };
         if let Some(tf) = targets.targets.get(name) {
             let bad =
@@ -176,11 +181,20 @@ pub async fn find_target(
 
 /// Runs a verification step (signature checks over metadata of up to megabytes, delegation bounds) on the blocking
 /// pool, off the async workers, and hands the set back.
-async fn verify<F>(mut set: TrustedSet, step: F) -> Result<TrustedSet, TrustError>
+async fn verify<F>(set: TrustedSet, step: F) -> Result<TrustedSet, TrustError>
 where
     F: FnOnce(&mut TrustedSet) -> Result<(), TufError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || step(&mut set).map(|()| set))
+    Ok(verify_with(set, step).await?.0)
+}
+
+/// [`verify`] for a step that also answers something.
+async fn verify_with<F, R>(mut set: TrustedSet, step: F) -> Result<(TrustedSet, R), TrustError>
+where
+    F: FnOnce(&mut TrustedSet) -> Result<R, TufError> + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || step(&mut set).map(|r| (set, r)))
         .await
         .map_err(|e| TufError::Malformed(format!("verification task failed: {e}")))?
         .map_err(TrustError::from)
