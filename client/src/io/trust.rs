@@ -147,15 +147,21 @@ pub async fn find_target(
     let b = base(repo);
     let mut search = DelegationSearch::new(limits.max_delegations);
     while let Some((role, parent)) = search.next_role() {
-        if role != "targets" && set.delegated(&role).is_none() {
-            let meta = set.snapshot_entry(&role)?;
-            let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
-            let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
+        if role != "targets" {
             let (r, p) = (role.clone(), parent.clone());
-            *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
+            if set.delegated(&role).is_none() {
+                let meta = set.snapshot_entry(&role)?;
+                let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
+                let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
+                *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
+            } else {
+                // A diamond: the role was loaded through another delegator, and must verify against this one
+                // too (`TrustedSet::delegated_via`).
+                *set = verify(set.clone(), move |s| s.delegated_via(&r, &p).map(|_| ())).await?;
+            }
         }
-        // Each path to a role is verified on its own (diamonds: see `TrustedSet::delegated_via`).
-        let targets = if role == "targets" { set.targets() } else { set.delegated_via(&role, &parent)? };
+        // Verified through `parent` just above, on the blocking pool.
+        let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
         let Some(targets) = targets else { continue };
         if let Some(tf) = targets.targets.get(name) {
             let bad =
