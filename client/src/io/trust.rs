@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{DelegationSearch, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
+use crate::tuf::{DelegationSearch, Envelope, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -119,8 +119,20 @@ pub async fn refresh(
     let (ts, prev) = (timestamp.clone(), previous.timestamp.clone());
     let (verified, update) = verify_with(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
     set = verified;
-    // 5.4.3.1: a timestamp of the recorded version was discarded; the recorded one stays.
-    let timestamp = (update == TimestampUpdate::Accepted).then_some(timestamp);
+    // 5.4.3.1: a timestamp of the recorded version is discarded and the recorded one stays. The recorded one is
+    // not verified again here (it was verified when recorded, but the root may have rotated its keys since), so
+    // it stays only if the served, verified copy says the same; other content under that version is refused.
+    let timestamp = match update {
+        TimestampUpdate::Accepted => Some(timestamp),
+        TimestampUpdate::KeptPrevious => {
+            let served: Timestamp = Envelope::parse(&timestamp)?.decode()?;
+            if previous.timestamp.as_ref() != Some(&served) {
+                let what = "content under the same version";
+                return Err(TufError::Mismatch { role: "timestamp".into(), what, by: "the last refresh" }.into());
+            }
+            None
+        }
+    };
     // 5.5: consistent snapshots, by the version the timestamp names.
     let snap_meta = set.timestamp().and_then(|ts| ts.meta.get("snapshot.json")).cloned();
     let version = snap_meta.as_ref().map_or(0, |m| m.version);
