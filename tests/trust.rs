@@ -251,9 +251,9 @@ async fn every_rule_has_a_refusal() {
 
     // Publishing before any root.
     t.refused(repo, json!({"targets": signed(&targets_doc(1, &[], None), &[&tk])}), "no root yet").await;
-    // A root with threshold 2 signed twice by one key.
+    // A root with threshold 2 signed twice by one key: the key id may appear once only in signatures.
     let r1 = root_doc(1, &[&ra, &rb], 2, &tk, &svc);
-    t.refused(repo, json!({"root": signed(&r1, &[&ra, &ra])}), "threshold is 2").await;
+    t.refused(repo, json!({"root": signed(&r1, &[&ra, &ra])}), "appears more than once in signatures").await;
     // A signature by a key root does not list.
     t.refused(repo, json!({"root": signed(&r1, &[&ra, &outsider])}), "threshold is 2").await;
     // A bad signature: the bytes signed are not the bytes sent.
