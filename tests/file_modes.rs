@@ -23,8 +23,8 @@ fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-/// Every directory and file under `root` (itself included) whose mode is not 0700 or 0600, skipping the trees
-/// under directories named in `skip`, and how many of each kind were looked at.
+/// Every directory and file under `root` (itself included) whose mode is not 0700 or 0600, skipping the
+/// directories named in `skip` and what they hold, and how many of each kind were looked at.
 fn offenders(root: &Path, skip: &[&str]) -> (Vec<String>, usize, usize) {
     let (mut bad, mut dirs, mut files) = (Vec::new(), 0, 0);
     let mut stack = vec![root.to_path_buf()];
@@ -32,12 +32,12 @@ fn offenders(root: &Path, skip: &[&str]) -> (Vec<String>, usize, usize) {
         let meta = std::fs::symlink_metadata(&p).unwrap();
         let m = meta.permissions().mode() & 0o7777;
         if meta.is_dir() {
+            if skip.iter().any(|s| p.file_name().is_some_and(|n| n == *s)) {
+                continue;
+            }
             dirs += 1;
             if m != 0o700 {
                 bad.push(format!("{:o} {}", m, p.display()));
-            }
-            if skip.iter().any(|s| p.file_name().is_some_and(|n| n == *s)) {
-                continue;
             }
             stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
         } else if meta.is_file() {
