@@ -23,6 +23,11 @@ fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
+/// `p`'s mode in octal, to compare with an expected one in messages people can read.
+fn octal(p: &Path) -> String {
+    format!("{:o}", mode(p))
+}
+
 /// Every directory and file under `root` (itself included) whose mode is not 0700 or 0600, skipping the
 /// directories named in `skip` and what they hold, and how many of each kind were looked at.
 fn offenders(root: &Path, skip: &[&str]) -> (Vec<String>, usize, usize) {
@@ -100,7 +105,7 @@ fn the_data_directory_is_private_under_umask_022_and_000() {
         let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
         let s = start_wrapped_on(&wrapper, &data_dir, &[]);
         push_and_check(&s, seed);
-        assert_eq!(mode(&data_dir), 0o700, "umask {mask}");
+        assert_eq!(octal(&data_dir), "700", "umask {mask}");
         // `wharf admin` on the same directory adds nothing open either.
         s.admin(&["user", "add", "alice", "--password-stdin"], "alice's password\n");
         assert_private(&data_dir, &[]);
@@ -187,12 +192,12 @@ fn the_client_store_is_private_and_trees_keep_the_image_modes() {
     if has("runc") || has("crun") {
         let text = c.ok(&["run", &reference]);
         assert!(text.contains("interop-small-ok"), "{text}");
-        assert_eq!(mode(&c.store.path().join("containers")), 0o700);
+        assert_eq!(octal(&c.store.path().join("containers")), "700");
     }
 
     let store = c.store.path();
     for d in ["snapshots", "snapshots/sha256", "snapshots/tmp", "blobs", "trust", "refs"] {
-        assert_eq!(mode(&store.join(d)), 0o700, "{d}");
+        assert_eq!(octal(&store.join(d)), "700", "{d}");
     }
     // Everything of the store's own is private; a snapshot's `fs/` is the layer's and is not looked into.
     assert!(assert_private(store, &["fs"]) > 5);
@@ -204,6 +209,6 @@ fn the_client_store_is_private_and_trees_keep_the_image_modes() {
     open_up(store);
     c.ok(&["images"]);
     for d in ["", "snapshots", "snapshots/sha256", "blobs", "trust", "refs"] {
-        assert_eq!(mode(&store.join(d)), 0o700, "{d} after reopening");
+        assert_eq!(octal(&store.join(d)), "700", "{d} after reopening");
     }
 }
