@@ -37,7 +37,7 @@ pub(super) async fn close_data(settings: &Settings) -> Result<(), ServeError> {
             dirs = t.dirs,
             files = t.files,
             roots = ?roots,
-            "closed the data directory to other users: directories were made 0700 and files 0600 (they were open to group or others)"
+            "closed the data directory to other users: group and other access removed (directories 0700, files 0600)"
         );
     }
     if t.failed > 0 {
