@@ -212,7 +212,8 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    wharf_storage::modes::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let meta = Metadata::open(&settings.database_url).await.context("opening the database")?;
     let now = SystemClock.now();
     match cmd {

@@ -105,7 +105,8 @@ impl BlobStore {
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
-                std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
+                crate::modes::create_dir_all(&dir)
+                    .map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
                 Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir), cache: None })
             }

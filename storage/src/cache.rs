@@ -36,7 +36,7 @@ pub struct BlobCache {
 impl BlobCache {
     /// Opens (creating) the cache directory; drops fills a crash interrupted and counts what is cached.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Arc<BlobCache>> {
-        std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+        crate::modes::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         let mut used = 0;
         for entry in std::fs::read_dir(dir).map_err(Error::io("listing", dir))?.flatten() {
             let name = entry.file_name();
@@ -81,7 +81,7 @@ impl BlobCache {
     /// and hash to the digest.
     fn write(&self, d: &Digest, size: u64, mut rx: Receiver<Bytes>) {
         let tmp = self.dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let Ok(mut file) = File::create(&tmp) else { return };
+        let Ok(mut file) = crate::modes::file_options().write(true).create_new(true).open(&tmp) else { return };
         let mut hasher = d.algorithm().hasher();
         let mut written = 0u64;
         // The sender goes away when the body ends (all bytes sent) or breaks off (fewer).

@@ -28,7 +28,7 @@ pub fn commit(from: &Path, to: &Path) -> Result<Commit> {
     File::open(from).and_then(|f| f.sync_all()).map_err(|e| io("syncing", from, e))?;
     let dir = to.parent().ok_or_else(|| Error::Config(format!("{} has no parent", to.display())))?;
     let created = !dir.exists();
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    crate::modes::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(Commit::Found),

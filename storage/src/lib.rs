@@ -10,6 +10,7 @@ mod durable;
 mod error;
 pub mod gc;
 pub mod meta;
+pub mod modes;
 pub mod notary_v1;
 mod paths;
 pub mod trust;

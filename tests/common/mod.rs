@@ -217,6 +217,15 @@ pub fn start_wrapped(wrapper: &[&str]) -> Server {
     Server { child, addr, scheme, data_dir, env, _tmp: Some(tmp) }
 }
 
+/// Starts a server under a wrapper command (such as `sh -c 'umask 000; exec "$0" "$@"'`) on `data_dir`, which the
+/// caller keeps, with extra environment variables.
+pub fn start_wrapped_on(wrapper: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    stack_env(&mut env);
+    let (child, addr, scheme) = spawn_wrapped(wrapper, data_dir, &env, "127.0.0.1:0");
+    Server { child, addr, scheme, data_dir: data_dir.to_path_buf(), env, _tmp: None }
+}
+
 fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], addr: &str) -> (Child, String, String) {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {

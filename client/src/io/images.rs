@@ -23,7 +23,11 @@ pub struct StoreLock(#[allow(dead_code)] OwnedFd);
 
 impl StoreLock {
     fn take(store: &ContentStore, op: rustix::fs::FlockOperation) -> std::io::Result<StoreLock> {
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(store.root().join("lock"))?;
+        let f = crate::io::modes::file_options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(store.root().join("lock"))?;
         let fd = OwnedFd::from(f);
         rustix::fs::flock(&fd, op)?;
         Ok(StoreLock(fd))

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod images;
 pub mod inspect;
 pub mod layout;
+pub mod modes;
 pub mod notary_v1;
 pub mod progress;
 pub mod publish;

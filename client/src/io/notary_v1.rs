@@ -186,7 +186,7 @@ async fn trusted_root(
         .parse()
         .map_err(|_| PullError::NoTrustData(opts.image.to_string()))?;
     let d = dir(store, opts);
-    std::fs::create_dir_all(&d)?;
+    crate::io::modes::create_dir_all(&d)?;
     let pinned = opts.trust.pinned_root.clone().filter(|p| is_notary_root(p));
     let root = match (std::fs::read(d.join("root.json")).ok(), pinned) {
         (Some(r), _) | (None, Some(r)) => r,
@@ -221,8 +221,8 @@ async fn with_collection<T>(
     let mut c = refresh(origin, &gun, &root, seen, &TrustLimits::default(), opts.now).await?;
     let out = step(origin, &gun, &mut c).await?;
     let seen = Seen { timestamp: c.timestamp_version(), snapshot: c.snapshot_version() };
-    std::fs::write(d.join("root.json"), c.root_bytes())?;
-    std::fs::write(d.join("seen.json"), serde_json::to_vec(&seen).map_err(std::io::Error::other)?)?;
+    crate::io::modes::write(&d.join("root.json"), c.root_bytes())?;
+    crate::io::modes::write(&d.join("seen.json"), &serde_json::to_vec(&seen).map_err(std::io::Error::other)?)?;
     Ok(out)
 }
 

@@ -331,7 +331,7 @@ where
 {
     let repo = &opts.image.repository;
     let dir = store.trust_dir(&opts.image.host, repo);
-    std::fs::create_dir_all(&dir)?;
+    crate::io::modes::create_dir_all(&dir)?;
     let recorded = std::fs::read(dir.join("root.json")).ok();
     let limits = TrustLimits::default();
     let root = match (recorded, &opts.trust.pinned_root) {
@@ -371,11 +371,11 @@ where
         };
         match result {
             Ok((r, t)) => {
-                std::fs::write(dir.join("root.json"), r.set.root_bytes())?;
+                crate::io::modes::write(&dir.join("root.json"), r.set.root_bytes())?;
                 if let Some(ts) = &r.timestamp {
-                    std::fs::write(dir.join("timestamp.json"), ts)?;
+                    crate::io::modes::write(&dir.join("timestamp.json"), ts)?;
                 }
-                std::fs::write(dir.join("snapshot.json"), &r.snapshot)?;
+                crate::io::modes::write(&dir.join("snapshot.json"), &r.snapshot)?;
                 return Ok((r, t));
             }
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),

@@ -250,8 +250,8 @@ fn record_path(ctx: &Ctx<'_>, d: &Digest) -> Option<PathBuf> {
 
 fn remember(ctx: &Ctx<'_>, d: &Digest) {
     if let Some(p) = record_path(ctx, d) {
-        let _ = p.parent().map(std::fs::create_dir_all);
-        let _ = std::fs::write(p, ctx.opts.image.repository.as_str());
+        let _ = p.parent().map(crate::io::modes::create_dir_all);
+        let _ = crate::io::modes::write(&p, ctx.opts.image.repository.as_str().as_bytes());
     }
 }
 

@@ -194,13 +194,14 @@ pub fn make_bundle(
     let lock = crate::images::StoreLock::shared(store)?;
     let (snaps, extracted) = SnapshotStore::open(store)?.prepare(store, config, layers, unpack)?;
     let dir = crate::images::containers_dir(store).join(id);
-    std::fs::create_dir_all(&dir)?;
+    // `containers/` and the bundle's directory are 0700, as containerd keeps them; the rootfs has the image's modes.
+    crate::io::modes::create_dir_all(&dir)?;
     let mut bundle = Bundle { dir: dir.clone(), extracted, mount: None };
     let record = crate::images::ContainerRecord {
         pid: std::process::id(),
         snapshots: snaps.iter().map(|s| s.key.clone()).collect(),
     };
-    std::fs::write(dir.join("container.json"), serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
+    crate::io::modes::write(&dir.join("container.json"), &serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
     drop(lock);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
@@ -216,7 +217,7 @@ pub fn make_bundle(
         .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
     let spec = runtime_config(&cfg, &rootfs, args)?;
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
-    std::fs::write(dir.join("config.json"), bytes)?;
+    crate::io::modes::write(&dir.join("config.json"), &bytes)?;
     Ok(bundle)
 }
 

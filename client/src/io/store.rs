@@ -1,6 +1,9 @@
 //! The local content store: blobs by digest, each verified while it streams in and renamed into place only when
 //! its digest matches; partial downloads resume; tags pulled are recorded as refs.
 //!
+//! Every directory of the store is 0700 and every file Wharf writes in it 0600 (`modes`), as containerd keeps its
+//! own; only extracted layer trees keep the image's modes.
+//!
 //! ```text
 //! <store>/
 //! ├── blobs/sha256/<hex>            verified content, immutable
@@ -18,8 +21,26 @@ use tokio::io::AsyncWriteExt;
 
 use crate::digest::{Digest, Hasher};
 use crate::image_ref::ImageRef;
+use crate::io::modes;
 use crate::name::RepositoryName;
 use crate::transport::{Transport, TransportError};
+
+/// The store's own directories, closed to other users when the store is opened (a snapshot's `fs/` and a
+/// container's `rootfs` are the image's, and left as they are).
+const OWN_DIRS: &[&str] = &[
+    "",
+    "blobs",
+    "blobs/sha256",
+    "blobs/sha512",
+    "ingest",
+    "refs",
+    "trust",
+    "mounts",
+    "snapshots",
+    "snapshots/sha256",
+    "snapshots/tmp",
+    "containers",
+];
 
 /// How often one source may be resumed after a dropped connection within one fetch.
 const RESUME_ATTEMPTS: u32 = 4;
@@ -58,9 +79,15 @@ pub struct ContentStore {
 }
 
 impl ContentStore {
+    /// Opens (creating) the store at `root`. A store an older version left open to other users (0755
+    /// directories) has its own directories closed here; what is below them is then out of others' reach.
     pub fn open(root: &Path) -> std::io::Result<ContentStore> {
+        modes::create_dir_all(root)?;
+        for d in OWN_DIRS {
+            modes::close_dir(&root.join(d))?;
+        }
         for d in ["blobs/sha256", "blobs/sha512", "ingest", "refs", "trust"] {
-            std::fs::create_dir_all(root.join(d))?;
+            modes::create_dir_all(&root.join(d))?;
         }
         Ok(ContentStore { root: root.to_path_buf(), progress: None })
     }
@@ -96,7 +123,7 @@ impl ContentStore {
             return Err(std::io::Error::other(format!("refusing to store bytes that do not hash to {d}")));
         }
         let tmp = self.root.join("ingest").join(format!("{}.put", d.hex()));
-        std::fs::write(&tmp, bytes)?;
+        modes::write(&tmp, bytes)?;
         std::fs::rename(tmp, self.blob_path(d))
     }
 
@@ -109,7 +136,7 @@ impl ContentStore {
     /// the timestamp and snapshot recorded for the old one, which its versions would otherwise count as rollbacks.
     pub fn pin_root(&self, host: &str, repo: &RepositoryName, root: &[u8], fresh: bool) -> std::io::Result<()> {
         let dir = self.trust_dir(host, repo);
-        std::fs::create_dir_all(&dir)?;
+        modes::create_dir_all(&dir)?;
         if fresh {
             for f in ["timestamp.json", "snapshot.json"] {
                 match std::fs::remove_file(dir.join(f)) {
@@ -119,7 +146,7 @@ impl ContentStore {
             }
         }
         let tmp = dir.join("root.json.tmp");
-        std::fs::write(&tmp, root)?;
+        modes::write(&tmp, root)?;
         std::fs::rename(&tmp, dir.join("root.json"))
     }
 
@@ -134,10 +161,10 @@ impl ContentStore {
     pub fn set_ref(&self, image: &ImageRef, d: &Digest) -> std::io::Result<()> {
         let p = self.ref_path(image);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
+            modes::create_dir_all(parent)?;
         }
         // The digest, then the reference as given (the directory names are lossy for `host:port`).
-        std::fs::write(p, format!("{d}\n{image}\n"))
+        modes::write(&p, format!("{d}\n{image}\n").as_bytes())
     }
 
     pub fn get_ref(&self, image: &ImageRef) -> Option<Digest> {
@@ -218,7 +245,8 @@ impl ContentStore {
             // A full answer: start over.
             have = 0;
             hasher = d.algorithm().hasher();
-            tokio::fs::File::create(&partial).await?
+            let mut o = tokio::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true).mode(modes::FILE_MODE).open(&partial).await?
         };
         let mut stream = s.transport.paced(resp, &s.transport.url(&path));
         while let Some(chunk) = stream.next().await {

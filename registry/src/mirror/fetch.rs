@@ -214,9 +214,16 @@ impl Downloads {
         if !still_missing().await {
             return Ok(None);
         }
-        tokio::fs::create_dir_all(&self.spool).await?;
+        // Spool files become blobs by a hard link: they are the server user's only, as blobs are.
+        tokio::fs::DirBuilder::new().recursive(true).mode(wharf_storage::modes::DIR_MODE).create(&self.spool).await?;
         let path = self.spool.join(format!("{}-{}", digest.hex(), super::random_id()));
-        tokio::fs::File::create(&path).await?;
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(wharf_storage::modes::FILE_MODE)
+            .open(&path)
+            .await?;
         let (tx, rx) = watch::channel(Progress { received: 0, total: None, responded: false, state: State::Running });
         let recent = Arc::new(Recent::default());
         let dl = Arc::new(Download { path: path.clone(), progress: rx, recent: Arc::clone(&recent) });

@@ -1,6 +1,7 @@
 //! Running the service: open storage, bind, serve until a signal, let in-flight requests finish.
 
 mod listen;
+mod modes;
 pub mod tls;
 
 use std::sync::Arc;
@@ -54,9 +55,7 @@ pub struct Services {
 
 /// Builds the registry's, the notary's and access control's state from settings.
 pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        ServeError::Storage(wharf_storage::Error::Config(format!("creating {}: {e}", settings.data_dir.display())))
-    })?;
+    modes::close_data(settings).await?;
     let mut blobs = BlobStore::connect(&settings.storage_url, &settings.s3)?;
     if let Some((dir, max)) = &settings.blob_cache {
         blobs = blobs.with_cache(wharf_storage::BlobCache::open(dir, *max)?);

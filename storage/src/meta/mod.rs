@@ -69,6 +69,11 @@ impl Metadata {
         let path = url
             .strip_prefix("sqlite://")
             .ok_or_else(|| Error::Config(format!("database URL {url:?}: use sqlite://PATH or postgres://...")))?;
+        // Made here with mode 0600 (SQLite would make it 0644 less the umask), so that the password hashes in it
+        // and the WAL and SHM files SQLite creates with its mode are the server user's only.
+        if !path.starts_with(':') {
+            crate::modes::private_database(Path::new(path)).map_err(Error::io("creating", Path::new(path)))?;
+        }
         let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
             .map_err(|e| Error::Config(format!("database URL: {e}")))?;
         let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro"))

@@ -21,7 +21,7 @@ impl Uploads {
             let (f, s) = (file.to_owned(), staged.clone());
             let linked = tokio::task::spawn_blocking(move || {
                 if let Some(dir) = s.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::modes::create_dir_all(dir)?;
                 }
                 std::fs::hard_link(&f, &s)
             })

@@ -31,8 +31,13 @@ impl FileWriter {
     pub async fn create(path: PathBuf) -> Result<()> {
         blocking(move || {
             let dir = path.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-            File::create(&path).map_err(Error::io("creating", &path))?;
+            crate::modes::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+            crate::modes::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(Error::io("creating", &path))?;
             Ok(())
         })
         .await

@@ -12,10 +12,13 @@
 //! then renamed to its key: a snapshot directory with a name under `sha256/` is complete. Removal renames it back
 //! under `tmp/` before deleting, so a half-deleted snapshot is never visible either. Layers whose devices are
 //! created (`--allow-devices`) get their own key, so the device policy of one image never leaks into another.
+//! The store's own directories (`snapshots/`, `sha256/`, `tmp/`, each snapshot's directory) are 0700 and
+//! `info.json` 0600, as containerd keeps its snapshots; a snapshot's `fs/` holds the layer's own modes.
 
 mod flatten;
 mod mount;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -82,8 +85,10 @@ static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 impl SnapshotStore {
     pub fn open(store: &ContentStore) -> std::io::Result<SnapshotStore> {
         let root = store.root().join("snapshots");
-        std::fs::create_dir_all(root.join("sha256"))?;
-        std::fs::create_dir_all(root.join("tmp"))?;
+        for d in [&root, &root.join("sha256"), &root.join("tmp")] {
+            crate::io::modes::create_dir_all(d)?;
+            crate::io::modes::close_dir(d)?;
+        }
         let store = SnapshotStore { root };
         // What a killed extraction left is cleared by the next user of the store.
         if let Err(e) = store.clean_stale() {
@@ -144,7 +149,18 @@ impl SnapshotStore {
         }
         let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self.root.join("tmp").join(format!("{key}.{}.{n}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("fs"))?;
+        // The snapshot's directory is the store's (0700); `fs/` is the layer's root, 0755 unless the layer says.
+        let mut private = std::fs::DirBuilder::new();
+        private.mode(crate::io::modes::DIR_MODE);
+        if let Err(e) = private.create(&tmp) {
+            // A dead process with this process's id left its extraction under the same name.
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e.into());
+            }
+            remove_tree(&tmp)?;
+            private.create(&tmp)?;
+        }
+        std::fs::DirBuilder::new().mode(0o755).create(tmp.join("fs"))?;
         let result = (|| -> Result<(), SnapshotError> {
             let f = std::fs::File::open(blob).map_err(|_| SnapshotError::Missing(layer.clone()))?;
             let form = Form::overlay();
@@ -163,7 +179,7 @@ impl SnapshotStore {
                 root_entry: stats.root_entry,
             };
             let json = serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?;
-            std::fs::write(tmp.join("info.json"), json)?;
+            crate::io::modes::write(&tmp.join("info.json"), &json)?;
             Ok(())
         })();
         if let Err(e) = result {
