@@ -41,3 +41,20 @@ fn every_target_has_a_binary() {
         assert!(bin.is_file(), "{} is missing", bin.display());
     }
 }
+
+/// The seeds of the stateful targets pass the signature and hash checks (in their re-signing modes), so fuzzing
+/// starts from inputs that reach the rules behind them.
+#[test]
+fn seeds_reach_past_the_signatures() {
+    let seed = |target: &str, name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target).join(format!("seed-{name}"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    assert_eq!(harness::tuf::trusted_reach(&seed("tuf_trusted", "chain")), 4);
+    assert_eq!(harness::tuf::trusted_reach(&seed("tuf_trusted", "chain-strict")), 4);
+    assert_eq!(harness::tuf::trusted_reach(&seed("tuf_trusted", "root-then-chain")), 4);
+    assert_eq!(harness::notary::trusted_reach(&seed("notary_trusted", "chain")), 4);
+    assert!(harness::notary::upload_accepted(&seed("notary_upload", "targets")));
+    assert!(harness::token::jwt_accepted(&seed("jwt", "local")));
+    assert!(harness::token::jwt_accepted(&seed("jwt", "external")));
+}

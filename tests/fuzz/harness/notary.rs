@@ -129,7 +129,12 @@ fn delegated_names(doc: &[u8]) -> Vec<String> {
 /// fixed keys; 2 (with 1) also lists each document's file meta in the one above it; 8 feeds the first document as
 /// a new root first. Then targets are searched as docker does.
 pub fn trusted(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    trusted_reach(data);
+}
+
+/// [`trusted`], returning how many of timestamp, snapshot, targets and delegated documents were accepted.
+pub fn trusted_reach(data: &[u8]) -> usize {
+    let Some((&mode, rest)) = data.split_first() else { return 0 };
     let (resign_all, chain) = (mode & 1 != 0, mode & 3 == 3);
     let fx = fixture();
     let mut c = TrustedCollection::new(&fx.root_bytes, GUN, NOW).expect("the fixed root is trusted");
@@ -138,7 +143,7 @@ pub fn trusted(data: &[u8]) {
         let root = docs.remove(0);
         let root = if resign_all { resign(root, &fx.root, &[]) } else { Some(root.to_vec()) };
         if c.update_root(&root.unwrap_or_default()).is_err() {
-            return;
+            return 0;
         }
     }
     let doc = |i: usize| docs.get(i).copied().unwrap_or(b"");
@@ -159,15 +164,16 @@ pub fn trusted(data: &[u8]) {
         let listed: Vec<(&str, &[u8])> = vec![("snapshot", &snapshot)];
         timestamp = resign(&timestamp, &fx.timestamp, if chain { &listed } else { &[] }).unwrap_or_default();
     }
-    if c.update_timestamp(&timestamp, None).is_err()
-        || c.update_snapshot(&snapshot, None).is_err()
-        || c.update_targets("targets", &targets).is_err()
-    {
-        return;
+    if c.update_timestamp(&timestamp, None).is_err() {
+        return 0;
     }
-    for (name, bytes) in &delegated {
-        let _ = c.update_targets(name, bytes);
+    if c.update_snapshot(&snapshot, None).is_err() {
+        return 1;
     }
+    if c.update_targets("targets", &targets).is_err() {
+        return 2;
+    }
+    let accepted = 3 + delegated.iter().filter(|(name, bytes)| c.update_targets(name, bytes).is_ok()).count();
     let mut wanted: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
     for role in std::iter::once("targets").chain(delegated.iter().map(|(n, _)| n.as_str())) {
         wanted.extend(c.targets(role).into_iter().flat_map(|t| t.targets.keys().take(8).cloned()));
@@ -175,6 +181,7 @@ pub fn trusted(data: &[u8]) {
     for name in &wanted {
         let _ = c.find(name);
     }
+    accepted
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -186,10 +193,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// validated for `GUN`. Mode bits: 1 re-signs each part with the fixed key of its role; 2 stores the fixed root
 /// first; 4 has the server hold the snapshot key.
 pub fn upload(data: &[u8]) {
-    let Some((&mode, body)) = data.split_first() else { return };
+    upload_accepted(data);
+}
+
+/// [`upload`], returning whether validation accepted the upload.
+pub fn upload_accepted(data: &[u8]) -> bool {
+    let Some((&mode, body)) = data.split_first() else { return false };
     let body = axum::body::Body::from(body.to_vec());
     let Ok(mut parts) = runtime().block_on(wharf_notary::v1::read_parts(UPLOAD_CONTENT_TYPE, body, 64 << 10)) else {
-        return;
+        return false;
     };
     let fx = fixture();
     if mode & 1 != 0 {
@@ -216,5 +228,5 @@ pub fn upload(data: &[u8]) {
         if mode & 4 != 0 { BTreeSet::from([fx.snapshot.key_id()]) } else { BTreeSet::new() };
     let held_timestamp = BTreeSet::from([fx.timestamp.key_id()]);
     let gun: Gun = GUN.parse().expect("a valid GUN");
-    let _ = validate::validate(&gun, NOW, parts, &stored, &held_snapshot, &held_timestamp);
+    validate::validate(&gun, NOW, parts, &stored, &held_snapshot, &held_timestamp).is_ok()
 }

@@ -43,17 +43,22 @@ pub fn sign(header: &[u8], payload: &[u8]) -> String {
 /// One mode byte: even, the rest is a token; odd, the rest is `HEADER NUL PAYLOAD`, signed here with the fixed key
 /// so the fuzzer reaches the claim checks. An accepted token's scopes are read.
 pub fn jwt(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    jwt_accepted(data);
+}
+
+/// [`jwt`], returning whether the token was accepted.
+pub fn jwt_accepted(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else { return false };
     let token = if mode % 2 == 0 {
-        let Ok(t) = std::str::from_utf8(rest) else { return };
+        let Ok(t) = std::str::from_utf8(rest) else { return false };
         t.to_owned()
     } else {
         let docs = super::documents(rest);
         let (header, payload) = (docs.first().copied().unwrap_or(b""), docs.get(1).copied().unwrap_or(b""));
         sign(header, payload)
     };
-    if let Ok((claims, _external)) = keys().verify(&token) {
-        let _ = claims.granted();
-        let _ = claims.is_refresh();
-    }
+    let Ok((claims, _external)) = keys().verify(&token) else { return false };
+    let _ = claims.granted();
+    let _ = claims.is_refresh();
+    true
 }

@@ -110,7 +110,12 @@ fn delegated_names(doc: &[u8]) -> Vec<String> {
 /// fixed keys; 2 (with 1) also lists each document's length and hash in the one above it, so the fuzzer gets past
 /// the hash checks; 4 makes the set `strict()`; 8 feeds the first document as a new root first.
 pub fn trusted(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    trusted_reach(data);
+}
+
+/// [`trusted`], returning how many of timestamp, snapshot, targets and delegated documents were accepted.
+pub fn trusted_reach(data: &[u8]) -> usize {
+    let Some((&mode, rest)) = data.split_first() else { return 0 };
     let (resign_all, chain) = (mode & 1 != 0, mode & 3 == 3);
     let k = keys();
     let mut set = TrustedSet::new(root_bytes(), NOW).expect("the fixed root is trusted");
@@ -122,7 +127,7 @@ pub fn trusted(data: &[u8]) {
         let root = docs.remove(0);
         let root = if resign_all { resign(root, &k.root, &[]) } else { Some(root.to_vec()) };
         if set.update_root(&root.unwrap_or_default()).is_err() {
-            return;
+            return 0;
         }
     }
     let doc = |i: usize| docs.get(i).copied().unwrap_or(b"");
@@ -146,17 +151,28 @@ pub fn trusted(data: &[u8]) {
     let snapshot = resign(doc(1), &k.snapshot, if chain { &listed } else { &[] }).unwrap_or_default();
     let listed: Vec<(String, &[u8])> = vec![("snapshot.json".into(), &snapshot)];
     let timestamp = resign(doc(0), &k.timestamp, if chain { &listed } else { &[] }).unwrap_or_default();
-    feed(set, &timestamp, &snapshot, &targets, &delegated);
+    feed(set, &timestamp, &snapshot, &targets, &delegated)
 }
 
 /// The update workflow in order, then the 5.6.7 search for `TARGET` over the delegated documents given.
-fn feed(mut set: TrustedSet, timestamp: &[u8], snapshot: &[u8], targets: &[u8], delegated: &BTreeMap<String, Vec<u8>>) {
-    if set.update_timestamp(timestamp, None).is_err()
-        || set.update_snapshot(snapshot, None).is_err()
-        || set.update_targets(targets).is_err()
-    {
-        return;
+/// Returns how many documents were accepted.
+fn feed(
+    mut set: TrustedSet,
+    timestamp: &[u8],
+    snapshot: &[u8],
+    targets: &[u8],
+    delegated: &BTreeMap<String, Vec<u8>>,
+) -> usize {
+    if set.update_timestamp(timestamp, None).is_err() {
+        return 0;
     }
+    if set.update_snapshot(snapshot, None).is_err() {
+        return 1;
+    }
+    if set.update_targets(targets).is_err() {
+        return 2;
+    }
+    let mut accepted = 3;
     let mut search = DelegationSearch::new(32);
     while let Some((role, delegator)) = search.next_role() {
         if role != "targets" {
@@ -164,6 +180,7 @@ fn feed(mut set: TrustedSet, timestamp: &[u8], snapshot: &[u8], targets: &[u8], 
             if set.update_delegated(&role, bytes, &delegator).is_err() {
                 continue;
             }
+            accepted += 1;
         }
         let t = if role == "targets" { set.targets() } else { set.delegated(&role) };
         if let Some(t) = t.cloned() {
@@ -173,4 +190,5 @@ fn feed(mut set: TrustedSet, timestamp: &[u8], snapshot: &[u8], targets: &[u8], 
             search.descend(&role, &t, TARGET);
         }
     }
+    accepted
 }
