@@ -12,8 +12,11 @@ pub mod token;
 pub mod tuf;
 pub mod unpack;
 
+/// A fuzz target: any bytes in, a panic only for a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by name; the name is the fuzz binary's and the corpus directory's.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", formats::manifest),
     ("challenge", formats::challenge),
     ("range", formats::range),
