@@ -76,7 +76,7 @@ pub(crate) fn unsatisfiable(size: u64) -> ApiError {
 }
 
 /// Parses a single-range `Range: bytes=...` header against a blob of `size` bytes.
-pub(crate) fn parse_range(h: &str, size: u64) -> Option<ByteRange> {
+pub fn parse_range(h: &str, size: u64) -> Option<ByteRange> {
     let spec = h.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

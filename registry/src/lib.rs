@@ -64,6 +64,13 @@ pub struct Registry {
 
 pub type AppState = Arc<Registry>;
 
+/// Parsers of untrusted input from private modules, reachable for the fuzz targets (`tests/fuzz`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::blob::parse_range;
+    pub use crate::upload::parse_content_range;
+}
+
 /// The registry's router.
 pub fn app(state: AppState) -> Router {
     Router::new()

@@ -154,7 +154,7 @@ async fn bad_range(session: Option<(&AppState, &RepositoryName, &UploadId)>) -> 
 
 /// `Content-Range` of a chunk: `<start>-<end>` as the spec writes it, also `bytes <start>-<end>/<total>`; returns
 /// the start and the length, computed with checked arithmetic (an end of `u64::MAX` is malformed, not a panic).
-fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+pub fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
     let v = v.strip_prefix("bytes ").or_else(|| v.strip_prefix("bytes=")).unwrap_or(v);
     let v = v.split('/').next()?;

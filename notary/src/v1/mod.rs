@@ -22,6 +22,9 @@ use wharf_storage::{ChangeQuery, V1Row};
 
 pub use cache::V1Cache;
 pub use route::{is_v1, V1Path};
+/// The multipart parsing of an upload, reachable for the fuzz targets (`tests/fuzz`); not an API.
+#[doc(hidden)]
+pub use upload::read_parts;
 
 use crate::error::V1Error;
 use crate::Notary;

@@ -20,12 +20,19 @@ use crate::Notary;
 const MAX_PARTS: usize = 256;
 
 pub async fn post(n: &Notary, gun: &Gun, req: Request) -> Result<Response, V1Error> {
-    let max_doc = n.settings.max_metadata_size;
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let parts = read_parts(&content_type, req.into_body(), n.settings.max_metadata_size).await?;
+    publish(n, gun, parts).await?;
+    Ok(Body::empty().into_response())
+}
+
+/// Reads the parts of a `multipart/form-data` upload, each at most `max_doc` bytes (sixteen times that in all), into
+/// roles and parsed documents.
+pub async fn read_parts(content_type: &str, body: Body, max_doc: usize) -> Result<Vec<Part>, V1Error> {
     let boundary =
         multer::parse_boundary(content_type).map_err(|_| V1Error::MalformedUpload("not multipart/form-data".into()))?;
     let limits = multer::SizeLimit::new().whole_stream(max_doc.saturating_mul(16) as u64).per_field(max_doc as u64);
-    let stream = req.into_body().into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
     let mut form = multer::Multipart::with_constraints(stream, boundary, multer::Constraints::new().size_limit(limits));
     let mut parts = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
@@ -42,8 +49,7 @@ pub async fn post(n: &Notary, gun: &Gun, req: Request) -> Result<Response, V1Err
         let doc = Signed::parse(&bytes).map_err(|e| V1Error::MalformedJson(e.to_string()))?;
         parts.push(Part { role, doc });
     }
-    publish(n, gun, parts).await?;
-    Ok(Body::empty().into_response())
+    Ok(parts)
 }
 
 fn multipart_error(e: multer::Error) -> V1Error {

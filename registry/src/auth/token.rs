@@ -119,7 +119,17 @@ impl TokenKeys {
                 "cannot unseal the token signing key: is this the key-encryption key it was made with?".into(),
             )
         })?;
-        let key = <SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(&der)
+        TokenKeys::from_pkcs8_der(&der, issuer, service, trusted)
+    }
+
+    /// The keys from the signing key's PKCS#8 DER (what [`TokenKeys::load`] unseals).
+    pub fn from_pkcs8_der(
+        der: &[u8],
+        issuer: &str,
+        service: &str,
+        trusted: &[TrustedIssuer],
+    ) -> Result<TokenKeys, TokenError> {
+        let key = <SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
             .map_err(|e| TokenError::Key(e.to_string()))?;
         let point = key.verifying_key().to_encoded_point(false);
         let (x, y) = (
@@ -136,7 +146,7 @@ impl TokenKeys {
             external.push(External { issuer: t.issuer.clone(), keys });
         }
         Ok(TokenKeys {
-            encoding: EncodingKey::from_ec_der(&der),
+            encoding: EncodingKey::from_ec_der(der),
             decoding,
             kid,
             issuer: issuer.into(),
