@@ -6,7 +6,8 @@
 //! ├── blobs/sha256/<hex>            verified content, immutable
 //! ├── ingest/<hex>                  a download in progress (resumed with Range)
 //! ├── refs/<host>/<repository>/<tag>   the manifest digest a tag was last verified to, then the reference
-//! ├── trust/<host>/<repository>/    root.json, timestamp.json, snapshot.json last trusted
+//! ├── trust/<host>/<repository>/    root.json, timestamp.json, snapshot.json last trusted (TUF 1.0), and
+//! │                                 notary-v1/{root,seen}.json (a Notary v1 collection); `trust forget` removes them
 //! ├── snapshots/                    layers extracted by diff_id (`snapshot`)
 //! ├── containers/<id>/              running containers' bundles and overlay upper dirs (`runtime`)
 //! └── lock                          shared by writers of new content, exclusive for image rm / prune (`images`)
