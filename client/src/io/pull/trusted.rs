@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::{origin, PullError, PullOptions};
-use crate::source::{Failures, Source};
+use crate::source::{Failure, Failures, Source};
 use crate::store::ContentStore;
 use crate::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustFormat, TrustLimits};
 use crate::tuf::Envelope;
@@ -100,7 +100,7 @@ type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::trust::Refreshe
 
 /// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
 /// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
-/// Once a root is trusted, a document missing at every source is a verification failure, never "no trust data".
+/// Once a root is trusted, a document the origin does not have is a verification failure, never "no trust data".
 pub async fn refresh_trusted<T, F>(
     store: &ContentStore,
     srcs: &[Source],
@@ -141,8 +141,11 @@ where
             }
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
             Err(e) => {
-                missing |= matches!(&e, TrustError::Transport(t) if t.is_not_found());
-                failures.record(s, e.failure(), format!("{}: {}", s.name, crate::transport::report(&e)));
+                let not_found = matches!(&e, TrustError::Transport(t) if t.is_not_found());
+                missing |= not_found && !s.is_mirror();
+                // A mirror without trust data (one that does not pass `/_tuf/` through) may still serve content.
+                let kind = if not_found && s.is_mirror() { Failure::Other } else { e.failure() };
+                failures.record(s, kind, format!("{}: {}", s.name, crate::transport::report(&e)));
             }
         }
     }
