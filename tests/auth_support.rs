@@ -226,8 +226,32 @@ impl Env {
         v
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         self.s.url(path)
+    }
+
+    /// A client of its own (a connection of its own), from local address `local` if given.
+    pub fn client_from(&self, local: Option<&str>) -> Client {
+        client(&self.certs.join("ca.crt"), local)
+    }
+
+    /// A catalog page as listed (not sorted), with its `Link` header.
+    pub fn catalog_link(&self, call: &Call, query: &str) -> (u16, Vec<String>, Option<String>) {
+        let r = with(self.http.get(self.url(&format!("/v2/_catalog?{query}"))), call).send().unwrap();
+        let status = r.status().as_u16();
+        let link = r.headers().get("link").map(|v| v.to_str().unwrap().to_owned());
+        let v: serde_json::Value = r.json().unwrap_or_default();
+        let names =
+            v["repositories"].as_array().map_or(vec![], |a| a.iter().map(|n| n.as_str().unwrap().to_owned()).collect());
+        (status, names, link)
+    }
+
+    /// Creates `repo` by mounting the layer of `pub/y` into it, as the administrator.
+    pub fn mount_into(&self, repo: &str) {
+        let layer = digest(&self.image.layer);
+        let url = self.url(&format!("/v2/{repo}/blobs/uploads/?mount={layer}&from=pub/y"));
+        let r = with(self.http.post(url), &self.call_for("admin")).send().unwrap();
+        assert_eq!(r.status(), 201, "mounting into {repo}");
     }
 
     fn start_upload(&self, call: &Call, repo: &str) -> String {

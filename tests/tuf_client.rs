@@ -81,25 +81,32 @@ impl Repo {
     }
 
     fn download(&self) -> Output {
+        self.download_all(&[&self.target])
+    }
+
+    /// One `download` run for every name, in order.
+    fn download_all(&self, names: &[&str]) -> Output {
         let base = format!("http://127.0.0.1:{}/targets/", self.port);
         let dl = self.dl();
-        self.run(
-            "metadata",
-            &[
-                "--target-name",
-                &self.target,
-                "--target-base-url",
-                &base,
-                "--target-dir",
-                dl.to_str().unwrap(),
-                "download",
-            ],
-        )
+        let mut args: Vec<&str> = names.iter().flat_map(|n| ["--target-name", n]).collect();
+        args.extend(["--target-base-url", &base, "--target-dir", dl.to_str().unwrap(), "download"]);
+        self.run("metadata", &args)
     }
 
     /// The downloaded file, under the target name quoted as python-tuf quotes it.
     fn downloaded(&self) -> PathBuf {
-        self.dl().join(wharf_client::tuf_repo::quote(&self.target, false))
+        self.downloaded_as(&self.target)
+    }
+
+    fn downloaded_as(&self, name: &str) -> PathBuf {
+        self.dl().join(wharf_client::tuf_repo::quote(name, false))
+    }
+
+    /// A field of the scenario's expect.json beside `target` and `sha256`.
+    fn expect(&self, field: &str) -> String {
+        let path = self.dir.path().join("repo/expect.json");
+        let expect: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        expect[field].as_str().unwrap().to_string()
     }
 }
 
@@ -176,6 +183,55 @@ fn a_trusted_target_is_not_downloaded_again_and_a_rollback_is_refused() {
     assert_eq!(out.status.code(), Some(1), "rollback accepted");
     assert!(String::from_utf8_lossy(&out.stderr).contains("timestamp"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(r.md().join("timestamp.json")).unwrap(), ts_before, "a refused timestamp was kept");
+}
+
+/// tuf-conformance's test_duplicate_sig_keyids: one valid snapshot signature listed twice is refused (the key id
+/// must be unique in `signatures`), even though one signature meets the threshold, and snapshot is not kept.
+#[test]
+fn a_signature_key_id_listed_twice_is_refused() {
+    check("dup-sig");
+    let r = repo("dup-sig");
+    r.init();
+    let out = r.run("metadata", &["refresh"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "duplicate signature accepted: {stderr}");
+    assert!(stderr.contains("more than once in signatures"), "{stderr}");
+    assert!(!r.md().join("snapshot.json").exists(), "a refused snapshot was kept");
+}
+
+/// tuf-conformance's test_timestamp_content_changes: a timestamp re-signed under the trusted version (naming a
+/// snapshot v100 that does not exist) is discarded; the trusted one stays, and the refresh succeeds with it.
+#[test]
+fn a_timestamp_of_the_trusted_version_is_discarded() {
+    let r = repo("same-version");
+    r.init();
+    let out = r.download();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ts_before = std::fs::read(r.md().join("timestamp.json")).unwrap();
+    let out = r.run("metadata-same", &["refresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(r.md().join("timestamp.json")).unwrap(), ts_before, "the re-signed timestamp was kept");
+}
+
+/// tuf-conformance's test_cached_role_is_verified_against_current_delegator: in a diamond (parent-a and parent-b
+/// both delegate "release", each with a key of its own; release is signed by parent-a's key only), release loaded
+/// through parent-a must not be trusted when a later lookup in the same run reaches it through parent-b.
+#[test]
+fn a_role_reached_through_a_second_delegator_is_verified_against_it() {
+    let r = repo("diamond");
+    r.init();
+    let refused = r.expect("refused");
+    let out = r.download_all(&[&r.target, &refused]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "release trusted through parent-b: {stderr}");
+    assert!(stderr.contains("release"), "{stderr}");
+    let got = std::fs::read(r.downloaded()).expect("the target signed through parent-a");
+    assert_eq!(common::sha256(&got), format!("sha256:{}", r.sha256.as_deref().unwrap()));
+    assert!(!r.downloaded_as(&refused).exists(), "a target trusted only through another path was written");
+    // Alone, the path through parent-b fails the same way (nothing cached from parent-a in this run).
+    let out = r.download_all(&[&refused]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!r.downloaded_as(&refused).exists());
 }
 
 #[test]

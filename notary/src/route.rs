@@ -57,7 +57,11 @@ pub fn parse(tail: &str) -> Result<(RepositoryName, TrustPath), RouteError> {
                 TrustPath::RotateKey(role.parse().map_err(|_| RouteError::NotFound)?)
             } else if let Some(file) = rest.strip_prefix("targets/") {
                 let (hash, name) = file.split_once('.').ok_or(RouteError::NotFound)?;
-                if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || name.is_empty()
+                // Target names are tags (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`): no slash, no `%`, nothing a URL
+                // library could resolve or decode when the name is forwarded.
+                if hash.len() != 64
+                    || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    || name.parse::<wharf_client::Tag>().is_err()
                 {
                     return Err(RouteError::NotFound);
                 }
@@ -108,6 +112,10 @@ mod tests {
         check("App/_tuf/root.json", "Name");
         check("app/_tuf/../root.json", "NotFound");
         check("app/_tuf/targets/xyz.v1", "NotFound");
+        check(&format!("app/_tuf/targets/{h}.x/_trust/y"), "NotFound");
+        check(&format!("app/_tuf/targets/{h}.x/../../other"), "NotFound");
+        check(&format!("app/_tuf/targets/{h}.%2e%2e"), "NotFound");
+        check(&format!("app/_tuf/targets/{h}."), "NotFound");
         check("app/_tuf/nope", "NotFound");
         check("app/_tufx/root.json", "NotTrust");
         assert!(is_trust("a/_tuf/root.json"));

@@ -18,6 +18,7 @@ pub mod mirror;
 mod observe;
 mod referrers;
 pub mod retention;
+pub mod route;
 pub mod serve;
 mod upload;
 

@@ -20,7 +20,7 @@ pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use cache::BlobCache;
 pub use error::Error;
 pub use gc::{Collector, Reconciled, Swept};
-pub use meta::{Cached, Linked, ManifestRecord, Metadata, NewManifest, Referrer, SeenBlob};
+pub use meta::{Cached, Linked, ManifestRecord, Metadata, NameRange, NewManifest, Referrer, SeenBlob};
 pub use notary_v1::{ChangeQuery, ChangeRow, V1KeyRow, V1Row};
 pub use trust::{HistoryRow, KeyRow, MetadataRow};
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};

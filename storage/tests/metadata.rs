@@ -4,7 +4,7 @@
 mod pg;
 
 use wharf_client::{Digest, MediaType, RepositoryName, Tag};
-use wharf_storage::{Error, Linked, Metadata, NewManifest};
+use wharf_storage::{Error, Linked, Metadata, NameRange, NewManifest};
 
 fn d(s: &str) -> Digest {
     Digest::sha256_of(s.as_bytes())
@@ -85,8 +85,9 @@ async fn suite(m: Metadata) {
     assert_eq!(page.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["v2", "v3"]);
     assert!(!more);
     assert!(matches!(m.tags(&"nope".parse().unwrap(), None, 10).await, Err(Error::NameUnknown)));
-    let (repos, _) = m.catalog(None, 10).await.unwrap();
+    let (repos, _) = m.catalog(&NameRange::all(), None, 10).await.unwrap();
     assert_eq!(repos.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["a", "b/c"]);
+    catalog_ranges(&m).await;
 
     // Deleting a tag keeps the manifest; deleting the manifest takes its tags.
     assert!(m.delete_tag(&a, &tag).await.unwrap());
@@ -105,6 +106,40 @@ async fn suite(m: Metadata) {
     assert!(!m.try_lease("job", "r2", 149, 179).await.unwrap());
     assert!(m.try_lease("job", "r2", 150, 180).await.unwrap());
     assert!(!m.try_lease("job", "r1", 160, 190).await.unwrap());
+}
+
+/// Range reads of the catalog return only the rows inside the range, in byte order, paged after `last`.
+async fn catalog_ranges(m: &Metadata) {
+    let names = |page: &(Vec<RepositoryName>, bool)| page.0.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    let blob = d("catalog");
+    let hidden = (0..40).map(|i| format!("hidden/r{i:02}"));
+    let around = ["team", "team-x", "team.y", "team/app", "team/app-x", "team/app/sub", "team0", "teama", "tea/m"];
+    for name in hidden.chain(around.iter().map(|s| s.to_string())) {
+        m.link_blob(&name.parse().unwrap(), &blob, 1, None, 0).await.unwrap();
+    }
+    let team = NameRange::prefix("team/").unwrap();
+    let page = m.catalog(&team, None, 10).await.unwrap();
+    assert_eq!(names(&page), ["team/app", "team/app-x", "team/app/sub"]);
+    assert!(!page.1);
+    let page = m.catalog(&team, None, 2).await.unwrap();
+    assert_eq!((names(&page), page.1), (vec!["team/app".to_string(), "team/app-x".into()], true));
+    let page = m.catalog(&team, Some("team/app-x"), 2).await.unwrap();
+    assert_eq!((names(&page), page.1), (vec!["team/app/sub".to_string()], false));
+    let page = m.catalog(&team, Some("team/app/sub"), 2).await.unwrap();
+    assert!(page.0.is_empty() && !page.1);
+    // A `last` before the range starts reads from its start.
+    assert_eq!(names(&m.catalog(&team, Some("a"), 1).await.unwrap()), ["team/app"]);
+    let deep = NameRange::prefix("team/app/").unwrap();
+    assert_eq!(names(&m.catalog(&deep, None, 10).await.unwrap()), ["team/app/sub"]);
+    let one = NameRange::exact("team/app".parse().unwrap());
+    assert_eq!(names(&m.catalog(&one, None, 10).await.unwrap()), ["team/app"]);
+    assert!(m.catalog(&one, Some("team/app"), 10).await.unwrap().0.is_empty());
+    let missing = NameRange::exact("team/none".parse().unwrap());
+    assert!(m.catalog(&missing, None, 10).await.unwrap().0.is_empty());
+    assert!(m.catalog(&NameRange::prefix("nothing/").unwrap(), None, 10).await.unwrap().0.is_empty());
+    // All names, in byte order (`-` and `.` sort before `/`, `/` before `0`).
+    let all = names(&m.catalog(&NameRange::all(), Some("tea"), 100).await.unwrap());
+    assert_eq!(all, ["tea/m", "team", "team-x", "team.y", "team/app", "team/app-x", "team/app/sub", "team0", "teama"]);
 }
 
 #[tokio::test]

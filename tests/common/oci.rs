@@ -32,6 +32,20 @@ impl Oci {
         Oci { http, base: s.url("") }
     }
 
+    /// A client that sends Basic credentials with every request (to a server with access control on).
+    pub fn with_basic(s: &Server, user: &str, password: &str) -> Oci {
+        use base64::Engine;
+        let value = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Basic {value}").parse().unwrap());
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Oci { http, base: s.url("") }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

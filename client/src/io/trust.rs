@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::name::RepositoryName;
 use crate::source::Failure;
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{DelegationSearch, RoleName, Snapshot, Timestamp, TrustedSet, TufError};
+use crate::tuf::{DelegationSearch, Envelope, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.
@@ -67,7 +67,8 @@ pub struct Previous {
 /// A refreshed repository: the trusted set and the raw timestamp and snapshot to remember.
 pub struct Refreshed {
     pub set: TrustedSet,
-    pub timestamp: Bytes,
+    /// `None` when the server's timestamp had the recorded version: the recorded one stays trusted, and recorded.
+    pub timestamp: Option<Bytes>,
     pub snapshot: Bytes,
 }
 
@@ -129,7 +130,22 @@ pub async fn refresh(
     // 5.4
     let timestamp = t.get_bounded(&format!("{b}timestamp.json"), limits.timestamp).await?;
     let (ts, prev) = (timestamp.clone(), previous.timestamp.clone());
-    set = verify(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
+    let (verified, update) = verify_with(set, move |s| s.update_timestamp(&ts, prev.as_ref())).await?;
+    set = verified;
+    // 5.4.3.1: a timestamp of the recorded version is discarded and the recorded one stays. The recorded one is
+    // not verified again here (it was verified when recorded, but the root may have rotated its keys since), so
+    // it stays only if the served, verified copy says the same; other content under that version is refused.
+    let timestamp = match update {
+        TimestampUpdate::Accepted => Some(timestamp),
+        TimestampUpdate::KeptPrevious => {
+            let served: Timestamp = Envelope::parse(&timestamp)?.decode()?;
+            if previous.timestamp.as_ref() != Some(&served) {
+                let what = "content under the same version";
+                return Err(TufError::Mismatch { role: "timestamp".into(), what, by: "the last refresh" }.into());
+            }
+            None
+        }
+    };
     // 5.5: consistent snapshots, by the version the timestamp names.
     let snap_meta = set.timestamp().and_then(|ts| ts.meta.get("snapshot.json")).cloned();
     let version = snap_meta.as_ref().map_or(0, |m| m.version);
@@ -156,13 +172,20 @@ pub async fn find_target(
     let b = base(repo);
     let mut search = DelegationSearch::new(limits.max_delegations);
     while let Some((role, parent)) = search.next_role() {
-        if role != "targets" && set.delegated(&role).is_none() {
-            let meta = set.snapshot_entry(&role)?;
-            let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
-            let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
+        if role != "targets" {
             let (r, p) = (role.clone(), parent.clone());
-            *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
+            if set.delegated(&role).is_none() {
+                let meta = set.snapshot_entry(&role)?;
+                let max = meta.length.unwrap_or(limits.targets).min(limits.targets);
+                let bytes = t.get_bounded(&format!("{b}{}.{role}.json", meta.version), max).await?;
+                *set = verify(set.clone(), move |s| s.update_delegated(&r, &bytes, &p)).await?;
+            } else {
+                // A diamond: the role was loaded through another delegator, and must verify against this one
+                // too (`TrustedSet::delegated_via`).
+                *set = verify(set.clone(), move |s| s.delegated_via(&r, &p).map(|_| ())).await?;
+            }
         }
+        // Verified through `parent` just above, on the blocking pool.
         let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
         let Some(targets) = targets else { continue };
         if let Some(tf) = targets.targets.get(name) {
@@ -189,11 +212,20 @@ pub async fn find_target(
 
 /// Runs a verification step (signature checks over metadata of up to megabytes, delegation bounds) on the blocking
 /// pool, off the async workers, and hands the set back.
-async fn verify<F>(mut set: TrustedSet, step: F) -> Result<TrustedSet, TrustError>
+async fn verify<F>(set: TrustedSet, step: F) -> Result<TrustedSet, TrustError>
 where
     F: FnOnce(&mut TrustedSet) -> Result<(), TufError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || step(&mut set).map(|()| set))
+    Ok(verify_with(set, step).await?.0)
+}
+
+/// [`verify`] for a step that also answers something.
+async fn verify_with<F, R>(mut set: TrustedSet, step: F) -> Result<(TrustedSet, R), TrustError>
+where
+    F: FnOnce(&mut TrustedSet) -> Result<R, TufError> + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || step(&mut set).map(|r| (set, r)))
         .await
         .map_err(|e| TufError::Malformed(format!("verification task failed: {e}")))?
         .map_err(TrustError::from)

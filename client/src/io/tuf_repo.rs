@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::transport::{Transport, TransportError};
-use crate::tuf::{check_hashes, DelegationSearch, Role, Snapshot, TargetFile, Timestamp, TrustedSet, TufError};
+use crate::tuf::{
+    check_hashes, DelegationSearch, Role, Snapshot, TargetFile, Timestamp, TimestampUpdate, TrustedSet, TufError,
+};
 
 /// Size limits on downloads (python-tuf's defaults) and bounds on the walks.
 #[derive(Debug, Clone, Copy)]
@@ -102,8 +104,10 @@ impl RepoClient {
         // signed by rotated-out keys does not, and is ignored).
         let prev_ts = self.local::<Timestamp>(&set, Role::Timestamp, "timestamp.json")?;
         let ts = self.meta.get_bounded("/timestamp.json", self.limits.timestamp).await?;
-        set.update_timestamp(&ts, prev_ts.as_ref())?;
-        write_atomic(&self.dir.join("timestamp.json"), &ts)?;
+        // 5.4.3.1: one of the trusted version is discarded (whatever its content) and the local one stays.
+        if set.update_timestamp(&ts, prev_ts.as_ref())? == TimestampUpdate::Accepted {
+            write_atomic(&self.dir.join("timestamp.json"), &ts)?;
+        }
         // 5.5: the local snapshot is the rollback reference, and is kept if it is the one the timestamp names.
         let prev_snap = self.local::<Snapshot>(&set, Role::Snapshot, "snapshot.json")?;
         // Each candidate is verified once, on a copy that replaces the set only if it passed.
@@ -136,7 +140,9 @@ impl RepoClient {
         let mut search = DelegationSearch::new(self.limits.max_delegations);
         while let Some((role, parent)) = search.next_role() {
             self.load_targets(set, &role, &parent).await?;
-            let targets = if role == "targets" { set.targets() } else { set.delegated(&role) };
+            // A role reached again through another delegator (a diamond) is verified against that delegator's
+            // keys and threshold too: `load_targets` loads it once, `delegated_via` checks it on every path.
+            let targets = if role == "targets" { set.targets() } else { set.delegated_via(&role, &parent)? };
             let Some(targets) = targets else { continue };
             if let Some(t) = targets.targets.get(name) {
                 return Ok(t.clone());

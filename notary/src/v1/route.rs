@@ -32,6 +32,8 @@ pub fn parse(tail: &str) -> Option<(Option<Gun>, V1Path)> {
     }
     let (gun, rest) = tail.split_once("/_trust/")?;
     let gun: Gun = gun.parse().ok()?;
+    // A collection is a repository's: a GUN that names none here is no endpoint (nor a way past access control).
+    gun.repository()?;
     if rest == "changefeed" {
         return Some((Some(gun), V1Path::Changefeed));
     }
@@ -82,6 +84,7 @@ mod tests {
             assert_eq!(p(bad), None, "{bad}");
         }
         assert!(parse("a*b/_trust/tuf/root.json").is_none());
+        assert!(parse("127.0.0.1:5000/Team/App/_trust/tuf/").is_none(), "a GUN naming no repository");
         assert!(is_v1(&format!("{g}/_trust/tuf/root.json")) && is_v1("_trust/changefeed") && !is_v1("a/_tuf/x"));
     }
 }

@@ -1,8 +1,7 @@
 //! Credentials at the edge: the `Authorization` header parsed into a type, Argon2id hashing, a cache of verified
-//! Basic credentials (so Argon2 runs once per credential, not per request), and the failed-login throttle.
+//! Basic credentials (so Argon2 runs once per credential, not per request). The throttle is in `throttle`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -108,87 +107,6 @@ impl BasicCache {
     }
 }
 
-/// Failed-login throttling per account and per client address: after `after` failures, each further failure
-/// doubles a lock-out (from `base`, at most `max`) during which every attempt, right or wrong, is answered `429`.
-/// Failures are forgotten after `max` without one.
-pub struct Throttle {
-    after: u32,
-    base: Duration,
-    max: Duration,
-    map: Mutex<HashMap<String, Strikes>>,
-}
-
-struct Strikes {
-    failures: u32,
-    last: Instant,
-    until: Option<Instant>,
-}
-
-const THROTTLE_MAX_ENTRIES: usize = 100_000;
-
-impl Throttle {
-    pub fn new(after: u32, base: Duration, max: Duration) -> Throttle {
-        Throttle { after, base, max, map: Mutex::new(HashMap::new()) }
-    }
-
-    fn keys(account: Option<&str>, addr: Option<IpAddr>) -> Vec<String> {
-        let mut k = Vec::with_capacity(2);
-        if let Some(a) = account {
-            k.push(format!("account:{a}"));
-        }
-        if let Some(ip) = addr {
-            k.push(format!("address:{ip}"));
-        }
-        k
-    }
-
-    /// `Err(seconds)` while `account` or `addr` is locked out.
-    pub fn check(&self, account: Option<&str>, addr: Option<IpAddr>) -> Result<(), u64> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let wait = Throttle::keys(account, addr)
-            .iter()
-            .filter_map(|k| map.get(k).and_then(|s| s.until).filter(|u| *u > now).map(|u| u - now))
-            .max();
-        match wait {
-            Some(w) => Err(w.as_secs_f64().ceil().max(1.0) as u64),
-            None => Ok(()),
-        }
-    }
-
-    /// Records a failure of `account` from `addr`.
-    pub fn fail(&self, account: Option<&str>, addr: Option<IpAddr>) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if map.len() >= THROTTLE_MAX_ENTRIES {
-            let max = self.max;
-            map.retain(|_, s| now.duration_since(s.last) < max);
-            if map.len() >= THROTTLE_MAX_ENTRIES {
-                map.clear();
-            }
-        }
-        for k in Throttle::keys(account, addr) {
-            let s = map.entry(k).or_insert(Strikes { failures: 0, last: now, until: None });
-            if now.duration_since(s.last) >= self.max {
-                s.failures = 0;
-            }
-            s.failures += 1;
-            s.last = now;
-            if s.failures >= self.after {
-                let doublings = (s.failures - self.after).min(20);
-                let delay = self.base.saturating_mul(1u32 << doublings).min(self.max);
-                s.until = Some(now + delay);
-            }
-        }
-    }
-
-    /// A success clears the account's failures (not the address's: one valid account must not reset the count
-    /// of guesses at others).
-    pub fn succeed(&self, account: &str) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&format!("account:{account}"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,24 +132,5 @@ mod tests {
         assert!(verify_secret("s3cret", &h));
         assert!(!verify_secret("s3cre", &h));
         assert!(!verify_secret("s3cret", "not a hash"));
-    }
-
-    #[test]
-    fn throttle() {
-        let t = Throttle::new(3, Duration::from_millis(200), Duration::from_secs(5));
-        let ip = Some("10.0.0.1".parse().unwrap());
-        for _ in 0..2 {
-            t.fail(Some("a"), ip);
-        }
-        assert!(t.check(Some("a"), ip).is_ok());
-        t.fail(Some("a"), ip);
-        assert!(t.check(Some("a"), ip).is_err());
-        assert!(t.check(Some("b"), ip).is_err(), "the address is locked too");
-        assert!(t.check(Some("a"), None).is_err(), "and the account from anywhere");
-        assert!(t.check(Some("b"), Some("10.0.0.2".parse().unwrap())).is_ok());
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(t.check(Some("a"), ip).is_ok());
-        t.fail(Some("a"), ip);
-        assert_eq!(t.check(Some("a"), ip), Err(1));
     }
 }

@@ -8,10 +8,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::credentials::{parse_authorization, Presented};
+use super::need::{need, Need};
 use super::policy::{Principal, ANONYMOUS};
-use super::scope::{need, Need, Scope};
+use super::scope::Scope;
 use super::{Auth, Caller, Refusal};
 use crate::error::{ApiError, Kind};
+use crate::route::{Classified, Route};
 
 /// Why the gate refused, which decides the answer.
 enum Deny {
@@ -24,16 +26,17 @@ enum Deny {
 }
 
 pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let tail = match path.strip_prefix("/v2/") {
-        Some(t) => t,
-        None if path == "/v2" => "",
-        None => return next.run(req).await,
+    // The one classification, made before the gate by `serve::compose`; without it nothing is decided: refuse.
+    let Some(classified) = req.extensions().get::<Classified>().cloned() else {
+        tracing::error!(path = %req.uri().path(), "request reached the gate unclassified");
+        return ApiError::new(Kind::Internal, "request not classified").into_response();
     };
-    let need = need(req.method(), tail, req.uri().query());
-    let global_changefeed = tail == "_trust/changefeed";
-    if need == Need::Nothing {
-        return next.run(req).await;
+    let need = need(req.method(), &classified, req.uri().query());
+    let global_changefeed = classified.route == Route::Changefeed;
+    match &need {
+        Need::Public => return next.run(req).await,
+        Need::Refuse(invalid) => return crate::with_api_version(invalid.answer().into_response()),
+        Need::Login | Need::Scopes { .. } => {}
     }
     let addr = auth.client_ip(&req);
     let (required, optional) = match &need {
@@ -76,8 +79,10 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         _ => required.iter().all(|s| caller.allows(s)),
     };
     if !allowed {
-        let deny = if caller.principal == Principal::Anonymous && !bearer {
-            Deny::Challenge { error: None }
+        // Without an identity (no credentials, or an anonymous token) the answer is a challenge, so docker asks for a
+        // login; `403` is for a known caller who lacks the grant.
+        let deny = if caller.principal == Principal::Anonymous {
+            Deny::Challenge { error: bearer.then_some("insufficient_scope") }
         } else if bearer && !matches!(caller.principal, Principal::External(_)) && could_get(&auth, &caller, required) {
             Deny::Challenge { error: Some("insufficient_scope") }
         } else {
@@ -161,7 +166,18 @@ fn refuse(
         Deny::Throttled(secs) => ApiError::new(Kind::Throttled, "too many failed logins; retry later")
             .with_header("retry-after", secs.to_string())
             .into_response(),
-        Deny::Denied => ApiError::new(Kind::Denied, "requested access to the resource is denied").into_response(),
+        Deny::Denied => {
+            let who = account.as_deref().unwrap_or(ANONYMOUS);
+            let what: Vec<String> = required
+                .iter()
+                .map(|s| match &s.resource {
+                    super::scope::Resource::Repository(r) => format!("{} on {r}", s.actions),
+                    super::scope::Resource::Catalog => "the catalog".to_owned(),
+                })
+                .collect();
+            ApiError::new(Kind::Denied, format!("requested access is denied: {who} may not {}", what.join(", ")))
+                .into_response()
+        }
         Deny::Challenge { error } => {
             let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", realm(auth, req), auth.keys().service());
             if !scope.is_empty() {

@@ -2,30 +2,37 @@
 //! tokens come from [`endpoint`]. Handlers never look at credentials; the catalog alone reads the [`Caller`] the
 //! gate leaves in the request, to list only what the caller may pull.
 //!
-//! - [`scope`]: pure vocabulary (actions, patterns, token scopes, what a request needs);
+//! - [`scope`]: pure vocabulary (actions, patterns, token scopes);
+//! - [`need`]: what a classified request ([`crate::route`]) needs;
 //! - [`policy`]: accounts and grants in memory, reloaded within a second of any change in SQL;
-//! - [`credentials`]: the `Authorization` header, Argon2id, the verified-credential cache, the throttle;
+//! - [`credentials`]: the `Authorization` header, Argon2id, the verified-credential cache;
+//! - [`login`]: checking a user name and password; [`throttle`]: the lock-outs and bounds it runs under;
 //! - [`token`]: JWT issue and verification (own sealed key, external issuers' JWKS).
 
 pub mod credentials;
 pub mod endpoint;
 pub mod gate;
+mod login;
+pub mod need;
 pub mod policy;
 pub mod proxy;
 pub mod scope;
+pub mod throttle;
 pub mod token;
+mod visible;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use wharf_client::seal::Kek;
 use wharf_storage::{AccountKind, AccountRow, Clock, GrantRow, Metadata};
 
-use credentials::{BasicCache, Throttle};
+use credentials::BasicCache;
 use policy::{Policy, Principal};
 use scope::{Actions, Resource, Scope};
+use throttle::{Limits, Slots, Throttle};
 use token::{Claims, TokenKeys, TrustedIssuer};
 
 /// The administrator account created at the first start with auth on.
@@ -45,9 +52,16 @@ pub struct AuthSettings {
     pub realm: Option<String>,
     pub token_lifetime_secs: i64,
     pub refresh_lifetime_secs: i64,
+    /// Failed logins of one account from one address before their lock-out.
     pub throttle_after: u32,
+    /// Failed logins from one address, over all accounts, before the address's lock-out.
+    pub throttle_address_after: u32,
     pub throttle_base: Duration,
     pub throttle_max: Duration,
+    /// Password verifications (Argon2id, 19 MiB each) under way at once: per account, per address, in all.
+    pub verify_per_account: u32,
+    pub verify_per_address: u32,
+    pub verify_max: u32,
     pub trusted_issuers: Vec<TrustedIssuer>,
     /// Proxies whose `X-Forwarded-For` names the client (for the address throttle).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -64,8 +78,12 @@ impl Default for AuthSettings {
             token_lifetime_secs: 300,
             refresh_lifetime_secs: 30 * 86_400,
             throttle_after: 5,
+            throttle_address_after: 10,
             throttle_base: Duration::from_secs(1),
             throttle_max: Duration::from_secs(900),
+            verify_per_account: 2,
+            verify_per_address: 2,
+            verify_max: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
             trusted_issuers: Vec::new(),
             trusted_proxies: Vec::new(),
             admin_password: None,
@@ -101,7 +119,9 @@ pub struct Auth {
     policy: RwLock<Arc<Policy>>,
     basic: BasicCache,
     tokens: TokenCache,
-    throttle: Throttle,
+    throttle: Arc<Throttle>,
+    slots: Arc<Slots>,
+    flights: login::Flights,
     clock: Box<dyn Clock>,
     /// Whether the server speaks HTTPS (for the default realm's scheme).
     pub tls: bool,
@@ -111,7 +131,7 @@ pub struct Auth {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     BadCredentials,
-    /// Locked out for this many seconds.
+    /// Locked out, or too many verifications under way: retry after this many seconds.
     Throttled(u64),
 }
 
@@ -133,7 +153,14 @@ impl Auth {
         tls: bool,
     ) -> Result<Auth, AuthError> {
         let keys = TokenKeys::load(&meta, kek, &settings.issuer, &settings.service, &settings.trusted_issuers).await?;
-        let throttle = Throttle::new(settings.throttle_after, settings.throttle_base, settings.throttle_max);
+        let limits = Limits {
+            after: settings.throttle_after,
+            address_after: settings.throttle_address_after,
+            base: settings.throttle_base,
+            max: settings.throttle_max,
+        };
+        let throttle = Arc::new(Throttle::new(limits));
+        let slots = Arc::new(Slots::new(settings.verify_per_account, settings.verify_per_address, settings.verify_max));
         let auth = Auth {
             settings,
             meta,
@@ -142,6 +169,8 @@ impl Auth {
             basic: BasicCache::new(Duration::from_secs(300)),
             tokens: Mutex::new(HashMap::new()),
             throttle,
+            slots,
+            flights: login::Flights::default(),
             clock,
             tls,
         };
@@ -222,46 +251,6 @@ impl Auth {
         self.clock.now()
     }
 
-    /// Checks a user name and password (or robot name and secret).
-    pub async fn login(&self, user: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, Refusal> {
-        self.throttle.check(Some(user), addr).map_err(Refusal::Throttled)?;
-        let policy = self.policy();
-        let now = self.clock.now();
-        let key = credentials::fingerprint(user, password);
-        if let Some(name) = self.basic.get(&key, policy.generation) {
-            if policy.active(&name, now).is_some() {
-                return Ok(Principal::Account(name));
-            }
-        }
-        let account = policy.account(user).map(|a| (a.secret_hash.clone(), a.expires_at.is_some_and(|t| now >= t)));
-        let expired = account.as_ref().is_some_and(|a| a.1);
-        let hash = account.map(|a| a.0);
-        let secret = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => credentials::verify_secret(&secret, &h),
-            None => {
-                // The same work for an unknown account, so that timing does not tell which names exist.
-                let _ = credentials::verify_secret(&secret, &DUMMY_HASH);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
-        if ok && expired {
-            // The right secret of an expired robot: refused, but not a guess, so no strike against the address.
-            tracing::warn!(account = %user, addr = ?addr, "login refused: the account has expired");
-            Err(Refusal::BadCredentials)
-        } else if ok {
-            self.basic.put(key, user.to_owned(), policy.generation);
-            self.throttle.succeed(user);
-            Ok(Principal::Account(user.to_owned()))
-        } else {
-            self.throttle.fail(Some(user), addr);
-            tracing::warn!(account = %user, addr = ?addr, "login failed");
-            Err(Refusal::BadCredentials)
-        }
-    }
-
     /// Verifies a bearer token (cached per token); `None` if invalid, expired or its account is gone.
     pub fn bearer(&self, token: &str) -> Option<Arc<Verified>> {
         let now = self.clock.now();
@@ -310,10 +299,6 @@ impl Auth {
         &self.keys
     }
 }
-
-/// An Argon2id hash of a random secret: verifying against it costs what a real check costs.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| credentials::hash_secret(&random_secret()).unwrap_or_default());
 
 /// 32 random bytes, base64url: robot secrets and generated passwords.
 pub fn random_secret() -> String {

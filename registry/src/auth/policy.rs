@@ -72,6 +72,20 @@ impl Policy {
         !self.accounts.is_empty()
     }
 
+    /// The patterns of the grants that let `who` pull: a repository is pullable if and only if one of them matches
+    /// it (the grants `actions` unites).
+    pub fn pull_patterns(&self, who: &Principal) -> Vec<&Pattern> {
+        let of = |name: &str| {
+            let grants = self.grants.get(name).map_or(&[][..], Vec::as_slice);
+            grants.iter().filter(|(_, a)| a.contains(Actions::PULL)).map(|(p, _)| p).collect::<Vec<_>>()
+        };
+        match who {
+            Principal::Anonymous => of(ANONYMOUS),
+            Principal::Account(n) => [of(n), of(ANONYMOUS)].concat(),
+            Principal::External(_) => Vec::new(),
+        }
+    }
+
     /// What `who` may do on `repo`: its own grants plus those of anonymous callers (public repositories).
     pub fn actions(&self, who: &Principal, repo: &str) -> Actions {
         let of = |name: &str| {

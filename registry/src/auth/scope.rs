@@ -1,11 +1,9 @@
-//! Pure access vocabulary: actions, repository-name patterns, Docker token scopes, and what each request needs.
+//! Pure access vocabulary: actions, repository-name patterns and Docker token scopes (what each request needs is
+//! [`super::need`]).
 
 use std::fmt;
 
-use axum::http::Method;
 use wharf_client::RepositoryName;
-
-use crate::endpoint::{self, Endpoint};
 
 /// A set of actions on a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,64 +194,6 @@ impl fmt::Display for Scope {
     }
 }
 
-/// What a request needs before it reaches a handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
-    /// Nothing: the path is not a known endpoint, and the handler answers an error without revealing content.
-    Nothing,
-    /// Any authenticated caller (`GET /v2/`, the version check and `docker login` probe).
-    Login,
-    /// These scopes; `optional` ones (the source of a cross-repository mount) are asked for too, and the request
-    /// proceeds without them (the mount becomes a plain upload).
-    Scopes { required: Vec<Scope>, optional: Vec<Scope> },
-}
-
-fn repo(name: &RepositoryName, actions: Actions) -> Scope {
-    Scope { resource: Resource::Repository(name.as_str().to_owned()), actions }
-}
-
-/// What `method` on `/v2/<tail>` (with `query`) needs.
-pub fn need(method: &Method, tail: &str, query: Option<&str>) -> Need {
-    if tail.is_empty() {
-        return Need::Login;
-    }
-    let one = |s: Scope| Need::Scopes { required: vec![s], optional: vec![] };
-    if wharf_notary::v1::is_v1(tail) {
-        return notary_v1(method, tail);
-    }
-    if wharf_notary::is_trust(tail) {
-        let Ok((name, path)) = wharf_notary::route::parse(tail) else { return Need::Nothing };
-        use wharf_notary::route::TrustPath as T;
-        let write = matches!(
-            (method, &path),
-            (&Method::POST, T::Keys | T::RotateKey(_) | T::Publish) | (&Method::DELETE, T::Repository)
-        );
-        return one(repo(&name, if write { Actions::SIGN } else { Actions::PULL }));
-    }
-    let Ok(endpoint) = endpoint::parse(tail) else { return Need::Nothing };
-    let read = matches!(*method, Method::GET | Method::HEAD);
-    let write = Actions::PULL.union(Actions::PUSH);
-    match endpoint {
-        Endpoint::Catalog => one(Scope { resource: Resource::Catalog, actions: Actions::ALL }),
-        Endpoint::Tags(r) | Endpoint::Referrers(r, _) => one(repo(&r, Actions::PULL)),
-        Endpoint::Manifest(r, _) | Endpoint::ManifestBadReference(r) | Endpoint::Blob(r, _) => match *method {
-            Method::DELETE => one(repo(&r, Actions::DELETE)),
-            _ if read => one(repo(&r, Actions::PULL)),
-            _ => one(repo(&r, write)),
-        },
-        Endpoint::Upload(r, _) => one(repo(&r, write)),
-        Endpoint::UploadStart(r) => {
-            let from = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .find(|(k, _)| k == "from")
-                .and_then(|(_, v)| v.parse::<RepositoryName>().ok());
-            Need::Scopes {
-                required: vec![repo(&r, write)],
-                optional: from.map(|f| repo(&f, Actions::PULL)).into_iter().collect(),
-            }
-        }
-    }
-}
-
 /// Docker's and the notary CLI's trust clients ask for scopes on the collection's GUN, `HOST/REPOSITORY`, with `push`
 /// to publish. When HOST is this server (as the token request addressed it), such a scope is the repository's, in
 /// Wharf's terms: `pull` stays `pull`, `push` becomes `sign` (which the Notary v1 API needs to publish). Every other
@@ -278,22 +218,6 @@ pub fn for_trust_clients(asked: Vec<Scope>, host: Option<&str>) -> Vec<Scope> {
             Resource::Catalog => true,
         })
         .collect()
-}
-
-/// The Notary v1 API: reads need `pull` on the GUN's repository, writes (and `GET <role>.key`, which may create a
-/// key) `sign`; the changefeed of all collections needs the catalog scope, as notary-server asks `*` for it.
-fn notary_v1(method: &Method, tail: &str) -> Need {
-    use wharf_notary::v1::V1Path as P;
-    let Some((gun, path)) = wharf_notary::v1::route::parse(tail) else { return Need::Nothing };
-    let Some(gun) = gun else {
-        return Need::Scopes {
-            required: vec![Scope { resource: Resource::Catalog, actions: Actions::ALL }],
-            optional: vec![],
-        };
-    };
-    let Some(name) = gun.repository() else { return Need::Nothing };
-    let write = *method != Method::GET && *method != Method::HEAD || matches!(path, P::Key(_));
-    Need::Scopes { required: vec![repo(&name, if write { Actions::SIGN } else { Actions::PULL })], optional: vec![] }
 }
 
 #[cfg(test)]
@@ -370,38 +294,5 @@ mod tests {
         assert!(Actions::parse_grant("pul").is_err());
         assert!(Actions::parse_grant("*").is_err());
         assert!(Actions::parse_grant("").is_err());
-    }
-
-    #[test]
-    fn needs() {
-        let d = format!("sha256:{}", "ab".repeat(32));
-        let req = |m: Method, t: &str, q: Option<&str>| match need(&m, t, q) {
-            Need::Scopes { required, optional } => {
-                let mut v: Vec<String> = required.iter().map(ToString::to_string).collect();
-                v.extend(optional.iter().map(|s| format!("?{s}")));
-                v.join(" ")
-            }
-            other => format!("{other:?}"),
-        };
-        assert_eq!(req(Method::GET, "", None), "Login");
-        assert_eq!(req(Method::HEAD, "a/manifests/v1", None), "repository:a:pull");
-        assert_eq!(req(Method::PUT, "a/manifests/v1", None), "repository:a:pull,push");
-        assert_eq!(req(Method::DELETE, "a/manifests/v1", None), "repository:a:delete");
-        assert_eq!(req(Method::DELETE, &format!("a/blobs/{d}"), None), "repository:a:delete");
-        assert_eq!(
-            req(Method::POST, "a/blobs/uploads/", Some("mount=x&from=b/c")),
-            "repository:a:pull,push ?repository:b/c:pull"
-        );
-        assert_eq!(req(Method::GET, "_catalog", None), "registry:catalog:*");
-        assert_eq!(req(Method::GET, "a/_tuf/root.json", None), "repository:a:pull");
-        assert_eq!(req(Method::POST, "a/_tuf/publish", None), "repository:a:sign");
-        assert_eq!(req(Method::DELETE, "a/_tuf/", None), "repository:a:sign");
-        let g = "127.0.0.1:5000/team/app/_trust";
-        assert_eq!(req(Method::GET, &format!("{g}/tuf/root.json"), None), "repository:team/app:pull");
-        assert_eq!(req(Method::GET, &format!("{g}/tuf/timestamp.key"), None), "repository:team/app:sign");
-        assert_eq!(req(Method::POST, &format!("{g}/tuf/"), None), "repository:team/app:sign");
-        assert_eq!(req(Method::DELETE, &format!("{g}/tuf/"), None), "repository:team/app:sign");
-        assert_eq!(req(Method::GET, &format!("{g}/changefeed"), Some("records=1")), "repository:team/app:pull");
-        assert_eq!(req(Method::GET, "nope", None), "Nothing");
     }
 }

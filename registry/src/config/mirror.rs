@@ -29,9 +29,13 @@ pub struct MirrorConfig {
     pub except: Vec<String>,
     /// Extra PEM certificate authorities the upstream's certificate may chain to.
     pub ca_cert: Option<PathBuf>,
-    /// Allow a plain-HTTP upstream that is not on loopback.
+    /// Allow a plain-HTTP upstream (and token service) that is not on loopback.
     #[serde(default)]
     pub insecure_http: bool,
+    /// Token services, besides the upstream's own host, that may receive the credentials (`https://auth.docker.io`).
+    /// A challenge naming any other realm gets an anonymous token request.
+    #[serde(default)]
+    pub token_realms: Vec<String>,
     /// Seconds a tag (and an unversioned trust file such as `timestamp.json`) is served before the upstream is
     /// asked again (default 60).
     pub tag_freshness_secs: Option<u64>,
@@ -62,6 +66,35 @@ pub struct MirrorSettings {
     pub freshness: Duration,
     pub stall_timeout: Duration,
     pub max_blob_bytes: u64,
+    /// Token services besides the upstream's host that may receive the credentials.
+    pub token_realms: Vec<Url>,
+    pub insecure_http: bool,
+}
+
+/// Whether `url` is on loopback.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+impl MirrorSettings {
+    /// Whether the upstream's credentials may go to the token service at `realm`: on the upstream's host or listed
+    /// in `token_realms`, and over HTTPS (plain HTTP only on loopback or with `insecure_http`).
+    pub fn may_send_credentials(&self, realm: &Url) -> bool {
+        let transport = match realm.scheme() {
+            "https" => true,
+            "http" => self.insecure_http || is_loopback(realm),
+            _ => false,
+        };
+        let origin = |u: &Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default());
+        let ours = realm.host_str().is_some() && realm.host_str() == self.upstream.host_str();
+        let listed = self.token_realms.iter().any(|l| origin(l) == origin(realm));
+        transport && (ours || listed)
+    }
 }
 
 fn invalid(reason: String) -> ConfigError {
@@ -71,12 +104,7 @@ fn invalid(reason: String) -> ConfigError {
 impl MirrorConfig {
     pub fn settings(self) -> Result<MirrorSettings, ConfigError> {
         let upstream: Url = self.upstream.parse().map_err(|e| invalid(format!("upstream {:?}: {e}", self.upstream)))?;
-        let loopback = match upstream.host() {
-            Some(url::Host::Ipv4(a)) => a.is_loopback(),
-            Some(url::Host::Ipv6(a)) => a.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
+        let loopback = is_loopback(&upstream);
         match upstream.scheme() {
             "https" => {}
             "http" if loopback || self.insecure_http => {}
@@ -124,6 +152,15 @@ impl MirrorConfig {
             Some(path) => Some(std::fs::read(&path).map_err(|e| invalid(format!("ca_cert {}: {e}", path.display())))?),
             None => None,
         };
+        let mut token_realms = Vec::new();
+        for r in &self.token_realms {
+            let url: Url = r.parse().map_err(|e| invalid(format!("token_realms {r:?}: {e}")))?;
+            let plain_ok = self.insecure_http || is_loopback(&url);
+            if url.host().is_none() || !(url.scheme() == "https" || url.scheme() == "http" && plain_ok) {
+                return Err(invalid(format!("token_realms {r:?}: an https URL (http only with insecure_http)")));
+            }
+            token_realms.push(url);
+        }
         Ok(MirrorSettings {
             upstream,
             prefix,
@@ -132,6 +169,8 @@ impl MirrorConfig {
             freshness: Duration::from_secs(self.tag_freshness_secs.unwrap_or(60)),
             stall_timeout: Duration::from_secs(self.stall_timeout_secs.unwrap_or(30).max(1)),
             max_blob_bytes: self.max_blob_bytes.unwrap_or(64 << 30),
+            token_realms,
+            insecure_http: self.insecure_http,
         })
     }
 }
@@ -190,5 +229,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(two.contains("two entries"), "{two}");
+        assert!(one("upstream = \"https://r.example\"\nprefix = \"x\"\ntoken_realms = [\"http://auth.example\"]")
+            .contains("token_realms"));
+    }
+
+    #[test]
+    fn credentials_go_only_to_allowed_realms() {
+        let m = parse(
+            "[[mirror]]\nupstream = \"https://registry.example:5000\"\nprefix = \"x\"\n\
+             token_realms = [\"https://auth.example\"]\n",
+        )
+        .unwrap();
+        let may = |u: &str| m[0].may_send_credentials(&u.parse().unwrap());
+        assert!(may("https://registry.example/token"), "the upstream's host, any port");
+        assert!(may("https://registry.example:5001/token"));
+        assert!(may("https://auth.example/token"), "listed");
+        assert!(!may("https://auth.example:8443/token"), "listed origins include the port");
+        assert!(!may("https://evil.example/token"), "any other host");
+        assert!(!may("http://registry.example/token"), "plain HTTP beyond loopback");
+        assert!(!may("ftp://registry.example/token"));
+        let local = parse("[[mirror]]\nupstream = \"http://127.0.0.1:5000\"\nprefix = \"*\"\n").unwrap();
+        assert!(local[0].may_send_credentials(&"http://127.0.0.1:5000/auth/token".parse().unwrap()));
+        assert!(!local[0].may_send_credentials(&"http://127.0.0.2:5000/auth/token".parse().unwrap()));
     }
 }

@@ -267,31 +267,6 @@ impl Config {
         if let Some(v) = env("WHARF_TLS_KEY") {
             self.tls.key = Some(v.into());
         }
-        if let Some(v) = env("WHARF_AUTH") {
-            self.auth.enabled = Some(boolean("WHARF_AUTH", &v)?);
-        }
-        if let Some(v) = env("WHARF_AUTH_TRUSTED_PROXIES") {
-            self.auth.trusted_proxies =
-                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        }
-        if let Some(v) = env("WHARF_AUTH_REALM") {
-            self.auth.realm = Some(v);
-        }
-        if let Some(v) = env("WHARF_AUTH_SERVICE") {
-            self.auth.service = Some(v);
-        }
-        if let Some(v) = env("WHARF_AUTH_TOKEN_LIFETIME_SECS") {
-            self.auth.token_lifetime_secs = Some(num("WHARF_AUTH_TOKEN_LIFETIME_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_AUTH_THROTTLE_AFTER") {
-            self.auth.throttle_after = Some(num("WHARF_AUTH_THROTTLE_AFTER", v)?);
-        }
-        if let Some(v) = env("WHARF_AUTH_THROTTLE_BASE_MS") {
-            self.auth.throttle_base_ms = Some(num("WHARF_AUTH_THROTTLE_BASE_MS", v)?);
-        }
-        if let Some(v) = env("WHARF_ADMIN_PASSWORD") {
-            self.auth.admin_password = Some(v);
-        }
         if let Some(v) = env("WHARF_INSECURE_LISTEN_WITHOUT_TLS") {
             self.insecure.listen_without_tls = boolean("WHARF_INSECURE_LISTEN_WITHOUT_TLS", &v)?;
         }
@@ -301,6 +276,7 @@ impl Config {
         if let Some(v) = env("WHARF_TRUST_RENEW_CHECK_SECS") {
             self.trust.renew_check_secs = Some(num("WHARF_TRUST_RENEW_CHECK_SECS", v)?);
         }
+        self.auth.apply_env(&env)?;
         self.gc.apply_env(&env)
     }
 

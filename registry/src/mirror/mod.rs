@@ -301,6 +301,8 @@ mod tests {
             freshness: std::time::Duration::from_secs(60),
             stall_timeout: std::time::Duration::from_secs(30),
             max_blob_bytes: 1 << 30,
+            token_realms: Vec::new(),
+            insecure_http: false,
         }
     }
 

@@ -142,9 +142,10 @@ impl Upstream {
                 self.basic.store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
-            Challenge::Bearer { realm, service, scope: asked } => {
-                let scope_wanted = if asked.is_empty() { scope.to_string() } else { asked.join(" ") };
-                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), &scope_wanted).await?;
+            Challenge::Bearer { realm, service, scope: _ } => {
+                // The token asked for is always this request's own scope, whatever the challenge names: a mirror
+                // fetches one repository per request, and its account reaches nothing else through it.
+                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), scope).await?;
                 // Keep a margin so a token never expires in flight.
                 let until =
                     Instant::now() + lifetime.saturating_sub(Duration::from_secs(10)).max(Duration::from_secs(1));
@@ -178,7 +179,15 @@ impl Upstream {
         }
         let mut req = self.http.get(url.clone());
         if let Some((u, p)) = &self.credentials {
-            req = req.basic_auth(u, Some(p));
+            if self.settings.may_send_credentials(&url) {
+                req = req.basic_auth(u, Some(p));
+            } else {
+                tracing::warn!(
+                    realm = %url.origin().ascii_serialization(),
+                    upstream = %self.base,
+                    "token realm is neither on the upstream's host nor in token_realms (or is plain HTTP): asking it without credentials; list it in token_realms to send them"
+                );
+            }
         }
         let resp = req.send().await.map_err(|e| unreachable(url.as_str(), &e))?;
         if !resp.status().is_success() {

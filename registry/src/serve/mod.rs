@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use axum::Router;
 use tower::ServiceExt;
 use wharf_notary::Notary;
@@ -14,6 +15,8 @@ use wharf_storage::{BlobStore, Metadata, Uploads};
 
 use crate::auth::Auth;
 use crate::config::{KekSource, Settings};
+use crate::error::{ApiError, Kind};
+use crate::route::{classify, Classified, Route};
 use crate::{app, Registry, SystemClock};
 
 /// How often idle upload sessions are looked for: half the idle timeout, between 1 and 60 seconds.
@@ -108,32 +111,57 @@ fn kek_file(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
     Ok(text.into_bytes())
 }
 
-/// One router for both services: paths with a `/_tuf/` segment go to the notary, the rest to the registry. With
-/// access control on, the gate stands in front of both and `/auth/token` issues tokens.
+/// One router for both services. Every request is classified once ([`crate::route::classify`], kept in its
+/// extensions); with access control on, the gate decides on that classification, then this dispatch sends it on:
+/// `/_tuf/` routes to the notary (or, for a mirrored repository, to `mirror::trust`), Notary v1 routes to the notary,
+/// registry routes to the registry, and a path nothing classifies is refused here without reaching any handler.
 pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) -> Router {
     let registry = app(Arc::clone(&state));
+    let dispatch_state = Arc::clone(&state);
     let both = Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
-        let (registry, notary, state) = (registry.clone(), notary.clone(), Arc::clone(&state));
+        let (registry, notary, state) = (registry.clone(), notary.clone(), Arc::clone(&dispatch_state));
         async move {
-            let health = req.uri().path() == "/_notary_server/health";
-            if !health && !wharf_notary::is_trust(&tail) {
-                return registry.oneshot(req).await;
-            }
-            // Trust data of a mirrored repository comes from its upstream.
-            match state.mirror.as_ref().and_then(|m| crate::mirror::trust::route_of(m, &tail)) {
-                Some(found) => Ok(crate::mirror::trust::serve(&state, req, found).await),
-                None => notary.oneshot(req).await,
+            let Some(c) = req.extensions().get::<Classified>().cloned() else {
+                return Ok(ApiError::new(Kind::Internal, "request not classified").into_response());
+            };
+            match c.route {
+                Route::Invalid(i) => Ok(crate::with_api_version(i.answer().into_response())),
+                Route::Tuf(repo, path) if c.mirrored => match state.mirror.as_ref().and_then(|m| m.route(&repo)) {
+                    Some(found) => Ok(crate::mirror::trust::serve(&state, req, (repo, found, path)).await),
+                    None => Ok(ApiError::new(Kind::Internal, "mirror route vanished").into_response()),
+                },
+                // A mirror holds no Notary v1 collection of its own: writes are refused, reads find none.
+                Route::NotaryV1 { ref repository, .. } if c.mirrored => {
+                    let write = c.kind(req.method()) == crate::route::Kind::MirrorTufWrite;
+                    let e = match state.mirror.as_ref().and_then(|m| m.route(repository)) {
+                        Some(r) if write => crate::mirror::denied(repository, &r),
+                        _ => ApiError::new(Kind::NameUnknown, format!("{repository} is mirrored: no collection here")),
+                    };
+                    Ok(crate::with_api_version(e.into_response()))
+                }
+                Route::Tuf(..) | Route::NotaryV1 { .. } | Route::Changefeed => notary.oneshot(req).await,
+                Route::Health if req.uri().path() == "/_notary_server/health" => notary.oneshot(req).await,
+                Route::Base | Route::Registry(_) | Route::Health | Route::Token => registry.oneshot(req).await,
             }
         }
     }));
-    match auth {
+    let both = match auth {
         None => both,
         Some(auth) => Router::new()
             .route("/auth/token", axum::routing::any(crate::auth::endpoint::token).with_state(Arc::clone(&auth)))
             .merge(both)
             .layer(axum::middleware::from_fn_with_state(auth, crate::auth::gate::check)),
-    }
+    };
+    // Outermost: the classification, before the gate and the dispatch.
+    both.layer(axum::middleware::from_fn(move |mut req: Request, next: axum::middleware::Next| {
+        let mirrors = state.mirror.clone();
+        async move {
+            let mirrored = |r: &wharf_client::RepositoryName| mirrors.as_ref().is_some_and(|m| m.route(r).is_some());
+            let c = classify(req.uri().path(), &mirrored);
+            req.extensions_mut().insert(c);
+            next.run(req).await
+        }
+    }))
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight requests. Prints the bound address on stdout.

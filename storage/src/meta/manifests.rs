@@ -177,16 +177,6 @@ impl Metadata {
         page(rows, limit)
     }
 
-    /// Repository names in lexical order after `last`, at most `limit` (and whether more follow).
-    pub async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<(Vec<RepositoryName>, bool)> {
-        let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-            .bind(last.unwrap_or(""))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        page(rows, limit)
-    }
-
     /// Manifests in `repo` whose subject is `subject`, oldest first.
     pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<Referrer>> {
         let rows = sqlx::query(

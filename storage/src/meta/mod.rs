@@ -16,11 +16,13 @@ use wharf_client::RepositoryName;
 use crate::{Error, Result, UnixTime};
 
 mod blobs;
+mod catalog;
 mod collect;
 mod manifests;
 mod mirror;
 
 pub use blobs::{Linked, SeenBlob, TOUCH_EVERY};
+pub use catalog::NameRange;
 pub use collect::{BlobRow, StaleLink, TagRow, Tombstone, UntaggedRow};
 pub use manifests::{ManifestRecord, NewManifest, Referrer};
 pub use mirror::Cached;

@@ -22,7 +22,7 @@ pub use role::{
 };
 pub use search::DelegationSearch;
 pub use time::{format_time, parse_time};
-pub use trusted::{check_file, check_hashes, TrustedSet};
+pub use trusted::{check_file, check_hashes, TimestampUpdate, TrustedSet};
 pub use verify::{
     check_delegation_bounds, check_expiry, check_threshold, path_delegated, path_matches, MAX_DELEGATED_ROLES,
     MAX_PATTERN_LEN, MAX_ROLE_PATHS,
@@ -39,6 +39,8 @@ pub enum TufError {
     UnknownRole(String),
     #[error("{role}: {valid} valid signature(s) from distinct keys, threshold is {threshold}")]
     Threshold { role: String, valid: usize, threshold: u32 },
+    #[error("{role}: key id {key_id} appears more than once in signatures")]
+    DuplicateSignature { role: String, key_id: String },
     #[error("{role}: key id {key_id} is not the sha256 of the key's canonical JSON")]
     KeyIdMismatch { role: String, key_id: String },
     #[error(

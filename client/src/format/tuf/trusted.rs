@@ -5,10 +5,20 @@
 use std::collections::BTreeMap;
 
 use super::{
-    check_delegation_bounds, check_expiry, check_threshold, Envelope, MetaFile, Role, Root, Snapshot, Targets,
-    Timestamp, TufError,
+    check_delegation_bounds, check_expiry, check_threshold, Delegations, Envelope, MetaFile, Role, Root, Snapshot,
+    Targets, Timestamp, TufError,
 };
 use crate::digest::Digest;
+
+/// What [`TrustedSet::update_timestamp`] did with a new timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum TimestampUpdate {
+    /// The new timestamp is trusted; the caller records its bytes.
+    Accepted,
+    /// It had the version of the previous one: it was discarded, the previous one stays trusted and recorded.
+    KeptPrevious,
+}
 
 /// Metadata the client trusts, role by role, each verified against what came before it.
 #[derive(Debug, Clone)]
@@ -18,7 +28,9 @@ pub struct TrustedSet {
     timestamp: Option<Timestamp>,
     snapshot: Option<Snapshot>,
     targets: Option<Targets>,
-    delegated: BTreeMap<String, Targets>,
+    /// Delegated roles by name, with the envelope they came in, so that each further delegator that names the
+    /// role can check its own keys and threshold against it ([`TrustedSet::delegated_via`]).
+    delegated: BTreeMap<String, (Envelope, Targets)>,
     now: i64,
     /// Whether a snapshot may drop a role an earlier one listed (see [`TrustedSet::strict`]).
     strict: bool,
@@ -106,8 +118,25 @@ impl TrustedSet {
         self.targets.as_ref()
     }
 
+    /// A delegated role as loaded by [`TrustedSet::update_delegated`], through the delegator given there. On a
+    /// delegation search, where another delegator may name the same role, use [`TrustedSet::delegated_via`].
     pub fn delegated(&self, name: &str) -> Option<&Targets> {
-        self.delegated.get(name)
+        self.delegated.get(name).map(|(_, t)| t)
+    }
+
+    /// A delegated role already loaded (through any delegator), trusted through `delegator` only if it carries
+    /// the threshold of signatures that `delegator`'s delegation to it asks for; `None` if it is not loaded.
+    ///
+    /// 5.6.7.2 on every path: in a diamond (two delegators naming one role, each with its own keys), the role
+    /// loaded through the first delegator is checked again against the second one's keys when the search reaches
+    /// it through the second, so it never inherits authority from another path. Diamonds are allowed, not
+    /// refused: each path is verified on its own.
+    pub fn delegated_via(&self, name: &str, delegator: &str) -> Result<Option<&Targets>, TufError> {
+        let Some((env, targets)) = self.delegated.get(name) else { return Ok(None) };
+        let d = self.delegation(name, delegator)?;
+        let (keyids, threshold) = d.role_keys(name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
+        check_threshold(name, env, &d.keys, keyids, threshold)?;
+        Ok(Some(targets))
     }
 
     /// 5.3.4-5.3.9: a root of version N+1, signed by the thresholds of both the trusted root and itself.
@@ -142,8 +171,16 @@ impl TrustedSet {
     }
 
     /// 5.4: the timestamp, signed by root's timestamp keys, never older than the one trusted before
-    /// (`previous`, from the local cache), and not expired.
-    pub fn update_timestamp(&mut self, bytes: &[u8], previous: Option<&Timestamp>) -> Result<(), TufError> {
+    /// (`previous`: one this client verified earlier, as the local cache keeps it), and not expired.
+    ///
+    /// 5.4.3.1: a new timestamp of the same version as `previous` is discarded and `previous` stays trusted
+    /// (python-tuf's rule): a repository that re-signs a version with other content gets no say, and the caller
+    /// must not record the new bytes ([`TimestampUpdate::KeptPrevious`]).
+    pub fn update_timestamp(
+        &mut self,
+        bytes: &[u8],
+        previous: Option<&Timestamp>,
+    ) -> Result<TimestampUpdate, TufError> {
         self.finish_root()?;
         let env = Envelope::parse(bytes)?;
         let r = self.root.role(Role::Timestamp)?;
@@ -159,6 +196,13 @@ impl TrustedSet {
                     got: new.version,
                 });
             }
+            if new.version == prev.version {
+                // 5.4.4 still applies to the timestamp kept: an expired one is a freeze.
+                check_expiry("timestamp", prev.expires.0, self.now)?;
+                snapshot_meta(prev)?;
+                self.timestamp = Some(prev.clone());
+                return Ok(TimestampUpdate::KeptPrevious);
+            }
             let prev_meta = snapshot_meta(prev)?;
             if meta.version < prev_meta.version {
                 return Err(TufError::Version {
@@ -170,7 +214,7 @@ impl TrustedSet {
         }
         check_expiry("timestamp", new.expires.0, self.now)?;
         self.timestamp = Some(new);
-        Ok(())
+        Ok(TimestampUpdate::Accepted)
     }
 
     /// 5.5: the snapshot the timestamp names (length, hashes, version), signed by root's snapshot keys, no targets
@@ -235,12 +279,7 @@ impl TrustedSet {
 
     /// 5.6.7: a delegated targets role, verified with the keys and threshold of the delegation in `delegator`.
     pub fn update_delegated(&mut self, name: &str, bytes: &[u8], delegator: &str) -> Result<(), TufError> {
-        let parent = if delegator == "targets" { self.targets.as_ref() } else { self.delegated.get(delegator) };
-        let parent = parent.ok_or_else(|| TufError::BadRole {
-            role: name.into(),
-            reason: format!("delegator {delegator} not loaded"),
-        })?;
-        let d = parent.delegations.as_ref().ok_or_else(|| TufError::UnknownRole(name.into()))?;
+        let d = self.delegation(name, delegator)?;
         let (keyids, threshold) = d.role_keys(name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
         let meta = self.snapshot_entry(name)?;
         check_file(name, bytes, &meta, "snapshot")?;
@@ -252,8 +291,19 @@ impl TrustedSet {
             return Err(TufError::Mismatch { role: name.into(), what: "version", by: "snapshot" });
         }
         check_expiry(name, new.expires.0, self.now)?;
-        self.delegated.insert(name.to_string(), new);
+        self.delegated.insert(name.to_string(), (env, new));
         Ok(())
+    }
+
+    /// The delegations of `delegator` (top-level targets or a loaded delegated role) that should name `name`.
+    fn delegation(&self, name: &str, delegator: &str) -> Result<&Delegations, TufError> {
+        let parent =
+            if delegator == "targets" { self.targets.as_ref() } else { self.delegated.get(delegator).map(|(_, t)| t) };
+        let parent = parent.ok_or_else(|| TufError::BadRole {
+            role: name.into(),
+            reason: format!("delegator {delegator} not loaded"),
+        })?;
+        parent.delegations.as_ref().ok_or_else(|| TufError::UnknownRole(name.into()))
     }
 
     /// The version of `role` that snapshot names; the caller downloads `<version>.<role>.json`.

@@ -8,8 +8,10 @@ use super::{DelegatedRole, Envelope, KeyId, PublicKey, TufError};
 
 /// Checks that `env` carries valid signatures from at least `threshold` distinct keys among `keyids`.
 ///
-/// A key counts once however many signatures it made, and a key listed under an id that is not its own is refused,
-/// so one key cannot be counted twice under two ids.
+/// A key id may appear only once in `signatures` (the specification: "The keyid MUST be unique in the signatures
+/// array"; python-tuf refuses such metadata when it parses it): a repeated id is refused, whatever the threshold,
+/// so a signature never counts twice. A key listed under an id that is not its own is refused too, so one key
+/// cannot be counted twice under two ids.
 pub fn check_threshold(
     role: &str,
     env: &Envelope,
@@ -19,6 +21,10 @@ pub fn check_threshold(
 ) -> Result<(), TufError> {
     if threshold == 0 {
         return Err(TufError::BadRole { role: role.into(), reason: "threshold must be at least 1".into() });
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    if let Some(dup) = env.signatures.iter().find(|s| !seen.insert(s.keyid.as_str())) {
+        return Err(TufError::DuplicateSignature { role: role.into(), key_id: dup.keyid.clone() });
     }
     let message = env.signed_bytes()?;
     let mut counted: BTreeSet<&str> = BTreeSet::new();
@@ -218,9 +224,13 @@ mod tests {
         let doc = serde_json::json!({"_type": "targets", "v": 1});
         let env = Envelope::sign(&doc, &[&a, &b]).unwrap();
         assert!(check_threshold("t", &env, &all, &ids, 2).is_ok());
-        // One key signing twice is still one key.
+        // One key id twice in signatures is refused, even where one signature would meet the threshold.
         let twice = Envelope::sign(&doc, &[&a, &a]).unwrap();
-        assert!(matches!(check_threshold("t", &twice, &all, &ids, 2), Err(TufError::Threshold { valid: 1, .. })));
+        assert!(matches!(check_threshold("t", &twice, &all, &ids, 2), Err(TufError::DuplicateSignature { .. })));
+        assert!(matches!(check_threshold("t", &twice, &all, &ids, 1), Err(TufError::DuplicateSignature { .. })));
+        // So is a repeated id of a key the role does not list.
+        let junk = Envelope::sign(&doc, &[&a, &c, &c]).unwrap();
+        assert!(matches!(check_threshold("t", &junk, &all, &ids, 1), Err(TufError::DuplicateSignature { .. })));
         // A key root does not list for the role does not count.
         let outsider = Envelope::sign(&doc, &[&a, &c]).unwrap();
         assert!(matches!(check_threshold("t", &outsider, &all, &ids, 2), Err(TufError::Threshold { valid: 1, .. })));

@@ -135,7 +135,9 @@ where
         match result {
             Ok((r, t)) => {
                 std::fs::write(dir.join("root.json"), r.set.root_bytes())?;
-                std::fs::write(dir.join("timestamp.json"), &r.timestamp)?;
+                if let Some(ts) = &r.timestamp {
+                    std::fs::write(dir.join("timestamp.json"), ts)?;
+                }
                 std::fs::write(dir.join("snapshot.json"), &r.snapshot)?;
                 return Ok((r, t));
             }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::super::{
-    DelegatedRole, Delegations, Envelope, Expires, MetaFile, RoleKeys, Root, SigningKey, Snapshot, TargetFile, Targets,
-    Timestamp, TufError, SPEC_VERSION,
+    DelegatedRole, Delegations, Envelope, Expires, MetaFile, RoleKeys, Root, Signature, SigningKey, Snapshot,
+    TargetFile, Targets, Timestamp, TufError, SPEC_VERSION,
 };
-use super::TrustedSet;
+use super::{TimestampUpdate, TrustedSet};
 
 const NOW: i64 = 1_900_000_000;
 
@@ -115,7 +115,7 @@ fn a_valid_chain_loads() {
     let k = keys();
     let (r, ts, s, t, team) = chain(&k);
     let mut set = TrustedSet::new(&r, NOW).unwrap();
-    set.update_timestamp(&ts, None).unwrap();
+    assert_eq!(set.update_timestamp(&ts, None), Ok(TimestampUpdate::Accepted));
     set.update_snapshot(&s, None).unwrap();
     set.update_targets(&t).unwrap();
     set.update_delegated("team", &team, "targets").unwrap();
@@ -157,9 +157,11 @@ fn rollbacks_are_refused() {
     let mut set = TrustedSet::new(&r, NOW).unwrap();
     let prev_ts = timestamp(5, &s, 3, NOW + 100);
     assert!(matches!(set.update_timestamp(&ts, Some(&prev_ts)), Err(TufError::Version { .. })));
+    // A newer timestamp naming an older snapshot.
+    let ts2 = bytes(&timestamp(2, &s, 1, NOW + 100), &[&k.timestamp]);
     let prev_ts = timestamp(1, &s, 3, NOW + 100);
-    assert!(matches!(set.update_timestamp(&ts, Some(&prev_ts)), Err(TufError::Version { .. })));
-    set.update_timestamp(&ts, None).unwrap();
+    assert!(matches!(set.update_timestamp(&ts2, Some(&prev_ts)), Err(TufError::Version { .. })));
+    assert_eq!(set.update_timestamp(&ts, None), Ok(TimestampUpdate::Accepted));
     let prev_snap = snapshot(1, 7, Some(1), NOW + 1000);
     assert!(matches!(set.update_snapshot(&s, Some(&prev_snap)), Err(TufError::Version { .. })));
 }
@@ -169,7 +171,7 @@ fn mix_and_match_and_tampering_are_refused() {
     let k = keys();
     let (r, ts, s, t, _) = chain(&k);
     let mut set = TrustedSet::new(&r, NOW).unwrap();
-    set.update_timestamp(&ts, None).unwrap();
+    assert_eq!(set.update_timestamp(&ts, None), Ok(TimestampUpdate::Accepted));
     // A different (validly signed) snapshot than the one the timestamp names.
     let other = bytes(&snapshot(1, 2, Some(1), NOW + 1000), &[&k.snapshot]);
     assert!(matches!(set.update_snapshot(&other, None), Err(TufError::Mismatch { what: "length" | "hash", .. })));
@@ -192,8 +194,98 @@ fn revoked_delegation_is_not_loadable() {
     let ts = bytes(&timestamp(2, &s, 2, NOW + 100), &[&k.timestamp]);
     let team = bytes(&targets(1, "v2", None), &[&k.deleg]);
     let mut set = TrustedSet::new(&r, NOW).unwrap();
-    set.update_timestamp(&ts, None).unwrap();
+    assert_eq!(set.update_timestamp(&ts, None), Ok(TimestampUpdate::Accepted));
     set.update_snapshot(&s, Some(&snapshot(1, 1, Some(1), NOW + 1000))).unwrap();
     set.update_targets(&t).unwrap();
     assert!(matches!(set.update_delegated("team", &team, "targets"), Err(TufError::UnknownRole(_))));
+}
+
+/// 5.4.3.1: a timestamp re-signed under the trusted version with other content (here: naming snapshot v100) is
+/// discarded, and the trusted one stays, unless it has expired.
+#[test]
+fn a_timestamp_of_the_trusted_version_is_discarded() {
+    let k = keys();
+    let (r, _, s, ..) = chain(&k);
+    let prev = timestamp(1, &s, 1, NOW + 100);
+    let resigned = bytes(&timestamp(1, &s, 100, NOW + 500), &[&k.timestamp]);
+    let mut set = TrustedSet::new(&r, NOW).unwrap();
+    assert_eq!(set.update_timestamp(&resigned, Some(&prev)), Ok(TimestampUpdate::KeptPrevious));
+    assert_eq!(set.timestamp(), Some(&prev));
+    set.update_snapshot(&s, None).unwrap();
+    // The kept timestamp is still checked for a freeze.
+    let stale = timestamp(1, &s, 1, NOW - 1);
+    let mut set = TrustedSet::new(&r, NOW).unwrap();
+    assert!(matches!(set.update_timestamp(&resigned, Some(&stale)), Err(TufError::Expired { .. })));
+}
+
+/// A key id twice in `signatures` is refused, even where the one key meets the threshold.
+#[test]
+fn duplicate_signature_key_ids_are_refused() {
+    let k = keys();
+    let (r, ts, s, ..) = chain(&k);
+    let mut env = Envelope::parse(&s).unwrap();
+    let first = env.signatures[0].clone();
+    env.signatures.push(Signature { keyid: first.keyid, sig: first.sig });
+    let dup = env.to_bytes().unwrap();
+    let mut set = TrustedSet::new(&r, NOW).unwrap();
+    let ts_dup = bytes(&timestamp(1, &dup, 1, NOW + 100), &[&k.timestamp]);
+    assert_eq!(set.update_timestamp(&ts_dup, None), Ok(TimestampUpdate::Accepted));
+    assert!(matches!(set.update_snapshot(&dup, None), Err(TufError::DuplicateSignature { .. })));
+    let mut set = TrustedSet::new(&r, NOW).unwrap();
+    let mut env = Envelope::parse(&ts).unwrap();
+    env.signatures.push(env.signatures[0].clone());
+    let err = set.update_timestamp(&env.to_bytes().unwrap(), None);
+    assert!(matches!(err, Err(TufError::DuplicateSignature { .. })));
+}
+
+/// A diamond: targets delegates "pa" and "pb", each delegates "release" with a key of its own, and "release" is
+/// signed by pa's key only. Loaded through pa it is trusted through pa; reached through pb, it must not be.
+#[test]
+fn a_role_reached_through_a_second_delegator_is_verified_against_it() {
+    let k = keys();
+    let (ka, kb) = (SigningKey::from_bytes(&[11; 32]), SigningKey::from_bytes(&[12; 32]));
+    let delegate = |to: &[(&str, &SigningKey)]| Delegations {
+        keys: to.iter().map(|(_, s)| (s.key_id().clone(), s.public().clone())).collect(),
+        succinct_roles: None,
+        roles: to
+            .iter()
+            .map(|(name, s)| DelegatedRole {
+                name: name.to_string(),
+                keyids: vec![s.key_id().clone()],
+                threshold: 1,
+                terminating: false,
+                paths: Some(vec!["*".into()]),
+                path_hash_prefixes: None,
+            })
+            .collect(),
+    };
+    let mut top = targets(1, "v1", None);
+    top.delegations = Some(delegate(&[("pa", &k.deleg), ("pb", &k.deleg)]));
+    let mut pa = targets(1, "a", None);
+    pa.delegations = Some(delegate(&[("release", &ka)]));
+    let mut pb = targets(1, "b", None);
+    pb.delegations = Some(delegate(&[("release", &kb)]));
+    let release = bytes(&targets(1, "x", None), &[&ka]);
+    let mut snap = snapshot(1, 1, None, NOW + 1000);
+    for role in ["pa", "pb", "release"] {
+        snap.meta.insert(format!("{role}.json"), MetaFile { version: 1, length: None, hashes: None });
+    }
+    let r = bytes(&root(&k, 1, &k.root, NOW + 1000), &[&k.root]);
+    let s = bytes(&snap, &[&k.snapshot]);
+    let mut set = TrustedSet::new(&r, NOW).unwrap();
+    assert_eq!(
+        set.update_timestamp(&bytes(&timestamp(1, &s, 1, NOW + 100), &[&k.timestamp]), None),
+        Ok(TimestampUpdate::Accepted)
+    );
+    set.update_snapshot(&s, None).unwrap();
+    set.update_targets(&bytes(&top, &[&k.targets])).unwrap();
+    set.update_delegated("pa", &bytes(&pa, &[&k.deleg]), "targets").unwrap();
+    set.update_delegated("pb", &bytes(&pb, &[&k.deleg]), "targets").unwrap();
+    assert!(matches!(set.delegated_via("release", "pa"), Ok(None)));
+    set.update_delegated("release", &release, "pa").unwrap();
+    assert!(set.delegated_via("release", "pa").unwrap().is_some_and(|t| t.targets.contains_key("x")));
+    assert!(matches!(set.delegated_via("release", "pb"), Err(TufError::Threshold { valid: 0, .. })));
+    assert!(matches!(set.delegated_via("release", "targets"), Err(TufError::UnknownRole(_))));
+    // Loading it afresh through pb fails the same way.
+    assert!(matches!(set.update_delegated("release", &release, "pb"), Err(TufError::Threshold { .. })));
 }
