@@ -1,5 +1,5 @@
 //! Errors a new user meets first: each names the object and the cause once, and exits with the code the README's
-//! table gives (3 verification, 4 could not connect, 1 other).
+//! table gives (3 verification, 4 could not connect, 5 access denied, 1 other).
 
 use std::process::{Command, Output};
 

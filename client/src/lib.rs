@@ -19,8 +19,8 @@ pub mod io;
 pub use format::{challenge, digest, image_ref, manifest, media_type, name, notary, seal, tuf};
 #[cfg(feature = "io")]
 pub use io::{
-    auth, credentials, images, inspect, layout, notary_v1, progress, publish, pull, push, runtime, snapshot, store,
-    transport, trust, tuf_repo, unpack,
+    auth, credentials, images, inspect, layout, notary_v1, progress, publish, pull, push, runtime, snapshot, source,
+    store, transport, trust, tuf_repo, unpack,
 };
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

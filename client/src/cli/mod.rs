@@ -1,7 +1,9 @@
 //! The `wharf` client commands (push, pull, unpack, run, trust), modelled on `docker` and `docker trust`.
 //!
-//! Exit codes: 0 success, 1 other failure, 3 verification failed (signatures, digests, trust data), 4 could not
-//! connect.
+//! Exit codes (the README's table): 0 success; 3 verification failed (a signature, digest, length or trust document
+//! is wrong, or missing where the repository's trusted format requires it); 4 could not connect (no source could be
+//! reached); 5 access denied (`401` without usable credentials, `403`); 1 anything else. When sources failed in
+//! different ways, the most serious failure decides: verification, then denial, then an outage.
 
 mod image;
 mod progress;
@@ -18,10 +20,12 @@ use clap::{Args, Subcommand};
 
 use crate::publish::PublishError;
 use crate::pull::PullError;
+use crate::source::Failure;
 use crate::store::ContentStore;
 
 pub const EXIT_VERIFY: u8 = 3;
 pub const EXIT_CONNECT: u8 = 4;
+pub const EXIT_DENIED: u8 = 5;
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
@@ -219,34 +223,38 @@ async fn login(g: &Global, host: &str, username: Option<String>, password_stdin:
     Ok(())
 }
 
+/// The documented exit code of a failed command: from the first error in the chain that knows its class.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match failure(e) {
+        Some(Failure::Verification) => EXIT_VERIFY,
+        Some(Failure::Denied) => EXIT_DENIED,
+        Some(Failure::Unreachable) => EXIT_CONNECT,
+        Some(Failure::Other) | None => 1,
+    }
+}
+
+fn failure(e: &anyhow::Error) -> Option<Failure> {
     for cause in e.chain() {
-        if matches!(
-            cause.downcast_ref::<crate::transport::TransportError>(),
-            Some(crate::transport::TransportError::Auth { .. })
-        ) {
-            return 1;
-        }
         if let Some(p) = cause.downcast_ref::<PullError>() {
-            return match p {
-                PullError::Transport(_) => EXIT_CONNECT,
-                PullError::Io(_) | PullError::NoTrustedRoot(_) => 1,
-                PullError::Snapshot(crate::snapshot::SnapshotError::Unpack {
-                    source: crate::unpack::UnpackError::DiffIdMismatch { .. },
-                    ..
-                }) => EXIT_VERIFY,
-                PullError::Snapshot(_) => 1,
-                _ => EXIT_VERIFY,
-            };
+            return Some(p.failure());
         }
-        if cause.downcast_ref::<crate::transport::TransportError>().is_some() {
-            return EXIT_CONNECT;
+        if let Some(p) = cause.downcast_ref::<PublishError>() {
+            return Some(p.failure());
         }
-        if matches!(cause.downcast_ref::<PublishError>(), Some(PublishError::Trust(_) | PublishError::Tuf(_))) {
-            return EXIT_VERIFY;
+        if let Some(p) = cause.downcast_ref::<crate::push::PushError>() {
+            return Some(p.failure());
+        }
+        if let Some(f) = cause.downcast_ref::<crate::store::FetchError>() {
+            return Some(f.failure());
+        }
+        if let Some(t) = cause.downcast_ref::<crate::trust::TrustError>() {
+            return Some(t.failure());
+        }
+        if let Some(t) = cause.downcast_ref::<crate::transport::TransportError>() {
+            return Some(t.failure());
         }
     }
-    1
+    None
 }
 
 pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {

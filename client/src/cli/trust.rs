@@ -31,6 +31,9 @@ pub enum TrustCommand {
     Signer(SignerCommand),
     /// Remove a tag's signature.
     Revoke { reference: String },
+    /// Forget the recorded root(s) of HOST/REPOSITORY in the local store, so that the next pull trusts a root anew
+    /// (with --trust-root FILE or --trust-on-first-use), in whichever format the publisher now signs.
+    Forget { reference: String },
     /// Show the signed tags of a repository (verified).
     Inspect {
         reference: String,
@@ -155,6 +158,7 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
             let v = publisher(&g, &image)?.revoke(tag.as_str(), &pass, now()).await?;
             println!("{image}: signature revoked (targets version {v})");
         }
+        TrustCommand::Forget { reference } => forget(&g, &reference)?,
         TrustCommand::Inspect { reference, json, trust } => {
             let image: ImageRef = reference.parse()?;
             let mut t = trust.clone();
@@ -188,6 +192,34 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `trust forget HOST/REPOSITORY`: removes the recorded roots and says what went, and what still pins the
+/// repository.
+fn forget(g: &Global, reference: &str) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    if reference.rsplit('/').next().is_some_and(|l| l.contains(':') || l.contains('@')) {
+        anyhow::bail!("trust forget takes a repository, HOST/REPOSITORY, not a tag or digest");
+    }
+    let repo = format!("{}/{}", image.host, image.repository);
+    let forgotten = g.store()?.forget_trust(&image.host, &image.repository)?;
+    if forgotten.is_empty() {
+        println!("{repo}: no recorded root to forget");
+    }
+    for (format, path) in &forgotten {
+        println!("{repo}: forgot the recorded {format} root ({})", path.display());
+    }
+    let cfg = g.config();
+    if let Some(pinned) = ClientConfig::load(&cfg)?.trust_roots.get(&repo) {
+        eprintln!(
+            "{repo} is still pinned to {} by {}: remove that entry to trust another root",
+            pinned.display(),
+            cfg.join("config.toml").display()
+        );
+    } else if !forgotten.is_empty() {
+        eprintln!("the next pull of {repo} needs --trust-root FILE or --trust-on-first-use");
     }
     Ok(())
 }

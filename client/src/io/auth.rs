@@ -134,20 +134,25 @@ impl Session {
                 }
             }
         };
+        let refused = |reason: String| TransportError::LoginRefused { host: self.host.clone(), reason };
+        let url = realm_url.to_string();
         let resp = tokio::time::timeout(Duration::from_secs(30), req.send())
             .await
-            .map_err(|_| fail("the token service did not answer in 30 s".into()))?
-            .map_err(|e| fail(format!("token service: {e}")))?;
+            .map_err(|_| TransportError::TooSlow { url: url.clone(), min_bytes_per_sec: 1, secs: 30 })?
+            .map_err(|e| TransportError::Connect { url: url.clone(), source: e.without_url() })?;
         let status = resp.status().as_u16();
         if status == 429 {
             let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-            return Err(fail(format!("too many failed logins; retry after {after} s")));
+            return Err(refused(format!("too many failed logins; retry after {after} s")));
         }
         if status == 401 || status == 403 {
-            return Err(fail("incorrect username or password (or the login has expired): run `wharf login`".into()));
+            return Err(refused(match creds {
+                None => format!("the registry wants credentials: log in with `wharf login {}`", self.host),
+                Some(_) => "incorrect username or password (or the login has expired): run `wharf login`".into(),
+            }));
         }
         if !(200..300).contains(&status) {
-            return Err(fail(format!("token service answered HTTP {status}")));
+            return Err(TransportError::Status { url, status });
         }
         let body = resp.bytes().await.map_err(|e| fail(format!("token service: {e}")))?;
         if body.len() > 1 << 20 {
@@ -187,6 +192,7 @@ pub async fn login(
     password: &str,
 ) -> Result<Credentials, TransportError> {
     let fail = |reason: String| TransportError::Auth { host: host.into(), reason };
+    let refused = |reason: String| TransportError::LoginRefused { host: host.into(), reason };
     let base = origin.join("/v2/").map_err(|_| fail("bad origin".into()))?;
     let probe = http
         .get(base.clone())
@@ -209,7 +215,10 @@ pub async fn login(
             if r.status().is_success() {
                 Ok(basic_creds)
             } else {
-                Err(fail(format!("login refused: HTTP {}", r.status().as_u16())))
+                Err(TransportError::LoginRefused {
+                    host: host.into(),
+                    reason: format!("login refused: HTTP {}", r.status().as_u16()),
+                })
             }
         }
         Some(Challenge::Bearer { realm, service, .. }) => {
@@ -231,9 +240,9 @@ pub async fn login(
                 200..=299 => {}
                 429 => {
                     let after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-                    return Err(fail(format!("too many failed logins; retry after {after} s")));
+                    return Err(refused(format!("too many failed logins; retry after {after} s")));
                 }
-                401 | 403 => return Err(fail("incorrect username or password".into())),
+                401 | 403 => return Err(refused("incorrect username or password".into())),
                 s => return Err(fail(format!("token service answered HTTP {s}"))),
             }
             let body = r.bytes().await.map_err(|e| fail(format!("token service: {e}")))?;

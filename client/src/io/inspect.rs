@@ -1,27 +1,29 @@
 //! `trust inspect`: every signed tag of a repository, verified through the full workflow.
 
-use crate::pull::{refresh_trusted, sources, PullError, PullOptions};
+use crate::pull::{anchor, refresh_trusted, sources, Anchor, PullError, PullOptions};
 use crate::store::ContentStore;
-use crate::trust::{find_target, SignedTarget, TrustLimits};
+use crate::trust::{find_target, SignedTarget, TrustFormat, TrustLimits};
 
-/// The signed tags of both trust formats the repository may have: its TUF 1.0 repository (top-level targets and
-/// every delegated role they name) and its Notary v1 collection, each verified.
+/// The signed tags of the repository, verified. A repository held to one format (a recorded or pinned root) shows
+/// that format's tags only, and its data missing is a failure; on first use, both formats it may have: its TUF 1.0
+/// repository (top-level targets and every delegated role they name) and its Notary v1 collection.
 pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec<SignedTarget>, PullError> {
     let srcs = sources(opts)?;
-    let pinned_notary = opts.trust.pinned_root.as_deref().is_some_and(crate::notary_v1::is_notary_root);
-    let tuf = if pinned_notary {
-        Err(PullError::NoTrustData(opts.image.to_string()))
-    } else {
-        tuf_tags(store, &srcs, opts).await
-    };
-    let notary = crate::notary_v1::signed_tags(store, &srcs, opts).await;
-    match (tuf, notary) {
-        (Ok(mut a), Ok(b)) => {
-            a.extend(b);
-            Ok(a)
+    match anchor(store, opts)? {
+        Anchor::Pinned(TrustFormat::Tuf) => tuf_tags(store, &srcs, opts).await,
+        Anchor::Pinned(TrustFormat::NotaryV1) => crate::notary_v1::signed_tags(store, &srcs, opts).await,
+        Anchor::FirstUse => {
+            let tuf = tuf_tags(store, &srcs, opts).await;
+            let notary = crate::notary_v1::signed_tags(store, &srcs, opts).await;
+            match (tuf, notary) {
+                (Ok(mut a), Ok(b)) => {
+                    a.extend(b);
+                    Ok(a)
+                }
+                (Ok(a), Err(PullError::NoTrustData(_))) | (Err(PullError::NoTrustData(_)), Ok(a)) => Ok(a),
+                (Err(PullError::NoTrustData(_)), Err(e)) | (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            }
         }
-        (Ok(a), Err(PullError::NoTrustData(_))) | (Err(PullError::NoTrustData(_)), Ok(a)) => Ok(a),
-        (Err(PullError::NoTrustData(_)), Err(e)) | (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     }
 }
 

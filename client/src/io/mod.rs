@@ -14,6 +14,7 @@ pub mod pull;
 pub mod push;
 pub mod runtime;
 pub mod snapshot;
+pub mod source;
 pub mod store;
 pub mod transport;
 pub mod trust;

@@ -1,7 +1,7 @@
 //! Reading a Notary v1 collection (what `docker trust sign` and the `notary` CLI publish) over the network:
 //! `/v2/<gun>/_trust/tuf/`, with every decision made by the pure [`TrustedCollection`]. Used by a pull when the
-//! repository has no TUF 1.0 trust data. Every download is size-bounded by the limits or by the length the level
-//! above signed.
+//! repository is held to a Notary v1 root (recorded or pinned), or on first use when it has no TUF 1.0 trust data.
+//! Every download is size-bounded by the limits or by the length the level above signed.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -175,12 +175,13 @@ fn dir(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> s
     store.trust_dir(&opts.image.host, &opts.image.repository).join("notary-v1")
 }
 
-/// The collection's trusted root for a pull: recorded, pinned, or (with `--trust-on-first-use`) as served.
+/// The collection's trusted root for a pull: recorded, pinned, or (with `--trust-on-first-use`) as served; and
+/// whether it was recorded or pinned before this pull (then nothing missing is "no trust data").
 async fn trusted_root(
     store: &crate::store::ContentStore,
     origin: &Transport,
     opts: &crate::pull::PullOptions,
-) -> Result<(Gun, Vec<u8>, std::path::PathBuf), crate::pull::PullError> {
+) -> Result<(Gun, Vec<u8>, std::path::PathBuf, bool), crate::pull::PullError> {
     use crate::pull::PullError;
     let gun: Gun = format!("{}/{}", opts.image.host, opts.image.repository)
         .parse()
@@ -188,8 +189,13 @@ async fn trusted_root(
     let d = dir(store, opts);
     crate::io::modes::create_dir_all(&d)?;
     let pinned = opts.trust.pinned_root.clone().filter(|p| is_notary_root(p));
-    let root = match (std::fs::read(d.join("root.json")).ok(), pinned) {
-        (Some(r), _) | (None, Some(r)) => r,
+    let recorded = match std::fs::read(d.join("root.json")) {
+        Ok(r) => Some(r),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let root = match (recorded, pinned) {
+        (Some(r), _) | (None, Some(r)) => return Ok((gun, r, d, true)),
         (None, None) => match current_root(origin, &gun, &TrustLimits::default()).await {
             Err(TrustError::Transport(e)) if e.is_not_found() => return Err(PullError::NoTrustData(gun.to_string())),
             Err(e) => return Err(e.into()),
@@ -200,7 +206,7 @@ async fn trusted_root(
             }
         },
     };
-    Ok((gun, root, d))
+    Ok((gun, root, d, false))
 }
 
 /// Refreshes the image's collection from its trusted root, runs `step`, and records the root and versions seen.
@@ -214,12 +220,30 @@ async fn with_collection<T>(
         &'a mut TrustedCollection,
     ) -> futures::future::BoxFuture<'a, Result<T, TrustError>>,
 ) -> Result<T, crate::pull::PullError> {
-    let origin = &srcs.last().expect("the origin is always a source").transport;
-    let (gun, root, d) = trusted_root(store, origin, opts).await?;
+    use crate::pull::PullError;
+    // Invariant: a pull's sources end with the origin (`pull::sources`); the collection is read there only.
+    let source = srcs.last().ok_or_else(|| PullError::Io(std::io::Error::other("no sources to pull from")))?;
+    let origin = &source.transport;
+    let (gun, root, d, held) = trusted_root(store, origin, opts).await?;
     let seen: Seen =
         std::fs::read(d.join("seen.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let mut c = refresh(origin, &gun, &root, seen, &TrustLimits::default(), opts.now).await?;
-    let out = step(origin, &gun, &mut c).await?;
+    let refreshed = match refresh(origin, &gun, &root, seen, &TrustLimits::default(), opts.now).await {
+        Ok(mut c) => step(origin, &gun, &mut c).await.map(|out| (c, out)),
+        Err(e) => Err(e),
+    };
+    let (c, out) = match refreshed {
+        Ok(r) => r,
+        // A collection the repository is held to, gone from the registry: never "no trust data".
+        Err(TrustError::Transport(e)) if held && e.is_not_found() => {
+            let mut failures = crate::source::Failures::default();
+            failures.push(
+                crate::source::Failure::Verification,
+                format!("{}: {}", source.name, crate::transport::report(&e)),
+            );
+            return Err(PullError::TrustMissing { repo: gun.to_string(), format: TrustFormat::NotaryV1, failures });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let seen = Seen { timestamp: c.timestamp_version(), snapshot: c.snapshot_version() };
     crate::io::modes::write(&d.join("root.json"), c.root_bytes())?;
     crate::io::modes::write(&d.join("seen.json"), &serde_json::to_vec(&seen).map_err(std::io::Error::other)?)?;

@@ -45,6 +45,23 @@ pub enum PublishError {
     AlreadyInitialised(String, String),
 }
 
+impl PublishError {
+    /// The class of this failure (for the exit code).
+    pub fn failure(&self) -> crate::source::Failure {
+        use crate::source::Failure;
+        match self {
+            PublishError::Transport(e) => e.failure(),
+            PublishError::Trust(e) => e.failure(),
+            PublishError::Tuf(_) => Failure::Verification,
+            PublishError::Io(_)
+            | PublishError::NoKey { .. }
+            | PublishError::Passphrase(_)
+            | PublishError::Refused(_)
+            | PublishError::AlreadyInitialised(..) => Failure::Other,
+        }
+    }
+}
+
 /// What the publisher records per repository: its key ids and the newest root it signed.
 #[derive(Serialize, Deserialize)]
 struct RepoState {
@@ -103,6 +120,10 @@ impl Publisher {
             }
         };
         let resp = self.transport.send(make).await?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(TransportError::Denied { url, status }.into());
+        }
         let ok = resp.status().is_success();
         let text = resp.text().await.unwrap_or_else(|e| format!("(the answer could not be read: {e})"));
         if !ok {

@@ -1,6 +1,6 @@
 //! Verified pull: a tag is resolved only through trust data; the manifest is fetched by digest and checked against
 //! the signed length and sha256; every blob is verified while it streams into the content store. Mirrors are tried
-//! first and skipped, with a warning naming what failed, when anything they serve fails verification.
+//! first; a mirror that fails is reported once, with the source the pull goes on from (see [`crate::source`]).
 
 use std::path::Path;
 
@@ -8,15 +8,19 @@ use url::Url;
 
 use crate::digest::Digest;
 use crate::image_ref::ImageRef;
-use crate::manifest::{Descriptor, ParsedManifest};
+use crate::manifest::Descriptor;
 use crate::media_type::MediaType;
 use crate::name::Reference;
-use crate::store::{ContentStore, FetchError, Source};
-use crate::transport::{Transport, TransportError};
-use crate::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustLimits};
-use crate::tuf::Envelope;
+use crate::source::{Failure, Failures, Source, SourceError};
+use crate::store::{ContentStore, FetchError};
+use crate::transport::TransportError;
+use crate::trust::{SignedTarget, TrustError, TrustFormat};
 
 mod extract;
+mod manifest;
+mod trusted;
+
+pub use trusted::{anchor, refresh_trusted, Anchor, TrustSource};
 
 /// The largest manifest fetched when no signed length bounds it.
 pub const MAX_MANIFEST: u64 = 4 << 20;
@@ -74,6 +78,8 @@ impl PullOptions {
 pub enum PullError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error(
         "no trusted root for {0}: pin the publisher's root with --trust-root FILE, or accept the registry's with \
          --trust-on-first-use"
@@ -85,12 +91,25 @@ pub enum PullError {
          to pull anyway, pull by digest (HOST/REPOSITORY@sha256:...) or pass --insecure-skip-trust"
     )]
     NoTrustData(String),
-    #[error("trust verification failed")]
+    #[error(
+        "{repo} has a recorded {recorded} root, and the pinned root (--trust-root or config.toml) is {pinned}: \
+         a repository's trust format changes only deliberately: run `wharf trust forget {repo}` first"
+    )]
+    FormatConflict { repo: String, recorded: TrustFormat, pinned: TrustFormat },
+    #[error(transparent)]
     Trust(#[from] TrustError),
-    #[error("every source failed trust verification: {}", .0.join("; "))]
-    TrustAllSources(Vec<String>),
+    #[error("trust data of {repo}: {failures}")]
+    TrustSources { repo: String, failures: Failures },
+    #[error(
+        "{repo} is held to {format} trust data, and {failures}; a pull never falls back to another trust format: \
+         if its publisher changed formats on purpose, run `wharf trust forget {repo}`, then pull with \
+         --trust-root FILE or --trust-on-first-use"
+    )]
+    TrustMissing { repo: String, format: TrustFormat, failures: Failures },
     #[error("manifest {digest}: {reason}")]
     Manifest { digest: Digest, reason: String },
+    #[error("manifest {digest}: {failures}")]
+    ManifestSources { digest: Digest, failures: Failures },
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error("no manifest for platform {os}/{arch} in index {digest}")]
@@ -99,6 +118,32 @@ pub enum PullError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error("local content store")]
     Io(#[from] std::io::Error),
+}
+
+impl PullError {
+    /// The class of this failure: what the `wharf` exit code reports.
+    pub fn failure(&self) -> Failure {
+        match self {
+            PullError::Transport(e) | PullError::Source(SourceError::Transport(e)) => e.failure(),
+            PullError::Trust(e) => e.failure(),
+            PullError::TrustSources { failures, .. } | PullError::ManifestSources { failures, .. } => failures.worst(),
+            PullError::Fetch(e) => e.failure(),
+            // Held to a format whose data is missing: a verification failure, whatever else went wrong.
+            PullError::TrustMissing { .. } | PullError::NoTrustData(_) | PullError::Manifest { .. } => {
+                Failure::Verification
+            }
+            PullError::Snapshot(crate::snapshot::SnapshotError::Unpack {
+                source: crate::unpack::UnpackError::DiffIdMismatch { .. },
+                ..
+            }) => Failure::Verification,
+            PullError::Source(SourceError::BadMirror { .. })
+            | PullError::NoTrustedRoot(_)
+            | PullError::FormatConflict { .. }
+            | PullError::NoPlatform { .. }
+            | PullError::Snapshot(_)
+            | PullError::Io(_) => Failure::Other,
+        }
+    }
 }
 
 /// What a pull verified and stored.
@@ -117,18 +162,23 @@ pub struct Pulled {
     pub snapshots: Vec<crate::snapshot::Snapshot>,
 }
 
-/// The sources to try, mirrors first.
+/// The sources to try, mirrors first; the origin is always the last.
 pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
+    let repo = &opts.image.repository;
+    let origin = Source::origin(&opts.image.host, &opts.insecure, repo, opts.speed)?;
     let mut out = Vec::with_capacity(opts.mirrors.len() + 1);
-    for m in &opts.mirrors {
-        let transport = Transport::with_origin(m.clone())?.with_speed_limit(opts.speed);
-        out.push(Source { name: format!("mirror {m}"), transport });
+    for (i, m) in opts.mirrors.iter().enumerate() {
+        let next = opts.mirrors.get(i + 1).map_or_else(|| origin.name.clone(), |n| format!("mirror {n}"));
+        out.push(Source::mirror(m, repo, opts.speed, &next)?);
     }
-    out.push(Source {
-        name: format!("registry {}", opts.image.host),
-        transport: Transport::new(&opts.image.host, &opts.insecure)?.with_speed_limit(opts.speed),
-    });
+    out.push(origin);
     Ok(out)
+}
+
+/// The origin registry: the last source.
+fn origin(srcs: &[Source]) -> Result<&Source, PullError> {
+    // Invariant: `sources` always ends with the origin; an empty list is a caller's mistake, reported as one.
+    srcs.last().ok_or_else(|| PullError::Io(std::io::Error::other("no sources to pull from")))
 }
 
 /// Pulls without extracting layers.
@@ -172,7 +222,6 @@ async fn pull_inner(
     unpack: Option<(crate::unpack::UnpackOptions, bool)>,
 ) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
-    let repo = &opts.image.repository;
     let (digest, max_len, signed) = match &opts.image.reference {
         Reference::Digest(d) => (d.clone(), MAX_MANIFEST, None),
         Reference::Tag(_) if opts.trust.skip => {
@@ -181,11 +230,11 @@ async fn pull_inner(
             (d, MAX_MANIFEST, None)
         }
         Reference::Tag(tag) => {
-            let t = resolve_signed(store, &srcs, opts, tag.as_str()).await?;
+            let t = trusted::resolve_signed(store, &srcs, opts, tag.as_str()).await?;
             (t.digest.clone(), t.length, Some(t))
         }
     };
-    let top = fetch_manifest(store, &srcs, opts, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
+    let top = manifest::fetch(store, &srcs, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
     let (manifest_digest, parsed) = if top.media_type.is_index() {
         let (os, arch) = &opts.platform;
         let child = top
@@ -193,7 +242,7 @@ async fn pull_inner(
             .iter()
             .find(|m| m.platform.as_ref().is_some_and(|p| p["os"] == os.as_str() && p["architecture"] == arch.as_str()))
             .ok_or_else(|| PullError::NoPlatform { digest: digest.clone(), os: os.clone(), arch: arch.clone() })?;
-        let parsed = fetch_manifest(store, &srcs, opts, &child.digest, child.size, Some(child.size)).await?;
+        let parsed = manifest::fetch(store, &srcs, &child.digest, child.size, Some(child.size)).await?;
         (child.digest.clone(), parsed)
     } else {
         (digest.clone(), top.clone())
@@ -213,11 +262,10 @@ async fn pull_inner(
     let mut tasks: Vec<_> = blobs
         .iter()
         .map(|b| {
-            let (store, srcs, repo, b, permits) =
-                (store.clone(), srcs.clone(), repo.clone(), b.clone(), permits.clone());
+            let (store, srcs, b, permits) = (store.clone(), srcs.clone(), b.clone(), permits.clone());
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                store.fetch(&srcs, &repo, &b.digest, b.size).await
+                store.fetch(&srcs, &b.digest, b.size).await
             })
         })
         .collect();
@@ -269,185 +317,10 @@ async fn pull_inner(
 }
 
 async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Digest, PullError> {
-    let s = srcs.last().expect("the origin is always a source");
+    let s = origin(srcs)?;
     let path = format!("/v2/{}/manifests/{}", opts.image.repository, opts.image.reference);
     let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
     let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let body = s.transport.read_bounded(resp, &s.transport.url(&path), MAX_MANIFEST).await?;
     Ok(header.unwrap_or_else(|| Digest::sha256_of(&body)))
-}
-
-/// Refreshes trust data (mirrors first) and finds the tag; records what was trusted for the next pull.
-async fn resolve_signed(
-    store: &ContentStore,
-    srcs: &[Source],
-    opts: &PullOptions,
-    tag: &str,
-) -> Result<SignedTarget, PullError> {
-    // A repository signed only with `docker trust` / `notary` has a Notary v1 collection and no TUF 1.0 data.
-    let pinned_notary = opts.trust.pinned_root.as_deref().is_some_and(crate::notary_v1::is_notary_root);
-    if pinned_notary || crate::notary_v1::recorded(store, opts) {
-        return crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await;
-    }
-    let limits = TrustLimits::default();
-    let owned = tag.to_string();
-    let refreshed = refresh_trusted(store, srcs, opts, move |s, mut r| {
-        let tag = owned.clone();
-        Box::pin(async move {
-            let t = find_target(s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
-            Ok((r, t))
-        })
-    })
-    .await;
-    match refreshed {
-        Ok((_, t)) => Ok(t),
-        // No TUF 1.0 repository: the tag may be signed in a Notary v1 collection.
-        Err(PullError::NoTrustData(name)) => match crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await {
-            Err(PullError::NoTrustData(_)) => Err(PullError::NoTrustData(name)),
-            other => other,
-        },
-        Err(e) => Err(e),
-    }
-}
-
-/// A source and the repository, as handed to the per-source step of [`refresh_trusted`].
-pub struct TrustSource<'a> {
-    pub transport: &'a Transport,
-    pub repo: crate::name::RepositoryName,
-}
-
-type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::trust::Refreshed, T), TrustError>>;
-
-/// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
-/// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
-pub async fn refresh_trusted<T, F>(
-    store: &ContentStore,
-    srcs: &[Source],
-    opts: &PullOptions,
-    step: F,
-) -> Result<(crate::trust::Refreshed, T), PullError>
-where
-    F: for<'a> Fn(TrustSource<'a>, crate::trust::Refreshed) -> Step<'a, T>,
-{
-    let repo = &opts.image.repository;
-    let dir = store.trust_dir(&opts.image.host, repo);
-    crate::io::modes::create_dir_all(&dir)?;
-    let recorded = std::fs::read(dir.join("root.json")).ok();
-    let limits = TrustLimits::default();
-    let root = match (recorded, &opts.trust.pinned_root) {
-        (Some(r), _) => r,
-        (None, Some(p)) => p.clone(),
-        (None, None) if opts.trust.trust_on_first_use => {
-            let origin = srcs.last().expect("origin");
-            let r = match origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await {
-                Ok(r) => r,
-                Err(e) if e.is_not_found() => return Err(PullError::NoTrustData(repo_name(opts))),
-                Err(e) => return Err(e.into()),
-            };
-            let env = Envelope::parse(&r).map_err(TrustError::from)?;
-            let ids: Vec<String> = env.signatures.iter().map(|s| s.keyid.chars().take(12).collect()).collect();
-            tracing::warn!(repository = %repo, keys = ?ids, recorded = %dir.display(), "trusting the repository's root on first use; it is recorded and enforced from now on");
-            r.to_vec()
-        }
-        (None, None) => {
-            // Say "no trust data" rather than "no root" when the registry has none to pin.
-            let origin = srcs.last().expect("origin");
-            let probe = origin.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await;
-            return Err(match probe {
-                Err(e) if e.is_not_found() => PullError::NoTrustData(repo_name(opts)),
-                _ => PullError::NoTrustedRoot(opts.image.to_string()),
-            });
-        }
-    };
-    let previous =
-        Previous { timestamp: read_doc(&dir.join("timestamp.json")), snapshot: read_doc(&dir.join("snapshot.json")) };
-    let mut failures = Vec::new();
-    let origin = srcs.last().expect("the origin is always a source");
-    let mut origin_not_found = false;
-    for s in srcs {
-        let result = match refresh(&s.transport, repo, &root, &previous, &limits, opts.now).await {
-            Ok(r) => step(TrustSource { transport: &s.transport, repo: repo.clone() }, r).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok((r, t)) => {
-                crate::io::modes::write(&dir.join("root.json"), r.set.root_bytes())?;
-                if let Some(ts) = &r.timestamp {
-                    crate::io::modes::write(&dir.join("timestamp.json"), ts)?;
-                }
-                crate::io::modes::write(&dir.join("snapshot.json"), &r.snapshot)?;
-                return Ok((r, t));
-            }
-            Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
-            Err(TrustError::Transport(e)) if e.is_not_found() && std::ptr::eq(s, origin) => {
-                origin_not_found = true;
-                failures.push(format!("{}: {}", s.name, crate::transport::report(&e)));
-            }
-            Err(e) => {
-                tracing::warn!(source = %s.name, error = %crate::transport::report(&e), "skipping source: trust data failed verification");
-                failures.push(format!("{}: {}", s.name, crate::transport::report(&e)));
-            }
-        }
-    }
-    if origin_not_found {
-        return Err(PullError::NoTrustData(repo_name(opts)));
-    }
-    Err(PullError::TrustAllSources(failures))
-}
-
-fn repo_name(opts: &PullOptions) -> String {
-    format!("{}/{}", opts.image.host, opts.image.repository)
-}
-
-fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    Envelope::parse(&std::fs::read(path).ok()?).ok()?.decode().ok()
-}
-
-/// Fetches a manifest by digest (mirrors first), bounded by `max`, checked against its digest and, when signed,
-/// its signed length; stores it and returns it parsed.
-async fn fetch_manifest(
-    store: &ContentStore,
-    srcs: &[Source],
-    opts: &PullOptions,
-    digest: &Digest,
-    max: u64,
-    signed_len: Option<u64>,
-) -> Result<ParsedManifest, PullError> {
-    let bytes = match store.read(digest) {
-        Ok(b) => b,
-        Err(_) => {
-            let path = format!("/v2/{}/manifests/{digest}", opts.image.repository);
-            let mut failures = Vec::new();
-            let mut got = None;
-            for s in srcs {
-                let fetched = async {
-                    let resp = s.transport.get(&path, &[("accept", MANIFEST_ACCEPT.to_string())]).await?;
-                    let out = s.transport.read_bounded(resp, &s.transport.url(&path), max).await?;
-                    Ok::<_, TransportError>(out.to_vec())
-                }
-                .await;
-                match fetched {
-                    Ok(b) if !digest.matches(&b) => {
-                        failures.push(format!("{}: manifest does not hash to {digest} (tampered)", s.name))
-                    }
-                    Ok(b) if signed_len.is_some_and(|l| l != b.len() as u64) => {
-                        failures.push(format!("{}: manifest length differs from the signed length", s.name))
-                    }
-                    Ok(b) => {
-                        got = Some(b);
-                        break;
-                    }
-                    Err(e) => failures.push(format!("{}: {}", s.name, crate::transport::report(&e))),
-                }
-                if let Some(f) = failures.last() {
-                    tracing::warn!(source = %s.name, error = %f, "skipping source");
-                }
-            }
-            let b = got.ok_or_else(|| PullError::Manifest { digest: digest.clone(), reason: failures.join("; ") })?;
-            store.put_verified(digest, &b)?;
-            b
-        }
-    };
-    ParsedManifest::parse_inferred(&bytes)
-        .map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
 }

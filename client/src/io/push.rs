@@ -40,6 +40,21 @@ pub enum PushError {
     Io(#[from] std::io::Error),
 }
 
+impl PushError {
+    /// The class of this failure (for the exit code).
+    pub fn failure(&self) -> crate::source::Failure {
+        use crate::source::Failure;
+        match self {
+            PushError::Transport(e) => e.failure(),
+            PushError::Refused { status: 401 | 403, .. } => Failure::Denied,
+            PushError::Refused { status: 500 | 502 | 503 | 504, .. } => Failure::Unreachable,
+            PushError::Source(..) | PushError::Refused { .. } | PushError::File { .. } | PushError::Io(_) => {
+                Failure::Other
+            }
+        }
+    }
+}
+
 /// Names the file an I/O error is about.
 fn at(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
     move |source| PushError::File { path: path.display().to_string(), source }

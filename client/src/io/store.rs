@@ -9,7 +9,8 @@
 //! ├── blobs/sha256/<hex>            verified content, immutable
 //! ├── ingest/<hex>                  a download in progress (resumed with Range)
 //! ├── refs/<host>/<repository>/<tag>   the manifest digest a tag was last verified to, then the reference
-//! ├── trust/<host>/<repository>/    root.json, timestamp.json, snapshot.json last trusted
+//! ├── trust/<host>/<repository>/    root.json, timestamp.json, snapshot.json last trusted (TUF 1.0), and
+//! │                                 notary-v1/{root,seen}.json (a Notary v1 collection); `trust forget` removes them
 //! ├── snapshots/                    layers extracted by diff_id (`snapshot`)
 //! ├── containers/<id>/              running containers' bundles and overlay upper dirs (`runtime`)
 //! └── lock                          shared by writers of new content, exclusive for image rm / prune (`images`)
@@ -23,7 +24,9 @@ use crate::digest::{Digest, Hasher};
 use crate::image_ref::ImageRef;
 use crate::io::modes;
 use crate::name::RepositoryName;
-use crate::transport::{Transport, TransportError};
+pub use crate::source::Source;
+use crate::source::{Failure, Failures};
+use crate::transport::TransportError;
 
 /// The store's own directories, closed to other users when the store is opened (a snapshot's `fs/` and a
 /// container's `rootfs` are the image's, and left as they are).
@@ -59,17 +62,24 @@ pub enum FetchError {
     TooShort { source_name: String, digest: Digest, expected: u64, got: u64 },
     #[error("{source_name}: content of {expected} hashes to {actual} (tampered)")]
     DigestMismatch { source_name: String, expected: Digest, actual: Digest },
-    #[error("every source failed for {digest}: {}", .failures.join("; "))]
-    AllSourcesFailed { digest: Digest, failures: Vec<String> },
+    #[error("blob {digest}: {failures}")]
+    AllSourcesFailed { digest: Digest, failures: Failures },
     #[error("local content store")]
     Io(#[from] std::io::Error),
 }
 
-/// A place content can come from: a mirror or the origin registry.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub name: String,
-    pub transport: Transport,
+impl FetchError {
+    /// The class of this failure (for the exit code).
+    pub fn failure(&self) -> Failure {
+        match self {
+            FetchError::Transport { error, .. } => error.failure(),
+            FetchError::TooLong { .. } | FetchError::TooShort { .. } | FetchError::DigestMismatch { .. } => {
+                Failure::Verification
+            }
+            FetchError::AllSourcesFailed { failures, .. } => failures.worst(),
+            FetchError::Io(_) => Failure::Other,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -150,6 +160,38 @@ impl ContentStore {
         std::fs::rename(&tmp, dir.join("root.json"))
     }
 
+    /// Forgets the roots recorded for `host/repo` (either format) and the versions seen with them, so that the
+    /// next pull trusts a root anew (`wharf trust forget`). Returns each format forgotten and its root's path.
+    /// Only these files go: the directory also holds the trust state of repositories below this one.
+    pub fn forget_trust(
+        &self,
+        host: &str,
+        repo: &RepositoryName,
+    ) -> std::io::Result<Vec<(crate::trust::TrustFormat, PathBuf)>> {
+        use crate::trust::TrustFormat;
+        let dir = self.trust_dir(host, repo);
+        let notary = dir.join("notary-v1");
+        let mut out = Vec::new();
+        for (format, d, files) in [
+            (TrustFormat::Tuf, &dir, &["root.json", "timestamp.json", "snapshot.json"][..]),
+            (TrustFormat::NotaryV1, &notary, &["root.json", "seen.json"][..]),
+        ] {
+            // The root last: a forget cut short leaves the format recorded, to be forgotten again.
+            let mut had_root = false;
+            for f in files.iter().rev() {
+                match std::fs::remove_file(d.join(f)) {
+                    Ok(()) => had_root |= *f == "root.json",
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if had_root {
+                out.push((format, d.join("root.json")));
+            }
+        }
+        Ok(out)
+    }
+
     fn ref_path(&self, image: &ImageRef) -> PathBuf {
         self.root
             .join("refs")
@@ -177,24 +219,22 @@ impl ContentStore {
     }
 
     /// Fetches blob `d` of `size` bytes from the first source that serves it intact; a source that fails is
-    /// reported and skipped. Nothing unverified ever appears under `blobs/`.
-    pub async fn fetch(
-        &self,
-        sources: &[Source],
-        repo: &RepositoryName,
-        d: &Digest,
-        size: u64,
-    ) -> Result<PathBuf, FetchError> {
+    /// reported (a mirror once per pull) and skipped. Nothing unverified ever appears under `blobs/`.
+    pub async fn fetch(&self, sources: &[Source], d: &Digest, size: u64) -> Result<PathBuf, FetchError> {
         let dest = self.blob_path(d);
         if dest.exists() {
             return Ok(dest);
         }
-        let mut failures = Vec::new();
+        let mut failures = Failures::default();
         for s in sources {
+            if let Some((kind, why)) = s.given_up() {
+                failures.push(kind, why);
+                continue;
+            }
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                match self.fetch_from(s, repo, d, size).await {
+                match self.fetch_from(s, d, size).await {
                     Ok(()) => return Ok(dest),
                     Err(FetchError::Io(e)) => return Err(FetchError::Io(e)),
                     // A connection that broke mid-body: resume from the partial file with a Range request.
@@ -205,8 +245,7 @@ impl ContentStore {
                         tracing::info!(source = %s.name, digest = %d, "connection dropped; resuming");
                     }
                     Err(e) => {
-                        tracing::warn!(source = %s.name, digest = %d, error = %crate::transport::report(&e), "skipping source");
-                        failures.push(crate::transport::report(&e));
+                        failures.record(s, e.failure(), crate::transport::report(&e));
                         break;
                     }
                 }
@@ -215,7 +254,7 @@ impl ContentStore {
         Err(FetchError::AllSourcesFailed { digest: d.clone(), failures })
     }
 
-    async fn fetch_from(&self, s: &Source, repo: &RepositoryName, d: &Digest, size: u64) -> Result<(), FetchError> {
+    async fn fetch_from(&self, s: &Source, d: &Digest, size: u64) -> Result<(), FetchError> {
         let partial = self.root.join("ingest").join(d.hex());
         // Whatever ends this download (a refusal, or the task being cancelled when the process ends) removes
         // the partial file, except a connection that broke mid-body: that one is kept so the next pull resumes.
@@ -232,7 +271,7 @@ impl ContentStore {
         if have > 0 {
             hash_file(&partial, &mut hasher).await?;
         }
-        let path = format!("/v2/{repo}/blobs/{d}");
+        let path = format!("/v2/{}/blobs/{d}", s.repo);
         let headers = if have > 0 && have < size { vec![("range", format!("bytes={have}-"))] } else { vec![] };
         let resp = s
             .transport

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use url::Url;
 
+use crate::source::Failure;
+
 // Messages never repeat their `#[source]`: callers print the chain (`{:#}`), which names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -36,6 +38,9 @@ pub enum TransportError {
     TooSlow { url: String, min_bytes_per_sec: u64, secs: u64 },
     #[error("authenticating to {host}: {reason}")]
     Auth { host: String, reason: String },
+    /// The token service refused the credentials (or their absence), or throttled the login.
+    #[error("authenticating to {host}: access denied: {reason}")]
+    LoginRefused { host: String, reason: String },
     #[error("{0}")]
     Tls(String),
 }
@@ -56,6 +61,21 @@ pub fn report(e: &dyn std::error::Error) -> String {
 impl TransportError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, TransportError::Status { status: 404, .. })
+    }
+
+    /// The class of this failure (what a pull reports when every source failed, and the exit code).
+    pub fn failure(&self) -> Failure {
+        match self {
+            TransportError::Connect { .. } | TransportError::Body { .. } | TransportError::TooSlow { .. } => {
+                Failure::Unreachable
+            }
+            TransportError::Status { status: 500 | 502 | 503 | 504, .. } => Failure::Unreachable,
+            TransportError::Denied { .. } | TransportError::LoginRefused { .. } => Failure::Denied,
+            // More than the size limit of what is being verified (signed lengths, metadata limits).
+            TransportError::TooLarge { .. } => Failure::Verification,
+            TransportError::BadHost(_) | TransportError::Status { .. } | TransportError::Auth { .. } => Failure::Other,
+            TransportError::Tls(_) => Failure::Other,
+        }
     }
 }
 
@@ -354,5 +374,24 @@ mod tests {
         assert!(Transport::new("registry.example:5000", &[]).unwrap().url("/v2/").starts_with("https://"));
         let insecure = vec!["registry.example:5000".to_string()];
         assert!(Transport::new("registry.example:5000", &insecure).unwrap().url("/v2/").starts_with("http://"));
+    }
+
+    #[test]
+    fn failure_classes() {
+        let url = || "http://r/v2/".to_string();
+        let rows = [
+            (TransportError::Status { url: url(), status: 404 }, Failure::Other),
+            (TransportError::Status { url: url(), status: 503 }, Failure::Unreachable),
+            (TransportError::TooSlow { url: url(), min_bytes_per_sec: 1, secs: 1 }, Failure::Unreachable),
+            (TransportError::Denied { url: url(), status: 401 }, Failure::Denied),
+            (TransportError::Denied { url: url(), status: 403 }, Failure::Denied),
+            (TransportError::LoginRefused { host: "r".into(), reason: "no".into() }, Failure::Denied),
+            (TransportError::Auth { host: "r".into(), reason: "not JSON".into() }, Failure::Other),
+            (TransportError::TooLarge { url: url(), max: 1 }, Failure::Verification),
+            (TransportError::BadHost("r r".into()), Failure::Other),
+        ];
+        for (e, want) in rows {
+            assert_eq!(e.failure(), want, "{e}");
+        }
     }
 }

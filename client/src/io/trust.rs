@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::name::RepositoryName;
+use crate::source::Failure;
 use crate::transport::{Transport, TransportError};
 use crate::tuf::{DelegationSearch, Envelope, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
 
@@ -42,6 +43,18 @@ pub enum TrustError {
     Refused(#[from] TufError),
     #[error("tag {0:?} is not signed in the repository's trust data")]
     NotSigned(String),
+}
+
+impl TrustError {
+    /// The class of this failure. A trust document that the trusted metadata requires and a source does not
+    /// have (`404`) is a verification failure, not an absence: only a first use may find "no trust data".
+    pub fn failure(&self) -> Failure {
+        match self {
+            TrustError::Transport(e) if e.is_not_found() => Failure::Verification,
+            TrustError::Transport(e) => e.failure(),
+            TrustError::Refused(_) | TrustError::NotSigned(_) => Failure::Verification,
+        }
+    }
 }
 
 /// What the last successful refresh trusted, kept by the caller so that the next one can refuse rollbacks.
