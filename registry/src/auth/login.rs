@@ -21,31 +21,33 @@ impl Auth {
     /// ago (by `wharf admin`, on any replica) is read from SQL before the attempt counts.
     pub async fn login(&self, user: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, Refusal> {
         self.throttle.check(user, addr).map_err(Refusal::Throttled)?;
-        let mut policy = self.policy();
         let key = credentials::fingerprint(user, password);
-        if let Some(name) = self.basic.get(&key, policy.generation) {
-            if policy.active(&name, self.clock.now()).is_some() {
-                return Ok(Principal::Account(name));
-            }
-        }
-        if let Some(mut done) = self.flights.following(&key) {
-            // The same credentials are being checked: a client's parallel first requests share that check (and
-            // take no slot of their own). If it did not succeed, this request makes its own attempt.
-            let _ = done.changed().await;
+        // Joining the flights is one step under one lock: of parallel requests with the same credentials exactly
+        // one leads (checks the secret), the others wait for its answer and take no slot of their own. A follower
+        // whose leader did not succeed makes its own attempt, counted like any other.
+        let mut followed = false;
+        let (mut policy, _lead) = loop {
             let policy = self.policy();
             if let Some(name) = self.basic.get(&key, policy.generation) {
                 if policy.active(&name, self.clock.now()).is_some() {
                     return Ok(Principal::Account(name));
                 }
             }
-        }
+            match self.flights.join(key) {
+                Joined::Lead(lead) => break (policy, Some(lead)),
+                Joined::Follow(_) if followed => break (policy, None),
+                Joined::Follow(mut done) => {
+                    let _ = done.changed().await;
+                    followed = true;
+                }
+            }
+        };
         let attempt = self.throttle.begin(user, addr).map_err(Refusal::Throttled)?;
         let Some(slot) = self.slots.try_take(user, addr) else {
             attempt.void();
             tracing::warn!(account = %user, addr = ?addr, "login refused: too many verifications under way");
             return Err(Refusal::Throttled(BUSY_RETRY_SECS));
         };
-        let _lead = self.flights.lead(key);
         let hash = policy.account(user).map(|a| a.secret_hash.clone());
         let (mut ok, mut slot) = verify(password, hash.clone(), slot).await;
         if !ok {
@@ -91,20 +93,23 @@ pub struct Lead<'a> {
     _done: watch::Sender<()>,
 }
 
-impl Flights {
-    /// A receiver that changes (or closes) when the verification of `key` under way ends, if one is.
-    fn following(&self, key: &[u8; 32]) -> Option<watch::Receiver<()>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
-    }
+/// Either the verification of these credentials is this request's to do, or one is under way to wait for.
+enum Joined<'a> {
+    Lead(Lead<'a>),
+    Follow(watch::Receiver<()>),
+}
 
-    fn lead(&self, key: [u8; 32]) -> Option<Lead<'_>> {
+impl Flights {
+    /// Leads the verification of `key`, or follows the one under way: decided under one lock, so that two
+    /// requests cannot both find no leader and both lead.
+    fn join(&self, key: [u8; 32]) -> Joined<'_> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.contains_key(&key) {
-            return None;
+        if let Some(done) = map.get(&key) {
+            return Joined::Follow(done.clone());
         }
         let (done, waiting) = watch::channel(());
         map.insert(key, waiting);
-        Some(Lead { flights: self, key, _done: done })
+        Joined::Lead(Lead { flights: self, key, _done: done })
     }
 }
 
