@@ -15,7 +15,7 @@ use common::proxy::{start_proxy, CORRUPT, SWAP};
 use common::{data, wharf_bin, Server};
 use p256::pkcs8::DecodePrivateKey;
 use serde_json::json;
-use wharf_client::notary::{file_meta, format_time, Key, Signed, Signer};
+use wharf_format::notary::{file_meta, format_time, Key, Signed, Signer};
 
 /// Runs `wharf` as `c`, with docker's configuration (credentials) in `c`'s own directory.
 fn wharf(c: &Client, args: &[&str]) -> Output {

@@ -8,7 +8,7 @@ use common::notary::NotaryServer;
 use common::Server;
 use p256::pkcs8::DecodePrivateKey;
 use serde_json::{json, Value};
-use wharf_client::notary::{file_meta, format_time, Key, Signed, Signer};
+use wharf_format::notary::{file_meta, format_time, Key, Signed, Signer};
 
 /// A collection's offline keys, as `notary init` makes them: an X.509 root for the GUN, P-256 targets and snapshot.
 struct Publisher {

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use wharf_client::image_ref::ImageRef;
-use wharf_client::manifest::Descriptor;
-use wharf_client::snapshot::{flatten, mount_overlay, SnapshotStore};
-use wharf_client::store::ContentStore;
-use wharf_client::unpack::UnpackOptions;
-use wharf_client::Digest;
+use wharf_client::io::snapshot::{flatten, mount_overlay, SnapshotStore};
+use wharf_client::io::store::ContentStore;
+use wharf_client::io::unpack::UnpackOptions;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::manifest::Descriptor;
+use wharf_format::Digest;
 
 fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{data, sha256, Server};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use wharf_client::tuf::{
+use wharf_format::tuf::{
     DelegatedRole, Delegations, Envelope, Expires, PublicKey, RoleKeys, Root, Signature, SigningKey, TargetFile,
     Targets, SPEC_VERSION,
 };
@@ -406,9 +406,9 @@ async fn racing_publishes_never_mix() {
 
 #[tokio::test]
 async fn wharf_client_resolves_tags_through_the_trust_service() {
-    use wharf_client::transport::Transport;
-    use wharf_client::trust::{find_target, refresh, Previous, TrustError, TrustLimits};
-    use wharf_client::tuf::TufError;
+    use wharf_client::io::transport::Transport;
+    use wharf_client::io::trust::{find_target, refresh, Previous, TrustError, TrustLimits};
+    use wharf_format::tuf::TufError;
 
     let t = T::new(&[]);
     let repo = "client/app";

@@ -99,7 +99,7 @@ impl Repo {
     }
 
     fn downloaded_as(&self, name: &str) -> PathBuf {
-        self.dl().join(wharf_client::tuf_repo::quote(name, false))
+        self.dl().join(wharf_client::io::tuf_repo::quote(name, false))
     }
 
     /// A field of the scenario's expect.json beside `target` and `sha256`.

@@ -8,7 +8,7 @@ use common::tree;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wharf_client::unpack::{apply_layer, UnpackOptions};
+use wharf_client::io::unpack::{apply_layer, UnpackOptions};
 
 fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")

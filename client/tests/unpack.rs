@@ -1,13 +1,11 @@
 //! Layer unpacking: ordinary content, whiteouts, and hostile layers that try to reach outside the root.
 
-#![cfg(feature = "io")]
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use wharf_client::unpack::{extract, Budget, Form, UnpackError, UnpackOptions};
+use wharf_client::io::unpack::{extract, Budget, Form, UnpackError, UnpackOptions};
 
 thread_local! {
     /// The form the hostile-layer tests run in: each runs twice, flattening and into a snapshot (`both!`).
@@ -15,7 +13,7 @@ thread_local! {
 }
 
 /// Applies a layer in the current test's form.
-fn run(root: &Path, layer: &[u8], opts: &UnpackOptions) -> Result<wharf_client::unpack::LayerStats, UnpackError> {
+fn run(root: &Path, layer: &[u8], opts: &UnpackOptions) -> Result<wharf_client::io::unpack::LayerStats, UnpackError> {
     extract(root, layer, opts, FORM.get(), &Budget::new(opts.max_bytes), None)
 }
 
@@ -87,7 +85,7 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, root, outside }
 }
 
-fn apply(f: &Fixture, layer: &[u8]) -> Result<wharf_client::unpack::LayerStats, UnpackError> {
+fn apply(f: &Fixture, layer: &[u8]) -> Result<wharf_client::io::unpack::LayerStats, UnpackError> {
     run(&f.root, layer, &UnpackOptions::default())
 }
 
@@ -265,7 +263,7 @@ fn snapshots_keep_whiteouts_in_overlay_form_and_check_the_diff_id() {
         ("var/new", E::Regular, b"kept", 0o644),
     ]);
     let opts = UnpackOptions::default();
-    let diff_id = wharf_client::Digest::sha256_of(&layer);
+    let diff_id = wharf_format::Digest::sha256_of(&layer);
     let gzipped = gz(&layer);
     let form = Form::overlay();
     let s = extract(&f.root, &gzipped[..], &opts, form, &Budget::new(1 << 20), Some(&diff_id)).unwrap();
@@ -281,7 +279,7 @@ fn snapshots_keep_whiteouts_in_overlay_form_and_check_the_diff_id() {
 
     // The same layer against a different diff_id: refused after the stream, naming both digests.
     let g = fixture();
-    let wrong = wharf_client::Digest::sha256_of(b"something else");
+    let wrong = wharf_format::Digest::sha256_of(b"something else");
     let err = extract(&g.root, &gzipped[..], &opts, form, &Budget::new(1 << 20), Some(&wrong)).unwrap_err();
     match err {
         UnpackError::DiffIdMismatch { expected, actual } => {

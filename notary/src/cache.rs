@@ -10,7 +10,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 20_000;

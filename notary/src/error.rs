@@ -2,9 +2,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use wharf_client::tuf::TufError;
+use wharf_format::tuf::TufError;
 
-use wharf_client::seal::SealError;
+use wharf_format::seal::SealError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotaryError {

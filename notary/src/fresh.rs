@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wharf_client::tuf::{
+use wharf_format::tuf::{
     Envelope, Expires, MetaFile, Role, RoleName, Root, Snapshot, Targets, Timestamp, SPEC_VERSION,
 };
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 use wharf_storage::MetadataRow;
 
 use crate::keys::{self, ServiceKey};
@@ -30,7 +30,7 @@ pub fn timestamp(version: u64, expires: i64, snapshot_version: u64, snapshot_byt
         length: Some(snapshot_bytes.len() as u64),
         hashes: Some(BTreeMap::from([(
             "sha256".to_string(),
-            wharf_client::Digest::sha256_of(snapshot_bytes).hex().to_string(),
+            wharf_format::Digest::sha256_of(snapshot_bytes).hex().to_string(),
         )])),
     };
     Timestamp {

@@ -2,12 +2,12 @@
 //! key keeps signing until a root that no longer names it is published.
 
 use rand_core::{OsRng, RngCore};
-use wharf_client::tuf::{PublicKey, Role, Root, SigningKey};
-use wharf_client::RepositoryName;
+use wharf_format::tuf::{PublicKey, Role, Root, SigningKey};
+use wharf_format::RepositoryName;
 use wharf_storage::{KeyRow, Metadata, UnixTime};
 
 use crate::NotaryError;
-use wharf_client::seal::Kek;
+use wharf_format::seal::Kek;
 
 /// A service key, unsealed in memory for signing.
 #[derive(Debug, Clone)]
@@ -82,5 +82,5 @@ pub fn newest(keys: &[ServiceKey], role: Role) -> Option<&ServiceKey> {
 /// The public description the API returns for a key.
 pub fn describe(k: &ServiceKey) -> serde_json::Value {
     let public: &PublicKey = k.key.public();
-    serde_json::json!({ "keyid": k.key.key_id(), "key": public, "created": wharf_client::tuf::format_time(k.created_at) })
+    serde_json::json!({ "keyid": k.key.key_id(), "key": public, "created": wharf_format::tuf::format_time(k.created_at) })
 }

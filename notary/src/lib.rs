@@ -23,15 +23,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use futures::StreamExt;
-use wharf_client::tuf::{Envelope, Role, RoleName, Root, Targets};
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::tuf::{Envelope, Role, RoleName, Root, Targets};
+use wharf_format::{Digest, RepositoryName};
 use wharf_storage::{Clock, Metadata};
 
 pub use error::NotaryError;
 use publish::{Current, ServiceKeyIds, Upload};
 pub use route::is_trust;
 use route::TrustPath;
-use wharf_client::seal::Kek;
+use wharf_format::seal::Kek;
 
 /// Lifetimes and limits of the trust service.
 #[derive(Debug, Clone)]
@@ -342,8 +342,8 @@ async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryEr
         .map(|r| {
             serde_json::json!({
                 "generation": r.generation, "role": r.role.as_str(), "version": r.version,
-                "expires": wharf_client::tuf::format_time(r.expires),
-                "created": wharf_client::tuf::format_time(r.created_at),
+                "expires": wharf_format::tuf::format_time(r.expires),
+                "created": wharf_format::tuf::format_time(r.created_at),
                 "sha256": Digest::sha256_of(&r.content).hex(),
             })
         })

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wharf_client::tuf::{
+use wharf_format::tuf::{
     check_delegation_bounds, check_expiry, check_threshold, path_delegated, DelegatedRole, Delegations, Envelope,
     KeyId, PublicKey, Role, RoleName, Root, TargetFile, Targets, TufError,
 };
-use wharf_client::Tag;
+use wharf_format::Tag;
 
 /// What the service holds now for a repository.
 #[derive(Debug, Default, Clone)]

@@ -1,7 +1,7 @@
 //! The notary's paths under `/v2/<repository>/_tuf/`, parsed by one pure function.
 
-use wharf_client::tuf::RoleName;
-use wharf_client::RepositoryName;
+use wharf_format::tuf::RoleName;
+use wharf_format::RepositoryName;
 
 /// The path component that marks trust data. It cannot be a repository name component (names start with
 /// `[a-z0-9]`), so `/v2/<name>/_tuf/...` is never ambiguous.
@@ -61,7 +61,7 @@ pub fn parse(tail: &str) -> Result<(RepositoryName, TrustPath), RouteError> {
                 // library could resolve or decode when the name is forwarded.
                 if hash.len() != 64
                     || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                    || name.parse::<wharf_client::Tag>().is_err()
+                    || name.parse::<wharf_format::Tag>().is_err()
                 {
                     return Err(RouteError::NotFound);
                 }

@@ -5,7 +5,7 @@ use axum::http::request::Parts as Request;
 use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures::TryStreamExt;
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 use wharf_storage::ByteRange;
 
 use crate::error::{ApiError, Kind};

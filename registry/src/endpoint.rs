@@ -4,7 +4,7 @@
 //! catch-all route and this module decides what the tail names. Names are matched from the right, because a
 //! repository name may itself contain `blobs`, `manifests` or `tags` as components.
 
-use wharf_client::{Digest, DigestError, NameError, Reference, RepositoryName};
+use wharf_format::{Digest, DigestError, NameError, Reference, RepositoryName};
 use wharf_storage::UploadId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

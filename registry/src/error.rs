@@ -3,7 +3,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use wharf_client::ManifestError;
+use wharf_format::ManifestError;
 use wharf_storage::Error as StorageError;
 
 use crate::endpoint::EndpointError;

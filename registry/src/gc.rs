@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wharf_client::tuf::{Envelope, Targets};
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::tuf::{Envelope, Targets};
+use wharf_format::{Digest, RepositoryName};
 use wharf_storage::meta::TagRow;
 use wharf_storage::{BlobStore, Collector, Metadata, Result, UnixTime, Uploads};
 

@@ -3,7 +3,7 @@
 use axum::http::request::Parts as Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 use wharf_storage::{Metadata, NameRange};
 
 use crate::error::{ApiError, Kind};
@@ -124,7 +124,7 @@ mod tests {
 
     async fn metadata(dir: &std::path::Path) -> Metadata {
         let m = Metadata::open_sqlite(&dir.join("meta.db")).await.unwrap();
-        let digest = wharf_client::Digest::sha256_of(b"x");
+        let digest = wharf_format::Digest::sha256_of(b"x");
         let hidden = (0..HIDDEN).map(|i| format!("hidden/r{i:04}"));
         for name in hidden.chain(SHOWN.iter().chain(&DECOYS).map(|s| s.to_string())) {
             m.link_blob(&name.parse().unwrap(), &digest, 1, None, 0).await.unwrap();

@@ -6,7 +6,7 @@ use axum::http::request::Parts as Request;
 use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
-use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
+use wharf_format::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
 use wharf_storage::{ManifestRecord, NewManifest};
 
 use crate::error::{ApiError, Kind};

@@ -3,8 +3,8 @@
 use axum::http::request::Parts as Request;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use wharf_client::media_type::OCI_INDEX;
-use wharf_client::{Descriptor, Digest, RepositoryName};
+use wharf_format::media_type::OCI_INDEX;
+use wharf_format::{Descriptor, Digest, RepositoryName};
 
 use crate::error::ApiError;
 use crate::{query_pairs, query_param, AppState};

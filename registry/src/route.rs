@@ -7,8 +7,8 @@
 //! one, and `tests/seams/route_matrix.rs` sends a request of every kind as every kind of caller.
 
 use axum::http::Method;
-use wharf_client::notary::Gun;
-use wharf_client::RepositoryName;
+use wharf_format::notary::Gun;
+use wharf_format::RepositoryName;
 use wharf_notary::route::{RouteError, TrustPath};
 use wharf_notary::v1::V1Path;
 

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::request::Parts as Request;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 use wharf_storage::{Committed, UploadId};
 
 use crate::error::{range_header, ApiError, Kind};

@@ -10,7 +10,7 @@ use object_store::memory::InMemory;
 use object_store::multipart::MultipartStore;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use url::Url;
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use crate::cache::BlobCache;
 use crate::{paths, Error, Result};

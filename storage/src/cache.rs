@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::mpsc::{channel, Receiver};
 use tokio_util::sync::PollSender;
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use crate::{Error, Result};
 

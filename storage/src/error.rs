@@ -1,4 +1,4 @@
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 /// Everything storage can refuse or fail at.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! nor signs metadata; it keeps bytes and makes a publish atomic.
 
 use sqlx::Row;
-use wharf_client::notary::{Gun, RoleName};
+use wharf_format::notary::{Gun, RoleName};
 
 use crate::meta::Metadata;
 use crate::{Error, Result, UnixTime};

@@ -13,7 +13,7 @@
 //! ```
 
 use object_store::path::Path;
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use crate::upload::UploadId;
 

@@ -2,8 +2,8 @@
 //! Storage neither parses nor signs metadata: it keeps bytes and versions, and makes a publish atomic.
 
 use sqlx::Row;
-use wharf_client::tuf::{Role, RoleName};
-use wharf_client::RepositoryName;
+use wharf_format::tuf::{Role, RoleName};
+use wharf_format::RepositoryName;
 
 use crate::meta::Metadata;
 use crate::{Error, Result, UnixTime};

@@ -6,7 +6,7 @@ mod s3;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
-use wharf_client::{Algorithm, Digest, RepositoryName};
+use wharf_format::{Algorithm, Digest, RepositoryName};
 use wharf_storage::{BlobStore, ByteRange, Error, Metadata, S3Options, UploadLimits, Uploads};
 
 fn repo(s: &str) -> RepositoryName {

@@ -8,7 +8,7 @@ mod s3;
 
 use bytes::Bytes;
 use url::Url;
-use wharf_client::{Digest, MediaType, RepositoryName};
+use wharf_format::{Digest, MediaType, RepositoryName};
 use wharf_storage::{BlobStore, Collector, Error, Metadata, NewManifest, S3Options, UploadLimits, Uploads};
 
 fn repo(s: &str) -> RepositoryName {

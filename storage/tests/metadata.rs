@@ -3,7 +3,7 @@
 #[path = "../../tests/common/pg.rs"]
 mod pg;
 
-use wharf_client::{Digest, MediaType, RepositoryName, Tag};
+use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 use wharf_storage::{Error, Linked, Metadata, NameRange, NewManifest};
 
 fn d(s: &str) -> Digest {

@@ -6,7 +6,7 @@
 
 use p256::pkcs8::DecodePrivateKey;
 use serde_json::{json, Map, Value};
-use wharf_client::notary::{file_meta, format_time, Key, Signed, Signer};
+use wharf_format::notary::{file_meta, format_time, Key, Signed, Signer};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

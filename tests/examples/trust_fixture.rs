@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use wharf_client::tuf::{Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, SPEC_VERSION};
-use wharf_client::Digest;
+use wharf_format::tuf::{Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, SPEC_VERSION};
+use wharf_format::Digest;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -3,8 +3,8 @@
 use clap::Subcommand;
 
 use super::Global;
-use crate::image_ref::ImageRef;
-use crate::images::Removed;
+use crate::io::images::Removed;
+use wharf_format::image_ref::ImageRef;
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
@@ -45,7 +45,7 @@ fn human(n: u64) -> String {
 
 pub(super) fn images_cmd(g: &Global, json: bool) -> anyhow::Result<()> {
     let store = g.store()?;
-    let list = crate::images::images(&store)?;
+    let list = crate::io::images::images(&store)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -91,7 +91,7 @@ fn report(r: &Removed, json: bool) -> anyhow::Result<()> {
 
 pub(super) fn prune_cmd(g: &Global, json: bool) -> anyhow::Result<()> {
     let store = g.store()?;
-    report(&crate::images::prune(&store)?, json)
+    report(&crate::io::images::prune(&store)?, json)
 }
 
 pub(super) fn image_cmd(g: &Global, c: ImageCommand) -> anyhow::Result<()> {
@@ -101,7 +101,7 @@ pub(super) fn image_cmd(g: &Global, c: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Rm { references, json } => {
             let names = references.iter().map(|r| r.parse::<ImageRef>()).collect::<Result<Vec<_>, _>>()?;
             let store = g.store()?;
-            report(&crate::images::remove_images(&store, &names)?, json)
+            report(&crate::io::images::remove_images(&store, &names)?, json)
         }
     }
 }

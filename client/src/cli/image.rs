@@ -7,11 +7,11 @@ use clap::Args;
 use super::progress::{bar, store_with_bar};
 use super::trust::publisher;
 use super::{now, passphrase, ClientConfig, Global};
-use crate::image_ref::ImageRef;
-use crate::name::Reference;
-use crate::publish::{SignOptions, SignedManifest};
-use crate::pull::{pull, PullOptions, TrustPolicy};
-use crate::push::{push, PushOptions, PushSource};
+use crate::io::publish::{SignOptions, SignedManifest};
+use crate::io::pull::{pull, PullOptions, TrustPolicy};
+use crate::io::push::{push, PushOptions, PushSource};
+use wharf_format::image_ref::ImageRef;
+use wharf_format::name::Reference;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct TrustArgs {
@@ -34,7 +34,7 @@ pub(super) fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow
     let mut o = PullOptions::new(image.clone(), now());
     o.insecure = g.insecure.iter().chain(cfg.insecure_registries.iter()).cloned().collect();
     o.mirrors = t.mirrors.iter().chain(cfg.mirrors.iter()).cloned().collect();
-    o.speed = crate::transport::SpeedLimit {
+    o.speed = crate::io::transport::SpeedLimit {
         min_bytes_per_sec: g.low_speed_limit,
         window: std::time::Duration::from_secs(g.low_speed_time.max(1)),
     };
@@ -60,13 +60,13 @@ pub struct UnpackArgs {
     #[arg(long)]
     allow_devices: bool,
     /// Stop when the image unpacks to more than this many bytes (default 64 GiB): decompression bombs.
-    #[arg(long, default_value_t = crate::unpack::DEFAULT_MAX_UNPACKED)]
+    #[arg(long, default_value_t = crate::io::unpack::DEFAULT_MAX_UNPACKED)]
     max_unpacked_bytes: u64,
 }
 
 impl UnpackArgs {
-    fn options(&self) -> crate::unpack::UnpackOptions {
-        crate::unpack::UnpackOptions {
+    fn options(&self) -> crate::io::unpack::UnpackOptions {
+        crate::io::unpack::UnpackOptions {
             devices: self.allow_devices,
             max_bytes: self.max_unpacked_bytes,
             ..Default::default()
@@ -117,7 +117,7 @@ pub(super) async fn pull_cmd(
     let store = store_with_bar(g, "pulling")?;
     let opts = pull_options(g, reference.parse()?, trust)?;
     let p = match unpack {
-        Some(u) => crate::pull::pull_extract(&store, &opts, u.options()).await?,
+        Some(u) => crate::io::pull::pull_extract(&store, &opts, u.options()).await?,
         None => pull(&store, &opts).await?,
     };
     match &p.signed {
@@ -126,7 +126,7 @@ pub(super) async fn pull_cmd(
     }
     if let Some(out) = output {
         let dir = out.strip_prefix("oci:").ok_or_else(|| anyhow::anyhow!("--output takes oci:DIR"))?;
-        crate::layout::export(&store, &p, &reference.parse::<ImageRef>()?, std::path::Path::new(dir))?;
+        crate::io::layout::export(&store, &p, &reference.parse::<ImageRef>()?, std::path::Path::new(dir))?;
         println!("wrote OCI layout {dir}");
     }
     Ok(())
@@ -144,12 +144,12 @@ pub(super) async fn unpack_cmd(
     let opts = pull_options(g, image.clone(), trust)?;
     let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
         // Not pulled yet: download and extract layers in one pipeline, then flatten.
-        crate::pull::pull_unpack(&store, &opts, dir, unpack.options()).await?.layers.len()
+        crate::io::pull::pull_unpack(&store, &opts, dir, unpack.options()).await?.layers.len()
     } else {
-        let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+        let (config, layers) = crate::io::runtime::local_image(&store, &image, &opts.platform)?;
         let n = layers.len();
         let (store, dir, uopts) = (store.clone(), dir.to_path_buf(), unpack.options());
-        tokio::task::spawn_blocking(move || crate::runtime::unpack_image(&store, &config, &layers, &dir, &uopts))
+        tokio::task::spawn_blocking(move || crate::io::runtime::unpack_image(&store, &config, &layers, &dir, &uopts))
             .await??;
         n
     };
@@ -168,15 +168,15 @@ pub(super) async fn run_cmd(
     let image: ImageRef = reference.parse()?;
     let opts = pull_options(g, image.clone(), trust)?;
     if store.get_ref(&image).is_none() {
-        crate::pull::pull_extract(&store, &opts, unpack.options()).await?;
+        crate::io::pull::pull_extract(&store, &opts, unpack.options()).await?;
     }
-    let (config, layers) = crate::runtime::local_image(&store, &image, &opts.platform)?;
+    let (config, layers) = crate::io::runtime::local_image(&store, &image, &opts.platform)?;
     let id = format!("wharf-{}", std::process::id());
     let (s, i, a, u) = (store.clone(), id.clone(), args.to_vec(), unpack.options());
-    let bundle =
-        tokio::task::spawn_blocking(move || crate::runtime::make_bundle(&s, &config, &layers, &i, &a, &u)).await??;
+    let bundle = tokio::task::spawn_blocking(move || crate::io::runtime::make_bundle(&s, &config, &layers, &i, &a, &u))
+        .await??;
     tracing::info!(extracted = bundle.extracted, "bundle ready");
-    let code = crate::runtime::run_bundle(&bundle.dir, &id);
+    let code = crate::io::runtime::run_bundle(&bundle.dir, &id);
     drop(bundle);
     let code = code?;
     if code != 0 {

@@ -18,10 +18,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::publish::PublishError;
-use crate::pull::PullError;
-use crate::source::Failure;
-use crate::store::ContentStore;
+use crate::io::publish::PublishError;
+use crate::io::pull::PullError;
+use crate::io::source::Failure;
+use crate::io::store::ContentStore;
 
 pub const EXIT_VERIFY: u8 = 3;
 pub const EXIT_CONNECT: u8 = 4;
@@ -216,9 +216,9 @@ async fn login(g: &Global, host: &str, username: Option<String>, password_stdin:
     let config = ClientConfig::load(&g.config())?;
     let mut insecure = g.insecure.clone();
     insecure.extend(config.insecure_registries);
-    let transport = crate::transport::Transport::new(&host, &insecure)?;
+    let transport = crate::io::transport::Transport::new(&host, &insecure)?;
     let creds = transport.login(&user, &password).await?;
-    let place = crate::credentials::store(&host, &creds)?;
+    let place = crate::io::credentials::store(&host, &creds)?;
     eprintln!("Login Succeeded (credentials in {place})");
     Ok(())
 }
@@ -241,16 +241,16 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
         if let Some(p) = cause.downcast_ref::<PublishError>() {
             return Some(p.failure());
         }
-        if let Some(p) = cause.downcast_ref::<crate::push::PushError>() {
+        if let Some(p) = cause.downcast_ref::<crate::io::push::PushError>() {
             return Some(p.failure());
         }
-        if let Some(f) = cause.downcast_ref::<crate::store::FetchError>() {
+        if let Some(f) = cause.downcast_ref::<crate::io::store::FetchError>() {
             return Some(f.failure());
         }
-        if let Some(t) = cause.downcast_ref::<crate::trust::TrustError>() {
+        if let Some(t) = cause.downcast_ref::<crate::io::trust::TrustError>() {
             return Some(t.failure());
         }
-        if let Some(t) = cause.downcast_ref::<crate::transport::TransportError>() {
+        if let Some(t) = cause.downcast_ref::<crate::io::transport::TransportError>() {
             return Some(t.failure());
         }
     }
@@ -258,12 +258,12 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
 }
 
 pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
-    crate::transport::trust_ca_files(g.ca_cert.clone());
+    crate::io::transport::trust_ca_files(g.ca_cert.clone());
     match cmd {
         ClientCommand::Login { host, username, password_stdin } => login(&g, &host, username, password_stdin).await,
         ClientCommand::Logout { host } => {
             let host = registry_host(&host);
-            if crate::credentials::erase(&host)? {
+            if crate::io::credentials::erase(&host)? {
                 eprintln!("Removing login credentials for {host}");
             } else {
                 eprintln!("Not logged in to {host}");

@@ -1,12 +1,12 @@
 //! Progress bars on a terminal (indicatif); nothing otherwise, so scripts and logs stay quiet.
 
 use super::Global;
-use crate::store::ContentStore;
+use crate::io::store::ContentStore;
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise (quiet in scripts and logs).
 struct Bar(indicatif::ProgressBar);
 
-impl crate::progress::Progress for Bar {
+impl crate::io::progress::Progress for Bar {
     fn start(&self, total: u64) {
         self.0.set_length(total);
     }
@@ -18,7 +18,7 @@ impl crate::progress::Progress for Bar {
     }
 }
 
-pub(super) fn bar(what: &str) -> crate::progress::ProgressSink {
+pub(super) fn bar(what: &str) -> crate::io::progress::ProgressSink {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;

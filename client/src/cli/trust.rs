@@ -7,10 +7,10 @@ use clap::Subcommand;
 
 use super::image::{pull_options, TrustArgs};
 use super::{now, passphrase, ClientConfig, Global};
-use crate::image_ref::ImageRef;
-use crate::name::Reference;
-use crate::publish::{KeyStore, Passphrases, Publisher, SignOptions};
-use crate::transport::Transport;
+use crate::io::publish::{KeyStore, Passphrases, Publisher, SignOptions};
+use crate::io::transport::Transport;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::name::Reference;
 
 #[derive(Subcommand, Debug)]
 pub enum TrustCommand {
@@ -129,7 +129,7 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
         }
         TrustCommand::Signer(SignerCommand::Add { name, reference, key }) => {
             let image: ImageRef = reference.parse()?;
-            let public: crate::tuf::PublicKey = serde_json::from_slice(&std::fs::read(&key)?)?;
+            let public: wharf_format::tuf::PublicKey = serde_json::from_slice(&std::fs::read(&key)?)?;
             let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
             let v = publisher(&g, &image)?.add_signer(&name, &public, &pass, now()).await?;
             println!("{}/{}: signer {name} added (targets version {v})", image.host, image.repository);
@@ -169,7 +169,7 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 }
             }
             let opts = pull_options(&g, image.clone(), &t)?;
-            let rows = crate::inspect::signed_tags(&g.store()?, &opts).await?;
+            let rows = crate::io::inspect::signed_tags(&g.store()?, &opts).await?;
             let only = match &image.reference {
                 Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => {
                     Some(tag.to_string())
@@ -185,8 +185,8 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
                 println!("{:<24} {:<72} {:<20} FORMAT", "SIGNED TAG", "DIGEST", "SIGNER");
                 for r in rows {
                     let format = match r.format {
-                        crate::trust::TrustFormat::Tuf => "tuf",
-                        crate::trust::TrustFormat::NotaryV1 => "notary-v1",
+                        crate::io::trust::TrustFormat::Tuf => "tuf",
+                        crate::io::trust::TrustFormat::NotaryV1 => "notary-v1",
                     };
                     println!("{:<24} {:<72} {:<20} {format}", r.name, r.digest, r.role.as_str());
                 }

@@ -1,4 +1,4 @@
-//! `wharf-tuf-client`: the TUF conformance suites' client protocol over [`crate::tuf_repo`].
+//! `wharf-tuf-client`: the TUF conformance suites' client protocol over [`crate::io::tuf_repo`].
 //!
 //! ```text
 //! wharf-tuf-client --metadata-dir DIR init ROOT_FILE
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::tuf_repo::{init, RepoClient, RepoLimits};
+use crate::io::tuf_repo::{init, RepoClient, RepoLimits};
 
 #[derive(Parser, Debug)]
 #[command(name = "wharf-tuf-client", version, about = "A TUF 1.0 client with a local metadata directory")]

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use url::Url;
 
-pub use crate::challenge::{parse_challenge, Challenge};
-use crate::credentials::{self, Credentials};
-use crate::transport::{is_loopback, TransportError};
+use crate::io::credentials::{self, Credentials};
+use crate::io::transport::{is_loopback, TransportError};
+pub use wharf_format::challenge::{parse_challenge, Challenge};
 
 #[derive(Default)]
 struct State {

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::Digest;
-use crate::image_ref::ImageRef;
-use crate::manifest::ParsedManifest;
-use crate::snapshot::{diff_ids, remove_tree, SnapshotStore};
-use crate::store::ContentStore;
+use crate::io::snapshot::{diff_ids, remove_tree, SnapshotStore};
+use crate::io::store::ContentStore;
+use wharf_format::digest::Digest;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::manifest::ParsedManifest;
 
 /// The store lock: shared for writers of new content, exclusive for removal. Released when dropped.
 pub struct StoreLock(#[allow(dead_code)] OwnedFd);
@@ -255,7 +255,7 @@ fn containers(store: &ContentStore) -> std::io::Result<(BTreeSet<String>, usize)
         match record {
             Some(r) if Path::new(&format!("/proc/{}", r.pid)).exists() => live.extend(r.snapshots),
             _ => {
-                let _ = crate::snapshot::unmount(&dir.join("rootfs"));
+                let _ = crate::io::snapshot::unmount(&dir.join("rootfs"));
                 remove_tree(&dir)?;
                 stale += 1;
             }

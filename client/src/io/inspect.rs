@@ -1,8 +1,8 @@
 //! `trust inspect`: every signed tag of a repository, verified through the full workflow.
 
-use crate::pull::{anchor, refresh_trusted, sources, Anchor, PullError, PullOptions};
-use crate::store::ContentStore;
-use crate::trust::{find_target, SignedTarget, TrustFormat, TrustLimits};
+use crate::io::pull::{anchor, refresh_trusted, sources, Anchor, PullError, PullOptions};
+use crate::io::store::ContentStore;
+use crate::io::trust::{find_target, SignedTarget, TrustFormat, TrustLimits};
 
 /// The signed tags of the repository, verified. A repository held to one format (a recorded or pinned root) shows
 /// that format's tags only, and its data missing is a failure; on first use, both formats it may have: its TUF 1.0
@@ -11,10 +11,10 @@ pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec
     let srcs = sources(opts)?;
     match anchor(store, opts)? {
         Anchor::Pinned(TrustFormat::Tuf) => tuf_tags(store, &srcs, opts).await,
-        Anchor::Pinned(TrustFormat::NotaryV1) => crate::notary_v1::signed_tags(store, &srcs, opts).await,
+        Anchor::Pinned(TrustFormat::NotaryV1) => crate::io::notary_v1::signed_tags(store, &srcs, opts).await,
         Anchor::FirstUse => {
             let tuf = tuf_tags(store, &srcs, opts).await;
-            let notary = crate::notary_v1::signed_tags(store, &srcs, opts).await;
+            let notary = crate::io::notary_v1::signed_tags(store, &srcs, opts).await;
             match (tuf, notary) {
                 (Ok(mut a), Ok(b)) => {
                     a.extend(b);
@@ -29,7 +29,7 @@ pub async fn signed_tags(store: &ContentStore, opts: &PullOptions) -> Result<Vec
 
 async fn tuf_tags(
     store: &ContentStore,
-    srcs: &[crate::store::Source],
+    srcs: &[crate::io::store::Source],
     opts: &PullOptions,
 ) -> Result<Vec<SignedTarget>, PullError> {
     let (_, rows) = refresh_trusted(store, srcs, opts, |s, mut r| {

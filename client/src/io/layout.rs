@@ -4,10 +4,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::digest::Digest;
-use crate::image_ref::ImageRef;
-use crate::pull::Pulled;
-use crate::store::ContentStore;
+use crate::io::pull::Pulled;
+use crate::io::store::ContentStore;
+use wharf_format::digest::Digest;
+use wharf_format::image_ref::ImageRef;
 
 /// Copies (or hard-links) the image's blobs into `dir` and names it in `index.json` by its tag.
 pub fn export(store: &ContentStore, p: &Pulled, image: &ImageRef, dir: &Path) -> std::io::Result<()> {
@@ -27,8 +27,8 @@ pub fn export(store: &ContentStore, p: &Pulled, image: &ImageRef, dir: &Path) ->
     }
     let size = std::fs::metadata(store.blob_path(&p.digest))?.len();
     let name = match &image.reference {
-        crate::name::Reference::Tag(t) => t.to_string(),
-        crate::name::Reference::Digest(_) => "latest".into(),
+        wharf_format::name::Reference::Tag(t) => t.to_string(),
+        wharf_format::name::Reference::Digest(_) => "latest".into(),
     };
     let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{
         "mediaType": p.media_type.as_str(), "digest": p.digest.to_string(), "size": size,

@@ -6,11 +6,11 @@
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::digest::Digest;
-use crate::notary::{Found, Gun, NotaryError, Signed, TrustedCollection};
-use crate::transport::Transport;
-use crate::trust::{SignedTarget, TrustError, TrustFormat, TrustLimits};
-use crate::tuf::{Role, RoleName, TufError};
+use crate::io::transport::Transport;
+use crate::io::trust::{SignedTarget, TrustError, TrustFormat, TrustLimits};
+use wharf_format::digest::Digest;
+use wharf_format::notary::{Found, Gun, NotaryError, Signed, TrustedCollection};
+use wharf_format::tuf::{Role, RoleName, TufError};
 
 /// The versions the last verified refresh saw, to refuse rollbacks.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -149,7 +149,7 @@ async fn fetch(
     t: &Transport,
     b: &str,
     role: &str,
-    meta: &crate::notary::FileMeta,
+    meta: &wharf_format::notary::FileMeta,
     max: u64,
 ) -> Result<Bytes, TrustError> {
     let sha =
@@ -167,22 +167,22 @@ pub fn is_notary_root(bytes: &[u8]) -> bool {
 }
 
 /// Whether a Notary v1 root is recorded for the image's repository (then pulls go straight to it).
-pub fn recorded(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> bool {
+pub fn recorded(store: &crate::io::store::ContentStore, opts: &crate::io::pull::PullOptions) -> bool {
     dir(store, opts).join("root.json").exists()
 }
 
-fn dir(store: &crate::store::ContentStore, opts: &crate::pull::PullOptions) -> std::path::PathBuf {
+fn dir(store: &crate::io::store::ContentStore, opts: &crate::io::pull::PullOptions) -> std::path::PathBuf {
     store.trust_dir(&opts.image.host, &opts.image.repository).join("notary-v1")
 }
 
 /// The collection's trusted root for a pull: recorded, pinned, or (with `--trust-on-first-use`) as served; and
 /// whether it was recorded or pinned before this pull (then nothing missing is "no trust data").
 async fn trusted_root(
-    store: &crate::store::ContentStore,
+    store: &crate::io::store::ContentStore,
     origin: &Transport,
-    opts: &crate::pull::PullOptions,
-) -> Result<(Gun, Vec<u8>, std::path::PathBuf, bool), crate::pull::PullError> {
-    use crate::pull::PullError;
+    opts: &crate::io::pull::PullOptions,
+) -> Result<(Gun, Vec<u8>, std::path::PathBuf, bool), crate::io::pull::PullError> {
+    use crate::io::pull::PullError;
     let gun: Gun = format!("{}/{}", opts.image.host, opts.image.repository)
         .parse()
         .map_err(|_| PullError::NoTrustData(opts.image.to_string()))?;
@@ -211,16 +211,16 @@ async fn trusted_root(
 
 /// Refreshes the image's collection from its trusted root, runs `step`, and records the root and versions seen.
 async fn with_collection<T>(
-    store: &crate::store::ContentStore,
-    srcs: &[crate::store::Source],
-    opts: &crate::pull::PullOptions,
+    store: &crate::io::store::ContentStore,
+    srcs: &[crate::io::store::Source],
+    opts: &crate::io::pull::PullOptions,
     step: impl for<'a> FnOnce(
         &'a Transport,
         &'a Gun,
         &'a mut TrustedCollection,
     ) -> futures::future::BoxFuture<'a, Result<T, TrustError>>,
-) -> Result<T, crate::pull::PullError> {
-    use crate::pull::PullError;
+) -> Result<T, crate::io::pull::PullError> {
+    use crate::io::pull::PullError;
     // Invariant: a pull's sources end with the origin (`pull::sources`); the collection is read there only.
     let source = srcs.last().ok_or_else(|| PullError::Io(std::io::Error::other("no sources to pull from")))?;
     let origin = &source.transport;
@@ -235,10 +235,10 @@ async fn with_collection<T>(
         Ok(r) => r,
         // A collection the repository is held to, gone from the registry: never "no trust data".
         Err(TrustError::Transport(e)) if held && e.is_not_found() => {
-            let mut failures = crate::source::Failures::default();
+            let mut failures = crate::io::source::Failures::default();
             failures.push(
-                crate::source::Failure::Verification,
-                format!("{}: {}", source.name, crate::transport::report(&e)),
+                crate::io::source::Failure::Verification,
+                format!("{}: {}", source.name, crate::io::transport::report(&e)),
             );
             return Err(PullError::TrustMissing { repo: gun.to_string(), format: TrustFormat::NotaryV1, failures });
         }
@@ -252,11 +252,11 @@ async fn with_collection<T>(
 
 /// A pull's tag resolution through the Notary v1 collection `HOST/REPOSITORY` at the origin.
 pub async fn resolve_for_pull(
-    store: &crate::store::ContentStore,
-    srcs: &[crate::store::Source],
-    opts: &crate::pull::PullOptions,
+    store: &crate::io::store::ContentStore,
+    srcs: &[crate::io::store::Source],
+    opts: &crate::io::pull::PullOptions,
     tag: &str,
-) -> Result<SignedTarget, crate::pull::PullError> {
+) -> Result<SignedTarget, crate::io::pull::PullError> {
     let tag = tag.to_string();
     let target = with_collection(store, srcs, opts, move |t, gun, c| {
         Box::pin(async move { find(t, gun, c, &tag, &TrustLimits::default()).await })
@@ -268,10 +268,10 @@ pub async fn resolve_for_pull(
 
 /// Every signed tag of the collection (for `wharf trust inspect`).
 pub async fn signed_tags(
-    store: &crate::store::ContentStore,
-    srcs: &[crate::store::Source],
-    opts: &crate::pull::PullOptions,
-) -> Result<Vec<SignedTarget>, crate::pull::PullError> {
+    store: &crate::io::store::ContentStore,
+    srcs: &[crate::io::store::Source],
+    opts: &crate::io::pull::PullOptions,
+) -> Result<Vec<SignedTarget>, crate::io::pull::PullError> {
     with_collection(store, srcs, opts, |t, gun, c| {
         Box::pin(async move { all_targets(t, gun, c, &TrustLimits::default()).await })
     })

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 
 pub use keys::KeyStore;
 
-use crate::digest::Digest;
-use crate::name::{RepositoryName, Tag};
-use crate::seal::SealError;
-use crate::transport::{Transport, TransportError};
-use crate::trust::{refresh, Previous, TrustError, TrustLimits};
-use crate::tuf::{
+use crate::io::transport::{Transport, TransportError};
+use crate::io::trust::{refresh, Previous, TrustError, TrustLimits};
+use wharf_format::digest::Digest;
+use wharf_format::name::{RepositoryName, Tag};
+use wharf_format::seal::SealError;
+use wharf_format::tuf::{
     Envelope, Expires, PublicKey, RoleKeys, Root, SigningKey, TargetFile, Targets, TufError, SPEC_VERSION,
 };
 
@@ -47,8 +47,8 @@ pub enum PublishError {
 
 impl PublishError {
     /// The class of this failure (for the exit code).
-    pub fn failure(&self) -> crate::source::Failure {
-        use crate::source::Failure;
+    pub fn failure(&self) -> crate::io::source::Failure {
+        use crate::io::source::Failure;
         match self {
             PublishError::Transport(e) => e.failure(),
             PublishError::Trust(e) => e.failure(),
@@ -87,7 +87,7 @@ pub struct Passphrases {
 
 impl Publisher {
     fn state_path(&self) -> PathBuf {
-        let host = crate::store::host_dir(&self.host);
+        let host = crate::io::store::host_dir(&self.host);
         self.state_dir.join(host).join(format!("{}.json", self.repo))
     }
 
@@ -238,10 +238,10 @@ impl Publisher {
     /// The manifest `tag` names on the registry now, as it would be signed: its length, digest and media type.
     pub async fn fetch_manifest(&self, tag: &Tag) -> Result<SignedManifest, PublishError> {
         let path = format!("/v2/{}/manifests/{tag}", self.repo);
-        let resp = self.transport.get(&path, &[("accept", crate::pull::MANIFEST_ACCEPT.to_string())]).await?;
+        let resp = self.transport.get(&path, &[("accept", crate::io::pull::MANIFEST_ACCEPT.to_string())]).await?;
         let media_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let url = self.transport.url(&path);
-        let body = self.transport.read_bounded(resp, &url, crate::pull::MAX_MANIFEST).await?;
+        let body = self.transport.read_bounded(resp, &url, crate::io::pull::MAX_MANIFEST).await?;
         Ok(SignedManifest { length: body.len() as u64, digest: Digest::sha256_of(&body), media_type })
     }
 
@@ -296,7 +296,7 @@ impl Publisher {
     /// Delegates every tag to a signer's key (`trust signer add`), or adds the key to an existing signer.
     pub async fn add_signer(&self, name: &str, key: &PublicKey, pass: &[u8], now: i64) -> Result<u64, PublishError> {
         let (state, mut t) = self.current_targets(now).await?;
-        let d = t.delegations.get_or_insert_with(|| crate::tuf::Delegations {
+        let d = t.delegations.get_or_insert_with(|| wharf_format::tuf::Delegations {
             keys: BTreeMap::new(),
             roles: Vec::new(),
             succinct_roles: None,
@@ -305,7 +305,7 @@ impl Publisher {
         match d.roles.iter_mut().find(|r| r.name == name) {
             Some(r) if !r.keyids.contains(&key.key_id()) => r.keyids.push(key.key_id()),
             Some(_) => {}
-            None => d.roles.push(crate::tuf::DelegatedRole {
+            None => d.roles.push(wharf_format::tuf::DelegatedRole {
                 name: name.into(),
                 keyids: vec![key.key_id()],
                 threshold: 1,

@@ -1,20 +1,20 @@
 //! Verified pull: a tag is resolved only through trust data; the manifest is fetched by digest and checked against
 //! the signed length and sha256; every blob is verified while it streams into the content store. Mirrors are tried
-//! first; a mirror that fails is reported once, with the source the pull goes on from (see [`crate::source`]).
+//! first; a mirror that fails is reported once, with the source the pull goes on from (see [`crate::io::source`]).
 
 use std::path::Path;
 
 use url::Url;
 
-use crate::digest::Digest;
-use crate::image_ref::ImageRef;
-use crate::manifest::Descriptor;
-use crate::media_type::MediaType;
-use crate::name::Reference;
-use crate::source::{Failure, Failures, Source, SourceError};
-use crate::store::{ContentStore, FetchError};
-use crate::transport::TransportError;
-use crate::trust::{SignedTarget, TrustError, TrustFormat};
+use crate::io::source::{Failure, Failures, Source, SourceError};
+use crate::io::store::{ContentStore, FetchError};
+use crate::io::transport::TransportError;
+use crate::io::trust::{SignedTarget, TrustError, TrustFormat};
+use wharf_format::digest::Digest;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::manifest::Descriptor;
+use wharf_format::media_type::MediaType;
+use wharf_format::name::Reference;
 
 mod extract;
 mod manifest;
@@ -51,7 +51,7 @@ pub struct PullOptions {
     pub concurrency: usize,
     pub now: i64,
     /// The slowest pace a source may keep before it is skipped.
-    pub speed: crate::transport::SpeedLimit,
+    pub speed: crate::io::transport::SpeedLimit,
 }
 
 impl PullOptions {
@@ -69,7 +69,7 @@ impl PullOptions {
             platform: ("linux".into(), arch.into()),
             concurrency: 4,
             now,
-            speed: crate::transport::SpeedLimit::default(),
+            speed: crate::io::transport::SpeedLimit::default(),
         }
     }
 }
@@ -115,7 +115,7 @@ pub enum PullError {
     #[error("no manifest for platform {os}/{arch} in index {digest}")]
     NoPlatform { digest: Digest, os: String, arch: String },
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
+    Snapshot(#[from] crate::io::snapshot::SnapshotError),
     #[error("local content store")]
     Io(#[from] std::io::Error),
 }
@@ -132,8 +132,8 @@ impl PullError {
             PullError::TrustMissing { .. } | PullError::NoTrustData(_) | PullError::Manifest { .. } => {
                 Failure::Verification
             }
-            PullError::Snapshot(crate::snapshot::SnapshotError::Unpack {
-                source: crate::unpack::UnpackError::DiffIdMismatch { .. },
+            PullError::Snapshot(crate::io::snapshot::SnapshotError::Unpack {
+                source: crate::io::unpack::UnpackError::DiffIdMismatch { .. },
                 ..
             }) => Failure::Verification,
             PullError::Source(SourceError::BadMirror { .. })
@@ -159,7 +159,7 @@ pub struct Pulled {
     /// The signed target, when resolved through trust data.
     pub signed: Option<SignedTarget>,
     /// The layers' snapshots (bottom first) when extracted.
-    pub snapshots: Vec<crate::snapshot::Snapshot>,
+    pub snapshots: Vec<crate::io::snapshot::Snapshot>,
 }
 
 /// The sources to try, mirrors first; the origin is always the last.
@@ -192,7 +192,7 @@ pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, Pu
 pub async fn pull_extract(
     store: &ContentStore,
     opts: &PullOptions,
-    unpack: crate::unpack::UnpackOptions,
+    unpack: crate::io::unpack::UnpackOptions,
 ) -> Result<Pulled, PullError> {
     pull_inner(store, opts, Some((unpack, false))).await
 }
@@ -202,11 +202,11 @@ pub async fn pull_unpack(
     store: &ContentStore,
     opts: &PullOptions,
     dir: &Path,
-    unpack: crate::unpack::UnpackOptions,
+    unpack: crate::io::unpack::UnpackOptions,
 ) -> Result<Pulled, PullError> {
     let p = pull_inner(store, opts, Some((unpack, true))).await?;
     let (snaps, dir) = (p.snapshots.clone(), dir.to_path_buf());
-    tokio::task::spawn_blocking(move || crate::snapshot::flatten(&snaps, &dir))
+    tokio::task::spawn_blocking(move || crate::io::snapshot::flatten(&snaps, &dir))
         .await
         .map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
     Ok(p)
@@ -219,7 +219,7 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PullError> {
 async fn pull_inner(
     store: &ContentStore,
     opts: &PullOptions,
-    unpack: Option<(crate::unpack::UnpackOptions, bool)>,
+    unpack: Option<(crate::io::unpack::UnpackOptions, bool)>,
 ) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
     let (digest, max_len, signed) = match &opts.image.reference {
@@ -256,7 +256,7 @@ async fn pull_inner(
         p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
     }
     // New content is written under the store lock (shared): `prune` waits until the ref makes it reachable.
-    let _lock = crate::images::StoreLock::shared(store)?;
+    let _lock = crate::io::images::StoreLock::shared(store)?;
     // Every blob downloads as its own task, at most `concurrency` at once.
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: Vec<_> = blobs
@@ -280,7 +280,7 @@ async fn pull_inner(
     // The layers' diff_ids, when extracting: a pull that need not unpack (`required` false) leaves an artifact
     // whose config is not an image config (no `rootfs.diff_ids`) as downloaded content.
     let extract = match unpack {
-        Some((uopts, required)) => match crate::snapshot::diff_ids(store, &config, parsed.layers.len()) {
+        Some((uopts, required)) => match crate::io::snapshot::diff_ids(store, &config, parsed.layers.len()) {
             Ok(ids) => Some((uopts, ids)),
             Err(e) if !required => {
                 tracing::info!(error = %e, "not an image config: the layers are stored but not extracted");

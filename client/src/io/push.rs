@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::digest::Digest;
-use crate::image_ref::ImageRef;
-use crate::manifest::{Descriptor, ParsedManifest};
-use crate::name::Reference;
-use crate::transport::{Transport, TransportError};
+use crate::io::transport::{Transport, TransportError};
+use wharf_format::digest::Digest;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::manifest::{Descriptor, ParsedManifest};
+use wharf_format::name::Reference;
 
 /// Blobs larger than this go up in chunks of `CHUNK` bytes.
 const CHUNKED_ABOVE: u64 = 64 << 20;
@@ -42,8 +42,8 @@ pub enum PushError {
 
 impl PushError {
     /// The class of this failure (for the exit code).
-    pub fn failure(&self) -> crate::source::Failure {
-        use crate::source::Failure;
+    pub fn failure(&self) -> crate::io::source::Failure {
+        use crate::io::source::Failure;
         match self {
             PushError::Transport(e) => e.failure(),
             PushError::Refused { status: 401 | 403, .. } => Failure::Denied,
@@ -115,7 +115,7 @@ pub struct PushOptions {
     pub image: ImageRef,
     pub insecure: Vec<String>,
     pub concurrency: usize,
-    pub progress: crate::progress::ProgressSink,
+    pub progress: crate::io::progress::ProgressSink,
     /// Where to remember which repository of a registry holds each blob pushed, so that a later push to another
     /// repository mounts it instead of uploading it again.
     pub mount_records: Option<PathBuf>,
@@ -259,7 +259,7 @@ async fn refused(resp: reqwest::Response, what: &str) -> Result<(), PushError> {
 
 /// The record of which repository on this registry last received blob `d`.
 fn record_path(ctx: &Ctx<'_>, d: &Digest) -> Option<PathBuf> {
-    let host = crate::store::host_dir(&ctx.opts.image.host);
+    let host = crate::io::store::host_dir(&ctx.opts.image.host);
     ctx.opts.mount_records.as_ref().map(|r| r.join(host).join(d.hex()))
 }
 
@@ -287,7 +287,7 @@ async fn push_blob(ctx: &Ctx<'_>, b: &Descriptor) -> Result<Outcome, PushError> 
     let from = record_path(ctx, &b.digest)
         .and_then(|p| std::fs::read_to_string(p).ok())
         .filter(|f| f.as_str() != repo.as_str());
-    if let Some(from) = from.and_then(|f| f.parse::<crate::name::RepositoryName>().ok()) {
+    if let Some(from) = from.and_then(|f| f.parse::<wharf_format::name::RepositoryName>().ok()) {
         let url = ctx.t.url(&format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest));
         if let Ok(r) = ctx.t.send(|| ctx.t.http().post(&url)).await {
             if r.status().as_u16() == 201 {

@@ -6,12 +6,12 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::digest::Digest;
-use crate::image_ref::ImageRef;
-use crate::manifest::{Descriptor, ParsedManifest};
-use crate::snapshot::{SnapshotError, SnapshotStore};
-use crate::store::ContentStore;
-use crate::unpack::UnpackOptions;
+use crate::io::snapshot::{SnapshotError, SnapshotStore};
+use crate::io::store::ContentStore;
+use crate::io::unpack::UnpackOptions;
+use wharf_format::digest::Digest;
+use wharf_format::image_ref::ImageRef;
+use wharf_format::manifest::{Descriptor, ParsedManifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -72,10 +72,10 @@ pub fn unpack_image(
     opts: &UnpackOptions,
 ) -> Result<(), RuntimeError> {
     let snaps = {
-        let _lock = crate::images::StoreLock::shared(store)?;
+        let _lock = crate::io::images::StoreLock::shared(store)?;
         SnapshotStore::open(store)?.prepare(store, config, layers, opts)?.0
     };
-    crate::snapshot::flatten(&snaps, dir)?;
+    crate::io::snapshot::flatten(&snaps, dir)?;
     Ok(())
 }
 
@@ -171,13 +171,13 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// How many layers this bundle had to extract (the rest were shared snapshots).
     pub extracted: usize,
-    mount: Option<crate::snapshot::OverlayMount>,
+    mount: Option<crate::io::snapshot::OverlayMount>,
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
         drop(self.mount.take());
-        let _ = crate::snapshot::remove_tree(&self.dir);
+        let _ = crate::io::snapshot::remove_tree(&self.dir);
     }
 }
 
@@ -191,13 +191,13 @@ pub fn make_bundle(
     args: &[String],
     unpack: &UnpackOptions,
 ) -> Result<Bundle, RuntimeError> {
-    let lock = crate::images::StoreLock::shared(store)?;
+    let lock = crate::io::images::StoreLock::shared(store)?;
     let (snaps, extracted) = SnapshotStore::open(store)?.prepare(store, config, layers, unpack)?;
-    let dir = crate::images::containers_dir(store).join(id);
+    let dir = crate::io::images::containers_dir(store).join(id);
     // `containers/` and the bundle's directory are 0700, as containerd keeps them; the rootfs has the image's modes.
     crate::io::modes::create_dir_all(&dir)?;
     let mut bundle = Bundle { dir: dir.clone(), extracted, mount: None };
-    let record = crate::images::ContainerRecord {
+    let record = crate::io::images::ContainerRecord {
         pid: std::process::id(),
         snapshots: snaps.iter().map(|s| s.key.clone()).collect(),
     };
@@ -209,9 +209,9 @@ pub fn make_bundle(
         let (upper, work) = (dir.join("upper"), dir.join("work"));
         std::fs::create_dir_all(&upper)?;
         std::fs::create_dir_all(&work)?;
-        bundle.mount = Some(crate::snapshot::mount_overlay(&snaps, &upper, &work, &rootfs, false)?);
+        bundle.mount = Some(crate::io::snapshot::mount_overlay(&snaps, &upper, &work, &rootfs, false)?);
     } else {
-        crate::snapshot::flatten(&snaps, &rootfs)?;
+        crate::io::snapshot::flatten(&snaps, &rootfs)?;
     }
     let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
         .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use url::Url;
 
-use crate::name::RepositoryName;
-use crate::transport::{SpeedLimit, Transport, TransportError};
+use crate::io::transport::{SpeedLimit, Transport, TransportError};
+use wharf_format::name::RepositoryName;
 
 /// What went wrong at a source, least serious first (the order decides which failure a pull reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

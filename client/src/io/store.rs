@@ -20,13 +20,13 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::digest::{Digest, Hasher};
-use crate::image_ref::ImageRef;
 use crate::io::modes;
-use crate::name::RepositoryName;
-pub use crate::source::Source;
-use crate::source::{Failure, Failures};
-use crate::transport::TransportError;
+pub use crate::io::source::Source;
+use crate::io::source::{Failure, Failures};
+use crate::io::transport::TransportError;
+use wharf_format::digest::{Digest, Hasher};
+use wharf_format::image_ref::ImageRef;
+use wharf_format::name::RepositoryName;
 
 /// The store's own directories, closed to other users when the store is opened (a snapshot's `fs/` and a
 /// container's `rootfs` are the image's, and left as they are).
@@ -85,7 +85,7 @@ impl FetchError {
 #[derive(Clone)]
 pub struct ContentStore {
     root: PathBuf,
-    progress: crate::progress::ProgressSink,
+    progress: crate::io::progress::ProgressSink,
 }
 
 impl ContentStore {
@@ -103,11 +103,11 @@ impl ContentStore {
     }
 
     /// Reports downloaded bytes to `p`.
-    pub fn set_progress(&mut self, p: crate::progress::ProgressSink) {
+    pub fn set_progress(&mut self, p: crate::io::progress::ProgressSink) {
         self.progress = p;
     }
 
-    pub fn progress(&self) -> &crate::progress::ProgressSink {
+    pub fn progress(&self) -> &crate::io::progress::ProgressSink {
         &self.progress
     }
 
@@ -167,8 +167,8 @@ impl ContentStore {
         &self,
         host: &str,
         repo: &RepositoryName,
-    ) -> std::io::Result<Vec<(crate::trust::TrustFormat, PathBuf)>> {
-        use crate::trust::TrustFormat;
+    ) -> std::io::Result<Vec<(crate::io::trust::TrustFormat, PathBuf)>> {
+        use crate::io::trust::TrustFormat;
         let dir = self.trust_dir(host, repo);
         let notary = dir.join("notary-v1");
         let mut out = Vec::new();
@@ -211,8 +211,8 @@ impl ContentStore {
 
     pub fn get_ref(&self, image: &ImageRef) -> Option<Digest> {
         match &image.reference {
-            crate::name::Reference::Digest(d) => Some(d.clone()),
-            crate::name::Reference::Tag(_) => {
+            wharf_format::name::Reference::Digest(d) => Some(d.clone()),
+            wharf_format::name::Reference::Tag(_) => {
                 std::fs::read_to_string(self.ref_path(image)).ok()?.lines().next()?.trim().parse().ok()
             }
         }
@@ -245,7 +245,7 @@ impl ContentStore {
                         tracing::info!(source = %s.name, digest = %d, "connection dropped; resuming");
                     }
                     Err(e) => {
-                        failures.record(s, e.failure(), crate::transport::report(&e));
+                        failures.record(s, e.failure(), crate::io::transport::report(&e));
                         break;
                     }
                 }

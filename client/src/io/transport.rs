@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use url::Url;
 
-use crate::source::Failure;
+use crate::io::source::Failure;
 
 // Messages never repeat their `#[source]`: callers print the chain (`{:#}`), which names each cause once.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ pub struct Transport {
     http: reqwest::Client,
     origin: Url,
     speed: SpeedLimit,
-    auth: std::sync::Arc<crate::auth::Session>,
+    auth: std::sync::Arc<crate::io::auth::Session>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -121,7 +121,7 @@ pub fn trust_ca_files(files: Vec<std::path::PathBuf>) {
 pub fn ca_files(host: &str) -> Vec<std::path::PathBuf> {
     let mut out: Vec<std::path::PathBuf> = EXTRA_CA.get().cloned().unwrap_or_default();
     let dirs =
-        [std::path::PathBuf::from("/etc/docker/certs.d"), crate::credentials::docker_config_dir().join("certs.d")];
+        [std::path::PathBuf::from("/etc/docker/certs.d"), crate::io::credentials::docker_config_dir().join("certs.d")];
     for d in dirs {
         let Ok(entries) = std::fs::read_dir(d.join(host)) else { continue };
         let mut crts: Vec<_> = entries
@@ -179,7 +179,7 @@ impl Transport {
     }
 
     fn build(origin: Url, pool: bool) -> Result<Transport, TransportError> {
-        let auth = std::sync::Arc::new(crate::auth::Session::new(&host_port(&origin)));
+        let auth = std::sync::Arc::new(crate::io::auth::Session::new(&host_port(&origin)));
         Ok(Transport { http: client(&origin, pool)?, origin, speed: SpeedLimit::default(), auth })
     }
 
@@ -226,8 +226,12 @@ impl Transport {
     }
 
     /// Checks `user` and `password` with the registry and returns what `wharf login` stores.
-    pub async fn login(&self, user: &str, password: &str) -> Result<crate::credentials::Credentials, TransportError> {
-        crate::auth::login(&self.http, &self.origin, &host_port(&self.origin), user, password).await
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<crate::io::credentials::Credentials, TransportError> {
+        crate::io::auth::login(&self.http, &self.origin, &host_port(&self.origin), user, password).await
     }
 
     /// The same transport with another pace limit.

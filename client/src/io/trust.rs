@@ -4,11 +4,13 @@
 
 use bytes::Bytes;
 
-use crate::digest::Digest;
-use crate::name::RepositoryName;
-use crate::source::Failure;
-use crate::transport::{Transport, TransportError};
-use crate::tuf::{DelegationSearch, Envelope, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError};
+use crate::io::source::Failure;
+use crate::io::transport::{Transport, TransportError};
+use wharf_format::digest::Digest;
+use wharf_format::name::RepositoryName;
+use wharf_format::tuf::{
+    DelegationSearch, Envelope, RoleName, Snapshot, Timestamp, TimestampUpdate, TrustedSet, TufError,
+};
 
 /// Size limits on trust metadata downloads (defaults: root 512 KiB, timestamp 16 KiB, snapshot 4 MiB,
 /// targets 16 MiB), and the most root versions one refresh will walk.

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::transport::{Transport, TransportError};
-use crate::tuf::{
+use crate::io::transport::{Transport, TransportError};
+use wharf_format::tuf::{
     check_hashes, DelegationSearch, Role, Snapshot, TargetFile, Timestamp, TimestampUpdate, TrustedSet, TufError,
 };
 

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wharf_client::notary::Gun;
+use wharf_format::notary::Gun;
 
 const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 20_000;

@@ -3,8 +3,8 @@
 //! restarts and collection deletions. A replaced key keeps signing until a root that names its successor arrives.
 
 use rand_core::{OsRng, RngCore};
-use wharf_client::notary::{Gun, Key, Root, Signer};
-use wharf_client::seal::Kek;
+use wharf_format::notary::{Gun, Key, Root, Signer};
+use wharf_format::seal::Kek;
 use wharf_storage::{Metadata, UnixTime, V1KeyRow};
 
 use crate::error::V1Error;

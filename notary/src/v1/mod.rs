@@ -17,7 +17,7 @@ use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use wharf_client::notary::{self as nv, Gun, RoleName, Root, Signed, Timestamp};
+use wharf_format::notary::{self as nv, Gun, RoleName, Root, Signed, Timestamp};
 use wharf_storage::{ChangeQuery, V1Row};
 
 pub use cache::V1Cache;
@@ -41,7 +41,7 @@ const FIXED_CACHE: &str = "public, max-age=2592000, s-maxage=2592000";
 /// Which repositories the caller may read, put in a request's extensions by whatever authorizes it (the registry's
 /// access-control gate); the global changefeed lists only collections of those. Without it, everything is visible.
 #[derive(Clone)]
-pub struct Visibility(pub Arc<dyn Fn(&wharf_client::RepositoryName) -> bool + Send + Sync>);
+pub struct Visibility(pub Arc<dyn Fn(&wharf_format::RepositoryName) -> bool + Send + Sync>);
 
 /// Answers one Notary v1 request (the path tail after `/v2/` has a `_trust` segment).
 pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {

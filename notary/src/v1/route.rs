@@ -1,7 +1,7 @@
 //! The Notary v1 paths, parsed by one pure function: `/v2/<gun>/_trust/tuf/…`, `/v2/<gun>/_trust/changefeed` and
 //! `/v2/_trust/changefeed`. The GUN holds slashes and a colon and appears unescaped.
 
-use wharf_client::notary::{Gun, RoleName};
+use wharf_format::notary::{Gun, RoleName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V1Path {

@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use wharf_client::notary::{self as nv, Gun, RoleName, Signed};
+use wharf_format::notary::{self as nv, Gun, RoleName, Signed};
 
 use super::validate::{self, Part, SnapshotPlan};
 use super::{keys, row, sign_timestamp, SNAPSHOT_LIFETIME};

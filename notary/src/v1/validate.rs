@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wharf_client::notary::{
+use wharf_format::notary::{
     self as nv, check_delegation_paths, check_file, check_root, check_targets, check_threshold, parent_of,
     restrict_paths, FileMeta, Gun, RoleKeys, RoleName, Root, Signed, Snapshot, Targets,
 };

@@ -98,7 +98,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     if global_changefeed {
         // The changefeed of all collections lists only those of repositories the caller may pull.
         let c = caller.clone();
-        let may = move |r: &wharf_client::RepositoryName| c.may_pull(r.as_str());
+        let may = move |r: &wharf_format::RepositoryName| c.may_pull(r.as_str());
         req.extensions_mut().insert(wharf_notary::v1::Visibility(Arc::new(may)));
     }
     req.extensions_mut().insert(caller);

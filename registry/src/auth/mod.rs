@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use wharf_client::seal::Kek;
+use wharf_format::seal::Kek;
 use wharf_storage::{AccountKind, AccountRow, Clock, GrantRow, Metadata};
 
 use credentials::BasicCache;

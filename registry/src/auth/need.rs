@@ -1,7 +1,7 @@
 //! What a classified request needs: the gate's rule table ([`crate::route::Kind::rule`]) applied to the request's
 //! repository. Pure, table-tested.
 
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 use super::scope::{Actions, Resource, Scope};
 use crate::endpoint::Endpoint;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 /// A set of actions on a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,7 +158,7 @@ impl Scope {
             "repository" => {
                 // A trust client's GUN (`HOST:PORT/REPOSITORY`) is kept for `for_trust_clients`, which maps it to
                 // the repository or drops it.
-                let gun = name.parse::<wharf_client::notary::Gun>().ok().filter(|g| g.repository().is_some());
+                let gun = name.parse::<wharf_format::notary::Gun>().ok().filter(|g| g.repository().is_some());
                 let ok = name.parse::<RepositoryName>().is_ok() || gun.is_some();
                 if !ok {
                     return Err(bad());

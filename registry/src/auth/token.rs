@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::EncodePrivateKey;
 use serde::{Deserialize, Serialize};
-use wharf_client::seal::Kek;
+use wharf_format::seal::Kek;
 use wharf_storage::{Metadata, UnixTime};
 
 use super::scope::{Actions, Resource, Scope};

@@ -2,7 +2,7 @@
 //! the range its literal head spans (`team/app`: one name; `team/*` and `team/**`: the names under `team/`; `**`
 //! or `*/app`: all), so the catalog reads the rows in those ranges only and checks each with [`Caller::may_pull`].
 
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 use wharf_storage::NameRange;
 
 use super::policy::Principal;

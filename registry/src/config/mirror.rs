@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 use super::ConfigError;
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{watch, Mutex};
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 
 use super::upstream::Upstream;
 

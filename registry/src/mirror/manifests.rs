@@ -8,7 +8,7 @@ use axum::http::request::Parts as Request;
 use axum::http::Method;
 use axum::response::Response;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use wharf_client::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
+use wharf_format::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
 use wharf_storage::ManifestRecord;
 
 use super::upstream::{read_bounded, UpstreamError};

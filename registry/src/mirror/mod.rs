@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::request::Parts as Request;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 
 use crate::config::mirror::{MirrorSettings, Prefix};
 use crate::error::{ApiError, Kind};
@@ -272,7 +272,7 @@ pub async fn referrers(
         };
         match answer.await {
             Ok((body, filters)) => {
-                let mut resp = ([("content-type", wharf_client::media_type::OCI_INDEX)], body).into_response();
+                let mut resp = ([("content-type", wharf_format::media_type::OCI_INDEX)], body).into_response();
                 if let Some(f) = filters {
                     resp.headers_mut().insert("oci-filters-applied", f);
                 }

@@ -21,8 +21,8 @@ use axum::extract::Request;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
-use wharf_client::tuf::{Role, RoleName};
-use wharf_client::RepositoryName;
+use wharf_format::tuf::{Role, RoleName};
+use wharf_format::RepositoryName;
 use wharf_notary::route::TrustPath;
 
 use super::upstream::{read_bounded, UpstreamError};

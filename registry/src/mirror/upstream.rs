@@ -10,7 +10,7 @@ use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
-use wharf_client::challenge::{parse_challenge, Challenge};
+use wharf_format::challenge::{parse_challenge, Challenge};
 
 use crate::config::mirror::MirrorSettings;
 

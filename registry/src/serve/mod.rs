@@ -155,7 +155,7 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
     both.layer(axum::middleware::from_fn(move |mut req: Request, next: axum::middleware::Next| {
         let mirrors = state.mirror.clone();
         async move {
-            let mirrored = |r: &wharf_client::RepositoryName| mirrors.as_ref().is_some_and(|m| m.route(r).is_some());
+            let mirrored = |r: &wharf_format::RepositoryName| mirrors.as_ref().is_some_and(|m| m.route(r).is_some());
             let c = classify(req.uri().path(), &mirrored);
             req.extensions_mut().insert(c);
             next.run(req).await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use object_store::path::Path;
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use super::Collector;
 use crate::upload::{row, UploadId};

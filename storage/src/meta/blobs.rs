@@ -2,7 +2,7 @@
 //! claimed (a new version) by every write that needs a blob, so that the collector's conditional removals miss it.
 
 use sqlx::Row;
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 
 use super::{insert_repository, Metadata, Tx};
 use crate::{Result, UnixTime};

@@ -1,7 +1,7 @@
 //! The catalog: repository names in byte order, read as range queries over the sorted index, so that a caller who
 //! may see a few repositories costs a few rows, however many others exist.
 
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 use super::{page, Metadata};
 use crate::Result;

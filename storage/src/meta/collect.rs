@@ -4,7 +4,7 @@
 //! Bytes are deleted only under a tombstone (`blobs.state = 'deleting'`), which no upload or mount links.
 
 use sqlx::Row;
-use wharf_client::{Digest, RepositoryName, Tag};
+use wharf_format::{Digest, RepositoryName, Tag};
 
 use super::{parse, Metadata};
 use crate::{Result, UnixTime};

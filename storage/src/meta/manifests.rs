@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use sqlx::Row;
-use wharf_client::{Digest, MediaType, RepositoryName, Tag};
+use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 
 use super::{insert_repository, page, parse, Metadata, Tx};
 use crate::{Error, Result, UnixTime};

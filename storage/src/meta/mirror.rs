@@ -2,7 +2,7 @@
 //! upstream last confirmed them.
 
 use sqlx::Row;
-use wharf_client::{Digest, RepositoryName, Tag};
+use wharf_format::{Digest, RepositoryName, Tag};
 
 use super::blobs::{claim_live, link};
 use super::{insert_repository, Metadata};

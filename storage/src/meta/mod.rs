@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 
 use crate::{Error, Result, UnixTime};
 

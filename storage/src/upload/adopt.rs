@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use super::{Committed, UploadId, Uploads, WAIT_FOR_WRITER};
 use crate::durable::{self, Commit};

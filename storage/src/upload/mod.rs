@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use wharf_client::{Digest, RepositoryName};
+use wharf_format::{Digest, RepositoryName};
 
 use self::file::FileWriter;
 use self::parts::PartsWriter;

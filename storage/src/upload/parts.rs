@@ -17,7 +17,7 @@ use futures::stream::{FuturesOrdered, StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
-use wharf_client::{Algorithm, Digest};
+use wharf_format::{Algorithm, Digest};
 
 use super::{row, UploadId};
 use crate::{paths, Error, Metadata, Result};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use wharf_client::{Algorithm, Digest, RepositoryName};
+use wharf_format::{Algorithm, Digest, RepositoryName};
 
 use super::file::{self, FileWriter};
 use super::parts::{self, Lease, PartsWriter};

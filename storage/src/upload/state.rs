@@ -3,7 +3,7 @@
 
 use sha2_resumable::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2_resumable::{Digest as _, Sha256};
-use wharf_client::Digest;
+use wharf_format::Digest;
 
 use crate::{Error, Result};
 

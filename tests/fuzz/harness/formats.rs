@@ -1,7 +1,7 @@
 //! Small parsers: manifests and indexes, `WWW-Authenticate` challenges, `Range` and `Content-Range`, config files.
 
-use wharf_client::challenge::parse_challenge;
-use wharf_client::{Digest, MediaType, ParsedManifest};
+use wharf_format::challenge::parse_challenge;
+use wharf_format::{Digest, MediaType, ParsedManifest};
 
 const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use p256::pkcs8::DecodePrivateKey;
 use serde_json::{json, Value};
-use wharf_client::notary::{
+use wharf_format::notary::{
     cert_key_id, check_root, check_targets, delegation_allows, file_meta, format_time, restrict_paths, Gun, Key, Root,
     Signed, Signer, Snapshot, Targets, Timestamp, TrustedCollection,
 };

@@ -2,7 +2,7 @@
 //! the access gate derives from them; also scope strings and grant patterns.
 
 use axum::http::Method;
-use wharf_client::RepositoryName;
+use wharf_format::RepositoryName;
 use wharf_registry::auth::need::{need, Need};
 use wharf_registry::auth::scope::{Actions, Pattern, Scope};
 use wharf_registry::route::{classify, Route};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use wharf_client::tuf::{
+use wharf_format::tuf::{
     check_delegation_bounds, parse_time, path_delegated, DelegationSearch, Envelope, Root, SigningKey, Snapshot,
     Targets, Timestamp, TrustedSet,
 };

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::PublishError;
-use crate::seal::Kek;
-use crate::tuf::{PublicKey, SigningKey};
+use wharf_format::seal::Kek;
+use wharf_format::tuf::{PublicKey, SigningKey};
 
 #[derive(Serialize, Deserialize)]
 struct SealedKey {

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{joined, PullError};
-use crate::digest::Digest;
-use crate::snapshot::{Snapshot, SnapshotStore};
-use crate::store::{ContentStore, FetchError};
-use crate::unpack::{Budget, UnpackOptions};
+use crate::io::snapshot::{Snapshot, SnapshotStore};
+use crate::io::store::{ContentStore, FetchError};
+use crate::io::unpack::{Budget, UnpackOptions};
+use wharf_format::digest::Digest;
 
 type Download = tokio::task::JoinHandle<Result<PathBuf, FetchError>>;
 
@@ -33,7 +33,7 @@ pub(super) async fn as_they_arrive(
 ) -> Result<Vec<Snapshot>, PullError> {
     let snaps = SnapshotStore::open(store)?;
     let budget = Arc::new(Budget::new(uopts.max_bytes));
-    let cores = Arc::new(tokio::sync::Semaphore::new(crate::unpack::default_threads()));
+    let cores = Arc::new(tokio::sync::Semaphore::new(crate::io::unpack::default_threads()));
     let mut pending: futures::stream::FuturesUnordered<_> =
         downloads.into_iter().enumerate().map(|(i, t)| async move { (i, t.await) }).collect();
     let mut extracting = Vec::new();

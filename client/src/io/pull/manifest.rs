@@ -1,11 +1,11 @@
 //! Manifests by digest, mirrors first: bounded, checked against the digest and the signed length, then stored.
 
 use super::{PullError, MANIFEST_ACCEPT};
-use crate::digest::Digest;
-use crate::manifest::ParsedManifest;
-use crate::source::{Failure, Failures, Source};
-use crate::store::ContentStore;
-use crate::transport::TransportError;
+use crate::io::source::{Failure, Failures, Source};
+use crate::io::store::ContentStore;
+use crate::io::transport::TransportError;
+use wharf_format::digest::Digest;
+use wharf_format::manifest::ParsedManifest;
 
 /// Fetches a manifest by digest (mirrors first), bounded by `max`, checked against its digest and, when signed,
 /// its signed length; stores it and returns it parsed.
@@ -44,7 +44,7 @@ pub(super) async fn fetch(
                         got = Some(b);
                         break;
                     }
-                    Err(e) => (e.failure(), crate::transport::report(&e)),
+                    Err(e) => (e.failure(), crate::io::transport::report(&e)),
                 };
                 failures.record(s, kind, format!("{}: {why}", s.name));
             }

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use super::{origin, PullError, PullOptions};
-use crate::source::{Failure, Failures, Source};
-use crate::store::ContentStore;
-use crate::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustFormat, TrustLimits};
-use crate::tuf::Envelope;
+use crate::io::source::{Failure, Failures, Source};
+use crate::io::store::ContentStore;
+use crate::io::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustFormat, TrustLimits};
+use wharf_format::tuf::Envelope;
 
 /// What a repository's trust data is held to before anything is fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +25,13 @@ pub fn anchor(store: &ContentStore, opts: &PullOptions) -> Result<Anchor, PullEr
     let dir = store.trust_dir(&opts.image.host, &opts.image.repository);
     let recorded = if dir.join("root.json").exists() {
         Some(TrustFormat::Tuf)
-    } else if crate::notary_v1::recorded(store, opts) {
+    } else if crate::io::notary_v1::recorded(store, opts) {
         Some(TrustFormat::NotaryV1)
     } else {
         None
     };
     let pinned = opts.trust.pinned_root.as_deref().map(|r| {
-        if crate::notary_v1::is_notary_root(r) {
+        if crate::io::notary_v1::is_notary_root(r) {
             TrustFormat::NotaryV1
         } else {
             TrustFormat::Tuf
@@ -54,13 +54,13 @@ pub(super) async fn resolve_signed(
     tag: &str,
 ) -> Result<SignedTarget, PullError> {
     match anchor(store, opts)? {
-        Anchor::Pinned(TrustFormat::NotaryV1) => crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await,
+        Anchor::Pinned(TrustFormat::NotaryV1) => crate::io::notary_v1::resolve_for_pull(store, srcs, opts, tag).await,
         Anchor::Pinned(TrustFormat::Tuf) => resolve_tuf(store, srcs, opts, tag).await,
         // Nothing is trusted yet, so a repository signed only with `docker trust` / `notary` (a Notary v1
         // collection and no TUF 1.0 data) may be found here.
         Anchor::FirstUse => match resolve_tuf(store, srcs, opts, tag).await {
             Err(PullError::NoTrustData(name)) => {
-                match crate::notary_v1::resolve_for_pull(store, srcs, opts, tag).await {
+                match crate::io::notary_v1::resolve_for_pull(store, srcs, opts, tag).await {
                     Err(PullError::NoTrustData(_)) => Err(PullError::NoTrustData(name)),
                     other => other,
                 }
@@ -92,11 +92,11 @@ async fn resolve_tuf(
 /// A source and the repository as that source names it, as handed to the per-source step of
 /// [`refresh_trusted`].
 pub struct TrustSource<'a> {
-    pub transport: &'a crate::transport::Transport,
-    pub repo: crate::name::RepositoryName,
+    pub transport: &'a crate::io::transport::Transport,
+    pub repo: wharf_format::name::RepositoryName,
 }
 
-type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::trust::Refreshed, T), TrustError>>;
+type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::io::trust::Refreshed, T), TrustError>>;
 
 /// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
 /// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
@@ -106,9 +106,9 @@ pub async fn refresh_trusted<T, F>(
     srcs: &[Source],
     opts: &PullOptions,
     step: F,
-) -> Result<(crate::trust::Refreshed, T), PullError>
+) -> Result<(crate::io::trust::Refreshed, T), PullError>
 where
-    F: for<'a> Fn(TrustSource<'a>, crate::trust::Refreshed) -> Step<'a, T>,
+    F: for<'a> Fn(TrustSource<'a>, crate::io::trust::Refreshed) -> Step<'a, T>,
 {
     let repo = &opts.image.repository;
     let dir = store.trust_dir(&opts.image.host, repo);
@@ -147,7 +147,7 @@ where
                 missing |= not_found && !s.is_mirror();
                 // A mirror without trust data (one that does not pass `/_tuf/` through) may still serve content.
                 let kind = if not_found && s.is_mirror() { Failure::Other } else { e.failure() };
-                failures.record(s, kind, format!("{}: {}", s.name, crate::transport::report(&e)));
+                failures.record(s, kind, format!("{}: {}", s.name, crate::io::transport::report(&e)));
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{at, PushError};
-use crate::digest::Digest;
+use wharf_format::digest::Digest;
 
 /// Converts a `docker save` archive into an OCI layout in `dir`: the config and the (uncompressed) layer tars
 /// become blobs by their sha256, under a new OCI image manifest.
@@ -32,7 +32,7 @@ pub(super) fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Pa
         if !src.starts_with(x.canonicalize()?) {
             return Err(bad(format!("{rel:?} escapes the archive")));
         }
-        let mut h = crate::digest::Algorithm::Sha256.hasher();
+        let mut h = wharf_format::digest::Algorithm::Sha256.hasher();
         let mut f = std::fs::File::open(&src).map_err(at(&src))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;

@@ -17,7 +17,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::Snapshot;
-use crate::unpack::{default_threads, times, umask, Content, FileMeta, Job, Pool};
+use crate::io::unpack::{default_threads, times, umask, Content, FileMeta, Job, Pool};
 
 /// What a flatten wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ fn open_dir(dir: &OwnedFd, name: &std::ffi::OsStr) -> rustix::io::Result<OwnedFd
 
 fn is_opaque(dir: &OwnedFd) -> bool {
     let mut v = [0u8; 8];
-    [crate::unpack::TRUSTED_OPAQUE, crate::unpack::USER_OPAQUE]
+    [crate::io::unpack::TRUSTED_OPAQUE, crate::io::unpack::USER_OPAQUE]
         .iter()
         .any(|x| matches!(rustix::fs::fgetxattr(dir, *x, &mut v[..]), Ok(1) if v[0] == b'y'))
 }
@@ -132,7 +132,7 @@ impl Walk {
         // name → (position in srcs of the topmost layer that has it, its stat); whiteouts included, to hide.
         let mut names: BTreeMap<OsString, (usize, Stat)> = BTreeMap::new();
         for (k, (_, fd)) in srcs.iter().enumerate() {
-            for name in crate::unpack::list(fd).map_err(|e| io(rel, e))? {
+            for name in crate::io::unpack::list(fd).map_err(|e| io(rel, e))? {
                 if names.contains_key(&name) {
                     continue;
                 }

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
-use crate::manifest::Descriptor;
-use crate::store::ContentStore;
-use crate::unpack::{Budget, Form, UnpackError, UnpackOptions};
+use crate::io::store::ContentStore;
+use crate::io::unpack::{Budget, Form, UnpackError, UnpackOptions};
+use wharf_format::digest::Digest;
+use wharf_format::manifest::Descriptor;
 
 pub use flatten::flatten;
 pub use mount::{mount_overlay, unmount, OverlayMount};
@@ -164,7 +164,7 @@ impl SnapshotStore {
         let result = (|| -> Result<(), SnapshotError> {
             let f = std::fs::File::open(blob).map_err(|_| SnapshotError::Missing(layer.clone()))?;
             let form = Form::overlay();
-            let stats = crate::unpack::extract(&tmp.join("fs"), f, opts, form, budget, Some(diff_id))
+            let stats = crate::io::unpack::extract(&tmp.join("fs"), f, opts, form, budget, Some(diff_id))
                 .map_err(|source| SnapshotError::Unpack { layer: layer.clone(), source })?;
             let Form::Overlay { opaque_xattr } = form else { unreachable!("Form::overlay is an overlay form") };
             let info = SnapshotInfo {
@@ -243,7 +243,7 @@ impl SnapshotStore {
             layers.iter().zip(&diff_ids).enumerate().map(|(i, (l, d))| (i, l, d)).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results = std::sync::Mutex::new(vec![None; layers.len()]);
-        let threads = crate::unpack::default_threads().min(layers.len().max(1));
+        let threads = crate::io::unpack::default_threads().min(layers.len().max(1));
         let first_error: std::sync::Mutex<Option<SnapshotError>> = std::sync::Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..threads {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::digest::{Digest, Hasher};
+use wharf_format::digest::{Digest, Hasher};
 
 pub(crate) use fsops::{list, times};
 

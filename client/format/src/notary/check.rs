@@ -213,7 +213,7 @@ pub fn check_file(role: &str, bytes: &[u8], meta: &FileMeta) -> Result<(), Notar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::notary::file_meta;
+    use crate::notary::file_meta;
 
     #[test]
     fn role_names() {
