@@ -10,9 +10,10 @@ use crate::io::source::{Failure, Failures, Source, SourceError};
 use crate::io::store::{ContentStore, FetchError};
 use crate::io::transport::TransportError;
 use crate::io::trust::{SignedTarget, TrustError, TrustFormat};
+use crate::io::unpack::UnpackOptions;
 use wharf_format::digest::Digest;
 use wharf_format::image_ref::ImageRef;
-use wharf_format::manifest::Descriptor;
+use wharf_format::manifest::{Descriptor, ManifestError, ParsedManifest};
 use wharf_format::media_type::MediaType;
 use wharf_format::name::Reference;
 
@@ -106,8 +107,14 @@ pub enum PullError {
          --trust-root FILE or --trust-on-first-use"
     )]
     TrustMissing { repo: String, format: TrustFormat, failures: Failures },
-    #[error("manifest {digest}: {reason}")]
-    Manifest { digest: Digest, reason: String },
+    #[error("manifest {digest}")]
+    Manifest {
+        digest: Digest,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("manifest {digest}: no config")]
+    NoConfig { digest: Digest },
     #[error("manifest {digest}: {failures}")]
     ManifestSources { digest: Digest, failures: Failures },
     #[error(transparent)]
@@ -118,6 +125,11 @@ pub enum PullError {
     Snapshot(#[from] crate::io::snapshot::SnapshotError),
     #[error("local content store")]
     Io(#[from] std::io::Error),
+    #[error("a pull task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// A broken invariant of the pull itself, reported rather than panicking.
+    #[error("internal error: {0}")]
+    Invariant(&'static str),
 }
 
 impl PullError {
@@ -129,9 +141,10 @@ impl PullError {
             PullError::TrustSources { failures, .. } | PullError::ManifestSources { failures, .. } => failures.worst(),
             PullError::Fetch(e) => e.failure(),
             // Held to a format whose data is missing: a verification failure, whatever else went wrong.
-            PullError::TrustMissing { .. } | PullError::NoTrustData(_) | PullError::Manifest { .. } => {
-                Failure::Verification
-            }
+            PullError::TrustMissing { .. }
+            | PullError::NoTrustData(_)
+            | PullError::Manifest { .. }
+            | PullError::NoConfig { .. } => Failure::Verification,
             PullError::Snapshot(crate::io::snapshot::SnapshotError::Unpack {
                 source: crate::io::unpack::UnpackError::DiffIdMismatch { .. },
                 ..
@@ -141,7 +154,9 @@ impl PullError {
             | PullError::FormatConflict { .. }
             | PullError::NoPlatform { .. }
             | PullError::Snapshot(_)
-            | PullError::Io(_) => Failure::Other,
+            | PullError::Io(_)
+            | PullError::Task(_)
+            | PullError::Invariant(_) => Failure::Other,
         }
     }
 }
@@ -178,12 +193,25 @@ pub fn sources(opts: &PullOptions) -> Result<Vec<Source>, PullError> {
 /// The origin registry: the last source.
 fn origin(srcs: &[Source]) -> Result<&Source, PullError> {
     // Invariant: `sources` always ends with the origin; an empty list is a caller's mistake, reported as one.
-    srcs.last().ok_or_else(|| PullError::Io(std::io::Error::other("no sources to pull from")))
+    srcs.last().ok_or(PullError::Invariant("no sources to pull from"))
+}
+
+/// What a pull does with the layers once each has downloaded and verified.
+#[derive(Debug, Clone, Copy)]
+enum Layers {
+    /// Leave them in the content store (`wharf pull --no-unpack`).
+    Store,
+    /// Extract each into the snapshot store, when the config is an image config (has `rootfs.diff_ids`); the
+    /// layers of an artifact whose config is something else stay downloaded content.
+    ExtractImage(UnpackOptions),
+    /// Extract each into the snapshot store, and fail when the config is not an image config: the caller builds a
+    /// tree from the snapshots.
+    ExtractRequired(UnpackOptions),
 }
 
 /// Pulls without extracting layers.
 pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, None).await
+    pull_inner(store, opts, Layers::Store).await
 }
 
 /// Pulls and extracts every layer into the snapshot store at once: layers download in parallel, and each is
@@ -192,9 +220,9 @@ pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, Pu
 pub async fn pull_extract(
     store: &ContentStore,
     opts: &PullOptions,
-    unpack: crate::io::unpack::UnpackOptions,
+    unpack: UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, Some((unpack, false))).await
+    pull_inner(store, opts, Layers::ExtractImage(unpack)).await
 }
 
 /// Pulls, extracts, and builds a flattened tree in `dir` from the snapshots.
@@ -202,103 +230,41 @@ pub async fn pull_unpack(
     store: &ContentStore,
     opts: &PullOptions,
     dir: &Path,
-    unpack: crate::io::unpack::UnpackOptions,
+    unpack: UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    let p = pull_inner(store, opts, Some((unpack, true))).await?;
+    let p = pull_inner(store, opts, Layers::ExtractRequired(unpack)).await?;
     let (snaps, dir) = (p.snapshots.clone(), dir.to_path_buf());
-    tokio::task::spawn_blocking(move || crate::io::snapshot::flatten(&snaps, &dir))
-        .await
-        .map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))??;
+    joined(tokio::task::spawn_blocking(move || crate::io::snapshot::flatten(&snaps, &dir)).await)??;
     Ok(p)
 }
 
 fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PullError> {
-    r.map_err(|e| PullError::Io(std::io::Error::other(e.to_string())))
+    r.map_err(PullError::Task)
 }
 
-async fn pull_inner(
-    store: &ContentStore,
-    opts: &PullOptions,
-    unpack: Option<(crate::io::unpack::UnpackOptions, bool)>,
-) -> Result<Pulled, PullError> {
+/// The manifest (or index) a reference names, and what bounds it.
+struct Resolved {
+    digest: Digest,
+    /// The most bytes fetched for it: its signed length, else [`MAX_MANIFEST`].
+    max_len: u64,
+    signed: Option<SignedTarget>,
+}
+
+/// The steps of a pull: resolve the reference, fetch the manifest (the platform's, from an index), download the
+/// blobs (config first), extract the layers as `layers` says, and record the tag.
+async fn pull_inner(store: &ContentStore, opts: &PullOptions, layers: Layers) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
-    let (digest, max_len, signed) = match &opts.image.reference {
-        Reference::Digest(d) => (d.clone(), MAX_MANIFEST, None),
-        Reference::Tag(_) if opts.trust.skip => {
-            tracing::warn!("--insecure-skip-trust: the tag is NOT verified; whoever controls the registry or the network chooses the image");
-            let d = resolve_unverified(&srcs, opts).await?;
-            (d, MAX_MANIFEST, None)
-        }
-        Reference::Tag(tag) => {
-            let t = trusted::resolve_signed(store, &srcs, opts, tag.as_str()).await?;
-            (t.digest.clone(), t.length, Some(t))
-        }
-    };
+    let Resolved { digest, max_len, signed } = resolve(store, &srcs, opts).await?;
     let top = manifest::fetch(store, &srcs, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
-    let (manifest_digest, parsed) = if top.media_type.is_index() {
-        let (os, arch) = &opts.platform;
-        let child = top
-            .manifests
-            .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p["os"] == os.as_str() && p["architecture"] == arch.as_str()))
-            .ok_or_else(|| PullError::NoPlatform { digest: digest.clone(), os: os.clone(), arch: arch.clone() })?;
-        let parsed = manifest::fetch(store, &srcs, &child.digest, child.size, Some(child.size)).await?;
-        (child.digest.clone(), parsed)
-    } else {
-        (digest.clone(), top.clone())
-    };
-    let config = parsed
-        .config
-        .clone()
-        .ok_or_else(|| PullError::Manifest { digest: manifest_digest.clone(), reason: "no config".into() })?;
+    let (manifest_digest, parsed) = platform_manifest(store, &srcs, opts, &digest, &top).await?;
+    let config = parsed.config.clone().ok_or_else(|| PullError::NoConfig { digest: manifest_digest.clone() })?;
     let blobs: Vec<Descriptor> = std::iter::once(config.clone()).chain(parsed.layers.iter().cloned()).collect();
     if let Some(p) = store.progress() {
         p.start(blobs.iter().filter(|b| !store.has(&b.digest)).map(|b| b.size).sum());
     }
     // New content is written under the store lock (shared): `prune` waits until the ref makes it reachable.
     let _lock = crate::io::images::StoreLock::shared(store)?;
-    // Every blob downloads as its own task, at most `concurrency` at once.
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
-    let mut tasks: Vec<_> = blobs
-        .iter()
-        .map(|b| {
-            let (store, srcs, b, permits) = (store.clone(), srcs.clone(), b.clone(), permits.clone());
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                store.fetch(&srcs, &b.digest, b.size).await
-            })
-        })
-        .collect();
-    let layer_tasks = tasks.split_off(1);
-    // Invariant: `blobs` starts with the config, so there is a first task.
-    let config_task = tasks.pop().ok_or_else(|| PullError::Io(std::io::Error::other("no config task")))?;
-    if let Err(e) = joined(config_task.await).and_then(|r| r.map_err(PullError::from)) {
-        let _ = extract::all(layer_tasks).await;
-        return Err(e);
-    }
-    let mut snapshots = Vec::new();
-    // The layers' diff_ids, when extracting: a pull that need not unpack (`required` false) leaves an artifact
-    // whose config is not an image config (no `rootfs.diff_ids`) as downloaded content.
-    let extract = match unpack {
-        Some((uopts, required)) => match crate::io::snapshot::diff_ids(store, &config, parsed.layers.len()) {
-            Ok(ids) => Some((uopts, ids)),
-            Err(e) if !required => {
-                tracing::info!(error = %e, "not an image config: the layers are stored but not extracted");
-                None
-            }
-            Err(e) => {
-                let _ = extract::all(layer_tasks).await;
-                return Err(e.into());
-            }
-        },
-        None => None,
-    };
-    if let Some((uopts, diff_ids)) = extract {
-        let layers: Vec<Digest> = parsed.layers.iter().map(|l| l.digest.clone()).collect();
-        snapshots = extract::as_they_arrive(store, layer_tasks, &layers, &diff_ids, uopts).await?;
-    } else {
-        extract::all(layer_tasks).await?;
-    }
+    let snapshots = download(store, &srcs, opts, &blobs, layers).await?;
     if let Some(p) = store.progress() {
         p.finish();
     }
@@ -314,6 +280,106 @@ async fn pull_inner(
         signed,
         snapshots,
     })
+}
+
+/// Step 1: the digest a reference names: itself, the signed target of a tag, or (`--insecure-skip-trust`) what
+/// the registry says.
+async fn resolve(store: &ContentStore, srcs: &[Source], opts: &PullOptions) -> Result<Resolved, PullError> {
+    match &opts.image.reference {
+        Reference::Digest(d) => Ok(Resolved { digest: d.clone(), max_len: MAX_MANIFEST, signed: None }),
+        Reference::Tag(_) if opts.trust.skip => {
+            tracing::warn!("--insecure-skip-trust: the tag is NOT verified; whoever controls the registry or the network chooses the image");
+            let digest = resolve_unverified(srcs, opts).await?;
+            Ok(Resolved { digest, max_len: MAX_MANIFEST, signed: None })
+        }
+        Reference::Tag(tag) => {
+            let t = trusted::resolve_signed(store, srcs, opts, tag.as_str()).await?;
+            Ok(Resolved { digest: t.digest.clone(), max_len: t.length, signed: Some(t) })
+        }
+    }
+}
+
+/// Step 2: the image manifest: `top` itself, or the one an index lists for the wanted platform.
+async fn platform_manifest(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    digest: &Digest,
+    top: &ParsedManifest,
+) -> Result<(Digest, ParsedManifest), PullError> {
+    if !top.media_type.is_index() {
+        return Ok((digest.clone(), top.clone()));
+    }
+    let (os, arch) = &opts.platform;
+    let child = top
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|p| p["os"] == os.as_str() && p["architecture"] == arch.as_str()))
+        .ok_or_else(|| PullError::NoPlatform { digest: digest.clone(), os: os.clone(), arch: arch.clone() })?;
+    let parsed = manifest::fetch(store, srcs, &child.digest, child.size, Some(child.size)).await?;
+    Ok((child.digest.clone(), parsed))
+}
+
+/// Step 3: downloads every blob (`blobs` starts with the config) as its own task, at most `concurrency` at once,
+/// and extracts the layers as `layers` says while later ones still download; the snapshots, when extracted.
+async fn download(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    blobs: &[Descriptor],
+    layers: Layers,
+) -> Result<Vec<crate::io::snapshot::Snapshot>, PullError> {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks: Vec<_> = blobs
+        .iter()
+        .map(|b| {
+            let (store, srcs, b, permits) = (store.clone(), srcs.to_vec(), b.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                store.fetch(&srcs, &b.digest, b.size).await
+            })
+        })
+        .collect();
+    let layer_tasks = tasks.split_off(1);
+    // Invariant: `blobs` starts with the config, so there is a first task.
+    let (Some(config_task), Some(config)) = (tasks.pop(), blobs.first()) else {
+        return Err(PullError::Invariant("no config to download"));
+    };
+    if let Err(e) = joined(config_task.await).and_then(|r| r.map_err(PullError::from)) {
+        let _ = extract::all(layer_tasks).await;
+        return Err(e);
+    }
+    let digests: Vec<Digest> = blobs[1..].iter().map(|l| l.digest.clone()).collect();
+    match extraction(store, config, digests.len(), layers) {
+        Ok(Some((uopts, diff_ids))) => extract::as_they_arrive(store, layer_tasks, &digests, &diff_ids, uopts).await,
+        Ok(None) => extract::all(layer_tasks).await.map(|()| Vec::new()),
+        Err(e) => {
+            let _ = extract::all(layer_tasks).await;
+            Err(e)
+        }
+    }
+}
+
+/// Step 4: whether to extract the layers, and against which `diff_ids` (read from the downloaded config).
+fn extraction(
+    store: &ContentStore,
+    config: &Descriptor,
+    n_layers: usize,
+    layers: Layers,
+) -> Result<Option<(UnpackOptions, Vec<Digest>)>, PullError> {
+    let (uopts, required) = match layers {
+        Layers::Store => return Ok(None),
+        Layers::ExtractImage(u) => (u, false),
+        Layers::ExtractRequired(u) => (u, true),
+    };
+    match crate::io::snapshot::diff_ids(store, config, n_layers) {
+        Ok(ids) => Ok(Some((uopts, ids))),
+        Err(e) if !required => {
+            tracing::info!(error = %e, "not an image config: the layers are stored but not extracted");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn resolve_unverified(srcs: &[Source], opts: &PullOptions) -> Result<Digest, PullError> {

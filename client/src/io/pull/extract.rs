@@ -63,7 +63,5 @@ pub(super) async fn as_they_arrive(
         let (i, out) = joined(h.await)?;
         done[i] = Some(joined(out)??);
     }
-    done.into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| PullError::Io(std::io::Error::other("a layer was not extracted")))
+    done.into_iter().collect::<Option<Vec<_>>>().ok_or(PullError::Invariant("a layer was not extracted"))
 }

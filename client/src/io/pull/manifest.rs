@@ -53,6 +53,5 @@ pub(super) async fn fetch(
             b
         }
     };
-    ParsedManifest::parse_inferred(&bytes)
-        .map_err(|e| PullError::Manifest { digest: digest.clone(), reason: e.to_string() })
+    ParsedManifest::parse_inferred(&bytes).map_err(|source| PullError::Manifest { digest: digest.clone(), source })
 }

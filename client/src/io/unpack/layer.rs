@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,9 +11,11 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::fsops::{list, remove_all, times};
-use super::pool::{Content, FileMeta, Job, Pool, SMALL_FILE};
+use super::pool::Pool;
 use super::resolve::clean;
-use super::{create_new, finish_file, Budget, Form, LayerStats, UnpackError, UnpackOptions};
+use super::{Budget, Form, LayerStats, UnpackError, UnpackOptions};
+
+mod entry;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -107,175 +108,41 @@ impl<'b> Layer<'b> {
         }
     }
 
+    /// Applies one entry: the root's own metadata, a whiteout, or a new file system object, each by its own step
+    /// (in `entry`).
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), UnpackError> {
         let raw = entry.path().map_err(UnpackError::Archive)?.into_owned();
         let Some(path) = clean(&raw)? else {
-            // The root itself (`./`): its owner, mode and time apply to the root directory, last.
             if entry.header().entry_type() == tar::EntryType::Directory {
-                let h = entry.header();
-                let owner =
-                    self.opts.preserve_ownership.then(|| (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
-                let mode = h.mode().unwrap_or(0o755) & 0o7777;
-                let (mtime, chown) = (h.mtime().unwrap_or(0), self.chown_for(owner));
-                self.dirs.push(DirMeta { path: PathBuf::new(), mode, mtime, chown, chmod: true });
-                self.stats.root_entry = true;
+                self.root_dir(entry.header());
             }
             return Ok(());
         };
         // Invariant: `clean` returned a non-empty path of normal components, so it has a file name.
         let Some(name) = path.file_name().map(OsStr::to_owned) else { return Ok(()) };
         let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-
         if let Some(n) = name.to_str() {
             if n == OPAQUE {
-                self.stats.whiteouts += 1;
-                return self.opaque(&parent_path).map_err(|e| io(&path, e));
+                return self.opaque_entry(&parent_path, &path);
             }
             if let Some(victim) = n.strip_prefix(WHITEOUT_PREFIX) {
-                self.stats.whiteouts += 1;
-                if victim.is_empty() || victim == "." || victim == ".." {
-                    return Err(UnpackError::PathTraversal { entry: raw.display().to_string() });
-                }
-                return self.whiteout(&parent_path, OsStr::new(victim)).map_err(|e| io(&path, e));
+                return self.whiteout_entry(&raw, &path, &parent_path, victim);
             }
         }
-
-        let parent = self.parent_fd(&parent_path).map_err(|e| io(&path, e))?;
-        let mut mode = header.mode().unwrap_or(0o644) & 0o7777;
-        // setuid/setgid on something every user may rewrite is a privilege anyone can take: drop the bits.
-        if kind != tar::EntryType::Directory && mode & 0o002 != 0 && mode & 0o6000 != 0 {
-            mode &= !0o6000;
-            self.stats.setid_dropped += 1;
-        }
-        let mtime = header.mtime().unwrap_or(0);
-        let owner = if self.opts.preserve_ownership {
-            Some((header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32))
-        } else {
-            None
-        };
-        let (exists, is_dir) = self.existing(&parent, &name, &path);
-
-        match kind {
-            tar::EntryType::Directory => {
-                if exists && !is_dir {
-                    self.make_room(&parent, &name, &path, false).map_err(|e| io(&path, e))?;
-                }
-                let chown = self.chown_for(owner);
-                let chmod = if exists && is_dir {
-                    true
-                } else {
-                    // Created with its final permissions when they let us fill it; the rest waits for the end.
-                    let direct = mode & 0o700 == 0o700;
-                    let create = if direct { mode & 0o777 } else { 0o700 };
-                    rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(create)).map_err(|e| io(&path, e))?;
-                    !direct || self.chmod_for(mode)
-                };
-                self.dirs.push(DirMeta { path: path.clone(), mode, mtime, chown, chmod });
-                self.stats.dirs += 1;
-                self.created.insert(path, true);
-                return Ok(());
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.size();
-                if !self.budget.take(size) {
-                    return Err(UnpackError::TooLarge { entry: raw.display().to_string(), max: self.budget.max });
-                }
-                self.stats.bytes += size;
-                if exists {
-                    self.make_room(&parent, &name, &path, is_dir).map_err(|e| io(&path, e))?;
-                }
-                let chown = self.chown_for(owner);
-                let meta = FileMeta { mode, chown, chmod: self.chmod_for(mode), mtime, xattrs: xattrs(entry) };
-                if size <= SMALL_FILE {
-                    let mut data = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut data).map_err(UnpackError::Archive)?;
-                    let job = Job { parent, name, path: path.clone(), content: Content::Bytes(data), meta };
-                    self.pool.submit(job).map_err(pool_err)?;
-                } else {
-                    let mut file = create_new(&parent, &name, mode & 0o777).map_err(|e| io(&path, e))?;
-                    std::io::copy(entry, &mut file).map_err(|e| io(&path, e))?;
-                    finish_file(&file, &meta).map_err(|e| io(&path, e))?;
-                }
-                self.stats.files += 1;
-            }
-            tar::EntryType::Symlink => {
-                let target = header.link_name_bytes().map(|b| b.into_owned()).ok_or_else(|| {
-                    UnpackError::Archive(std::io::Error::other(format!("symlink {} has no target", raw.display())))
-                })?;
-                if exists {
-                    self.make_room(&parent, &name, &path, is_dir).map_err(|e| io(&path, e))?;
-                }
-                // The target is stored verbatim: it is only ever resolved inside the root.
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io(&path, e))?;
-                if let Some(o) = self.chown_for(owner) {
-                    let (u, g) = uid_gid(o);
-                    let _ = rustix::fs::chownat(&parent, &name, u, g, AtFlags::SYMLINK_NOFOLLOW);
-                }
-                let _ = rustix::fs::utimensat(&parent, &name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
-                self.stats.symlinks += 1;
-            }
-            tar::EntryType::Link => {
-                let target_raw = header
-                    .link_name()
-                    .map_err(UnpackError::Archive)?
-                    .ok_or_else(|| UnpackError::HardLinkOutside {
-                        entry: raw.display().to_string(),
-                        target: String::new(),
-                    })?
-                    .into_owned();
-                let outside = || UnpackError::HardLinkOutside {
-                    entry: raw.display().to_string(),
-                    target: target_raw.display().to_string(),
-                };
-                let target = match clean(&target_raw) {
-                    Ok(Some(t)) => t,
-                    Ok(None) | Err(_) => return Err(outside()),
-                };
-                // The target may still be in the pool.
-                self.pool.flush().map_err(pool_err)?;
-                let tparent = self.open_dir(target.parent().unwrap_or(Path::new("")), false).map_err(|_| outside())?;
-                // Invariant: `clean` returned a non-empty path, so it has a file name.
-                let Some(tname) = target.file_name() else { return Err(outside()) };
-                if exists {
-                    self.make_room(&parent, &name, &path, is_dir).map_err(|e| io(&path, e))?;
-                }
-                // Without AT_SYMLINK_FOLLOW a link to a symlink links the symlink itself, never what it points at.
-                rustix::fs::linkat(&tparent, tname, &parent, &name, AtFlags::empty()).map_err(|e| io(&path, e))?;
-                self.stats.hardlinks += 1;
-            }
-            tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
-                if exists {
-                    self.make_room(&parent, &name, &path, is_dir).map_err(|e| io(&path, e))?;
-                }
-                if kind != tar::EntryType::Fifo && !self.opts.devices {
-                    let placeholder = create_new(&parent, &name, 0o600).map_err(|e| io(&path, e))?;
-                    rustix::fs::fchmod(&placeholder, Mode::from_raw_mode(mode & 0o666)).map_err(|e| io(&path, e))?;
-                    self.stats.placeholder_devices.push(path.display().to_string());
-                    self.created.insert(path, false);
-                    return Ok(());
-                }
-                let ft = match kind {
-                    tar::EntryType::Char => FileType::CharacterDevice,
-                    tar::EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let dev = rustix::fs::makedev(
-                    header.device_major().ok().flatten().unwrap_or(0),
-                    header.device_minor().ok().flatten().unwrap_or(0),
-                );
-                rustix::fs::mknodat(&parent, &name, ft, Mode::from_raw_mode(mode), dev).map_err(|e| io(&path, e))?;
-                if let Some(o) = owner {
-                    let (u, g) = uid_gid(o);
-                    let _ = rustix::fs::chownat(&parent, &name, u, g, AtFlags::SYMLINK_NOFOLLOW);
-                }
-            }
+        let header = entry.header().clone();
+        let target = self.target(&header, path, &parent_path, name)?;
+        match header.entry_type() {
+            tar::EntryType::Directory => self.directory(target),
+            tar::EntryType::Regular | tar::EntryType::Continuous => self.regular(entry, &raw, target),
+            tar::EntryType::Symlink => self.symlink(&header, &raw, target),
+            tar::EntryType::Link => self.hard_link(&header, &raw, target),
+            tar::EntryType::Fifo => self.node(&header, FileType::Fifo, target),
+            tar::EntryType::Char if self.opts.devices => self.node(&header, FileType::CharacterDevice, target),
+            tar::EntryType::Block if self.opts.devices => self.node(&header, FileType::BlockDevice, target),
+            tar::EntryType::Char | tar::EntryType::Block => self.placeholder(target),
             // PAX and GNU metadata entries are consumed by the tar reader; anything else is ignored.
-            _ => return Ok(()),
+            _ => Ok(()),
         }
-        self.created.insert(path, false);
-        Ok(())
     }
 
     /// Removes what is in the way of a new entry (after the pool has written anything queued for it). The parent

@@ -45,6 +45,8 @@ pub enum UnpackError {
         #[source]
         source: std::io::Error,
     },
+    #[error("layer entry {entry:?}: a symlink without a target")]
+    NoLinkTarget { entry: String },
     #[error("layer entry {entry:?}: the image unpacks to more than the {max}-byte limit (a decompression bomb?)")]
     TooLarge { entry: String, max: u64 },
     #[error("reading the layer archive")]
