@@ -1,6 +1,6 @@
 //! `wharf trust`: init, sign, revoke, inspect, keys and signers, modelled on `docker trust` and `notary`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -85,113 +85,140 @@ pub(super) fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publishe
 
 pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
     match cmd {
-        TrustCommand::Init { reference } => {
-            let image: ImageRef = reference.parse()?;
-            let pass = Passphrases {
-                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the new root key: ")?,
-                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
-            };
-            let root = publisher(&g, &image)?.init(&pass, now()).await?;
-            // The publisher trusts the root it just made: pin it for this machine's pulls.
-            let bytes = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
-            g.store()?.pin_root(&image.host, &image.repository, &bytes, true)?;
-            println!(
-                "{}/{}: trust initialised; root metadata to pin: {}",
-                image.host,
-                image.repository,
-                root.display()
-            );
-        }
-        TrustCommand::Key(KeyCommand::Generate { name, dir }) => {
-            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
-                anyhow::bail!("a signer name is letters, digits, '-' and '_'");
-            }
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new key: ")?;
-            let keys = KeyStore::open(&g.config().join("trust/private"))?;
-            let key = keys.generate(&format!("signer:{name}"), &pass)?;
-            let path = dir.join(format!("{name}.pub"));
-            std::fs::write(&path, serde_json::to_vec_pretty(key.public())?)?;
-            println!("generated signer key {name} ({}); public key in {}", key.key_id(), path.display());
-        }
-        TrustCommand::Key(KeyCommand::Rotate { reference, role }) => {
-            let image: ImageRef = reference.parse()?;
-            let pass = Passphrases {
-                root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the root key: ")?,
-                repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?,
-            };
-            let p = publisher(&g, &image)?;
-            let v = p.rotate(&role, &pass, now()).await?;
-            // Every rotation makes a new root version, signed by the old root: pin the newest.
-            let path = p.root_path();
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            g.store()?.pin_root(&image.host, &image.repository, &bytes, false)?;
-            println!("{}/{}: {role} key rotated (root version {v})", image.host, image.repository);
-        }
+        TrustCommand::Init { reference } => init(&g, &reference).await,
+        TrustCommand::Key(KeyCommand::Generate { name, dir }) => generate_key(&g, &name, &dir),
+        TrustCommand::Key(KeyCommand::Rotate { reference, role }) => rotate_key(&g, &reference, &role).await,
         TrustCommand::Signer(SignerCommand::Add { name, reference, key }) => {
-            let image: ImageRef = reference.parse()?;
-            let public: wharf_format::tuf::PublicKey = serde_json::from_slice(&std::fs::read(&key)?)?;
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-            let v = publisher(&g, &image)?.add_signer(&name, &public, &pass, now()).await?;
-            println!("{}/{}: signer {name} added (targets version {v})", image.host, image.repository);
+            add_signer(&g, &name, &reference, &key).await
         }
-        TrustCommand::Signer(SignerCommand::Remove { name, reference }) => {
-            let image: ImageRef = reference.parse()?;
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-            let v = publisher(&g, &image)?.remove_signer(&name, &pass, now()).await?;
-            println!("{}/{}: signer {name} removed (targets version {v})", image.host, image.repository);
+        TrustCommand::Signer(SignerCommand::Remove { name, reference }) => remove_signer(&g, &name, &reference).await,
+        TrustCommand::Sign { reference, signer } => sign(&g, &reference, signer.as_deref()).await,
+        TrustCommand::Revoke { reference } => revoke(&g, &reference).await,
+        TrustCommand::Forget { reference } => forget(&g, &reference),
+        TrustCommand::Inspect { reference, json, trust } => inspect(&g, &reference, json, &trust).await,
+    }
+}
+
+/// `trust init HOST/REPOSITORY`: new keys and first metadata; the new root is pinned for this machine's pulls.
+async fn init(g: &Global, reference: &str) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let pass = Passphrases {
+        root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the new root key: ")?,
+        repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new repository key: ")?,
+    };
+    let root = publisher(g, &image)?.init(&pass, now()).await?;
+    // The publisher trusts the root it just made: pin it for this machine's pulls.
+    let bytes = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
+    g.store()?.pin_root(&image.host, &image.repository, &bytes, true)?;
+    println!("{}/{}: trust initialised; root metadata to pin: {}", image.host, image.repository, root.display());
+    Ok(())
+}
+
+/// `trust key generate NAME`: a signer key, sealed in the key store; its public half written to `dir`.
+fn generate_key(g: &Global, name: &str, dir: &Path) -> anyhow::Result<()> {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
+        anyhow::bail!("a signer name is letters, digits, '-' and '_'");
+    }
+    let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the new key: ")?;
+    let keys = KeyStore::open(&g.config().join("trust/private"))?;
+    let key = keys.generate(&format!("signer:{name}"), &pass)?;
+    let path = dir.join(format!("{name}.pub"));
+    std::fs::write(&path, serde_json::to_vec_pretty(key.public())?)?;
+    println!("generated signer key {name} ({}); public key in {}", key.key_id(), path.display());
+    Ok(())
+}
+
+/// `trust key rotate HOST/REPOSITORY ROLE`: a new key for the role, in a new root, which is pinned.
+async fn rotate_key(g: &Global, reference: &str, role: &str) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let pass = Passphrases {
+        root: passphrase("WHARF_ROOT_PASSPHRASE", "Passphrase for the root key: ")?,
+        repository: passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?,
+    };
+    let p = publisher(g, &image)?;
+    let v = p.rotate(role, &pass, now()).await?;
+    // Every rotation makes a new root version, signed by the old root: pin the newest.
+    let path = p.root_path();
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    g.store()?.pin_root(&image.host, &image.repository, &bytes, false)?;
+    println!("{}/{}: {role} key rotated (root version {v})", image.host, image.repository);
+    Ok(())
+}
+
+/// `trust signer add NAME HOST/REPOSITORY --key FILE`.
+async fn add_signer(g: &Global, name: &str, reference: &str, key: &Path) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let public: wharf_format::tuf::PublicKey = serde_json::from_slice(&std::fs::read(key)?)?;
+    let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+    let v = publisher(g, &image)?.add_signer(name, &public, &pass, now()).await?;
+    println!("{}/{}: signer {name} added (targets version {v})", image.host, image.repository);
+    Ok(())
+}
+
+/// `trust signer remove NAME HOST/REPOSITORY`.
+async fn remove_signer(g: &Global, name: &str, reference: &str) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+    let v = publisher(g, &image)?.remove_signer(name, &pass, now()).await?;
+    println!("{}/{}: signer {name} removed (targets version {v})", image.host, image.repository);
+    Ok(())
+}
+
+/// `trust sign HOST/REPOSITORY:TAG [--signer NAME]`: signs the manifest the tag names on the registry now.
+async fn sign(g: &Global, reference: &str, signer: Option<&str>) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
+    let p = publisher(g, &image)?;
+    let manifest = p.fetch_manifest(tag).await?;
+    let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
+    let opts = SignOptions { tag, manifest: &manifest, signer, pass: &pass, now: now() };
+    let v = p.sign(&opts).await?;
+    let digest = &manifest.digest;
+    println!("{image}: signed {digest} ({} version {v})", signer.unwrap_or("targets"));
+    Ok(())
+}
+
+/// `trust revoke HOST/REPOSITORY:TAG`.
+async fn revoke(g: &Global, reference: &str) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let Reference::Tag(tag) = &image.reference else { anyhow::bail!("revoke a tag: HOST/REPOSITORY:TAG") };
+    let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
+    let v = publisher(g, &image)?.revoke(tag.as_str(), &pass, now()).await?;
+    println!("{image}: signature revoked (targets version {v})");
+    Ok(())
+}
+
+/// `trust inspect HOST/REPOSITORY[:TAG]`: the signed tags, verified (from the publisher's own root when there is
+/// one and no other is given), as a table or JSON.
+async fn inspect(g: &Global, reference: &str, json: bool, trust: &TrustArgs) -> anyhow::Result<()> {
+    let image: ImageRef = reference.parse()?;
+    let mut t = trust.clone();
+    if t.trust_root.is_none() {
+        let own = publisher(g, &image)?.root_path();
+        if own.exists() {
+            t.trust_root = Some(own);
         }
-        TrustCommand::Sign { reference, signer } => {
-            let image: ImageRef = reference.parse()?;
-            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("sign a tag: HOST/REPOSITORY:TAG") };
-            let p = publisher(&g, &image)?;
-            let manifest = p.fetch_manifest(tag).await?;
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the signing key: ")?;
-            let opts = SignOptions { tag, manifest: &manifest, signer: signer.as_deref(), pass: &pass, now: now() };
-            let v = p.sign(&opts).await?;
-            let digest = &manifest.digest;
-            println!("{image}: signed {digest} ({} version {v})", signer.as_deref().unwrap_or("targets"));
-        }
-        TrustCommand::Revoke { reference } => {
-            let image: ImageRef = reference.parse()?;
-            let Reference::Tag(tag) = &image.reference else { anyhow::bail!("revoke a tag: HOST/REPOSITORY:TAG") };
-            let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
-            let v = publisher(&g, &image)?.revoke(tag.as_str(), &pass, now()).await?;
-            println!("{image}: signature revoked (targets version {v})");
-        }
-        TrustCommand::Forget { reference } => forget(&g, &reference)?,
-        TrustCommand::Inspect { reference, json, trust } => {
-            let image: ImageRef = reference.parse()?;
-            let mut t = trust.clone();
-            if t.trust_root.is_none() {
-                let own = publisher(&g, &image)?.root_path();
-                if own.exists() {
-                    t.trust_root = Some(own);
-                }
-            }
-            let opts = pull_options(&g, image.clone(), &t)?;
-            let rows = crate::io::inspect::signed_tags(&g.store()?, &opts).await?;
-            let only = match &image.reference {
-                Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => {
-                    Some(tag.to_string())
-                }
-                _ => None,
-            };
-            let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
-            if json {
-                let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str(), "format": r.format.to_string()})).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("Signatures for {}/{}\n", image.host, image.repository);
-                println!("{:<24} {:<72} {:<20} FORMAT", "SIGNED TAG", "DIGEST", "SIGNER");
-                for r in rows {
-                    let format = match r.format {
-                        crate::io::trust::TrustFormat::Tuf => "tuf",
-                        crate::io::trust::TrustFormat::NotaryV1 => "notary-v1",
-                    };
-                    println!("{:<24} {:<72} {:<20} {format}", r.name, r.digest, r.role.as_str());
-                }
-            }
-        }
+    }
+    let opts = pull_options(g, image.clone(), &t)?;
+    let rows = crate::io::inspect::signed_tags(&g.store()?, &opts).await?;
+    let only = match &image.reference {
+        Reference::Tag(tag) if reference.rsplit('/').next().is_some_and(|l| l.contains(':')) => Some(tag.to_string()),
+        _ => None,
+    };
+    let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
+    if json {
+        let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str(), "format": r.format.to_string()})).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("Signatures for {}/{}\n", image.host, image.repository);
+    println!("{:<24} {:<72} {:<20} FORMAT", "SIGNED TAG", "DIGEST", "SIGNER");
+    for r in rows {
+        let format = match r.format {
+            crate::io::trust::TrustFormat::Tuf => "tuf",
+            crate::io::trust::TrustFormat::NotaryV1 => "notary-v1",
+        };
+        println!("{:<24} {:<72} {:<20} {format}", r.name, r.digest, r.role.as_str());
     }
     Ok(())
 }
