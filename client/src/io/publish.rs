@@ -3,6 +3,7 @@
 //! publishing new targets metadata. Signing an index signs the index digest.
 
 mod keys;
+mod signers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ use wharf_format::tuf::{
 const ROOT_LIFETIME: i64 = 365 * 86_400;
 const TARGETS_LIFETIME: i64 = 90 * 86_400;
 
+/// What publishing can fail on. The trust service's own refusal stays its text ([`PublishError::Refused`]); every
+/// other cause is kept as a typed source.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("key store")]
@@ -33,14 +36,47 @@ pub enum PublishError {
     NoKey { role: String, repo: String, dir: String },
     #[error("a private key would not open: wrong passphrase?")]
     Passphrase(#[from] SealError),
+    #[error("private key file {path} is damaged")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: keys::KeyFileError,
+    },
+    #[error("the publisher's record {path} is damaged")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("encoding {what}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the trust service's answer: {what} is not as expected")]
+    Answer {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
     Trust(#[from] TrustError),
     #[error(transparent)]
     Tuf(#[from] TufError),
+    /// The service's answer to a refused request, as it wrote it.
     #[error("the trust service refused: {0}")]
     Refused(String),
+    #[error("the trust service has no targets metadata for the repository")]
+    NoTargets,
+    #[error("no signer {0}")]
+    NoSigner(String),
+    #[error("unknown role {0}: root, targets, timestamp or snapshot")]
+    UnknownRole(String),
+    #[error("the current root defines no {0} role")]
+    NoRole(String),
     #[error("{0} is already initialised (its root is in {1})")]
     AlreadyInitialised(String, String),
 }
@@ -56,7 +92,15 @@ impl PublishError {
             PublishError::Io(_)
             | PublishError::NoKey { .. }
             | PublishError::Passphrase(_)
+            | PublishError::KeyFile { .. }
+            | PublishError::State { .. }
+            | PublishError::Encode { .. }
+            | PublishError::Answer { .. }
             | PublishError::Refused(_)
+            | PublishError::NoTargets
+            | PublishError::NoSigner(_)
+            | PublishError::UnknownRole(_)
+            | PublishError::NoRole(_)
             | PublishError::AlreadyInitialised(..) => Failure::Other,
         }
     }
@@ -98,7 +142,13 @@ impl Publisher {
             repo: self.repo.to_string(),
             dir: p.display().to_string(),
         })?;
-        serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()).into())
+        serde_json::from_slice(&text).map_err(|source| PublishError::State { path: p, source })
+    }
+
+    fn write_state(&self, state: &RepoState) -> Result<(), PublishError> {
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|source| PublishError::Encode { what: "the publisher's record", source })?;
+        Ok(std::fs::write(self.state_path(), bytes)?)
     }
 
     /// The path of the root this publisher trusts, for pinning (`--trust-root`).
@@ -111,7 +161,7 @@ impl Publisher {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
-            .map_err(|e| PublishError::Refused(format!("encoding the request: {e}")))?;
+            .map_err(|source| PublishError::Encode { what: "the request", source })?;
         let make = || {
             let req = self.transport.http().post(&url);
             match &body {
@@ -143,7 +193,7 @@ impl Publisher {
         let svc = self.post(&format!("/v2/{}/_tuf/keys", self.repo), None).await?;
         let service_key = |role: &str| -> Result<PublicKey, PublishError> {
             serde_json::from_value(svc[role][0]["key"].clone())
-                .map_err(|e| PublishError::Refused(format!("service keys: {e}")))
+                .map_err(|source| PublishError::Answer { what: "the service keys", source })
         };
         let (ts, snap) = (service_key("timestamp")?, service_key("snapshot")?);
         let root_key = self.keys.generate("root", &pass.root)?;
@@ -186,7 +236,7 @@ impl Publisher {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
         }
-        std::fs::write(&p, serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?)?;
+        self.write_state(&state)?;
         std::fs::write(self.root_path(), root_env.to_bytes()?)?;
         Ok(self.root_path())
     }
@@ -203,7 +253,7 @@ impl Publisher {
             now,
         )
         .await?;
-        let t = r.set.targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
+        let t = r.set.targets().cloned().ok_or(PublishError::NoTargets)?;
         Ok((state, t))
     }
 
@@ -245,92 +295,6 @@ impl Publisher {
         Ok(SignedManifest { length: body.len() as u64, digest: Digest::sha256_of(&body), media_type })
     }
 
-    async fn sign_as(&self, signer: &str, opts: &SignOptions<'_>) -> Result<u64, PublishError> {
-        let (pass, now) = (opts.pass, opts.now);
-        let state = self.state()?;
-        let key_id = self.keys.find(&format!("signer:{signer}")).ok_or_else(|| PublishError::NoKey {
-            role: format!("signer {signer}"),
-            repo: self.repo.to_string(),
-            dir: self.keys.dir().display().to_string(),
-        })?;
-        let key = self.keys.load(&key_id, pass)?;
-        let mut r = refresh(
-            &self.transport,
-            &self.repo,
-            &state.root.to_bytes()?,
-            &Previous::default(),
-            &TrustLimits::default(),
-            now,
-        )
-        .await?;
-        let current = match r.set.snapshot_entry(signer) {
-            Ok(meta) => {
-                let bytes = self
-                    .transport
-                    .get_bounded(
-                        &format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version),
-                        TrustLimits::default().targets,
-                    )
-                    .await?;
-                r.set.update_delegated(signer, &bytes, "targets")?;
-                r.set.delegated(signer).cloned()
-            }
-            Err(_) => None,
-        };
-        let mut t = current.unwrap_or(Targets {
-            type_: "targets".into(),
-            spec_version: SPEC_VERSION.into(),
-            version: 0,
-            expires: Expires(0),
-            targets: BTreeMap::new(),
-            delegations: None,
-        });
-        t.targets.insert(opts.tag.to_string(), target_file(opts.manifest));
-        t.version += 1;
-        t.expires = Expires(now + TARGETS_LIFETIME);
-        let body = json!({"delegations": {signer: Envelope::sign(&t, &[&key])?}});
-        self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
-        Ok(t.version)
-    }
-
-    /// Delegates every tag to a signer's key (`trust signer add`), or adds the key to an existing signer.
-    pub async fn add_signer(&self, name: &str, key: &PublicKey, pass: &[u8], now: i64) -> Result<u64, PublishError> {
-        let (state, mut t) = self.current_targets(now).await?;
-        let d = t.delegations.get_or_insert_with(|| wharf_format::tuf::Delegations {
-            keys: BTreeMap::new(),
-            roles: Vec::new(),
-            succinct_roles: None,
-        });
-        d.keys.insert(key.key_id(), key.clone());
-        match d.roles.iter_mut().find(|r| r.name == name) {
-            Some(r) if !r.keyids.contains(&key.key_id()) => r.keyids.push(key.key_id()),
-            Some(_) => {}
-            None => d.roles.push(wharf_format::tuf::DelegatedRole {
-                name: name.into(),
-                keyids: vec![key.key_id()],
-                threshold: 1,
-                terminating: false,
-                paths: Some(vec!["*".into()]),
-                path_hash_prefixes: None,
-            }),
-        }
-        self.publish_targets(&state, t, pass, now).await
-    }
-
-    /// Revokes a signer's delegation (`trust signer remove`): its signatures stop counting at once.
-    pub async fn remove_signer(&self, name: &str, pass: &[u8], now: i64) -> Result<u64, PublishError> {
-        let (state, mut t) = self.current_targets(now).await?;
-        let d = t.delegations.as_mut().ok_or_else(|| PublishError::Refused(format!("no signer {name}")))?;
-        let before = d.roles.len();
-        d.roles.retain(|r| r.name != name);
-        if d.roles.len() == before {
-            return Err(PublishError::Refused(format!("no signer {name}")));
-        }
-        let used: std::collections::BTreeSet<String> = d.roles.iter().flat_map(|r| r.keyids.clone()).collect();
-        d.keys.retain(|k, _| used.contains(k));
-        self.publish_targets(&state, t, pass, now).await
-    }
-
     /// Rotates a role's key (`trust key rotate`): a new root (version + 1, signed by the old and the new root keys)
     /// names the new key; for targets, the targets metadata is re-signed with it in the same publish; timestamp and
     /// snapshot keys are rotated by the service.
@@ -360,19 +324,12 @@ impl Publisher {
             "timestamp" | "snapshot" => {
                 let v = self.post(&format!("/v2/{}/_tuf/keys/{role}/rotate", self.repo), None).await?;
                 serde_json::from_value(v["key"].clone())
-                    .map_err(|e| PublishError::Refused(format!("rotated key: {e}")))?
+                    .map_err(|source| PublishError::Answer { what: "the rotated key", source })?
             }
-            other => {
-                return Err(PublishError::Refused(format!(
-                    "unknown role {other}: root, targets, timestamp or snapshot"
-                )))
-            }
+            other => return Err(PublishError::UnknownRole(other.into())),
         };
-        let old_ids = root
-            .roles
-            .get(role)
-            .map(|r| r.keyids.clone())
-            .ok_or_else(|| PublishError::Refused(format!("the current root defines no {role} role")))?;
+        let old_ids =
+            root.roles.get(role).map(|r| r.keyids.clone()).ok_or_else(|| PublishError::NoRole(role.into()))?;
         root.keys.retain(|id, _| {
             !old_ids.contains(id) || root.roles.iter().any(|(n, r)| n != role && r.keyids.contains(id))
         });
@@ -384,11 +341,12 @@ impl Publisher {
         let env = Envelope::sign(&root, &refs)?;
         let mut body = json!({"root": env});
         if let Some(t) = new_targets {
-            body["targets"] = serde_json::to_value(t).map_err(|e| PublishError::Refused(e.to_string()))?;
+            body["targets"] =
+                serde_json::to_value(t).map_err(|source| PublishError::Encode { what: "the targets", source })?;
         }
         self.post(&format!("/v2/{}/_tuf/publish", self.repo), Some(&body)).await?;
         state.root = env;
-        std::fs::write(self.state_path(), serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?)?;
+        self.write_state(&state)?;
         std::fs::write(self.root_path(), state.root.to_bytes()?)?;
         Ok(root.version)
     }

@@ -8,6 +8,17 @@ use super::PublishError;
 use wharf_format::seal::Kek;
 use wharf_format::tuf::{PublicKey, SigningKey};
 
+/// What is wrong with a private key file that exists.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("not a sealed key")]
+    Json(#[from] serde_json::Error),
+    #[error("its salt or sealed key is not hex")]
+    Hex(#[from] hex::FromHexError),
+    #[error("the key opened to {0} bytes, not 32")]
+    Length(usize),
+}
+
 #[derive(Serialize, Deserialize)]
 struct SealedKey {
     role: String,
@@ -57,7 +68,8 @@ impl KeyStore {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         std::io::Write::write_all(
             &mut opts.open(path)?,
-            &serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?,
+            &serde_json::to_vec_pretty(&file)
+                .map_err(|source| PublishError::Encode { what: "a private key", source })?,
         )?;
         Ok(key)
     }
@@ -78,12 +90,14 @@ impl KeyStore {
     }
 
     pub fn load(&self, key_id: &str, passphrase: &[u8]) -> Result<SigningKey, PublishError> {
-        let text = std::fs::read(self.dir.join(format!("{key_id}.key")))?;
-        let file: SealedKey = serde_json::from_slice(&text).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let salt = hex::decode(&file.salt).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let sealed = hex::decode(&file.sealed).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let path = self.dir.join(format!("{key_id}.key"));
+        let text = std::fs::read(&path)?;
+        let damaged = |source: KeyFileError| PublishError::KeyFile { path: path.clone(), source };
+        let file: SealedKey = serde_json::from_slice(&text).map_err(|e| damaged(e.into()))?;
+        let salt = hex::decode(&file.salt).map_err(|e| damaged(e.into()))?;
+        let sealed = hex::decode(&file.sealed).map_err(|e| damaged(e.into()))?;
         let secret = Kek::derive(passphrase, &salt)?.open(&sealed, key_id.as_bytes())?;
-        let bytes: [u8; 32] = secret.try_into().map_err(|_| std::io::Error::other("bad key length"))?;
+        let bytes: [u8; 32] = secret.try_into().map_err(|s: Vec<u8>| damaged(KeyFileError::Length(s.len())))?;
         Ok(SigningKey::from_bytes(&bytes))
     }
 }
