@@ -42,7 +42,7 @@ impl Session {
     fn creds(&self, st: &mut State) -> Result<Option<Credentials>, TransportError> {
         if st.creds.is_none() {
             let c = credentials::lookup(&self.host)
-                .map_err(|e| TransportError::Auth { host: self.host.clone(), reason: e.to_string() })?;
+                .map_err(|source| TransportError::Credentials { host: self.host.clone(), source })?;
             st.creds = Some(c);
         }
         Ok(st.creds.clone().flatten())
@@ -154,7 +154,8 @@ impl Session {
         if !(200..300).contains(&status) {
             return Err(TransportError::Status { url, status });
         }
-        let body = resp.bytes().await.map_err(|e| fail(format!("token service: {e}")))?;
+        let body =
+            resp.bytes().await.map_err(|source| TransportError::TokenBody { host: self.host.clone(), source })?;
         if body.len() > 1 << 20 {
             return Err(fail("token answer larger than 1 MiB".into()));
         }
@@ -245,7 +246,7 @@ pub async fn login(
                 401 | 403 => return Err(refused("incorrect username or password".into())),
                 s => return Err(fail(format!("token service answered HTTP {s}"))),
             }
-            let body = r.bytes().await.map_err(|e| fail(format!("token service: {e}")))?;
+            let body = r.bytes().await.map_err(|source| TransportError::TokenBody { host: host.into(), source })?;
             let v: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|_| fail("token answer is not JSON".into()))?;
             Ok(match v["refresh_token"].as_str().filter(|t| !t.is_empty()) {

@@ -36,8 +36,33 @@ impl std::fmt::Debug for Credentials {
 pub enum CredentialsError {
     #[error("{path}: {reason}")]
     Config { path: String, reason: String },
+    #[error("{path}")]
+    ConfigIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not JSON")]
+    ConfigJson {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The helper failed, with what it printed (helpers say "credentials not found" on a miss).
     #[error("credential helper docker-credential-{helper}: {reason}")]
     Helper { helper: String, reason: String },
+    #[error("credential helper docker-credential-{helper}")]
+    HelperIo {
+        helper: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credential helper docker-credential-{helper}: its answer is not JSON")]
+    HelperJson {
+        helper: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// docker's configuration directory.
@@ -54,33 +79,34 @@ fn config_path() -> PathBuf {
 
 fn load() -> Result<Map<String, Value>, CredentialsError> {
     let path = config_path();
-    let err = |reason: String| CredentialsError::Config { path: path.display().to_string(), reason };
+    let p = || path.display().to_string();
     match std::fs::read(&path) {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Map::new()),
         Ok(b) => match serde_json::from_slice(&b) {
             Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(err("not a JSON object".into())),
-            Err(e) => Err(err(e.to_string())),
+            Ok(_) => Err(CredentialsError::Config { path: p(), reason: "not a JSON object".into() }),
+            Err(source) => Err(CredentialsError::ConfigJson { path: p(), source }),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(e) => Err(err(e.to_string())),
+        Err(source) => Err(CredentialsError::ConfigIo { path: p(), source }),
     }
 }
 
 fn save(config: &Map<String, Value>) -> Result<(), CredentialsError> {
     let path = config_path();
-    let err = |reason: String| CredentialsError::Config { path: path.display().to_string(), reason };
+    let err = |source: std::io::Error| CredentialsError::ConfigIo { path: path.display().to_string(), source };
     let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(err)?;
     let tmp = dir.join(format!(".config.json.{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let text = serde_json::to_vec_pretty(config).map_err(|e| err(e.to_string()))?;
-    let mut f = opts.open(&tmp).map_err(|e| err(e.to_string()))?;
-    f.write_all(&text).and_then(|()| f.sync_all()).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))
+    let text = serde_json::to_vec_pretty(config)
+        .map_err(|source| CredentialsError::ConfigJson { path: path.display().to_string(), source })?;
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(&text).and_then(|()| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
 }
 
 /// The helper that keeps `host`'s credentials, if any: `credHelpers[host]`, else `credsStore`.
@@ -96,17 +122,18 @@ fn helper(config: &Map<String, Value>, host: &str) -> Option<String> {
 
 fn run_helper(name: &str, verb: &str, input: &str) -> Result<String, CredentialsError> {
     let err = |reason: String| CredentialsError::Helper { helper: name.into(), reason };
+    let io = |source: std::io::Error| CredentialsError::HelperIo { helper: name.into(), source };
     let mut child = Command::new(format!("docker-credential-{name}"))
         .arg(verb)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(io)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).map_err(|e| err(e.to_string()))?;
+        stdin.write_all(input.as_bytes()).map_err(io)?;
     }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    let out = child.wait_with_output().map_err(io)?;
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !out.status.success() {
         // Helpers print "credentials not found in native keychain" on a miss.
@@ -129,8 +156,8 @@ pub fn lookup(host: &str) -> Result<Option<Credentials>, CredentialsError> {
             Err(CredentialsError::Helper { reason, .. }) if reason.contains("not found") => return Ok(None),
             Err(e) => return Err(e),
         };
-        let v: Value = serde_json::from_str(&out)
-            .map_err(|e| CredentialsError::Helper { helper: h.clone(), reason: format!("answer is not JSON: {e}") })?;
+        let v: Value =
+            serde_json::from_str(&out).map_err(|source| CredentialsError::HelperJson { helper: h.clone(), source })?;
         let user = v["Username"].as_str().unwrap_or("").to_owned();
         let secret = v["Secret"].as_str().unwrap_or("").to_owned();
         return Ok(Some(if user == "<token>" {

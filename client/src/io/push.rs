@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::io::transport::{Transport, TransportError};
 use wharf_format::digest::Digest;
 use wharf_format::image_ref::ImageRef;
-use wharf_format::manifest::{Descriptor, ParsedManifest};
+use wharf_format::manifest::{Descriptor, ManifestError, ParsedManifest};
 use wharf_format::name::Reference;
 
 /// Blobs larger than this go up in chunks of `CHUNK` bytes.
@@ -24,8 +24,29 @@ const RETRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// What is wrong with the image source (its layout or archive), said in words: a cause of its own is in the
+    /// variants below.
     #[error("source {0}: {1}")]
     Source(String, String),
+    #[error("source {path}: unpacking the archive")]
+    Unpack {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("source {path}: {what}")]
+    Json {
+        path: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("source {digest}: the layout's manifest")]
+    Manifest {
+        digest: Digest,
+        #[source]
+        source: ManifestError,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("{what}: registry answered {status}: {body}")]
@@ -48,9 +69,13 @@ impl PushError {
             PushError::Transport(e) => e.failure(),
             PushError::Refused { status: 401 | 403, .. } => Failure::Denied,
             PushError::Refused { status: 500 | 502 | 503 | 504, .. } => Failure::Unreachable,
-            PushError::Source(..) | PushError::Refused { .. } | PushError::File { .. } | PushError::Io(_) => {
-                Failure::Other
-            }
+            PushError::Source(..)
+            | PushError::Unpack { .. }
+            | PushError::Json { .. }
+            | PushError::Manifest { .. }
+            | PushError::Refused { .. }
+            | PushError::File { .. }
+            | PushError::Io(_) => Failure::Other,
         }
     }
 }
@@ -145,7 +170,7 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
             let f = std::fs::File::open(file).map_err(at(file))?;
             tar::Archive::new(f)
                 .unpack(&tmp.0)
-                .map_err(|e| PushError::Source(file.display().to_string(), e.to_string()))?;
+                .map_err(|source| PushError::Unpack { path: file.display().to_string(), source })?;
             (tmp.0.clone(), tag.clone(), Some(tmp))
         }
         PushSource::DockerArchive { file, name } => {
@@ -156,7 +181,7 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
     };
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).map_err(at(&layout.join("index.json")))?)
-            .map_err(|e| PushError::Source(layout.display().to_string(), format!("index.json: {e}")))?;
+            .map_err(|source| PushError::Json { path: layout.display().to_string(), what: "index.json", source })?;
     let manifests = index["manifests"]
         .as_array()
         .cloned()
@@ -172,8 +197,11 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
             "name the image with :TAG (the layout holds several or none)".into(),
         )
     })?;
-    let desc: Descriptor = serde_json::from_value(chosen.clone())
-        .map_err(|e| PushError::Source(layout.display().to_string(), e.to_string()))?;
+    let desc: Descriptor = serde_json::from_value(chosen.clone()).map_err(|source| PushError::Json {
+        path: layout.display().to_string(),
+        what: "the chosen descriptor in index.json",
+        source,
+    })?;
     let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
     ctx.t.want_scopes(&[format!("repository:{}:pull,push", opts.image.repository)]).await;
     let mut counts = (0, 0, 0);
@@ -202,7 +230,7 @@ fn plan(
         ));
     }
     let parsed = ParsedManifest::parse(&bytes, Some(&desc.media_type))
-        .map_err(|e| PushError::Source(desc.digest.to_string(), e.to_string()))?;
+        .map_err(|source| PushError::Manifest { digest: desc.digest.clone(), source })?;
     for child in &parsed.manifests {
         plan(layout, child, out)?;
     }

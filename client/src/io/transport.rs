@@ -41,8 +41,30 @@ pub enum TransportError {
     /// The token service refused the credentials (or their absence), or throttled the login.
     #[error("authenticating to {host}: access denied: {reason}")]
     LoginRefused { host: String, reason: String },
-    #[error("{0}")]
-    Tls(String),
+    #[error("authenticating to {host}: reading the stored credentials")]
+    Credentials {
+        host: String,
+        #[source]
+        source: crate::io::credentials::CredentialsError,
+    },
+    #[error("authenticating to {host}: reading the token service's answer")]
+    TokenBody {
+        host: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("CA file {}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {}: not a PEM certificate bundle", path.display())]
+    CaPem {
+        path: std::path::PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 /// An error and each of its causes, once each: for messages that hold another error as text (a list of failed
@@ -74,7 +96,10 @@ impl TransportError {
             // More than the size limit of what is being verified (signed lengths, metadata limits).
             TransportError::TooLarge { .. } => Failure::Verification,
             TransportError::BadHost(_) | TransportError::Status { .. } | TransportError::Auth { .. } => Failure::Other,
-            TransportError::Tls(_) => Failure::Other,
+            TransportError::Credentials { .. }
+            | TransportError::TokenBody { .. }
+            | TransportError::CaFile { .. }
+            | TransportError::CaPem { .. } => Failure::Other,
         }
     }
 }
@@ -147,9 +172,9 @@ fn client(origin: &Url, pool: bool) -> Result<reqwest::Client, TransportError> {
         b = b.pool_max_idle_per_host(0);
     }
     for f in ca_files(&host_port(origin)) {
-        let pem = std::fs::read(&f).map_err(|e| TransportError::Tls(format!("CA file {}: {e}", f.display())))?;
+        let pem = std::fs::read(&f).map_err(|source| TransportError::CaFile { path: f.clone(), source })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| TransportError::Tls(format!("CA file {}: {e}", f.display())))?;
+            .map_err(|source| TransportError::CaPem { path: f.clone(), source })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }

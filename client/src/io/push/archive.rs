@@ -11,11 +11,14 @@ use wharf_format::digest::Digest;
 /// become blobs by their sha256, under a new OCI image manifest.
 pub(super) fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Path) -> Result<(), PushError> {
     let bad = |m: String| PushError::Source(file.display().to_string(), m);
+    let json = |what: &'static str| move |source| PushError::Json { path: file.display().to_string(), what, source };
     let x = dir.join("x");
     std::fs::create_dir_all(&x)?;
-    tar::Archive::new(std::fs::File::open(file).map_err(at(file))?).unpack(&x).map_err(|e| bad(e.to_string()))?;
-    let manifest: Value = serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?)
-        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    tar::Archive::new(std::fs::File::open(file).map_err(at(file))?)
+        .unpack(&x)
+        .map_err(|source| PushError::Unpack { path: file.display().to_string(), source })?;
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(x.join("manifest.json"))?).map_err(json("manifest.json"))?;
     let entries = manifest.as_array().cloned().ok_or_else(|| bad("manifest.json is not an array".into()))?;
     let entry = match name {
         Some(n) => entries.iter().find(|e| e["RepoTags"].as_array().is_some_and(|t| t.iter().any(|t| t == n))),
@@ -67,11 +70,11 @@ pub(super) fn docker_archive_to_layout(file: &Path, name: Option<&str>, dir: &Pa
     let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cs},
         "layers": layers});
-    let mbytes = serde_json::to_vec(&m).map_err(|e| bad(e.to_string()))?;
+    let mbytes = serde_json::to_vec(&m).map_err(json("encoding the new manifest"))?;
     let md = Digest::sha256_of(&mbytes);
     std::fs::write(blobs.join(md.hex()), &mbytes)?;
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": mbytes.len()}]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).map_err(|e| bad(e.to_string()))?)?;
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).map_err(json("encoding the new index.json"))?)?;
     std::fs::remove_dir_all(&x)?;
     Ok(())
 }

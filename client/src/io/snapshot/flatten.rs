@@ -44,8 +44,7 @@ struct Walk {
 }
 
 fn io(path: &Path, e: impl Into<std::io::Error>) -> std::io::Error {
-    let e: std::io::Error = e.into();
-    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    super::IoContext::wrap(path.display(), e)
 }
 
 fn open_dir(dir: &OwnedFd, name: &std::ffi::OsStr) -> rustix::io::Result<OwnedFd> {

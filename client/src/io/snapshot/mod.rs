@@ -41,10 +41,34 @@ pub enum SnapshotError {
     },
     #[error("image config {digest}: {reason}")]
     Config { digest: Digest, reason: String },
+    #[error("image config {digest}: not JSON")]
+    ConfigJson {
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{0} is not in the local content store: pull it first")]
     Missing(Digest),
     #[error("snapshot store")]
     Io(#[from] std::io::Error),
+}
+
+/// An I/O error and what it happened to (a path, an operation): the `io::Error` the file-system code returns
+/// carries it with the cause's kind, and the cause stays its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct IoContext {
+    what: String,
+    #[source]
+    source: std::io::Error,
+}
+
+impl IoContext {
+    /// `source`, wrapped so that its message says `what` it happened to.
+    pub fn wrap(what: impl std::fmt::Display, source: impl Into<std::io::Error>) -> std::io::Error {
+        let source: std::io::Error = source.into();
+        std::io::Error::new(source.kind(), IoContext { what: what.to_string(), source })
+    }
 }
 
 /// What `info.json` records about a complete snapshot.
@@ -283,7 +307,8 @@ impl SnapshotStore {
 pub fn diff_ids(store: &ContentStore, config: &Descriptor, layers: usize) -> Result<Vec<Digest>, SnapshotError> {
     let bad = |reason: String| SnapshotError::Config { digest: config.digest.clone(), reason };
     let bytes = store.read(&config.digest).map_err(|_| SnapshotError::Missing(config.digest.clone()))?;
-    let cfg: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let cfg: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|source| SnapshotError::ConfigJson { digest: config.digest.clone(), source })?;
     let ids = cfg["rootfs"]["diff_ids"].as_array().ok_or_else(|| bad("no rootfs.diff_ids".into()))?;
     if ids.len() != layers {
         return Err(bad(format!("{} diff_ids for {layers} layers", ids.len())));

@@ -53,14 +53,8 @@ pub fn mount_overlay(
         )));
     }
     let data = CString::new(data).map_err(std::io::Error::other)?;
-    rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str()).map_err(
-        |e| {
-            std::io::Error::new(
-                std::io::Error::from(e).kind(),
-                format!("mounting overlayfs at {}: {e}", target.display()),
-            )
-        },
-    )?;
+    rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
+        .map_err(|e| super::IoContext::wrap(format_args!("mounting overlayfs at {}", target.display()), e))?;
     Ok(OverlayMount { target: target.to_path_buf() })
 }
 
