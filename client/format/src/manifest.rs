@@ -22,8 +22,13 @@ pub struct Descriptor {
     pub platform: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The body does not parse. Not a `#[source]`: the parser's words are part of this message, which the registry
+    /// sends as is (as [`crate::name::NameError::Digest`] does).
+    #[error("manifest is not valid JSON for its media type: {0}")]
+    Json(serde_json::Error),
+    /// It parses, but lacks (or has) a field its media type requires (or forbids).
     #[error("manifest is not valid JSON for its media type: {0}")]
     Malformed(String),
     #[error("manifest media type is missing: set Content-Type or the mediaType field")]
@@ -72,7 +77,7 @@ struct Raw {
 impl ParsedManifest {
     /// Parses `body` sent with `content_type` (the request's `Content-Type`, if any).
     pub fn parse(body: &[u8], content_type: Option<&MediaType>) -> Result<ParsedManifest, ManifestError> {
-        let raw: Raw = serde_json::from_slice(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        let raw: Raw = serde_json::from_slice(body).map_err(ManifestError::Json)?;
         if raw.schema_version != 2 {
             return Err(ManifestError::SchemaVersion(raw.schema_version));
         }
@@ -126,7 +131,7 @@ impl ParsedManifest {
         match ParsedManifest::parse(body, None) {
             Err(ManifestError::MissingMediaType) => {
                 let v: serde_json::Value =
-                    serde_json::from_slice(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+                    serde_json::from_slice(body).map_err(ManifestError::Json)?;
                 let inferred = if v.get("manifests").is_some() {
                     crate::media_type::OCI_INDEX
                 } else {
@@ -187,7 +192,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert!(matches!(check("{", None), Err(ManifestError::Malformed(_))));
+        assert!(matches!(check("{", None), Err(ManifestError::Json(_))));
         assert!(matches!(check(&image(""), Some(DOCKER_MANIFEST)), Err(ManifestError::MediaTypeMismatch { .. })));
         assert!(matches!(check(r#"{"schemaVersion":1}"#, None), Err(ManifestError::SchemaVersion(1))));
         assert!(matches!(check(r#"{"schemaVersion":2}"#, None), Err(ManifestError::MissingMediaType)));
@@ -196,7 +201,7 @@ mod tests {
             Err(ManifestError::UnsupportedMediaType(_))
         ));
         let bad_digest = image("").replace(&d('b'), "sha256:xyz");
-        assert!(matches!(check(&bad_digest, None), Err(ManifestError::Malformed(_))));
+        assert!(matches!(check(&bad_digest, None), Err(ManifestError::Json(_))));
         let index_with_layers =
             format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"layers":[]}}"#);
         assert!(matches!(check(&index_with_layers, None), Err(ManifestError::Malformed(_))));

@@ -10,8 +10,8 @@ const NONCE_LEN: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("deriving the key-encryption key: {0}")]
-    Kdf(String),
+    #[error("deriving the key-encryption key")]
+    Kdf(#[source] argon2::Error),
     #[error("a sealed key does not open under this key-encryption key (wrong secret, or the data was altered)")]
     Open,
 }
@@ -24,7 +24,7 @@ impl Kek {
         let mut key = [0u8; 32];
         argon2::Argon2::default()
             .hash_password_into(secret, salt, &mut key)
-            .map_err(|e| SealError::Kdf(e.to_string()))?;
+            .map_err(SealError::Kdf)?;
         let cipher = XChaCha20Poly1305::new((&key).into());
         key.fill(0);
         Ok(Kek(cipher))

@@ -40,7 +40,7 @@ pub(super) fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow
     };
     let configured = cfg.trust_roots.get(&format!("{}/{}", image.host, image.repository)).cloned();
     let pinned = match t.trust_root.as_ref().or(configured.as_ref()) {
-        Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--trust-root {}: {e}", p.display()))?),
+        Some(p) => Some(anyhow::Context::with_context(std::fs::read(p), || format!("--trust-root {}", p.display()))?),
         None => None,
     };
     o.trust =

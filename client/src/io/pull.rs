@@ -149,7 +149,7 @@ impl PullError {
                 source: crate::io::unpack::UnpackError::DiffIdMismatch { .. },
                 ..
             }) => Failure::Verification,
-            PullError::Source(SourceError::BadMirror { .. })
+            PullError::Source(SourceError::BadMirror { .. } | SourceError::MirrorPrefix { .. })
             | PullError::NoTrustedRoot(_)
             | PullError::FormatConflict { .. }
             | PullError::NoPlatform { .. }

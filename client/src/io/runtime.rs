@@ -19,6 +19,24 @@ pub enum RuntimeError {
     NotPulled(String),
     #[error("stored manifest {digest}: {reason}")]
     Manifest { digest: Digest, reason: String },
+    #[error("stored manifest {digest}")]
+    ManifestParse {
+        digest: Digest,
+        #[source]
+        source: wharf_format::manifest::ManifestError,
+    },
+    #[error("stored image config {digest}: not JSON")]
+    Config {
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("encoding {what}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("local content store")]
@@ -39,7 +57,7 @@ pub fn local_image(
     let parse = |d: &Digest| -> Result<ParsedManifest, RuntimeError> {
         let bytes = store.read(d).map_err(|_| RuntimeError::NotPulled(image.to_string()))?;
         ParsedManifest::parse_inferred(&bytes)
-            .map_err(|e| RuntimeError::Manifest { digest: d.clone(), reason: e.to_string() })
+            .map_err(|source| RuntimeError::ManifestParse { digest: d.clone(), source })
     };
     let mut m = parse(&top)?;
     if m.media_type.is_index() {
@@ -201,7 +219,10 @@ pub fn make_bundle(
         pid: std::process::id(),
         snapshots: snaps.iter().map(|s| s.key.clone()).collect(),
     };
-    crate::io::modes::write(&dir.join("container.json"), &serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
+    crate::io::modes::write(
+        &dir.join("container.json"),
+        &serde_json::to_vec(&record).map_err(|source| RuntimeError::Encode { what: "container.json", source })?,
+    )?;
     drop(lock);
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
@@ -214,9 +235,10 @@ pub fn make_bundle(
         crate::io::snapshot::flatten(&snaps, &rootfs)?;
     }
     let cfg: Value = serde_json::from_slice(&store.read(&config.digest)?)
-        .map_err(|e| RuntimeError::Manifest { digest: config.digest.clone(), reason: e.to_string() })?;
+        .map_err(|source| RuntimeError::Config { digest: config.digest.clone(), source })?;
     let spec = runtime_config(&cfg, &rootfs, args)?;
-    let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
+    let bytes = serde_json::to_vec_pretty(&spec)
+        .map_err(|source| RuntimeError::Encode { what: "the bundle's config.json", source })?;
     crate::io::modes::write(&dir.join("config.json"), &bytes)?;
     Ok(bundle)
 }

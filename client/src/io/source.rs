@@ -84,6 +84,14 @@ impl std::fmt::Display for Failures {
 pub enum SourceError {
     #[error("--mirror {url}: {reason}")]
     BadMirror { url: String, reason: String },
+    #[error("--mirror {url}: prefix {prefix:?} and repository {repo} make no repository name")]
+    MirrorPrefix {
+        url: String,
+        prefix: String,
+        repo: String,
+        #[source]
+        source: wharf_format::name::NameError,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
 }
@@ -131,9 +139,12 @@ impl Source {
         let repo = if prefix.is_empty() {
             repo.clone()
         } else {
-            format!("{prefix}/{repo}")
-                .parse()
-                .map_err(|e| bad(&format!("prefix {prefix:?} and repository {repo} make no repository name: {e}")))?
+            format!("{prefix}/{repo}").parse().map_err(|source| SourceError::MirrorPrefix {
+                url: url.to_string(),
+                prefix: prefix.into(),
+                repo: repo.to_string(),
+                source,
+            })?
         };
         let mut origin = url.clone();
         origin.set_path("/");
