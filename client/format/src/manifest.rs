@@ -130,8 +130,7 @@ impl ParsedManifest {
     pub fn parse_inferred(body: &[u8]) -> Result<ParsedManifest, ManifestError> {
         match ParsedManifest::parse(body, None) {
             Err(ManifestError::MissingMediaType) => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(body).map_err(ManifestError::Json)?;
+                let v: serde_json::Value = serde_json::from_slice(body).map_err(ManifestError::Json)?;
                 let inferred = if v.get("manifests").is_some() {
                     crate::media_type::OCI_INDEX
                 } else {

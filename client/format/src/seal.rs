@@ -22,9 +22,7 @@ pub struct Kek(XChaCha20Poly1305);
 impl Kek {
     pub fn derive(secret: &[u8], salt: &[u8]) -> Result<Kek, SealError> {
         let mut key = [0u8; 32];
-        argon2::Argon2::default()
-            .hash_password_into(secret, salt, &mut key)
-            .map_err(SealError::Kdf)?;
+        argon2::Argon2::default().hash_password_into(secret, salt, &mut key).map_err(SealError::Kdf)?;
         let cipher = XChaCha20Poly1305::new((&key).into());
         key.fill(0);
         Ok(Kek(cipher))

@@ -1,8 +1,9 @@
 //! The I/O library over the pure formats: HTTP transport, the local content store, and one entry point per verb
-//! (pull, push, publish, unpack, run), each with an options struct.
+//! (pull, push, publish, unpack, run), each with an options struct. [`error`] says which error type belongs where.
 
 pub mod auth;
 pub mod credentials;
+pub mod error;
 pub mod images;
 pub mod inspect;
 pub mod layout;

@@ -44,7 +44,7 @@ struct Walk {
 }
 
 fn io(path: &Path, e: impl Into<std::io::Error>) -> std::io::Error {
-    super::IoContext::wrap(path.display(), e)
+    crate::io::error::IoContext::wrap(path.display(), e)
 }
 
 fn open_dir(dir: &OwnedFd, name: &std::ffi::OsStr) -> rustix::io::Result<OwnedFd> {

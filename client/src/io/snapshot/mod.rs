@@ -53,24 +53,6 @@ pub enum SnapshotError {
     Io(#[from] std::io::Error),
 }
 
-/// An I/O error and what it happened to (a path, an operation): the `io::Error` the file-system code returns
-/// carries it with the cause's kind, and the cause stays its source.
-#[derive(Debug, thiserror::Error)]
-#[error("{what}")]
-pub struct IoContext {
-    what: String,
-    #[source]
-    source: std::io::Error,
-}
-
-impl IoContext {
-    /// `source`, wrapped so that its message says `what` it happened to.
-    pub fn wrap(what: impl std::fmt::Display, source: impl Into<std::io::Error>) -> std::io::Error {
-        let source: std::io::Error = source.into();
-        std::io::Error::new(source.kind(), IoContext { what: what.to_string(), source })
-    }
-}
-
 /// What `info.json` records about a complete snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SnapshotInfo {

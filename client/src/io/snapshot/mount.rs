@@ -53,8 +53,9 @@ pub fn mount_overlay(
         )));
     }
     let data = CString::new(data).map_err(std::io::Error::other)?;
-    rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
-        .map_err(|e| super::IoContext::wrap(format_args!("mounting overlayfs at {}", target.display()), e))?;
+    rustix::mount::mount("overlay", target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str()).map_err(
+        |e| crate::io::error::IoContext::wrap(format_args!("mounting overlayfs at {}", target.display()), e),
+    )?;
     Ok(OverlayMount { target: target.to_path_buf() })
 }
 
