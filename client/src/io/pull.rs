@@ -198,20 +198,20 @@ fn origin(srcs: &[Source]) -> Result<&Source, PullError> {
 
 /// What a pull does with the layers once each has downloaded and verified.
 #[derive(Debug, Clone, Copy)]
-enum Layers {
-    /// Leave them in the content store (`wharf pull --no-unpack`).
-    Store,
+enum Extraction {
+    /// Extract nothing: the layers stay in the content store (`wharf pull --no-unpack`).
+    Skip,
     /// Extract each into the snapshot store, when the config is an image config (has `rootfs.diff_ids`); the
     /// layers of an artifact whose config is something else stay downloaded content.
-    ExtractImage(UnpackOptions),
+    IfImage(UnpackOptions),
     /// Extract each into the snapshot store, and fail when the config is not an image config: the caller builds a
     /// tree from the snapshots.
-    ExtractRequired(UnpackOptions),
+    Required(UnpackOptions),
 }
 
 /// Pulls without extracting layers.
 pub async fn pull(store: &ContentStore, opts: &PullOptions) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, Layers::Store).await
+    pull_inner(store, opts, Extraction::Skip).await
 }
 
 /// Pulls and extracts every layer into the snapshot store at once: layers download in parallel, and each is
@@ -222,7 +222,7 @@ pub async fn pull_extract(
     opts: &PullOptions,
     unpack: UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    pull_inner(store, opts, Layers::ExtractImage(unpack)).await
+    pull_inner(store, opts, Extraction::IfImage(unpack)).await
 }
 
 /// Pulls, extracts, and builds a flattened tree in `dir` from the snapshots.
@@ -232,7 +232,7 @@ pub async fn pull_unpack(
     dir: &Path,
     unpack: UnpackOptions,
 ) -> Result<Pulled, PullError> {
-    let p = pull_inner(store, opts, Layers::ExtractRequired(unpack)).await?;
+    let p = pull_inner(store, opts, Extraction::Required(unpack)).await?;
     let (snaps, dir) = (p.snapshots.clone(), dir.to_path_buf());
     joined(tokio::task::spawn_blocking(move || crate::io::snapshot::flatten(&snaps, &dir)).await)??;
     Ok(p)
@@ -251,8 +251,8 @@ struct Resolved {
 }
 
 /// The steps of a pull: resolve the reference, fetch the manifest (the platform's, from an index), download the
-/// blobs (config first), extract the layers as `layers` says, and record the tag.
-async fn pull_inner(store: &ContentStore, opts: &PullOptions, layers: Layers) -> Result<Pulled, PullError> {
+/// blobs (config first), extract the layers as `extraction` says, and record the tag.
+async fn pull_inner(store: &ContentStore, opts: &PullOptions, extraction: Extraction) -> Result<Pulled, PullError> {
     let srcs = sources(opts)?;
     let Resolved { digest, max_len, signed } = resolve(store, &srcs, opts).await?;
     let top = manifest::fetch(store, &srcs, &digest, max_len, signed.as_ref().map(|s| s.length)).await?;
@@ -264,7 +264,7 @@ async fn pull_inner(store: &ContentStore, opts: &PullOptions, layers: Layers) ->
     }
     // New content is written under the store lock (shared): `prune` waits until the ref makes it reachable.
     let _lock = crate::io::images::StoreLock::shared(store)?;
-    let snapshots = download(store, &srcs, opts, &blobs, layers).await?;
+    let snapshots = download(store, &srcs, opts, &blobs, extraction).await?;
     if let Some(p) = store.progress() {
         p.finish();
     }
@@ -321,13 +321,13 @@ async fn platform_manifest(
 }
 
 /// Step 3: downloads every blob (`blobs` starts with the config) as its own task, at most `concurrency` at once,
-/// and extracts the layers as `layers` says while later ones still download; the snapshots, when extracted.
+/// and extracts the layers as `extraction` says while later ones still download; the snapshots, when extracted.
 async fn download(
     store: &ContentStore,
     srcs: &[Source],
     opts: &PullOptions,
     blobs: &[Descriptor],
-    layers: Layers,
+    extraction: Extraction,
 ) -> Result<Vec<crate::io::snapshot::Snapshot>, PullError> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: Vec<_> = blobs
@@ -350,7 +350,7 @@ async fn download(
         return Err(e);
     }
     let digests: Vec<Digest> = blobs[1..].iter().map(|l| l.digest.clone()).collect();
-    match extraction(store, config, digests.len(), layers) {
+    match extraction_plan(store, config, digests.len(), extraction) {
         Ok(Some((uopts, diff_ids))) => extract::as_they_arrive(store, layer_tasks, &digests, &diff_ids, uopts).await,
         Ok(None) => extract::all(layer_tasks).await.map(|()| Vec::new()),
         Err(e) => {
@@ -360,17 +360,17 @@ async fn download(
     }
 }
 
-/// Step 4: whether to extract the layers, and against which `diff_ids` (read from the downloaded config).
-fn extraction(
+/// Part of step 3: whether to extract the layers, and against which `diff_ids` (read from the downloaded config).
+fn extraction_plan(
     store: &ContentStore,
     config: &Descriptor,
     n_layers: usize,
-    layers: Layers,
+    extraction: Extraction,
 ) -> Result<Option<(UnpackOptions, Vec<Digest>)>, PullError> {
-    let (uopts, required) = match layers {
-        Layers::Store => return Ok(None),
-        Layers::ExtractImage(u) => (u, false),
-        Layers::ExtractRequired(u) => (u, true),
+    let (uopts, required) = match extraction {
+        Extraction::Skip => return Ok(None),
+        Extraction::IfImage(u) => (u, false),
+        Extraction::Required(u) => (u, true),
     };
     match crate::io::snapshot::diff_ids(store, config, n_layers) {
         Ok(ids) => Ok(Some((uopts, ids))),
