@@ -145,18 +145,20 @@ impl Layer<'_> {
             mtime: t.mtime,
             xattrs: super::xattrs(entry),
         };
+        // Moved, not cloned, into the pool's job: this runs once per file.
+        let Target { parent, name, path, mode, .. } = t;
         if size <= SMALL_FILE {
             let mut data = Vec::with_capacity(size as usize);
             entry.read_to_end(&mut data).map_err(UnpackError::Archive)?;
-            let (parent, name, path) = (t.parent.clone(), t.name.clone(), t.path.clone());
-            self.pool.submit(Job { parent, name, path, content: Content::Bytes(data), meta }).map_err(pool_err)?;
+            let job = Job { parent, name, path: path.clone(), content: Content::Bytes(data), meta };
+            self.pool.submit(job).map_err(pool_err)?;
         } else {
-            let mut file = create_new(&t.parent, &t.name, t.mode & 0o777).map_err(|e| t.io(e))?;
-            std::io::copy(entry, &mut file).map_err(|e| t.io(e))?;
-            finish_file(&file, &meta).map_err(|e| t.io(e))?;
+            let mut file = create_new(&parent, &name, mode & 0o777).map_err(|e| io(&path, e))?;
+            std::io::copy(entry, &mut file).map_err(|e| io(&path, e))?;
+            finish_file(&file, &meta).map_err(|e| io(&path, e))?;
         }
         self.stats.files += 1;
-        self.created.insert(t.path, false);
+        self.created.insert(path, false);
         Ok(())
     }
 
