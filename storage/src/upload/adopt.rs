@@ -49,7 +49,7 @@ impl Uploads {
                 return Ok(Committed { size, location: None });
             }
             // A copy is in place; if the collector is deleting it, wait until it is gone and commit this one.
-            if waited.elapsed() < WAIT_FOR_WRITER && self.meta.blob_deleting(digest).await? {
+            if waited.elapsed() < WAIT_FOR_WRITER && self.meta.blobs().deleting(digest).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
             }

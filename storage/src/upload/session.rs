@@ -261,7 +261,7 @@ impl Uploads {
             }
             // A copy is in place. If the collector is deleting it, this upload's own copy must not go: wait until
             // the tombstone is gone (and the old copy with it), then commit again.
-            if waited.elapsed() < super::WAIT_FOR_WRITER && self.meta.blob_deleting(digest).await? {
+            if waited.elapsed() < super::WAIT_FOR_WRITER && self.meta.blobs().deleting(digest).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
             }
