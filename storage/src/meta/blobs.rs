@@ -128,7 +128,7 @@ impl Blobs<'_> {
         Ok(self.seen(repo, digest).await?.map(|b| (b.size, b.location)))
     }
 
-    /// What [`blob`](Self::blob) says, and whether the row is due a [`touch_blob`](Self::touch).
+    /// What [`get`](Self::get) says, and whether the row is due a [`touch`](Self::touch).
     pub async fn seen(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<SeenBlob>> {
         let row = sqlx::query(
             "SELECT b.size, b.location, rb.touched_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
