@@ -3,8 +3,12 @@
 #[path = "../../tests/common/pg.rs"]
 mod pg;
 
+use wharf_format::tuf::{Role, RoleName};
 use wharf_format::{Digest, MediaType, RepositoryName, Tag};
-use wharf_storage::{Error, Linked, Metadata, NameRange, NewManifest};
+use wharf_storage::{
+    AccountKind, AccountRow, ChangeQuery, Error, GrantRow, KeyRow, Linked, Metadata, MetadataRow, NameRange,
+    NewManifest, V1Row,
+};
 
 fn d(s: &str) -> Digest {
     Digest::sha256_of(s.as_bytes())
@@ -88,6 +92,7 @@ async fn suite(m: Metadata) {
     let (repos, _) = m.catalog().list(&NameRange::all(), None, 10).await.unwrap();
     assert_eq!(repos.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["a", "b/c"]);
     catalog_ranges(&m).await;
+    trust_accounts_settings(&m).await;
 
     // Deleting a tag keeps the manifest; deleting the manifest takes its tags.
     assert!(m.manifests().delete_tag(&a, &tag).await.unwrap());
@@ -106,6 +111,88 @@ async fn suite(m: Metadata) {
     assert!(!m.leases().acquire("job", "r2", 149, 179).await.unwrap());
     assert!(m.leases().acquire("job", "r2", 150, 180).await.unwrap());
     assert!(!m.leases().acquire("job", "r1", 160, 190).await.unwrap());
+}
+
+/// The trust views keep versions per role, refuse a version written twice, and end a repository's data without
+/// losing its history; settings keep the first value stored; accounts bump the generation with every change.
+async fn trust_accounts_settings(m: &Metadata) {
+    let repo: RepositoryName = "signed".parse().unwrap();
+    let row = |role: Role, version: u64| MetadataRow {
+        role: RoleName::TopLevel(role),
+        version,
+        content: format!("{} {version}", role.as_str()).into_bytes(),
+        expires: 100,
+    };
+    let trust = m.trust();
+    trust.commit(&repo, &[row(Role::Root, 1), row(Role::Targets, 1)], 1).await.unwrap();
+    trust.commit(&repo, &[row(Role::Targets, 2)], 2).await.unwrap();
+    let targets = RoleName::TopLevel(Role::Targets);
+    assert_eq!(trust.latest(&repo, &targets).await.unwrap().unwrap().version, 2);
+    assert_eq!(trust.version(&repo, &targets, 1).await.unwrap().unwrap().content, b"targets 1");
+    assert_eq!(trust.latest_all(&repo).await.unwrap().len(), 2);
+    assert!(matches!(trust.commit(&repo, &[row(Role::Targets, 2)], 3).await, Err(Error::Conflict(_))));
+    let key = KeyRow {
+        role: Role::Timestamp,
+        key_id: "k1".into(),
+        public_key: "{}".into(),
+        sealed_private: vec![1],
+        created_at: 1,
+    };
+    trust.add_key(&repo, &key).await.unwrap();
+    assert_eq!(trust.keys(&repo).await.unwrap()[0].key_id, "k1");
+    assert_eq!(trust.repositories().await.unwrap(), [repo.clone()]);
+    assert!(trust.delete(&repo).await.unwrap());
+    assert!(trust.latest(&repo, &targets).await.unwrap().is_none());
+    assert!(trust.keys(&repo).await.unwrap().is_empty(), "keys retire with the generation");
+    assert_eq!(trust.history(&repo).await.unwrap().len(), 3);
+
+    let gun = "example.com/signed".parse().unwrap();
+    let v1 = m.notary_v1();
+    let v1_row = |role: &str, version: i64| V1Row {
+        role: role.parse().unwrap(),
+        version,
+        sha256: format!("{role}{version}"),
+        content: role.as_bytes().to_vec(),
+        created_at: 0,
+    };
+    v1.commit(&gun, &[v1_row("root", 1), v1_row("timestamp", 1)], 1).await.unwrap();
+    v1.commit(&gun, &[v1_row("timestamp", 2)], 2).await.unwrap();
+    let ts = "timestamp".parse().unwrap();
+    assert_eq!(v1.current(&gun, &ts).await.unwrap().unwrap().version, 2);
+    assert_eq!(v1.by_hash(&gun, &ts, "timestamp1").await.unwrap().unwrap().version, 1);
+    assert!(v1.by_version(&gun, &ts, 3).await.unwrap().is_none());
+    assert!(matches!(v1.commit(&gun, &[v1_row("timestamp", 2)], 3).await, Err(Error::Conflict(_))));
+    v1.delete(&gun, 4).await.unwrap();
+    assert!(v1.current_all(&gun).await.unwrap().is_empty());
+    let feed = v1.changes(Some(&gun), ChangeQuery { after: None, limit: 10, backwards: false }).await.unwrap();
+    let kinds: Vec<_> = feed.iter().map(|c| c.category.as_str()).collect();
+    assert_eq!(kinds, ["update", "update", "deletion"]);
+
+    let settings = m.settings();
+    assert_eq!(settings.get("salt").await.unwrap(), None);
+    assert_eq!(settings.init("salt", b"first").await.unwrap(), b"first");
+    assert_eq!(settings.init("salt", b"second").await.unwrap(), b"first");
+
+    let accounts = m.accounts();
+    let generation = accounts.generation().await.unwrap();
+    let admin = AccountRow {
+        name: "admin".into(),
+        kind: AccountKind::User,
+        secret_hash: "$argon2id$x".into(),
+        expires_at: None,
+        created_at: 1,
+    };
+    let grant = GrantRow { account: "admin".into(), pattern: "*".into(), actions: "pull,push".into() };
+    assert!(accounts.add_first(&admin, std::slice::from_ref(&grant), 1).await.unwrap());
+    assert!(!accounts.add_first(&admin, &[], 1).await.unwrap(), "only the first account");
+    assert!(matches!(accounts.add(&admin).await, Err(Error::Conflict(_))));
+    assert_eq!(accounts.grants().await.unwrap(), [grant]);
+    assert!(accounts.set_secret("admin", "$argon2id$y").await.unwrap());
+    assert_eq!(accounts.list().await.unwrap()[0].secret_hash, "$argon2id$y");
+    assert!(accounts.revoke("admin", "*").await.unwrap());
+    assert!(accounts.remove("admin").await.unwrap());
+    assert!(accounts.list().await.unwrap().is_empty());
+    assert!(accounts.generation().await.unwrap() > generation);
 }
 
 /// Range reads of the catalog return only the rows inside the range, in byte order, paged after `last`.

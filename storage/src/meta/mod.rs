@@ -77,7 +77,7 @@ impl Metadata {
     pub async fn open(url: &str) -> Result<Metadata> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = AnyConnectOptions::from_str(url).map_err(|e| Error::Config(format!("database URL: {e}")))?;
+            let options = AnyConnectOptions::from_str(url).map_err(Error::DatabaseUrl)?;
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
@@ -94,10 +94,8 @@ impl Metadata {
         if !path.starts_with(':') {
             crate::modes::private_database(Path::new(path)).map_err(Error::io("creating", Path::new(path)))?;
         }
-        let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
-            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
-        let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro"))
-            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
+        let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc")).map_err(Error::DatabaseUrl)?;
+        let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro")).map_err(Error::DatabaseUrl)?;
         let write = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect_with(rw).await?;
         write.execute("PRAGMA journal_mode = WAL").await?;
         SQLITE.run(&write).await.map_err(|e| Error::Database(e.into()))?;

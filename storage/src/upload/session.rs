@@ -255,7 +255,7 @@ impl Uploads {
             let (f, t) = (from.clone(), to.clone());
             let done = tokio::task::spawn_blocking(move || crate::durable::commit(&f, &t))
                 .await
-                .map_err(|e| Error::Config(format!("commit task: {e}")))??;
+                .map_err(Error::task("commit"))??;
             if done == crate::durable::Commit::Moved {
                 return Ok(());
             }
