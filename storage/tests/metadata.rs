@@ -140,7 +140,7 @@ async fn trust_accounts_settings(m: &Metadata) {
     };
     trust.add_key(&repo, &key).await.unwrap();
     assert_eq!(trust.keys(&repo).await.unwrap()[0].key_id, "k1");
-    assert_eq!(trust.repositories().await.unwrap(), [repo.clone()]);
+    assert_eq!(trust.repositories().await.unwrap(), std::slice::from_ref(&repo));
     assert!(trust.delete(&repo).await.unwrap());
     assert!(trust.latest(&repo, &targets).await.unwrap().is_none());
     assert!(trust.keys(&repo).await.unwrap().is_empty(), "keys retire with the generation");

@@ -7,8 +7,9 @@
 //! [`trust`](Metadata::trust), [`notary_v1`](Metadata::notary_v1), [`accounts`](Metadata::accounts),
 //! [`leases`](Metadata::leases) and [`settings`](Metadata::settings), each in its own file. A view is a copyable
 //! reference: `meta.trust().latest(..)`. Each method is one unit of work: it reads from the read pool, or writes in
-//! one transaction of its own on the write pool, so a caller never holds a transaction across an `await` of its
-//! own. Statements that several roles share (making a repository, linking a blob) take that transaction (`Tx`).
+//! one transaction of its own on the write pool (a publish of several versions, a manifest with its references and
+//! tag), so no transaction outlives a call. Statements that several roles share (making a repository, linking a
+//! blob) are functions that take the caller's transaction (`Tx`).
 //!
 //! One code path for both databases through `sqlx::Any`: every statement is written once, in the SQL both SQLite and
 //! PostgreSQL accept, with `$N` parameters. SQLite runs in WAL mode with one writer connection and a pool of
