@@ -139,7 +139,7 @@ fn audit(s: &Server) -> (Vec<String>, usize) {
         let store = wharf_storage::BlobStore::from_url(&url).unwrap();
         let (mut missing, mut tombstones, mut after) = (Vec::new(), 0, String::new());
         loop {
-            let rows = meta.blob_rows(&after, 1000).await.unwrap();
+            let rows = meta.collect().blob_rows(&after, 1000).await.unwrap();
             let Some((last, _)) = rows.last() else { break };
             after = last.to_string();
             for (d, row) in rows {

@@ -66,9 +66,9 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
     let now = n.clock.now();
     let s = &n.settings;
     let (Some(root_row), Some(ts_row), Some(snap_row)) = (
-        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Root)).await?,
-        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Timestamp)).await?,
-        n.meta.trust_latest(repo, &RoleName::TopLevel(Role::Snapshot)).await?,
+        n.meta.trust().latest(repo, &RoleName::TopLevel(Role::Root)).await?,
+        n.meta.trust().latest(repo, &RoleName::TopLevel(Role::Timestamp)).await?,
+        n.meta.trust().latest(repo, &RoleName::TopLevel(Role::Snapshot)).await?,
     ) else {
         return Ok(false);
     };
@@ -98,7 +98,7 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
         sign(&ts, &keys, &root, Role::Timestamp)?,
         now + s.timestamp_lifetime,
     ));
-    n.meta.trust_commit(repo, &rows, now).await?;
+    n.meta.trust().commit(repo, &rows, now).await?;
     n.written(repo);
     tracing::info!(repository = %repo, timestamp = ts.version, snapshot = snap_version, "renewed trust metadata");
     Ok(true)
@@ -121,7 +121,7 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let now = n.clock.now();
-            match n.meta.try_lease(RENEWAL_LEASE, &holder, now, now + 3 * period as i64).await {
+            match n.meta.leases().acquire(RENEWAL_LEASE, &holder, now, now + 3 * period as i64).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -129,7 +129,7 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
             }
-            let repos = match n.meta.trust_repositories().await {
+            let repos = match n.meta.trust().repositories().await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "listing trust repositories for renewal");

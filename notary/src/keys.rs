@@ -23,7 +23,7 @@ fn aad(repo: &RepositoryName, role: &str, key_id: &str) -> Vec<u8> {
 
 /// Every service key of the repository, oldest first.
 pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<Vec<ServiceKey>, NotaryError> {
-    let rows = meta.trust_keys(repo).await?;
+    let rows = meta.trust().keys(repo).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let role = row.role;
@@ -47,7 +47,7 @@ pub async fn create(
     role: Role,
     now: UnixTime,
 ) -> Result<ServiceKey, NotaryError> {
-    let newest = meta.trust_keys(repo).await?.iter().filter(|k| k.role == role).map(|k| k.created_at).max();
+    let newest = meta.trust().keys(repo).await?.iter().filter(|k| k.role == role).map(|k| k.created_at).max();
     let now = newest.map_or(now, |n| now.max(n + 1));
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
@@ -61,7 +61,7 @@ pub async fn create(
         sealed_private: kek.seal(&key.secret_bytes(), &aad(repo, role.as_str(), key.key_id())),
         created_at: now,
     };
-    meta.trust_add_key(repo, &row).await?;
+    meta.trust().add_key(repo, &row).await?;
     Ok(ServiceKey { role, key, created_at: now })
 }
 

@@ -84,7 +84,7 @@ impl Notary {
 pub async fn kek(meta: &Metadata, secret: &[u8]) -> Result<Kek, NotaryError> {
     let mut fresh = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut fresh);
-    let salt = meta.setting_init("trust.kek_salt", &fresh).await?;
+    let salt = meta.settings().init("trust.kek_salt", &fresh).await?;
     let secret = secret.to_vec();
     // Argon2 is deliberately slow: keep it off the async workers.
     tokio::task::spawn_blocking(move || Kek::derive(&secret, &salt))
@@ -139,7 +139,7 @@ async fn latest(n: &Notary, repo: &RepositoryName, role: &RoleName) -> Result<Re
     if let Some(b) = n.cache.get(repo, role.as_str(), None) {
         return Ok(json_bytes(b));
     }
-    let row = n.meta.trust_latest(repo, role).await?.ok_or(NotaryError::NotFound)?;
+    let row = n.meta.trust().latest(repo, role).await?.ok_or(NotaryError::NotFound)?;
     let b = bytes::Bytes::from(row.content);
     n.cache.put(repo, role.as_str(), None, b.clone());
     Ok(json_bytes(b))
@@ -152,7 +152,7 @@ async fn version(n: &Notary, repo: &RepositoryName, role: &RoleName, v: u64) -> 
     if let Some(b) = n.cache.get(repo, role.as_str(), Some(v)) {
         return Ok(json_bytes(b));
     }
-    let row = n.meta.trust_version(repo, role, v).await?.ok_or(NotaryError::NotFound)?;
+    let row = n.meta.trust().version(repo, role, v).await?.ok_or(NotaryError::NotFound)?;
     let b = bytes::Bytes::from(row.content);
     n.cache.put(repo, role.as_str(), Some(v), b.clone());
     Ok(json_bytes(b))
@@ -160,7 +160,7 @@ async fn version(n: &Notary, repo: &RepositoryName, role: &RoleName, v: u64) -> 
 
 async fn target(n: &Notary, repo: &RepositoryName, sha256: &str) -> Result<Response, NotaryError> {
     let digest: Digest = format!("sha256:{sha256}").parse().map_err(|_| NotaryError::NotFound)?;
-    let m = n.meta.manifest_by_digest(repo, &digest).await?.ok_or(NotaryError::NotFound)?;
+    let m = n.meta.manifests().by_digest(repo, &digest).await?.ok_or(NotaryError::NotFound)?;
     Ok(([("content-type", m.media_type.to_string())], m.content).into_response())
 }
 
@@ -226,7 +226,7 @@ async fn current(
     repo: &RepositoryName,
 ) -> Result<(Current, BTreeMap<String, wharf_storage::MetadataRow>), NotaryError> {
     let rows: BTreeMap<String, wharf_storage::MetadataRow> =
-        n.meta.trust_latest_all(repo).await?.into_iter().map(|r| (r.role.to_string(), r)).collect();
+        n.meta.trust().latest_all(repo).await?.into_iter().map(|r| (r.role.to_string(), r)).collect();
     let mut cur = Current::default();
     for (role, row) in &rows {
         let env = Envelope::parse(&row.content)?;
@@ -326,14 +326,14 @@ async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Respon
         versions["timestamp"] = ts_version.into();
         versions["delegations"] = serde_json::json!(reachable);
     }
-    n.meta.trust_commit(repo, &new_rows, now).await?;
+    n.meta.trust().commit(repo, &new_rows, now).await?;
     n.written(repo);
     tracing::info!(repository = %repo, versions = %versions, "published trust metadata");
     Ok(axum::Json(versions).into_response())
 }
 
 async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryError> {
-    let rows = n.meta.trust_history(repo).await?;
+    let rows = n.meta.trust().history(repo).await?;
     if rows.is_empty() {
         return Err(NotaryError::NotFound);
     }
@@ -352,7 +352,7 @@ async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryEr
 }
 
 async fn delete(n: &Notary, repo: &RepositoryName) -> Result<Response, NotaryError> {
-    let deleted = n.meta.trust_delete(repo).await?;
+    let deleted = n.meta.trust().delete(repo).await?;
     n.written(repo);
     if deleted {
         Ok(StatusCode::ACCEPTED.into_response())

@@ -51,7 +51,7 @@ pub async fn user_add(meta: &Metadata, name: &str, password: &str, now: UnixTime
         expires_at: None,
         created_at: now,
     };
-    meta.add_account(&row).await?;
+    meta.accounts().add(&row).await?;
     Ok(())
 }
 
@@ -59,14 +59,14 @@ pub async fn passwd(meta: &Metadata, name: &str, password: &str) -> Result<(), A
     if password.len() < 8 {
         return Err(AdminError::Invalid("passwords have at least 8 characters".into()));
     }
-    if !meta.set_account_secret(name, &hash(password)?).await? {
+    if !meta.accounts().set_secret(name, &hash(password)?).await? {
         return Err(AdminError::NoAccount(name.into()));
     }
     Ok(())
 }
 
 pub async fn remove(meta: &Metadata, name: &str) -> Result<(), AdminError> {
-    if !meta.remove_account(name).await? {
+    if !meta.accounts().remove(name).await? {
         return Err(AdminError::NoAccount(name.into()));
     }
     Ok(())
@@ -93,9 +93,9 @@ pub async fn robot_create(
         expires_at,
         created_at: now,
     };
-    meta.add_account(&row).await?;
+    meta.accounts().add(&row).await?;
     for (p, a) in grants {
-        meta.grant(&GrantRow { account: name.clone(), pattern: p.clone(), actions: a.clone() }, now).await?;
+        meta.accounts().grant(&GrantRow { account: name.clone(), pattern: p.clone(), actions: a.clone() }, now).await?;
     }
     Ok((name, secret))
 }
@@ -114,16 +114,18 @@ pub async fn grant(
     now: UnixTime,
 ) -> Result<(), AdminError> {
     check_grant(pattern, actions)?;
-    if account != ANONYMOUS && !meta.accounts().await?.iter().any(|a| a.name == account) {
+    if account != ANONYMOUS && !meta.accounts().list().await?.iter().any(|a| a.name == account) {
         return Err(AdminError::NoAccount(account.into()));
     }
     let normal: Vec<&str> = actions.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
-    meta.grant(&GrantRow { account: account.into(), pattern: pattern.into(), actions: normal.join(",") }, now).await?;
+    meta.accounts()
+        .grant(&GrantRow { account: account.into(), pattern: pattern.into(), actions: normal.join(",") }, now)
+        .await?;
     Ok(())
 }
 
 pub async fn revoke(meta: &Metadata, account: &str, pattern: &str) -> Result<(), AdminError> {
-    if !meta.revoke(account, pattern).await? {
+    if !meta.accounts().revoke(account, pattern).await? {
         return Err(AdminError::Invalid(format!("{account} has no grant on {pattern}")));
     }
     Ok(())
@@ -131,9 +133,10 @@ pub async fn revoke(meta: &Metadata, account: &str, pattern: &str) -> Result<(),
 
 /// Accounts of one kind with their grants, as JSON (for `list --json`) and as text lines.
 pub async fn list(meta: &Metadata, kind: AccountKind) -> Result<serde_json::Value, AdminError> {
-    let grants = meta.grants().await?;
+    let grants = meta.accounts().grants().await?;
     let rows: Vec<serde_json::Value> = meta
         .accounts()
+        .list()
         .await?
         .into_iter()
         .filter(|a| a.kind == kind)

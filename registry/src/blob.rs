@@ -12,12 +12,12 @@ use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Request) -> Result<Response, ApiError> {
-    let seen = st.meta.blob_seen(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
+    let seen = st.meta.blobs().seen(repo, digest).await?.ok_or(wharf_storage::Error::BlobUnknown)?;
     let now = st.clock.now();
     if seen.touched_at < now - wharf_storage::meta::TOUCH_EVERY {
         // A read restarts the blob's grace period (a client that found it may reference it next), at most once a
         // minute; a failed touch costs the read nothing.
-        if let Err(e) = st.meta.touch_blob(repo, digest, now).await {
+        if let Err(e) = st.meta.blobs().touch(repo, digest, now).await {
             tracing::warn!(error = %e, %digest, "touching a blob on read");
         }
     }
@@ -63,7 +63,7 @@ fn build_error(e: axum::http::Error) -> ApiError {
 }
 
 pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Result<Response, ApiError> {
-    if st.meta.unlink_blob(repo, digest).await? {
+    if st.meta.blobs().unlink(repo, digest).await? {
         Ok(empty(StatusCode::ACCEPTED, vec![("docker-content-digest", digest.to_string())]))
     } else {
         Err(wharf_storage::Error::BlobUnknown.into())

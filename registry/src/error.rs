@@ -189,7 +189,10 @@ impl From<StorageError> for ApiError {
             StorageError::Config(_)
             | StorageError::Backend(_)
             | StorageError::Database(_)
+            | StorageError::DatabaseUrl(_)
             | StorageError::Io { .. }
+            | StorageError::Json { .. }
+            | StorageError::Task { .. }
             | StorageError::Corrupt(_) => ApiError::internal(chain(&e)),
         }
     }

@@ -95,14 +95,14 @@ impl Gc {
 
     /// One run with `rules` (the configured ones, or those given on a command line), at time `now`.
     pub async fn run(&self, opts: RunOptions, rules: &[Rule], now: UnixTime) -> Result<Report, GcError> {
-        if !opts.dry_run && !self.meta.try_lease(LEASE, &self.holder, now, now + LEASE_SECS).await? {
+        if !opts.dry_run && !self.meta.leases().acquire(LEASE, &self.holder, now, now + LEASE_SECS).await? {
             return Err(GcError::Busy);
         }
         let renewer = (!opts.dry_run).then(|| self.spawn_renewal(now));
         let result = self.run_held(opts, rules, now).await;
         if let Some(r) = renewer {
             r.abort();
-            if let Err(e) = self.meta.release_lease(LEASE, &self.holder).await {
+            if let Err(e) = self.meta.leases().release(LEASE, &self.holder).await {
                 tracing::warn!(error = %e, "releasing the gc lease");
             }
         }
@@ -164,13 +164,13 @@ impl Gc {
     /// says (an index first, then the children it no longer holds). Signed tags and manifests a signed target
     /// names stay unless the rule includes them.
     async fn retention(&self, rules: &[Rule], now: UnixTime, dry_run: bool, report: &mut Report) -> Result<()> {
-        for repo in self.meta.repository_names().await? {
+        for repo in self.meta.catalog().all().await? {
             let applying: Vec<&Rule> = rules.iter().filter(|r| r.applies_to(repo.as_str())).collect();
             if applying.is_empty() {
                 continue;
             }
             let signed = self.signed(&repo).await;
-            let rows = self.meta.tag_rows(&repo).await?;
+            let rows = self.meta.collect().tag_rows(&repo).await?;
             let infos: Vec<TagInfo> = rows
                 .iter()
                 .map(|t| TagInfo {
@@ -186,7 +186,7 @@ impl Gc {
             let mut untagged_by_plan = BTreeMap::new();
             let going: Vec<&TagRow> = rows.iter().filter(|t| doomed.contains(t.tag.as_str())).collect();
             for row in going {
-                let gone = dry_run || self.meta.remove_tag_seen(&repo, row).await?;
+                let gone = dry_run || self.meta.collect().remove_tag_seen(&repo, row).await?;
                 if gone {
                     report.tags_removed += 1;
                     report.tags.push(removed(&repo, Some(row.tag.to_string()), &row.digest));
@@ -206,7 +206,7 @@ impl Gc {
                 let kept: BTreeSet<String> =
                     rows.iter().filter(|t| !doomed.contains(t.tag.as_str())).map(|t| t.digest.to_string()).collect();
                 let mut would: BTreeSet<String> = BTreeSet::new();
-                for m in self.meta.untagged_manifests(&repo, now - age).await? {
+                for m in self.meta.collect().untagged_manifests(&repo, now - age).await? {
                     if !keep_signed(&signed, include_signed, &m.digest) {
                         would.insert(m.digest.to_string());
                     }
@@ -215,7 +215,7 @@ impl Gc {
                     let digest: Digest = d.parse().map_err(|_| wharf_storage::Error::Corrupt(d.clone()))?;
                     if !kept.contains(&d)
                         && !keep_signed(&signed, include_signed, &digest)
-                        && self.meta.manifest_created_before(&repo, &digest, now - age).await?
+                        && self.meta.collect().manifest_created_before(&repo, &digest, now - age).await?
                     {
                         would.insert(d);
                     }
@@ -229,9 +229,9 @@ impl Gc {
             // An index goes first; the manifests it held become untagged roots for the next pass.
             for _ in 0..4 {
                 let mut progress = false;
-                for m in self.meta.untagged_manifests(&repo, now - age).await? {
+                for m in self.meta.collect().untagged_manifests(&repo, now - age).await? {
                     if !keep_signed(&signed, include_signed, &m.digest)
-                        && self.meta.remove_manifest_seen(&repo, &m).await?
+                        && self.meta.collect().remove_manifest_seen(&repo, &m).await?
                     {
                         report.manifests_removed += 1;
                         report.manifests.push(removed(&repo, None, &m.digest));
@@ -250,7 +250,7 @@ impl Gc {
     /// it does not parse: then retention treats nothing as signed, and says so).
     async fn signed(&self, repo: &RepositoryName) -> Signed {
         let mut s = Signed::default();
-        let rows = match self.meta.trust_latest_all(repo).await {
+        let rows = match self.meta.trust().latest_all(repo).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%repo, error = %e, "reading trust data for retention");
@@ -280,7 +280,7 @@ impl Gc {
             loop {
                 tokio::time::sleep(every).await;
                 let now = started + clock.elapsed().as_secs() as i64;
-                if let Err(e) = meta.try_lease(LEASE, &holder, now, now + LEASE_SECS).await {
+                if let Err(e) = meta.leases().acquire(LEASE, &holder, now, now + LEASE_SECS).await {
                     tracing::warn!(error = %e, "renewing the gc lease");
                 }
             }

@@ -14,7 +14,7 @@ const DEFAULT_PAGE: u32 = 10_000;
 
 pub async fn tags(st: &AppState, repo: &RepositoryName, req: &Request) -> Result<Response, ApiError> {
     let (n, last) = pagination(req)?;
-    let (tags, more) = st.meta.tags(repo, last.as_deref(), n.unwrap_or(DEFAULT_PAGE)).await?;
+    let (tags, more) = st.meta.manifests().tags(repo, last.as_deref(), n.unwrap_or(DEFAULT_PAGE)).await?;
     let names: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     let link = more.then(|| next_link(&format!("/v2/{repo}/tags/list"), n, names.last().copied()));
     Ok(with_link(Json(serde_json::json!({ "name": repo.as_str(), "tags": names })), link))
@@ -60,7 +60,7 @@ async fn visible(
     for range in ranges {
         let mut cursor = last.map(str::to_owned);
         loop {
-            let (rows, more) = meta.catalog(range, cursor.as_deref(), batch).await?;
+            let (rows, more) = meta.catalog().list(range, cursor.as_deref(), batch).await?;
             found.rows_read += rows.len();
             cursor = rows.last().map(|r| r.as_str().to_owned());
             for name in rows.into_iter().filter(|r| show(r.as_str())) {
@@ -127,7 +127,7 @@ mod tests {
         let digest = wharf_format::Digest::sha256_of(b"x");
         let hidden = (0..HIDDEN).map(|i| format!("hidden/r{i:04}"));
         for name in hidden.chain(SHOWN.iter().chain(&DECOYS).map(|s| s.to_string())) {
-            m.link_blob(&name.parse().unwrap(), &digest, 1, None, 0).await.unwrap();
+            m.blobs().link(&name.parse().unwrap(), &digest, 1, None, 0).await.unwrap();
         }
         m
     }

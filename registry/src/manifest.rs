@@ -60,7 +60,7 @@ pub async fn put(
         Reference::Digest(_) => None,
     };
     let new = to_store(repo, &digest, &parsed, &body, tag, false);
-    st.meta.put_manifest(&new, st.clock.now()).await?;
+    st.meta.manifests().put(&new, st.clock.now()).await?;
     let mut headers =
         vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
     if let Some(subject) = &parsed.subject {
@@ -71,8 +71,8 @@ pub async fn put(
 
 pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<Response, ApiError> {
     let deleted = match r {
-        Reference::Digest(d) => st.meta.delete_manifest(repo, d).await?,
-        Reference::Tag(t) => st.meta.delete_tag(repo, t).await?,
+        Reference::Digest(d) => st.meta.manifests().delete(repo, d).await?,
+        Reference::Tag(t) => st.meta.manifests().delete_tag(repo, t).await?,
     };
     if deleted {
         Ok(empty(StatusCode::ACCEPTED, vec![]))
@@ -108,8 +108,8 @@ pub(crate) fn to_store<'a>(
 
 async fn lookup(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<ManifestRecord, ApiError> {
     let found = match r {
-        Reference::Tag(t) => st.meta.manifest_by_tag(repo, t).await?,
-        Reference::Digest(d) => st.meta.manifest_by_digest(repo, d).await?,
+        Reference::Tag(t) => st.meta.manifests().by_tag(repo, t).await?,
+        Reference::Digest(d) => st.meta.manifests().by_digest(repo, d).await?,
     };
     Ok(found.ok_or(wharf_storage::Error::ManifestUnknown)?)
 }

@@ -17,7 +17,7 @@ struct Annotations {
 
 pub async fn get(st: &AppState, repo: &RepositoryName, subject: &Digest, req: &Request) -> Result<Response, ApiError> {
     let filter = query_param(&query_pairs(req), "artifactType");
-    let referrers = st.meta.referrers(repo, subject).await?;
+    let referrers = st.meta.manifests().referrers(repo, subject).await?;
     let manifests: Vec<Descriptor> = referrers
         .into_iter()
         .filter(|r| filter.as_deref().is_none_or(|f| r.artifact_type.as_ref().is_some_and(|a| a.as_str() == f)))

@@ -16,7 +16,7 @@ pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Bo
         let digest = parse_digest(&mount)?;
         // An unparsable or invisible source falls back to a plain upload session, as the spec asks.
         if let Ok(from) = from.parse::<RepositoryName>() {
-            if st.meta.mount_blob(&from, repo, &digest, st.clock.now()).await?.is_some() {
+            if st.meta.blobs().mount(&from, repo, &digest, st.clock.now()).await?.is_some() {
                 return Ok(created(repo, &digest));
             }
         }

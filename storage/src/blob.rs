@@ -105,8 +105,7 @@ impl BlobStore {
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
-                crate::modes::create_dir_all(&dir)
-                    .map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
+                crate::modes::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
                 Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir), cache: None })
             }
@@ -267,7 +266,10 @@ impl BlobStore {
             for (task, chunk) in tasks.into_iter().zip(blobs.chunks(per_task)) {
                 match task.await {
                     Ok(results) => out.extend(results),
-                    Err(e) => out.extend(chunk.iter().map(|_| Err(Error::Config(format!("delete task: {e}"))))),
+                    Err(e) => {
+                        let source = std::sync::Arc::new(e);
+                        out.extend(chunk.iter().map(|_| Err(Error::Task { what: "delete", source: source.clone() })))
+                    }
                 }
             }
             return out;
@@ -326,7 +328,7 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> BoxStream<'static, 
             let chunk = match mapped {
                 Ok(m) => Bytes::from_owner(m),
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(Error::Corrupt(format!("mapping blob: {e}"))));
+                    let _ = tx.blocking_send(Err(Error::Io { what: "mapping a blob".into(), source: e }));
                     return;
                 }
             };

@@ -24,15 +24,14 @@ pub enum Commit {
 /// Syncs `from`, renames it to `to` unless `to` exists, and syncs `to`'s directory (and the directories created
 /// for it).
 pub fn commit(from: &Path, to: &Path) -> Result<Commit> {
-    let io = |what: &str, p: &Path, e: std::io::Error| Error::Config(format!("{what} {}: {e}", p.display()));
-    File::open(from).and_then(|f| f.sync_all()).map_err(|e| io("syncing", from, e))?;
+    File::open(from).and_then(|f| f.sync_all()).map_err(Error::io("syncing", from))?;
     let dir = to.parent().ok_or_else(|| Error::Config(format!("{} has no parent", to.display())))?;
     let created = !dir.exists();
-    crate::modes::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    crate::modes::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(Commit::Found),
-        Err(e) => return Err(io("renaming to", to, e.into())),
+        Err(e) => return Err(Error::io("renaming to", to)(e.into())),
     }
     sync_dir(dir)?;
     if created {
@@ -47,7 +46,7 @@ pub fn commit(from: &Path, to: &Path) -> Result<Commit> {
 
 /// Syncs a directory, so that entries renamed into it survive a power cut.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::Config(format!("syncing {}: {e}", dir.display())))
+    File::open(dir).and_then(|f| f.sync_all()).map_err(Error::io("syncing", dir))
 }
 
 #[cfg(test)]

@@ -1,3 +1,22 @@
+//! Storage's one error type, and which error belongs in which layer.
+//!
+//! - **Callers see only [`Error`].** The registry, the notary and the tools match on its variants: one per outcome a
+//!   caller acts on (`BlobUnknown`, `DigestMismatch`, `Conflict`, `TooLarge`, ...). Which HTTP status each gets is
+//!   decided in each server's one error table, never here.
+//! - **What storage stands on keeps its own error as the `#[source]`:** `Backend` (object_store), `Database` (sqlx),
+//!   `DatabaseUrl`, `Io` (the local file system, with what was done to which path), `Json` (a record's encoding) and
+//!   `Task` (a blocking task that panicked or was cancelled). Nothing is flattened into a string on the way up, so a
+//!   log shows the whole chain.
+//! - **A backend outcome that means something becomes a domain variant where the call is made:** object_store's
+//!   `NotFound` is `BlobUnknown` (the `From` below); a unique-constraint violation or a lost race is `Conflict` in
+//!   the method that ran the query; a stored value that does not parse is `Corrupt`, never an empty value.
+//! - **Inside the crate,** a module may keep a private type for its own control flow (the upload's `Stop`, which
+//!   says whether a failed write keeps, ends or abandons its session); it carries an `Error` and is unwrapped at
+//!   the module's edge.
+//! - `Config` is for a configuration storage cannot use, found by storage's own checks.
+
+use std::sync::Arc;
+
 use wharf_format::Digest;
 
 /// Everything storage can refuse or fail at.
@@ -37,11 +56,26 @@ pub enum Error {
     Backend(#[source] object_store::Error),
     #[error("database failed")]
     Database(#[source] sqlx::Error),
+    #[error("invalid database URL")]
+    DatabaseUrl(#[source] sqlx::Error),
     #[error("{what}")]
     Io {
         what: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{what}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A blocking task panicked or was cancelled; shared, since one task may carry several outcomes.
+    #[error("the {what} task failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: Arc<tokio::task::JoinError>,
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -60,6 +94,11 @@ impl Error {
     pub(crate) fn io(what: impl std::fmt::Display, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
         let what = format!("{what} {}", path.display());
         move |source| Error::Io { what, source }
+    }
+
+    /// A blocking task's failure: `spawn_blocking(..).await.map_err(Error::task("commit"))`.
+    pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
+        move |e| Error::Task { what, source: Arc::new(e) }
     }
 }
 

@@ -3,7 +3,6 @@
 //! This crate knows nothing of HTTP. Every value it takes is already parsed (`Digest`, `RepositoryName`, `Tag`,
 //! `UploadId`); every failure is an [`Error`] variant a caller can act on.
 
-pub mod accounts;
 pub mod blob;
 pub mod cache;
 mod durable;
@@ -11,19 +10,17 @@ mod error;
 pub mod gc;
 pub mod meta;
 pub mod modes;
-pub mod notary_v1;
 mod paths;
-pub mod trust;
 pub mod upload;
 
-pub use accounts::{AccountKind, AccountRow, GrantRow};
 pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use cache::BlobCache;
 pub use error::Error;
 pub use gc::{Collector, Reconciled, Swept};
-pub use meta::{Cached, Linked, ManifestRecord, Metadata, NameRange, NewManifest, Referrer, SeenBlob};
-pub use notary_v1::{ChangeQuery, ChangeRow, V1KeyRow, V1Row};
-pub use trust::{HistoryRow, KeyRow, MetadataRow};
+pub use meta::{
+    AccountKind, AccountRow, Cached, ChangeQuery, ChangeRow, GrantRow, HistoryRow, KeyRow, Linked, ManifestRecord,
+    Metadata, MetadataRow, NameRange, NewManifest, Referrer, SeenBlob, V1KeyRow, V1Row,
+};
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

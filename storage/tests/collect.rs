@@ -37,22 +37,23 @@ async fn put_manifest(
     let mt: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().unwrap();
     let digest = Digest::sha256_of(name.as_bytes());
     let tag = name.parse().unwrap();
-    m.put_manifest(
-        &NewManifest {
-            repo: r,
-            digest: &digest,
-            media_type: &mt,
-            artifact_type: None,
-            subject: None,
-            content: name.as_bytes(),
-            blobs: blobs.to_vec(),
-            manifests: vec![],
-            tag: Some(&tag),
-            lazy: false,
-        },
-        now,
-    )
-    .await?;
+    m.manifests()
+        .put(
+            &NewManifest {
+                repo: r,
+                digest: &digest,
+                media_type: &mt,
+                artifact_type: None,
+                subject: None,
+                content: name.as_bytes(),
+                blobs: blobs.to_vec(),
+                manifests: vec![],
+                tag: Some(&tag),
+                lazy: false,
+            },
+            now,
+        )
+        .await?;
     Ok(digest)
 }
 
@@ -69,7 +70,7 @@ async fn suite(meta: Metadata, store: BlobStore, local: bool) {
     let m1 = put_manifest(&meta, &a, "one", &[&base, &one], 100).await.unwrap();
     put_manifest(&meta, &a, "two", &[&base, &two], 100).await.unwrap();
     // The same base mounted into b and referenced there too.
-    assert_eq!(meta.mount_blob(&a, &b, &base, 100).await.unwrap(), Some(17));
+    assert_eq!(meta.blobs().mount(&a, &b, &base, 100).await.unwrap(), Some(17));
     put_manifest(&meta, &b, "three", &[&base], 100).await.unwrap();
 
     // Within the grace period nothing goes; the dry run agrees.
@@ -83,13 +84,13 @@ async fn suite(meta: Metadata, store: BlobStore, local: bool) {
     let s = gc.sweep(101).await.unwrap();
     assert_eq!((s.links, s.blobs, s.bytes), (1, 1, 26));
     assert_eq!(store.stat(&stray).await.unwrap(), None);
-    assert_eq!(meta.blob(&a, &stray).await.unwrap(), None);
+    assert_eq!(meta.blobs().get(&a, &stray).await.unwrap(), None);
     for d in [&base, &one, &two] {
         assert!(store.stat(d).await.unwrap().is_some(), "{d} is referenced");
     }
 
     // A manifest deleted: its own config goes; the shared base stays, referenced by "two" and by b.
-    assert!(meta.delete_manifest(&a, &m1).await.unwrap());
+    assert!(meta.manifests().delete(&a, &m1).await.unwrap());
     let s = gc.sweep(101).await.unwrap();
     assert_eq!((s.links, s.blobs, s.bytes), (1, 1, 10));
     assert_eq!(store.stat(&one).await.unwrap(), None);
@@ -110,18 +111,18 @@ async fn suite(meta: Metadata, store: BlobStore, local: bool) {
 
     // A read restarts the grace period (once a minute).
     let read = push_blob(&up, &a, b"read by a client", 400).await;
-    meta.touch_blob(&a, &read, 500).await.unwrap();
+    meta.blobs().touch(&a, &read, 500).await.unwrap();
     assert_eq!(gc.sweep(450).await.unwrap().blobs, 0, "touched at 500");
     assert_eq!(gc.sweep(501).await.unwrap().blobs, 1);
 
     // An interrupted sweep (tombstones marked, bytes not yet deleted): uploads of that blob wait, then fail
     // cleanly when the bytes they found in place went; the next sweep finishes the job.
     let doomed = push_blob(&up, &a, b"tombstoned mid-sweep", 600).await;
-    assert!(meta.unlink_blob(&a, &doomed).await.unwrap());
-    let seen = meta.unlinked_blobs("", 100).await.unwrap();
-    let marked = meta.mark_blobs(&seen).await.unwrap();
+    assert!(meta.blobs().unlink(&a, &doomed).await.unwrap());
+    let seen = meta.collect().unlinked_blobs("", 100).await.unwrap();
+    let marked = meta.collect().mark_blobs(&seen).await.unwrap();
     assert_eq!(marked.len(), 1);
-    assert!(meta.blob_deleting(&doomed).await.unwrap());
+    assert!(meta.blobs().deleting(&doomed).await.unwrap());
     let content = b"tombstoned mid-sweep";
     // On a local store the upload waits for the tombstone to go, then commits its own copy; on S3 its copy was
     // the one in place, so it fails cleanly once the collector deleted that.
@@ -140,20 +141,20 @@ async fn suite(meta: Metadata, store: BlobStore, local: bool) {
     match recorded {
         Err(Error::Collected) => {
             assert!(!local, "a local store keeps the upload's own copy");
-            assert_eq!(meta.blob(&a, &doomed).await.unwrap(), None, "nothing recorded");
+            assert_eq!(meta.blobs().get(&a, &doomed).await.unwrap(), None, "nothing recorded");
         }
         // A store where the upload kept its own copy elsewhere.
         Ok(()) => {
-            let (size, at) = meta.blob(&a, &doomed).await.unwrap().expect("recorded");
+            let (size, at) = meta.blobs().get(&a, &doomed).await.unwrap().expect("recorded");
             assert_eq!(store.stat_at(&doomed, at.as_deref()).await.unwrap(), Some(size), "bytes present");
         }
         Err(e) => panic!("{e}"),
     }
-    assert!(!meta.blob_deleting(&doomed).await.unwrap());
+    assert!(!meta.blobs().deleting(&doomed).await.unwrap());
     // Uploaded again, it is recorded with its bytes.
     push_blob(&up, &a, content, 700).await;
     assert_eq!(
-        store.stat_at(&doomed, meta.blob(&a, &doomed).await.unwrap().unwrap().1.as_deref()).await.unwrap(),
+        store.stat_at(&doomed, meta.blobs().get(&a, &doomed).await.unwrap().unwrap().1.as_deref()).await.unwrap(),
         Some(20)
     );
 }
@@ -208,5 +209,5 @@ async fn reconciliation_removes_old_orphans_only() {
     assert_eq!((old.orphans, old.bytes), (1, 19));
     assert_eq!(store.stat(&orphan).await.unwrap(), None);
     assert_eq!(store.stat(&kept).await.unwrap(), Some(8));
-    assert!(meta.blob_row(&orphan).await.unwrap().is_none(), "its tombstone went too");
+    assert!(meta.collect().blob_row(&orphan).await.unwrap().is_none(), "its tombstone went too");
 }

@@ -25,7 +25,7 @@ fn aad(gun: &Gun, role: &str, key_id: &str) -> Vec<u8> {
 /// Every held key of the collection, oldest first.
 pub async fn load(meta: &Metadata, kek: &Kek, gun: &Gun) -> Result<Vec<HeldKey>, V1Error> {
     let mut out = Vec::new();
-    for row in meta.v1_keys(gun).await? {
+    for row in meta.notary_v1().keys(gun).await? {
         let secret = kek.open(&row.sealed_private, &aad(gun, &row.role, &row.key_id))?;
         let bytes: [u8; 32] = secret.try_into().map_err(|_| V1Error::Internal("sealed key has a bad length".into()))?;
         out.push(HeldKey {
@@ -61,7 +61,7 @@ pub async fn create(
         created_at: now,
     };
     secret.fill(0);
-    meta.v1_add_key(gun, &row).await?;
+    meta.notary_v1().add_key(gun, &row).await?;
     Ok(HeldKey { role: role.into(), id, signer, created_at: now })
 }
 

@@ -88,9 +88,9 @@ async fn current(n: &Notary, gun: &Gun, role: &RoleName) -> Result<Response, V1E
         "snapshot" => {
             let ts = fresh_timestamp(n, gun).await?;
             let hex = snapshot_hash(&ts.content)?;
-            n.meta.v1_by_hash(gun, role, &hex).await?.ok_or(V1Error::NotFound)?
+            n.meta.notary_v1().by_hash(gun, role, &hex).await?.ok_or(V1Error::NotFound)?
         }
-        _ => n.meta.v1_current(gun, role).await?.ok_or(V1Error::NotFound)?,
+        _ => n.meta.notary_v1().current(gun, role).await?.ok_or(V1Error::NotFound)?,
     };
     let b = Bytes::from(row.content);
     n.v1cache.put(gun, key, b.clone());
@@ -112,9 +112,9 @@ async fn fixed(n: &Notary, gun: &Gun, role: &RoleName, which: Fixed) -> Result<R
     }
     let row = match which {
         // Only SHA-256 is indexed, as notary-server does; other lengths are valid routes and never found.
-        Fixed::Hash(h) if h.len() == 64 => n.meta.v1_by_hash(gun, role, &h).await?,
+        Fixed::Hash(h) if h.len() == 64 => n.meta.notary_v1().by_hash(gun, role, &h).await?,
         Fixed::Hash(_) => None,
-        Fixed::Version(v) => n.meta.v1_by_version(gun, role, v).await?,
+        Fixed::Version(v) => n.meta.notary_v1().by_version(gun, role, v).await?,
     };
     let b = Bytes::from(row.ok_or(V1Error::NotFound)?.content);
     n.v1cache.put(gun, key, b.clone());
@@ -137,11 +137,16 @@ fn snapshot_hash(timestamp: &[u8]) -> Result<String, V1Error> {
 async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
     let ts_role: RoleName = "timestamp".parse().expect("base role");
     for _ in 0..3 {
-        let ts = n.meta.v1_current(gun, &ts_role).await?.ok_or(V1Error::NotFound)?;
+        let ts = n.meta.notary_v1().current(gun, &ts_role).await?.ok_or(V1Error::NotFound)?;
         let now = n.clock.now();
         let ts_doc = Signed::parse(&ts.content).map_err(|e| V1Error::Internal(e.to_string()))?;
         let snap_role: RoleName = "snapshot".parse().expect("base role");
-        let snap = n.meta.v1_by_hash(gun, &snap_role, &snapshot_hash(&ts.content)?).await?.ok_or(V1Error::NotFound)?;
+        let snap = n
+            .meta
+            .notary_v1()
+            .by_hash(gun, &snap_role, &snapshot_hash(&ts.content)?)
+            .await?
+            .ok_or(V1Error::NotFound)?;
         let snap_doc = Signed::parse(&snap.content).map_err(|e| V1Error::Internal(e.to_string()))?;
         let margin = RENEW_MARGIN.min(n.settings.notary_timestamp_lifetime / 2);
         if ts_doc.expires > now + margin && snap_doc.expires > now {
@@ -161,7 +166,8 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
 /// Re-signs what the server may: the snapshot if it has expired and the server holds its key, and the timestamp if
 /// it is within `margin` of expiry or names a snapshot just re-signed. `false`: nothing was due.
 async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, margin: i64) -> Result<bool, V1Error> {
-    let root_row = n.meta.v1_current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
+    let root_row =
+        n.meta.notary_v1().current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
     let root: Root = Signed::parse(&root_row.content)
         .and_then(|d| d.role("root", "Root"))
         .map_err(|e| V1Error::Internal(e.to_string()))?;
@@ -181,7 +187,7 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
         return Ok(false);
     }
     rows.push(sign_timestamp(&held, &root, ts.version + 1, &snap_bytes, now, n.settings.notary_timestamp_lifetime)?);
-    n.meta.v1_commit(gun, &rows, now).await?;
+    n.meta.notary_v1().commit(gun, &rows, now).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, version = ts.version + 1, "renewed notary v1 timestamp");
     Ok(true)
@@ -220,7 +226,7 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response
     let existing = if rotate {
         None
     } else {
-        let root = match n.meta.v1_current(gun, &"root".parse().expect("base role")).await? {
+        let root = match n.meta.notary_v1().current(gun, &"root".parse().expect("base role")).await? {
             Some(r) => Signed::parse(&r.content).and_then(|d| d.role::<Root>("root", "Root")).ok(),
             None => None,
         };
@@ -238,7 +244,7 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response
 }
 
 async fn delete(n: &Notary, gun: &Gun) -> Result<Response, V1Error> {
-    n.meta.v1_delete(gun, n.clock.now()).await?;
+    n.meta.notary_v1().delete(gun, n.clock.now()).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, "deleted notary v1 collection");
     Ok(Body::empty().into_response())
@@ -277,7 +283,7 @@ async fn changefeed(
     };
     let backwards = records < 0 || cursor < 0;
     let after = if cursor < 0 || (backwards && cursor == 0) { None } else { Some(cursor) };
-    let mut rows = n.meta.v1_changes(gun, ChangeQuery { after, limit, backwards }).await?;
+    let mut rows = n.meta.notary_v1().changes(gun, ChangeQuery { after, limit, backwards }).await?;
     if let Some(Visibility(may_read)) = visible {
         rows.retain(|r| r.gun.parse::<Gun>().ok().and_then(|g| g.repository()).is_some_and(|repo| may_read(&repo)));
     }

@@ -63,7 +63,7 @@ fn multipart_error(e: multer::Error) -> V1Error {
 
 async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error> {
     let now = n.clock.now();
-    let rows = n.meta.v1_current_all(gun).await?;
+    let rows = n.meta.notary_v1().current_all(gun).await?;
     let prev_ts = rows.iter().find(|r| r.role.as_str() == "timestamp").map_or(0, |r| r.version);
     let stored: BTreeMap<String, Vec<u8>> = rows.into_iter().map(|r| (r.role.to_string(), r.content)).collect();
     let held = keys::load(&n.meta, &n.kek, gun).await?;
@@ -96,7 +96,7 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
     let versions: Vec<String> = new_rows.iter().map(|r| format!("{}={}", r.role, r.version)).collect();
     new_rows.push(snapshot);
     new_rows.push(timestamp);
-    n.meta.v1_commit(gun, &new_rows, now).await.map_err(|e| match e {
+    n.meta.notary_v1().commit(gun, &new_rows, now).await.map_err(|e| match e {
         wharf_storage::Error::Conflict(_) => V1Error::Version,
         other => V1Error::Storage(other),
     })?;

@@ -180,7 +180,7 @@ impl Auth {
     }
 
     async fn first_admin(&self) -> Result<(), AuthError> {
-        if !self.meta.accounts().await?.is_empty() {
+        if !self.meta.accounts().list().await?.is_empty() {
             return Ok(());
         }
         let (password, shown) = match &self.settings.admin_password {
@@ -200,7 +200,7 @@ impl Auth {
             created_at: now,
         };
         let grant = GrantRow { account: FIRST_ADMIN.into(), pattern: "**".into(), actions: "admin".into() };
-        if self.meta.add_first_account(&row, &[grant], now).await? {
+        if self.meta.accounts().add_first(&row, &[grant], now).await? {
             tracing::warn!(account = FIRST_ADMIN, "created the first administrator");
             if shown {
                 // Shown once, on the terminal, never in the log.
@@ -216,11 +216,12 @@ impl Auth {
 
     /// Rebuilds the policy from SQL if its generation changed.
     pub async fn reload(&self) -> Result<(), AuthError> {
-        let generation = self.meta.auth_generation().await?;
+        let generation = self.meta.accounts().generation().await?;
         if generation == self.policy().generation && self.policy().has_accounts() {
             return Ok(());
         }
-        let (policy, problems) = Policy::build(generation, self.meta.accounts().await?, self.meta.grants().await?);
+        let (policy, problems) =
+            Policy::build(generation, self.meta.accounts().list().await?, self.meta.accounts().grants().await?);
         for p in problems {
             tracing::error!(problem = %p, "ignoring a stored grant");
         }

@@ -113,7 +113,7 @@ impl TokenKeys {
         let fresh = SigningKey::random(&mut rand_core::OsRng);
         let der = fresh.to_pkcs8_der().map_err(|e| TokenError::Key(e.to_string()))?;
         let sealed = kek.seal(der.as_bytes(), KEY_AAD);
-        let stored = meta.setting_init(KEY_SETTING, &sealed).await.map_err(|e| TokenError::Key(e.to_string()))?;
+        let stored = meta.settings().init(KEY_SETTING, &sealed).await.map_err(|e| TokenError::Key(e.to_string()))?;
         let der = kek.open(&stored, KEY_AAD).map_err(|_| {
             TokenError::Key(
                 "cannot unseal the token signing key: is this the key-encryption key it was made with?".into(),

@@ -70,7 +70,7 @@ pub async fn manifest(
         return Err(no_repository(repo));
     }
     let record = match reference {
-        Reference::Digest(d) => match st.meta.manifest_by_digest(repo, d).await? {
+        Reference::Digest(d) => match st.meta.manifests().by_digest(repo, d).await? {
             Some(r) => r,
             None => fetch(st, route, repo, d.to_string(), Some(d.clone())).await?,
         },
@@ -87,8 +87,8 @@ async fn resolve_tag(
 ) -> Result<ManifestRecord, ApiError> {
     let key = format!("tag:{tag}");
     let now = st.clock.now();
-    let cached = st.meta.mirror_cached(repo, &key).await?;
-    let local = st.meta.manifest_by_tag(repo, tag).await?;
+    let cached = st.meta.mirror().cached(repo, &key).await?;
+    let local = st.meta.manifests().by_tag(repo, tag).await?;
     let freshness = route.upstream.settings.freshness.as_secs() as i64;
     if let (Some(c), Some(rec)) = (&cached, &local) {
         if now - c.fetched_at < freshness && c.content == rec.digest.to_string().as_bytes() {
@@ -115,15 +115,15 @@ async fn resolve_tag(
         }
     };
     let record = match named {
-        Some(d) => match st.meta.manifest_by_digest(repo, &d).await? {
+        Some(d) => match st.meta.manifests().by_digest(repo, &d).await? {
             Some(r) => r,
             None => fetch(st, route, repo, d.to_string(), Some(d.clone())).await?,
         },
         // An upstream that does not say which digest: the manifest by tag, hashed here.
         None => fetch(st, route, repo, tag.to_string(), None).await?,
     };
-    st.meta.set_tag(repo, tag, &record.digest, now).await?;
-    st.meta.mirror_cache(repo, &key, record.digest.to_string().as_bytes(), now).await?;
+    st.meta.manifests().set_tag(repo, tag, &record.digest, now).await?;
+    st.meta.mirror().cache(repo, &key, record.digest.to_string().as_bytes(), now).await?;
     Ok(record)
 }
 
@@ -182,7 +182,7 @@ async fn fetch_once(
     };
     let parsed = ParsedManifest::parse(&body, media_type.as_ref()).map_err(|e| fault(format!("manifest: {e}")))?;
     let new = crate::manifest::to_store(repo, &digest, &parsed, &body, None, true);
-    st.meta.put_manifest(&new, st.clock.now()).await.map_err(|e| Miss::Internal(e.to_string().into()))?;
+    st.meta.manifests().put(&new, st.clock.now()).await.map_err(|e| Miss::Internal(e.to_string().into()))?;
     tracing::info!(repository = %repo, %digest, "mirrored a manifest");
     Ok(ManifestRecord { digest, media_type: parsed.media_type.clone(), content: body })
 }

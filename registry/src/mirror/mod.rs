@@ -120,7 +120,7 @@ pub async fn blob(
         Err(e) if e.kind == Kind::BlobUnknown => {}
         held => return held,
     }
-    if st.meta.adopt_referenced_blob(repo, digest, st.clock.now()).await? {
+    if st.meta.mirror().adopt_referenced_blob(repo, digest, st.clock.now()).await? {
         return blob::get(st, repo, digest, req).await;
     }
     let mirrors = st.mirror.as_ref().ok_or_else(|| ApiError::internal("no mirrors".into()))?;
@@ -128,7 +128,7 @@ pub async fn blob(
         return head_upstream_blob(route, digest).await;
     }
     let (st2, route2, repo2, digest2) = (st.clone(), route.clone(), repo.clone(), digest.clone());
-    let missing = || async { matches!(st.meta.blob_seen(repo, digest).await, Ok(None)) };
+    let missing = || async { matches!(st.meta.blobs().seen(repo, digest).await, Ok(None)) };
     let start = move |sink: fetch::Sink| async move {
         let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &sink).await;
         if let Some(size) = size {

@@ -125,7 +125,7 @@ async fn get(st: &AppState, repo: &RepositoryName, r: &Route, f: &File) -> Resul
     let now = st.clock.now();
     let freshness = r.upstream.settings.freshness.as_secs() as i64;
     let cached = match &f.key {
-        Some(k) => st.meta.mirror_cached(repo, k).await?,
+        Some(k) => st.meta.mirror().cached(repo, k).await?,
         None => None,
     };
     if let Some(c) = &cached {
@@ -135,7 +135,7 @@ async fn get(st: &AppState, repo: &RepositoryName, r: &Route, f: &File) -> Resul
     }
     let missing_key = f.remember_missing.then(|| format!("tuf-missing:{}", f.upstream));
     let missing = match &missing_key {
-        Some(k) => st.meta.mirror_cached(repo, k).await?,
+        Some(k) => st.meta.mirror().cached(repo, k).await?,
         None => None,
     };
     if missing.as_ref().is_some_and(|m| now - m.fetched_at < freshness) {
@@ -159,13 +159,13 @@ async fn get(st: &AppState, repo: &RepositoryName, r: &Route, f: &File) -> Resul
     match fetched.await {
         Ok(bytes) => {
             if let Some(k) = &f.key {
-                st.meta.mirror_cache(repo, k, &bytes, now).await?;
+                st.meta.mirror().cache(repo, k, &bytes, now).await?;
             }
             Ok(bytes)
         }
         Err(e) if e.is_not_found() => {
             if let Some(k) = &missing_key {
-                st.meta.mirror_cache(repo, k, b"", now).await?;
+                st.meta.mirror().cache(repo, k, b"", now).await?;
             }
             Err(not_found(&f.upstream))
         }

@@ -67,7 +67,7 @@ impl Collector {
         let mut out = Swept::default();
         // 1. Interrupted work first: those bytes are already unreachable.
         loop {
-            let left = self.meta.tombstones(PAGE).await?;
+            let left = self.meta.collect().tombstones(PAGE).await?;
             if left.is_empty() {
                 break;
             }
@@ -82,19 +82,19 @@ impl Collector {
         // 2. Links.
         let mut after: Option<StaleLink> = None;
         loop {
-            let page = self.meta.unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
+            let page = self.meta.collect().unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
             let Some(last) = page.last().cloned() else { break };
-            out.links += self.meta.remove_links(&page).await?;
+            out.links += self.meta.collect().remove_links(&page).await?;
             after = Some(last);
         }
         tracing::debug!(millis = started.elapsed().as_millis() as u64, links = out.links, "sweep: links removed");
         // 3. Blobs no repository links.
         let mut after = String::new();
         loop {
-            let seen = self.meta.unlinked_blobs(&after, PAGE).await?;
+            let seen = self.meta.collect().unlinked_blobs(&after, PAGE).await?;
             let Some((last, _)) = seen.last() else { break };
             after = last.digest.to_string();
-            let marked = self.meta.mark_blobs(&seen).await?;
+            let marked = self.meta.collect().mark_blobs(&seen).await?;
             self.delete(&marked, &mut out).await?;
         }
         out.millis = started.elapsed().as_millis() as u64;
@@ -107,15 +107,15 @@ impl Collector {
         let mut out = Swept::default();
         let mut after: Option<StaleLink> = None;
         loop {
-            let page = self.meta.unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
+            let page = self.meta.collect().unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
             let Some(last) = page.last().cloned() else { break };
             out.links += page.len() as u64;
             after = Some(last);
         }
-        let mut blobs = self.meta.tombstones(u32::MAX / 2).await?;
+        let mut blobs = self.meta.collect().tombstones(u32::MAX / 2).await?;
         let mut after = String::new();
         loop {
-            let page = self.meta.collectible_blobs(cutoff, &after, PAGE).await?;
+            let page = self.meta.collect().collectible_blobs(cutoff, &after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.digest.to_string();
             blobs.extend(page);
@@ -152,7 +152,7 @@ impl Collector {
             }
         }
         let digests: Vec<_> = gone.iter().map(|t| &t.digest).collect();
-        self.meta.forget_blobs(&digests).await?;
+        self.meta.collect().forget_blobs(&digests).await?;
         out.blobs += gone.len() as u64;
         out.bytes += gone.iter().map(|t| t.size).sum::<u64>();
         Ok(())

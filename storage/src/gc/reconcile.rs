@@ -76,7 +76,7 @@ impl Collector {
                         Err(e) => tracing::warn!(key = %meta.location, error = %e, "removing an orphaned object"),
                     }
                     if let Key::Content(d) = classify(&meta.location) {
-                        self.meta.forget_blobs(&[&d]).await?;
+                        self.meta.collect().forget_blobs(&[&d]).await?;
                     }
                 }
             }
@@ -89,13 +89,14 @@ impl Collector {
     /// no upload links it while it goes.
     async fn orphaned(&self, key: &Path, size: u64, now: UnixTime) -> Result<bool> {
         Ok(match classify(key) {
-            Key::Content(d) => match self.meta.blob_row(&d).await? {
-                None => self.meta.claim_orphan(&d, size, now).await?,
+            Key::Content(d) => match self.meta.collect().blob_row(&d).await? {
+                None => self.meta.collect().claim_orphan(&d, size, now).await?,
                 // The blob lies elsewhere: this copy is surplus, and nothing reads it.
                 Some(r) => r.location.is_some() && !r.deleting,
             },
             Key::Uploaded(id) => {
-                !self.meta.location_recorded(key.as_ref()).await? && row::load(&self.meta, id.as_str()).await?.is_none()
+                !self.meta.collect().location_recorded(key.as_ref()).await?
+                    && row::load(&self.meta, id.as_str()).await?.is_none()
             }
             Key::Session(id) => row::load(&self.meta, id.as_str()).await?.is_none(),
             Key::Other => false,

@@ -32,11 +32,15 @@ pub struct SeenBlob {
 /// How long a read's touch of a blob lasts before another read writes a new one, in seconds.
 pub const TOUCH_EVERY: UnixTime = 60;
 
-impl Metadata {
+/// Which repository may see which blob: [`Metadata::blobs`].
+#[derive(Clone, Copy, Debug)]
+pub struct Blobs<'a>(pub(super) &'a Metadata);
+
+impl Blobs<'_> {
     /// Makes `digest` (of `size` bytes, stored at `location` or at its content address) visible in `repo`, and
     /// touches it there (its grace period restarts). `Busy` when the collector is deleting that blob's bytes: the
     /// caller waits until the tombstone is gone and links again (see [`Linked`]).
-    pub async fn link_blob(
+    pub async fn link(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
@@ -44,7 +48,7 @@ impl Metadata {
         location: Option<&str>,
         now: UnixTime,
     ) -> Result<Linked> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         insert_repository(&mut tx, repo, now).await?;
         let linked = if claim_live(&mut tx, digest).await? {
             Linked::Existing
@@ -72,7 +76,7 @@ impl Metadata {
     /// Undoes a [`Linked::Added`] whose bytes turned out to be missing (the collector deleted the copy an upload
     /// found in place): the row goes unless another repository linked the blob meanwhile.
     pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
@@ -85,7 +89,7 @@ impl Metadata {
             "DELETE FROM blobs WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)",
         )
         .bind(digest.to_string())
-        .execute(self.writer())
+        .execute(self.0.writer())
         .await;
         match gone {
             Ok(_) => Ok(()),
@@ -95,17 +99,17 @@ impl Metadata {
     }
 
     /// Whether the collector is deleting `digest` (a tombstone is recorded for it).
-    pub async fn blob_deleting(&self, digest: &Digest) -> Result<bool> {
+    pub async fn deleting(&self, digest: &Digest) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
             .bind(digest.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.0.reader())
             .await?;
         Ok(row.is_some())
     }
 
     /// Restarts the grace period of `digest` in `repo` (a HEAD or GET of it) when it was last touched before
     /// `stale`; one write at most per blob and minute, however often it is read.
-    pub async fn touch_blob(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
+    pub async fn touch(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
         sqlx::query(
             "UPDATE repository_blobs SET touched_at = $3, version = version + 1 \
              WHERE repository = $1 AND digest = $2 AND touched_at < $4",
@@ -114,25 +118,25 @@ impl Metadata {
         .bind(digest.to_string())
         .bind(now)
         .bind(now - TOUCH_EVERY)
-        .execute(&self.write)
+        .execute(self.0.writer())
         .await?;
         Ok(())
     }
 
     /// The size of `digest` and where it is stored (`None`: its content address), if `repo` can see it.
-    pub async fn blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<(u64, Option<String>)>> {
-        Ok(self.blob_seen(repo, digest).await?.map(|b| (b.size, b.location)))
+    pub async fn get(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<(u64, Option<String>)>> {
+        Ok(self.seen(repo, digest).await?.map(|b| (b.size, b.location)))
     }
 
-    /// What [`blob`](Self::blob) says, and whether the row is due a [`touch_blob`](Self::touch_blob).
-    pub async fn blob_seen(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<SeenBlob>> {
+    /// What [`get`](Self::get) says, and whether the row is due a [`touch`](Self::touch).
+    pub async fn seen(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<SeenBlob>> {
         let row = sqlx::query(
             "SELECT b.size, b.location, rb.touched_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
              WHERE rb.repository = $1 AND rb.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.0.reader())
         .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SeenBlob {
@@ -143,14 +147,14 @@ impl Metadata {
     }
 
     /// Makes a blob visible in `from` visible in `to` too; `None` if `from` cannot see it.
-    pub async fn mount_blob(
+    pub async fn mount(
         &self,
         from: &RepositoryName,
         to: &RepositoryName,
         digest: &Digest,
         now: UnixTime,
     ) -> Result<Option<u64>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let Some(size) = blob_size(&mut tx, from, digest).await? else { return Ok(None) };
         if !claim_live(&mut tx, digest).await? {
             return Ok(None);
@@ -162,17 +166,17 @@ impl Metadata {
     }
 
     /// The size of `digest` if `repo` can see it.
-    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
-        let mut conn = self.read.acquire().await?;
+    pub async fn size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let mut conn = self.0.reader().acquire().await?;
         blob_size(&mut conn, repo, digest).await
     }
 
     /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.
-    pub async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+    pub async fn unlink(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
         let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(&self.write)
+            .execute(self.0.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }

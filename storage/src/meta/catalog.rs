@@ -1,9 +1,11 @@
 //! The catalog: repository names in byte order, read as range queries over the sorted index, so that a caller who
-//! may see a few repositories costs a few rows, however many others exist.
+//! may see a few repositories costs a few rows, however many others exist; and every name, for walks over all
+//! repositories (retention).
 
+use sqlx::Row;
 use wharf_format::RepositoryName;
 
-use super::{page, Metadata};
+use super::{page, parse, Metadata};
 use crate::Result;
 
 /// A range of repository names: one name, the names that start with a prefix ending in `/`, or all.
@@ -78,22 +80,21 @@ impl NameRange {
     }
 }
 
-impl Metadata {
+/// Repository names: [`Metadata::catalog`].
+#[derive(Clone, Copy, Debug)]
+pub struct Catalog<'a>(pub(super) &'a Metadata);
+
+impl Catalog<'_> {
     /// Repository names in `range` after `last`, in byte order, at most `limit` (and whether more follow in the
     /// range). Only rows inside the range are read.
-    pub async fn catalog(
-        &self,
-        range: &NameRange,
-        last: Option<&str>,
-        limit: u32,
-    ) -> Result<(Vec<RepositoryName>, bool)> {
+    pub async fn list(&self, range: &NameRange, last: Option<&str>, limit: u32) -> Result<(Vec<RepositoryName>, bool)> {
         let (last, limit_plus) = (last.unwrap_or(""), i64::from(limit) + 1);
         let rows = match &range.0 {
             Range::All => {
                 sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
                     .bind(last)
                     .bind(limit_plus)
-                    .fetch_all(self.reader())
+                    .fetch_all(self.0.reader())
                     .await?
             }
             Range::Exact(name) => {
@@ -101,7 +102,7 @@ impl Metadata {
                     .bind(name.as_str())
                     .bind(last)
                     .bind(limit_plus)
-                    .fetch_all(self.reader())
+                    .fetch_all(self.0.reader())
                     .await?
             }
             Range::Prefix(prefix) => {
@@ -115,11 +116,17 @@ impl Metadata {
                 .bind(end)
                 .bind(last)
                 .bind(limit_plus)
-                .fetch_all(self.reader())
+                .fetch_all(self.0.reader())
                 .await?
             }
         };
         page(rows, limit)
+    }
+
+    /// Every repository's name, in byte order.
+    pub async fn all(&self) -> Result<Vec<RepositoryName>> {
+        let rows = sqlx::query("SELECT name FROM repositories ORDER BY name").fetch_all(self.0.reader()).await?;
+        rows.iter().map(|r| parse(r.try_get::<String, _>(0)?)).collect()
     }
 }
 

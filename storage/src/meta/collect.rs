@@ -62,7 +62,11 @@ fn tuples(first: usize, rows: usize, width: usize) -> String {
     (0..rows).map(|r| format!("({})", params(first + r * width, width))).collect::<Vec<_>>().join(", ")
 }
 
-impl Metadata {
+/// The collector's statements: [`Metadata::collect`].
+#[derive(Clone, Copy, Debug)]
+pub struct Collect<'a>(pub(super) &'a Metadata);
+
+impl Collect<'_> {
     /// Up to `limit` links last touched at or before `cutoff` that no manifest of their repository references, after
     /// `after` in (repository, digest) order.
     pub async fn unreferenced_links(
@@ -84,7 +88,7 @@ impl Metadata {
         .bind(repo)
         .bind(digest)
         .bind(i64::from(limit))
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -121,7 +125,7 @@ impl Metadata {
                 for l in chunk {
                     q = q.bind(l.digest.to_string()).bind(l.version);
                 }
-                n += q.execute(self.writer()).await?.rows_affected();
+                n += q.execute(self.0.writer()).await?.rows_affected();
             }
         }
         Ok(n)
@@ -137,7 +141,7 @@ impl Metadata {
         )
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter().map(|r| Ok((tombstone(r)?, r.try_get::<i64, _>(3)?))).collect()
     }
@@ -161,7 +165,7 @@ impl Metadata {
                 q = q.bind(t.digest.to_string()).bind(*version);
             }
             let done: std::collections::HashSet<String> =
-                q.fetch_all(self.writer()).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+                q.fetch_all(self.0.writer()).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
             marked.extend(chunk.iter().filter(|(t, _)| done.contains(&t.digest.to_string())).map(|(t, _)| t.clone()));
         }
         Ok(marked)
@@ -172,7 +176,7 @@ impl Metadata {
         let rows =
             sqlx::query("SELECT digest, size, location FROM blobs WHERE state = 'deleting' ORDER BY digest LIMIT $1")
                 .bind(i64::from(limit))
-                .fetch_all(self.writer())
+                .fetch_all(self.0.writer())
                 .await?;
         rows.iter().map(tombstone).collect()
     }
@@ -186,7 +190,7 @@ impl Metadata {
             for d in chunk {
                 q = q.bind(d.to_string());
             }
-            n += q.execute(self.writer()).await?.rows_affected();
+            n += q.execute(self.0.writer()).await?.rows_affected();
         }
         Ok(n)
     }
@@ -195,7 +199,7 @@ impl Metadata {
     pub async fn blob_row(&self, digest: &Digest) -> Result<Option<BlobRow>> {
         let row = sqlx::query("SELECT location, state FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
-            .fetch_optional(self.writer())
+            .fetch_optional(self.0.writer())
             .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(BlobRow { location: r.try_get(0)?, deleting: r.try_get::<String, _>(1)? == "deleting" }))
@@ -203,8 +207,10 @@ impl Metadata {
 
     /// Whether any blob row records `location` as where its bytes lie.
     pub async fn location_recorded(&self, location: &str) -> Result<bool> {
-        let row =
-            sqlx::query("SELECT 1 FROM blobs WHERE location = $1").bind(location).fetch_optional(self.writer()).await?;
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE location = $1")
+            .bind(location)
+            .fetch_optional(self.0.writer())
+            .await?;
         Ok(row.is_some())
     }
 
@@ -217,22 +223,16 @@ impl Metadata {
         .bind(digest.to_string())
         .bind(size as i64)
         .bind(now)
-        .execute(self.writer())
+        .execute(self.0.writer())
         .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// Every repository's name.
-    pub async fn repository_names(&self) -> Result<Vec<RepositoryName>> {
-        let rows = sqlx::query("SELECT name FROM repositories ORDER BY name").fetch_all(self.reader()).await?;
-        rows.iter().map(|r| parse(r.try_get::<String, _>(0)?)).collect()
     }
 
     /// Every tag of `repo` with the manifest it names and when it was last pushed.
     pub async fn tag_rows(&self, repo: &RepositoryName) -> Result<Vec<TagRow>> {
         let rows = sqlx::query("SELECT tag, digest, updated_at FROM tags WHERE repository = $1 ORDER BY tag")
             .bind(repo.as_str())
-            .fetch_all(self.reader())
+            .fetch_all(self.0.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -253,7 +253,7 @@ impl Metadata {
                 .bind(t.tag.as_str())
                 .bind(t.digest.to_string())
                 .bind(t.updated_at)
-                .execute(self.writer())
+                .execute(self.0.writer())
                 .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -272,7 +272,7 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(cutoff)
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -296,21 +296,11 @@ impl Metadata {
         .bind(repo.as_str())
         .bind(m.digest.to_string())
         .bind(m.version)
-        .execute(self.writer())
+        .execute(self.0.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
-}
 
-fn tombstone(r: &sqlx::any::AnyRow) -> Result<Tombstone> {
-    Ok(Tombstone {
-        digest: parse(r.try_get::<String, _>(0)?)?,
-        size: r.try_get::<i64, _>(1)? as u64,
-        location: r.try_get(2)?,
-    })
-}
-
-impl Metadata {
     /// Live blobs whose every link is collectible at `cutoff` (unreferenced and untouched): what a sweep would
     /// delete, with sizes, after `after` in digest order. For dry runs; a sweep itself goes by links, then blobs.
     pub async fn collectible_blobs(&self, cutoff: UnixTime, after: &str, limit: u32) -> Result<Vec<Tombstone>> {
@@ -324,13 +314,11 @@ impl Metadata {
         .bind(cutoff)
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter().map(tombstone).collect()
     }
-}
 
-impl Metadata {
     /// Whether `digest` is a manifest of `repo` created at or before `cutoff`.
     pub async fn manifest_created_before(
         &self,
@@ -342,20 +330,18 @@ impl Metadata {
             .bind(repo.as_str())
             .bind(digest.to_string())
             .bind(cutoff)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         Ok(row.is_some())
     }
-}
 
-impl Metadata {
     /// Every blob row after `after` in digest order, at most `limit`: (digest, location, whether a tombstone).
     /// For consistency checks (`wharf admin gc --check` and the tests).
     pub async fn blob_rows(&self, after: &str, limit: u32) -> Result<Vec<(Digest, BlobRow)>> {
         let rows = sqlx::query("SELECT digest, location, state FROM blobs WHERE digest > $1 ORDER BY digest LIMIT $2")
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(self.reader())
+            .fetch_all(self.0.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -364,4 +350,12 @@ impl Metadata {
             })
             .collect()
     }
+}
+
+fn tombstone(r: &sqlx::any::AnyRow) -> Result<Tombstone> {
+    Ok(Tombstone {
+        digest: parse(r.try_get::<String, _>(0)?)?,
+        size: r.try_get::<i64, _>(1)? as u64,
+        location: r.try_get(2)?,
+    })
 }

@@ -41,10 +41,14 @@ pub struct Referrer {
     pub content: Vec<u8>,
 }
 
-impl Metadata {
+/// Manifests, tags and referrers: [`Metadata::manifests`].
+#[derive(Clone, Copy, Debug)]
+pub struct Manifests<'a>(pub(super) &'a Metadata);
+
+impl Manifests<'_> {
     /// Stores a manifest (and points its tag at it) if everything it references is in the repository.
-    pub async fn put_manifest(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+    pub async fn put(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         let mut missing = Vec::new();
         // Claimed, not only read: each referenced row gets a new version in this transaction, so a collector
         // that saw it unreferenced cannot remove it, and one that removed it first leaves it missing here.
@@ -117,34 +121,34 @@ impl Metadata {
         Ok(())
     }
 
-    pub async fn manifest_by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>> {
+    pub async fn by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>> {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM tags t JOIN manifests m \
              ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = $1 AND t.tag = $2",
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
-        .fetch_optional(&self.read)
+        .fetch_optional(self.0.reader())
         .await?;
         row.map(|r| manifest_record(&r)).transpose()
     }
 
-    pub async fn manifest_by_digest(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+    pub async fn by_digest(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>> {
         let row =
             sqlx::query("SELECT digest, media_type, content FROM manifests WHERE repository = $1 AND digest = $2")
                 .bind(repo.as_str())
                 .bind(digest.to_string())
-                .fetch_optional(&self.read)
+                .fetch_optional(self.0.reader())
                 .await?;
         row.map(|r| manifest_record(&r)).transpose()
     }
 
     /// Deletes a manifest and every tag pointing at it. False if it was not there.
-    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+    pub async fn delete(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
         let done = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(&self.write)
+            .execute(self.0.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -154,8 +158,24 @@ impl Metadata {
         let done = sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2")
             .bind(repo.as_str())
             .bind(tag.as_str())
-            .execute(&self.write)
+            .execute(self.0.writer())
             .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Points `tag` of `repo` at a manifest the repository holds. False when it holds no such manifest.
+    pub async fn set_tag(&self, repo: &RepositoryName, tag: &Tag, digest: &Digest, now: UnixTime) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO tags (repository, tag, digest, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $3) \
+             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .bind(digest.to_string())
+        .bind(now)
+        .execute(self.0.writer())
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -163,7 +183,7 @@ impl Metadata {
     pub async fn tags(&self, repo: &RepositoryName, last: Option<&str>, limit: u32) -> Result<(Vec<Tag>, bool)> {
         let exists = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
             .bind(repo.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.0.reader())
             .await?;
         if exists.is_none() {
             return Err(Error::NameUnknown);
@@ -172,7 +192,7 @@ impl Metadata {
             .bind(repo.as_str())
             .bind(last.unwrap_or(""))
             .bind(i64::from(limit) + 1)
-            .fetch_all(&self.read)
+            .fetch_all(self.0.reader())
             .await?;
         page(rows, limit)
     }
@@ -185,7 +205,7 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {

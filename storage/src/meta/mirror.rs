@@ -1,8 +1,8 @@
 //! What a mirror remembers of its upstreams: the digest each tag named and trust metadata files, with when the
-//! upstream last confirmed them.
+//! upstream last confirmed them; and the adoption of blobs its manifests reference.
 
 use sqlx::Row;
-use wharf_format::{Digest, RepositoryName, Tag};
+use wharf_format::{Digest, RepositoryName};
 
 use super::blobs::{claim_live, link};
 use super::{insert_repository, Metadata};
@@ -15,19 +15,23 @@ pub struct Cached {
     pub fetched_at: UnixTime,
 }
 
-impl Metadata {
+/// A mirror's memory of its upstreams: [`Metadata::mirror`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mirror<'a>(pub(super) &'a Metadata);
+
+impl Mirror<'_> {
     /// The cached entry `key` of `repo`, if any.
-    pub async fn mirror_cached(&self, repo: &RepositoryName, key: &str) -> Result<Option<Cached>> {
+    pub async fn cached(&self, repo: &RepositoryName, key: &str) -> Result<Option<Cached>> {
         let row = sqlx::query("SELECT content, fetched_at FROM mirror_cache WHERE repository = $1 AND key = $2")
             .bind(repo.as_str())
             .bind(key)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.0.reader())
             .await?;
         row.map(|r| Ok(Cached { content: r.try_get("content")?, fetched_at: r.try_get("fetched_at")? })).transpose()
     }
 
     /// Stores (or confirms) the entry `key` of `repo` as of `now`.
-    pub async fn mirror_cache(&self, repo: &RepositoryName, key: &str, content: &[u8], now: UnixTime) -> Result<()> {
+    pub async fn cache(&self, repo: &RepositoryName, key: &str, content: &[u8], now: UnixTime) -> Result<()> {
         sqlx::query(
             "INSERT INTO mirror_cache (repository, key, content, fetched_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (repository, key) DO UPDATE SET content = excluded.content, fetched_at = excluded.fetched_at",
@@ -36,32 +40,16 @@ impl Metadata {
         .bind(key)
         .bind(content)
         .bind(now)
-        .execute(&self.write)
+        .execute(self.0.writer())
         .await?;
         Ok(())
-    }
-
-    /// Points `tag` of `repo` at a manifest the repository holds. False when it holds no such manifest.
-    pub async fn set_tag(&self, repo: &RepositoryName, tag: &Tag, digest: &Digest, now: UnixTime) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO tags (repository, tag, digest, updated_at) \
-             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $3) \
-             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-        )
-        .bind(repo.as_str())
-        .bind(tag.as_str())
-        .bind(digest.to_string())
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Links a stored blob into mirrored `repo` when a manifest of `repo` references it (the upstream's own manifest
     /// says the repository has it), so that repositories sharing layers fetch each layer once. False when the blob
     /// is not stored, or no manifest of `repo` references it.
     pub async fn adopt_referenced_blob(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let referenced = sqlx::query(
             "SELECT 1 FROM manifest_references WHERE repository = $1 AND digest = $2 AND kind = 'blob' LIMIT 1",
         )

@@ -1,4 +1,15 @@
-//! Registry metadata in SQL: repositories, which blobs each may see, manifests with their references, and tags.
+//! All of Wharf's SQL: registry metadata (repositories, which blobs each may see, manifests with their references,
+//! tags), trust metadata for both notary dialects, accounts, leases and settings.
+//!
+//! [`Metadata`] owns the connection pools and hands out one small borrowed view per role, as containerd's content
+//! store is composed of small role interfaces: [`blobs`](Metadata::blobs), [`manifests`](Metadata::manifests),
+//! [`catalog`](Metadata::catalog), [`collect`](Metadata::collect), [`mirror`](Metadata::mirror),
+//! [`trust`](Metadata::trust), [`notary_v1`](Metadata::notary_v1), [`accounts`](Metadata::accounts),
+//! [`leases`](Metadata::leases) and [`settings`](Metadata::settings), each in its own file. A view is a copyable
+//! reference: `meta.trust().latest(..)`. Each method is one unit of work: it reads from the read pool, or writes in
+//! one transaction of its own on the write pool (a publish of several versions, a manifest with its references and
+//! tag), so no transaction outlives a call. Statements that several roles share (making a repository, linking a
+//! blob) are functions that take the caller's transaction (`Tx`).
 //!
 //! One code path for both databases through `sqlx::Any`: every statement is written once, in the SQL both SQLite and
 //! PostgreSQL accept, with `$N` parameters. SQLite runs in WAL mode with one writer connection and a pool of
@@ -15,17 +26,27 @@ use wharf_format::RepositoryName;
 
 use crate::{Error, Result, UnixTime};
 
+mod accounts;
 mod blobs;
 mod catalog;
 mod collect;
+mod leases;
 mod manifests;
 mod mirror;
+mod notary_v1;
+mod settings;
+mod trust;
 
-pub use blobs::{Linked, SeenBlob, TOUCH_EVERY};
-pub use catalog::NameRange;
-pub use collect::{BlobRow, StaleLink, TagRow, Tombstone, UntaggedRow};
-pub use manifests::{ManifestRecord, NewManifest, Referrer};
-pub use mirror::Cached;
+pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
+pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
+pub use catalog::{Catalog, NameRange};
+pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow};
+pub use leases::Leases;
+pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
+pub use mirror::{Cached, Mirror};
+pub use notary_v1::{ChangeQuery, ChangeRow, NotaryV1, V1KeyRow, V1Row};
+pub use settings::Settings;
+pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
 
 /// The SQLite migrations, applied at start-up.
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -57,7 +78,7 @@ impl Metadata {
     pub async fn open(url: &str) -> Result<Metadata> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = AnyConnectOptions::from_str(url).map_err(|e| Error::Config(format!("database URL: {e}")))?;
+            let options = AnyConnectOptions::from_str(url).map_err(Error::DatabaseUrl)?;
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
@@ -74,10 +95,8 @@ impl Metadata {
         if !path.starts_with(':') {
             crate::modes::private_database(Path::new(path)).map_err(Error::io("creating", Path::new(path)))?;
         }
-        let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
-            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
-        let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro"))
-            .map_err(|e| Error::Config(format!("database URL: {e}")))?;
+        let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc")).map_err(Error::DatabaseUrl)?;
+        let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro")).map_err(Error::DatabaseUrl)?;
         let write = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect_with(rw).await?;
         write.execute("PRAGMA journal_mode = WAL").await?;
         SQLITE.run(&write).await.map_err(|e| Error::Database(e.into()))?;
@@ -95,6 +114,56 @@ impl Metadata {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// Which repository may see which blob: links, touches, mounts.
+    pub fn blobs(&self) -> Blobs<'_> {
+        Blobs(self)
+    }
+
+    /// Manifests with their references, tags and referrers.
+    pub fn manifests(&self) -> Manifests<'_> {
+        Manifests(self)
+    }
+
+    /// Repository names, for the catalog and for walks over every repository.
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog(self)
+    }
+
+    /// The garbage collector's and retention's conditional reads and removals.
+    pub fn collect(&self) -> Collect<'_> {
+        Collect(self)
+    }
+
+    /// What a mirror remembers of its upstreams.
+    pub fn mirror(&self) -> Mirror<'_> {
+        Mirror(self)
+    }
+
+    /// TUF 1.0 metadata versions and the notary's sealed keys.
+    pub fn trust(&self) -> Trust<'_> {
+        Trust(self)
+    }
+
+    /// Notary v1 collections, their sealed keys and the changefeed.
+    pub fn notary_v1(&self) -> NotaryV1<'_> {
+        NotaryV1(self)
+    }
+
+    /// Accounts and grants.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts(self)
+    }
+
+    /// Named leases that let one replica at a time run a job.
+    pub fn leases(&self) -> Leases<'_> {
+        Leases(self)
+    }
+
+    /// Server-wide settings kept in the database.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings(self)
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {

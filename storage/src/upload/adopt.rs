@@ -26,7 +26,7 @@ impl Uploads {
                 std::fs::hard_link(&f, &s)
             })
             .await
-            .map_err(|e| Error::Config(format!("adopt task: {e}")))?;
+            .map_err(Error::task("adopt"))?;
             match linked {
                 Ok(()) => return self.commit_staged(&staged, &to, digest, size).await,
                 // Another file system: copy the bytes instead.
@@ -42,14 +42,13 @@ impl Uploads {
         let waited = tokio::time::Instant::now();
         loop {
             let (f, t) = (staged.to_owned(), to.to_owned());
-            let done = tokio::task::spawn_blocking(move || durable::commit(&f, &t))
-                .await
-                .map_err(|e| Error::Config(format!("commit task: {e}")))??;
+            let done =
+                tokio::task::spawn_blocking(move || durable::commit(&f, &t)).await.map_err(Error::task("commit"))??;
             if done == Commit::Moved {
                 return Ok(Committed { size, location: None });
             }
             // A copy is in place; if the collector is deleting it, wait until it is gone and commit this one.
-            if waited.elapsed() < WAIT_FOR_WRITER && self.meta.blob_deleting(digest).await? {
+            if waited.elapsed() < WAIT_FOR_WRITER && self.meta.blobs().deleting(digest).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
             }

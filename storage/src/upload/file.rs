@@ -111,9 +111,7 @@ impl FileWriter {
 
     async fn wait(&mut self) -> Result<()> {
         if let Some(p) = self.pending.take() {
-            p.await
-                .map_err(|e| Error::Config(format!("write task: {e}")))?
-                .map_err(Error::io("writing", &self.path))?;
+            p.await.map_err(Error::task("write"))?.map_err(Error::io("writing", &self.path))?;
         }
         Ok(())
     }
@@ -135,7 +133,7 @@ impl FileWriter {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Config(format!("blocking task: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(Error::task("file"))?
 }
 
 /// Removes a session's directory; a missing one is already gone.

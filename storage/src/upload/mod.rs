@@ -289,7 +289,7 @@ impl Uploads {
         let waited = tokio::time::Instant::now();
         let mut conflicts = 0;
         loop {
-            let linked = match self.meta.link_blob(repo, digest, c.size, location, now).await {
+            let linked = match self.meta.blobs().link(repo, digest, c.size, location, now).await {
                 // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
                 // collector's statement); the link is safe to repeat.
                 Err(Error::Database(e)) if is_conflict(&e) && conflicts < 5 => {
@@ -310,10 +310,10 @@ impl Uploads {
                     // address may have gone just before. Then the link goes again and the upload fails cleanly.
                     let recorded = match linked {
                         Linked::Added => location.map(str::to_owned),
-                        _ => self.meta.blob(repo, digest).await?.and_then(|(_, at)| at),
+                        _ => self.meta.blobs().get(repo, digest).await?.and_then(|(_, at)| at),
                     };
                     if self.blobs.stat_at(digest, recorded.as_deref()).await?.is_none() {
-                        self.meta.unlink_added(repo, digest).await?;
+                        self.meta.blobs().unlink_added(repo, digest).await?;
                         return Err(Error::Collected);
                     }
                     return Ok(());

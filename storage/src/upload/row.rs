@@ -85,7 +85,8 @@ pub(crate) async fn load(m: &Metadata, id: &str) -> Result<Option<Row>> {
         parts: if parts.is_empty() {
             Vec::new()
         } else {
-            serde_json::from_str(&parts).map_err(|e| Error::Corrupt(format!("upload session {id}: parts: {e}")))?
+            serde_json::from_str(&parts)
+                .map_err(|source| Error::Json { what: format!("upload session {id}: decoding its parts"), source })?
         },
         tail_key: r.try_get("tail_key")?,
     };
@@ -153,7 +154,8 @@ pub(crate) async fn save(m: &Metadata, id: &str, row: &Row, fence: Fence<'_>, no
         "UPDATE upload_sessions SET size = $1, hash_state = $2, multipart_id = $3, parts = $4, tail_key = $5, \
          touched_at = $6, holder = NULL, held_until = 0 WHERE id = $7 AND {condition}"
     );
-    let parts = serde_json::to_string(&row.parts).map_err(|e| Error::Corrupt(format!("encoding parts: {e}")))?;
+    let parts = serde_json::to_string(&row.parts)
+        .map_err(|source| Error::Json { what: format!("upload session {id}: encoding its parts"), source })?;
     let query = sqlx::query(&sql)
         .bind(to_i64(row.size))
         .bind(row.hash_state.clone())

@@ -255,13 +255,13 @@ impl Uploads {
             let (f, t) = (from.clone(), to.clone());
             let done = tokio::task::spawn_blocking(move || crate::durable::commit(&f, &t))
                 .await
-                .map_err(|e| Error::Config(format!("commit task: {e}")))??;
+                .map_err(Error::task("commit"))??;
             if done == crate::durable::Commit::Moved {
                 return Ok(());
             }
             // A copy is in place. If the collector is deleting it, this upload's own copy must not go: wait until
             // the tombstone is gone (and the old copy with it), then commit again.
-            if waited.elapsed() < super::WAIT_FOR_WRITER && self.meta.blob_deleting(digest).await? {
+            if waited.elapsed() < super::WAIT_FOR_WRITER && self.meta.blobs().deleting(digest).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
             }

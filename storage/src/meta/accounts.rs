@@ -66,19 +66,23 @@ fn account_row(r: &sqlx::any::AnyRow) -> Result<AccountRow> {
     })
 }
 
-impl Metadata {
+/// Accounts and grants: [`Metadata::accounts`].
+#[derive(Clone, Copy, Debug)]
+pub struct Accounts<'a>(pub(super) &'a Metadata);
+
+impl Accounts<'_> {
     /// A counter that changes with every account or grant change.
-    pub async fn auth_generation(&self) -> Result<i64> {
+    pub async fn generation(&self) -> Result<i64> {
         let row = sqlx::query("SELECT value FROM counters WHERE name = $1")
             .bind(GENERATION)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
     }
 
     /// Adds an account; `Conflict` if the name is taken.
-    pub async fn add_account(&self, a: &AccountRow) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn add(&self, a: &AccountRow) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query(
             "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT DO NOTHING",
@@ -99,8 +103,8 @@ impl Metadata {
     }
 
     /// Adds `a` with `grants` only if there is no account yet (the first administrator); false if there was one.
-    pub async fn add_first_account(&self, a: &AccountRow, grants: &[GrantRow], now: UnixTime) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn add_first(&self, a: &AccountRow, grants: &[GrantRow], now: UnixTime) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&mut *tx).await?.try_get(0)?;
         if n > 0 {
             return Ok(false);
@@ -124,8 +128,8 @@ impl Metadata {
     }
 
     /// Removes an account and its grants; false if there was none.
-    pub async fn remove_account(&self, name: &str) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn remove(&self, name: &str) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM accounts WHERE name = $1").bind(name).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM grants WHERE account = $1").bind(name).execute(&mut *tx).await?;
         bump(&mut tx).await?;
@@ -134,8 +138,8 @@ impl Metadata {
     }
 
     /// Replaces an account's secret hash; false if there is no such account.
-    pub async fn set_account_secret(&self, name: &str, secret_hash: &str) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn set_secret(&self, name: &str, secret_hash: &str) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("UPDATE accounts SET secret_hash = $1 WHERE name = $2")
             .bind(secret_hash)
             .bind(name)
@@ -146,16 +150,16 @@ impl Metadata {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn accounts(&self) -> Result<Vec<AccountRow>> {
+    pub async fn list(&self) -> Result<Vec<AccountRow>> {
         let rows = sqlx::query("SELECT name, kind, secret_hash, expires_at, created_at FROM accounts ORDER BY name")
-            .fetch_all(self.reader())
+            .fetch_all(self.0.reader())
             .await?;
         rows.iter().map(account_row).collect()
     }
 
     /// Sets the actions `account` has on `pattern` (replacing earlier ones on the same pattern).
     pub async fn grant(&self, g: &GrantRow, now: UnixTime) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         upsert_grant(&mut tx, g, now).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -164,7 +168,7 @@ impl Metadata {
 
     /// Removes what `account` has on `pattern`; false if it had nothing there.
     pub async fn revoke(&self, account: &str, pattern: &str) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM grants WHERE account = $1 AND pattern = $2")
             .bind(account)
             .bind(pattern)
@@ -177,7 +181,7 @@ impl Metadata {
 
     pub async fn grants(&self) -> Result<Vec<GrantRow>> {
         let rows = sqlx::query("SELECT account, pattern, actions FROM grants ORDER BY account, pattern")
-            .fetch_all(self.reader())
+            .fetch_all(self.0.reader())
             .await?;
         rows.iter()
             .map(|r| Ok(GrantRow { account: r.try_get(0)?, pattern: r.try_get(1)?, actions: r.try_get(2)? }))
@@ -197,35 +201,4 @@ async fn upsert_grant(tx: &mut sqlx::AnyConnection, g: &GrantRow, now: UnixTime)
     .execute(tx)
     .await?;
     Ok(())
-}
-
-impl Metadata {
-    /// Takes or keeps the lease `name` for `holder` until `until`, if it is free, expired at `now`, or already
-    /// `holder`'s. True if `holder` holds it now. One statement, so two replicas cannot both win.
-    pub async fn try_lease(&self, name: &str, holder: &str, now: UnixTime, until: UnixTime) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE leases.expires_at <= $4 OR leases.holder = $2",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(until)
-        .bind(now)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-}
-
-impl Metadata {
-    /// Gives up the lease `name` if `holder` holds it.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
 }

@@ -39,17 +39,21 @@ pub struct HistoryRow {
     pub content: Vec<u8>,
 }
 
-impl Metadata {
+/// TUF 1.0 metadata and service keys: [`Metadata::trust`].
+#[derive(Clone, Copy, Debug)]
+pub struct Trust<'a>(pub(super) &'a Metadata);
+
+impl Trust<'_> {
     async fn generation(&self, repo: &RepositoryName) -> Result<i64> {
         let row = sqlx::query("SELECT generation FROM trust_repositories WHERE repository = $1")
             .bind(repo.as_str())
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
     }
 
     /// The newest version of `role`, if any.
-    pub async fn trust_latest(&self, repo: &RepositoryName, role: &RoleName) -> Result<Option<MetadataRow>> {
+    pub async fn latest(&self, repo: &RepositoryName, role: &RoleName) -> Result<Option<MetadataRow>> {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
@@ -58,18 +62,13 @@ impl Metadata {
         .bind(repo.as_str())
         .bind(g)
         .bind(role.as_str())
-        .fetch_optional(self.reader())
+        .fetch_optional(self.0.reader())
         .await?;
         row.map(|r| metadata_row(&r)).transpose()
     }
 
     /// A given version of `role`.
-    pub async fn trust_version(
-        &self,
-        repo: &RepositoryName,
-        role: &RoleName,
-        version: u64,
-    ) -> Result<Option<MetadataRow>> {
+    pub async fn version(&self, repo: &RepositoryName, role: &RoleName, version: u64) -> Result<Option<MetadataRow>> {
         let g = self.generation(repo).await?;
         let row = sqlx::query(
             "SELECT role, version, content, expires FROM trust_metadata \
@@ -79,13 +78,13 @@ impl Metadata {
         .bind(g)
         .bind(role.as_str())
         .bind(version as i64)
-        .fetch_optional(self.reader())
+        .fetch_optional(self.0.reader())
         .await?;
         row.map(|r| metadata_row(&r)).transpose()
     }
 
     /// The newest version of every role of the repository.
-    pub async fn trust_latest_all(&self, repo: &RepositoryName) -> Result<Vec<MetadataRow>> {
+    pub async fn latest_all(&self, repo: &RepositoryName) -> Result<Vec<MetadataRow>> {
         let g = self.generation(repo).await?;
         let rows = sqlx::query(
             "SELECT m.role, m.version, m.content, m.expires FROM trust_metadata m JOIN \
@@ -95,15 +94,15 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(g)
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter().map(metadata_row).collect()
     }
 
     /// Writes new metadata versions all at once. If any (role, version) exists already, nothing is written and
     /// the answer is `Conflict`: a concurrent publish won.
-    pub async fn trust_commit(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn commit(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .execute(&mut *tx)
@@ -135,7 +134,7 @@ impl Metadata {
         Ok(())
     }
 
-    pub async fn trust_keys(&self, repo: &RepositoryName) -> Result<Vec<KeyRow>> {
+    pub async fn keys(&self, repo: &RepositoryName) -> Result<Vec<KeyRow>> {
         let g = self.generation(repo).await?;
         let rows = sqlx::query(
             "SELECT role, key_id, public_key, sealed_private, created_at FROM trust_keys \
@@ -143,7 +142,7 @@ impl Metadata {
         )
         .bind(repo.as_str())
         .bind(g)
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -163,8 +162,8 @@ impl Metadata {
             .collect()
     }
 
-    pub async fn trust_add_key(&self, repo: &RepositoryName, key: &KeyRow) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn add_key(&self, repo: &RepositoryName, key: &KeyRow) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .execute(&mut *tx)
@@ -187,12 +186,12 @@ impl Metadata {
     }
 
     /// Repositories with trust data in their current generation.
-    pub async fn trust_repositories(&self) -> Result<Vec<RepositoryName>> {
+    pub async fn repositories(&self) -> Result<Vec<RepositoryName>> {
         let rows = sqlx::query(
             "SELECT DISTINCT m.repository FROM trust_metadata m JOIN trust_repositories r \
              ON r.repository = m.repository AND r.generation = m.generation ORDER BY m.repository",
         )
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -204,8 +203,8 @@ impl Metadata {
 
     /// Ends the repository's trust data: nothing of it is served any more, and its keys are retired. Every version
     /// stays in the history. Returns false if there was nothing to delete.
-    pub async fn trust_delete(&self, repo: &RepositoryName) -> Result<bool> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn delete(&self, repo: &RepositoryName) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let had = sqlx::query(
             "SELECT 1 FROM trust_metadata m JOIN trust_repositories r ON r.repository = m.repository \
              AND r.generation = m.generation WHERE m.repository = $1 LIMIT 1",
@@ -223,13 +222,13 @@ impl Metadata {
     }
 
     /// Every version ever written for the repository, oldest first.
-    pub async fn trust_history(&self, repo: &RepositoryName) -> Result<Vec<HistoryRow>> {
+    pub async fn history(&self, repo: &RepositoryName) -> Result<Vec<HistoryRow>> {
         let rows = sqlx::query(
             "SELECT generation, role, version, expires, created_at, content FROM trust_metadata \
              WHERE repository = $1 ORDER BY generation, created_at, role, version",
         )
         .bind(repo.as_str())
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -243,23 +242,6 @@ impl Metadata {
                 })
             })
             .collect()
-    }
-
-    pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let row =
-            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(self.reader()).await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
-    /// Stores `value` unless the setting exists; returns the stored value either way.
-    pub async fn setting_init(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(self.writer())
-            .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(self.writer()).await?;
-        Ok(row.try_get(0)?)
     }
 }
 

@@ -53,29 +53,34 @@ pub struct ChangeQuery {
 
 const COLUMNS: &str = "role, version, sha256, content, created_at";
 
-impl Metadata {
-    async fn v1_generation(&self, gun: &Gun) -> Result<i64> {
+/// Notary v1 collections, keys and changefeed: [`Metadata::notary_v1`].
+#[derive(Clone, Copy, Debug)]
+pub struct NotaryV1<'a>(pub(super) &'a Metadata);
+
+impl NotaryV1<'_> {
+    async fn generation(&self, gun: &Gun) -> Result<i64> {
         let row = sqlx::query("SELECT generation FROM notary_collections WHERE gun = $1")
             .bind(gun.as_str())
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
     }
 
     /// The newest version of `role`.
-    pub async fn v1_current(&self, gun: &Gun, role: &RoleName) -> Result<Option<V1Row>> {
-        let g = self.v1_generation(gun).await?;
+    pub async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<V1Row>> {
+        let g = self.generation(gun).await?;
         let q = format!(
             "SELECT {COLUMNS} FROM notary_metadata WHERE gun = $1 AND generation = $2 AND role = $3 \
              ORDER BY version DESC LIMIT 1"
         );
-        let row = sqlx::query(&q).bind(gun.as_str()).bind(g).bind(role.as_str()).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(&q).bind(gun.as_str()).bind(g).bind(role.as_str()).fetch_optional(self.0.reader()).await?;
         row.map(|r| v1_row(&r)).transpose()
     }
 
     /// The version of `role` whose bytes hash to `sha256` (lowercase hex).
-    pub async fn v1_by_hash(&self, gun: &Gun, role: &RoleName, sha256: &str) -> Result<Option<V1Row>> {
-        let g = self.v1_generation(gun).await?;
+    pub async fn by_hash(&self, gun: &Gun, role: &RoleName, sha256: &str) -> Result<Option<V1Row>> {
+        let g = self.generation(gun).await?;
         let q = format!(
             "SELECT {COLUMNS} FROM notary_metadata WHERE gun = $1 AND generation = $2 AND role = $3 AND sha256 = $4 \
              ORDER BY version DESC LIMIT 1"
@@ -85,13 +90,13 @@ impl Metadata {
             .bind(g)
             .bind(role.as_str())
             .bind(sha256)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         row.map(|r| v1_row(&r)).transpose()
     }
 
-    pub async fn v1_by_version(&self, gun: &Gun, role: &RoleName, version: i64) -> Result<Option<V1Row>> {
-        let g = self.v1_generation(gun).await?;
+    pub async fn by_version(&self, gun: &Gun, role: &RoleName, version: i64) -> Result<Option<V1Row>> {
+        let g = self.generation(gun).await?;
         let q = format!(
             "SELECT {COLUMNS} FROM notary_metadata WHERE gun = $1 AND generation = $2 AND role = $3 AND version = $4"
         );
@@ -100,14 +105,14 @@ impl Metadata {
             .bind(g)
             .bind(role.as_str())
             .bind(version)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.0.reader())
             .await?;
         row.map(|r| v1_row(&r)).transpose()
     }
 
     /// The newest version of every role of the collection.
-    pub async fn v1_current_all(&self, gun: &Gun) -> Result<Vec<V1Row>> {
-        let g = self.v1_generation(gun).await?;
+    pub async fn current_all(&self, gun: &Gun) -> Result<Vec<V1Row>> {
+        let g = self.generation(gun).await?;
         let rows = sqlx::query(
             "SELECT m.role, m.version, m.sha256, m.content, m.created_at FROM notary_metadata m JOIN \
              (SELECT role, MAX(version) AS version FROM notary_metadata WHERE gun = $1 AND generation = $2 \
@@ -115,15 +120,15 @@ impl Metadata {
         )
         .bind(gun.as_str())
         .bind(g)
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter().map(v1_row).collect()
     }
 
     /// Writes new versions all at once, with an `update` changefeed record for the new timestamp (the row whose
     /// role is `timestamp`). If any (role, version) exists already nothing is written and the answer is `Conflict`.
-    pub async fn v1_commit(&self, gun: &Gun, rows: &[V1Row], now: UnixTime) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn commit(&self, gun: &Gun, rows: &[V1Row], now: UnixTime) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO notary_collections (gun, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(gun.as_str())
             .execute(&mut *tx)
@@ -170,8 +175,8 @@ impl Metadata {
 
     /// Ends the collection: nothing of it is served any more (every version stays as history), and a `deletion`
     /// record goes to the changefeed. Keys stay.
-    pub async fn v1_delete(&self, gun: &Gun, now: UnixTime) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
+    pub async fn delete(&self, gun: &Gun, now: UnixTime) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query(
             "INSERT INTO notary_collections (gun, generation) VALUES ($1, 1) \
              ON CONFLICT (gun) DO UPDATE SET generation = notary_collections.generation + 1",
@@ -184,13 +189,13 @@ impl Metadata {
         Ok(())
     }
 
-    pub async fn v1_keys(&self, gun: &Gun) -> Result<Vec<V1KeyRow>> {
+    pub async fn keys(&self, gun: &Gun) -> Result<Vec<V1KeyRow>> {
         let rows = sqlx::query(
             "SELECT role, key_id, public_key, sealed_private, created_at FROM notary_keys WHERE gun = $1 \
              ORDER BY created_at, key_id",
         )
         .bind(gun.as_str())
-        .fetch_all(self.reader())
+        .fetch_all(self.0.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -205,7 +210,7 @@ impl Metadata {
             .collect()
     }
 
-    pub async fn v1_add_key(&self, gun: &Gun, key: &V1KeyRow) -> Result<()> {
+    pub async fn add_key(&self, gun: &Gun, key: &V1KeyRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO notary_keys (gun, role, key_id, public_key, sealed_private, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -216,13 +221,13 @@ impl Metadata {
         .bind(&key.public_key)
         .bind(&key.sealed_private)
         .bind(key.created_at)
-        .execute(self.writer())
+        .execute(self.0.writer())
         .await?;
         Ok(())
     }
 
     /// A changefeed page, oldest first: of one collection, or of all with `gun` `None`.
-    pub async fn v1_changes(&self, gun: Option<&Gun>, q: ChangeQuery) -> Result<Vec<ChangeRow>> {
+    pub async fn changes(&self, gun: Option<&Gun>, q: ChangeQuery) -> Result<Vec<ChangeRow>> {
         let (cmp, order) = if q.backwards { ("<", "DESC") } else { (">", "ASC") };
         let after = q.after.unwrap_or(if q.backwards { i64::MAX } else { 0 });
         let filter = if gun.is_some() { "AND gun = $3" } else { "" };
@@ -235,7 +240,7 @@ impl Metadata {
             query = query.bind(g.as_str());
         }
         let mut out = query
-            .fetch_all(self.reader())
+            .fetch_all(self.0.reader())
             .await?
             .iter()
             .map(|r| {
