@@ -74,6 +74,7 @@ fn config_check_prints_the_effective_settings_masked_and_refuses_bad_files() {
     std::fs::write(&file, "[limits]\nmax_blob_sise = 1\n").unwrap();
     let (ok, _, err) = wharf(&["config", "check", path], &[]);
     assert!(!ok && err.contains("max_blob_sise"), "{err}");
+    std::fs::write(&file, "").unwrap();
     let (ok, _, err) = wharf(&["config", "check", path], &[("WHARF_AUTH_ENABLD", "1")]);
     assert!(!ok && err.contains("WHARF_AUTH_ENABLD"), "{err}");
     std::fs::write(&file, "[trust]\ntimestamp_lifetime_secs = \"1y\"\n").unwrap();
