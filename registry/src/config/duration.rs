@@ -88,11 +88,12 @@ impl<const UNIT_MS: u64> fmt::Display for Duration<UNIT_MS> {
         if ms == 0 && self.0.is_zero() {
             return f.write_str("0");
         }
-        if self.0.subsec_nanos() % 1_000_000 != 0 {
+        if !self.0.subsec_nanos().is_multiple_of(1_000_000) {
             return write!(f, "{}", self.0.as_nanos() as f64 / (UNIT_MS as f64 * 1e6));
         }
         let units = [(604_800_000, "w"), (86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
-        let (n, unit) = units.iter().find(|(u, _)| ms % u == 0).map_or((ms, "ms"), |(u, name)| (ms / u, *name));
+        let (n, unit) =
+            units.iter().find(|(u, _)| ms.is_multiple_of(*u)).map_or((ms, "ms"), |(u, name)| (ms / u, *name));
         write!(f, "{n}{unit}")
     }
 }

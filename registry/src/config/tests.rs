@@ -59,7 +59,8 @@ fn refusals() {
         Ok(c) => c.settings(Overrides::default()).err().map(|e| format!("{e:#}")),
         Err(e) => Some(format!("{e}: {:?}", std::error::Error::source(&e).map(ToString::to_string))),
     };
-    let rows: [(&str, &[(&str, &str)], &str); 8] = [
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let rows: [Row; 8] = [
         ("bogus = 1", &[], "unknown field"),
         ("", &[("WHARF_MAX_BLOB_SIZE", "big")], "WHARF_MAX_BLOB_SIZE"),
         ("", &[("WHARF_GC_GRACE_SECS", "soon")], "WHARF_GC_GRACE_SECS"),
