@@ -23,9 +23,21 @@ pub enum AdminCommand {
     ///
     /// PATTERN: `team/app`, `team/*` (one level), `team/**` (any depth), `**` (everything). ACTIONS:
     /// comma-separated pull, push, delete, sign, admin.
-    Grant { account: String, pattern: String, actions: String },
+    Grant {
+        /// A user, `robot$NAME`, or `anonymous`.
+        account: String,
+        /// The repositories: `team/app`, `team/*`, `team/**` or `**`.
+        pattern: String,
+        /// Comma-separated: pull, push, delete, sign, admin.
+        actions: String,
+    },
     /// Take back what ACCOUNT has on PATTERN.
-    Revoke { account: String, pattern: String },
+    Revoke {
+        /// A user, `robot$NAME`, or `anonymous`.
+        account: String,
+        /// The pattern as granted.
+        pattern: String,
+    },
     /// Collect garbage now, online: apply the configured retention rules, then delete the bytes of blobs no
     /// manifest references (after the grace period) and expired uploads. Prints what went.
     Gc {
@@ -35,6 +47,7 @@ pub enum AdminCommand {
         /// Also list the store for orphans that a crash left (slow: paced by gc.reconcile_rate).
         #[arg(long)]
         reconcile: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +57,7 @@ pub enum AdminCommand {
         /// Print what would go; remove nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         /// A rule of its own instead of the configured ones: repository pattern (`team/**`).
@@ -57,10 +71,10 @@ pub enum AdminCommand {
         keep_last: Option<usize>,
         /// Remove matching tags pushed longer ago than this (90s, 45m, 12h, 30d, 2w).
         #[arg(long, requires = "repositories")]
-        older_than: Option<String>,
+        older_than: Option<crate::config::Secs>,
         /// Remove untagged manifests older than this.
         #[arg(long, requires = "repositories")]
-        untagged_older_than: Option<String>,
+        untagged_older_than: Option<crate::config::Secs>,
         /// Signed tags (and manifests signed targets name) may go too.
         #[arg(long, requires = "repositories")]
         include_signed: bool,
@@ -71,20 +85,28 @@ pub enum AdminCommand {
 pub enum UserCommand {
     /// Add a user (the password is asked for, or read from stdin).
     Add {
+        /// The user's name.
         name: String,
+        /// Read the password from stdin instead of asking for it twice on the terminal.
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove a user and its grants.
     Remove {
+        /// The user's name.
         name: String,
     },
+    /// List users and their grants.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Set a user's password.
     Passwd {
+        /// The user's name.
         name: String,
+        /// Read the password from stdin instead of asking for it twice on the terminal.
         #[arg(long)]
         password_stdin: bool,
     },
@@ -94,6 +116,7 @@ pub enum UserCommand {
 pub enum RobotCommand {
     /// Create `robot$NAME`; its secret is printed once.
     Create {
+        /// The robot's name (`NAME` or `robot$NAME`).
         name: String,
         /// Expire after this long: 90s, 45m, 12h, 30d.
         #[arg(long)]
@@ -101,13 +124,18 @@ pub enum RobotCommand {
         /// PATTERN=ACTIONS to grant at once (repeatable), e.g. `ci/**=push`.
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// Print the name and secret as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Remove a robot and its grants.
     Remove {
+        /// The robot's name (`NAME` or `robot$NAME`).
         name: String,
     },
+    /// List robots, their expiry and grants.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -275,8 +303,8 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
                         repositories,
                         tags,
                         keep_last,
-                        older_than: older_than.map(toml::Value::String),
-                        untagged_older_than: untagged_older_than.map(toml::Value::String),
+                        older_than,
+                        untagged_older_than,
                         include_signed,
                     };
                     vec![crate::config::rule(r).map_err(anyhow::Error::msg)?]

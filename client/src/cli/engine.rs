@@ -10,18 +10,22 @@ use wharf_format::image_ref::ImageRef;
 pub enum ImageCommand {
     /// List pulled images (as `wharf images`).
     Ls {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove images (their refs) and the layer snapshots no remaining image uses; `prune` then removes their blobs.
     Rm {
+        /// The images: HOST/REPOSITORY[:TAG] or HOST/REPOSITORY@DIGEST.
         #[arg(required = true)]
         references: Vec<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// As `wharf prune`.
     Prune {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

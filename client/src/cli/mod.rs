@@ -27,7 +27,17 @@ pub const EXIT_VERIFY: u8 = 3;
 pub const EXIT_CONNECT: u8 = 4;
 pub const EXIT_DENIED: u8 = 5;
 
+/// What the passphrase variables are, for the help of the commands that ask for a key's passphrase.
+pub const PASSPHRASES: &str = "\
+Passphrases (asked on the terminal when unset):
+  WHARF_ROOT_PASSPHRASE        the passphrase of the repository's root key
+  WHARF_REPOSITORY_PASSPHRASE  the passphrase of the repository's targets key and of signer keys";
+
+/// The options every client command takes. They are listed on the client commands only (not on `wharf serve`),
+/// are inherited by their subcommands (`wharf trust sign --store DIR`), and are also accepted, unlisted, before the
+/// command name (`wharf --store DIR pull ...`) as earlier releases documented: see [`Global::add_to`].
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Client options")]
 pub struct Global {
     /// The local content store (default: $XDG_DATA_HOME/wharf or ~/.local/share/wharf).
     #[arg(long, env = "WHARF_STORE", global = true)]
@@ -51,11 +61,38 @@ pub struct Global {
     pub ca_cert: Vec<PathBuf>,
 }
 
+impl Global {
+    /// Adds the client options to `cmd`, the whole `wharf` command: listed on each client command (and global
+    /// there, so their subcommands take them too), and accepted but not listed before the command name.
+    pub fn add_to(cmd: clap::Command) -> clap::Command {
+        let ids: Vec<clap::Id> =
+            Global::augment_args(clap::Command::new("ids")).get_arguments().map(|a| a.get_id().clone()).collect();
+        let mut cmd =
+            Global::augment_args(cmd)
+                .mut_args(|a| if ids.contains(a.get_id()) { a.global(false).hide(true) } else { a });
+        for name in client_commands() {
+            cmd = cmd.mut_subcommand(name, Global::augment_args);
+        }
+        cmd
+    }
+}
+
+/// The names of the client commands.
+pub fn client_commands() -> Vec<String> {
+    ClientCommand::augment_subcommands(clap::Command::new("client"))
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Push an image: SRC is oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]; REF is HOST/REPOSITORY[:TAG].
+    /// Push an image from a local layout or archive to a registry.
+    #[command(after_help = PASSPHRASES)]
     Push {
+        /// The image to push: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
         src: String,
+        /// Where to push it: HOST/REPOSITORY[:TAG].
         reference: String,
         /// Sign the tag after pushing (as `wharf trust sign`).
         #[arg(long)]
@@ -63,6 +100,7 @@ pub enum ClientCommand {
     },
     /// Pull an image, verified: a tag resolves only through the repository's signed trust data.
     Pull {
+        /// The image: HOST/REPOSITORY[:TAG] or HOST/REPOSITORY@DIGEST.
         reference: String,
         #[command(flatten)]
         trust: TrustArgs,
@@ -78,7 +116,9 @@ pub enum ClientCommand {
     /// Write a flattened root filesystem of the image into DIR, a new or empty directory, built from its layer
     /// snapshots (pulling and extracting what is missing).
     Unpack {
+        /// The image: HOST/REPOSITORY[:TAG] or HOST/REPOSITORY@DIGEST.
         reference: String,
+        /// Where to write the root filesystem: a new or empty directory.
         dir: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
@@ -88,6 +128,7 @@ pub enum ClientCommand {
     /// Run an image with an installed OCI runtime (runc or crun), on an overlay of its layer snapshots (pulling and
     /// extracting what is missing).
     Run {
+        /// The image: HOST/REPOSITORY[:TAG] or HOST/REPOSITORY@DIGEST.
         reference: String,
         #[command(flatten)]
         trust: TrustArgs,
@@ -99,6 +140,7 @@ pub enum ClientCommand {
     },
     /// List pulled images with their sizes and the unpacked bytes they share with other images.
     Images {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -107,16 +149,19 @@ pub enum ClientCommand {
     Image(engine::ImageCommand),
     /// Remove every blob and layer snapshot no pulled image (or running container) uses.
     Prune {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Sign and inspect tags (like `docker trust`).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = PASSPHRASES)]
     Trust(TrustCommand),
     /// Log in to a registry; the credentials go where `docker login` keeps them (docker's config.json or its
     /// credential helper), so both programs share them.
     Login {
+        /// The registry: HOST[:PORT] (or its URL).
         host: String,
+        /// The user name (asked on the terminal when not given).
         #[arg(short = 'u', long)]
         username: Option<String>,
         /// Read the password from stdin.
@@ -124,7 +169,10 @@ pub enum ClientCommand {
         password_stdin: bool,
     },
     /// Forget a registry's credentials.
-    Logout { host: String },
+    Logout {
+        /// The registry: HOST[:PORT] (or its URL).
+        host: String,
+    },
 }
 
 /// `<config dir>/config.toml`: defaults for every command; flags add to them.

@@ -14,10 +14,16 @@ use wharf_format::name::Reference;
 
 #[derive(Subcommand, Debug)]
 pub enum TrustCommand {
-    /// Create root and targets keys, fetch the service's keys, publish the first metadata. REF is HOST/REPOSITORY.
-    Init { reference: String },
+    /// Create root and targets keys, fetch the service's keys, publish the first metadata.
+    #[command(after_help = super::PASSPHRASES)]
+    Init {
+        /// The repository: HOST/REPOSITORY.
+        reference: String,
+    },
     /// Sign the manifest a tag points to now (into the top-level targets, or as a delegated signer).
+    #[command(after_help = super::PASSPHRASES)]
     Sign {
+        /// The tag to sign: HOST/REPOSITORY:TAG.
         reference: String,
         /// Sign as this delegated signer, with the local key of that name (see `trust key generate`).
         #[arg(long)]
@@ -30,13 +36,22 @@ pub enum TrustCommand {
     #[command(subcommand)]
     Signer(SignerCommand),
     /// Remove a tag's signature.
-    Revoke { reference: String },
+    #[command(after_help = super::PASSPHRASES)]
+    Revoke {
+        /// The tag: HOST/REPOSITORY:TAG.
+        reference: String,
+    },
     /// Forget the recorded root(s) of HOST/REPOSITORY in the local store, so that the next pull trusts a root anew
     /// (with --trust-root FILE or --trust-on-first-use), in whichever format the publisher now signs.
-    Forget { reference: String },
+    Forget {
+        /// The repository: HOST/REPOSITORY.
+        reference: String,
+    },
     /// Show the signed tags of a repository (verified).
     Inspect {
+        /// The repository (HOST/REPOSITORY), or one tag of it (HOST/REPOSITORY:TAG).
         reference: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -47,27 +62,45 @@ pub enum TrustCommand {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Generate a signer key NAME, sealed under the repository passphrase; writes NAME.pub.
+    #[command(after_help = super::PASSPHRASES)]
     Generate {
+        /// The signer's name: letters, digits, '-' and '_'.
         name: String,
         /// Where to write NAME.pub (default: the current directory).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
     /// Rotate ROLE's key (root, targets, timestamp or snapshot) of HOST/REPOSITORY.
-    Rotate { reference: String, role: String },
+    #[command(after_help = super::PASSPHRASES)]
+    Rotate {
+        /// The repository: HOST/REPOSITORY.
+        reference: String,
+        /// The role whose key is replaced: root, targets, timestamp or snapshot.
+        role: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SignerCommand {
     /// Delegate every tag of HOST/REPOSITORY to the public key in FILE, as signer NAME.
+    #[command(after_help = super::PASSPHRASES)]
     Add {
+        /// The signer's name.
         name: String,
+        /// The repository: HOST/REPOSITORY.
         reference: String,
-        #[arg(long)]
+        /// The signer's public key: the NAME.pub file `trust key generate` wrote.
+        #[arg(long, value_name = "FILE")]
         key: PathBuf,
     },
     /// Revoke signer NAME of HOST/REPOSITORY.
-    Remove { name: String, reference: String },
+    #[command(after_help = super::PASSPHRASES)]
+    Remove {
+        /// The signer's name.
+        name: String,
+        /// The repository: HOST/REPOSITORY.
+        reference: String,
+    },
 }
 
 pub(super) fn publisher(g: &Global, image: &ImageRef) -> anyhow::Result<Publisher> {

@@ -40,7 +40,10 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Copy a trusted root into the metadata directory (no network).
-    Init { root_file: PathBuf },
+    Init {
+        /// The trusted root metadata file.
+        root_file: PathBuf,
+    },
     /// Run the top-level update workflow.
     Refresh,
     /// Refresh, then find, download and verify each --target-name.

@@ -1,74 +1,18 @@
 //! `wharf`: the service (`wharf serve`) and the client commands (push, pull, unpack, run, trust).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use wharf_client::cli::{ClientCommand, Global};
-use wharf_registry::config::{Config, Overrides};
+use wharf_registry::config::{effective, Config, Overrides, Vars};
 
-#[derive(Parser)]
-#[command(name = "wharf", version, about = "Wharf: a content-addressed container image registry with signed tags")]
-struct Cli {
-    #[command(flatten)]
-    global: Global,
-    #[command(subcommand)]
-    command: Command,
-}
+mod cli;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Start the registry and trust service on embedded defaults (SQLite and disk under the data directory).
-    Serve {
-        /// A TOML configuration file (also `WHARF_CONFIG`).
-        #[arg(long, env = "WHARF_CONFIG")]
-        config: Option<PathBuf>,
-        /// Address to listen on, HOST:PORT (default 127.0.0.1:5000; port 0 picks a free one).
-        #[arg(long)]
-        addr: Option<String>,
-        /// Directory for the database and stored content (default ./wharf-data).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Serve HTTPS with this PEM certificate chain (re-read on SIGHUP).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The certificate's PEM private key.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Turn access control on (also `[auth] enabled = true`, `WHARF_AUTH=1`).
-        #[arg(long)]
-        auth: bool,
-    },
-    /// Manage accounts, robots and grants, collect garbage and apply retention rules, in the service's database
-    /// and store (the server need not be stopped).
-    Admin {
-        #[arg(long, env = "WHARF_CONFIG")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        #[command(subcommand)]
-        command: wharf_registry::admin_cli::AdminCommand,
-    },
-    /// Write a throwaway CA and a server certificate for HOSTS (names or addresses): ca.crt, ca.key, server.crt,
-    /// server.key. For tests and first trials, not production.
-    Cert {
-        /// Where to write the files.
-        #[arg(long, default_value = "wharf-certs")]
-        out: PathBuf,
-        /// Validity in days.
-        #[arg(long, default_value_t = 30)]
-        days: u32,
-        #[arg(required = true)]
-        hosts: Vec<String>,
-    },
-    #[command(flatten)]
-    Client(ClientCommand),
-}
+use cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let (command, global) = cli::parse();
+    match command {
         Command::Serve { config, addr, data_dir, tls_cert, tls_key, auth } => {
             let o = Overrides { addr, data_dir, tls_cert, tls_key, auth };
             match serve(config, o) {
@@ -98,6 +42,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Config(ConfigCommand::Check { file }) => match config_check(&file) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wharf config check: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli::command(), "wharf", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Client(cmd) => {
             let filter = std::env::var("WHARF_LOG").unwrap_or_else(|_| "warn".into());
             let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
@@ -112,7 +70,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(wharf_client::cli::run(cli.global, cmd)) {
+            // `cli::parse` reads the client options whenever the command is a client command.
+            let Some(global) = global else { return ExitCode::FAILURE };
+            match rt.block_on(wharf_client::cli::run(global, cmd)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("wharf: {e:#}");
@@ -123,13 +83,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The process's `WHARF_*` variables; one whose name or value is not UTF-8 is an error.
+fn wharf_vars() -> anyhow::Result<Vars> {
+    let mut vars = Vars::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with("WHARF_")).map(str::to_owned) else { continue };
+        let value = value.into_string().map_err(|_| anyhow::anyhow!("{name}: the value is not UTF-8"))?;
+        vars.insert(name, value);
+    }
+    Ok(vars)
+}
+
 fn settings(config: Option<PathBuf>, o: Overrides) -> anyhow::Result<wharf_registry::config::Settings> {
-    let mut cfg = match &config {
-        Some(p) => Config::from_file(p)?,
-        None => Config::default(),
-    };
-    cfg.apply_env(|k| std::env::var(k).ok())?;
-    Ok(cfg.settings(o)?)
+    Ok(Config::load(config.as_deref(), &wharf_vars()?)?.settings(o)?)
+}
+
+/// `wharf config check FILE`: the effective configuration as TOML, secrets masked.
+fn config_check(file: &Path) -> anyhow::Result<String> {
+    let vars = wharf_vars()?;
+    let table = Config::load_table(Some(file), &vars)?;
+    let settings = Config::from_table(table.clone(), &vars)?.settings(Overrides::default())?;
+    let rendered = effective::render(&settings, &table, effective::Secrets::Mask);
+    let admin_password = vars.contains_key("WHARF_ADMIN_PASSWORD");
+    Ok(effective::text(&rendered, &file.display().to_string(), admin_password)?)
 }
 
 fn admin(

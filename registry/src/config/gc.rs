@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::settings::whole_secs;
+use super::{ConfigError, Secs};
 use crate::auth::scope::Pattern;
 use crate::retention::{Rule, TagPattern};
 
@@ -12,22 +13,27 @@ use crate::retention::{Rule, TagPattern};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcConfig {
-    /// Seconds between collections in the background (fractions allowed; default 3600; 0 turns it off).
-    pub interval_secs: Option<f64>,
+    /// Time between collections in the background (fractions of a second allowed; default 1 hour; 0 turns it
+    /// off). `WHARF_GC_INTERVAL_SECS`.
+    pub interval_secs: Option<Secs>,
     /// A blob nothing references survives this long after its last upload, mount, HEAD or reference (default
-    /// 3600): the time a client has between pushing a layer and pushing the manifest that needs it.
-    pub grace_secs: Option<i64>,
-    /// Seconds between reconciliations of orphans, which list the store (default 86400; 0 turns them off).
-    pub reconcile_every_secs: Option<u64>,
-    /// Objects no row accounts for go once this old (default 86400, at least 60).
-    pub orphan_age_secs: Option<i64>,
-    /// Keys a reconciliation lists per second at most (default 1000).
+    /// 1 hour): the time a client has between pushing a layer and pushing the manifest that needs it.
+    /// `WHARF_GC_GRACE_SECS`.
+    pub grace_secs: Option<Secs>,
+    /// Time between reconciliations of orphans, which list the store (default 1 day; 0 turns them off).
+    /// `WHARF_GC_RECONCILE_EVERY_SECS`.
+    pub reconcile_every_secs: Option<Secs>,
+    /// Objects no row accounts for go once this old (default 1 day, at least 60 s). `WHARF_GC_ORPHAN_AGE_SECS`.
+    pub orphan_age_secs: Option<Secs>,
+    /// Keys a reconciliation lists per second at most (default 1000). `WHARF_GC_RECONCILE_RATE`.
     pub reconcile_rate: Option<u32>,
     /// Blobs a collection deletes per second at most (default 0: as fast as the store takes them).
+    /// `WHARF_GC_DELETE_RATE`.
     pub delete_rate: Option<u32>,
 }
 
-/// One `[[retention]]` rule as written. Durations are seconds or a number with `s`, `m`, `h`, `d` or `w`.
+/// One `[[retention]]` rule as written (no variables: rules live in the file). Durations are seconds or a number
+/// with a unit (`"30d"`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
@@ -36,8 +42,8 @@ pub struct RetentionConfig {
     /// Tag pattern (`*` any run of characters); default `*`.
     pub tags: Option<String>,
     pub keep_last: Option<usize>,
-    pub older_than: Option<toml::Value>,
-    pub untagged_older_than: Option<toml::Value>,
+    pub older_than: Option<Secs>,
+    pub untagged_older_than: Option<Secs>,
     #[serde(default)]
     pub include_signed: bool,
 }
@@ -56,45 +62,19 @@ pub struct GcSettings {
 }
 
 impl GcConfig {
-    pub(super) fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn num<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
-            v.parse().map_err(|_| ConfigError::Invalid { name, reason: format!("{v:?} is not a number") })
-        }
-        if let Some(v) = env("WHARF_GC_INTERVAL_SECS") {
-            self.interval_secs = Some(num("WHARF_GC_INTERVAL_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_GC_GRACE_SECS") {
-            self.grace_secs = Some(num("WHARF_GC_GRACE_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_GC_RECONCILE_EVERY_SECS") {
-            self.reconcile_every_secs = Some(num("WHARF_GC_RECONCILE_EVERY_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_GC_DELETE_RATE") {
-            self.delete_rate = Some(num("WHARF_GC_DELETE_RATE", v)?);
-        }
-        if let Some(v) = env("WHARF_GC_ORPHAN_AGE_SECS") {
-            self.orphan_age_secs = Some(num("WHARF_GC_ORPHAN_AGE_SECS", v)?);
-        }
-        Ok(())
-    }
-
     pub(super) fn settings(self, retention: Vec<RetentionConfig>) -> Result<GcSettings, ConfigError> {
         let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
-        let interval = self.interval_secs.unwrap_or(3600.0);
-        if !interval.is_finite() || !(0.0..=31_536_000.0).contains(&interval) {
-            return Err(invalid("gc.interval_secs", format!("{interval}: between 0 and one year")));
+        let interval = self.interval_secs.map_or(Duration::from_secs(3600), Secs::as_std);
+        if interval > Duration::from_secs(31_536_000) {
+            return Err(invalid("gc.interval_secs", format!("{interval:?}: between 0 and one year")));
         }
-        let grace_secs = self.grace_secs.unwrap_or(3600);
-        if grace_secs < 0 {
-            return Err(invalid("gc.grace_secs", "may not be negative".into()));
-        }
-        let reconcile = self.reconcile_every_secs.unwrap_or(86_400);
+        let reconcile = self.reconcile_every_secs.map_or(Duration::from_secs(86_400), Secs::as_std);
         let rules = retention.into_iter().map(rule).collect::<Result<Vec<_>, String>>();
         Ok(GcSettings {
-            interval: (interval > 0.0).then(|| Duration::from_secs_f64(interval)),
-            grace_secs,
-            reconcile_every: (reconcile > 0).then(|| Duration::from_secs(reconcile)),
-            orphan_age_secs: self.orphan_age_secs.unwrap_or(86_400).max(60),
+            interval: (!interval.is_zero()).then_some(interval),
+            grace_secs: whole_secs("gc.grace_secs", self.grace_secs, 3600)?,
+            reconcile_every: (!reconcile.is_zero()).then_some(reconcile),
+            orphan_age_secs: whole_secs("gc.orphan_age_secs", self.orphan_age_secs, 86_400)?.max(60),
             reconcile_rate: self.reconcile_rate.unwrap_or(1000).max(1),
             delete_rate: self.delete_rate.unwrap_or(0),
             rules: rules.map_err(|e| invalid("retention", e))?,
@@ -110,13 +90,8 @@ impl Default for GcSettings {
 
 /// A rule as written, checked.
 pub fn rule(r: RetentionConfig) -> Result<Rule, String> {
-    let secs = |v: Option<toml::Value>| -> Result<Option<i64>, String> {
-        match v {
-            None => Ok(None),
-            Some(toml::Value::Integer(n)) if n >= 0 => Ok(Some(n)),
-            Some(toml::Value::String(s)) => parse_duration(&s).map(Some),
-            Some(other) => Err(format!("{other}: a duration is seconds or a string such as \"30d\"")),
-        }
+    let secs = |v: Option<Secs>| -> Result<Option<i64>, String> {
+        v.map(|d| d.whole_secs().ok_or_else(|| format!("{d}: give whole seconds"))).transpose()
     };
     Ok(Rule {
         repositories: Pattern::parse(&r.repositories)?,
@@ -128,23 +103,10 @@ pub fn rule(r: RetentionConfig) -> Result<Rule, String> {
     })
 }
 
-/// `90`, `45s`, `15m`, `12h`, `30d`, `2w`: seconds.
+/// `90`, `45s`, `15m`, `12h`, `30d`, `2w`: whole seconds (the configuration's [`Secs`], for flags).
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a duration (seconds, or a number with s, m, h, d or w)");
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(scale).ok_or_else(bad)
+    let d: Secs = s.parse().map_err(|e: super::duration::DurationError| e.to_string())?;
+    d.whole_secs().ok_or_else(|| format!("{s:?}: give whole seconds"))
 }
 
 #[cfg(test)]
@@ -180,16 +142,20 @@ mod tests {
             (Some(3), Some(2_592_000), Some(3600))
         );
         assert!(!r.include_signed);
-        let bad = |t: &str| rule(toml::from_str::<RetentionConfig>(t).unwrap()).is_err();
+        let bad = |t: &str| toml::from_str::<RetentionConfig>(t).map_err(|e| e.to_string()).and_then(rule).is_err();
         assert!(bad("repositories = \"team/**/x\""));
         assert!(bad("repositories = \"**\"\ntags = \"v?\""));
         assert!(bad("repositories = \"**\"\nolder_than = \"soon\""));
         assert!(bad("repositories = \"**\"\nolder_than = -5"));
-        assert!(GcConfig { grace_secs: Some(-1), ..GcConfig::default() }.settings(vec![]).is_err());
-        assert!(GcConfig { interval_secs: Some(f64::NAN), ..GcConfig::default() }.settings(vec![]).is_err());
-        assert_eq!(
-            GcConfig { interval_secs: Some(0.0), ..GcConfig::default() }.settings(vec![]).unwrap().interval,
-            None
-        );
+        assert!(bad("repositories = \"**\"\nolder_than = 0.5"), "whole seconds");
+        let gc = |t: &str| {
+            toml::from_str::<GcConfig>(t).map_err(|e| e.to_string())?.settings(vec![]).map_err(|e| e.to_string())
+        };
+        assert!(gc("grace_secs = -1").is_err());
+        assert!(gc("interval_secs = nan").is_err());
+        assert!(gc("interval_secs = \"53w\"").is_err(), "more than a year");
+        assert_eq!(gc("interval_secs = 0").unwrap().interval, None);
+        assert_eq!(gc("interval_secs = 0.5").unwrap().interval, Some(Duration::from_millis(500)));
+        assert_eq!(gc("grace_secs = \"2h\"").unwrap().grace_secs, 7200);
     }
 }

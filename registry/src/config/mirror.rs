@@ -7,9 +7,9 @@ use serde::Deserialize;
 use url::Url;
 use wharf_format::RepositoryName;
 
-use super::ConfigError;
+use super::{ConfigError, Secs};
 
-/// One upstream as written.
+/// One upstream as written (no variables: entries live in the file).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
@@ -36,11 +36,11 @@ pub struct MirrorConfig {
     /// A challenge naming any other realm gets an anonymous token request.
     #[serde(default)]
     pub token_realms: Vec<String>,
-    /// Seconds a tag (and an unversioned trust file such as `timestamp.json`) is served before the upstream is
-    /// asked again (default 60).
-    pub tag_freshness_secs: Option<u64>,
-    /// Seconds without a byte from the upstream before a transfer is abandoned (default 30).
-    pub stall_timeout_secs: Option<u64>,
+    /// How long a tag (and an unversioned trust file such as `timestamp.json`) is served before the upstream is
+    /// asked again (default 60 s).
+    pub tag_freshness_secs: Option<Secs>,
+    /// Time without a byte from the upstream before a transfer is abandoned (default 30 s).
+    pub stall_timeout_secs: Option<Secs>,
     /// The largest blob fetched from this upstream, in bytes (default 64 GiB).
     pub max_blob_bytes: Option<u64>,
 }
@@ -103,7 +103,11 @@ fn invalid(reason: String) -> ConfigError {
 
 impl MirrorConfig {
     pub fn settings(self) -> Result<MirrorSettings, ConfigError> {
-        let upstream: Url = self.upstream.parse().map_err(|e| invalid(format!("upstream {:?}: {e}", self.upstream)))?;
+        let upstream: Url = self.upstream.parse().map_err(|source| ConfigError::Url {
+            name: "mirror.upstream",
+            text: self.upstream.clone(),
+            source,
+        })?;
         let loopback = is_loopback(&upstream);
         match upstream.scheme() {
             "https" => {}
@@ -136,7 +140,7 @@ impl MirrorConfig {
             (Some(p), None) => Some(p),
             (None, Some(f)) => Some(
                 std::fs::read_to_string(&f)
-                    .map_err(|e| invalid(format!("password_file {}: {e}", f.display())))?
+                    .map_err(|source| ConfigError::File { name: "mirror.password_file", path: f, source })?
                     .trim_end_matches(['\r', '\n'])
                     .to_string(),
             ),
@@ -149,12 +153,20 @@ impl MirrorConfig {
             _ => return Err(invalid(format!("upstream {upstream}: give both username and password"))),
         };
         let ca_cert = match self.ca_cert {
-            Some(path) => Some(std::fs::read(&path).map_err(|e| invalid(format!("ca_cert {}: {e}", path.display())))?),
+            Some(path) => Some(std::fs::read(&path).map_err(|source| ConfigError::File {
+                name: "mirror.ca_cert",
+                path,
+                source,
+            })?),
             None => None,
         };
         let mut token_realms = Vec::new();
         for r in &self.token_realms {
-            let url: Url = r.parse().map_err(|e| invalid(format!("token_realms {r:?}: {e}")))?;
+            let url: Url = r.parse().map_err(|source| ConfigError::Url {
+                name: "mirror.token_realms",
+                text: r.clone(),
+                source,
+            })?;
             let plain_ok = self.insecure_http || is_loopback(&url);
             if url.host().is_none() || !(url.scheme() == "https" || url.scheme() == "http" && plain_ok) {
                 return Err(invalid(format!("token_realms {r:?}: an https URL (http only with insecure_http)")));
@@ -166,8 +178,11 @@ impl MirrorConfig {
             prefix,
             credentials,
             ca_cert,
-            freshness: Duration::from_secs(self.tag_freshness_secs.unwrap_or(60)),
-            stall_timeout: Duration::from_secs(self.stall_timeout_secs.unwrap_or(30).max(1)),
+            freshness: self.tag_freshness_secs.map_or(Duration::from_secs(60), Secs::as_std),
+            stall_timeout: self
+                .stall_timeout_secs
+                .map_or(Duration::from_secs(30), Secs::as_std)
+                .max(Duration::from_secs(1)),
             max_blob_bytes: self.max_blob_bytes.unwrap_or(64 << 30),
             token_realms,
             insecure_http: self.insecure_http,

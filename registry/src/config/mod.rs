@@ -1,28 +1,42 @@
 //! Configuration: defaults, then a TOML file, then `WHARF_*` environment variables, then command-line flags;
 //! validated once into [`Settings`].
+//!
+//! Every key has a variable named from its TOML path ([`env`]): `limits.max_blob_size` is
+//! `WHARF_LIMITS_MAX_BLOB_SIZE`. Durations are one type ([`duration`]). The list of keys is read from these structs
+//! ([`schema`]), so the variables, the README check and `wharf config check` follow the code by themselves.
+//!
+//! Errors: [`ConfigError`] is this module's only error type. Reading a file is `Read` or `Parse` (with the TOML
+//! error as source); a variable that names no key or does not fit its key is `Variable` or `VariableValue`; a rule
+//! the values break is `Invalid`, naming the key; a file or URL a key names that cannot be read or parsed is `File`
+//! or `Url`, with the I/O or parse error as source. Callers above (`wharf serve`, `wharf admin`, `wharf config
+//! check`) wrap it in `anyhow` and print the chain.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use url::Url;
-use wharf_storage::UploadLimits;
-
-use crate::Limits;
 
 mod auth;
+pub mod duration;
+pub mod effective;
+pub mod env;
 mod gc;
 pub mod mirror;
+pub mod schema;
+mod settings;
 
-use auth::auth_settings;
 pub use auth::{AuthConfig, TrustedIssuerConfig};
+pub use duration::{Millis, Secs};
+pub use env::Vars;
 pub use gc::{parse_duration, rule, GcConfig, GcSettings, RetentionConfig};
+pub use settings::{KekSource, Overrides, Settings};
 
 /// The configuration file's shape. Every field is optional; absent ones take defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Address to listen on, HOST:PORT (default `127.0.0.1:5000`). `WHARF_ADDR`, `--addr`.
     pub addr: Option<String>,
+    /// The data directory (default `wharf-data`). `WHARF_DATA_DIR`, `--data-dir`.
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub storage: StorageConfig,
@@ -42,9 +56,10 @@ pub struct Config {
     pub insecure: InsecureConfig,
     #[serde(default)]
     pub gc: GcConfig,
+    /// Retention rules (`[[retention]]`); no variable.
     #[serde(default)]
     pub retention: Vec<RetentionConfig>,
-    /// Upstream registries served as pull-through caches.
+    /// Upstream registries served as pull-through caches (`[[mirror]]`); no variable.
     #[serde(default)]
     pub mirror: Vec<mirror::MirrorConfig>,
 }
@@ -53,7 +68,9 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The certificate chain, server certificate first. `WHARF_TLS_CERT`, `--tls-cert`.
     pub cert: Option<PathBuf>,
+    /// Its private key. `WHARF_TLS_KEY`, `--tls-key`.
     pub key: Option<PathBuf>,
 }
 
@@ -61,8 +78,10 @@ pub struct TlsConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InsecureConfig {
+    /// Plain HTTP on an address beyond loopback. `WHARF_INSECURE_LISTEN_WITHOUT_TLS`.
     #[serde(default)]
     pub listen_without_tls: bool,
+    /// No access control on an address beyond loopback. `WHARF_INSECURE_LISTEN_WITHOUT_AUTH`.
     #[serde(default)]
     pub listen_without_auth: bool,
 }
@@ -71,37 +90,50 @@ pub struct InsecureConfig {
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// The secret the service's private keys are sealed under; default: a random one kept in
-    /// `<data_dir>/trust.kek` (mode 0600), created on first start.
+    /// `<data_dir>/trust.kek` (mode 0600), created on first start. `WHARF_TRUST_KEY_ENCRYPTION_KEY`.
     pub key_encryption_key: Option<String>,
     /// A file holding that secret (a mounted secret, the same for every replica).
+    /// `WHARF_TRUST_KEY_ENCRYPTION_KEY_FILE`.
     pub key_encryption_key_file: Option<PathBuf>,
-    pub timestamp_lifetime_secs: Option<i64>,
-    pub snapshot_lifetime_secs: Option<i64>,
+    /// Lifetime of TUF timestamps (default 1 day). `WHARF_TRUST_TIMESTAMP_LIFETIME_SECS`.
+    pub timestamp_lifetime_secs: Option<Secs>,
+    /// Lifetime of TUF snapshots (default 7 days). `WHARF_TRUST_SNAPSHOT_LIFETIME_SECS`.
+    pub snapshot_lifetime_secs: Option<Secs>,
+    /// The largest metadata document accepted, in bytes (default 1 MiB). `WHARF_TRUST_MAX_METADATA_SIZE`.
     pub max_metadata_size: Option<usize>,
-    pub renew_check_secs: Option<u64>,
+    /// How often expiring metadata is looked for (default 60 s). `WHARF_TRUST_RENEW_CHECK_SECS`.
+    pub renew_check_secs: Option<Secs>,
     /// Lifetime of Notary v1 timestamps (default 14 days, as notary-server's).
-    pub notary_timestamp_lifetime_secs: Option<i64>,
+    /// `WHARF_TRUST_NOTARY_TIMESTAMP_LIFETIME_SECS`.
+    pub notary_timestamp_lifetime_secs: Option<Secs>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `file:///dir`, `memory://` or `s3://BUCKET/PREFIX`; default `file://<data_dir>/store`.
+    /// `file:///dir`, `memory://` or `s3://BUCKET/PREFIX`; default `file://<data_dir>/store`. `WHARF_STORAGE_URL`.
     pub url: Option<String>,
     /// S3: the endpoint of an S3-compatible server (default AWS); unset S3 fields come from `AWS_*` variables.
+    /// `WHARF_STORAGE_ENDPOINT`.
     pub endpoint: Option<String>,
+    /// S3: the region. `WHARF_STORAGE_REGION`.
     pub region: Option<String>,
     /// S3: path-style requests (`ENDPOINT/BUCKET/KEY`), as most S3-compatible servers want.
+    /// `WHARF_STORAGE_PATH_STYLE`.
     pub path_style: Option<bool>,
+    /// S3: the access key id. `WHARF_STORAGE_ACCESS_KEY_ID`.
     pub access_key_id: Option<String>,
+    /// S3: the secret access key. `WHARF_STORAGE_SECRET_ACCESS_KEY`.
     pub secret_access_key: Option<String>,
     /// S3: answer blob GETs with `307` to a presigned URL instead of streaming the bytes through the replica.
+    /// `WHARF_STORAGE_REDIRECT`.
     pub redirect: Option<bool>,
-    /// How long a presigned URL stays valid (default 300 s).
-    pub redirect_expiry_secs: Option<u64>,
+    /// How long a presigned URL stays valid (default 300 s). `WHARF_STORAGE_REDIRECT_EXPIRY_SECS`.
+    pub redirect_expiry_secs: Option<Secs>,
     /// S3: bytes of blobs read from the store kept on this replica's disk (default 2 GiB; 0 turns it off).
+    /// `WHARF_STORAGE_CACHE_MAX_BYTES`.
     pub cache_max_bytes: Option<u64>,
-    /// Where that cache lives (default `<data_dir>/blob-cache`).
+    /// Where that cache lives (default `<data_dir>/blob-cache`). `WHARF_STORAGE_CACHE_DIR`.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -109,306 +141,97 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite:///path/to/file.db` (default `<data_dir>/wharf.db`) or `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    /// `WHARF_DATABASE_URL`.
     pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// The largest blob accepted, in bytes (default 64 GiB). `WHARF_LIMITS_MAX_BLOB_SIZE` (or
+    /// `WHARF_MAX_BLOB_SIZE`).
     pub max_blob_size: Option<u64>,
+    /// The largest manifest accepted, in bytes (default 4 MiB). `WHARF_LIMITS_MAX_MANIFEST_SIZE` (or
+    /// `WHARF_MAX_MANIFEST_SIZE`).
     pub max_manifest_size: Option<usize>,
-    pub upload_idle_timeout_secs: Option<i64>,
+    /// An upload session idle this long expires (default 1 hour). `WHARF_LIMITS_UPLOAD_IDLE_TIMEOUT_SECS` (or
+    /// `WHARF_UPLOAD_IDLE_TIMEOUT_SECS`).
+    pub upload_idle_timeout_secs: Option<Secs>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// `text` (default) or `json`.
+    /// `text` (default) or `json`. `WHARF_LOG_FORMAT`.
     pub format: Option<String>,
-    /// A `tracing` filter such as `info` or `wharf_registry=debug`.
+    /// A `tracing` filter such as `info` or `wharf_registry=debug`. `WHARF_LOG_LEVEL` (or `WHARF_LOG`).
     pub level: Option<String>,
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub storage_url: Url,
-    pub s3: wharf_storage::S3Options,
-    /// Blob GETs redirect to presigned URLs valid this long.
-    pub redirect: Option<std::time::Duration>,
-    /// The local cache of a remote store's blobs: its directory and bound.
-    pub blob_cache: Option<(PathBuf, u64)>,
-    /// `sqlite://PATH` or `postgres://...`.
-    pub database_url: String,
-    pub upload: UploadLimits,
-    pub limits: Limits,
-    pub log_json: bool,
-    pub log_level: String,
-    pub trust: wharf_notary::TrustSettings,
-    /// Where the key-encryption secret comes from.
-    pub kek: KekSource,
-    /// Certificate chain and key files.
-    pub tls: Option<(PathBuf, PathBuf)>,
-    /// `None`: access control is off.
-    pub auth: Option<crate::auth::AuthSettings>,
-    /// The collector and retention rules.
-    pub gc: GcSettings,
-    /// Upstreams this server mirrors (empty: none).
-    pub mirrors: Vec<mirror::MirrorSettings>,
-}
-
-/// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
-#[derive(Debug, Clone)]
-pub enum KekSource {
-    Secret(String),
-    File(PathBuf),
-    DataDir,
-}
-
-/// Flags that override everything else.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub addr: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub auth: bool,
-}
-
+/// Errors of reading and validating the configuration; see the module's documentation for which is which.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("parsing {path}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// A `WHARF_*` variable that names no key, or whose text is not of its key's kind.
+    #[error("{name}: {reason}")]
+    Variable { name: String, reason: String },
+    /// A `WHARF_*` variable whose value its key refuses.
+    #[error("{name}")]
+    VariableValue { name: String, source: Box<toml::de::Error> },
     #[error("{name}: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("{name}: reading {path}")]
+    File { name: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{name}: {text:?} is not a URL")]
+    Url { name: &'static str, text: String, source: url::ParseError },
 }
 
 impl Config {
+    /// Reads the file at `path` (none: no file) and applies the `WHARF_*` variables in `vars`.
+    pub fn load(path: Option<&Path>, vars: &Vars) -> Result<Config, ConfigError> {
+        Config::from_table(Config::load_table(path, vars)?, vars)
+    }
+
+    /// The file at `path` with the variables applied, as a table: what [`Config::load`] reads.
+    pub fn load_table(path: Option<&Path>, vars: &Vars) -> Result<toml::Table, ConfigError> {
+        let (text, path) = match path {
+            Some(p) => (std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?, p),
+            None => (String::new(), Path::new("(no file)")),
+        };
+        Config::table(&text, path, vars)
+    }
+
+    /// `text` as a configuration file, then the variables. The text is read into `Config` alone first, so that
+    /// its errors point into it.
+    pub fn from_toml(text: &str, path: &Path, vars: &Vars) -> Result<Config, ConfigError> {
+        Config::from_table(Config::table(text, path, vars)?, vars)
+    }
+
+    /// The first configuration file alone.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+        Config::load(Some(path), &Vars::new())
     }
 
-    /// Applies `WHARF_*` variables from `env` (a lookup function, so tests need not touch the process environment).
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn num<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
-            v.parse().map_err(|_| ConfigError::Invalid { name, reason: format!("{v:?} is not a number") })
-        }
-        if let Some(v) = env("WHARF_ADDR") {
-            self.addr = Some(v);
-        }
-        if let Some(v) = env("WHARF_DATA_DIR") {
-            self.data_dir = Some(v.into());
-        }
-        if let Some(v) = env("WHARF_STORAGE_URL") {
-            self.storage.url = Some(v);
-        }
-        if let Some(v) = env("WHARF_STORAGE_ENDPOINT") {
-            self.storage.endpoint = Some(v);
-        }
-        if let Some(v) = env("WHARF_STORAGE_REGION") {
-            self.storage.region = Some(v);
-        }
-        if let Some(v) = env("WHARF_STORAGE_REDIRECT") {
-            self.storage.redirect = Some(boolean("WHARF_STORAGE_REDIRECT", &v)?);
-        }
-        if let Some(v) = env("WHARF_STORAGE_REDIRECT_EXPIRY_SECS") {
-            self.storage.redirect_expiry_secs = Some(num("WHARF_STORAGE_REDIRECT_EXPIRY_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_STORAGE_CACHE_MAX_BYTES") {
-            self.storage.cache_max_bytes = Some(num("WHARF_STORAGE_CACHE_MAX_BYTES", v)?);
-        }
-        if let Some(v) = env("WHARF_STORAGE_PATH_STYLE") {
-            self.storage.path_style = Some(boolean("WHARF_STORAGE_PATH_STYLE", &v)?);
-        }
-        if let Some(v) = env("WHARF_DATABASE_URL") {
-            self.database.url = Some(v);
-        }
-        if let Some(v) = env("WHARF_MAX_BLOB_SIZE") {
-            self.limits.max_blob_size = Some(num("WHARF_MAX_BLOB_SIZE", v)?);
-        }
-        if let Some(v) = env("WHARF_MAX_MANIFEST_SIZE") {
-            self.limits.max_manifest_size = Some(num("WHARF_MAX_MANIFEST_SIZE", v)?);
-        }
-        if let Some(v) = env("WHARF_UPLOAD_IDLE_TIMEOUT_SECS") {
-            self.limits.upload_idle_timeout_secs = Some(num("WHARF_UPLOAD_IDLE_TIMEOUT_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_LOG_FORMAT") {
-            self.log.format = Some(v);
-        }
-        if let Some(v) = env("WHARF_LOG") {
-            self.log.level = Some(v);
-        }
-        if let Some(v) = env("WHARF_TRUST_KEY_ENCRYPTION_KEY") {
-            self.trust.key_encryption_key = Some(v);
-        }
-        if let Some(v) = env("WHARF_TRUST_KEY_ENCRYPTION_KEY_FILE") {
-            self.trust.key_encryption_key_file = Some(v.into());
-        }
-        if let Some(v) = env("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS") {
-            self.trust.timestamp_lifetime_secs = Some(num("WHARF_TRUST_TIMESTAMP_LIFETIME_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_TRUST_NOTARY_TIMESTAMP_LIFETIME_SECS") {
-            self.trust.notary_timestamp_lifetime_secs = Some(num("WHARF_TRUST_NOTARY_TIMESTAMP_LIFETIME_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS") {
-            self.trust.snapshot_lifetime_secs = Some(num("WHARF_TRUST_SNAPSHOT_LIFETIME_SECS", v)?);
-        }
-        if let Some(v) = env("WHARF_TRUST_MAX_METADATA_SIZE") {
-            self.trust.max_metadata_size = Some(num("WHARF_TRUST_MAX_METADATA_SIZE", v)?);
-        }
-        if let Some(v) = env("WHARF_TLS_CERT") {
-            self.tls.cert = Some(v.into());
-        }
-        if let Some(v) = env("WHARF_TLS_KEY") {
-            self.tls.key = Some(v.into());
-        }
-        if let Some(v) = env("WHARF_INSECURE_LISTEN_WITHOUT_TLS") {
-            self.insecure.listen_without_tls = boolean("WHARF_INSECURE_LISTEN_WITHOUT_TLS", &v)?;
-        }
-        if let Some(v) = env("WHARF_INSECURE_LISTEN_WITHOUT_AUTH") {
-            self.insecure.listen_without_auth = boolean("WHARF_INSECURE_LISTEN_WITHOUT_AUTH", &v)?;
-        }
-        if let Some(v) = env("WHARF_TRUST_RENEW_CHECK_SECS") {
-            self.trust.renew_check_secs = Some(num("WHARF_TRUST_RENEW_CHECK_SECS", v)?);
-        }
-        self.auth.apply_env(&env)?;
-        self.gc.apply_env(&env)
+    fn table(text: &str, path: &Path, vars: &Vars) -> Result<toml::Table, ConfigError> {
+        let parse = |source| ConfigError::Parse { path: path.into(), source: Box::new(source) };
+        toml::from_str::<Config>(text).map_err(parse)?;
+        let mut table: toml::Table = toml::from_str(text).map_err(parse)?;
+        env::apply(&mut table, vars)?;
+        Ok(table)
     }
 
-    pub fn settings(self, o: Overrides) -> Result<Settings, ConfigError> {
-        let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
-        let addr_text = o.addr.or(self.addr).unwrap_or_else(|| "127.0.0.1:5000".into());
-        let addr: SocketAddr =
-            addr_text.parse().map_err(|_| invalid("addr", format!("{addr_text:?} is not HOST:PORT")))?;
-        let data_dir = o.data_dir.or(self.data_dir).unwrap_or_else(|| "wharf-data".into());
-        let data_dir = std::path::absolute(&data_dir).map_err(|e| invalid("data_dir", e.to_string()))?;
-        let redirect = (self.storage.redirect == Some(true))
-            .then(|| std::time::Duration::from_secs(self.storage.redirect_expiry_secs.unwrap_or(300).max(1)));
-        let s3 = wharf_storage::S3Options {
-            endpoint: self.storage.endpoint,
-            region: self.storage.region,
-            path_style: self.storage.path_style.unwrap_or(false),
-            access_key_id: self.storage.access_key_id,
-            secret_access_key: self.storage.secret_access_key,
-        };
-        let storage_url = match self.storage.url {
-            Some(u) => Url::parse(&u).map_err(|e| invalid("storage.url", e.to_string()))?,
-            None => Url::from_directory_path(data_dir.join("store"))
-                .map_err(|()| invalid("data_dir", "not an absolute path".into()))?,
-        };
-        let cache_max = self.storage.cache_max_bytes.unwrap_or(2 << 30);
-        let blob_cache = (storage_url.scheme() == "s3" && cache_max > 0)
-            .then(|| (self.storage.cache_dir.unwrap_or_else(|| data_dir.join("blob-cache")), cache_max));
-        let database_url = match self.database.url {
-            Some(u) if u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                u
-            }
-            Some(u) => return Err(invalid("database.url", format!("{u:?}: use sqlite://PATH or postgres://..."))),
-            None => format!("sqlite://{}", data_dir.join("wharf.db").display()),
-        };
-        let shared = !database_url.starts_with("sqlite://");
-        let d = UploadLimits::default();
-        let upload = UploadLimits {
-            max_blob_size: self.limits.max_blob_size.unwrap_or(d.max_blob_size),
-            idle_timeout_secs: self.limits.upload_idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
-            part_size: d.part_size,
-        };
-        let limits =
-            Limits { max_manifest_size: self.limits.max_manifest_size.unwrap_or(Limits::default().max_manifest_size) };
-        let log_json = match self.log.format.as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => return Err(invalid("log.format", format!("{other:?}: use text or json"))),
-        };
-        let log_level = self.log.level.unwrap_or_else(|| "info".into());
-        let td = wharf_notary::TrustSettings::default();
-        let t = self.trust;
-        let trust = wharf_notary::TrustSettings {
-            timestamp_lifetime: t.timestamp_lifetime_secs.unwrap_or(td.timestamp_lifetime),
-            snapshot_lifetime: t.snapshot_lifetime_secs.unwrap_or(td.snapshot_lifetime),
-            max_metadata_size: t.max_metadata_size.unwrap_or(td.max_metadata_size),
-            renew_check_secs: t.renew_check_secs.unwrap_or(td.renew_check_secs),
-            notary_timestamp_lifetime: t.notary_timestamp_lifetime_secs.unwrap_or(td.notary_timestamp_lifetime),
-        };
-        if trust.timestamp_lifetime < 2 || trust.snapshot_lifetime < 2 || trust.notary_timestamp_lifetime < 2 {
-            return Err(invalid("trust", "lifetimes must be at least 2 seconds".into()));
-        }
-        let kek = match (t.key_encryption_key, t.key_encryption_key_file) {
-            (Some(s), None) => KekSource::Secret(s),
-            (None, Some(f)) => KekSource::File(f),
-            (None, None) if !shared => KekSource::DataDir,
-            (None, None) => {
-                return Err(invalid(
-                    "trust.key_encryption_key",
-                    "a shared database needs the key-encryption key from the config or a secret file \
-                     (trust.key_encryption_key or trust.key_encryption_key_file), the same for every replica"
-                        .into(),
-                ))
-            }
-            (Some(_), Some(_)) => {
-                return Err(invalid("trust", "give key_encryption_key or key_encryption_key_file, not both".into()))
-            }
-        };
-        let tls = match (o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key)) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => return Err(invalid("tls", "give both a certificate (tls.cert) and its key (tls.key)".into())),
-        };
-        let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
-        let gc = self.gc.settings(self.retention)?;
-        let mirrors = mirror::settings(self.mirror)?;
-        if !addr.ip().is_loopback() {
-            if tls.is_none() && !self.insecure.listen_without_tls {
-                return Err(invalid(
-                    "addr",
-                    format!(
-                        "{addr} is not a loopback address: serve HTTPS (--tls-cert/--tls-key, or [tls] cert and key; \
-                         `wharf cert` writes a throwaway pair), or set [insecure] listen_without_tls = true"
-                    ),
-                ));
-            }
-            if auth.is_none() && !self.insecure.listen_without_auth {
-                return Err(invalid(
-                    "addr",
-                    format!(
-                        "{addr} is not a loopback address: turn access control on (--auth, or [auth] enabled = \
-                         true), or set [insecure] listen_without_auth = true"
-                    ),
-                ));
-            }
-        }
-        Ok(Settings {
-            addr,
-            data_dir,
-            storage_url,
-            s3,
-            redirect,
-            blob_cache,
-            database_url,
-            upload,
-            limits,
-            log_json,
-            log_level,
-            trust,
-            kek,
-            tls,
-            auth,
-            gc,
-            mirrors,
-        })
-    }
-}
-
-fn boolean(name: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::Invalid { name, reason: format!("{v:?} is not true or false") }),
+    /// A table from [`Config::load_table`] read into `Config`; the first administrator's password comes from
+    /// `vars` alone.
+    pub fn from_table(table: toml::Table, vars: &Vars) -> Result<Config, ConfigError> {
+        let mut config = Config::deserialize(toml::Value::Table(table)).map_err(|source| ConfigError::Parse {
+            path: "(file and WHARF_* variables)".into(),
+            source: Box::new(source),
+        })?;
+        config.auth.admin_password = vars.get("WHARF_ADMIN_PASSWORD").cloned();
+        Ok(config)
     }
 }
 

@@ -55,9 +55,9 @@ pub fn config(data: &[u8]) {
     if ["/dev", "/proc", "/sys"].iter().any(|p| text.contains(p)) {
         return;
     }
-    let Ok(mut c) = toml::from_str::<wharf_registry::config::Config>(text) else { return };
-    if c.apply_env(|_| None).is_err() {
+    let vars = wharf_registry::config::Vars::new();
+    let Ok(c) = wharf_registry::config::Config::from_toml(text, std::path::Path::new("fuzz.toml"), &vars) else {
         return;
-    }
+    };
     let _ = c.settings(wharf_registry::config::Overrides::default());
 }
