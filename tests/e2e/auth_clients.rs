@@ -33,6 +33,7 @@ fn routable_address() -> String {
 
 #[test]
 fn real_clients_over_https_with_auth() {
+    let _engines = common::engines();
     let tmp = tempfile::tempdir().unwrap();
     let ip = routable_address();
     let certs = tmp.path().join("certs");

@@ -30,6 +30,7 @@ fn stack() -> Stack {
 
 #[test]
 fn registry_interop_passes_through_the_balancer() {
+    let _engines = common::engines();
     let st = stack();
     let out = Command::new(common::peers::peers().join("registry-interop"))
         .arg(&st.lb.addr)

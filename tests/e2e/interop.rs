@@ -9,6 +9,7 @@ use common::Server;
 
 #[test]
 fn registry_interop_harness_passes_with_no_skips() {
+    let _engines = common::engines();
     let harness = common::peers::peers().join("registry-interop");
     assert!(harness.exists(), "{} is missing", harness.display());
     let s = Server::start(&[]);

@@ -344,6 +344,7 @@ fn layout_digests(layout: &Path) -> (String, Vec<String>) {
 
 #[test]
 fn docker_containerd_and_podman_pull_through_their_mirror_settings() {
+    let _engines = common::engines();
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("images");
     common::peers::make_test_images(&images, false);

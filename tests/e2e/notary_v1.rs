@@ -13,6 +13,7 @@ use serde_json::Value;
 
 #[test]
 fn notary_cli_and_docker_content_trust() {
+    let _engines = common::engines();
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     let st = Command::new(common::wharf_bin())

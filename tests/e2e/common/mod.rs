@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sha2::Digest as _;
@@ -257,6 +258,15 @@ fn spawn_wrapped(wrapper: &[&str], data_dir: &Path, env: &[(String, String)], ad
         .unwrap_or_else(|| panic!("unexpected first line from wharf serve: {line:?}"));
     let (scheme, addr) = rest.split_once("://").unwrap_or_else(|| panic!("no scheme in {line:?}"));
     (child, addr.to_string(), scheme.to_string())
+}
+
+/// Taken by every test that starts container engines (dockerd, containerd, podman, through the harnesses in
+/// `../shared/peers/` and `tests/data/`), so only one runs at a time: those suites were separate test processes
+/// once, and the engines share system-wide state (cgroups, mounts, `/etc/docker/certs.d`) and would starve each
+/// other's start-up timeouts on a small machine. A test that failed while holding it does not block the next.
+pub fn engines() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
