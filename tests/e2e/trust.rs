@@ -1,5 +1,6 @@
 //! The trust service of a real `wharf serve`: publishing TUF metadata, python-tuf's reference client (through
-//! `../shared/peers/tuf-client-check`) verifying what was published, and every refusal rule.
+//! `../shared/peers/tuf-client-check`) verifying what was published, and the refusals that need the
+//! binary (the validator's rules are table rows beside it, `notary/src/tuf/validate/tests.rs`).
 
 use crate::common;
 
@@ -240,21 +241,23 @@ async fn service_keys_survive_restart_and_rotate() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
+/// The refusals that need the binary: the body's parsing and size limit, the answer's status and error body, and
+/// that a refused publish stores nothing. Each validator rule is a row in `notary/src/tuf/validate/tests.rs`; the
+/// two signature checks here (bytes changed after signing, a signature over non-canonical bytes) also prove that
+/// the server checks signatures over the canonical form of what it received.
 #[tokio::test]
 async fn every_rule_has_a_refusal() {
     let t = T::new(&[("WHARF_TRUST_MAX_METADATA_SIZE", "20000")]);
     let repo = "rules";
     let (len, sha) = t.push_image(repo, 2).await;
     let svc = t.service_keys(repo).await;
-    let (ra, rb, rc, tk, outsider) = (key(11), key(12), key(13), key(14), key(15));
+    let (ra, rb, rc, tk) = (key(11), key(12), key(13), key(14));
 
-    // Publishing before any root.
+    // Publishing before any root: refused, and nothing is stored.
     t.refused(repo, json!({"targets": signed(&targets_doc(1, &[], None), &[&tk])}), "no root yet").await;
-    // A root with threshold 2 signed twice by one key: the key id may appear once only in signatures.
+    let r = t.c.get(t.s.url(&format!("/v2/{repo}/_tuf/timestamp.json"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a refused publish stores nothing");
     let r1 = root_doc(1, &[&ra, &rb], 2, &tk, &svc);
-    t.refused(repo, json!({"root": signed(&r1, &[&ra, &ra])}), "appears more than once in signatures").await;
-    // A signature by a key root does not list.
-    t.refused(repo, json!({"root": signed(&r1, &[&ra, &outsider])}), "threshold is 2").await;
     // A bad signature: the bytes signed are not the bytes sent.
     let mut bad = signed(&r1, &[&ra, &rb]);
     bad["signed"]["expires"] = json!("2099-01-01T00:00:00Z");
@@ -265,20 +268,6 @@ async fn every_rule_has_a_refusal() {
         Signature { keyid: ra.key_id().clone(), sig: ra.sign(&pretty) },
         Signature { keyid: rb.key_id().clone(), sig: rb.sign(&pretty) }]});
     t.refused(repo, noncanon_root(noncanon), "valid signature").await;
-    // Expired metadata.
-    let mut expired = root_doc(1, &[&ra, &rb], 2, &tk, &svc);
-    expired.expires = Expires(now() - 10);
-    t.refused(repo, json!({"root": signed(&expired, &[&ra, &rb])}), "expired").await;
-    // A first root that is not version 1.
-    t.refused(repo, json!({"root": signed(&root_doc(2, &[&ra, &rb], 2, &tk, &svc), &[&ra, &rb])}), "version 2").await;
-    // A root that does not name the service's timestamp key.
-    let foreign = Service { timestamp: outsider.public().clone(), snapshot: svc.snapshot.clone() };
-    t.refused(
-        repo,
-        json!({"root": signed(&root_doc(1, &[&ra, &rb], 2, &tk, &foreign), &[&ra, &rb])}),
-        "service's timestamp keys",
-    )
-    .await;
     // Malformed JSON and unknown fields.
     let r = t.c.post(t.s.url(&format!("/v2/{repo}/_tuf/publish"))).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -304,36 +293,14 @@ async fn every_rule_has_a_refusal() {
     let (status, v) = t.publish(repo, json!({"root": root1, "targets": signed(&targets_doc(1, &[("latest", len, &sha)], Some(deleg.clone())), &[&tk])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 
-    // Version rollback and version equal.
+    // A rule that needs the stored state (the version must go up): refused, and what is served stays.
     t.refused(
         repo,
         json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], Some(deleg.clone())), &[&tk])}),
         "at least 2",
     )
     .await;
-    t.refused(repo, json!({"root": signed(&r1, &[&ra, &rb])}), "at least 2").await;
-    // Root rotation without the old threshold: signed by the new root keys and only one of the two old ones.
-    let r2 = root_doc(2, &[&rc], 1, &tk, &svc);
-    t.refused(repo, json!({"root": signed(&r2, &[&ra, &rc])}), "previous root").await;
-    // A delegation listing a target outside its paths.
-    let mut release = targets_doc(1, &[("v2.0", len, &sha)], None);
-    t.refused(
-        repo,
-        json!({"delegations": {"release": signed(&release, &[&dk])}}),
-        "outside the role's delegated paths",
-    )
-    .await;
-    // A delegated role signed by a key its delegator does not name.
-    release = targets_doc(1, &[("v1.0", len, &sha)], None);
-    t.refused(repo, json!({"delegations": {"release": signed(&release, &[&outsider])}}), "threshold is 1").await;
-    // An unknown role name, and a role nobody delegates to.
-    t.refused(repo, json!({"delegations": {"timestamp": signed(&release, &[&dk])}}), "unknown role").await;
-    t.refused(repo, json!({"delegations": {"nobody": signed(&release, &[&dk])}}), "no targets metadata delegates")
-        .await;
-    // A target without a sha256.
-    let mut nohash = targets_doc(2, &[("latest", len, &sha)], Some(deleg.clone()));
-    nohash.targets.get_mut("latest").unwrap().hashes.clear();
-    t.refused(repo, json!({"targets": signed(&nohash, &[&tk])}), "hashes.sha256").await;
+    assert_eq!(t.get_json(&format!("/v2/{repo}/_tuf/snapshot.json")).await["signed"]["version"], 1);
     // Metadata over the size limit.
     let many: Vec<(String, u64, String)> = (0..400).map(|i| (format!("t{i}"), len, sha.clone())).collect();
     let refs: Vec<(&str, u64, &str)> = many.iter().map(|(a, b, c)| (a.as_str(), *b, c.as_str())).collect();
@@ -346,6 +313,7 @@ async fn every_rule_has_a_refusal() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // The delegated role inside its paths is accepted and lands in snapshot; then revoking the delegation removes it.
+    let release = targets_doc(1, &[("v1.0", len, &sha)], None);
     let (status, v) = t.publish(repo, json!({"delegations": {"release": signed(&release, &[&dk])}})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["delegations"]["release"], 1);
@@ -357,10 +325,8 @@ async fn every_rule_has_a_refusal() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let snap = t.get_json(&format!("/v2/{repo}/_tuf/snapshot.json")).await;
     assert!(snap["signed"]["meta"].get("release.json").is_none(), "{snap}");
-    // A rollback below the current version.
-    t.refused(repo, json!({"targets": signed(&targets_doc(1, &[("latest", len, &sha)], None), &[&tk])}), "at least 3")
-        .await;
     // Rotation with both thresholds met is accepted.
+    let r2 = root_doc(2, &[&rc], 1, &tk, &svc);
     let (status, v) = t.publish(repo, json!({"root": signed(&r2, &[&ra, &rb, &rc])})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 }
