@@ -109,8 +109,11 @@ fn mirrored_trust_paths_cannot_skip_the_gate_or_leave_their_repository() {
     assert!(leaks.is_empty(), "the origin saw requests outside the mirrored repository:\n{}", leaks.join("\n"));
 }
 
-/// A listener that answers every request with `answer` and records each request head.
+/// A listener that answers every request with `answer` and records each request head. It closes each connection
+/// after answering, and says so (`connection: close`): without it the next request could go out on the pooled
+/// connection just as it closes, and fail without reaching the listener.
 fn recorder(addr: &str, answer: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let answer = answer.replacen("\r\n", "\r\nconnection: close\r\n", 1);
     let l = TcpListener::bind(addr).unwrap();
     let bound = l.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
