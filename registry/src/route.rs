@@ -4,7 +4,7 @@
 //! the request's extensions ([`Classified`]), the gate decides on it ([`Kind::rule`]) and `serve::compose` dispatches
 //! on it. A path no parser accepts is [`Route::Invalid`]: refused with its error by whoever meets it first, never
 //! passed to a handler. Every [`Kind`] names its rule in one exhaustive match, so a new kind cannot exist without
-//! one, and `tests/seams/route_matrix.rs` sends a request of every kind as every kind of caller.
+//! one, and `tests/e2e/seams/route_matrix.rs` sends a request of every kind as every kind of caller.
 
 use axum::http::Method;
 use wharf_format::notary::Gun;

@@ -1,6 +1,6 @@
 //! One suite for the blob store and upload sessions, run against every backend (`file://`, `memory://` and S3).
 
-#[path = "../../tests/common/s3.rs"]
+#[path = "../../tests/e2e/common/s3.rs"]
 mod s3;
 
 use bytes::Bytes;

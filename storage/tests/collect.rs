@@ -1,9 +1,9 @@
 //! The collector against real backends: SQLite with a local store, and PostgreSQL with S3. Each step is a state
 //! the registry reaches through its API; the checks are on rows and bytes.
 
-#[path = "../../tests/common/pg.rs"]
+#[path = "../../tests/e2e/common/pg.rs"]
 mod pg;
-#[path = "../../tests/common/s3.rs"]
+#[path = "../../tests/e2e/common/s3.rs"]
 mod s3;
 
 use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! The metadata store's contract, run unchanged against SQLite and PostgreSQL.
 
-#[path = "../../tests/common/pg.rs"]
+#[path = "../../tests/e2e/common/pg.rs"]
 mod pg;
 
 use wharf_format::tuf::{Role, RoleName};

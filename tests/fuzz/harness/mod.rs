@@ -1,5 +1,5 @@
 //! The fuzz targets, shared by the libFuzzer binaries (`tests/fuzz/fuzz_targets/*.rs`) and the replay test
-//! (`tests/fuzz_replay.rs`), which runs every corpus file and past crash through the same functions on the stable
+//! (`tests/e2e/fuzz_replay.rs`), which runs every corpus file and past crash through the same functions on the stable
 //! compiler. Each target takes any bytes: it may return early on input its parser refuses, and it panics only when
 //! a parser panics or a property it states does not hold.
 
