@@ -9,6 +9,7 @@
 
 mod common;
 
+mod architecture;
 mod auth;
 mod auth_clients;
 mod balancer;
