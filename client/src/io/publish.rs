@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 pub use keys::KeyStore;
 
 use crate::io::transport::{Transport, TransportError};
-use crate::io::trust::{refresh, Previous, TrustError, TrustLimits};
+use crate::io::trust::{refresh, TrustError};
+use crate::io::tuf::local::Memory;
+use crate::io::tuf::updater::Options;
 use wharf_format::digest::Digest;
 use wharf_format::name::{RepositoryName, Tag};
 use wharf_format::seal::SealError;
@@ -194,16 +196,8 @@ impl Publisher {
     /// The current targets, verified through the full workflow from the publisher's own root.
     async fn current_targets(&self, now: i64) -> Result<(RepoState, Targets), PublishError> {
         let state = self.state()?;
-        let r = refresh(
-            &self.transport,
-            &self.repo,
-            &state.root.to_bytes()?,
-            &Previous::default(),
-            &TrustLimits::default(),
-            now,
-        )
-        .await?;
-        let t = r.set.targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
+        let u = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now)).await?;
+        let t = u.trusted().targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
         Ok((state, t))
     }
 
@@ -254,26 +248,13 @@ impl Publisher {
             dir: self.keys.dir().display().to_string(),
         })?;
         let key = self.keys.load(&key_id, pass)?;
-        let mut r = refresh(
-            &self.transport,
-            &self.repo,
-            &state.root.to_bytes()?,
-            &Previous::default(),
-            &TrustLimits::default(),
-            now,
-        )
-        .await?;
-        let current = match r.set.snapshot_entry(signer) {
-            Ok(meta) => {
-                let bytes = self
-                    .transport
-                    .get_bounded(
-                        &format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version),
-                        TrustLimits::default().targets,
-                    )
-                    .await?;
-                r.set.update_delegated(signer, &bytes, "targets")?;
-                r.set.delegated(signer).cloned()
+        let mut u =
+            refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now)).await?;
+        // A signer the snapshot does not list has signed nothing yet.
+        let current = match u.trusted().snapshot_entry(signer) {
+            Ok(_) => {
+                u.load_delegated(signer, "targets").await.map_err(TrustError::from)?;
+                u.trusted().delegated(signer).cloned()
             }
             Err(_) => None,
         };
