@@ -120,16 +120,3 @@ impl RepoClient {
         Ok(path)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::quote;
-
-    #[test]
-    fn quoting_matches_python() {
-        assert_eq!(quote("a b/c?d", true), "a%20b/c%3Fd");
-        assert_eq!(quote("a b/c?d", false), "a%20b%2Fc%3Fd");
-        assert_eq!(quote("release-1.0_x~y", false), "release-1.0_x~y");
-        assert_eq!(quote("é", false), "%C3%A9");
-    }
-}
