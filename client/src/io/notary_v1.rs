@@ -1,7 +1,15 @@
 //! Reading a Notary v1 collection (what `docker trust sign` and the `notary` CLI publish) over the network:
 //! `/v2/<gun>/_trust/tuf/`, with every decision made by the pure [`TrustedCollection`]. Used by a pull when the
 //! repository is held to a Notary v1 root (recorded or pinned), or on first use when it has no TUF 1.0 trust data.
-//! Every download is size-bounded by the limits or by the length the level above signed.
+//!
+//! Shared with the TUF 1.0 updater ([`crate::io::tuf`]): the [`Fetcher`] (every download bounded by the same
+//! [`Limits`], lowered by the length the level above signed), the root-chain walk ([`walk_roots`]), the order
+//! (root chain, timestamp, snapshot, top-level targets, delegated roles as the search needs them), and
+//! verification off the async workers. Separate, because the format is: the pure state machine (X.509 root
+//! certificates, base64 hashes, roles named as paths, docker's search order), files named by their hash
+//! (`<role>.<sha256>.json`) rather than by version, a chain whose end the current `root.json` names, and a
+//! rollback reference that is the versions seen (`seen.json`) rather than kept documents, so the collection does
+//! not go through [`crate::io::tuf::updater::Updater`] or its `LocalMetadata`.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -141,9 +149,8 @@ async fn load<F: Fetcher + Sync>(
 /// version), bounded by the signed length under `max`.
 async fn fetch<F: Fetcher + Sync>(f: &F, role: &str, meta: &FileMeta, max: u64) -> Result<Bytes, TrustError> {
     let sha = meta.hashes.get("sha256").ok_or_else(|| invalid(format!("no sha256 for {role}")))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(sha)
-        .map_err(|_| invalid(format!("bad sha256 for {role}")))?;
+    let raw =
+        base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| invalid(format!("bad sha256 for {role}")))?;
     let length = u64::try_from(meta.length).map_err(|_| invalid(format!("negative length for {role}")))?;
     Ok(f.metadata(&format!("{role}.{}.json", hex::encode(raw)), Limits::capped(max, Some(length))).await?)
 }
@@ -181,7 +188,9 @@ async fn trusted_root(
     let root = match (recorded, pinned) {
         (Some(r), _) | (None, Some(r)) => return Ok((r, d, true)),
         (None, None) => match current_root(origin, &Limits::default()).await {
-            Err(TrustError::Transport(e)) if e.is_not_found() => return Err(PullError::NoTrustData(gun(opts)?.to_string())),
+            Err(TrustError::Transport(e)) if e.is_not_found() => {
+                return Err(PullError::NoTrustData(gun(opts)?.to_string()))
+            }
             Err(e) => return Err(e.into()),
             Ok(_) if !opts.trust.trust_on_first_use => return Err(PullError::NoTrustedRoot(opts.image.to_string())),
             Ok(r) => {
@@ -267,5 +276,5 @@ pub async fn signed_tags(
     opts: &crate::io::pull::PullOptions,
 ) -> Result<Vec<SignedTarget>, crate::io::pull::PullError> {
     with_collection(store, srcs, opts, |f, c| Box::pin(async move { all_targets(f, c, &Limits::default()).await }))
-    .await
+        .await
 }

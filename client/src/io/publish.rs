@@ -196,7 +196,8 @@ impl Publisher {
     /// The current targets, verified through the full workflow from the publisher's own root.
     async fn current_targets(&self, now: i64) -> Result<(RepoState, Targets), PublishError> {
         let state = self.state()?;
-        let u = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now)).await?;
+        let u = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now))
+            .await?;
         let t = u.trusted().targets().cloned().ok_or_else(|| PublishError::Refused("no targets".into()))?;
         Ok((state, t))
     }
@@ -249,7 +250,8 @@ impl Publisher {
         })?;
         let key = self.keys.load(&key_id, pass)?;
         let mut u =
-            refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now)).await?;
+            refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now))
+                .await?;
         // A signer the snapshot does not list has signed nothing yet.
         let current = match u.trusted().snapshot_entry(signer) {
             Ok(_) => {

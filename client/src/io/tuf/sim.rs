@@ -125,6 +125,11 @@ impl Sim {
         self.files.insert(format!("{}.root.json", self.root.version), bytes);
     }
 
+    /// Gives `role` the keys `keys` with `threshold` in the root signed next.
+    pub fn set_role(&mut self, role: &str, keys: &[u8], threshold: u32) {
+        self.root.roles.insert(role.into(), role_keys(keys, threshold));
+    }
+
     /// Makes the root role `keys` with `threshold`, signed next by `signers`, at the next version.
     pub fn rotate_root(&mut self, keys: &[u8], threshold: u32, signers: &[u8]) {
         self.root.version += 1;

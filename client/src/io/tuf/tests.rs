@@ -4,7 +4,7 @@
 //! limits (and, if it names one, searches for a target), and names the outcome it expects.
 
 use super::local::Memory;
-use super::sim::{key, target_file, Sim, NOW};
+use super::sim::{target_file, Sim, NOW};
 use super::updater::{Options, Updater};
 use super::{quote, Limits, UpdateError};
 use crate::io::transport::TransportError;
@@ -23,15 +23,8 @@ struct Row {
     want: &'static str,
 }
 
-const ROW: Row = Row {
-    name: "",
-    before: |_| {},
-    after: |_| {},
-    limits: Limits::default,
-    later: 0,
-    find: None,
-    want: "",
-};
+const ROW: Row =
+    Row { name: "", before: |_| {}, after: |_| {}, limits: Limits::default, later: 0, find: None, want: "" };
 
 /// The outcome as one line: what was trusted, what was found and which delegated roles were fetched for it, or
 /// the error's variant and the role or file it names.
@@ -97,6 +90,31 @@ fn sign_x(sim: &mut Sim, role: &str) {
     sim.delegated.get_mut(role).expect("a delegated role").0.targets.insert("x".into(), target_file(b"x"));
 }
 
+/// The trusted root (version 1) has expired; version 2 has not.
+fn expired_trusted_root(s: &mut Sim) {
+    s.root.expires.0 = NOW - 1;
+    s.publish_root();
+    s.root.expires.0 = NOW + 86_400;
+    s.rotate_root(&[1], 1, &[1]);
+}
+
+/// A root of version 3 served as `2.root.json`.
+fn skip_a_root_version(s: &mut Sim) {
+    s.root.version = 2;
+    s.rotate_root(&[1], 1, &[1]);
+    let bytes = s.files.remove("3.root.json").expect("just published");
+    s.files.insert("2.root.json".into(), bytes);
+}
+
+/// Root 2 gives timestamp a new key, which signs a timestamp of version 1.
+fn rotate_timestamp_key(s: &mut Sim) {
+    s.set_role("timestamp", &[14], 1);
+    s.rotate_root(&[1], 1, &[1]);
+    s.signer.insert("timestamp", 14);
+    s.timestamp.version = 1;
+    s.publish();
+}
+
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
     // Rollback (5.4.3, 5.5.5): what was kept is the floor.
@@ -114,7 +132,8 @@ const ROWS: &[Row] = &[
         after: |s| { s.timestamp.expires.0 += 60; s.publish() }, want: "ok root=1 timestamp=1", ..ROW },
     Row { name: "a new release", after: Sim::release, want: "ok root=1 timestamp=2", ..ROW },
     // Freeze (5.3.10, 5.4.4, 5.5.6, 5.6.4): nothing expired is trusted.
-    Row { name: "expired timestamp", after: |s| { s.timestamp.version = 2; s.timestamp.expires.0 = NOW - 1; s.publish() },
+    Row { name: "expired timestamp",
+        after: |s| { s.timestamp.version = 2; s.timestamp.expires.0 = NOW - 1; s.publish() },
         want: "expired: timestamp", ..ROW },
     Row { name: "expired snapshot", after: |s| { s.snapshot.expires.0 = NOW - 1; s.release() },
         want: "expired: snapshot", ..ROW },
@@ -126,13 +145,14 @@ const ROWS: &[Row] = &[
         before: |s| { s.root.expires.0 = NOW + 10 * 86_400; s.publish_root() },
         want: "expired: timestamp", ..ROW },
     Row { name: "an expired trusted root is fine when a newer one follows",
-        before: |s| { s.root.expires.0 = NOW - 1; s.publish_root(); s.root.expires.0 = NOW + 86_400; s.rotate_root(&[1], 1, &[1]) },
+        before: expired_trusted_root,
         want: "ok root=2 timestamp=1", ..ROW },
     Row { name: "expired delegated role",
         before: |s| { tree(s, false, &["*"]); s.delegated.get_mut("d1").unwrap().0.expires.0 = NOW - 1 },
         find: Some("x"), want: "expired: d1", ..ROW },
     // Root rotation (5.3.4-5.3.9): each new root by the old root's threshold and its own.
-    Row { name: "two rotations to new keys", after: |s| { s.rotate_root(&[11], 1, &[1, 11]); s.rotate_root(&[12], 1, &[11, 12]) },
+    Row { name: "two rotations to new keys",
+        after: |s| { s.rotate_root(&[11], 1, &[1, 11]); s.rotate_root(&[12], 1, &[11, 12]) },
         want: "ok root=3 timestamp=1", ..ROW },
     Row { name: "threshold raised to 2, both new keys sign", after: |s| s.rotate_root(&[11, 12], 2, &[1, 11, 12]),
         want: "ok root=2 timestamp=1", ..ROW },
@@ -141,15 +161,16 @@ const ROWS: &[Row] = &[
     Row { name: "not signed by the trusted root's keys", after: |s| s.rotate_root(&[11], 1, &[11]),
         want: "threshold: root (by the trusted root's keys)", ..ROW },
     Row { name: "the trusted root's threshold of 2 is not met",
-        before: |s| { s.root.roles.insert("root".into(), wharf_format::tuf::RoleKeys { keyids: vec![key(1).key_id().clone(), key(5).key_id().clone()], threshold: 2 }); s.root_signers = vec![1, 5]; s.publish_root() },
+        before: |s| { s.set_role("root", &[1, 5], 2); s.root_signers = vec![1, 5]; s.publish_root() },
         after: |s| s.rotate_root(&[11], 1, &[1, 11]), want: "threshold: root (by the trusted root's keys)", ..ROW },
     Row { name: "a root that skips a version",
-        after: |s| { s.root.version = 2; s.rotate_root(&[1], 1, &[1]); let b = s.files.remove("3.root.json").unwrap(); s.files.insert("2.root.json".into(), b); },
+        after: skip_a_root_version,
         want: "rollback: root", ..ROW },
     Row { name: "timestamp key rotated: the kept timestamp is no floor (5.3.11)", before: |s| s.timestamp.version = 5,
-        after: |s| { s.root.roles.insert("timestamp".into(), wharf_format::tuf::RoleKeys { keyids: vec![key(14).key_id().clone()], threshold: 1 }); s.rotate_root(&[1], 1, &[1]); s.signer.insert("timestamp", 14); s.timestamp.version = 1; s.publish() },
+        after: rotate_timestamp_key,
         want: "ok root=2 timestamp=1", ..ROW },
-    Row { name: "403 ends the chain", after: |s| { s.rotate_root(&[1], 1, &[1]); s.statuses.insert("2.root.json".into(), 403); },
+    Row { name: "403 ends the chain",
+        after: |s| { s.rotate_root(&[1], 1, &[1]); s.statuses.insert("2.root.json".into(), 403); },
         want: "ok root=1 timestamp=1", ..ROW },
     Row { name: "500 does not end the chain", after: |s| { s.statuses.insert("2.root.json".into(), 500); },
         want: "status 500: 2.root.json", ..ROW },
@@ -157,11 +178,13 @@ const ROWS: &[Row] = &[
     Row { name: "pre-order: a child of the first delegation before the second",
         before: |s| { tree(s, false, &["*"]); sign_x(s, "d11"); sign_x(s, "d2") }, find: Some("x"),
         want: "ok root=1 timestamp=1 found in d11", ..ROW },
-    Row { name: "the first role that signs it wins", before: |s| { tree(s, false, &["*"]); sign_x(s, "d1"); sign_x(s, "d11") },
+    Row { name: "the first role that signs it wins",
+        before: |s| { tree(s, false, &["*"]); sign_x(s, "d1"); sign_x(s, "d11") },
         find: Some("x"), want: "ok root=1 timestamp=1 found in d1", ..ROW },
     Row { name: "a terminating delegation ends the search", before: |s| { tree(s, true, &["*"]); sign_x(s, "d2") },
         find: Some("x"), want: "not signed: x after 1.d1.json, 1.d11.json", ..ROW },
-    Row { name: "a delegation whose paths do not match is skipped", before: |s| { tree(s, false, &["other/*"]); sign_x(s, "d1"); sign_x(s, "d2") },
+    Row { name: "a delegation whose paths do not match is skipped",
+        before: |s| { tree(s, false, &["other/*"]); sign_x(s, "d1"); sign_x(s, "d2") },
         find: Some("x"), want: "ok root=1 timestamp=1 found in d2", ..ROW },
     Row { name: "at most max_delegations roles are visited", before: |s| { tree(s, false, &["*"]); sign_x(s, "d2") },
         limits: || Limits { max_delegations: 3, ..Limits::default() }, find: Some("x"),
@@ -173,14 +196,16 @@ const ROWS: &[Row] = &[
         want: "too large: timestamp.json over 100", ..ROW },
     Row { name: "snapshot over its limit", after: Sim::release,
         limits: || Limits { snapshot: 100, ..Limits::default() }, want: "too large: 2.snapshot.json over 100", ..ROW },
-    Row { name: "a signed snapshot length does not raise the limit", after: |s| { s.snapshot_length = Some(10_000_000); s.release() },
+    Row { name: "a signed snapshot length does not raise the limit",
+        after: |s| { s.snapshot_length = Some(10_000_000); s.release() },
         limits: || Limits { snapshot: 100, ..Limits::default() }, want: "too large: 2.snapshot.json over 100", ..ROW },
     Row { name: "a signed snapshot length lowers the limit", after: |s| { s.snapshot_length = Some(10); s.release() },
         want: "too large: 2.snapshot.json over 10", ..ROW },
     Row { name: "targets over its limit", after: Sim::release,
         limits: || Limits { targets: 100, ..Limits::default() }, want: "too large: 2.targets.json over 100", ..ROW },
     Row { name: "a delegated role over the targets limit", before: |s| { tree(s, false, &["*"]); sign_x(s, "d1") },
-        limits: || Limits { targets: 100, ..Limits::default() }, find: Some("x"), want: "too large: 1.d1.json over 100", ..ROW },
+        limits: || Limits { targets: 100, ..Limits::default() }, find: Some("x"),
+        want: "too large: 1.d1.json over 100", ..ROW },
     Row { name: "too many rotations: the walk stops at the bound, the next refresh goes on",
         after: |s| { for _ in 0..3 { s.rotate_root(&[1], 1, &[1]) } },
         limits: || Limits { max_root_rotations: 2, ..Limits::default() }, want: "ok root=3 timestamp=1", ..ROW },
