@@ -319,6 +319,10 @@ mod tests {
         assert!(check_delegation_bounds("targets", &t).is_err());
         t.delegations.as_mut().unwrap().roles[0].paths = Some(vec!["x".into(); MAX_ROLE_PATHS + 1]);
         assert!(check_delegation_bounds("targets", &t).is_err());
+        // A delegated role may not take a top-level role's name (its metadata file would be that role's).
+        t.delegations.as_mut().unwrap().roles[0].paths = Some(vec!["x".into()]);
+        t.delegations.as_mut().unwrap().roles[0].name = "timestamp".into();
+        assert!(matches!(check_delegation_bounds("targets", &t), Err(TufError::BadRole { .. })));
     }
 
     #[test]
