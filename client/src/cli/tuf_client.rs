@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::io::tuf_repo::{init, RepoClient, RepoLimits};
+use crate::io::tuf_repo::{init, RepoClient};
 
 #[derive(Parser, Debug)]
 #[command(name = "wharf-tuf-client", version, about = "A TUF 1.0 client with a local metadata directory")]
@@ -52,24 +52,24 @@ enum Command {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let client = || -> anyhow::Result<RepoClient> {
+    let client = |targets: Option<url::Url>| -> anyhow::Result<RepoClient> {
         let url = args.metadata_url.clone().context("--metadata-url is required")?;
-        Ok(RepoClient::new(url, args.metadata_dir.clone(), RepoLimits::default(), now)?)
+        Ok(RepoClient::new(url, targets, args.metadata_dir.clone(), now)?)
     };
     match &args.command {
         Command::Init { root_file } => init(&args.metadata_dir, root_file)?,
         Command::Refresh => {
-            client()?.refresh().await?;
+            client(None)?.refresh().await?;
         }
         Command::Download => {
             let base = args.target_base_url.clone().context("--target-base-url is required")?;
             let dir = args.target_dir.clone().context("--target-dir is required")?;
             anyhow::ensure!(!args.target_name.is_empty(), "--target-name is required");
-            let c = client()?;
-            let mut set = c.refresh().await?;
+            let mut c = client(Some(base))?;
+            c.refresh().await?;
             for name in &args.target_name {
-                let target = c.find(&mut set, name).await?;
-                c.download(&set, name, &target, &base, &dir).await.with_context(|| format!("target {name:?}"))?;
+                let target = c.find(name).await?;
+                c.download(name, &target, &dir).await.with_context(|| format!("target {name:?}"))?;
             }
         }
     }

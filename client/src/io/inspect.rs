@@ -2,7 +2,7 @@
 
 use crate::io::pull::{anchor, refresh_trusted, sources, Anchor, PullError, PullOptions};
 use crate::io::store::ContentStore;
-use crate::io::trust::{find_target, SignedTarget, TrustFormat, TrustLimits};
+use crate::io::trust::{find_target, SignedTarget, TrustFormat};
 
 /// The signed tags of the repository, verified. A repository held to one format (a recorded or pinned root) shows
 /// that format's tags only, and its data missing is a failure; on first use, both formats it may have: its TUF 1.0
@@ -32,31 +32,22 @@ async fn tuf_tags(
     srcs: &[crate::io::store::Source],
     opts: &PullOptions,
 ) -> Result<Vec<SignedTarget>, PullError> {
-    let (_, rows) = refresh_trusted(store, srcs, opts, |s, mut r| {
+    let (_, rows) = refresh_trusted(store, srcs, opts, |mut u| {
         Box::pin(async move {
-            let limits = TrustLimits::default();
-            let mut names: Vec<String> = Vec::new();
-            if let Some(t) = r.set.targets() {
-                names.extend(t.targets.keys().cloned());
-            }
+            let top = u.trusted().targets();
+            let mut names: Vec<String> = top.map(|t| t.targets.keys().cloned().collect()).unwrap_or_default();
             // No delegations means no delegated roles: absence, not a failure.
-            let roles: Vec<String> = r
-                .set
-                .targets()
+            let roles: Vec<String> = top
                 .and_then(|t| t.delegations.as_ref())
                 .map(|d| d.roles.iter().map(|x| x.name.clone()).collect())
                 .unwrap_or_default();
             for role in roles {
-                let meta = match r.set.snapshot_entry(&role) {
-                    Ok(m) => m,
-                    Err(_) => continue,
-                };
-                let bytes = s
-                    .transport
-                    .get_bounded(&format!("/v2/{}/_tuf/{}.{role}.json", s.repo, meta.version), limits.targets)
-                    .await?;
-                r.set.update_delegated(&role, &bytes, "targets")?;
-                if let Some(t) = r.set.delegated(&role) {
+                // A role the snapshot does not list was revoked: it signs nothing.
+                if u.trusted().snapshot_entry(&role).is_err() {
+                    continue;
+                }
+                u.load_delegated(&role, "targets").await?;
+                if let Some(t) = u.trusted().delegated(&role) {
                     names.extend(t.targets.keys().cloned());
                 }
             }
@@ -65,11 +56,11 @@ async fn tuf_tags(
             let mut rows = Vec::new();
             for n in names {
                 // The search applies delegation order and paths, so a tag shows the signer a pull would trust.
-                if let Ok(t) = find_target(s.transport, &s.repo, &mut r.set, &n, &limits).await {
+                if let Ok(t) = find_target(&mut u, &n).await {
                     rows.push(t);
                 }
             }
-            Ok((r, rows))
+            Ok((u, rows))
         })
     })
     .await?;

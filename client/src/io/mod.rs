@@ -19,5 +19,6 @@ pub mod source;
 pub mod store;
 pub mod transport;
 pub mod trust;
+pub mod tuf;
 pub mod tuf_repo;
 pub mod unpack;

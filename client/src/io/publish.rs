@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 pub use keys::KeyStore;
 
 use crate::io::transport::{Transport, TransportError};
-use crate::io::trust::{refresh, Previous, TrustError, TrustLimits};
+use crate::io::trust::{refresh, TrustError};
+use crate::io::tuf::local::Memory;
+use crate::io::tuf::updater::Options;
 use wharf_format::digest::Digest;
 use wharf_format::name::{RepositoryName, Tag};
 use wharf_format::seal::SealError;
@@ -244,16 +246,9 @@ impl Publisher {
     /// The current targets, verified through the full workflow from the publisher's own root.
     async fn current_targets(&self, now: i64) -> Result<(RepoState, Targets), PublishError> {
         let state = self.state()?;
-        let r = refresh(
-            &self.transport,
-            &self.repo,
-            &state.root.to_bytes()?,
-            &Previous::default(),
-            &TrustLimits::default(),
-            now,
-        )
-        .await?;
-        let t = r.set.targets().cloned().ok_or(PublishError::NoTargets)?;
+        let u = refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now))
+            .await?;
+        let t = u.trusted().targets().cloned().ok_or(PublishError::NoTargets)?;
         Ok((state, t))
     }
 

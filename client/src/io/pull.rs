@@ -21,7 +21,7 @@ mod extract;
 mod manifest;
 mod trusted;
 
-pub use trusted::{anchor, refresh_trusted, Anchor, TrustSource};
+pub use trusted::{anchor, refresh_trusted, Anchor, Refreshed};
 
 /// The largest manifest fetched when no signed length bounds it.
 pub const MAX_MANIFEST: u64 = 4 << 20;

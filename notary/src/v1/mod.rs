@@ -135,12 +135,12 @@ fn snapshot_hash(timestamp: &[u8]) -> Result<String, V1Error> {
 /// The current timestamp, renewed first if it (or the snapshot it names, when the server signs snapshots) has
 /// expired or is about to.
 async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
-    let ts_role: RoleName = "timestamp".parse().expect("base role");
+    let ts_role = RoleName::timestamp();
     for _ in 0..3 {
         let ts = n.meta.notary_v1().current(gun, &ts_role).await?.ok_or(V1Error::NotFound)?;
         let now = n.clock.now();
         let ts_doc = Signed::parse(&ts.content).map_err(|e| V1Error::Internal(e.to_string()))?;
-        let snap_role: RoleName = "snapshot".parse().expect("base role");
+        let snap_role = RoleName::snapshot();
         let snap = n
             .meta
             .notary_v1()
@@ -166,8 +166,7 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
 /// Re-signs what the server may: the snapshot if it has expired and the server holds its key, and the timestamp if
 /// it is within `margin` of expiry or names a snapshot just re-signed. `false`: nothing was due.
 async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, margin: i64) -> Result<bool, V1Error> {
-    let root_row =
-        n.meta.notary_v1().current(gun, &"root".parse().expect("base role")).await?.ok_or(V1Error::NotFound)?;
+    let root_row = n.meta.notary_v1().current(gun, &RoleName::root()).await?.ok_or(V1Error::NotFound)?;
     let root: Root = Signed::parse(&root_row.content)
         .and_then(|d| d.role("root", "Root"))
         .map_err(|e| V1Error::Internal(e.to_string()))?;
@@ -182,7 +181,7 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
             "meta": meta, "version": snap.version + 1,
         });
         snap_bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
-        rows.push(row("snapshot", snap.version + 1, snap_bytes.clone(), now));
+        rows.push(row(RoleName::snapshot(), snap.version + 1, snap_bytes.clone(), now));
     } else if ts.expires > now + margin {
         return Ok(false);
     }
@@ -193,9 +192,9 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
     Ok(true)
 }
 
-pub(crate) fn row(role: &str, version: i64, content: Vec<u8>, now: i64) -> V1Row {
+pub(crate) fn row(role: RoleName, version: i64, content: Vec<u8>, now: i64) -> V1Row {
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
-    V1Row { role: role.parse().expect("base role"), version, sha256, content, created_at: now }
+    V1Row { role, version, sha256, content, created_at: now }
 }
 
 pub(crate) fn sign_timestamp(
@@ -216,7 +215,7 @@ pub(crate) fn sign_timestamp(
         "meta": { "snapshot": nv::file_meta(snapshot) }, "version": version,
     });
     let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
-    Ok(row("timestamp", version, bytes, now))
+    Ok(row(RoleName::timestamp(), version, bytes, now))
 }
 
 /// `GET <role>.key` answers the key the server signs with (creating one if it holds none for the role);
@@ -226,7 +225,7 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response
     let existing = if rotate {
         None
     } else {
-        let root = match n.meta.notary_v1().current(gun, &"root".parse().expect("base role")).await? {
+        let root = match n.meta.notary_v1().current(gun, &RoleName::root()).await? {
             Some(r) => Signed::parse(&r.content).and_then(|d| d.role::<Root>("root", "Root")).ok(),
             None => None,
         };

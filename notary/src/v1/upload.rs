@@ -75,9 +75,9 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
         .await
         .map_err(|e| V1Error::Internal(format!("validation task: {e}")))??;
 
-    let mut new_rows: Vec<_> = accepted.uploaded.into_iter().map(|(r, v, b)| row(r.as_str(), v, b, now)).collect();
+    let mut new_rows: Vec<_> = accepted.uploaded.into_iter().map(|(r, v, b)| row(r, v, b, now)).collect();
     let snapshot = match accepted.snapshot {
-        SnapshotPlan::Uploaded { version, bytes } => row("snapshot", version, bytes, now),
+        SnapshotPlan::Uploaded { version, bytes } => row(RoleName::snapshot(), version, bytes, now),
         SnapshotPlan::Generate { version, meta } => {
             let signer = keys::signers(&held, &accepted.root, "snapshot")
                 .first()
@@ -88,7 +88,7 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
                 "meta": meta, "version": version,
             });
             let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
-            row("snapshot", version, bytes, now)
+            row(RoleName::snapshot(), version, bytes, now)
         }
     };
     let lifetime = n.settings.notary_timestamp_lifetime;

@@ -72,6 +72,23 @@ impl FromStr for RoleName {
 }
 
 impl RoleName {
+    /// The four base roles, for code that names one in a constant place (no parse, no `expect`).
+    pub fn root() -> RoleName {
+        RoleName("root".into())
+    }
+
+    pub fn targets() -> RoleName {
+        RoleName("targets".into())
+    }
+
+    pub fn snapshot() -> RoleName {
+        RoleName("snapshot".into())
+    }
+
+    pub fn timestamp() -> RoleName {
+        RoleName("timestamp".into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

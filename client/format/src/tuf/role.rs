@@ -40,11 +40,24 @@ pub enum RoleName {
 }
 
 impl RoleName {
+    /// The four top-level roles as role names, for code that names one in a constant place (no parse, no
+    /// `expect`).
+    pub const ROOT: RoleName = RoleName::TopLevel(Role::Root);
+    pub const TARGETS: RoleName = RoleName::TopLevel(Role::Targets);
+    pub const SNAPSHOT: RoleName = RoleName::TopLevel(Role::Snapshot);
+    pub const TIMESTAMP: RoleName = RoleName::TopLevel(Role::Timestamp);
+
     pub fn as_str(&self) -> &str {
         match self {
             RoleName::TopLevel(r) => r.as_str(),
             RoleName::Delegated(s) => s,
         }
+    }
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> RoleName {
+        RoleName::TopLevel(role)
     }
 }
 

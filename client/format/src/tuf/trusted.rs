@@ -306,6 +306,15 @@ impl TrustedSet {
         parent.delegations.as_ref().ok_or_else(|| TufError::UnknownRole(name.into()))
     }
 
+    /// What the trusted timestamp says of snapshot (5.5.1: the caller downloads that version, within its length).
+    pub fn snapshot_meta(&self) -> Result<&MetaFile, TufError> {
+        let ts = self.timestamp.as_ref().ok_or_else(|| TufError::BadRole {
+            role: "snapshot".into(),
+            reason: "timestamp must be loaded first".into(),
+        })?;
+        snapshot_meta(ts)
+    }
+
     /// The version of `role` that snapshot names; the caller downloads `<version>.<role>.json`.
     pub fn snapshot_entry(&self, role: &str) -> Result<MetaFile, TufError> {
         let snap = self

@@ -76,6 +76,10 @@ pub fn check_delegation_bounds(role: &str, targets: &super::Targets) -> Result<(
         return bad(format!("{} delegated roles, at most {MAX_DELEGATED_ROLES}", d.roles.len()));
     }
     for r in &d.roles {
+        // A delegated role named like a top-level one would share its metadata file name (python-tuf's rule).
+        if matches!(r.name.as_str(), "root" | "targets" | "snapshot" | "timestamp") {
+            return bad(format!("delegation {:?} uses a top-level role name", r.name));
+        }
         let patterns = r.paths.iter().chain(r.path_hash_prefixes.iter()).flatten();
         if r.paths.as_ref().map_or(0, Vec::len) + r.path_hash_prefixes.as_ref().map_or(0, Vec::len) > MAX_ROLE_PATHS {
             return bad(format!("delegation {:?} lists more than {MAX_ROLE_PATHS} paths", r.name));
@@ -315,6 +319,10 @@ mod tests {
         assert!(check_delegation_bounds("targets", &t).is_err());
         t.delegations.as_mut().unwrap().roles[0].paths = Some(vec!["x".into(); MAX_ROLE_PATHS + 1]);
         assert!(check_delegation_bounds("targets", &t).is_err());
+        // A delegated role may not take a top-level role's name (its metadata file would be that role's).
+        t.delegations.as_mut().unwrap().roles[0].paths = Some(vec!["x".into()]);
+        t.delegations.as_mut().unwrap().roles[0].name = "timestamp".into();
+        assert!(matches!(check_delegation_bounds("targets", &t), Err(TufError::BadRole { .. })));
     }
 
     #[test]

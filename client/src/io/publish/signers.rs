@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{target_file, PublishError, Publisher, SignOptions, TARGETS_LIFETIME};
-use crate::io::trust::{refresh, Previous, TrustLimits};
+use crate::io::trust::{refresh, TrustError};
+use crate::io::tuf::local::Memory;
+use crate::io::tuf::updater::Options;
 use wharf_format::tuf::{DelegatedRole, Delegations, Envelope, Expires, PublicKey, Targets, SPEC_VERSION};
 
 impl Publisher {
@@ -19,26 +21,14 @@ impl Publisher {
             dir: self.keys.dir().display().to_string(),
         })?;
         let key = self.keys.load(&key_id, pass)?;
-        let mut r = refresh(
-            &self.transport,
-            &self.repo,
-            &state.root.to_bytes()?,
-            &Previous::default(),
-            &TrustLimits::default(),
-            now,
-        )
-        .await?;
-        let current = match r.set.snapshot_entry(signer) {
-            Ok(meta) => {
-                let bytes = self
-                    .transport
-                    .get_bounded(
-                        &format!("/v2/{}/_tuf/{}.{signer}.json", self.repo, meta.version),
-                        TrustLimits::default().targets,
-                    )
-                    .await?;
-                r.set.update_delegated(signer, &bytes, "targets")?;
-                r.set.delegated(signer).cloned()
+        let mut u =
+            refresh(&self.transport, &self.repo, &state.root.to_bytes()?, Memory::default(), &Options::new(now))
+                .await?;
+        // A signer the snapshot does not list has signed nothing yet.
+        let current = match u.trusted().snapshot_entry(signer) {
+            Ok(_) => {
+                u.load_delegated(signer, "targets").await.map_err(TrustError::from)?;
+                u.trusted().delegated(signer).cloned()
             }
             Err(_) => None,
         };

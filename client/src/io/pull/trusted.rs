@@ -7,7 +7,9 @@ use std::path::Path;
 use super::{origin, PullError, PullOptions};
 use crate::io::source::{Failure, Failures, Source};
 use crate::io::store::ContentStore;
-use crate::io::trust::{find_target, refresh, Previous, SignedTarget, TrustError, TrustFormat, TrustLimits};
+use crate::io::trust::{find_target, refresh, Recorded, RepoUpdater, SignedTarget, TrustError, TrustFormat};
+use crate::io::tuf::updater::Options;
+use crate::io::tuf::Limits;
 use wharf_format::tuf::Envelope;
 
 /// What a repository's trust data is held to before anything is fetched.
@@ -76,27 +78,22 @@ async fn resolve_tuf(
     opts: &PullOptions,
     tag: &str,
 ) -> Result<SignedTarget, PullError> {
-    let limits = TrustLimits::default();
     let owned = tag.to_string();
-    let (_, t) = refresh_trusted(store, srcs, opts, move |s, mut r| {
+    let (_, t) = refresh_trusted(store, srcs, opts, move |mut u| {
         let tag = owned.clone();
         Box::pin(async move {
-            let t = find_target(s.transport, &s.repo, &mut r.set, &tag, &limits).await?;
-            Ok((r, t))
+            let t = find_target(&mut u, &tag).await?;
+            Ok((u, t))
         })
     })
     .await?;
     Ok(t)
 }
 
-/// A source and the repository as that source names it, as handed to the per-source step of
-/// [`refresh_trusted`].
-pub struct TrustSource<'a> {
-    pub transport: &'a crate::io::transport::Transport,
-    pub repo: wharf_format::name::RepositoryName,
-}
+/// A refreshed updater over one source, with the trusted state it will record.
+pub type Refreshed = RepoUpdater<Recorded>;
 
-type Step<'a, T> = futures::future::BoxFuture<'a, Result<(crate::io::trust::Refreshed, T), TrustError>>;
+type Step<T> = futures::future::BoxFuture<'static, Result<(Refreshed, T), TrustError>>;
 
 /// Runs the TUF workflow against each source in turn (mirrors first) from the recorded, pinned or first-use root,
 /// then `step` on the refreshed set; the first source that passes both wins, and what it proved is recorded.
@@ -106,21 +103,19 @@ pub async fn refresh_trusted<T, F>(
     srcs: &[Source],
     opts: &PullOptions,
     step: F,
-) -> Result<(crate::io::trust::Refreshed, T), PullError>
+) -> Result<(Refreshed, T), PullError>
 where
-    F: for<'a> Fn(TrustSource<'a>, crate::io::trust::Refreshed) -> Step<'a, T>,
+    F: Fn(Refreshed) -> Step<T>,
 {
     let repo = &opts.image.repository;
     let dir = store.trust_dir(&opts.image.host, repo);
     crate::io::modes::create_dir_all(&dir)?;
-    let limits = TrustLimits::default();
+    let limits = Limits::default();
     let root = match (read_recorded(&dir.join("root.json"))?, &opts.trust.pinned_root) {
         (Some(r), _) => r,
         (None, Some(p)) => p.clone(),
         (None, None) => first_use_root(srcs, opts, &dir, &limits).await?,
     };
-    let previous =
-        Previous { timestamp: read_doc(&dir.join("timestamp.json")), snapshot: read_doc(&dir.join("snapshot.json")) };
     let mut failures = Failures::default();
     let mut missing = false;
     for s in srcs {
@@ -128,18 +123,15 @@ where
             failures.push(kind, why);
             continue;
         }
-        let result = match refresh(&s.transport, &s.repo, &root, &previous, &limits, opts.now).await {
-            Ok(r) => step(TrustSource { transport: &s.transport, repo: s.repo.clone() }, r).await,
+        // What this source proves is staged, and recorded only once the step passed.
+        let result = match refresh(&s.transport, &s.repo, &root, Recorded::new(&dir), &Options::new(opts.now)).await {
+            Ok(u) => step(u).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok((r, t)) => {
-                crate::io::modes::write(&dir.join("root.json"), r.set.root_bytes())?;
-                if let Some(ts) = &r.timestamp {
-                    crate::io::modes::write(&dir.join("timestamp.json"), ts)?;
-                }
-                crate::io::modes::write(&dir.join("snapshot.json"), &r.snapshot)?;
-                return Ok((r, t));
+            Ok((u, t)) => {
+                u.local().commit(u.trusted().root_bytes())?;
+                return Ok((u, t));
             }
             Err(TrustError::NotSigned(t)) if srcs.len() == 1 => return Err(TrustError::NotSigned(t).into()),
             Err(e) => {
@@ -163,7 +155,7 @@ async fn first_use_root(
     srcs: &[Source],
     opts: &PullOptions,
     dir: &Path,
-    limits: &TrustLimits,
+    limits: &Limits,
 ) -> Result<Vec<u8>, PullError> {
     let repo = &opts.image.repository;
     let fetched = origin(srcs)?.transport.get_bounded(&format!("/v2/{repo}/_tuf/1.root.json"), limits.root).await;
@@ -191,8 +183,4 @@ fn read_recorded(path: &Path) -> Result<Option<Vec<u8>>, PullError> {
 
 pub(super) fn repo_name(opts: &PullOptions) -> String {
     format!("{}/{}", opts.image.host, opts.image.repository)
-}
-
-fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    Envelope::parse(&std::fs::read(path).ok()?).ok()?.decode().ok()
 }
