@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::io::transport::Transport;
 use crate::io::trust::{SignedTarget, TrustError, TrustFormat, TrustLimits};
 use wharf_format::digest::Digest;
-use wharf_format::notary::{Found, Gun, NotaryError, Signed, TrustedCollection};
+use wharf_format::notary::{Found, Gun, Signed, TrustedCollection, V1MetadataError};
 use wharf_format::tuf::{Role, RoleName, TufError};
 
 /// The versions the last verified refresh saw, to refuse rollbacks.
@@ -19,7 +19,7 @@ pub struct Seen {
     pub snapshot: Option<i64>,
 }
 
-fn refused(e: NotaryError) -> TrustError {
+fn refused(e: V1MetadataError) -> TrustError {
     TrustError::Refused(TufError::Malformed(format!("notary v1: {e}")))
 }
 
@@ -138,7 +138,7 @@ async fn load(
 ) -> Result<(), TrustError> {
     let meta = c
         .role_meta(role)
-        .ok_or_else(|| refused(NotaryError::Invalid(format!("snapshot does not list {role}"))))?
+        .ok_or_else(|| refused(V1MetadataError::Invalid(format!("snapshot does not list {role}"))))?
         .clone();
     let bytes = fetch(t, b, role, &meta, limits.targets).await?;
     c.update_targets(role, &bytes).map_err(refused)
@@ -153,10 +153,10 @@ async fn fetch(
     max: u64,
 ) -> Result<Bytes, TrustError> {
     let sha =
-        meta.hashes.get("sha256").ok_or_else(|| refused(NotaryError::Invalid(format!("no sha256 for {role}"))))?;
+        meta.hashes.get("sha256").ok_or_else(|| refused(V1MetadataError::Invalid(format!("no sha256 for {role}"))))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(sha)
-        .map_err(|_| refused(NotaryError::Invalid(format!("bad sha256 for {role}"))))?;
+        .map_err(|_| refused(V1MetadataError::Invalid(format!("bad sha256 for {role}"))))?;
     let len = u64::try_from(meta.length).unwrap_or(0).min(max);
     Ok(t.get_bounded(&format!("{b}{role}.{}.json", hex::encode(raw)), len).await?)
 }

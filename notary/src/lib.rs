@@ -1,0 +1,120 @@
+//! Wharf's trust service: two services side by side over one store, one key-encryption key and one clock.
+//!
+//! - [`tuf`]: a TUF 1.0 repository per image repository, under `/v2/<name>/_tuf/`, for any TUF 1.0 client.
+//! - [`v1`]: the Notary v1 API under `/v2/<gun>/_trust/`, for `docker trust`, `DOCKER_CONTENT_TRUST=1` and the
+//!   `notary` CLI.
+//!
+//! A repository may have either or both; they share the sealed server keys' key-encryption key ([`kek`]), the
+//! storage and the access rules, never documents. This file only composes the two and routes between them.
+
+mod cache;
+mod error;
+pub mod kek;
+pub mod tuf;
+pub mod v1;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use wharf_format::seal::Kek;
+use wharf_format::RepositoryName;
+use wharf_storage::{Clock, Metadata};
+
+pub use error::{Error, V1Error};
+
+/// Lifetimes and limits of the trust service.
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// Seconds a timestamp is valid (default one day).
+    pub timestamp_lifetime: i64,
+    /// Seconds a snapshot is valid (default seven days).
+    pub snapshot_lifetime: i64,
+    /// The largest metadata document accepted, in bytes.
+    pub max_metadata_size: usize,
+    /// How often expiring metadata is looked for, in seconds.
+    pub renew_check_secs: u64,
+    /// Seconds a Notary v1 timestamp is valid (default 14 days, as notary-server's).
+    pub notary_timestamp_lifetime: i64,
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        TrustSettings {
+            timestamp_lifetime: 86_400,
+            snapshot_lifetime: 7 * 86_400,
+            max_metadata_size: 1 << 20,
+            renew_check_secs: 60,
+            notary_timestamp_lifetime: v1::TIMESTAMP_LIFETIME,
+        }
+    }
+}
+
+/// The state both services share: storage, the key-encryption key, the clock, the settings, and each service's
+/// cache of served documents.
+pub struct Notary {
+    pub meta: Metadata,
+    pub kek: Kek,
+    pub clock: Box<dyn Clock>,
+    pub settings: TrustSettings,
+    cache: cache::DocCache<RepositoryName>,
+    v1cache: cache::DocCache<wharf_format::notary::Gun>,
+}
+
+impl Notary {
+    pub fn new(meta: Metadata, kek: Kek, clock: Box<dyn Clock>, settings: TrustSettings) -> Notary {
+        Notary { meta, kek, clock, settings, cache: cache::DocCache::default(), v1cache: cache::DocCache::default() }
+    }
+
+    /// Drops cached TUF 1.0 documents of `repo` after a write.
+    pub(crate) fn written(&self, repo: &RepositoryName) {
+        self.cache.invalidate(repo);
+    }
+}
+
+/// Whether the path tail after `/v2/` addresses the notary: a TUF 1.0 path (`tuf::route::is_tuf`) or a Notary v1
+/// path (`v1::is_v1`).
+pub fn is_trust(tail: &str) -> bool {
+    tuf::route::is_tuf(tail) || v1::is_v1(tail)
+}
+
+/// The notary's router: every request under `/v2/` that `is_trust`, and notary-server's health check.
+pub fn app(state: Arc<Notary>) -> Router {
+    Router::new()
+        .route("/v2/{*rest}", any(dispatch))
+        .route(
+            "/_notary_server/health",
+            axum::routing::get(|| async { ([("content-type", "text/plain; charset=utf-8")], "{}") }),
+        )
+        .layer(axum::middleware::from_fn(error::log_faults))
+        .with_state(state)
+}
+
+async fn dispatch(State(n): State<Arc<Notary>>, req: Request) -> Response {
+    let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("");
+    if v1::is_v1(tail) {
+        v1::dispatch(n, req).await
+    } else {
+        tuf::dispatch(n, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_paths() {
+        for (tail, expect) in [
+            ("a/_tuf/root.json", true),
+            ("a/_trust/tuf/root.json", true),
+            ("_trust/changefeed", true),
+            ("a/manifests/_tuf", false),
+            ("a/_tufx/b", false),
+        ] {
+            assert_eq!(is_trust(tail), expect, "{tail}");
+        }
+    }
+}
