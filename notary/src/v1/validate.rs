@@ -242,3 +242,6 @@ fn effective_paths(stored: &BTreeMap<String, Vec<u8>>, role: &str) -> Result<Vec
     }
     Ok(paths)
 }
+
+#[cfg(test)]
+mod tests;
