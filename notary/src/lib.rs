@@ -10,6 +10,8 @@
 mod cache;
 mod error;
 pub mod kek;
+#[cfg(test)]
+mod testing;
 pub mod tuf;
 pub mod v1;
 

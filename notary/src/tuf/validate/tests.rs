@@ -10,37 +10,39 @@ use wharf_format::tuf::{
 };
 
 use super::{validate, Accepted, Current, ServiceKeyIds, Upload};
+use crate::testing::{self, LATER, NOW};
 
-const NOW: i64 = 1_800_000_000;
-const LATER: i64 = NOW + 365 * 86_400;
-
-// The keys, by seed: root, targets, the service's timestamp and snapshot, the delegated role's, a stranger's.
-const ROOT: u8 = 1;
-const TARGETS: u8 = 2;
-const TIMESTAMP: u8 = 3;
-const SNAPSHOT: u8 = 4;
-const TEAM: u8 = 5;
-const OTHER: u8 = 6;
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
+/// The keys, each made from its own seed: root, targets, the service's timestamp and snapshot, the delegated
+/// role's, and a stranger's.
+#[derive(Clone, Copy)]
+enum K {
+    Root = 1,
+    Targets,
+    Timestamp,
+    Snapshot,
+    Team,
+    Other,
 }
 
-fn id(seed: u8) -> String {
-    key(seed).key_id().clone()
+fn key(k: K) -> SigningKey {
+    SigningKey::from_bytes(&[k as u8; 32])
 }
 
-fn public(seed: u8) -> PublicKey {
-    key(seed).public().clone()
+fn id(k: K) -> String {
+    key(k).key_id().clone()
 }
 
-fn sign<T: serde::Serialize>(doc: &T, seeds: &[u8]) -> Envelope {
-    let keys: Vec<SigningKey> = seeds.iter().map(|s| key(*s)).collect();
+fn public(k: K) -> PublicKey {
+    key(k).public().clone()
+}
+
+fn sign<T: serde::Serialize>(doc: &T, keys: &[K]) -> Envelope {
+    let keys: Vec<SigningKey> = keys.iter().map(|k| key(*k)).collect();
     Envelope::sign(doc, &keys.iter().collect::<Vec<_>>()).expect("a fixture signs")
 }
 
-fn role(seed: u8) -> RoleKeys {
-    RoleKeys { keyids: vec![id(seed)], threshold: 1 }
+fn role(k: K) -> RoleKeys {
+    RoleKeys { keyids: vec![id(k)], threshold: 1 }
 }
 
 fn root(version: u64) -> Root {
@@ -50,11 +52,16 @@ fn root(version: u64) -> Root {
         consistent_snapshot: true,
         version,
         expires: Expires(LATER),
-        keys: [ROOT, TARGETS, TIMESTAMP, SNAPSHOT].into_iter().map(|s| (id(s), public(s))).collect(),
-        roles: [(Role::Root, ROOT), (Role::Targets, TARGETS), (Role::Timestamp, TIMESTAMP), (Role::Snapshot, SNAPSHOT)]
-            .into_iter()
-            .map(|(r, s)| (r.as_str().to_string(), role(s)))
-            .collect(),
+        keys: [K::Root, K::Targets, K::Timestamp, K::Snapshot].into_iter().map(|s| (id(s), public(s))).collect(),
+        roles: [
+            (Role::Root, K::Root),
+            (Role::Targets, K::Targets),
+            (Role::Timestamp, K::Timestamp),
+            (Role::Snapshot, K::Snapshot),
+        ]
+        .into_iter()
+        .map(|(r, s)| (r.as_str().to_string(), role(s)))
+        .collect(),
     }
 }
 
@@ -62,12 +69,12 @@ fn target() -> TargetFile {
     TargetFile { length: 528, hashes: BTreeMap::from([("sha256".into(), "ab".repeat(32))]), custom: None }
 }
 
-/// A delegation of `v*` to `name`, signed by the key `seed`.
-fn delegation(name: &str, seed: u8) -> DelegatedRole {
+/// A delegation of `v*` to `name`, signed by the key `k`.
+fn delegation(name: &str, k: K) -> DelegatedRole {
     let paths = Some(vec!["v*".into()]);
     DelegatedRole {
         name: name.into(),
-        keyids: vec![id(seed)],
+        keyids: vec![id(k)],
         threshold: 1,
         terminating: false,
         paths,
@@ -84,8 +91,8 @@ fn targets(version: u64) -> Targets {
         expires: Expires(LATER),
         targets: BTreeMap::from([("v1".into(), target())]),
         delegations: Some(Delegations {
-            keys: BTreeMap::from([(id(TEAM), public(TEAM))]),
-            roles: vec![delegation("team", TEAM)],
+            keys: BTreeMap::from([(id(K::Team), public(K::Team))]),
+            roles: vec![delegation("team", K::Team)],
             succinct_roles: None,
         }),
     }
@@ -100,9 +107,9 @@ fn team(version: u64) -> Targets {
 /// signed envelopes.
 struct Case {
     cur: Current,
-    root: Option<(Root, Vec<u8>)>,
-    targets: Option<(Targets, Vec<u8>)>,
-    delegated: Vec<(String, Targets, Vec<u8>)>,
+    root: Option<(Root, Vec<K>)>,
+    targets: Option<(Targets, Vec<K>)>,
+    delegated: Vec<(String, Targets, Vec<K>)>,
     service: ServiceKeyIds,
     tamper: fn(&mut Upload),
 }
@@ -112,10 +119,10 @@ impl Case {
     fn first() -> Case {
         Case {
             cur: Current::default(),
-            root: Some((root(1), vec![ROOT])),
-            targets: Some((targets(1), vec![TARGETS])),
-            delegated: vec![("team".into(), team(1), vec![TEAM])],
-            service: ServiceKeyIds { timestamp: vec![id(TIMESTAMP)], snapshot: vec![id(SNAPSHOT)] },
+            root: Some((root(1), vec![K::Root])),
+            targets: Some((targets(1), vec![K::Targets])),
+            delegated: vec![("team".into(), team(1), vec![K::Team])],
+            service: ServiceKeyIds { timestamp: vec![id(K::Timestamp)], snapshot: vec![id(K::Snapshot)] },
             tamper: |_| {},
         }
     }
@@ -124,7 +131,7 @@ impl Case {
     fn stored() -> Case {
         let cur = Current {
             root: Some(root(1)),
-            targets: Some((targets(1), sign(&targets(1), &[TARGETS]))),
+            targets: Some((targets(1), sign(&targets(1), &[K::Targets]))),
             delegated: BTreeMap::from([("team".into(), team(1))]),
         };
         Case { cur, root: None, targets: None, delegated: vec![], ..Case::first() }
@@ -177,40 +184,26 @@ fn tag(e: &TufError) -> String {
     format!("{variant}({role})")
 }
 
-/// Runs `case` and checks the outcome against `expect`: `ok`, or `Variant(role)` and words of the message.
-fn check(name: &str, case: &Case, expect: &str) {
-    let got = match case.run() {
-        Ok(_) => "ok".to_string(),
-        Err(e) => format!("{} {e}", tag(&e)),
-    };
-    let (want_tag, want_words) = expect.split_once(' ').unwrap_or((expect, ""));
-    assert!(
-        got.split_once(' ').map_or(got.as_str(), |(t, _)| t) == want_tag && got.contains(want_words),
-        "{name}: expected {expect:?}, got {got:?}"
-    );
-}
-
 /// A row: what it breaks, the valid upload it starts from, the edit that breaks it, and the expected outcome.
-type Row = (&'static str, fn() -> Case, fn(&mut Case), &'static str);
-
-mod targets;
+type Row = testing::Row<Case>;
 
 fn table(rows: &[Row]) {
-    for (name, base, edit, expect) in rows {
-        let mut case = base();
-        edit(&mut case);
-        check(name, &case, expect);
-    }
+    testing::table(rows, |case| match case.run() {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("{} {e}", tag(&e)),
+    });
 }
+
+mod targets;
 
 #[test]
 fn accepted() {
     let rows: &[Row] = &[
         ("first publish", Case::first, |_| {}, "ok"),
         ("a delegation chain, the child sorting before its parent", Case::first, nested, "ok"),
-        ("targets update", Case::stored, |c| c.targets = Some((targets(2), vec![TARGETS])), "ok"),
-        ("delegated update alone", Case::stored, |c| c.delegated = vec![("team".into(), team(2), vec![TEAM])], "ok"),
-        ("root rotation signed by both roots", Case::stored, |c| c.root = Some((root(2), vec![ROOT])), "ok"),
+        ("targets update", Case::stored, |c| c.targets = Some((targets(2), vec![K::Targets])), "ok"),
+        ("delegated update alone", Case::stored, |c| c.delegated = vec![("team".into(), team(2), vec![K::Team])], "ok"),
+        ("root rotation signed by both roots", Case::stored, |c| c.root = Some((root(2), vec![K::Root])), "ok"),
     ];
     table(rows);
 }
@@ -232,7 +225,7 @@ fn root_rules() {
             "a key of an unsupported type",
             Case::first,
             |c| {
-                let mut k = public(OTHER);
+                let mut k = public(K::Other);
                 k.keytype = "dsa".into();
                 root_doc(c).keys.insert(k.key_id(), k);
             },
@@ -241,7 +234,7 @@ fn root_rules() {
         (
             "a key under another key's id",
             Case::first,
-            |c| _ = root_doc(c).keys.insert(id(OTHER), public(TEAM)),
+            |c| _ = root_doc(c).keys.insert(id(K::Other), public(K::Team)),
             "KeyIdMismatch(root)",
         ),
         (
@@ -259,13 +252,13 @@ fn root_rules() {
         (
             "a role names a key root does not list",
             Case::first,
-            |c| root_doc(c).roles.get_mut("targets").unwrap().keyids = vec![id(OTHER)],
+            |c| root_doc(c).roles.get_mut("targets").unwrap().keyids = vec![id(K::Other)],
             "BadRole(root) keys listed in root.keys",
         ),
         (
             "roles names a delegated role",
             Case::first,
-            |c| _ = root_doc(c).roles.insert("team".into(), role(TEAM)),
+            |c| _ = root_doc(c).roles.insert("team".into(), role(K::Team)),
             "UnknownRole(team)",
         ),
         ("version 0", Case::first, |c| root_doc(c).version = 0, "Version(root) at least 1"),
@@ -275,29 +268,34 @@ fn root_rules() {
             |c| root_doc(c).version = 2,
             "Version(root) where 1 was required",
         ),
-        ("the same version again", Case::stored, |c| c.root = Some((root(1), vec![ROOT])), "Version(root) at least 2"),
+        (
+            "the same version again",
+            Case::stored,
+            |c| c.root = Some((root(1), vec![K::Root])),
+            "Version(root) at least 2",
+        ),
         (
             "a version skipped",
             Case::stored,
-            |c| c.root = Some((root(3), vec![ROOT])),
+            |c| c.root = Some((root(3), vec![K::Root])),
             "Version(root) where 2 was required",
         ),
         (
             "not signed by its own root key",
             Case::first,
-            |c| c.root.as_mut().unwrap().1 = vec![OTHER],
+            |c| c.root.as_mut().unwrap().1 = vec![K::Other],
             "Threshold(root)",
         ),
         (
             "rotation not signed by the previous root's keys",
             Case::stored,
-            |c| c.root = Some((rotated(), vec![OTHER])),
+            |c| c.root = Some((rotated(), vec![K::Other])),
             "Threshold(root (by the previous root's keys))",
         ),
         (
             "rotation not signed by the new root's keys",
             Case::stored,
-            |c| c.root = Some((rotated(), vec![ROOT])),
+            |c| c.root = Some((rotated(), vec![K::Root])),
             "Threshold(root) threshold is 1",
         ),
         (
@@ -310,7 +308,7 @@ fn root_rules() {
         (
             "timestamp names none of the service's keys",
             Case::first,
-            |c| c.service.timestamp = vec![id(OTHER)],
+            |c| c.service.timestamp = vec![id(K::Other)],
             "BadRole(root) timestamp role must name",
         ),
         (
@@ -324,7 +322,7 @@ fn root_rules() {
             Case::stored,
             |c| {
                 c.cur.root.as_mut().unwrap().roles.remove("targets");
-                c.targets = Some((targets(2), vec![TARGETS]));
+                c.targets = Some((targets(2), vec![K::Targets]));
             },
             "BadRole(root) does not define the targets role",
         ),
@@ -333,9 +331,9 @@ fn root_rules() {
             Case::stored,
             |c| {
                 let mut r = root(2);
-                r.keys.insert(id(OTHER), public(OTHER));
-                r.roles.insert("targets".into(), role(OTHER));
-                c.root = Some((r, vec![ROOT]));
+                r.keys.insert(id(K::Other), public(K::Other));
+                r.roles.insert("targets".into(), role(K::Other));
+                c.root = Some((r, vec![K::Root]));
             },
             "BadRole(targets) upload re-signed targets",
         ),
@@ -343,20 +341,21 @@ fn root_rules() {
     table(rows);
 }
 
-/// Root version 2 with root key `OTHER` in place of `ROOT`.
+/// Root version 2 with root key `K::Other` in place of `K::Root`.
 fn rotated() -> Root {
     let mut r = root(2);
-    r.keys.remove(&id(ROOT));
-    r.keys.insert(id(OTHER), public(OTHER));
-    r.roles.insert("root".into(), role(OTHER));
+    r.keys.remove(&id(K::Root));
+    r.keys.insert(id(K::Other), public(K::Other));
+    r.roles.insert("root".into(), role(K::Other));
     r
 }
 
 /// `team` delegates `v*` to `sub`, uploaded too (`sub` sorts before `team`, so it waits for its parent).
 fn nested(c: &mut Case) {
-    let keys = BTreeMap::from([(id(OTHER), public(OTHER))]);
-    team_doc(c).delegations = Some(Delegations { keys, roles: vec![delegation("sub", OTHER)], succinct_roles: None });
-    c.delegated.push(("sub".into(), team(1), vec![OTHER]));
+    let keys = BTreeMap::from([(id(K::Other), public(K::Other))]);
+    team_doc(c).delegations =
+        Some(Delegations { keys, roles: vec![delegation("sub", K::Other)], succinct_roles: None });
+    c.delegated.push(("sub".into(), team(1), vec![K::Other]));
 }
 
 fn drop_field(env: &mut Option<Envelope>, field: &str) {

@@ -12,10 +12,9 @@ use wharf_format::notary::{file_meta, format_time, Gun, Key, Signed, Signer};
 
 use super::{validate, Accepted, Part};
 use crate::error::V1Error;
+use crate::testing::{self, LATER, NOW};
 
 const GUN: &str = "example.com/team/app";
-const NOW: i64 = 1_800_000_000;
-const LATER: i64 = NOW + 365 * 86_400;
 
 // The keys: the root certificate, a second one for the GUN, one for another GUN; then ed25519 keys by seed.
 const ROOT: u8 = 1;
@@ -193,22 +192,13 @@ fn tag(e: &V1Error) -> String {
     }
 }
 
-/// A row: what it breaks, the valid upload it starts from, the edit that breaks it, and the expected outcome
-/// (`ok`, or the tag and words of the message).
-type Row = (&'static str, fn() -> Case, fn(&mut Case), &'static str);
+type Row = testing::Row<Case>;
 
 fn table(rows: &[Row]) {
-    for (name, base, edit, expect) in rows {
-        let mut case = base();
-        edit(&mut case);
-        let got = match case.run() {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("{} {e}", tag(&e)),
-        };
-        let (want_tag, want_words) = expect.split_once(' ').unwrap_or((expect, ""));
-        let got_tag = got.split_once(' ').map_or(got.as_str(), |(t, _)| t);
-        assert!(got_tag == want_tag && got.contains(want_words), "{name}: expected {expect:?}, got {got:?}");
-    }
+    testing::table(rows, |case| match case.run() {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("{} {e}", tag(&e)),
+    });
 }
 
 fn garbage(c: &mut Case, role: &'static str) {

@@ -9,14 +9,14 @@ fn targets_rules() {
         (
             "not signed by the targets key",
             Case::first,
-            |c| c.targets.as_mut().unwrap().1 = vec![OTHER],
+            |c| c.targets.as_mut().unwrap().1 = vec![K::Other],
             "Threshold(targets)",
         ),
         ("version 0", Case::first, |c| targets_doc(c).version = 0, "Version(targets) at least 1"),
         (
             "not above the stored version",
             Case::stored,
-            |c| c.targets = Some((targets(1), vec![TARGETS])),
+            |c| c.targets = Some((targets(1), vec![K::Targets])),
             "Version(targets) at least 2",
         ),
         ("expired", Case::first, |c| targets_doc(c).expires = Expires(NOW - 1), "Expired(targets)"),
@@ -80,13 +80,13 @@ fn delegation_rules() {
         (
             "a delegation key of an unsupported type",
             Case::first,
-            |c| targets_doc(c).delegations.as_mut().unwrap().keys.get_mut(&id(TEAM)).unwrap().scheme = "x".into(),
+            |c| targets_doc(c).delegations.as_mut().unwrap().keys.get_mut(&id(K::Team)).unwrap().scheme = "x".into(),
             "UnsupportedKey(targets)",
         ),
         (
             "a delegation key under another key's id",
             Case::first,
-            |c| _ = targets_doc(c).delegations.as_mut().unwrap().keys.insert(id(OTHER), public(TEAM)),
+            |c| _ = targets_doc(c).delegations.as_mut().unwrap().keys.insert(id(K::Other), public(K::Team)),
             "KeyIdMismatch(targets)",
         ),
         (
@@ -113,7 +113,7 @@ fn delegation_rules() {
         (
             "a delegation naming a key it does not list",
             Case::first,
-            |c| team_role(targets_doc(c)).keyids = vec![id(OTHER)],
+            |c| team_role(targets_doc(c)).keyids = vec![id(K::Other)],
             "BadRole(targets) keys listed in delegations.keys",
         ),
         (
@@ -138,21 +138,21 @@ fn delegated_rules() {
         (
             "a role no targets delegates to",
             Case::first,
-            |c| c.delegated.push(("other".into(), team(1), vec![OTHER])),
+            |c| c.delegated.push(("other".into(), team(1), vec![K::Other])),
             "BadRole(other) no targets metadata delegates to this role",
         ),
         (
             "a top-level role uploaded as a delegation",
             Case::first,
-            |c| c.delegated.push(("snapshot".into(), team(1), vec![SNAPSHOT])),
+            |c| c.delegated.push(("snapshot".into(), team(1), vec![K::Snapshot])),
             "UnknownRole(snapshot)",
         ),
-        ("not signed by the delegated key", Case::first, |c| c.delegated[0].2 = vec![OTHER], "Threshold(team)"),
+        ("not signed by the delegated key", Case::first, |c| c.delegated[0].2 = vec![K::Other], "Threshold(team)"),
         ("_type is not targets", Case::first, |c| team_doc(c).type_ = "snapshot".into(), "WrongType(targets)"),
         (
             "not above the stored version",
             Case::stored,
-            |c| c.delegated = vec![("team".into(), team(1), vec![TEAM])],
+            |c| c.delegated = vec![("team".into(), team(1), vec![K::Team])],
             "Version(team) at least 2",
         ),
         ("expired", Case::first, |c| team_doc(c).expires = Expires(NOW - 1), "Expired(team)"),
@@ -183,7 +183,7 @@ fn delegated_rules() {
 }
 
 fn succinct(bit_length: u32) -> SuccinctRoles {
-    SuccinctRoles { keyids: vec![id(TEAM)], threshold: 1, bit_length, name_prefix: "bin".into() }
+    SuccinctRoles { keyids: vec![id(K::Team)], threshold: 1, bit_length, name_prefix: "bin".into() }
 }
 
 fn add_target(t: &mut Targets, name: &str, file: TargetFile) {
