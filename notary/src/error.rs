@@ -192,17 +192,21 @@ impl IntoResponse for V1Error {
 pub struct FaultCause(pub String);
 
 impl FaultCause {
-    /// The error and its chain of sources, as one line.
     fn of(e: &dyn std::error::Error) -> FaultCause {
-        let mut cause = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            cause.push_str(": ");
-            cause.push_str(&s.to_string());
-            src = s.source();
-        }
-        FaultCause(cause)
+        FaultCause(chain(e))
     }
+}
+
+/// The error and its chain of sources, as one line: what a log line about a fault shows.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut cause = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause.push_str(": ");
+        cause.push_str(&s.to_string());
+        src = s.source();
+    }
+    cause
 }
 
 impl IntoResponse for Error {

@@ -121,14 +121,14 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    tracing::error!(error = %e, "taking the renewal lease");
+                    tracing::error!(error = %crate::error::chain(&e), "taking the renewal lease");
                     continue;
                 }
             }
             let repos = match n.meta.trust_repositories().await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(error = %e, "listing trust repositories for renewal");
+                    tracing::error!(error = %crate::error::chain(&e), "listing trust repositories for renewal");
                     continue;
                 }
             };
@@ -137,7 +137,9 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
                     Ok(_) => {}
                     // A publish won the race: its fresh metadata makes renewal unnecessary.
                     Err(Error::Storage(wharf_storage::Error::Conflict(_))) => {}
-                    Err(e) => tracing::error!(repository = %repo, error = %e, "renewing trust metadata"),
+                    Err(e) => {
+                        tracing::error!(repository = %repo, error = %crate::error::chain(&e), "renewing trust metadata")
+                    }
                 }
             }
         }

@@ -106,28 +106,35 @@ fn targets_parts(
     let mut checked: BTreeMap<String, (Targets, Vec<String>)> = BTreeMap::new();
     for p in parts {
         let name = p.role.to_string();
-        let (keys, spec, paths) = if name == "targets" {
-            (root.keys.clone(), root_role(root, "targets"), vec![String::new()])
+        let d = if name == "targets" {
+            Delegation { keys: root.keys.clone(), spec: root_role(root, "targets"), paths: vec![String::new()] }
         } else {
             delegation(&name, stored, &checked)?
         };
-        let t = check_targets(&name, &p.doc, &keys, &spec, now).map_err(|e| err("ErrBadTargets", e))?;
+        let t = check_targets(&name, &p.doc, &d.keys, &d.spec, now).map_err(|e| err("ErrBadTargets", e))?;
         if name != "targets" {
-            check_delegation_paths(&name, &t, &paths).map_err(|e| err("ErrBadTargets", e))?;
+            check_delegation_paths(&name, &t, &d.paths).map_err(|e| err("ErrBadTargets", e))?;
         }
-        checked.insert(name, (t, paths));
+        checked.insert(name, (t, d.paths));
         uploaded.push((p.role, p.doc.version, p.doc.raw));
     }
     Ok(())
 }
 
-/// The keys, threshold and effective paths a delegated role `name` is checked with: from its parent in this upload
-/// (`checked`), else the stored parent.
+/// What a targets role is checked with: the keys its delegator lists, its key ids and threshold, and the paths it
+/// may really sign.
+struct Delegation {
+    keys: BTreeMap<String, nv::Key>,
+    spec: RoleKeys,
+    paths: Vec<String>,
+}
+
+/// The delegation of the delegated role `name`: from its parent in this upload (`checked`), else the stored parent.
 fn delegation(
     name: &str,
     stored: &BTreeMap<String, Vec<u8>>,
     checked: &BTreeMap<String, (Targets, Vec<String>)>,
-) -> Result<(BTreeMap<String, nv::Key>, RoleKeys, Vec<String>), V1Error> {
+) -> Result<Delegation, V1Error> {
     let parent_name = parent_of(name).unwrap_or("targets");
     let (parent, parent_paths) = match checked.get(parent_name) {
         Some(t) => t.clone(),
@@ -143,8 +150,11 @@ fn delegation(
         .iter()
         .find(|d| d.name == name)
         .ok_or_else(|| err("ErrBadTargets", format!("{name} is not delegated by {parent_name}")))?;
-    let paths = restrict_paths(&parent_paths, &d.paths);
-    Ok((parent.delegations.keys.clone(), RoleKeys { keyids: d.keyids.clone(), threshold: d.threshold }, paths))
+    Ok(Delegation {
+        keys: parent.delegations.keys.clone(),
+        spec: RoleKeys { keyids: d.keyids.clone(), threshold: d.threshold },
+        paths: restrict_paths(&parent_paths, &d.paths),
+    })
 }
 
 /// The documents a snapshot describes after the upload: stored and uploaded roles but snapshot and timestamp.
