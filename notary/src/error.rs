@@ -1,19 +1,36 @@
-//! The one place in the notary that knows status codes.
+//! The notary's errors, and the one place in the notary that knows status codes.
+//!
+//! Which error type belongs in which layer:
+//! - [`Error`]: the TUF 1.0 service (`tuf/`) and the shared set-up (`kek`). Handlers return it and never pick a
+//!   status; `Error::status_code` is the table. Refusals of the specification's rules carry the format's
+//!   `wharf_format::tuf::TufError`.
+//! - [`V1Error`]: the Notary v1 service (`v1/`), answered in notary-server's codes and shapes by `V1Error::answer`.
+//!   The validator names a refusal of the format's rules (`wharf_format::notary::V1MetadataError`) by the role it
+//!   was checking (`Invalid`), as notary-server does.
+//! - Beneath both: `wharf_storage::Error` (the store), `SealError` (sealed keys), the format crate's errors. They are
+//!   kept as `#[source]`, never flattened into strings: a server fault's chain of causes is logged by `log_faults`
+//!   and never sent.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tokio::task::JoinError;
+use wharf_format::notary::V1MetadataError;
+use wharf_format::seal::SealError;
 use wharf_format::tuf::TufError;
 
-use wharf_format::seal::SealError;
-
+/// An error of the TUF 1.0 service, answered as `{"errors":[{"code","message"}]}`.
 #[derive(Debug, thiserror::Error)]
-pub enum NotaryError {
+pub enum Error {
     #[error("refused: {0}")]
     Refused(#[from] TufError),
     #[error("{what} exceeds the {max}-byte limit")]
     TooLarge { what: String, max: usize },
     #[error("malformed upload: {0}")]
     Malformed(String),
+    #[error("malformed upload: {0}")]
+    UploadJson(#[source] serde_json::Error),
+    #[error("reading the upload: {0}")]
+    Body(#[source] axum::Error),
     #[error("the service has no {0} key for this repository: POST /v2/<name>/_tuf/keys first")]
     NoServiceKey(&'static str),
     #[error("not found")]
@@ -22,29 +39,40 @@ pub enum NotaryError {
     NameInvalid,
     #[error("method not allowed here")]
     Method,
+    /// Stored metadata that no longer parses: the store, not the request, is at fault.
+    #[error("stored {role} metadata")]
+    Stored { role: String, source: TufError },
     #[error("storage")]
     Storage(#[from] wharf_storage::Error),
     #[error("key sealing")]
     Seal(#[from] SealError),
+    #[error("encoding a key")]
+    Encode(#[source] serde_json::Error),
+    #[error("a blocking task")]
+    Task(#[source] JoinError),
+    /// A broken invariant, named.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(&'static str),
 }
 
-impl NotaryError {
+impl Error {
     fn status_code(&self) -> (StatusCode, &'static str) {
         use wharf_storage::Error as S;
         match self {
-            NotaryError::Refused(_) => (StatusCode::BAD_REQUEST, "TUF_REFUSED"),
-            NotaryError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
-            NotaryError::Malformed(_) => (StatusCode::BAD_REQUEST, "TUF_MALFORMED"),
-            NotaryError::NoServiceKey(_) => (StatusCode::BAD_REQUEST, "TUF_NO_SERVICE_KEY"),
-            NotaryError::NotFound | NotaryError::Storage(S::ManifestUnknown) => (StatusCode::NOT_FOUND, "TUF_UNKNOWN"),
-            NotaryError::NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
-            NotaryError::Method => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
-            NotaryError::Storage(S::Conflict(_)) => (StatusCode::CONFLICT, "TUF_CONFLICT"),
-            NotaryError::Storage(_) | NotaryError::Seal(_) | NotaryError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
-            }
+            Error::Refused(_) => (StatusCode::BAD_REQUEST, "TUF_REFUSED"),
+            Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+            Error::Malformed(_) | Error::UploadJson(_) | Error::Body(_) => (StatusCode::BAD_REQUEST, "TUF_MALFORMED"),
+            Error::NoServiceKey(_) => (StatusCode::BAD_REQUEST, "TUF_NO_SERVICE_KEY"),
+            Error::NotFound | Error::Storage(S::ManifestUnknown) => (StatusCode::NOT_FOUND, "TUF_UNKNOWN"),
+            Error::NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+            Error::Method => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            Error::Storage(S::Conflict(_)) => (StatusCode::CONFLICT, "TUF_CONFLICT"),
+            Error::Stored { .. }
+            | Error::Storage(_)
+            | Error::Seal(_)
+            | Error::Encode(_)
+            | Error::Task(_)
+            | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
     }
 }
@@ -57,12 +85,14 @@ pub enum V1Error {
     NotFound,
     #[error("malformed upload: {0}")]
     MalformedUpload(String),
+    #[error("malformed upload: {0}")]
+    Multipart(#[source] multer::Error),
     #[error("a part has no file name")]
     NoFilename,
     #[error("invalid role {0:?}")]
     InvalidRole(String),
     #[error("malformed JSON: {0}")]
-    MalformedJson(String),
+    MalformedJson(#[source] V1MetadataError),
     /// `INVALID_UPDATE`: `name` is notary's validation error (`ErrValidation`, `ErrBadRoot`, `ErrBadTargets`,
     /// `ErrBadSnapshot`, `ErrBadHierarchy`); `missing` only for `ErrBadHierarchy`.
     #[error("{name}: {msg}")]
@@ -75,8 +105,18 @@ pub enum V1Error {
     Storage(#[from] wharf_storage::Error),
     #[error("key sealing")]
     Seal(#[from] SealError),
+    /// A stored document that no longer parses: the store, not the request, is at fault.
+    #[error("stored {role}")]
+    Stored { role: String, source: V1MetadataError },
+    #[error("signing {role}")]
+    Sign { role: &'static str, source: V1MetadataError },
+    #[error("encoding a key")]
+    Encode(#[source] serde_json::Error),
+    #[error("a blocking task")]
+    Task(#[source] JoinError),
+    /// A broken invariant, named.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(&'static str),
 }
 
 impl V1Error {
@@ -91,7 +131,9 @@ impl V1Error {
                 "You have requested metadata that does not exist.",
                 Some(json!({})),
             ),
-            V1Error::MalformedUpload(_) => (bad, "MALFORMED_UPLOAD", "The body of your request is malformed.", None),
+            V1Error::MalformedUpload(_) | V1Error::Multipart(_) => {
+                (bad, "MALFORMED_UPLOAD", "The body of your request is malformed.", None)
+            }
             V1Error::NoFilename => (bad, "NO_FILENAME", "No file/role name provided.", None),
             V1Error::InvalidRole(r) => {
                 (bad, "INVALID_ROLE", "The role you are attempting to operate on is invalid.", Some(json!(r)))
@@ -117,9 +159,13 @@ impl V1Error {
             V1Error::InvalidParameters(d) => {
                 (bad, "INVALID_PARAMETERS", "The parameters provided are not valid.", Some(json!(d)))
             }
-            V1Error::Storage(_) | V1Error::Seal(_) | V1Error::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None)
-            }
+            V1Error::Storage(_)
+            | V1Error::Seal(_)
+            | V1Error::Stored { .. }
+            | V1Error::Sign { .. }
+            | V1Error::Encode(_)
+            | V1Error::Task(_)
+            | V1Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None),
         }
     }
 }
@@ -146,20 +192,24 @@ impl IntoResponse for V1Error {
 pub struct FaultCause(pub String);
 
 impl FaultCause {
-    /// The error and its chain of sources, as one line.
     fn of(e: &dyn std::error::Error) -> FaultCause {
-        let mut cause = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            cause.push_str(": ");
-            cause.push_str(&s.to_string());
-            src = s.source();
-        }
-        FaultCause(cause)
+        FaultCause(chain(e))
     }
 }
 
-impl IntoResponse for NotaryError {
+/// The error and its chain of sources, as one line: what a log line about a fault shows.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut cause = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause.push_str(": ");
+        cause.push_str(&s.to_string());
+        src = s.source();
+    }
+    cause
+}
+
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
         let fault = status.is_server_error().then(|| FaultCause::of(&self));

@@ -9,7 +9,7 @@
 use axum::http::Method;
 use wharf_format::notary::Gun;
 use wharf_format::RepositoryName;
-use wharf_notary::route::{RouteError, TrustPath};
+use wharf_notary::tuf::route::{RouteError, TrustPath};
 use wharf_notary::v1::V1Path;
 
 use crate::endpoint::{self, Endpoint, EndpointError};
@@ -101,7 +101,7 @@ fn route_of(path: &str) -> Route {
     if tail == "_trust/changefeed" {
         return Route::Changefeed;
     }
-    let tuf = tail.contains("/_tuf/");
+    let tuf = wharf_notary::tuf::route::is_tuf(tail);
     let v1 = wharf_notary::v1::is_v1(tail);
     match (tuf, v1) {
         // One path, two trust formats: no parse may decide which.
@@ -113,7 +113,7 @@ fn route_of(path: &str) -> Route {
             },
             _ => Route::Invalid(Invalid::Trust { name_invalid: false }),
         },
-        (true, false) => match wharf_notary::route::parse(tail) {
+        (true, false) => match wharf_notary::tuf::route::parse(tail) {
             Ok((repo, path)) => Route::Tuf(repo, path),
             Err(e) => Route::Invalid(Invalid::Trust { name_invalid: e == RouteError::Name }),
         },

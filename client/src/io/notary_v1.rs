@@ -20,7 +20,7 @@ use crate::io::tuf::fetch::{Fetcher, HttpFetcher};
 use crate::io::tuf::updater::{off_workers, walk_roots};
 use crate::io::tuf::Limits;
 use wharf_format::digest::Digest;
-use wharf_format::notary::{FileMeta, Found, Gun, NotaryError, Signed, TrustedCollection};
+use wharf_format::notary::{FileMeta, Found, Gun, Signed, TrustedCollection, V1MetadataError};
 use wharf_format::tuf::{RoleName, TufError};
 
 /// The versions the last verified refresh saw, to refuse rollbacks.
@@ -31,7 +31,7 @@ pub struct Seen {
 }
 
 fn invalid(msg: String) -> TrustError {
-    TrustError::Notary(NotaryError::Invalid(msg))
+    TrustError::Notary(V1MetadataError::Invalid(msg))
 }
 
 /// The fetcher for `gun`'s collection on `t`.

@@ -13,7 +13,7 @@ use crate::io::tuf::updater::{Options, Updater};
 use crate::io::tuf::UpdateError;
 use wharf_format::digest::Digest;
 use wharf_format::name::RepositoryName;
-use wharf_format::notary::NotaryError;
+use wharf_format::notary::V1MetadataError;
 use wharf_format::tuf::{RoleName, TufError};
 
 /// A pull's trust step failed, in either format.
@@ -24,7 +24,7 @@ pub enum TrustError {
     #[error("trust metadata refused")]
     Refused(#[from] TufError),
     #[error("Notary v1 trust data refused")]
-    Notary(#[from] NotaryError),
+    Notary(#[from] V1MetadataError),
     #[error("keeping the trusted {role} metadata")]
     Local {
         role: String,

@@ -27,7 +27,7 @@ pub async fn load(meta: &Metadata, kek: &Kek, gun: &Gun) -> Result<Vec<HeldKey>,
     let mut out = Vec::new();
     for row in meta.notary_v1().keys(gun).await? {
         let secret = kek.open(&row.sealed_private, &aad(gun, &row.role, &row.key_id))?;
-        let bytes: [u8; 32] = secret.try_into().map_err(|_| V1Error::Internal("sealed key has a bad length".into()))?;
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| V1Error::Internal("sealed key has a bad length"))?;
         out.push(HeldKey {
             role: row.role,
             id: row.key_id,
@@ -56,7 +56,7 @@ pub async fn create(
     let row = V1KeyRow {
         role: role.into(),
         key_id: id.clone(),
-        public_key: serde_json::to_string(&public).map_err(|e| V1Error::Internal(e.to_string()))?,
+        public_key: serde_json::to_string(&public).map_err(V1Error::Encode)?,
         sealed_private: kek.seal(&secret, &aad(gun, role, &id)),
         created_at: now,
     };

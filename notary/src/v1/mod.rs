@@ -3,7 +3,6 @@
 //! bytes). Metadata is served as the exact stored bytes; timestamp (and a server-managed snapshot) are signed here
 //! and renewed lazily when a read finds them expired.
 
-mod cache;
 pub mod keys;
 pub mod route;
 mod upload;
@@ -17,10 +16,9 @@ use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use wharf_format::notary::{self as nv, Gun, RoleName, Root, Signed, Timestamp};
+use wharf_format::notary::{self as nv, Gun, RoleName, Root, Signed, Timestamp, V1MetadataError};
 use wharf_storage::{ChangeQuery, V1Row};
 
-pub use cache::V1Cache;
 pub use route::{is_v1, V1Path};
 /// The multipart parsing of an upload, reachable for the fuzz targets (`tests/fuzz`); not an API.
 #[doc(hidden)]
@@ -123,12 +121,12 @@ async fn fixed(n: &Notary, gun: &Gun, role: &RoleName, which: Fixed) -> Result<R
 
 /// The hex SHA-256 of the snapshot a timestamp names.
 fn snapshot_hash(timestamp: &[u8]) -> Result<String, V1Error> {
-    let doc = Signed::parse(timestamp).map_err(|e| V1Error::Internal(format!("stored timestamp: {e}")))?;
-    let ts: Timestamp = doc.role("timestamp", "Timestamp").map_err(|e| V1Error::Internal(e.to_string()))?;
+    let doc = Signed::parse(timestamp).map_err(stored("timestamp"))?;
+    let ts: Timestamp = doc.role("timestamp", "Timestamp").map_err(stored("timestamp"))?;
     let b64 = ts.meta.get("snapshot").and_then(|m| m.hashes.get("sha256")).ok_or(V1Error::NotFound)?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| V1Error::Internal("stored timestamp has a bad snapshot hash".into()))?;
+        .map_err(|_| V1Error::Internal("stored timestamp has a bad snapshot hash"))?;
     Ok(hex::encode(raw))
 }
 
@@ -139,7 +137,7 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
     for _ in 0..3 {
         let ts = n.meta.notary_v1().current(gun, &ts_role).await?.ok_or(V1Error::NotFound)?;
         let now = n.clock.now();
-        let ts_doc = Signed::parse(&ts.content).map_err(|e| V1Error::Internal(e.to_string()))?;
+        let ts_doc = Signed::parse(&ts.content).map_err(stored("timestamp"))?;
         let snap_role = RoleName::snapshot();
         let snap = n
             .meta
@@ -147,7 +145,7 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
             .by_hash(gun, &snap_role, &snapshot_hash(&ts.content)?)
             .await?
             .ok_or(V1Error::NotFound)?;
-        let snap_doc = Signed::parse(&snap.content).map_err(|e| V1Error::Internal(e.to_string()))?;
+        let snap_doc = Signed::parse(&snap.content).map_err(stored("snapshot"))?;
         let margin = RENEW_MARGIN.min(n.settings.notary_timestamp_lifetime / 2);
         if ts_doc.expires > now + margin && snap_doc.expires > now {
             return Ok(ts);
@@ -160,16 +158,14 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
             Err(e) => return Err(e),
         }
     }
-    Err(V1Error::Internal("timestamp renewal kept conflicting".into()))
+    Err(V1Error::Internal("timestamp renewal kept conflicting"))
 }
 
 /// Re-signs what the server may: the snapshot if it has expired and the server holds its key, and the timestamp if
 /// it is within `margin` of expiry or names a snapshot just re-signed. `false`: nothing was due.
 async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, margin: i64) -> Result<bool, V1Error> {
     let root_row = n.meta.notary_v1().current(gun, &RoleName::root()).await?.ok_or(V1Error::NotFound)?;
-    let root: Root = Signed::parse(&root_row.content)
-        .and_then(|d| d.role("root", "Root"))
-        .map_err(|e| V1Error::Internal(e.to_string()))?;
+    let root: Root = Signed::parse(&root_row.content).and_then(|d| d.role("root", "Root")).map_err(stored("root"))?;
     let held = keys::load(&n.meta, &n.kek, gun).await?;
     let mut rows = Vec::new();
     let mut snap_bytes = snap.raw.clone();
@@ -180,7 +176,8 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
             "_type": "Snapshot", "expires": nv::format_time(now + SNAPSHOT_LIFETIME, 0),
             "meta": meta, "version": snap.version + 1,
         });
-        snap_bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
+        snap_bytes =
+            Signed::sign(&doc, &[&signer.signer]).map_err(|source| V1Error::Sign { role: "snapshot", source })?;
         rows.push(row(RoleName::snapshot(), snap.version + 1, snap_bytes.clone(), now));
     } else if ts.expires > now + margin {
         return Ok(false);
@@ -190,6 +187,12 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, version = ts.version + 1, "renewed notary v1 timestamp");
     Ok(true)
+}
+
+/// Maps a stored document's parse failure to the server fault it is: the store, not the request, is at fault.
+pub(crate) fn stored(role: &str) -> impl FnOnce(V1MetadataError) -> V1Error {
+    let role = role.to_owned();
+    move |source| V1Error::Stored { role, source }
 }
 
 pub(crate) fn row(role: RoleName, version: i64, content: Vec<u8>, now: i64) -> V1Row {
@@ -214,7 +217,7 @@ pub(crate) fn sign_timestamp(
         "_type": "Timestamp", "expires": nv::format_time(now + lifetime, 0),
         "meta": { "snapshot": nv::file_meta(snapshot) }, "version": version,
     });
-    let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
+    let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|source| V1Error::Sign { role: "timestamp", source })?;
     Ok(row(RoleName::timestamp(), version, bytes, now))
 }
 

@@ -46,7 +46,7 @@ pub async fn read_parts(content_type: &str, body: Body, max_doc: usize) -> Resul
         }
         let role: RoleName = name.parse().map_err(|_| V1Error::InvalidRole(name.clone()))?;
         let bytes = field.bytes().await.map_err(multipart_error)?;
-        let doc = Signed::parse(&bytes).map_err(|e| V1Error::MalformedJson(e.to_string()))?;
+        let doc = Signed::parse(&bytes).map_err(V1Error::MalformedJson)?;
         parts.push(Part { role, doc });
     }
     Ok(parts)
@@ -57,7 +57,7 @@ fn multipart_error(e: multer::Error) -> V1Error {
         multer::Error::StreamSizeExceeded { limit } | multer::Error::FieldSizeExceeded { limit, .. } => {
             V1Error::MalformedUpload(format!("the upload exceeds the {limit}-byte limit"))
         }
-        other => V1Error::MalformedUpload(other.to_string()),
+        other => V1Error::Multipart(other),
     }
 }
 
@@ -73,7 +73,7 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
     // Signature checks are CPU work: off the async workers.
     let accepted = tokio::task::spawn_blocking(move || validate::validate(&g, now, parts, &stored, &snap_ids, &ts_ids))
         .await
-        .map_err(|e| V1Error::Internal(format!("validation task: {e}")))??;
+        .map_err(V1Error::Task)??;
 
     let mut new_rows: Vec<_> = accepted.uploaded.into_iter().map(|(r, v, b)| row(r, v, b, now)).collect();
     let snapshot = match accepted.snapshot {
@@ -82,12 +82,13 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
             let signer = keys::signers(&held, &accepted.root, "snapshot")
                 .first()
                 .copied()
-                .ok_or_else(|| V1Error::Internal("snapshot key vanished".into()))?;
+                .ok_or_else(|| V1Error::Internal("snapshot key vanished"))?;
             let doc = serde_json::json!({
                 "_type": "Snapshot", "expires": nv::format_time(now + SNAPSHOT_LIFETIME, 0),
                 "meta": meta, "version": version,
             });
-            let bytes = Signed::sign(&doc, &[&signer.signer]).map_err(|e| V1Error::Internal(e.to_string()))?;
+            let bytes =
+                Signed::sign(&doc, &[&signer.signer]).map_err(|source| V1Error::Sign { role: "snapshot", source })?;
             row(RoleName::snapshot(), version, bytes, now)
         }
     };

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use wharf_format::tuf::{Role, RoleName};
 use wharf_format::RepositoryName;
-use wharf_notary::route::TrustPath;
+use wharf_notary::tuf::route::TrustPath;
 
 use super::upstream::{read_bounded, UpstreamError};
 use super::{denied, unavailable, Route};
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn files() {
         let h = "ab".repeat(32);
-        let path = |tail: &str| wharf_notary::route::parse(&format!("m/x/_tuf/{tail}")).map(|(_, p)| p).unwrap();
+        let path = |tail: &str| wharf_notary::tuf::route::parse(&format!("m/x/_tuf/{tail}")).map(|(_, p)| p).unwrap();
         let f = file(&path("timestamp.json")).unwrap();
         assert_eq!(
             (f.upstream.as_str(), f.key.as_deref(), f.forever),

@@ -34,7 +34,7 @@ pub enum ServeError {
     #[error("serving")]
     Serve(#[source] std::io::Error),
     #[error("starting the trust service")]
-    Trust(#[from] wharf_notary::NotaryError),
+    Trust(#[from] wharf_notary::Error),
     #[error("key-encryption key file {path}")]
     KekFile { path: std::path::PathBuf, source: std::io::Error },
     #[error("starting access control")]
@@ -69,7 +69,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
             .map_err(|source| ServeError::KekFile { path: path.clone(), source })?,
         KekSource::DataDir => kek_file(&settings.data_dir.join("trust.kek"))?,
     };
-    let kek = wharf_notary::kek(&meta, &secret).await?;
+    let kek = wharf_notary::kek::derive(&meta, &secret).await?;
     let auth = match &settings.auth {
         Some(a) => Some(Arc::new(
             Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?,
@@ -202,7 +202,7 @@ pub async fn run(
         settings.gc.clone(),
     );
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
-    let renewal = wharf_notary::fresh::spawn_renewal(Arc::clone(&notary));
+    let renewal = wharf_notary::tuf::renew::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);

@@ -26,7 +26,7 @@ pub fn routes(data: &[u8]) {
         }
     }
     let _ = wharf_notary::is_trust(tail);
-    let _ = wharf_notary::route::parse(tail);
+    let _ = wharf_notary::tuf::route::parse(tail);
     let _ = wharf_notary::v1::is_v1(tail);
     let _ = wharf_notary::v1::route::parse(tail);
     // The one classification, as the gate and the dispatch see it: whatever it is, it has a rule, and a path with

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{format_time, invalid, Delegations, FileMeta, Key, NotaryError, RoleKeys, Root, Signed, Targets};
+use super::{format_time, invalid, Delegations, FileMeta, Key, RoleKeys, Root, Signed, Targets, V1MetadataError};
 
 /// Role names are shorter than this (notary's limit).
 pub const MAX_ROLE_NAME: usize = 255;
@@ -42,7 +42,7 @@ pub fn check_threshold(
     doc: &Signed,
     all: &BTreeMap<String, Key>,
     keys: &RoleKeys,
-) -> Result<(), NotaryError> {
+) -> Result<(), V1MetadataError> {
     if keys.threshold < 1 {
         return Err(invalid(format!("invalid threshold specified for {role}: {}", keys.threshold)));
     }
@@ -65,7 +65,7 @@ pub fn check_threshold(
     Ok(())
 }
 
-fn check_keys_named(what: &str, keys: &BTreeMap<String, Key>) -> Result<(), NotaryError> {
+fn check_keys_named(what: &str, keys: &BTreeMap<String, Key>) -> Result<(), V1MetadataError> {
     for (id, key) in keys {
         if key.id() != *id {
             return Err(invalid(format!("{what} type metadata invalid: key id {id} does not match its key")));
@@ -76,7 +76,7 @@ fn check_keys_named(what: &str, keys: &BTreeMap<String, Key>) -> Result<(), Nota
 
 /// A root as notary-server accepts it: structure, X.509 root keys for `gun` valid at `now`, its own threshold of
 /// them, unexpired, and (when one is given) the previous root's threshold of the previous root's keys.
-pub fn check_root(doc: &Signed, gun: &str, now: i64, previous: Option<&Root>) -> Result<Root, NotaryError> {
+pub fn check_root(doc: &Signed, gun: &str, now: i64, previous: Option<&Root>) -> Result<Root, V1MetadataError> {
     let root: Root = doc.role("root", "Root")?;
     let bad = |m: String| invalid(format!("root type metadata invalid: {m}"));
     if root.version < 1 {
@@ -129,7 +129,7 @@ pub fn check_targets(
     keys: &BTreeMap<String, Key>,
     spec: &RoleKeys,
     now: i64,
-) -> Result<Targets, NotaryError> {
+) -> Result<Targets, V1MetadataError> {
     check_threshold(role, doc, keys, spec)?;
     let targets: Targets = doc.role(role, "Targets")?;
     if targets.version < 1 {
@@ -142,7 +142,7 @@ pub fn check_targets(
     Ok(targets)
 }
 
-fn check_delegations(role: &str, d: &Delegations) -> Result<(), NotaryError> {
+fn check_delegations(role: &str, d: &Delegations) -> Result<(), V1MetadataError> {
     if d.roles.len() > MAX_DELEGATION_ROLES || d.keys.len() > MAX_DELEGATION_ROLES {
         return Err(invalid(format!("{role}: more than {MAX_DELEGATION_ROLES} delegated roles or keys")));
     }
@@ -179,7 +179,7 @@ pub fn restrict_paths(parent: &[String], child: &[String]) -> Vec<String> {
 }
 
 /// Refuses a delegated role that lists a target outside its (restricted) paths.
-pub fn check_delegation_paths(role: &str, targets: &Targets, paths: &[String]) -> Result<(), NotaryError> {
+pub fn check_delegation_paths(role: &str, targets: &Targets, paths: &[String]) -> Result<(), V1MetadataError> {
     match targets.targets.keys().find(|t| !delegation_allows(paths, t)) {
         Some(t) => Err(invalid(format!("{role} lists target {t:?}, which is outside its delegated paths"))),
         None => Ok(()),
@@ -187,7 +187,7 @@ pub fn check_delegation_paths(role: &str, targets: &Targets, paths: &[String]) -
 }
 
 /// Checks bytes against meta that listed them: length and every hash we know (sha256, sha512), at least one.
-pub fn check_file(role: &str, bytes: &[u8], meta: &FileMeta) -> Result<(), NotaryError> {
+pub fn check_file(role: &str, bytes: &[u8], meta: &FileMeta) -> Result<(), V1MetadataError> {
     if meta.length != bytes.len() as i64 {
         return Err(invalid(format!("length of {role} did not match: expected {} got {}", meta.length, bytes.len())));
     }
@@ -270,7 +270,7 @@ mod captured {
         let root = check_root(&doc, GUN, MADE, None).unwrap();
         assert_eq!(root.version, 1);
         assert!(check_root(&doc, GUN, MADE, Some(&root)).is_ok());
-        let leaf = |e: NotaryError| e.to_string().contains("unable to retrieve valid leaf certificates");
+        let leaf = |e: V1MetadataError| e.to_string().contains("unable to retrieve valid leaf certificates");
         assert!(leaf(check_root(&doc, "127.0.0.1:5000/library/other", MADE, None).unwrap_err()));
         // Expired certificate (ten years and a day later), and a certificate not yet valid.
         assert!(leaf(check_root(&doc, GUN, MADE + 3_660 * 86_400, None).unwrap_err()));

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use x509_cert::der::{Decode, DecodePem, Encode};
 
-use super::{invalid, meta::Signature, NotaryError};
+use super::{invalid, meta::Signature, V1MetadataError};
 use crate::tuf::canonical;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -99,19 +99,19 @@ impl Key {
         KeyType::parse(&self.keytype)
     }
 
-    fn public_bytes(&self) -> Result<Vec<u8>, NotaryError> {
+    fn public_bytes(&self) -> Result<Vec<u8>, V1MetadataError> {
         B64.decode(&self.keyval.public).map_err(|_| invalid("key's public value is not base64"))
     }
 
     /// The leaf certificate of an `*-x509` key (the first of its PEM blocks).
-    pub fn certificate(&self) -> Result<x509_cert::Certificate, NotaryError> {
+    pub fn certificate(&self) -> Result<x509_cert::Certificate, V1MetadataError> {
         let text = String::from_utf8(self.public_bytes()?).map_err(|_| invalid("certificate is not PEM text"))?;
         let first = first_pem_block(&text).ok_or_else(|| invalid("no PEM certificate in key"))?;
         x509_cert::Certificate::from_pem(first.as_bytes()).map_err(|e| invalid(format!("bad certificate: {e}")))
     }
 
     /// The DER SubjectPublicKeyInfo this key verifies with.
-    fn spki_der(&self) -> Result<Vec<u8>, NotaryError> {
+    fn spki_der(&self) -> Result<Vec<u8>, V1MetadataError> {
         match self.kind() {
             Some(KeyType::Ecdsa | KeyType::Rsa) => self.public_bytes(),
             Some(KeyType::EcdsaX509 | KeyType::RsaX509) => self
@@ -125,7 +125,7 @@ impl Key {
     }
 
     /// Refuses a key that cannot verify anything (unknown type, undecodable value).
-    pub fn check_usable(&self) -> Result<(), NotaryError> {
+    pub fn check_usable(&self) -> Result<(), V1MetadataError> {
         self.verifier().map(|_| ())
     }
 
@@ -135,7 +135,7 @@ impl Key {
         verifier.verify(&sig.method.to_ascii_lowercase(), message, &bytes)
     }
 
-    fn verifier(&self) -> Result<Verifier, NotaryError> {
+    fn verifier(&self) -> Result<Verifier, V1MetadataError> {
         match self.kind() {
             Some(KeyType::Ed25519) => {
                 let raw: [u8; 32] =
@@ -160,7 +160,7 @@ impl Key {
     /// notary-server's rules for a root key: an X.509 certificate whose leaf is not a CA, names `gun` as its
     /// common name (or a prefix of it ending in `*`), is valid at `now` (`notBefore` up to a day ahead), is not
     /// signed with SHA-1, and holds an RSA key of at least 2048 bits if RSA.
-    pub fn check_root_cert(&self, gun: &str, now: i64) -> Result<(), NotaryError> {
+    pub fn check_root_cert(&self, gun: &str, now: i64) -> Result<(), V1MetadataError> {
         let leaf_err = || invalid("unable to retrieve valid leaf certificates");
         if !self.kind().is_some_and(KeyType::is_x509) {
             return Err(leaf_err());

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::{key::Key, key::Signer, parse_time, NotaryError};
+use super::{key::Key, key::Signer, parse_time, V1MetadataError};
 use crate::tuf::canonical;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -43,14 +43,14 @@ pub struct Signed {
 impl Signed {
     /// Parses an envelope: `signed` must be an object with a string `_type`, an integer `version` and an RFC 3339
     /// `expires`; `signatures` a list. Anything else is `Malformed`.
-    pub fn parse(raw: &[u8]) -> Result<Signed, NotaryError> {
-        let env: Envelope =
-            serde_json::from_slice(raw).map_err(|e| NotaryError::Malformed(format!("not a signed envelope: {e}")))?;
+    pub fn parse(raw: &[u8]) -> Result<Signed, V1MetadataError> {
+        let env: Envelope = serde_json::from_slice(raw)
+            .map_err(|e| V1MetadataError::Malformed(format!("not a signed envelope: {e}")))?;
         let field = |name: &str| env.signed.get(name);
         let type_name = field("_type").and_then(Value::as_str).ok_or_else(|| malformed("_type"))?.to_owned();
         let version = field("version").and_then(Value::as_i64).ok_or_else(|| malformed("version"))?;
         let expires = parse_time(field("expires").and_then(Value::as_str).ok_or_else(|| malformed("expires"))?)?;
-        let canonical = canonical(&env.signed).map_err(|e| NotaryError::Malformed(e.to_string()))?;
+        let canonical = canonical(&env.signed).map_err(|e| V1MetadataError::Malformed(e.to_string()))?;
         Ok(Signed {
             raw: raw.to_vec(),
             canonical,
@@ -63,7 +63,7 @@ impl Signed {
     }
 
     /// The role document, after checking `_type` is exactly `expected` (`Root`, `Targets`, `Snapshot`, `Timestamp`).
-    pub fn role<T: DeserializeOwned>(&self, role: &str, expected: &str) -> Result<T, NotaryError> {
+    pub fn role<T: DeserializeOwned>(&self, role: &str, expected: &str) -> Result<T, V1MetadataError> {
         if self.type_name != expected {
             return Err(super::invalid(format!(
                 "{role} type metadata invalid: expected type {expected}, not {}",
@@ -75,10 +75,10 @@ impl Signed {
     }
 
     /// Signs `value` with every signer and writes the envelope as Notary does: `signed` (canonical) first.
-    pub fn sign<T: Serialize>(value: &T, signers: &[&Signer]) -> Result<Vec<u8>, NotaryError> {
-        let canon = canonical(value).map_err(|e| NotaryError::Malformed(e.to_string()))?;
+    pub fn sign<T: Serialize>(value: &T, signers: &[&Signer]) -> Result<Vec<u8>, V1MetadataError> {
+        let canon = canonical(value).map_err(|e| V1MetadataError::Malformed(e.to_string()))?;
         let sigs: Vec<Signature> = signers.iter().map(|s| s.sign(&canon)).collect();
-        let sigs = serde_json::to_vec(&sigs).map_err(|e| NotaryError::Malformed(e.to_string()))?;
+        let sigs = serde_json::to_vec(&sigs).map_err(|e| V1MetadataError::Malformed(e.to_string()))?;
         let mut out = Vec::with_capacity(canon.len() + sigs.len() + 32);
         out.extend_from_slice(b"{\"signed\":");
         out.extend_from_slice(&canon);
@@ -89,8 +89,8 @@ impl Signed {
     }
 }
 
-fn malformed(field: &str) -> NotaryError {
-    NotaryError::Malformed(format!("signed metadata has no valid {field:?}"))
+fn malformed(field: &str) -> V1MetadataError {
+    V1MetadataError::Malformed(format!("signed metadata has no valid {field:?}"))
 }
 
 /// Hashes (base64, by algorithm name) and length of a file: a target, or a role in snapshot/timestamp meta.
@@ -230,7 +230,7 @@ mod tests {
             b"{\"signed\":{},\"signatures\":[]}",
             b"{\"signed\":{\"_type\":\"Root\",\"version\":1,\"expires\":\"x\"},\"signatures\":[]}",
         ] {
-            assert!(matches!(Signed::parse(bad), Err(NotaryError::Malformed(_))));
+            assert!(matches!(Signed::parse(bad), Err(V1MetadataError::Malformed(_))));
         }
     }
 }

@@ -27,10 +27,10 @@ pub use meta::{
 pub use time::{format_time, parse_time};
 pub use trusted::{Found, TrustedCollection, MAX_VISITED};
 
-/// Why Notary metadata was refused. The server sorts these into notary-server's error names by the role being
+/// Why Notary v1 metadata was refused. The server sorts these into notary-server's error names by the role being
 /// checked; the messages follow notary-server's where a client shows them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotaryError {
+pub enum V1MetadataError {
     /// Not a signed envelope of the expected shape.
     #[error("{0}")]
     Malformed(String),
@@ -39,6 +39,6 @@ pub enum NotaryError {
     Invalid(String),
 }
 
-pub(crate) fn invalid(msg: impl Into<String>) -> NotaryError {
-    NotaryError::Invalid(msg.into())
+pub(crate) fn invalid(msg: impl Into<String>) -> V1MetadataError {
+    V1MetadataError::Invalid(msg.into())
 }

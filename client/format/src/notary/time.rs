@@ -2,13 +2,13 @@
 
 use chrono::DateTime;
 
-use super::NotaryError;
+use super::V1MetadataError;
 
 /// Unix seconds of an `expires` value (any RFC 3339 form; the fraction is dropped).
-pub fn parse_time(s: &str) -> Result<i64, NotaryError> {
+pub fn parse_time(s: &str) -> Result<i64, V1MetadataError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
-        .map_err(|_| NotaryError::Malformed(format!("expires {s:?} is not an RFC 3339 time")))
+        .map_err(|_| V1MetadataError::Malformed(format!("expires {s:?} is not an RFC 3339 time")))
 }
 
 /// `unix` seconds plus `nanos` as Go's `time.RFC3339Nano` writes them in UTC.

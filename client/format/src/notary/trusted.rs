@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{
     check_file, check_root, check_targets, check_threshold, delegation_allows, format_time, invalid, parent_of,
-    restrict_paths, FileMeta, NotaryError, RoleKeys, Root, Signed, Snapshot, Targets, Timestamp,
+    restrict_paths, FileMeta, RoleKeys, Root, Signed, Snapshot, Targets, Timestamp, V1MetadataError,
 };
 
 /// Roles one search may visit.
@@ -40,7 +40,7 @@ pub struct Found {
 impl TrustedCollection {
     /// Starts from a trusted root (recorded, pinned or accepted on first use): it must pass the root rules for
     /// `gun` at `now`.
-    pub fn new(trusted_root: &[u8], gun: &str, now: i64) -> Result<TrustedCollection, NotaryError> {
+    pub fn new(trusted_root: &[u8], gun: &str, now: i64) -> Result<TrustedCollection, V1MetadataError> {
         let doc = Signed::parse(trusted_root)?;
         let root = check_root(&doc, gun, now, None)?;
         Ok(TrustedCollection {
@@ -64,7 +64,7 @@ impl TrustedCollection {
     }
 
     /// The next root in the chain: exactly one version newer, signed by the current root's keys and its own.
-    pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), NotaryError> {
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), V1MetadataError> {
         let doc = Signed::parse(bytes)?;
         if doc.version != self.root.version + 1 {
             return Err(invalid(format!("root version {} where {} was expected", doc.version, self.root.version + 1)));
@@ -75,7 +75,7 @@ impl TrustedCollection {
     }
 
     /// The timestamp: signed by root's timestamp keys, unexpired, not older than `previous` (the version last seen).
-    pub fn update_timestamp(&mut self, bytes: &[u8], previous: Option<i64>) -> Result<(), NotaryError> {
+    pub fn update_timestamp(&mut self, bytes: &[u8], previous: Option<i64>) -> Result<(), V1MetadataError> {
         let doc = Signed::parse(bytes)?;
         check_threshold("timestamp", &doc, &self.root.keys, &self.role_keys("timestamp"))?;
         let ts: Timestamp = doc.role("timestamp", "Timestamp")?;
@@ -91,12 +91,12 @@ impl TrustedCollection {
     }
 
     /// What the timestamp says of the snapshot.
-    pub fn snapshot_meta(&self) -> Result<&FileMeta, NotaryError> {
+    pub fn snapshot_meta(&self) -> Result<&FileMeta, V1MetadataError> {
         let (_, ts) = self.timestamp.as_ref().ok_or_else(|| invalid("no timestamp yet"))?;
         ts.meta.get("snapshot").ok_or_else(|| invalid("timestamp lists no snapshot"))
     }
 
-    pub fn update_snapshot(&mut self, bytes: &[u8], previous: Option<i64>) -> Result<(), NotaryError> {
+    pub fn update_snapshot(&mut self, bytes: &[u8], previous: Option<i64>) -> Result<(), V1MetadataError> {
         check_file("snapshot", bytes, self.snapshot_meta()?)?;
         let doc = Signed::parse(bytes)?;
         check_threshold("snapshot", &doc, &self.root.keys, &self.role_keys("snapshot"))?;
@@ -119,7 +119,7 @@ impl TrustedCollection {
     }
 
     /// A targets role, top-level or delegated (its parent verified first), checked against the snapshot.
-    pub fn update_targets(&mut self, role: &str, bytes: &[u8]) -> Result<(), NotaryError> {
+    pub fn update_targets(&mut self, role: &str, bytes: &[u8]) -> Result<(), V1MetadataError> {
         let meta = self.role_meta(role).ok_or_else(|| invalid(format!("snapshot does not list {role}")))?;
         check_file(role, bytes, meta)?;
         let doc = Signed::parse(bytes)?;
@@ -199,7 +199,7 @@ impl TrustedCollection {
         self.root.roles.get(role).cloned().unwrap_or(RoleKeys { keyids: vec![], threshold: 1 })
     }
 
-    fn fresh(&self, role: &str, doc: &Signed) -> Result<(), NotaryError> {
+    fn fresh(&self, role: &str, doc: &Signed) -> Result<(), V1MetadataError> {
         if doc.expires <= self.now {
             return Err(invalid(format!("{role} expired at {} (freeze)", format_time(doc.expires, 0))));
         }
@@ -310,7 +310,7 @@ mod tests {
         }
     }
 
-    fn load(c: &mut TrustedCollection, d: &[Vec<u8>; 5]) -> Result<(), NotaryError> {
+    fn load(c: &mut TrustedCollection, d: &[Vec<u8>; 5]) -> Result<(), V1MetadataError> {
         c.update_timestamp(&d[4], None)?;
         c.update_snapshot(&d[3], None)?;
         c.update_targets("targets", &d[1])

@@ -314,3 +314,6 @@ fn check_delegated(
     }
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests;

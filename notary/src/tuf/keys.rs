@@ -6,7 +6,7 @@ use wharf_format::tuf::{PublicKey, Role, Root, SigningKey};
 use wharf_format::RepositoryName;
 use wharf_storage::{KeyRow, Metadata, UnixTime};
 
-use crate::NotaryError;
+use crate::Error;
 use wharf_format::seal::Kek;
 
 /// A service key, unsealed in memory for signing.
@@ -22,7 +22,7 @@ fn aad(repo: &RepositoryName, role: &str, key_id: &str) -> Vec<u8> {
 }
 
 /// Every service key of the repository, oldest first.
-pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<Vec<ServiceKey>, NotaryError> {
+pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<Vec<ServiceKey>, Error> {
     let rows = meta.trust().keys(repo).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -31,8 +31,7 @@ pub async fn load(meta: &Metadata, kek: &Kek, repo: &RepositoryName) -> Result<V
             continue;
         }
         let secret = kek.open(&row.sealed_private, &aad(repo, role.as_str(), &row.key_id))?;
-        let bytes: [u8; 32] =
-            secret.try_into().map_err(|_| NotaryError::Internal("sealed key has a bad length".into()))?;
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| Error::Internal("sealed key has a bad length"))?;
         out.push(ServiceKey { role, key: SigningKey::from_bytes(&bytes), created_at: row.created_at });
     }
     Ok(out)
@@ -46,14 +45,14 @@ pub async fn create(
     repo: &RepositoryName,
     role: Role,
     now: UnixTime,
-) -> Result<ServiceKey, NotaryError> {
+) -> Result<ServiceKey, Error> {
     let newest = meta.trust().keys(repo).await?.iter().filter(|k| k.role == role).map(|k| k.created_at).max();
     let now = newest.map_or(now, |n| now.max(n + 1));
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
     let key = SigningKey::from_bytes(&secret);
     secret.fill(0);
-    let public = serde_json::to_string(key.public()).map_err(|e| NotaryError::Internal(e.to_string()))?;
+    let public = serde_json::to_string(key.public()).map_err(Error::Encode)?;
     let row = KeyRow {
         role,
         key_id: key.key_id().clone(),

@@ -10,8 +10,9 @@ use wharf_format::tuf::{
 use wharf_format::RepositoryName;
 use wharf_storage::MetadataRow;
 
-use crate::keys::{self, ServiceKey};
-use crate::{Notary, NotaryError};
+use super::keys::{self, ServiceKey};
+use super::stored;
+use crate::{Error, Notary};
 
 pub fn snapshot(version: u64, expires: i64, targets_version: u64, delegated: &BTreeMap<String, u64>) -> Snapshot {
     let mut meta = BTreeMap::from([(
@@ -43,15 +44,10 @@ pub fn timestamp(version: u64, expires: i64, snapshot_version: u64, snapshot_byt
 }
 
 /// Signs `doc` with the service keys `root` names for `role`.
-pub fn sign<T: serde::Serialize>(
-    doc: &T,
-    keys: &[ServiceKey],
-    root: &Root,
-    role: Role,
-) -> Result<Vec<u8>, NotaryError> {
+pub fn sign<T: serde::Serialize>(doc: &T, keys: &[ServiceKey], root: &Root, role: Role) -> Result<Vec<u8>, Error> {
     let signers = keys::signers(keys, root, role);
     if signers.is_empty() {
-        return Err(NotaryError::NoServiceKey(role.as_str()));
+        return Err(Error::NoServiceKey(role.as_str()));
     }
     Ok(Envelope::sign(doc, &signers)?.to_bytes()?)
 }
@@ -62,7 +58,7 @@ pub fn row(role: RoleName, version: u64, content: Vec<u8>, expires: i64) -> Meta
 }
 
 /// Re-signs what is about to expire, for one repository. Returns whether anything was written.
-pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryError> {
+pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, Error> {
     let now = n.clock.now();
     let s = &n.settings;
     let (Some(root_row), Some(ts_row), Some(snap_row)) = (
@@ -77,11 +73,11 @@ pub async fn renew(n: &Notary, repo: &RepositoryName) -> Result<bool, NotaryErro
     if !ts_due && !snap_due {
         return Ok(false);
     }
-    let root: Root = Envelope::parse(&root_row.content)?.decode()?;
+    let root: Root = Envelope::parse(&root_row.content).and_then(|e| e.decode()).map_err(stored("root"))?;
     let keys = keys::load(&n.meta, &n.kek, repo).await?;
     let mut rows = Vec::new();
     let (snap_version, snap_bytes) = if snap_due {
-        let old: Snapshot = Envelope::parse(&snap_row.content)?.decode()?;
+        let old: Snapshot = Envelope::parse(&snap_row.content).and_then(|e| e.decode()).map_err(stored("snapshot"))?;
         let mut new = old.clone();
         new.version += 1;
         new.expires = Expires(now + s.snapshot_lifetime);
@@ -125,14 +121,14 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    tracing::error!(error = %e, "taking the renewal lease");
+                    tracing::error!(error = %crate::error::chain(&e), "taking the renewal lease");
                     continue;
                 }
             }
             let repos = match n.meta.trust().repositories().await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(error = %e, "listing trust repositories for renewal");
+                    tracing::error!(error = %crate::error::chain(&e), "listing trust repositories for renewal");
                     continue;
                 }
             };
@@ -140,8 +136,10 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
                 match renew(&n, &repo).await {
                     Ok(_) => {}
                     // A publish won the race: its fresh metadata makes renewal unnecessary.
-                    Err(NotaryError::Storage(wharf_storage::Error::Conflict(_))) => {}
-                    Err(e) => tracing::error!(repository = %repo, error = %e, "renewing trust metadata"),
+                    Err(Error::Storage(wharf_storage::Error::Conflict(_))) => {}
+                    Err(e) => {
+                        tracing::error!(repository = %repo, error = %crate::error::chain(&e), "renewing trust metadata")
+                    }
                 }
             }
         }
@@ -149,6 +147,6 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
 }
 
 /// The top-level targets, typed, with its version.
-pub fn parse_targets(row: &MetadataRow) -> Result<Targets, NotaryError> {
-    Ok(Envelope::parse(&row.content)?.decode()?)
+pub fn parse_targets(row: &MetadataRow) -> Result<Targets, Error> {
+    Envelope::parse(&row.content).and_then(|e| e.decode()).map_err(stored(row.role.as_str()))
 }

@@ -36,11 +36,10 @@ pub enum RouteError {
     NotFound,
 }
 
-/// Whether the path tail after `/v2/` addresses the notary: it has a `/_tuf/` segment followed by a slash, or is a
-/// Notary v1 path (`v1::is_v1`). (A
-/// bare `_tuf` at the end may be a tag, as in `/v2/app/manifests/_tuf`; a tag cannot contain a slash.)
-pub fn is_trust(tail: &str) -> bool {
-    tail.contains("/_tuf/") || crate::v1::is_v1(tail)
+/// Whether the path tail after `/v2/` addresses the TUF 1.0 service: it has a `/_tuf/` segment followed by a slash.
+/// (A bare `_tuf` at the end may be a tag, as in `/v2/app/manifests/_tuf`; a tag cannot contain a slash.)
+pub fn is_tuf(tail: &str) -> bool {
+    tail.contains("/_tuf/")
 }
 
 /// Parses the path tail after `/v2/`.
@@ -118,8 +117,8 @@ mod tests {
         check(&format!("app/_tuf/targets/{h}."), "NotFound");
         check("app/_tuf/nope", "NotFound");
         check("app/_tufx/root.json", "NotTrust");
-        assert!(is_trust("a/_tuf/root.json"));
-        assert!(!is_trust("a/manifests/_tuf"));
-        assert!(!is_trust("a/_tufx/b"));
+        assert!(is_tuf("a/_tuf/root.json"));
+        assert!(!is_tuf("a/manifests/_tuf"));
+        assert!(!is_tuf("a/_tufx/b"));
     }
 }
