@@ -1,4 +1,15 @@
 //! The one place that knows HTTP status codes: every error becomes the spec's JSON envelope here.
+//!
+//! Which error belongs where:
+//! - parsing a request (`endpoint::EndpointError`, `wharf_format::{NameError, DigestError, ManifestError}`) and
+//!   storage (`wharf_storage::Error`) keep their own types, with their causes as `#[source]`; they become an
+//!   [`ApiError`] only here, by `From`, so a handler writes `?`;
+//! - a handler that refuses on its own names a [`Kind`] (`ApiError::new(kind, message)`); the message is what the
+//!   client reads, never a secret or a path on the server;
+//! - subsystems with errors of their own (`auth::AuthError`, `mirror`'s upstream errors, `config::ConfigError`) keep
+//!   them inside the subsystem and map to a `Kind` at its edge;
+//! - a server fault (`ApiError::internal`) carries its whole cause chain (`chain`) to the `observe` middleware,
+//!   which logs it; the client gets a bare 500.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -102,7 +102,8 @@ fn check_deps(rest: &str) -> Result<(), String> {
     let deps = manifest.get("dependencies").and_then(|d| d.as_table()).cloned().unwrap_or_default();
     let mut have: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).filter(|n| deps.contains_key(*n)).collect();
     let mut want: Vec<&str> = want.split_whitespace().collect();
-    (have.sort(), want.sort());
+    have.sort();
+    want.sort();
     if have == want {
         Ok(())
     } else {
