@@ -50,9 +50,17 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A file's lines before its `#[cfg(test)]` module (tests may do what the code may not).
+/// A file's lines before its inline `#[cfg(test)] mod ... {` (tests may do what the code may not); a
+/// `#[cfg(test)]` on anything else (a `mod x;` line, one item) does not end the code.
 fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().take_while(|(_, l)| l.trim() != "#[cfg(test)]").map(|(i, l)| (i + 1, l))
+    let lines: Vec<&str> = text.lines().collect();
+    let end = (0..lines.len())
+        .find(|&i| {
+            let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
+            lines[i].trim() == "#[cfg(test)]" && next.starts_with("mod ") && next.ends_with('{')
+        })
+        .unwrap_or(lines.len());
+    lines.into_iter().take(end).enumerate().map(|(i, l)| (i + 1, l))
 }
 
 /// Splits `"TEXT" in PATH ...` into the text and the paths.
@@ -180,4 +188,8 @@ fn the_checks_can_fail() {
     assert!(check("once \"fn\" in client/format/src").is_err());
     assert!(check("lines 1 in client/format/src").is_err());
     assert!(check("frobnicate x").is_err());
+    // Code after a `#[cfg(test)] mod x;` line still counts; an inline test module's does not.
+    let text = "#[cfg(test)]\nmod sim;\npub struct A;\n#[cfg(test)]\nmod tests {\n    struct B;\n}\n";
+    let seen: Vec<&str> = code_lines(text).map(|(_, l)| l).collect();
+    assert!(seen.contains(&"pub struct A;") && !seen.iter().any(|l| l.contains("struct B")), "{seen:?}");
 }
