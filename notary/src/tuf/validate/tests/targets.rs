@@ -93,7 +93,8 @@ fn delegation_rules() {
             "a delegation to a top-level role",
             Case::first,
             |c| team_role(targets_doc(c)).name = "snapshot".into(),
-            "UnknownRole(snapshot)",
+            // Refused where the delegation is declared (its file would overwrite the top-level role's).
+            "BadRole(targets) uses a top-level role name",
         ),
         (
             "the same role delegated twice",
