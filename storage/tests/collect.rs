@@ -133,9 +133,11 @@ async fn suite(meta: Metadata, store: BlobStore, local: bool) {
             up.record(a, doomed, &c, 601).await
         }
     };
+    // The sweep's cutoff (600) is before the upload's link (601): the link may land while the sweep is between
+    // its steps, and a registry's cutoff is always a grace period before any link it has just made.
     let (recorded, swept) = tokio::join!(record, async {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        gc.sweep(601).await.unwrap()
+        gc.sweep(600).await.unwrap()
     });
     assert_eq!(swept.resumed, 1);
     match recorded {
