@@ -21,7 +21,10 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod notary;
+pub mod notation;
+pub mod policy;
 pub mod seal;
+pub mod sigstore;
 pub mod tuf;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
