@@ -16,6 +16,7 @@ mod listing;
 mod manifest;
 pub mod mirror;
 mod observe;
+pub mod policy;
 mod referrers;
 pub mod retention;
 pub mod route;
