@@ -26,6 +26,8 @@ mod pattern;
 pub use eval::{evaluate, Outcome, Verdict};
 pub use pattern::{Pattern, PatternError};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
@@ -166,6 +168,35 @@ impl Requirement {
         n
     }
 
+    /// The files this requirement names (keys, trusted roots, trust policies).
+    pub fn paths(&self) -> Vec<&str> {
+        let mut out = vec![];
+        self.walk(&mut |r| match r {
+            Requirement::Sigstore(s) => out.extend(s.key.iter().chain(&s.trusted_root).map(String::as_str)),
+            Requirement::Notation(n) => out.push(n.trust_policy.as_str()),
+            _ => {}
+        });
+        out
+    }
+
+    /// The Notation trust store directories this requirement names.
+    pub fn trust_stores(&self) -> Vec<&str> {
+        let mut out = vec![];
+        self.walk(&mut |r| {
+            if let Requirement::Notation(n) = r {
+                out.push(n.trust_store.as_str())
+            }
+        });
+        out
+    }
+
+    fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Requirement)) {
+        f(self);
+        if let Requirement::AnyOf(v) | Requirement::AllOf(v) = self {
+            v.iter().for_each(|r| r.walk(f));
+        }
+    }
+
     fn add_needs(&self, n: &mut Needs) {
         match self {
             Requirement::Accept | Requirement::Reject => {}
@@ -225,13 +256,63 @@ pub struct NotationCandidate {
     pub envelope: Vec<u8>,
 }
 
-/// Keys, roots and trust policies that requirements name by path, read by the caller (the format does no I/O).
+/// Keys, roots and trust policies that requirements name by path, read by the caller (the format does no I/O):
+/// see [`Material::gather`].
 #[derive(Debug, Clone, Default)]
 pub struct Material {
-    /// Path as written in the rule → file contents.
-    pub files: std::collections::BTreeMap<String, Vec<u8>>,
-    /// Notation trust store directory → (`ca:<name>` / `signingAuthority:<name>`) → DER certificates.
-    pub trust_stores: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<Vec<u8>>>>,
+    /// Path as written in the rule → file contents (sigstore keys and trusted roots, Notation trust policies).
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Notation trust store directory as written in the rule → every file under it, by path relative to it
+    /// (`x509/ca/NAME/root.pem`) → contents. `notation` turns them into certificates.
+    pub trust_stores: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+}
+
+/// The file system as policy material needs it; the registry and the client implement it over `std::fs`.
+pub trait Files {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>>;
+    /// Every regular file under `dir`, recursively, as paths relative to it with `/` separators.
+    fn walk(&self, dir: &str) -> std::io::Result<Vec<String>>;
+}
+
+/// A file a rule names could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("policy {rule:?}: reading {path}")]
+pub struct MaterialError {
+    pub rule: String,
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Material {
+    /// Reads every key, trusted root, trust policy and trust store that `rules` name. Fails on the first file that
+    /// cannot be read, so a server refuses to start on a policy it could not apply.
+    pub fn gather(rules: &[Rule], fs: &dyn Files) -> Result<Material, MaterialError> {
+        let mut m = Material::default();
+        for rule in rules {
+            let err = |path: &str| {
+                let (rule, path) = (rule.display_name(), path.to_string());
+                move |source| MaterialError { rule, path, source }
+            };
+            for path in rule.require.paths() {
+                if !m.files.contains_key(path) {
+                    m.files.insert(path.into(), fs.read(path).map_err(err(path))?);
+                }
+            }
+            for dir in rule.require.trust_stores() {
+                if m.trust_stores.contains_key(dir) {
+                    continue;
+                }
+                let mut files = BTreeMap::new();
+                for rel in fs.walk(dir).map_err(err(dir))? {
+                    let full = format!("{}/{rel}", dir.trim_end_matches('/'));
+                    files.insert(rel, fs.read(&full).map_err(err(&full))?);
+                }
+                m.trust_stores.insert(dir.into(), files);
+            }
+        }
+        Ok(m)
+    }
 }
 
 /// Everything gathered for one subject. `None`: not gathered (the rule did not need it).
