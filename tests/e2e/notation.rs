@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use wharf_format::notation::{self, ARTIFACT_TYPE, JWS_MEDIA_TYPE};
+use wharf_format::notation::{self, ARTIFACT_TYPE, COSE_MEDIA_TYPE, JWS_MEDIA_TYPE};
 use wharf_format::policy::{evaluate, Evidence, Files, Material, NotationCandidate, Policy, Subject};
 
 use crate::common::oci::Oci;
@@ -19,7 +19,8 @@ fn helper() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/helpers/notation_sign.py")
 }
 
-/// Runs the independent signer: a trust store under `out/truststore` and one envelope per case.
+/// Runs the independent signer: a trust store under `out/truststore` and one envelope per case (COSE for the
+/// `cose-*` cases, JWS for the others).
 fn sign(out: &Path, digest: &str, size: usize) -> Value {
     let made = Command::new("python3")
         .arg(helper())
@@ -58,9 +59,16 @@ impl Files for Disk {
     }
 }
 
+/// The envelope file and media type of a case.
+fn envelope_of(dir: &Path, case: &str) -> (Vec<u8>, &'static str) {
+    let (ext, media_type) = if case.starts_with("cose-") { ("cose", COSE_MEDIA_TYPE) } else { ("jws", JWS_MEDIA_TYPE) };
+    (std::fs::read(dir.join(format!("envelopes/{case}.{ext}"))).unwrap(), media_type)
+}
+
 /// Pushes `envelope` as a Notation signature of `subject` (the specification's signature manifest), tagged with a
 /// `case` annotation so the test can tell the referrers apart; returns the signature manifest's digest.
-fn push_signature(o: &Oci, repo: &str, subject: &str, subject_size: usize, case: &str, envelope: &[u8]) -> String {
+fn push_signature(o: &Oci, repo: &str, subject: (&str, usize), case: &str, envelope: (&[u8], &str)) -> String {
+    let ((subject, subject_size), (envelope, media_type)) = (subject, envelope);
     let config = o.ensure_blob(repo, b"{}", None);
     let layer = o.ensure_blob(repo, envelope, None);
     let manifest = json!({
@@ -68,7 +76,7 @@ fn push_signature(o: &Oci, repo: &str, subject: &str, subject_size: usize, case:
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": ARTIFACT_TYPE,
         "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2 },
-        "layers": [{ "mediaType": JWS_MEDIA_TYPE, "digest": layer, "size": envelope.len() }],
+        "layers": [{ "mediaType": media_type, "digest": layer, "size": envelope.len() }],
         "subject": { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": subject_size },
         "annotations": { "io.cncf.notary.x509chain.thumbprint#S256": "[]", "org.example.case": case },
     });
@@ -115,8 +123,8 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&[]);
     let o = Oci::new(&s);
-    let image = o.push("team/app", "v1", br#"{"architecture":"amd64","os":"linux"}"#, &[&common::data(5000, 7)], None);
-    let image = image.unwrap();
+    let layer = common::data(5000, 7);
+    let image = o.push("team/app", "v1", br#"{"architecture":"amd64","os":"linux"}"#, &[layer.as_slice()], None).unwrap();
     let manifest_size = reqwest::blocking::get(s.url(&format!("/v2/team/app/manifests/{}", image.digest)))
         .unwrap()
         .bytes()
@@ -125,8 +133,8 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
     let summary = sign(tmp.path(), &image.digest, manifest_size);
     let cases: Vec<String> = serde_json::from_value(summary["cases"].clone()).unwrap();
     for case in &cases {
-        let envelope = std::fs::read(tmp.path().join(format!("envelopes/{case}.jws"))).unwrap();
-        push_signature(&o, "team/app", &image.digest, manifest_size, case, &envelope);
+        let (envelope, media_type) = envelope_of(tmp.path(), case);
+        push_signature(&o, "team/app", (&image.digest, manifest_size), case, (&envelope, media_type));
     }
     // Another referrer of the image, not a Notation signature: the filter leaves it out.
     let other = json!({
@@ -170,7 +178,8 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
         evaluate(rule, &subject, &Evidence { notation, ..Evidence::default() }, &material, now())
     };
 
-    for case in ["good-ps256", "good-ps384", "good-es256", "good-es384", "good-es512", "wrong-size"] {
+    let good = ["good-ps256", "good-ps384", "good-es256", "good-es384", "good-es512", "wrong-size"];
+    for case in good.into_iter().chain(["cose-good-ps256", "cose-good-es384"]) {
         let v = decide(case);
         assert!(v.allowed, "{case}: {}", v.summary());
         assert!(v.outcome.reason.starts_with("signed by C=US, ST=WA, L=Seattle, O=acme-rockets.io"), "{case}: {}", v.summary());
@@ -183,6 +192,9 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
         ("expired-signature", "expiry: the signature expired at"),
         ("server-auth-leaf", "authenticity: the signing certificate: extended key usage"),
         ("tampered", "integrity: the signature does not verify"),
+        ("cose-wrong-chain", "authenticity: the chain leads to no certificate of the trust stores acme"),
+        ("cose-wrong-digest", &format!("integrity: the signature is for sha256:{}, not {}", "ab".repeat(32), image.digest)),
+        ("cose-tampered", "integrity: the signature does not verify"),
     ];
     for (case, why) in refused {
         let v = decide(case);

@@ -66,7 +66,8 @@ impl SigningKey {
                 Ok(SigningKey::Rsa(key))
             }
             EC => {
-                let curve = spki.algorithm.parameters_oid().map_err(|_| "an EC key without a named curve")?;
+                let params = spki.algorithm.parameters.as_ref().ok_or("an EC key without a named curve")?;
+                let curve = params.decode_as::<ObjectIdentifier>().map_err(|_| "an EC key without a named curve")?;
                 let bad = |_| "malformed EC key";
                 match curve.to_string().as_str() {
                     "1.2.840.10045.3.1.7" => p256::ecdsa::VerifyingKey::from_sec1_bytes(raw).map(Self::P256).map_err(bad),

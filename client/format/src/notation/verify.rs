@@ -103,6 +103,7 @@ pub fn verify(
         validation: Validation::Integrity,
         error: VerifyError::Envelope(e),
     })?;
+    // Not empty: both envelope parsers refuse an envelope without a certificate.
     let (_, leaf) = &env.chain[0];
     let signer = DistinguishedName::from_name(&leaf.tbs_certificate.subject)
         .map_or_else(|e| format!("(an unreadable subject: {e})"), |d| d.to_string());
