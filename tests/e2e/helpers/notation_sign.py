@@ -7,7 +7,8 @@ Sig_structure is built here as the specification says), following the Notary Pro
     notation_sign.py OUT_DIR DIGEST SIZE
 
 writes a trust store in Notation's layout under OUT_DIR/truststore (`x509/ca/acme/root.pem`, PEM, the trusted
-root; `x509/ca/other/root.crt`, DER, a root the main policy does not name) and one envelope per case under
+root; `x509/ca/other/root.crt`, DER, a root the main policy does not name; `x509/signingAuthority/acme/root.pem`,
+the same root as a signing authority) and one envelope per case under
 OUT_DIR/envelopes/CASE.jws (JWS) or CASE.cose (COSE, the cases named `cose-*`), every one signing DIGEST (SIZE bytes) unless the case says otherwise. It prints a JSON
 object: the signing time (Unix seconds), the cases, the trusted signer's subject and the other signer's subject.
 """
@@ -39,6 +40,7 @@ NOTARY_HEADERS = {
     "io.cncf.notary.signingScheme": HeaderParameter("Signing scheme", "str"),
     "io.cncf.notary.signingTime": HeaderParameter("Signing time", "str"),
     "io.cncf.notary.expiry": HeaderParameter("Expiry", "str"),
+    "io.cncf.notary.authenticSigningTime": HeaderParameter("Authentic signing time", "str"),
     "io.cncf.notary.signingAgent": HeaderParameter("Signing agent", "str"),
 }
 
@@ -55,7 +57,7 @@ def cert(subject, key, issuer, issuer_key, ca, path_len=None, hash_alg=hashes.SH
     constraints (cA) and keyCertSign; leaves with critical digitalSignature only, and an EKU."""
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.subject if issuer else subject)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 30 * DAY))
+         .not_valid_before(not_before or NOW - 7 * DAY).not_valid_after(not_after or NOW + 30 * DAY))
     b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=path_len if ca else None), critical=True)
     b = b.add_extension(x509.KeyUsage(
         digital_signature=not ca, content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -87,6 +89,8 @@ def envelope(key, chain, digest, size, extra_protected=None, crit_extra=()):
         "crit": ["io.cncf.notary.signingScheme", *crit_extra],
     }
     protected.update(extra_protected or {})
+    if protected["io.cncf.notary.signingScheme"] == "notary.x509.signingAuthority":
+        del protected["io.cncf.notary.signingTime"]
     header = {
         "x5c": [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain],
         "io.cncf.notary.signingAgent": "notation_sign.py/1",
@@ -176,6 +180,15 @@ def main():
         "server-auth-leaf": envelope(
             p256, [leaf(p256, eku=(ExtendedKeyUsageOID.SERVER_AUTH,)), inter, root], digest, size),
     }
+    # The signing authority scheme: judged at the authentic signing time, against `signingAuthority` stores; the
+    # second leaf's validity ended before now but covers the authentic signing time.
+    def authority(key, chain, at):
+        extra = {"io.cncf.notary.signingScheme": "notary.x509.signingAuthority",
+                 "io.cncf.notary.authenticSigningTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return envelope(key, chain, digest, size, extra, ["io.cncf.notary.authenticSigningTime"])
+    cases["authority-good"] = authority(p256, [leaf(p256), inter, root], NOW)
+    past = leaf(p256, not_before=NOW - 30 * DAY, not_after=NOW - DAY)
+    cases["authority-past-leaf"] = authority(p256, [past, inter, root], NOW - 2 * DAY)
     # Integrity: a valid envelope whose payload was swapped for another after signing.
     tampered = dict(cases["good-ps256"])
     tampered["payload"] = b64url(json.dumps(
@@ -197,6 +210,10 @@ def main():
         f.write(root.public_bytes(serialization.Encoding.PEM))
     with open(os.path.join(ca, "other", "root.crt"), "wb") as f:
         f.write(other.public_bytes(serialization.Encoding.DER))
+    authority_store = os.path.join(out, "truststore", "x509", "signingAuthority", "acme")
+    os.makedirs(authority_store, exist_ok=True)
+    with open(os.path.join(authority_store, "root.pem"), "wb") as f:
+        f.write(root.public_bytes(serialization.Encoding.PEM))
     os.makedirs(os.path.join(out, "envelopes"), exist_ok=True)
     for case, env in cases.items():
         if isinstance(env, bytes):

@@ -10,7 +10,7 @@ use super::*;
 use crate::policy::{Material, NotationCandidate, NotationRequirement, Subject};
 
 /// The signing time of the fixtures (`testdata/cases.json`), and the digest and size they sign.
-const SIGNED_AT: i64 = 1_796_604_338;
+const SIGNED_AT: i64 = 1_796_604_469;
 const NOW: i64 = SIGNED_AT + 3600;
 const DIGEST: &str = "sha256:b76a043c3ed7567f7a22c445b229ed1d3ad692ab55beb41e069097df7899794f";
 const SIZE: u64 = 1234;
@@ -31,6 +31,8 @@ fn envelope(case: &str) -> &'static [u8] {
         "expired-signature" => include_bytes!("testdata/envelopes/expired-signature.jws"),
         "server-auth-leaf" => include_bytes!("testdata/envelopes/server-auth-leaf.jws"),
         "tampered" => include_bytes!("testdata/envelopes/tampered.jws"),
+        "authority-good" => include_bytes!("testdata/envelopes/authority-good.jws"),
+        "authority-past-leaf" => include_bytes!("testdata/envelopes/authority-past-leaf.jws"),
         "cose-good-ps256" => include_bytes!("testdata/envelopes/cose-good-ps256.cose"),
         "cose-good-es384" => include_bytes!("testdata/envelopes/cose-good-es384.cose"),
         "cose-wrong-digest" => include_bytes!("testdata/envelopes/cose-wrong-digest.cose"),
@@ -44,6 +46,10 @@ fn trust_store() -> BTreeMap<String, Vec<u8>> {
     [
         ("x509/ca/acme/root.pem", include_bytes!("testdata/truststore/x509/ca/acme/root.pem").to_vec()),
         ("x509/ca/other/root.crt", include_bytes!("testdata/truststore/x509/ca/other/root.crt").to_vec()),
+        (
+            "x509/signingAuthority/acme/root.pem",
+            include_bytes!("testdata/truststore/x509/signingAuthority/acme/root.pem").to_vec(),
+        ),
     ]
     .into_iter()
     .map(|(p, b)| (p.to_string(), b))
@@ -122,7 +128,7 @@ fn strict_level() {
     check_at("wrong-size", &strict(), Some(SIZE), NOW, Err((Integrity, "Size")));
     check_at("good-ps256", &strict(), Some(SIZE), NOW, Ok(vec![]));
     // Judged at verification time: before the leaf's validity, and after it ends (30 days after signing).
-    check_at("good-ps256", &strict(), None, SIGNED_AT - 2 * 86_400, Err((AuthenticTimestamp, "NotValid")));
+    check_at("good-ps256", &strict(), None, SIGNED_AT - 8 * 86_400, Err((AuthenticTimestamp, "NotValid")));
     check_at("good-ps256", &strict(), None, SIGNED_AT + 31 * 86_400, Err((AuthenticTimestamp, "NotValid")));
 }
 
@@ -139,6 +145,12 @@ fn trust_stores_and_identities() {
     // A store of another kind does not count for `notary.x509`.
     let sa = document(json!({ "level": "strict" }), &["signingAuthority:acme"], &["*"]);
     check("good-es256", &sa, Err((Authenticity, "Untrusted")));
+    // The signing authority scheme: its own stores, and the chain judged at the authentic signing time (the second
+    // leaf's validity ended a day before now, after that time).
+    check("authority-good", &sa, Ok(vec![]));
+    check("authority-past-leaf", &sa, Ok(vec![]));
+    check("authority-good", &strict(), Err((Authenticity, "Untrusted")));
+    check("expired-cert", &sa, Err((Authenticity, "Untrusted")));
     // The whole subject, and a subject naming an attribute the signer lacks.
     let full = "x509.subject: C=US, ST=WA, L=Seattle, O=acme-rockets.io, OU=builds, CN=builder";
     check("good-es256", &document(json!({ "level": "strict" }), &["ca:acme"], &[full]), Ok(vec![]));
@@ -238,5 +250,5 @@ fn logged_failures_are_reported() {
     let m = material(document(json!({ "level": "permissive" }), &["ca:acme"], &[TRUSTED]));
     let ok = satisfies(&requirement(), &subject("team/app"), &[candidate("expired-signature", JWS_MEDIA_TYPE)], &m, NOW)
         .unwrap();
-    assert!(ok.contains("; logged: expiry: the signature expired at 2026-12-06T00:45:38Z"), "{ok}");
+    assert!(ok.contains("; logged: expiry: the signature expired at 2026-12-06T00:47:49Z"), "{ok}");
 }
