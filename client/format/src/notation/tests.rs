@@ -154,9 +154,10 @@ fn trust_stores_and_identities() {
     // The whole subject, and a subject naming an attribute the signer lacks.
     let full = "x509.subject: C=US, ST=WA, L=Seattle, O=acme-rockets.io, OU=builds, CN=builder";
     check("good-es256", &document(json!({ "level": "strict" }), &["ca:acme"], &[full]), Ok(vec![]));
-    let more = "x509.subject: C=US, ST=WA, O=acme-rockets.io, OU=releases";
-    let two = document(json!({ "level": "strict" }), &["ca:acme"], &[more, TRUSTED]);
+    let other = "x509.subject: C=US, ST=WA, O=other.io";
+    let two = document(json!({ "level": "strict" }), &["ca:acme"], &[other, TRUSTED]);
     check("good-es256", &two, Ok(vec![]));
+    let more = "x509.subject: C=US, ST=WA, O=acme-rockets.io, OU=releases";
     let only_more = document(json!({ "level": "strict" }), &["ca:acme"], &[more]);
     check("good-es256", &only_more, Err((Authenticity, "Identity")));
 }

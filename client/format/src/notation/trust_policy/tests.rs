@@ -45,7 +45,8 @@ fn validation() {
     check(&doc(vec![statement("p", &["r.io/a"]), statement("p", &["r.io/b"])]), "DuplicateName(\"p\")");
     check(&with("registryScopes", json!([])), "NoScopes");
     check(&with("registryScopes", json!(["*", "r.io/a"])), "GlobalWithOthers");
-    check(&with("registryScopes", json!(["team/app"])), "Scope");
+    check(&with("registryScopes", json!(["app"])), "Scope");
+    check(&with("registryScopes", json!(["r.io/"])), "Scope");
     check(&with("registryScopes", json!(["r.io/Team/App"])), "Scope");
     check(&with("registryScopes", json!(["r.io/team/*"])), "Scope");
     check(&with("registryScopes", json!(["-r.io/team"])), "Scope");
