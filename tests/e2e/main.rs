@@ -33,6 +33,7 @@ mod registry_api;
 mod registry_faults;
 mod replicas;
 mod seams;
+mod sigstore;
 mod snapshots;
 mod tls;
 mod trust;
