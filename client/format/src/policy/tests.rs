@@ -83,9 +83,11 @@ fn parse_refusals() {
     }
 }
 
+type Is = fn(&PolicyError) -> bool;
+
 #[test]
 fn validation_refusals() {
-    let rows: [(&str, &str, fn(&PolicyError) -> bool); 6] = [
+    let rows: [(&str, &str, Is); 6] = [
         ("empty any_of", "{ any_of = [] }", |e| matches!(e, PolicyError::EmptyList { what: "any_of", .. })),
         ("empty all_of", "{ any_of = [{ all_of = [] }] }", |e| matches!(e, PolicyError::EmptyList { what: "all_of", .. })),
         ("sigstore naming nothing", "{ sigstore = {} }", |e| matches!(e, PolicyError::Sigstore { .. })),
