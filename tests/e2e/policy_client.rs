@@ -57,9 +57,15 @@ fn policy_check_and_pull_with_tuf_requirements() {
     let c = Client::new();
     let (v1, unsigned) = (format!("{host}/team/app:v1"), format!("{host}/team/app:unsigned"));
     let policy = |name: &str, require: &str| {
-        write(tmp.path(), name, &format!("[[policy]]\nname = \"{name}\"\nrepositories = [\"team/*\"]\nrequire = {require}\n"))
+        write(
+            tmp.path(),
+            name,
+            &format!("[[policy]]\nname = \"{name}\"\nrepositories = [\"team/*\"]\nrequire = {require}\n"),
+        )
     };
-    let check = |p: &str, image: &str, code: i32| expect(&c, &["policy", "check", "--policy", p, "--trust-root", root, image], code);
+    let check = |p: &str, image: &str, code: i32| {
+        expect(&c, &["policy", "check", "--policy", p, "--trust-root", root, image], code)
+    };
 
     let tuf = policy("tuf", "{ tuf = {} }");
     let out = check(&tuf, &v1, 0);
@@ -80,7 +86,8 @@ fn policy_check_and_pull_with_tuf_requirements() {
     let keyed = policy("keyed", &format!("{{ all_of = [\"accept\", {{ tuf = {{ keys = [\"{key}\"] }} }}] }}"));
     let out = check(&keyed, &v1, 0);
     assert!(out.contains("pass  all_of: all satisfied"), "{out}");
-    let other = policy("other", &format!("{{ tuf = {{ keys = [\"{key}\", \"{}\"], key_threshold = 2 }} }}", "0".repeat(64)));
+    let other =
+        policy("other", &format!("{{ tuf = {{ keys = [\"{key}\", \"{}\"], key_threshold = 2 }} }}", "0".repeat(64)));
     let out = check(&other, &v1, 3);
     assert!(out.contains("role targets carries 1 of the named keys, 2 needed"), "{out}");
     // A rule that cannot be applied as written is refused before anything is fetched.
@@ -143,7 +150,17 @@ fn signed_registry() -> Signed {
     py(&["keygen", "--type", "p256", "--out", stranger.to_str().unwrap()]);
     let pem = key.join("key.pem");
     let reference = format!("{host}/signed/app:v1");
-    py(&["sign", "--key", pem.to_str().unwrap(), "--digest", SMALL, "--reference", &reference, "--out", sig.to_str().unwrap()]);
+    py(&[
+        "sign",
+        "--key",
+        pem.to_str().unwrap(),
+        "--digest",
+        SMALL,
+        "--reference",
+        &reference,
+        "--out",
+        sig.to_str().unwrap(),
+    ]);
     let registry = s.url("");
     py(&["push", "--registry", &registry, "--repo", "signed/app", "--digest", SMALL, "--dir", sig.to_str().unwrap()]);
     Signed { s, tmp, key, stranger }
@@ -198,7 +215,11 @@ fn policy_json_refusals() {
     let out = expect(&c, &["pull", "--policy", &right, &format!("{host}/other/app:v1")], 3);
     assert!(out.contains("policy \"policy.json default\" not satisfied: reject: every manifest is rejected"), "{out}");
     // An entry Wharf cannot apply is refused, never ignored.
-    let gpg = write(t.tmp.path(), "gpg.json", &serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k"}]}).to_string());
+    let gpg = write(
+        t.tmp.path(),
+        "gpg.json",
+        &serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k"}]}).to_string(),
+    );
     let out = expect(&c, &["pull", "--policy", &gpg, &format!("{host}/other/app:v1")], 1);
     assert!(out.contains("signedBy (GPG simple signing) is not supported"), "{out}");
     // Explicitly given, podman's default (accept anything) is obeyed: the tag is the registry's, unverified.

@@ -65,8 +65,9 @@ pub fn parse(json: &[u8], host: &str) -> Result<Mapped, ContainersError> {
     if let Some(t) = top.get("transports") {
         let t = t.as_object().ok_or_else(|| ContainersError::Shape("\"transports\" is not an object".into()))?;
         if let Some(docker) = t.get("docker") {
-            let docker =
-                docker.as_object().ok_or_else(|| ContainersError::Shape("transports.docker is not an object".into()))?;
+            let docker = docker
+                .as_object()
+                .ok_or_else(|| ContainersError::Shape("transports.docker is not an object".into()))?;
             for (scope, entries) in docker {
                 let label = format!("transports.docker[{scope:?}]");
                 let applies = if scope.is_empty() { Some(0) } else { specificity(scope, host, &label)? };
@@ -291,10 +292,9 @@ fn identity(v: Option<&Value>, label: &str, host: &str) -> Result<Identity, Cont
         "exactReference" => {
             (Identity::ExactReference { docker_reference: field("dockerReference")? }, &["type", "dockerReference"])
         }
-        "exactRepository" => (
-            Identity::ExactRepository { docker_repository: field("dockerRepository")? },
-            &["type", "dockerRepository"],
-        ),
+        "exactRepository" => {
+            (Identity::ExactRepository { docker_repository: field("dockerRepository")? }, &["type", "dockerRepository"])
+        }
         "remapIdentity" => {
             return Err(ContainersError::Unsupported {
                 scope: label.into(),

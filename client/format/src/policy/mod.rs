@@ -79,8 +79,12 @@ impl Policy {
             let mut bad = None;
             rule.require.walk(&mut |r| {
                 bad = bad.take().or_else(|| match r {
-                    Requirement::AnyOf(v) if v.is_empty() => Some(PolicyError::EmptyList { rule: name.clone(), what: "any_of" }),
-                    Requirement::AllOf(v) if v.is_empty() => Some(PolicyError::EmptyList { rule: name.clone(), what: "all_of" }),
+                    Requirement::AnyOf(v) if v.is_empty() => {
+                        Some(PolicyError::EmptyList { rule: name.clone(), what: "any_of" })
+                    }
+                    Requirement::AllOf(v) if v.is_empty() => {
+                        Some(PolicyError::EmptyList { rule: name.clone(), what: "all_of" })
+                    }
                     Requirement::Sigstore(s)
                         if s.key.is_none()
                             && (s.issuer.is_none()
@@ -89,9 +93,7 @@ impl Policy {
                     {
                         Some(PolicyError::Sigstore { rule: name.clone() })
                     }
-                    Requirement::Tuf(t)
-                        if t.key_threshold.is_some_and(|n| n == 0 || n as usize > t.keys.len()) =>
-                    {
+                    Requirement::Tuf(t) if t.key_threshold.is_some_and(|n| n == 0 || n as usize > t.keys.len()) => {
                         Some(PolicyError::KeyThreshold { rule: name.clone() })
                     }
                     _ => None,

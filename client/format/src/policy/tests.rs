@@ -12,11 +12,22 @@ fn subject(repo: &str, tag: Option<&str>, d: char) -> Subject {
 }
 
 fn signed(tag: &str, d: char, role: &str, keys: &[&str]) -> SignedTag {
-    SignedTag { tag: tag.into(), digest: digest(d), role: role.into(), keys: keys.iter().map(|k| k.to_string()).collect() }
+    SignedTag {
+        tag: tag.into(),
+        digest: digest(d),
+        role: role.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+    }
 }
 
 fn rule(require: Requirement) -> Rule {
-    Rule { name: Some("r".into()), repositories: vec!["**".parse().unwrap()], require, by_digest: false, immutable_tags: false }
+    Rule {
+        name: Some("r".into()),
+        repositories: vec!["**".parse().unwrap()],
+        require,
+        by_digest: false,
+        immutable_tags: false,
+    }
 }
 
 fn req(toml_text: &str) -> Requirement {
@@ -76,7 +87,10 @@ fn parse_refusals() {
         ("unknown requirement field", "[[policy]]\nrepositories = [\"a\"]\nrequire = { tuf = { role = \"x\" } }"),
         ("bad pattern", "[[policy]]\nrepositories = [\"team/[ab]\"]\nrequire = \"accept\""),
         ("no require", "[[policy]]\nrepositories = [\"a\"]"),
-        ("notation without store", "[[policy]]\nrepositories = [\"a\"]\nrequire = { notation = { trust_policy = \"p\" } }"),
+        (
+            "notation without store",
+            "[[policy]]\nrepositories = [\"a\"]\nrequire = { notation = { trust_policy = \"p\" } }",
+        ),
     ];
     for (what, text) in rows {
         assert!(toml::from_str::<Policy>(text).is_err(), "{what} was accepted");
@@ -89,11 +103,19 @@ type Is = fn(&PolicyError) -> bool;
 fn validation_refusals() {
     let rows: [(&str, &str, Is); 6] = [
         ("empty any_of", "{ any_of = [] }", |e| matches!(e, PolicyError::EmptyList { what: "any_of", .. })),
-        ("empty all_of", "{ any_of = [{ all_of = [] }] }", |e| matches!(e, PolicyError::EmptyList { what: "all_of", .. })),
+        ("empty all_of", "{ any_of = [{ all_of = [] }] }", |e| {
+            matches!(e, PolicyError::EmptyList { what: "all_of", .. })
+        }),
         ("sigstore naming nothing", "{ sigstore = {} }", |e| matches!(e, PolicyError::Sigstore { .. })),
-        ("keyless without root", "{ sigstore = { issuer = \"i\", subject = \"s\" } }", |e| matches!(e, PolicyError::Sigstore { .. })),
-        ("threshold 0", "{ tuf = { keys = [\"a\"], key_threshold = 0 } }", |e| matches!(e, PolicyError::KeyThreshold { .. })),
-        ("threshold above keys", "{ tuf = { keys = [\"a\"], key_threshold = 2 } }", |e| matches!(e, PolicyError::KeyThreshold { .. })),
+        ("keyless without root", "{ sigstore = { issuer = \"i\", subject = \"s\" } }", |e| {
+            matches!(e, PolicyError::Sigstore { .. })
+        }),
+        ("threshold 0", "{ tuf = { keys = [\"a\"], key_threshold = 0 } }", |e| {
+            matches!(e, PolicyError::KeyThreshold { .. })
+        }),
+        ("threshold above keys", "{ tuf = { keys = [\"a\"], key_threshold = 2 } }", |e| {
+            matches!(e, PolicyError::KeyThreshold { .. })
+        }),
     ];
     for (what, text, expected) in rows {
         let p = Policy { rules: vec![rule(req(text))] };
@@ -130,10 +152,24 @@ fn evaluation_of_every_requirement() {
     check("tag moved", "{ tuf = {} }", &moved, &signed_v1, false, &format!("tag v1 is signed for {a}, not {b}"));
     let v2 = subject("team/app", Some("v2"), 'a');
     check("unsigned tag", "{ tuf = {} }", &v2, &signed_v1, false, "tag v2 is not signed");
-    check("wrong role", "{ tuf = { roles = [\"releases\"] } }", &v1, &signed_v1, false, "signed by role targets, not one of releases");
+    check(
+        "wrong role",
+        "{ tuf = { roles = [\"releases\"] } }",
+        &v1,
+        &signed_v1,
+        false,
+        "signed by role targets, not one of releases",
+    );
     let keys = "{ tuf = { keys = [\"k1\", \"k3\"], key_threshold = 2 } }";
     check("too few keys", keys, &v1, &signed_v1, false, "role targets carries 1 of the named keys, 2 needed");
-    check("enough keys", "{ tuf = { keys = [\"k2\", \"k1\"], key_threshold = 2 } }", &v1, &signed_v1, true, "signed by role targets");
+    check(
+        "enough keys",
+        "{ tuf = { keys = [\"k2\", \"k1\"], key_threshold = 2 } }",
+        &v1,
+        &signed_v1,
+        true,
+        "signed by role targets",
+    );
     check("one named key", "{ tuf = { keys = [\"k3\", \"k2\"] } }", &v1, &signed_v1, true, "signed by role targets");
     let no_data = Evidence { tuf: Some(TrustFinding::NoData), ..Default::default() };
     check("no TUF data", "{ tuf = {} }", &v1, &no_data, false, "the repository has no TUF data");
@@ -151,7 +187,14 @@ fn evaluation_of_every_requirement() {
     };
     let releases = "{ notary_v1 = { delegations = [\"targets/releases\"] } }";
     check("notary delegation", releases, &v1, &notary("targets/releases"), true, "tag v1 signed by targets/releases");
-    check("notary root only", releases, &v1, &notary("targets"), false, "signed by targets, not one of targets/releases");
+    check(
+        "notary root only",
+        releases,
+        &v1,
+        &notary("targets"),
+        false,
+        "signed by targets, not one of targets/releases",
+    );
     check("notary any", "{ notary_v1 = {} }", &v1, &notary("targets"), true, "signed by targets");
     check("notary absent", "{ notary_v1 = {} }", &v1, &signed_v1, false, "no Notary v1 data was gathered");
 
@@ -231,10 +274,30 @@ fn signed_identities() {
         (Identity::MatchRepository { registry: reg() }, &by_tag, "r.example:5000/team/app", true),
         (Identity::MatchRepository { registry: reg() }, &by_tag, "r.example:5000/team/app:v7", true),
         (Identity::MatchRepository { registry: reg() }, &by_tag, "r.example:5000/team/appx", false),
-        (Identity::ExactReference { docker_reference: "r.example:5000/team/app:stable".into() }, &by_tag, "r.example:5000/team/app:stable", true),
-        (Identity::ExactReference { docker_reference: "r.example:5000/team/app:stable".into() }, &by_tag, "r.example:5000/team/app:v1", false),
-        (Identity::ExactRepository { docker_repository: "r.example:5000/team/app".into() }, &by_tag, "r.example:5000/team/app:x", true),
-        (Identity::ExactRepository { docker_repository: "r.example:5000/team/app".into() }, &by_tag, "r.example:5000/team/b:x", false),
+        (
+            Identity::ExactReference { docker_reference: "r.example:5000/team/app:stable".into() },
+            &by_tag,
+            "r.example:5000/team/app:stable",
+            true,
+        ),
+        (
+            Identity::ExactReference { docker_reference: "r.example:5000/team/app:stable".into() },
+            &by_tag,
+            "r.example:5000/team/app:v1",
+            false,
+        ),
+        (
+            Identity::ExactRepository { docker_repository: "r.example:5000/team/app".into() },
+            &by_tag,
+            "r.example:5000/team/app:x",
+            true,
+        ),
+        (
+            Identity::ExactRepository { docker_repository: "r.example:5000/team/app".into() },
+            &by_tag,
+            "r.example:5000/team/b:x",
+            false,
+        ),
     ];
     for (id, s, signed, expected) in rows {
         assert_eq!(id.accepts(signed, s), expected, "{id:?} for {s:?} signed as {signed}");

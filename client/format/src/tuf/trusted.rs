@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    check_delegation_bounds, check_expiry, check_threshold, valid_signers, Delegations, Envelope, KeyId, MetaFile, Role,
-    Root, Snapshot, Targets, Timestamp, TufError,
+    check_delegation_bounds, check_expiry, check_threshold, valid_signers, Delegations, Envelope, KeyId, MetaFile,
+    Role, Root, Snapshot, Targets, Timestamp, TufError,
 };
 use crate::digest::Digest;
 

@@ -66,7 +66,10 @@ pub fn default_rule() -> Rule {
     Rule {
         name: Some("default (a verified TUF 1.0 or Notary v1 tag)".into()),
         repositories: Vec::new(),
-        require: Requirement::AnyOf(vec![Requirement::Tuf(Default::default()), Requirement::NotaryV1(Default::default())]),
+        require: Requirement::AnyOf(vec![
+            Requirement::Tuf(Default::default()),
+            Requirement::NotaryV1(Default::default()),
+        ]),
         by_digest: false,
         immutable_tags: false,
     }

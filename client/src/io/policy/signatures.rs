@@ -19,7 +19,11 @@ pub const MAX_SIGNATURE: u64 = 1 << 20;
 pub const MAX_SIGNATURES: usize = 16;
 
 /// sigstore candidates of `d`: bundle referrers, then the layers of cosign's `.sig` tag.
-pub async fn sigstore(t: &Transport, repo: &RepositoryName, d: &Digest) -> Result<Vec<SigstoreCandidate>, TransportError> {
+pub async fn sigstore(
+    t: &Transport,
+    repo: &RepositoryName,
+    d: &Digest,
+) -> Result<Vec<SigstoreCandidate>, TransportError> {
     let mut out = Vec::new();
     for m in referrers(t, repo, d, sigstore::BUNDLE_MEDIA_TYPE).await? {
         let Some(m) = manifest(t, repo, &m.digest.to_string(), Some(&m.digest)).await? else { continue };
@@ -52,7 +56,11 @@ pub async fn sigstore(t: &Transport, repo: &RepositoryName, d: &Digest) -> Resul
 }
 
 /// Notation candidates of `d`: each signature referrer's envelope (its first JWS or COSE layer).
-pub async fn notation(t: &Transport, repo: &RepositoryName, d: &Digest) -> Result<Vec<NotationCandidate>, TransportError> {
+pub async fn notation(
+    t: &Transport,
+    repo: &RepositoryName,
+    d: &Digest,
+) -> Result<Vec<NotationCandidate>, TransportError> {
     let mut out = Vec::new();
     for m in referrers(t, repo, d, notation::ARTIFACT_TYPE).await? {
         let Some(m) = manifest(t, repo, &m.digest.to_string(), Some(&m.digest)).await? else { continue };

@@ -25,7 +25,12 @@ pub enum Want<'a> {
 }
 
 /// What TUF 1.0 data signs for `want`.
-pub async fn tuf(store: &ContentStore, srcs: &[Source], opts: &PullOptions, want: Want<'_>) -> Result<Found, PullError> {
+pub async fn tuf(
+    store: &ContentStore,
+    srcs: &[Source],
+    opts: &PullOptions,
+    want: Want<'_>,
+) -> Result<Found, PullError> {
     // A repository held to Notary v1 has no TUF 1.0 root to start from.
     if anchor(store, opts)? == Anchor::Pinned(TrustFormat::NotaryV1) {
         return Ok(Found { finding: TrustFinding::NoData, targets: Vec::new() });

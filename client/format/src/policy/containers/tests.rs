@@ -115,39 +115,57 @@ fn refusals() {
     let rows: Vec<(&str, Value, Is)> = vec![
         ("no default", json!({"transports": {}}), |e| matches!(e, ContainersError::NoDefault)),
         ("empty list", json!({"default": []}), |e| matches!(e, ContainersError::Empty { .. })),
-        ("unknown type", json!({"default": [{"type": "signedByX"}]}), |e| matches!(e, ContainersError::UnknownType { .. })),
+        ("unknown type", json!({"default": [{"type": "signedByX"}]}), |e| {
+            matches!(e, ContainersError::UnknownType { .. })
+        }),
         (
             "unknown type for another registry",
             json!({"default": [{"type": "reject"}], "transports": {"docker": {"q.example": [{"type": "acceptAll"}]}}}),
             |e| matches!(e, ContainersError::UnknownType { .. }),
         ),
-        ("unknown field", json!({"default": [{"type": "reject", "x": 1}]}), |e| matches!(e, ContainersError::UnknownField { .. })),
-        ("top-level field", json!({"default": [{"type": "reject"}], "x": 1}), |e| matches!(e, ContainersError::Shape(_))),
-        ("docker not an object", json!({"default": [{"type": "reject"}], "transports": {"docker": []}}), |e| matches!(e, ContainersError::Shape(_))),
-        ("signedBy", json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k"}]}), |e| matches!(e, ContainersError::Unsupported { .. })),
+        ("unknown field", json!({"default": [{"type": "reject", "x": 1}]}), |e| {
+            matches!(e, ContainersError::UnknownField { .. })
+        }),
+        ("top-level field", json!({"default": [{"type": "reject"}], "x": 1}), |e| {
+            matches!(e, ContainersError::Shape(_))
+        }),
+        ("docker not an object", json!({"default": [{"type": "reject"}], "transports": {"docker": []}}), |e| {
+            matches!(e, ContainersError::Shape(_))
+        }),
+        ("signedBy", json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k"}]}), |e| {
+            matches!(e, ContainersError::Unsupported { .. })
+        }),
         (
             "keyless",
-            sig(json!({"fulcio": {"caPath": "/ca", "oidcIssuer": "i", "subjectEmail": "e"}, "rekorPublicKeyPath": "/r"})),
+            sig(
+                json!({"fulcio": {"caPath": "/ca", "oidcIssuer": "i", "subjectEmail": "e"}, "rekorPublicKeyPath": "/r"}),
+            ),
             |e| matches!(e, ContainersError::Unsupported { what, .. } if what.contains("keyless")),
         ),
         ("pki", sig(json!({"pki": {}})), |e| matches!(e, ContainersError::Unsupported { .. })),
-        ("keyed with rekor", sig(json!({"keyPath": "/k", "rekorPublicKeyPath": "/r"})), |e| matches!(e, ContainersError::Unsupported { .. })),
-        ("two key sources", sig(json!({"keyPath": "/k", "keyPaths": ["/j"]})), |e| matches!(e, ContainersError::Invalid { .. })),
+        ("keyed with rekor", sig(json!({"keyPath": "/k", "rekorPublicKeyPath": "/r"})), |e| {
+            matches!(e, ContainersError::Unsupported { .. })
+        }),
+        ("two key sources", sig(json!({"keyPath": "/k", "keyPaths": ["/j"]})), |e| {
+            matches!(e, ContainersError::Invalid { .. })
+        }),
         ("no key", sig(json!({})), |e| matches!(e, ContainersError::Invalid { .. })),
         ("empty keyPaths", sig(json!({"keyPaths": []})), |e| matches!(e, ContainersError::Invalid { .. })),
         ("keyPath not a string", sig(json!({"keyPath": ["/k"]})), |e| matches!(e, ContainersError::Invalid { .. })),
         ("keyData not base64", sig(json!({"keyData": "***"})), |e| matches!(e, ContainersError::Invalid { .. })),
-        ("unknown sigstore field", sig(json!({"keyPath": "/k", "keyPth": "/k"})), |e| matches!(e, ContainersError::UnknownField { .. })),
+        ("unknown sigstore field", sig(json!({"keyPath": "/k", "keyPth": "/k"})), |e| {
+            matches!(e, ContainersError::UnknownField { .. })
+        }),
         (
             "remapIdentity",
-            sig(json!({"keyPath": "/k", "signedIdentity": {"type": "remapIdentity", "prefix": "a", "signedPrefix": "b"}})),
+            sig(
+                json!({"keyPath": "/k", "signedIdentity": {"type": "remapIdentity", "prefix": "a", "signedPrefix": "b"}}),
+            ),
             |e| matches!(e, ContainersError::Unsupported { .. }),
         ),
-        (
-            "unknown identity",
-            sig(json!({"keyPath": "/k", "signedIdentity": {"type": "matchAnything"}})),
-            |e| matches!(e, ContainersError::Invalid { .. }),
-        ),
+        ("unknown identity", sig(json!({"keyPath": "/k", "signedIdentity": {"type": "matchAnything"}})), |e| {
+            matches!(e, ContainersError::Invalid { .. })
+        }),
         (
             "identity without its field",
             sig(json!({"keyPath": "/k", "signedIdentity": {"type": "exactReference"}})),
