@@ -28,6 +28,7 @@ mod mirror;
 mod notary_v1;
 mod notary_v1_uploads;
 mod notation;
+mod policy_client;
 mod redirect;
 mod registry_api;
 mod registry_faults;

@@ -27,6 +27,10 @@ pub struct TrustArgs {
     /// Mirrors tried before the origin (repeatable).
     #[arg(long = "mirror")]
     pub mirrors: Vec<url::Url>,
+    /// A signature policy: a Wharf policy (TOML or JSON) or a containers policy.json (also `policy` in
+    /// config.toml). Without one, a tag must be signed in the repository's TUF 1.0 or Notary v1 trust data.
+    #[arg(long, env = "WHARF_POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 pub(super) fn pull_options(g: &Global, image: ImageRef, t: &TrustArgs) -> anyhow::Result<PullOptions> {
@@ -115,14 +119,20 @@ pub(super) async fn pull_cmd(
     unpack: Option<&UnpackArgs>,
 ) -> anyhow::Result<()> {
     let store = store_with_bar(g, "pulling")?;
-    let opts = pull_options(g, reference.parse()?, trust)?;
+    let mut opts = pull_options(g, reference.parse()?, trust)?;
+    let by_policy = super::policy::apply(g, &store, &mut opts, trust).await?;
     let p = match unpack {
         Some(u) => crate::io::pull::pull_extract(&store, &opts, u.options()).await?,
         None => pull(&store, &opts).await?,
     };
-    match &p.signed {
-        Some(s) => println!("{reference}: verified {} (signed by {} in {})", p.digest, s.role, s.format),
-        None => println!("{reference}: {}", p.digest),
+    match (&p.signed, by_policy) {
+        (Some(s), false) if matches!(opts.image.reference, Reference::Tag(_)) => println!(
+            "{reference}: verified {} (signed by {} in {}; the default policy: a verified TUF 1.0 or Notary v1 tag)",
+            p.digest, s.role, s.format
+        ),
+        (Some(s), _) => println!("{reference}: verified {} (signed by {} in {})", p.digest, s.role, s.format),
+        (None, true) => println!("{reference}: {} (accepted by the policy)", p.digest),
+        (None, false) => println!("{reference}: {}", p.digest),
     }
     if let Some(out) = output {
         let dir = out.strip_prefix("oci:").ok_or_else(|| anyhow::anyhow!("--output takes oci:DIR"))?;
@@ -141,8 +151,9 @@ pub(super) async fn unpack_cmd(
 ) -> anyhow::Result<()> {
     let store = store_with_bar(g, "pulling")?;
     let image: ImageRef = reference.parse()?;
-    let opts = pull_options(g, image.clone(), trust)?;
-    let n = if store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
+    let mut opts = pull_options(g, image.clone(), trust)?;
+    let by_policy = super::policy::apply(g, &store, &mut opts, trust).await?;
+    let n = if by_policy || store.get_ref(&image).is_none() || !trust.mirrors.is_empty() {
         // Not pulled yet: download and extract layers in one pipeline, then flatten.
         crate::io::pull::pull_unpack(&store, &opts, dir, unpack.options()).await?.layers.len()
     } else {
@@ -166,8 +177,10 @@ pub(super) async fn run_cmd(
 ) -> anyhow::Result<()> {
     let store = store_with_bar(g, "pulling")?;
     let image: ImageRef = reference.parse()?;
-    let opts = pull_options(g, image.clone(), trust)?;
-    if store.get_ref(&image).is_none() {
+    let mut opts = pull_options(g, image.clone(), trust)?;
+    // With a policy, the decision is made again on every run (a tag may have moved or lost its signature).
+    let by_policy = super::policy::apply(g, &store, &mut opts, trust).await?;
+    if by_policy || store.get_ref(&image).is_none() {
         crate::io::pull::pull_extract(&store, &opts, unpack.options()).await?;
     }
     let (config, layers) = crate::io::runtime::local_image(&store, &image, &opts.platform)?;

@@ -6,11 +6,13 @@
 //! different ways, the most serious failure decides: verification, then denial, then an outage.
 
 mod image;
+mod policy;
 mod progress;
 mod trust;
 pub mod tuf_client;
 
 pub use image::{TrustArgs, UnpackArgs};
+pub use policy::PolicyCommand;
 mod engine;
 pub use trust::{KeyCommand, SignerCommand, TrustCommand};
 
@@ -156,6 +158,9 @@ pub enum ClientCommand {
     /// Sign and inspect tags (like `docker trust`).
     #[command(subcommand, after_help = PASSPHRASES)]
     Trust(TrustCommand),
+    /// Check images against a signature policy (a Wharf policy file or containers' policy.json).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Log in to a registry; the credentials go where `docker login` keeps them (docker's config.json or its
     /// credential helper), so both programs share them.
     Login {
@@ -188,6 +193,10 @@ pub struct ClientConfig {
     /// Pinned roots: `"HOST/REPOSITORY" = "/path/to/root.json"`.
     #[serde(default)]
     pub trust_roots: std::collections::BTreeMap<String, PathBuf>,
+    /// The signature policy pulls apply (a Wharf policy or a containers `policy.json`); `--policy` and
+    /// `WHARF_POLICY` take precedence.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -295,6 +304,9 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
         if let Some(f) = cause.downcast_ref::<crate::io::store::FetchError>() {
             return Some(f.failure());
         }
+        if let Some(p) = cause.downcast_ref::<crate::io::policy::PolicyError>() {
+            return Some(p.failure());
+        }
         if let Some(t) = cause.downcast_ref::<crate::io::trust::TrustError>() {
             return Some(t.failure());
         }
@@ -332,5 +344,6 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             image::run_cmd(&g, &reference, &trust, &unpack, &args).await
         }
         ClientCommand::Trust(t) => trust::run(g, t).await,
+        ClientCommand::Policy(p) => policy::run(&g, p).await,
     }
 }

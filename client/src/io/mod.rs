@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod layout;
 pub mod modes;
 pub mod notary_v1;
+pub mod policy;
 pub mod progress;
 pub mod publish;
 pub mod pull;

@@ -53,6 +53,9 @@ pub struct PullOptions {
     pub now: i64,
     /// The slowest pace a source may keep before it is skipped.
     pub speed: crate::io::transport::SpeedLimit,
+    /// The digest a signature policy accepted for the reference ([`crate::io::policy::decide`]), pulled instead of
+    /// resolving the tag through trust data; with its signed target when trust data signed it.
+    pub decided: Option<(Digest, Option<SignedTarget>)>,
 }
 
 impl PullOptions {
@@ -71,6 +74,7 @@ impl PullOptions {
             concurrency: 4,
             now,
             speed: crate::io::transport::SpeedLimit::default(),
+            decided: None,
         }
     }
 }
@@ -285,6 +289,10 @@ async fn pull_inner(store: &ContentStore, opts: &PullOptions, extraction: Extrac
 /// Step 1: the digest a reference names: itself, the signed target of a tag, or (`--insecure-skip-trust`) what
 /// the registry says.
 async fn resolve(store: &ContentStore, srcs: &[Source], opts: &PullOptions) -> Result<Resolved, PullError> {
+    if let Some((digest, signed)) = &opts.decided {
+        let max_len = signed.as_ref().map_or(MAX_MANIFEST, |s| s.length);
+        return Ok(Resolved { digest: digest.clone(), max_len, signed: signed.clone() });
+    }
     match &opts.image.reference {
         Reference::Digest(d) => Ok(Resolved { digest: d.clone(), max_len: MAX_MANIFEST, signed: None }),
         Reference::Tag(_) if opts.trust.skip => {

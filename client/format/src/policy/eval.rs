@@ -75,15 +75,31 @@ fn decide(req: &Requirement, s: &Subject, e: &Evidence, m: &Material, now: i64) 
         Requirement::AllOf(v) => {
             let children: Vec<Outcome> = v.iter().map(|r| decide(r, s, e, m, now)).collect();
             let failed: Vec<&str> = children.iter().filter(|c| !c.passed).map(|c| c.requirement.as_str()).collect();
-            let passed = failed.is_empty();
-            let reason = if passed { "all satisfied".into() } else { format!("missing: {}", failed.join(", ")) };
+            // An empty all_of is refused, never vacuously satisfied (fail closed).
+            let passed = failed.is_empty() && !children.is_empty();
+            let reason = match (passed, children.is_empty()) {
+                (_, true) => "an empty all_of accepts nothing".into(),
+                (true, false) => "all satisfied".into(),
+                (false, false) => format!("missing: {}", failed.join(", ")),
+            };
             Outcome { requirement: "all_of".into(), passed, reason, children }
         }
         Requirement::Tuf(t) => leaf(describe_tuf(t), tuf(t, s, e.tuf.as_ref())),
         Requirement::NotaryV1(n) => leaf(describe_notary(n), notary_v1(n, s, e.notary_v1.as_ref())),
         Requirement::Sigstore(r) => {
-            let what = crate::sigstore::describe_requirement(r);
-            leaf(what, crate::sigstore::satisfies(r, s, &e.sigstore, m, now))
+            let mut what = crate::sigstore::describe_requirement(r);
+            let result = match &r.identity {
+                None => crate::sigstore::satisfies(r, s, &e.sigstore, m, now),
+                Some(id) => {
+                    what = format!("{what} ({})", id.describe());
+                    let (kept, dropped) = super::identity::filter(id, s, &e.sigstore);
+                    crate::sigstore::satisfies(r, s, &kept, m, now).map_err(|why| match dropped {
+                        0 => why,
+                        n => format!("{why} ({n} signature(s) name another image or no image)"),
+                    })
+                }
+            };
+            leaf(what, result)
         }
         Requirement::Notation(r) => {
             let what = format!("notation (trust policy {})", r.trust_policy);
@@ -150,7 +166,7 @@ fn tuf(t: &TufRequirement, s: &Subject, f: Option<&TrustFinding>) -> Result<Stri
             last = format!("signed by role {}, not one of {}", st.role, t.roles.join(", "));
             continue;
         }
-        let need = t.key_threshold.unwrap_or(1) as usize;
+        let need = t.key_threshold.unwrap_or(1).max(1) as usize;
         let have = t.keys.iter().filter(|k| st.keys.contains(k)).count();
         if !t.keys.is_empty() && have < need {
             last = format!("role {} carries {have} of the named keys, {need} needed", st.role);

@@ -20,10 +20,15 @@
 //! ] }
 //! ```
 
+pub mod containers;
 mod eval;
+mod identity;
 mod pattern;
+#[cfg(test)]
+mod tests;
 
 pub use eval::{evaluate, Outcome, Verdict};
+pub use identity::Identity;
 pub use pattern::{Pattern, PatternError};
 
 use std::collections::BTreeMap;
@@ -46,6 +51,59 @@ impl Policy {
     /// The rule deciding for `repo`: the first that matches.
     pub fn rule_for(&self, repo: &RepositoryName) -> Option<&Rule> {
         self.rules.iter().find(|r| r.repositories.iter().any(|p| p.matches(repo)))
+    }
+}
+
+/// A policy that cannot be applied as written (checked by [`Policy::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy {rule:?}: no repository patterns")]
+    NoPatterns { rule: String },
+    #[error("policy {rule:?}: an empty {what} (it would accept nothing, or everything)")]
+    EmptyList { rule: String, what: &'static str },
+    #[error("policy {rule:?}: a sigstore requirement needs `key`, or `issuer` with `subject` or `subject_pattern` and `trusted_root`")]
+    Sigstore { rule: String },
+    #[error("policy {rule:?}: tuf `key_threshold` must be between 1 and the number of `keys`")]
+    KeyThreshold { rule: String },
+}
+
+impl Policy {
+    /// Refuses what would make a rule meaningless: no patterns, an empty `any_of`/`all_of`, a sigstore requirement
+    /// naming neither a key nor a keyless identity, a TUF key threshold of 0 or above the keys named.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for rule in &self.rules {
+            let name = rule.display_name();
+            if rule.repositories.is_empty() {
+                return Err(PolicyError::NoPatterns { rule: name });
+            }
+            let mut bad = None;
+            rule.require.walk(&mut |r| {
+                bad = bad.take().or_else(|| match r {
+                    Requirement::AnyOf(v) if v.is_empty() => {
+                        Some(PolicyError::EmptyList { rule: name.clone(), what: "any_of" })
+                    }
+                    Requirement::AllOf(v) if v.is_empty() => {
+                        Some(PolicyError::EmptyList { rule: name.clone(), what: "all_of" })
+                    }
+                    Requirement::Sigstore(s)
+                        if s.key.is_none()
+                            && (s.issuer.is_none()
+                                || s.trusted_root.is_none()
+                                || (s.subject.is_none() && s.subject_pattern.is_none())) =>
+                    {
+                        Some(PolicyError::Sigstore { rule: name.clone() })
+                    }
+                    Requirement::Tuf(t) if t.key_threshold.is_some_and(|n| n == 0 || n as usize > t.keys.len()) => {
+                        Some(PolicyError::KeyThreshold { rule: name.clone() })
+                    }
+                    _ => None,
+                });
+            });
+            if let Some(e) = bad {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -133,6 +191,10 @@ pub struct SigstoreRequirement {
     /// Keyless: path to the `trusted_root.json` (Fulcio CAs, Rekor keys, timestamp authorities).
     #[serde(default)]
     pub trusted_root: Option<String>,
+    /// Which image the signed payload must name (containers' `signedIdentity`); none: any (cosign's own check is
+    /// the digest, which `sigstore` always enforces).
+    #[serde(default)]
+    pub identity: Option<Identity>,
 }
 
 /// A Notation signature, judged by a trust policy in Notation's `trustpolicy.json` form against a trust store
@@ -267,7 +329,7 @@ pub struct Material {
     pub trust_stores: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
 }
 
-/// The file system as policy material needs it; the registry and the client implement it over `std::fs`.
+/// The file system as policy material needs it; the registry and the client implement it over the real one.
 pub trait Files {
     fn read(&self, path: &str) -> std::io::Result<Vec<u8>>;
     /// Every regular file under `dir`, recursively, as paths relative to it with `/` separators.

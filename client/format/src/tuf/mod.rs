@@ -24,8 +24,8 @@ pub use search::DelegationSearch;
 pub use time::{format_time, parse_time};
 pub use trusted::{check_file, check_hashes, TimestampUpdate, TrustedSet};
 pub use verify::{
-    check_delegation_bounds, check_expiry, check_threshold, path_delegated, path_matches, MAX_DELEGATED_ROLES,
-    MAX_PATTERN_LEN, MAX_ROLE_PATHS,
+    check_delegation_bounds, check_expiry, check_threshold, path_delegated, path_matches, valid_signers,
+    MAX_DELEGATED_ROLES, MAX_PATTERN_LEN, MAX_ROLE_PATHS,
 };
 
 /// Why metadata was refused. Each variant names the rule broken.

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    check_delegation_bounds, check_expiry, check_threshold, Delegations, Envelope, MetaFile, Role, Root, Snapshot,
-    Targets, Timestamp, TufError,
+    check_delegation_bounds, check_expiry, check_threshold, valid_signers, Delegations, Envelope, KeyId, MetaFile,
+    Role, Root, Snapshot, Targets, Timestamp, TufError,
 };
 use crate::digest::Digest;
 
@@ -28,6 +28,8 @@ pub struct TrustedSet {
     timestamp: Option<Timestamp>,
     snapshot: Option<Snapshot>,
     targets: Option<Targets>,
+    /// The envelope top-level targets came in, to name its signers ([`TrustedSet::signers`]).
+    targets_env: Option<Envelope>,
     /// Delegated roles by name, with the envelope they came in, so that each further delegator that names the
     /// role can check its own keys and threshold against it ([`TrustedSet::delegated_via`]).
     delegated: BTreeMap<String, (Envelope, Targets)>,
@@ -69,6 +71,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: None,
+            targets_env: None,
             delegated: BTreeMap::new(),
             now,
             strict: false,
@@ -137,6 +140,28 @@ impl TrustedSet {
         let (keyids, threshold) = d.role_keys(name).ok_or_else(|| TufError::UnknownRole(name.into()))?;
         check_threshold(name, env, &d.keys, keyids, threshold)?;
         Ok(Some(targets))
+    }
+
+    /// The key IDs whose signatures on the loaded `role` (top-level `targets`, or a delegated role) verify, among
+    /// the keys root or its delegators list for it: who signed what a search found there, for policies that name
+    /// keys. Empty when the role is not loaded.
+    pub fn signers(&self, role: &str) -> Result<Vec<KeyId>, TufError> {
+        if role == "targets" {
+            let Some(env) = &self.targets_env else { return Ok(Vec::new()) };
+            let r = self.root.role(Role::Targets)?;
+            return valid_signers(env, &self.root.keys, &r.keyids);
+        }
+        let Some((env, _)) = self.delegated.get(role) else { return Ok(Vec::new()) };
+        let mut out: Vec<KeyId> = Vec::new();
+        let delegators = self.targets.iter().chain(self.delegated.values().map(|(_, t)| t));
+        for d in delegators.filter_map(|t| t.delegations.as_ref()) {
+            if let Some((ids, _)) = d.role_keys(role) {
+                out.extend(valid_signers(env, &d.keys, ids)?);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// 5.3.4-5.3.9: a root of version N+1, signed by the thresholds of both the trusted root and itself.
@@ -274,6 +299,7 @@ impl TrustedSet {
         }
         check_expiry("targets", new.expires.0, self.now)?;
         self.targets = Some(new);
+        self.targets_env = Some(env);
         Ok(())
     }
 

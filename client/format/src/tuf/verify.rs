@@ -51,6 +51,27 @@ pub fn check_threshold(
     Ok(())
 }
 
+/// The key IDs among `keyids` whose signatures on `env` verify with their key in `keys`, each once (a key listed
+/// under an id that is not its own never counts): who signed a document, for policies that name keys.
+pub fn valid_signers(
+    env: &Envelope,
+    keys: &BTreeMap<KeyId, PublicKey>,
+    keyids: &[KeyId],
+) -> Result<Vec<KeyId>, TufError> {
+    let message = env.signed_bytes()?;
+    let mut out: Vec<KeyId> = Vec::new();
+    for sig in &env.signatures {
+        if !keyids.contains(&sig.keyid) || out.contains(&sig.keyid) {
+            continue;
+        }
+        let Some(key) = keys.get(&sig.keyid) else { continue };
+        if key.scheme().is_some() && key.key_id() == sig.keyid && key.verifies(&message, &sig.sig) {
+            out.push(sig.keyid.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Refuses metadata whose expiry is not after `now`.
 pub fn check_expiry(role: &str, expires: i64, now: i64) -> Result<(), TufError> {
     if expires <= now {
@@ -250,6 +271,24 @@ mod tests {
         let ids2 = vec![a.key_id().clone(), "f".repeat(64)];
         assert!(matches!(check_threshold("t", &env2, &forged, &ids2, 2), Err(TufError::KeyIdMismatch { .. })));
         assert!(check_threshold("t", &env, &all, &ids, 0).is_err());
+    }
+
+    #[test]
+    fn valid_signers_name_each_verified_key_once() {
+        let (a, b, c) = (key(1), key(2), key(3));
+        let all = keys(&[&a, &b, &c]);
+        let ids = vec![a.key_id().clone(), b.key_id().clone()];
+        let doc = serde_json::json!({"_type": "targets", "v": 1});
+        let env = Envelope::sign(&doc, &[&a, &b, &c]).unwrap();
+        // c signed but is not listed for the role: not a signer.
+        assert_eq!(valid_signers(&env, &all, &ids).unwrap(), ids);
+        let mut tampered = env.clone();
+        tampered.signed["v"] = serde_json::json!(2);
+        assert!(valid_signers(&tampered, &all, &ids).unwrap().is_empty());
+        // A key stored under another key's id never counts.
+        let mut forged = all.clone();
+        forged.insert(b.key_id().clone(), a.public().clone());
+        assert_eq!(valid_signers(&env, &forged, &ids).unwrap(), vec![a.key_id().clone()]);
     }
 
     #[test]
