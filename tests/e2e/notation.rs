@@ -124,7 +124,8 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
     let s = Server::start(&[]);
     let o = Oci::new(&s);
     let layer = common::data(5000, 7);
-    let image = o.push("team/app", "v1", br#"{"architecture":"amd64","os":"linux"}"#, &[layer.as_slice()], None).unwrap();
+    let image =
+        o.push("team/app", "v1", br#"{"architecture":"amd64","os":"linux"}"#, &[layer.as_slice()], None).unwrap();
     let manifest_size = reqwest::blocking::get(s.url(&format!("/v2/team/app/manifests/{}", image.digest)))
         .unwrap()
         .bytes()
@@ -182,18 +183,28 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
     for case in good.into_iter().chain(["cose-good-ps256", "cose-good-es384"]) {
         let v = decide(case);
         assert!(v.allowed, "{case}: {}", v.summary());
-        assert!(v.outcome.reason.starts_with("signed by C=US, ST=WA, L=Seattle, O=acme-rockets.io"), "{case}: {}", v.summary());
+        assert!(
+            v.outcome.reason.starts_with("signed by C=US, ST=WA, L=Seattle, O=acme-rockets.io"),
+            "{case}: {}",
+            v.summary()
+        );
     }
     let refused = [
         ("wrong-chain", "authenticity: the chain leads to no certificate of the trust stores acme"),
         ("expired-cert", "authenticTimestamp: certificate C=US, ST=WA, L=Seattle, O=acme-rockets.io"),
         ("wrong-digest", &format!("integrity: the signature is for sha256:{}, not {}", "ab".repeat(32), image.digest)),
-        ("untrusted-identity", "authenticity: the signer C=US, ST=WA, O=evil-corp.io, CN=builder is not a trusted identity"),
+        (
+            "untrusted-identity",
+            "authenticity: the signer C=US, ST=WA, O=evil-corp.io, CN=builder is not a trusted identity",
+        ),
         ("expired-signature", "expiry: the signature expired at"),
         ("server-auth-leaf", "authenticity: the signing certificate: extended key usage"),
         ("tampered", "integrity: the signature does not verify"),
         ("cose-wrong-chain", "authenticity: the chain leads to no certificate of the trust stores acme"),
-        ("cose-wrong-digest", &format!("integrity: the signature is for sha256:{}, not {}", "ab".repeat(32), image.digest)),
+        (
+            "cose-wrong-digest",
+            &format!("integrity: the signature is for sha256:{}, not {}", "ab".repeat(32), image.digest),
+        ),
         ("cose-tampered", "integrity: the signature does not verify"),
     ];
     for (case, why) in refused {

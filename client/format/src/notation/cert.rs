@@ -70,7 +70,9 @@ impl SigningKey {
                 let curve = params.decode_as::<ObjectIdentifier>().map_err(|_| "an EC key without a named curve")?;
                 let bad = |_| "malformed EC key";
                 match curve.to_string().as_str() {
-                    "1.2.840.10045.3.1.7" => p256::ecdsa::VerifyingKey::from_sec1_bytes(raw).map(Self::P256).map_err(bad),
+                    "1.2.840.10045.3.1.7" => {
+                        p256::ecdsa::VerifyingKey::from_sec1_bytes(raw).map(Self::P256).map_err(bad)
+                    }
                     "1.3.132.0.34" => p384::ecdsa::VerifyingKey::from_sec1_bytes(raw).map(Self::P384).map_err(bad),
                     "1.3.132.0.35" => p521::ecdsa::VerifyingKey::from_sec1_bytes(raw).map(Self::P521).map_err(bad),
                     _ => Err("an EC key on a curve other than P-256, P-384 or P-521"),

@@ -18,10 +18,8 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
     let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|_| EnvelopeError::Cose("not a tagged COSE_Sign1"))?;
     let p = &sign1.protected.header;
     let alg = match &p.alg {
-        Some(Algorithm::Assigned(a)) => jws_name(*a).ok_or(EnvelopeError::Header {
-            name: "alg",
-            reason: "is not one of the specification's algorithms",
-        })?,
+        Some(Algorithm::Assigned(a)) => jws_name(*a)
+            .ok_or(EnvelopeError::Header { name: "alg", reason: "is not one of the specification's algorithms" })?,
         Some(_) => return Err(EnvelopeError::Header { name: "alg", reason: "is not an assigned algorithm" }),
         None => return Err(EnvelopeError::Missing("alg")),
     };

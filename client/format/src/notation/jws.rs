@@ -78,24 +78,16 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         chain.push((der, cert));
     }
     let signing_input = format!("{}.{}", f.protected, f.payload).into_bytes();
-    Ok(Envelope {
-        alg,
-        scheme,
-        signing_time,
-        authentic_signing_time,
-        expiry,
-        payload,
-        chain,
-        signing_input,
-        signature,
-    })
+    Ok(Envelope { alg, scheme, signing_time, authentic_signing_time, expiry, payload, chain, signing_input, signature })
 }
 
 /// `crit` is present and a list of header names; what it must and may list is [`envelope::check_critical`]'s.
 fn check_crit(header: &Map<String, Value>, scheme: SigningScheme, has_expiry: bool) -> Result<(), EnvelopeError> {
     let not_names = EnvelopeError::Header { name: "crit", reason: "is not a list of header names" };
     let crit: Vec<&str> = match header.get("crit") {
-        Some(Value::Array(v)) if !v.is_empty() => v.iter().map(Value::as_str).collect::<Option<_>>().ok_or(not_names)?,
+        Some(Value::Array(v)) if !v.is_empty() => {
+            v.iter().map(Value::as_str).collect::<Option<_>>().ok_or(not_names)?
+        }
         Some(_) => return Err(not_names),
         None => return Err(EnvelopeError::Missing("crit")),
     };

@@ -34,10 +34,7 @@ const MAX_CERTIFICATES_PER_FILE: usize = 64;
 impl TrustStore {
     /// Collects the certificates of `files` (path relative to the trust store directory → contents). Only the named
     /// stores in `wanted` are parsed; a malformed file in one of them is an error.
-    pub fn parse(
-        files: &BTreeMap<String, Vec<u8>>,
-        wanted: &[(StoreType, String)],
-    ) -> Result<TrustStore, StoreError> {
+    pub fn parse(files: &BTreeMap<String, Vec<u8>>, wanted: &[(StoreType, String)]) -> Result<TrustStore, StoreError> {
         let mut stores: BTreeMap<(StoreType, String), Vec<Vec<u8>>> = BTreeMap::new();
         for (path, bytes) in files {
             let parts: Vec<&str> = path.split('/').collect();
@@ -130,7 +127,9 @@ mod tests {
 
         // A malformed certificate in a store the policy names is an error; in one it does not name, ignored.
         let other = [(StoreType::Ca, "other".to_string())];
-        assert!(matches!(TrustStore::parse(&files, &other), Err(StoreError::Certificate { path, .. }) if path == "x509/ca/other/root.pem"));
+        assert!(
+            matches!(TrustStore::parse(&files, &other), Err(StoreError::Certificate { path, .. }) if path == "x509/ca/other/root.pem")
+        );
         let no_pem_block: BTreeMap<String, Vec<u8>> =
             [("x509/ca/acme/x.pem".to_string(), b"-----BEGIN PUBLIC KEY-----".to_vec())].into();
         assert!(matches!(TrustStore::parse(&no_pem_block, &wanted), Err(StoreError::Empty(_))));

@@ -92,13 +92,7 @@ fn check(case: &str, doc: &[u8], expect: Result<Vec<Validation>, (Validation, &s
     check_at(case, doc, None, NOW, expect)
 }
 
-fn check_at(
-    case: &str,
-    doc: &[u8],
-    size: Option<u64>,
-    now: i64,
-    expect: Result<Vec<Validation>, (Validation, &str)>,
-) {
+fn check_at(case: &str, doc: &[u8], size: Option<u64>, now: i64, expect: Result<Vec<Validation>, (Validation, &str)>) {
     let got = run(case, doc, size, now);
     let expect = expect.map_err(|(v, e)| (v, e.to_string()));
     assert_eq!(got, expect, "{case} under {}", String::from_utf8_lossy(doc));
@@ -184,7 +178,10 @@ fn levels() {
 }
 
 fn requirement() -> NotationRequirement {
-    NotationRequirement { trust_policy: "/etc/notation/trustpolicy.json".into(), trust_store: "/etc/notation/ts".into() }
+    NotationRequirement {
+        trust_policy: "/etc/notation/trustpolicy.json".into(),
+        trust_store: "/etc/notation/ts".into(),
+    }
 }
 
 fn material(doc: Vec<u8>) -> Material {
@@ -249,7 +246,8 @@ fn satisfies_picks_a_statement_and_a_candidate() {
 #[test]
 fn logged_failures_are_reported() {
     let m = material(document(json!({ "level": "permissive" }), &["ca:acme"], &[TRUSTED]));
-    let ok = satisfies(&requirement(), &subject("team/app"), &[candidate("expired-signature", JWS_MEDIA_TYPE)], &m, NOW)
-        .unwrap();
+    let ok =
+        satisfies(&requirement(), &subject("team/app"), &[candidate("expired-signature", JWS_MEDIA_TYPE)], &m, NOW)
+            .unwrap();
     assert!(ok.contains("; logged: expiry: the signature expired at 2026-12-06T00:47:49Z"), "{ok}");
 }

@@ -99,10 +99,8 @@ pub fn verify(
             Action::Skip => Ok(()),
         }
     };
-    let env = parse(media_type, envelope).map_err(|e| Failure {
-        validation: Validation::Integrity,
-        error: VerifyError::Envelope(e),
-    })?;
+    let env = parse(media_type, envelope)
+        .map_err(|e| Failure { validation: Validation::Integrity, error: VerifyError::Envelope(e) })?;
     // Not empty: both envelope parsers refuse an envelope without a certificate.
     let (_, leaf) = &env.chain[0];
     let signer = DistinguishedName::from_name(&leaf.tbs_certificate.subject)

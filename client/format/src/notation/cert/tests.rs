@@ -76,7 +76,8 @@ fn chains() {
 #[test]
 fn leaf_requirements() {
     let root = ca("root", Bc::Unconstrained, None);
-    let row = |p: CertificateParams, expect: &'static str| check(&[&leaf(p, &root), &root], Err(ChainError::Leaf(expect)));
+    let row =
+        |p: CertificateParams, expect: &'static str| check(&[&leaf(p, &root), &root], Err(ChainError::Leaf(expect)));
     let mut p = leaf_params();
     p.key_usages = vec![];
     row(p, "no key usage extension");

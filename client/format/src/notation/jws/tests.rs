@@ -61,7 +61,10 @@ fn protected_header() {
     check(&envelope(&with("cty", json!("application/json")), x5c()), "ContentType");
     check(&envelope(&with(scheme, json!("notary.default")), x5c()), "SigningScheme");
     check(&envelope(&with(scheme, Value::Null), x5c()), r#"Missing("io.cncf.notary.signingScheme")"#);
-    check(&envelope(&with("io.cncf.notary.signingTime", Value::Null), x5c()), r#"Missing("io.cncf.notary.signingTime")"#);
+    check(
+        &envelope(&with("io.cncf.notary.signingTime", Value::Null), x5c()),
+        r#"Missing("io.cncf.notary.signingTime")"#,
+    );
     check(&envelope(&with("io.cncf.notary.signingTime", json!("yesterday")), x5c()), "Time");
     // The signing authority scheme needs an authentic signing time, marked critical.
     let sa = with(scheme, json!("notary.x509.signingAuthority"));

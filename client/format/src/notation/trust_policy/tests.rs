@@ -105,11 +105,8 @@ fn selection() {
     check(None, "team/app", Ok("app"));
     check(None, "team/other", Ok("global"));
     check(None, "app", Ok("global"));
-    let ambiguous = || SelectError::Ambiguous {
-        repository: "team/lib".into(),
-        first: "app".into(),
-        second: "other-host".into(),
-    };
+    let ambiguous =
+        || SelectError::Ambiguous { repository: "team/lib".into(), first: "app".into(), second: "other-host".into() };
     check(None, "team/lib", Err(ambiguous()));
     check(Some("r.io"), "team/lib", Ok("app"));
     check(Some("s.io"), "team/lib", Ok("other-host"));
