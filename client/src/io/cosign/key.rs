@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
 
 /// Why a key file could not be used.
@@ -123,6 +122,16 @@ impl SigstoreKey {
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<SigstoreKey, KeyError> {
+        match pkcs8::PrivateKeyInfo::try_from(der) {
+            Ok(_) => SigstoreKey::from_strict_pkcs8_der(der),
+            Err(e) => match notary_v1_form(der) {
+                Some(v1) => SigstoreKey::from_strict_pkcs8_der(&v1),
+                None => Err(KeyError::Pkcs8(e)),
+            },
+        }
+    }
+
+    fn from_strict_pkcs8_der(der: &[u8]) -> Result<SigstoreKey, KeyError> {
         let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(KeyError::Pkcs8)?;
         match info.algorithm.oid.to_string().as_str() {
             EC_PUBLIC_KEY => {
@@ -156,6 +165,23 @@ impl SigstoreKey {
         }
         .map_err(KeyError::Public)
     }
+}
+
+/// notary (and so docker's trust client) writes its keys' `PrivateKeyInfo` with version 1, the RFC 5958 version
+/// that may carry the public key, but without the public key; strict readers refuse that. The same bytes with
+/// version 0 (RFC 5208) are what it means: that copy, when `der` starts as such a key does (a SEQUENCE, then the
+/// INTEGER 1), and `None` otherwise. The copy is parsed strictly like any other key.
+fn notary_v1_form(der: &[u8]) -> Option<Vec<u8>> {
+    let header = match *der.get(1)? {
+        n if n < 0x80 => 2,
+        n => 2 + usize::from(n & 0x7f),
+    };
+    if der.first() != Some(&0x30) || der.get(header..header + 3)? != [0x02, 0x01, 0x01] {
+        return None;
+    }
+    let mut v0 = der.to_vec();
+    v0[header + 2] = 0;
+    Some(v0)
 }
 
 #[cfg(test)]
