@@ -35,5 +35,5 @@ fn docker_content_trust_tags_migrate_to_tuf_and_sigstore() {
         .env("WHARF_BIN", common::wharf_bin())
         .output()
         .expect("run migrate-clients");
-    common::check_harness(&out, 60);
+    common::check_harness(&out, 54);
 }

@@ -56,7 +56,10 @@ pub async fn run(g: &Global, a: &MigrateArgs) -> anyhow::Result<()> {
     let gun = format!("{}/{}", image.host, image.repository);
     let docker = DockerTrustDir::locate(a.docker_trust_dir.clone());
     let mut trust = a.trust.clone();
-    anyhow::ensure!(!trust.insecure_skip_trust, "trust migrate reads the collection verified: no --insecure-skip-trust");
+    anyhow::ensure!(
+        !trust.insecure_skip_trust,
+        "trust migrate reads the collection verified: no --insecure-skip-trust"
+    );
     if trust.trust_root.is_none() && !trust.trust_on_first_use {
         // The root docker trusted when it signed: what the publisher's own machine recorded.
         trust.trust_root = docker.trusted_root(&gun);
@@ -98,7 +101,11 @@ pub async fn run(g: &Global, a: &MigrateArgs) -> anyhow::Result<()> {
 
 /// Signs every ready tag into the repository's TUF targets in one version, after `trust init` when this machine
 /// has not initialised the repository (its new root is pinned for this machine's pulls).
-async fn to_tuf(g: &Global, image: &ImageRef, ready: &[(Tag, crate::io::publish::SignedManifest)]) -> anyhow::Result<()> {
+async fn to_tuf(
+    g: &Global,
+    image: &ImageRef,
+    ready: &[(Tag, crate::io::publish::SignedManifest)],
+) -> anyhow::Result<()> {
     let p = publisher(g, image)?;
     if !p.is_initialised() {
         let pass = Passphrases {
@@ -108,11 +115,21 @@ async fn to_tuf(g: &Global, image: &ImageRef, ready: &[(Tag, crate::io::publish:
         let root = p.init(&pass, now()).await?;
         let bytes = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
         g.store()?.pin_root(&image.host, &image.repository, &bytes, true)?;
-        println!("{}/{}: TUF trust initialised; root metadata to pin: {}", image.host, image.repository, root.display());
+        println!(
+            "{}/{}: TUF trust initialised; root metadata to pin: {}",
+            image.host,
+            image.repository,
+            root.display()
+        );
     }
     let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
     let v = p.sign_all(ready, &pass, now()).await?;
-    println!("{}/{}: {} tag(s) signed as TUF 1.0 targets (targets version {v})", image.host, image.repository, ready.len());
+    println!(
+        "{}/{}: {} tag(s) signed as TUF 1.0 targets (targets version {v})",
+        image.host,
+        image.repository,
+        ready.len()
+    );
     Ok(())
 }
 

@@ -182,11 +182,7 @@ fn collect_keys(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), 
 }
 
 /// Opens a key file: `pass` is asked for only when the key is encrypted.
-pub fn open_key(
-    path: &Path,
-    pem: &Pem,
-    pass: impl FnOnce() -> Option<Vec<u8>>,
-) -> Result<SigstoreKey, MigrateError> {
+pub fn open_key(path: &Path, pem: &Pem, pass: impl FnOnce() -> Option<Vec<u8>>) -> Result<SigstoreKey, MigrateError> {
     let pass = if pem.is_encrypted() { pass() } else { None };
     SigstoreKey::from_pem(pem, pass.as_deref()).map_err(|source| MigrateError::Key { path: path.into(), source })
 }

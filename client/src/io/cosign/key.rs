@@ -197,7 +197,9 @@ mod tests {
     fn docker_style_headers_are_kept_and_the_body_decodes() {
         let der = p256_key().to_pkcs8_der().unwrap();
         let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-        let text = format!("-----BEGIN PRIVATE KEY-----\nrole: targets\ngun: example.com/a/b\n\n{body}\n-----END PRIVATE KEY-----\n");
+        let text = format!(
+            "-----BEGIN PRIVATE KEY-----\nrole: targets\ngun: example.com/a/b\n\n{body}\n-----END PRIVATE KEY-----\n"
+        );
         let pem = Pem::parse(&text).unwrap();
         assert_eq!(pem.headers.get("role").map(String::as_str), Some("targets"));
         assert_eq!(pem.headers.get("gun").map(String::as_str), Some("example.com/a/b"));

@@ -117,9 +117,8 @@ pub async fn attach(
     if !already {
         upload_blob(t, repo, &manifest.config).await?;
         let url = t.url(&format!("/v2/{repo}/manifests/{tag}"));
-        let resp = t
-            .send(|| t.http().put(&url).header("content-type", OCI_MANIFEST).body(manifest.bytes.clone()))
-            .await?;
+        let resp =
+            t.send(|| t.http().put(&url).header("content-type", OCI_MANIFEST).body(manifest.bytes.clone())).await?;
         refused(resp, &format!("signature manifest {tag}")).await?;
     }
     Ok(Attached { tag, manifest: manifest_digest, signatures: layers.len(), added: !already })
@@ -187,9 +186,8 @@ async fn upload_blob(t: &Transport, repo: &RepositoryName, bytes: &[u8]) -> Resu
     let loc = if loc.starts_with("http") { loc } else { t.url(&loc) };
     let url = format!("{loc}{}digest={digest}", if loc.contains('?') { '&' } else { '?' });
     let body = bytes.to_vec();
-    let resp = t
-        .send(|| t.http().put(&url).header("content-type", "application/octet-stream").body(body.clone()))
-        .await?;
+    let resp =
+        t.send(|| t.http().put(&url).header("content-type", "application/octet-stream").body(body.clone())).await?;
     refused(resp, &format!("blob {digest}")).await
 }
 
