@@ -159,7 +159,7 @@ async fn to_sigstore(
     }
     let t = transport(g, image)?;
     let mut digests: Vec<_> = ready.iter().map(|(_, m)| m.digest.clone()).collect();
-    digests.sort_by(|x, y| x.to_string().cmp(&y.to_string()));
+    digests.sort_by_key(|d| d.to_string());
     digests.dedup();
     for d in &digests {
         sign_sigstore(&t, image, d, &key).await?;

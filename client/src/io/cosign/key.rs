@@ -263,9 +263,12 @@ mod tests {
         }
     }
 
+    /// A refusal row: the file's text, and the error it must give.
+    type Refusal = (&'static str, fn(&KeyError) -> bool);
+
     #[test]
     fn refusals() {
-        let rows: [(&str, fn(&KeyError) -> bool); 4] = [
+        let rows: [Refusal; 4] = [
             ("no pem here", |e| matches!(e, KeyError::NotPem)),
             ("-----BEGIN PRIVATE KEY-----\nAAAA\n", |e| matches!(e, KeyError::Unterminated(_))),
             ("-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----", |e| matches!(e, KeyError::Base64(_))),
