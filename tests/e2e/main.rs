@@ -24,6 +24,7 @@ mod hostile;
 mod image;
 mod interop;
 mod messages;
+mod migrate;
 mod mirror;
 mod notary_v1;
 mod notary_v1_uploads;

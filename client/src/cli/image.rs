@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::cosign::{load_key, sign_sigstore, transport, SignFormat, SigstoreSignArgs, SIGSTORE_PASSPHRASE};
 use super::progress::{bar, store_with_bar};
 use super::trust::publisher;
 use super::{now, passphrase, ClientConfig, Global};
@@ -78,9 +79,21 @@ impl UnpackArgs {
     }
 }
 
-pub(super) async fn push_cmd(g: &Global, src: &str, reference: &str, sign: bool) -> anyhow::Result<()> {
+pub(super) async fn push_cmd(
+    g: &Global,
+    src: &str,
+    reference: &str,
+    sign: bool,
+    formats: &SigstoreSignArgs,
+) -> anyhow::Result<()> {
     let image: ImageRef = reference.parse()?;
     let source: PushSource = src.parse()?;
+    // The sigstore key opens before the push, so that a wrong path or passphrase costs no upload.
+    let sigstore_key = match (sign && formats.wants(SignFormat::Sigstore), &formats.sigstore_key) {
+        (true, Some(path)) => Some(load_key(path, SIGSTORE_PASSPHRASE)?),
+        (true, None) => anyhow::bail!("--sign-format sigstore needs --sigstore-key FILE"),
+        (false, _) => None,
+    };
     let pushed = push(
         &source,
         &PushOptions {
@@ -96,7 +109,10 @@ pub(super) async fn push_cmd(g: &Global, src: &str, reference: &str, sign: bool)
         "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
         pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
     );
-    if sign {
+    if let Some(key) = &sigstore_key {
+        sign_sigstore(&transport(g, &image)?, &image, &pushed.digest, key).await?;
+    }
+    if sign && formats.wants(SignFormat::Tuf) {
         let Reference::Tag(tag) = &image.reference else { anyhow::bail!("--sign needs a tag") };
         let pass = passphrase("WHARF_REPOSITORY_PASSPHRASE", "Passphrase for the repository key: ")?;
         let manifest = SignedManifest {

@@ -5,14 +5,18 @@
 //! reached); 5 access denied (`401` without usable credentials, `403`); 1 anything else. When sources failed in
 //! different ways, the most serious failure decides: verification, then denial, then an outage.
 
+mod cosign;
 mod image;
+mod migrate;
 mod policy;
 mod progress;
 mod trust;
 pub mod tuf_client;
 
+pub use cosign::{SignFormat, SigstoreSignArgs};
 pub use image::{TrustArgs, UnpackArgs};
 pub use policy::PolicyCommand;
+pub use migrate::MigrateArgs;
 mod engine;
 pub use trust::{KeyCommand, SignerCommand, TrustCommand};
 
@@ -96,9 +100,11 @@ pub enum ClientCommand {
         src: String,
         /// Where to push it: HOST/REPOSITORY[:TAG].
         reference: String,
-        /// Sign the tag after pushing (as `wharf trust sign`).
+        /// Sign the tag after pushing (as `wharf trust sign`; see --sign-format).
         #[arg(long)]
         sign: bool,
+        #[command(flatten)]
+        sigstore: cosign::SigstoreSignArgs,
     },
     /// Pull an image, verified: a tag resolves only through the repository's signed trust data.
     Pull {
@@ -310,6 +316,12 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
         if let Some(t) = cause.downcast_ref::<crate::io::trust::TrustError>() {
             return Some(t.failure());
         }
+        if let Some(c) = cause.downcast_ref::<crate::io::cosign::CosignError>() {
+            return Some(c.failure());
+        }
+        if let Some(m) = cause.downcast_ref::<crate::io::migrate::MigrateError>() {
+            return Some(m.failure());
+        }
         if let Some(t) = cause.downcast_ref::<crate::io::transport::TransportError>() {
             return Some(t.failure());
         }
@@ -330,7 +342,9 @@ pub async fn run(g: Global, cmd: ClientCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ClientCommand::Push { src, reference, sign } => image::push_cmd(&g, &src, &reference, sign).await,
+        ClientCommand::Push { src, reference, sign, sigstore } => {
+            image::push_cmd(&g, &src, &reference, sign, &sigstore).await
+        }
         ClientCommand::Pull { reference, trust, output, no_unpack, unpack } => {
             image::pull_cmd(&g, &reference, &trust, output, (!no_unpack).then_some(&unpack)).await
         }

@@ -12,6 +12,12 @@ use crate::io::transport::Transport;
 use wharf_format::image_ref::ImageRef;
 use wharf_format::name::Reference;
 
+const MIGRATE_HELP: &str = "\
+Passphrases (asked on the terminal when unset):
+  DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE  the DCT key that makes the sigstore signatures
+  WHARF_SIGSTORE_PASSPHRASE                   an encrypted --sigstore-key
+  WHARF_ROOT_PASSPHRASE, WHARF_REPOSITORY_PASSPHRASE  the Wharf TUF keys (made on first use)";
+
 #[derive(Subcommand, Debug)]
 pub enum TrustCommand {
     /// Create root and targets keys, fetch the service's keys, publish the first metadata.
@@ -47,6 +53,11 @@ pub enum TrustCommand {
         /// The repository: HOST/REPOSITORY.
         reference: String,
     },
+    /// Re-publish a Docker Content Trust repository's signed tags as TUF 1.0 targets and/or keyed cosign
+    /// signatures, from its verified Notary v1 collection and the publisher's docker keys. Tags whose registry
+    /// digest differs from the signed one are refused (exit 3).
+    #[command(after_help = MIGRATE_HELP)]
+    Migrate(super::migrate::MigrateArgs),
     /// Show the signed tags of a repository (verified).
     Inspect {
         /// The repository (HOST/REPOSITORY), or one tag of it (HOST/REPOSITORY:TAG).
@@ -129,6 +140,7 @@ pub(super) async fn run(g: Global, cmd: TrustCommand) -> anyhow::Result<()> {
         TrustCommand::Revoke { reference } => revoke(&g, &reference).await,
         TrustCommand::Forget { reference } => forget(&g, &reference),
         TrustCommand::Inspect { reference, json, trust } => inspect(&g, &reference, json, &trust).await,
+        TrustCommand::Migrate(a) => super::migrate::run(&g, &a).await,
     }
 }
 

@@ -2,11 +2,13 @@
 //! (pull, push, publish, unpack, run), each with an options struct. [`error`] says which error type belongs where.
 
 pub mod auth;
+pub mod cosign;
 pub mod credentials;
 pub mod error;
 pub mod images;
 pub mod inspect;
 pub mod layout;
+pub mod migrate;
 pub mod modes;
 pub mod notary_v1;
 pub mod policy;

@@ -280,6 +280,20 @@ impl Publisher {
         }
     }
 
+    /// Signs every tag of `tags` into top-level targets, in one new targets version (`trust migrate`).
+    pub async fn sign_all(&self, tags: &[(Tag, SignedManifest)], pass: &[u8], now: i64) -> Result<u64, PublishError> {
+        let (state, mut t) = self.current_targets(now).await?;
+        for (tag, m) in tags {
+            t.targets.insert(tag.to_string(), target_file(m));
+        }
+        self.publish_targets(&state, t, pass, now).await
+    }
+
+    /// Whether this machine holds the publisher's keys and record for the repository (`trust init` ran here).
+    pub fn is_initialised(&self) -> bool {
+        self.state_path().exists()
+    }
+
     /// The manifest `tag` names on the registry now, as it would be signed: its length, digest and media type.
     pub async fn fetch_manifest(&self, tag: &Tag) -> Result<SignedManifest, PublishError> {
         let path = format!("/v2/{}/manifests/{tag}", self.repo);
@@ -366,7 +380,7 @@ fn target_file(m: &SignedManifest) -> TargetFile {
 }
 
 /// A manifest as it is signed: length, digest (sha256) and media type.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedManifest {
     pub length: u64,
     pub digest: Digest,
