@@ -15,8 +15,8 @@ pub mod tuf_client;
 
 pub use cosign::{SignFormat, SigstoreSignArgs};
 pub use image::{TrustArgs, UnpackArgs};
-pub use policy::PolicyCommand;
 pub use migrate::MigrateArgs;
+pub use policy::PolicyCommand;
 mod engine;
 pub use trust::{KeyCommand, SignerCommand, TrustCommand};
 
