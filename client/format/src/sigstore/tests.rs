@@ -37,7 +37,9 @@ fn keyed_refusals() {
     let p256 = PublicKey::from_pem(P256_PUB).unwrap();
     let ed = PublicKey::from_pem(ED_PUB).unwrap();
     let tampered = String::from_utf8(P256_PAYLOAD.to_vec()).unwrap().replace("team/app", "team/ap2");
-    let rows: &[(&str, &PublicKey, &[u8], &str, Digest, fn(&SigstoreError) -> bool)] = &[
+    // (case, key, payload, signature, subject digest, the refusal expected)
+    type Row<'a> = (&'a str, &'a PublicKey, &'a [u8], &'a str, Digest, fn(&SigstoreError) -> bool);
+    let rows: &[Row<'_>] = &[
         ("tampered payload", &p256, tampered.as_bytes(), P256_SIG, subject(), |e| {
             *e == SigstoreError::BadSignature(Signed::Content)
         }),
@@ -215,7 +217,7 @@ fn keyless_sig_layers() {
     let s = policy_subject();
     let (c, root, now) = legacy_candidate(|_| {});
     let m = material(&[("/root.json", &root)]);
-    let ok = satisfies(&keyless(Some(WHO), None), &s, &[c.clone()], &m, now).unwrap();
+    let ok = satisfies(&keyless(Some(WHO), None), &s, std::slice::from_ref(&c), &m, now).unwrap();
     assert!(ok.starts_with("cosign signature by"), "{ok}");
     let why = satisfies(&keyless(Some("x@example.com"), None), &s, &[c], &m, now).unwrap_err();
     assert!(why.contains("does not match"), "{why}");

@@ -76,7 +76,10 @@ fn subject_patterns() {
     assert!(matches!(e, SigstoreError::OtherSubject { .. }), "{e}");
 }
 
+/// Alters a bundle and its trusted root.
 type Mutation = fn(&mut Value, &mut Value);
+/// Whether an error is the one a row expects.
+type Expected = fn(&SigstoreError) -> bool;
 
 fn entry(b: &mut Value) -> &mut Value {
     &mut b["verificationMaterial"]["tlogEntries"][0]
@@ -93,7 +96,7 @@ fn flip_b64(v: &mut Value) {
 #[test]
 fn refusals() {
     let other_digest = Digest::sha256_of(b"another manifest");
-    let rows: &[(&str, &str, Mutation, fn(&SigstoreError) -> bool)] = &[
+    let rows: &[(&str, &str, Mutation, Expected)] = &[
         (
             "no log entry",
             "dsse",

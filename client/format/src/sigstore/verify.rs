@@ -100,7 +100,8 @@ fn check_content(content: &Content, key: &PublicKey, subject: &Digest) -> Result
             }
             let alg = subject.algorithm().as_str();
             if !st.subject.iter().any(|s| s.digest.get(alg).is_some_and(|h| h == subject.hex())) {
-                let named: Vec<String> = st.subject.iter().flat_map(|s| s.digest.values().cloned()).collect();
+                let named: Vec<String> =
+                    st.subject.iter().flat_map(|s| s.digest.iter().map(|(a, h)| format!("{a}:{h}"))).collect();
                 return Err(other(named.join(", ")));
             }
             Ok(sig.clone())
