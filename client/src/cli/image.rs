@@ -77,17 +77,17 @@ impl UnpackArgs {
 pub(super) async fn push_cmd(g: &Global, src: &str, reference: &str, sign: bool) -> anyhow::Result<()> {
     let image: ImageRef = reference.parse()?;
     let source: PushSource = src.parse()?;
-    let pushed = push(
-        &source,
-        &PushOptions {
-            image: image.clone(),
-            insecure: g.insecure.clone(),
-            concurrency: 4,
-            progress: bar("pushing"),
-            mount_records: Some(g.store()?.root().join("mounts")),
-        },
-    )
-    .await?;
+    // A signed push tags last, after its trust data is published: a registry that protects the tag refuses an
+    // unsigned manifest under it.
+    let opts = PushOptions {
+        image: image.clone(),
+        insecure: g.insecure.clone(),
+        concurrency: 4,
+        progress: bar("pushing"),
+        mount_records: Some(g.store()?.root().join("mounts")),
+        defer_tag: sign,
+    };
+    let pushed = push(&source, &opts).await?;
     println!(
         "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
         pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
@@ -100,9 +100,10 @@ pub(super) async fn push_cmd(g: &Global, src: &str, reference: &str, sign: bool)
             digest: pushed.digest.clone(),
             media_type: pushed.media_type.clone(),
         };
-        let opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
-        let v = publisher(g, &image)?.sign(&opts).await?;
+        let sign_opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
+        let v = publisher(g, &image)?.sign(&sign_opts).await?;
         println!("{image}: signed {} (targets version {v})", pushed.digest);
+        crate::io::push::put_tag(&opts, &pushed).await?;
     }
     Ok(())
 }

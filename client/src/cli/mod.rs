@@ -295,6 +295,9 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
         if let Some(f) = cause.downcast_ref::<crate::io::store::FetchError>() {
             return Some(f.failure());
         }
+        if let Some(f) = cause.downcast_ref::<crate::io::inspect::Flagged>() {
+            return Some(f.failure());
+        }
         if let Some(t) = cause.downcast_ref::<crate::io::trust::TrustError>() {
             return Some(t.failure());
         }
