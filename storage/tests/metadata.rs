@@ -70,7 +70,7 @@ async fn suite(m: Metadata) {
     let other = d("other-artifact");
     m.manifests().put(&NewManifest { digest: &other, artifact_type: Some(&other_type), ..referrer }, 4).await.unwrap();
     let sigs = m.manifests().referrers_of_type(&a, &md, "application/x.sig", 5).await.unwrap();
-    assert_eq!(sigs.iter().map(|r| r.digest.clone()).collect::<Vec<_>>(), [art.clone()]);
+    assert_eq!((sigs.len(), &sigs[0].digest), (1, &art));
     assert!(m.manifests().referrers_of_type(&a, &md, "application/x.sig", 0).await.unwrap().is_empty());
     let index_type: MediaType = "application/vnd.oci.image.index.v1+json".parse().unwrap();
     let idx = d("index");
@@ -87,7 +87,8 @@ async fn suite(m: Metadata) {
         lazy: false,
     };
     m.manifests().put(&index, 4).await.unwrap();
-    assert_eq!(m.manifests().parents(&a, &md, 8).await.unwrap(), [idx.clone()]);
+    let parents = m.manifests().parents(&a, &md, 8).await.unwrap();
+    assert_eq!((parents.len(), &parents[0]), (1, &idx));
     assert!(m.manifests().parents(&a, &idx, 8).await.unwrap().is_empty());
     assert!(m.manifests().parents(&b, &md, 8).await.unwrap().is_empty());
 
