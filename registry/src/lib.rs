@@ -61,6 +61,8 @@ pub struct Registry {
     pub redirect: Option<std::time::Duration>,
     /// Mirrored namespaces (`None`: this server mirrors nothing).
     pub mirror: Option<Arc<mirror::Mirrors>>,
+    /// The signature policy of `[[policy]]` (`None`: no rules, nothing is enforced).
+    pub policy: Option<Arc<policy::Enforcer>>,
 }
 
 pub type AppState = Arc<Registry>;

@@ -13,7 +13,9 @@ use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
-    respond(lookup(st, repo, r).await?, req)
+    let record = lookup(st, repo, r).await?;
+    crate::policy::gate::check_read(st, repo, r, &record).await?;
+    respond(record, req)
 }
 
 /// Answers a `GET` or `HEAD` with a stored manifest, if the `Accept` headers allow its type.
@@ -59,8 +61,10 @@ pub async fn put(
         Reference::Tag(t) => Some(t),
         Reference::Digest(_) => None,
     };
+    crate::policy::gate::check_put(st, repo, r, &digest, &parsed).await?;
     let new = to_store(repo, &digest, &parsed, &body, tag, false);
     st.meta.manifests().put(&new, st.clock.now()).await?;
+    crate::policy::gate::changed(st, repo);
     let mut headers =
         vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
     if let Some(subject) = &parsed.subject {
@@ -70,10 +74,12 @@ pub async fn put(
 }
 
 pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<Response, ApiError> {
+    crate::policy::gate::check_delete(st, repo, r)?;
     let deleted = match r {
         Reference::Digest(d) => st.meta.manifests().delete(repo, d).await?,
         Reference::Tag(t) => st.meta.manifests().delete_tag(repo, t).await?,
     };
+    crate::policy::gate::changed(st, repo);
     if deleted {
         Ok(empty(StatusCode::ACCEPTED, vec![]))
     } else {

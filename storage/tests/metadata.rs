@@ -65,6 +65,33 @@ async fn suite(m: Metadata) {
     assert_eq!(refs[0].digest, art);
     assert_eq!(refs[0].artifact_type.as_ref().unwrap().as_str(), "application/x.sig");
 
+    // Bounded reads for a policy: referrers of one artifact type, and the indexes a manifest is part of.
+    let other_type: MediaType = "application/x.other".parse().unwrap();
+    let other = d("other-artifact");
+    m.manifests().put(&NewManifest { digest: &other, artifact_type: Some(&other_type), ..referrer }, 4).await.unwrap();
+    let sigs = m.manifests().referrers_of_type(&a, &md, "application/x.sig", 5).await.unwrap();
+    assert_eq!((sigs.len(), &sigs[0].digest), (1, &art));
+    assert!(m.manifests().referrers_of_type(&a, &md, "application/x.sig", 0).await.unwrap().is_empty());
+    let index_type: MediaType = "application/vnd.oci.image.index.v1+json".parse().unwrap();
+    let idx = d("index");
+    let index = NewManifest {
+        repo: &a,
+        digest: &idx,
+        media_type: &index_type,
+        artifact_type: None,
+        subject: None,
+        content: b"{}",
+        blobs: vec![],
+        manifests: vec![&md],
+        tag: None,
+        lazy: false,
+    };
+    m.manifests().put(&index, 4).await.unwrap();
+    let parents = m.manifests().parents(&a, &md, 8).await.unwrap();
+    assert_eq!((parents.len(), &parents[0]), (1, &idx));
+    assert!(m.manifests().parents(&a, &idx, 8).await.unwrap().is_empty());
+    assert!(m.manifests().parents(&b, &md, 8).await.unwrap().is_empty());
+
     // Tags page in lexical order.
     for t in ["v3", "v2", "a0"] {
         let t: Tag = t.parse().unwrap();
@@ -164,6 +191,17 @@ async fn trust_accounts_settings(m: &Metadata) {
     assert!(matches!(v1.commit(&gun, &[v1_row("timestamp", 2)], 3).await, Err(Error::Conflict(_))));
     v1.delete(&gun, 4).await.unwrap();
     assert!(v1.current_all(&gun).await.unwrap().is_empty());
+    // The collections of a repository, bare or behind any host; `_` in a name is no wildcard.
+    for g in ["127.0.0.1:5000/signed", "localhost/signed", "signed", "example.com/x/signed", "example.com/s_gned"] {
+        v1.commit(&g.parse().unwrap(), &[v1_row("root", 1)], 5).await.unwrap();
+    }
+    let guns = |r: &str, limit| {
+        let repo: RepositoryName = r.parse().unwrap();
+        async move { v1.guns_for(&repo, limit).await.unwrap().iter().map(|g| g.to_string()).collect::<Vec<_>>() }
+    };
+    assert_eq!(guns("signed", 10).await, ["127.0.0.1:5000/signed", "example.com/signed", "localhost/signed", "signed"]);
+    assert_eq!(guns("signed", 1).await.len(), 1);
+    assert_eq!(guns("s_gned", 10).await, ["example.com/s_gned"]);
     let feed = v1.changes(Some(&gun), ChangeQuery { after: None, limit: 10, backwards: false }).await.unwrap();
     let kinds: Vec<_> = feed.iter().map(|c| c.category.as_str()).collect();
     assert_eq!(kinds, ["update", "update", "deletion"]);

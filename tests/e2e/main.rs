@@ -30,6 +30,7 @@ mod notary_v1;
 mod notary_v1_uploads;
 mod notation;
 mod policy_client;
+mod policy_registry;
 mod redirect;
 mod registry_api;
 mod registry_faults;

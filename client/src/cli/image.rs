@@ -94,17 +94,18 @@ pub(super) async fn push_cmd(
         (true, None) => anyhow::bail!("--sign-format sigstore needs --sigstore-key FILE"),
         (false, _) => None,
     };
-    let pushed = push(
-        &source,
-        &PushOptions {
-            image: image.clone(),
-            insecure: g.insecure.clone(),
-            concurrency: 4,
-            progress: bar("pushing"),
-            mount_records: Some(g.store()?.root().join("mounts")),
-        },
-    )
-    .await?;
+    // A signed push tags last, after its signatures and trust data are published: a registry that protects the
+    // tag refuses an unsigned manifest under it.
+    let defer_tag = sign && matches!(image.reference, Reference::Tag(_));
+    let opts = PushOptions {
+        image: image.clone(),
+        insecure: g.insecure.clone(),
+        concurrency: 4,
+        progress: bar("pushing"),
+        mount_records: Some(g.store()?.root().join("mounts")),
+        defer_tag,
+    };
+    let pushed = push(&source, &opts).await?;
     println!(
         "{image}: pushed {} ({} bytes; {} blobs uploaded, {} mounted, {} already there)",
         pushed.digest, pushed.size, pushed.uploaded, pushed.mounted, pushed.skipped
@@ -120,9 +121,12 @@ pub(super) async fn push_cmd(
             digest: pushed.digest.clone(),
             media_type: pushed.media_type.clone(),
         };
-        let opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
-        let v = publisher(g, &image)?.sign(&opts).await?;
+        let sign_opts = SignOptions { tag, manifest: &manifest, signer: None, pass: &pass, now: now() };
+        let v = publisher(g, &image)?.sign(&sign_opts).await?;
         println!("{image}: signed {} (targets version {v})", pushed.digest);
+    }
+    if defer_tag {
+        crate::io::push::put_tag(&opts, &pushed).await?;
     }
     Ok(())
 }

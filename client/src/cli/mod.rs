@@ -313,6 +313,9 @@ fn failure(e: &anyhow::Error) -> Option<Failure> {
         if let Some(p) = cause.downcast_ref::<crate::io::policy::PolicyError>() {
             return Some(p.failure());
         }
+        if let Some(f) = cause.downcast_ref::<crate::io::inspect::Flagged>() {
+            return Some(f.failure());
+        }
         if let Some(t) = cause.downcast_ref::<crate::io::trust::TrustError>() {
             return Some(t.failure());
         }

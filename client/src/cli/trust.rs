@@ -251,21 +251,52 @@ async fn inspect(g: &Global, reference: &str, json: bool, trust: &TrustArgs) -> 
         _ => None,
     };
     let rows: Vec<_> = rows.into_iter().filter(|r| only.as_ref().is_none_or(|o| &r.name == o)).collect();
+    let checked = crate::io::inspect::served(&opts, rows).await?;
+    let flagged = checked.iter().filter(|c| c.flagged()).count();
     if json {
-        let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type, "signer": r.role.as_str(), "format": r.format.to_string()})).collect();
+        let v: Vec<serde_json::Value> = checked.iter().map(inspect_json).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    } else {
+        println!("Signatures for {}/{}\n", image.host, image.repository);
+        println!("{:<24} {:<72} {:<20} {:<10} REGISTRY", "SIGNED TAG", "DIGEST", "SIGNER", "FORMAT");
+        for c in &checked {
+            let r = &c.signed;
+            let format = match r.format {
+                crate::io::trust::TrustFormat::Tuf => "tuf",
+                crate::io::trust::TrustFormat::NotaryV1 => "notary-v1",
+            };
+            println!("{:<24} {:<72} {:<20} {format:<10} {}", r.name, r.digest, r.role.as_str(), served_text(c));
+        }
     }
-    println!("Signatures for {}/{}\n", image.host, image.repository);
-    println!("{:<24} {:<72} {:<20} FORMAT", "SIGNED TAG", "DIGEST", "SIGNER");
-    for r in rows {
-        let format = match r.format {
-            crate::io::trust::TrustFormat::Tuf => "tuf",
-            crate::io::trust::TrustFormat::NotaryV1 => "notary-v1",
-        };
-        println!("{:<24} {:<72} {:<20} {format}", r.name, r.digest, r.role.as_str());
+    if flagged > 0 {
+        return Err(crate::io::inspect::Flagged(flagged).into());
     }
     Ok(())
+}
+
+/// One row of `trust inspect --json`.
+fn inspect_json(c: &crate::io::inspect::Checked) -> serde_json::Value {
+    use crate::io::inspect::Served;
+    let r = &c.signed;
+    let (registry, refused) = match &c.served {
+        Served::Digest(d) => (Some(d.to_string()), None),
+        Served::Missing => (None, None),
+        Served::Refused(status, message) => (None, Some(format!("{status} {message}"))),
+    };
+    serde_json::json!({"tag": r.name, "digest": r.digest.to_string(), "length": r.length, "mediaType": r.media_type,
+        "signer": r.role.as_str(), "format": r.format.to_string(), "registryDigest": registry,
+        "registryRefused": refused, "mismatch": c.flagged()})
+}
+
+/// What the registry serves under the tag, with a flag when it is not the signed manifest.
+fn served_text(c: &crate::io::inspect::Checked) -> String {
+    use crate::io::inspect::Served;
+    match &c.served {
+        Served::Digest(_) if !c.flagged() => "matches".into(),
+        Served::Digest(d) => format!("MISMATCH: serves {d}"),
+        Served::Missing => "not in the registry".into(),
+        Served::Refused(status, message) => format!("MISMATCH: refused ({status} {message})"),
+    }
 }
 
 /// `trust forget HOST/REPOSITORY`: removes the recorded roots and says what went, and what still pins the

@@ -3,8 +3,10 @@
 //! every child first.
 
 mod archive;
+mod tag;
 
 use archive::{docker_archive_to_layout, tempdir};
+pub use tag::put_tag;
 
 use std::path::{Path, PathBuf};
 
@@ -134,6 +136,8 @@ pub struct Pushed {
     pub uploaded: usize,
     pub skipped: usize,
     pub mounted: usize,
+    /// The top manifest's bytes, for [`put_tag`].
+    pub manifest: Vec<u8>,
 }
 
 pub struct PushOptions {
@@ -144,6 +148,9 @@ pub struct PushOptions {
     /// Where to remember which repository of a registry holds each blob pushed, so that a later push to another
     /// repository mounts it instead of uploading it again.
     pub mount_records: Option<PathBuf>,
+    /// Push the top manifest by digest and leave the tag to [`put_tag`]: a signed push publishes its trust data
+    /// first, so that a registry that protects the tag (a signature policy) accepts it.
+    pub defer_tag: bool,
 }
 
 enum Outcome {
@@ -205,7 +212,9 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
     let ctx = Ctx { t: Transport::new(&opts.image.host, &opts.insecure)?, layout: &layout, opts };
     ctx.t.want_scopes(&[format!("repository:{}:pull,push", opts.image.repository)]).await;
     let mut counts = (0, 0, 0);
-    push_manifest(&ctx, &desc, &opts.image.reference, &mut counts).await?;
+    let top = if opts.defer_tag { Reference::Digest(desc.digest.clone()) } else { opts.image.reference.clone() };
+    push_manifest(&ctx, &desc, &top, &mut counts).await?;
+    let manifest = std::fs::read(blob_path(&layout, &desc.digest)).map_err(at(&blob_path(&layout, &desc.digest)))?;
     Ok(Pushed {
         digest: desc.digest,
         size: desc.size,
@@ -213,6 +222,7 @@ pub async fn push(source: &PushSource, opts: &PushOptions) -> Result<Pushed, Pus
         uploaded: counts.0,
         skipped: counts.1,
         mounted: counts.2,
+        manifest,
     })
 }
 

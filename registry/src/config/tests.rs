@@ -201,3 +201,29 @@ fn the_effective_configuration_reads_back_and_masks_secrets() {
     assert!(masked.contains(&format!("postgres://u:{MASK}@db/w")), "{masked}");
     assert!(masked.contains("throttle_base_ms = \"250ms\""), "{masked}");
 }
+
+/// `[[policy]]`: rules in order, refused when a rule names no repositories, a pattern is not one, a key is
+/// unknown or a requirement is not one of the language's.
+#[test]
+fn policy_rules_are_read_in_order_and_bad_ones_refused() {
+    let open = |text: &str| config(text, &[]).and_then(|c| c.settings(Overrides::default()));
+    let s = open(
+        "[[policy]]\nrepositories = [\"team/*\"]\nrequire = { tuf = { roles = [\"targets\"] } }\nimmutable_tags = true\n\
+         [[policy]]\nname = \"rest\"\nrepositories = [\"**\"]\nrequire = \"accept\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.policy.len(), 2);
+    assert!(s.policy[0].immutable_tags && !s.policy[0].by_digest);
+    assert_eq!(s.policy[1].display_name(), "rest");
+    let rows = [
+        ("no repositories", "[[policy]]\nrepositories = []\nrequire = \"accept\"\n", "names no repositories"),
+        ("a bad pattern", "[[policy]]\nrepositories = [\"team/[ab]\"]\nrequire = \"accept\"\n", "team/[ab]"),
+        ("an unknown key", "[[policy]]\nrepositories = [\"a\"]\nrequire = \"accept\"\nby_tag = true\n", "by_tag"),
+        ("an unknown requirement", "[[policy]]\nrepositories = [\"a\"]\nrequire = \"maybe\"\n", "maybe"),
+    ];
+    for (case, text, needle) in rows {
+        let err = open(text).unwrap_err();
+        let chain = format!("{err} {:?}", std::error::Error::source(&err).map(|s| s.to_string()));
+        assert!(chain.contains(needle), "{case}: {chain}");
+    }
+}

@@ -2,14 +2,32 @@
 //! (from this registry's own storage, or from a mirror's upstream), and the one decision, made by
 //! `wharf_format::policy::evaluate`.
 //!
-//! (Skeleton: the local evidence source, the hooks on manifest reads and writes, and the verdict cache are being
-//! written.)
+//! - [`Enforcer`] holds the policy, the files its rules name, and the verdict cache ([`cache`]); `decide` gathers
+//!   what a rule needs from an [`EvidenceSource`] and evaluates.
+//! - [`local`] is this registry's source: TUF 1.0 ([`tuf`]) and Notary v1 ([`notary`]) verified over stored
+//!   metadata, sigstore and Notation signatures found beside the manifest.
+//! - [`gate`] is where the manifest handlers ask: reads by tag (and by digest where the rule says so), pushes by
+//!   tag and tag deletions in a protected namespace. [`exempt`] says which manifests are signatures, served
+//!   without a verdict.
+
+pub mod cache;
+pub mod exempt;
+pub mod files;
+pub mod gate;
+pub mod local;
+pub mod notary;
+pub mod tuf;
 
 use std::future::Future;
 
+use sha2::Digest as _;
 use wharf_format::policy::{
     evaluate, Evidence, Material, NotationCandidate, Policy, Rule, SigstoreCandidate, Subject, TrustFinding, Verdict,
 };
+
+pub use cache::{Decision, VerdictCache};
+pub use files::StdFiles;
+pub use local::LocalEvidence;
 
 /// Where evidence for a subject comes from: this registry's storage, or a mirror's upstream.
 pub trait EvidenceSource: Sync {
@@ -24,20 +42,38 @@ pub trait EvidenceSource: Sync {
     fn notation(&self, s: &Subject) -> impl Future<Output = Vec<NotationCandidate>> + Send;
 }
 
-/// The server's policy with the keys, roots and trust stores its rules name, read once at start.
+/// The server's policy with the keys, roots and trust stores its rules name, read once at start, and the verdicts
+/// decided under it.
 pub struct Enforcer {
     policy: Policy,
     material: Material,
+    version: u64,
+    cache: VerdictCache,
 }
 
 impl Enforcer {
     pub fn new(policy: Policy, material: Material) -> Enforcer {
-        Enforcer { policy, material }
+        let version = version_of(&policy, &material);
+        Enforcer { policy, material, version, cache: VerdictCache::default() }
     }
 
     /// The rule deciding for `repo`, if any.
     pub fn rule_for(&self, repo: &wharf_format::RepositoryName) -> Option<&Rule> {
         self.policy.rule_for(repo)
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A digest of the rules and of every file they name: verdicts decided under another version do not count.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The verdicts decided under this policy, and the repositories' epochs.
+    pub fn cache(&self) -> &VerdictCache {
+        &self.cache
     }
 
     /// Gathers what `rule` needs from `src` and decides. `now`: Unix seconds.
@@ -58,4 +94,27 @@ impl Enforcer {
         }
         evaluate(rule, subject, &e, &self.material, now)
     }
+}
+
+fn version_of(policy: &Policy, material: &Material) -> u64 {
+    let mut h = sha2::Sha256::new();
+    // The rules' debug form names every field and pattern, and cannot fail.
+    h.update(format!("{:?}", policy.rules).as_bytes());
+    for (path, bytes) in &material.files {
+        h.update((path.len() as u64).to_be_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    for (dir, files) in &material.trust_stores {
+        h.update(dir.as_bytes());
+        for (rel, bytes) in files {
+            h.update((rel.len() as u64).to_be_bytes());
+            h.update(rel.as_bytes());
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+    }
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }

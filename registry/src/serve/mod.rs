@@ -43,6 +43,8 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
     #[error("mirror: {0}")]
     Mirror(String),
+    #[error("reading the files the policy names")]
+    Policy(#[from] wharf_format::policy::MaterialError),
 }
 
 /// Everything `run` serves.
@@ -84,9 +86,22 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         let spool = settings.data_dir.join("mirror-spool");
         Some(Arc::new(crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?))
     };
-    let registry =
-        Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect, mirror };
+    let policy = policy(&settings.policy)?;
+    let clock = Box::new(SystemClock);
+    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock, redirect, mirror, policy };
     Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
+}
+
+/// The enforcer of `rules`, with every key, trusted root and trust store they name read now: a file that cannot be
+/// read refuses the start, so that a server never runs a policy it could not apply.
+fn policy(rules: &[wharf_format::policy::Rule]) -> Result<Option<Arc<crate::policy::Enforcer>>, ServeError> {
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let material = wharf_format::policy::Material::gather(rules, &crate::policy::StdFiles)?;
+    let policy = wharf_format::policy::Policy { rules: rules.to_vec() };
+    tracing::info!(rules = rules.len(), "signature policy");
+    Ok(Some(Arc::new(crate::policy::Enforcer::new(policy, material))))
 }
 
 /// Reads the key-encryption secret from `path`, creating it (32 random bytes, hex, mode 0600) on first start.
@@ -137,6 +152,15 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
                         _ => ApiError::new(Kind::NameUnknown, format!("{repository} is mirrored: no collection here")),
                     };
                     Ok(crate::with_api_version(e.into_response()))
+                }
+                // A trust write changes what the policy's verdicts for the repository read.
+                Route::Tuf(ref repo, _) | Route::NotaryV1 { repository: ref repo, .. }
+                    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) =>
+                {
+                    let repo = repo.clone();
+                    let resp = notary.oneshot(req).await;
+                    crate::policy::gate::changed(&state, &repo);
+                    resp
                 }
                 Route::Tuf(..) | Route::NotaryV1 { .. } | Route::Changefeed => notary.oneshot(req).await,
                 Route::Health if req.uri().path() == "/_notary_server/health" => notary.oneshot(req).await,

@@ -197,6 +197,43 @@ impl Manifests<'_> {
         page(rows, limit)
     }
 
+    /// The manifests of `repo` that list `child` among their manifests (the indexes it is part of), at most
+    /// `limit`.
+    pub async fn parents(&self, repo: &RepositoryName, child: &Digest, limit: i64) -> Result<Vec<Digest>> {
+        let rows = sqlx::query(
+            "SELECT manifest FROM manifest_references WHERE repository = $1 AND digest = $2 AND kind = 'manifest' \
+             ORDER BY manifest LIMIT $3",
+        )
+        .bind(repo.as_str())
+        .bind(child.to_string())
+        .bind(limit)
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(|r| parse(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    /// The newest `limit` manifests in `repo` whose subject is `subject` and whose artifact type is
+    /// `artifact_type`, newest first: a bounded read of one kind of referrer (signatures, for a policy).
+    pub async fn referrers_of_type(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: &str,
+        limit: i64,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, artifact_type, content FROM manifests \
+             WHERE repository = $1 AND subject = $2 AND artifact_type = $3 ORDER BY created_at DESC, digest LIMIT $4",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(limit)
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(referrer).collect()
+    }
+
     /// Manifests in `repo` whose subject is `subject`, oldest first.
     pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<Referrer>> {
         let rows = sqlx::query(
@@ -207,17 +244,7 @@ impl Manifests<'_> {
         .bind(subject.to_string())
         .fetch_all(self.0.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let artifact_type: Option<String> = r.try_get("artifact_type")?;
-                Ok(Referrer {
-                    digest: parse(r.try_get::<String, _>("digest")?)?,
-                    media_type: parse(r.try_get::<String, _>("media_type")?)?,
-                    artifact_type: artifact_type.map(parse).transpose()?,
-                    content: r.try_get("content")?,
-                })
-            })
-            .collect()
+        rows.iter().map(referrer).collect()
     }
 }
 
@@ -254,6 +281,16 @@ async fn claim(
         }
     }
     Ok(found)
+}
+
+fn referrer(r: &sqlx::any::AnyRow) -> Result<Referrer> {
+    let artifact_type: Option<String> = r.try_get("artifact_type")?;
+    Ok(Referrer {
+        digest: parse(r.try_get::<String, _>("digest")?)?,
+        media_type: parse(r.try_get::<String, _>("media_type")?)?,
+        artifact_type: artifact_type.map(parse).transpose()?,
+        content: r.try_get("content")?,
+    })
 }
 
 fn manifest_record(r: &sqlx::any::AnyRow) -> Result<ManifestRecord> {

@@ -125,6 +125,32 @@ impl NotaryV1<'_> {
         rows.iter().map(v1_row).collect()
     }
 
+    /// The collections whose GUN names `repo`, bare or after a registry host (`host:port/team/app`): at most
+    /// `limit`, in byte order. A deleted collection still has its row; its current generation serves nothing.
+    pub async fn guns_for(&self, repo: &wharf_format::RepositoryName, limit: i64) -> Result<Vec<Gun>> {
+        // `_` and `%` are LIKE wildcards, and `_` is common in repository names: escape them.
+        let escaped = repo.as_str().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let rows = sqlx::query(
+            "SELECT gun FROM notary_collections WHERE gun = $1 OR gun LIKE $2 ESCAPE '\\' ORDER BY gun LIMIT $3",
+        )
+        .bind(repo.as_str())
+        .bind(format!("%/{escaped}"))
+        .bind(limit)
+        .fetch_all(self.0.reader())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text: String = r.try_get(0)?;
+            let gun: Gun = text.parse().map_err(|_| Error::Corrupt(format!("stored GUN {text:?} is not a GUN")))?;
+            if gun.repository().as_ref() == Some(repo) {
+                out.push(gun);
+            }
+        }
+        // Byte order, whatever the database's collation.
+        out.sort();
+        Ok(out)
+    }
+
     /// Writes new versions all at once, with an `update` changefeed record for the new timestamp (the row whose
     /// role is `timestamp`). If any (role, version) exists already nothing is written and the answer is `Conflict`.
     pub async fn commit(&self, gun: &Gun, rows: &[V1Row], now: UnixTime) -> Result<()> {
