@@ -27,6 +27,7 @@ mod messages;
 mod mirror;
 mod notary_v1;
 mod notary_v1_uploads;
+mod policy_mirror;
 mod redirect;
 mod registry_api;
 mod registry_faults;

@@ -38,7 +38,7 @@ pub fn render(settings: &Settings, written: &Table, secrets: Secrets) -> Table {
     t.insert("auth".into(), auth(settings, written).into());
     t.insert("insecure".into(), insecure(written).into());
     t.insert("gc".into(), gc(settings).into());
-    for array in ["retention", "mirror"] {
+    for array in ["retention", "mirror", "policy"] {
         if let Some(v) = written.get(array) {
             t.insert(array.into(), v.clone());
         }

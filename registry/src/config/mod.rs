@@ -62,6 +62,9 @@ pub struct Config {
     /// Upstream registries served as pull-through caches (`[[mirror]]`); no variable.
     #[serde(default)]
     pub mirror: Vec<mirror::MirrorConfig>,
+    /// Signature policy rules (`[[policy]]`), in order; no variable.
+    #[serde(default)]
+    pub policy: Vec<wharf_format::policy::Rule>,
 }
 
 /// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.

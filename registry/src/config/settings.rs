@@ -40,6 +40,8 @@ pub struct Settings {
     pub gc: GcSettings,
     /// Upstreams this server mirrors (empty: none).
     pub mirrors: Vec<mirror::MirrorSettings>,
+    /// The signature policy's rules (empty: none).
+    pub policy: wharf_format::policy::Policy,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -102,6 +104,7 @@ impl Config {
             auth,
             gc: self.gc.settings(self.retention)?,
             mirrors: mirror::settings(self.mirror)?,
+            policy: wharf_format::policy::Policy { rules: self.policy },
         })
     }
 }

@@ -82,7 +82,10 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None
     } else {
         let spool = settings.data_dir.join("mirror-spool");
-        Some(Arc::new(crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?))
+        let material = wharf_format::policy::Material::gather(&settings.policy.rules, &crate::mirror::verify::StdFiles)
+            .map_err(|e| ServeError::Mirror(crate::error::chain(&e)))?;
+        let mirrors = crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?;
+        Some(Arc::new(mirrors.with_policy(settings.policy.clone(), material)))
     };
     let registry =
         Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect, mirror };

@@ -102,6 +102,10 @@ pub struct TufRequirement {
     pub keys: Vec<String>,
     #[serde(default)]
     pub key_threshold: Option<u32>,
+    /// Path to a pinned `root.json` of the repository: where a verifying mirror starts the upstream's root chain
+    /// (5.2). A registry verifying its own data does not need it.
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// The tag is signed in the repository's Notary v1 collection, by one of the named delegations (`targets/releases`)
@@ -172,6 +176,7 @@ impl Requirement {
     pub fn paths(&self) -> Vec<&str> {
         let mut out = vec![];
         self.walk(&mut |r| match r {
+            Requirement::Tuf(t) => out.extend(t.root.as_deref()),
             Requirement::Sigstore(s) => out.extend(s.key.iter().chain(&s.trusted_root).map(String::as_str)),
             Requirement::Notation(n) => out.push(n.trust_policy.as_str()),
             _ => {}
