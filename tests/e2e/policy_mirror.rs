@@ -189,3 +189,68 @@ fn docker_containerd_and_podman_get_only_verified_content_through_their_mirror_s
     }
     println!("{text}");
 }
+
+/// The `notary` CLI (an independent Notary v1 implementation) at `dir`'s trust directory, against `s`.
+fn notary(dir: &Path, s: &Server, args: &[&str]) -> String {
+    let out = std::process::Command::new("notary")
+        .arg("-s")
+        .arg(s.url(""))
+        .arg("-d")
+        .arg(dir)
+        .args(args)
+        .envs([
+            ("NOTARY_ROOT_PASSPHRASE", "root-pass"),
+            ("NOTARY_TARGETS_PASSPHRASE", "targets-pass"),
+            ("NOTARY_SNAPSHOT_PASSPHRASE", "snapshot-pass"),
+        ])
+        .output()
+        .expect("notary");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "notary {args:?}: {text}");
+    text
+}
+
+#[test]
+fn notary_v1_tags_signed_with_the_notary_cli_verify_through_the_mirror_from_a_pinned_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = common::peers::shared_images();
+    let origin = Server::start(&[]);
+    let publisher = Client::new();
+    let host = origin.addr.clone();
+    let small = format!("oci:{}:latest", images.join("small").display());
+    let index = format!("oci:{}:latest", images.join("index").display());
+    for (image, tag) in [(&small, "signed"), (&small, "tampered"), (&index, "unsigned")] {
+        publisher.ok(&["push", image, &format!("{host}/dct/small:{tag}")]);
+    }
+    let (_, signed, body) = get(&origin, "/v2/dct/small/manifests/signed");
+    let gun = format!("{host}/dct/small");
+    let trust = tmp.path().join("notary");
+    notary(&trust, &origin, &["init", &gun, "-p"]);
+    let size = body.len().to_string();
+    let hex = signed.trim_start_matches("sha256:");
+    for tag in ["signed", "tampered"] {
+        notary(&trust, &origin, &["addhash", &gun, tag, &size, "--sha256", hex]);
+    }
+    notary(&trust, &origin, &["publish", &gun]);
+    publisher.ok(&["push", &index, &format!("{host}/dct/small:tampered")]);
+    let root = trust.join("tuf").join(&gun).join("metadata/root.json");
+    assert!(root.exists(), "{}", root.display());
+
+    let config = tmp.path().join("mirror.toml");
+    let text = format!(
+        "[[mirror]]\nupstream = \"{}\"\nprefix = \"*\"\n\n[[policy]]\nname = \"dct\"\nrepositories = [\"dct/*\"]\n\
+         require = {{ notary_v1 = {{ root = \"{}\" }} }}\n",
+        origin.url(""),
+        root.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (m, _) = logged(tmp.path(), "mirror", &[("WHARF_CONFIG", config.to_str().unwrap())]);
+    let (status, digest, _) = get(&m, "/v2/dct/small/manifests/signed");
+    assert_eq!((status, digest.as_str()), (200, signed.as_str()));
+    let (status, text, _) = get(&m, "/v2/dct/small/manifests/unsigned");
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("\"dct\"") && text.contains("tag unsigned is not signed"), "{text}");
+    let (status, text, _) = get(&m, "/v2/dct/small/manifests/tampered");
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains(&format!("tag tampered is signed for {signed}")), "{text}");
+}

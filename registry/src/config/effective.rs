@@ -17,7 +17,7 @@ pub enum Secrets {
 }
 
 /// `settings` as a TOML document. `written` is the table the settings came from (the file with the variables
-/// applied): the `[insecure]` switches and the arrays of tables (`[[retention]]`, `[[mirror]]`,
+/// applied): the `[insecure]` switches and the arrays of tables (`[[retention]]`, `[[mirror]]`, `[[policy]]`,
 /// `[[auth.trusted_issuers]]`) are printed as written, since validation keeps them in another form. Keys that do
 /// not apply (the blob cache without S3, the redirect's expiry without the redirect, `[auth]` keys with access
 /// control off) are left out.

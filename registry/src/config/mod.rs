@@ -62,7 +62,8 @@ pub struct Config {
     /// Upstream registries served as pull-through caches (`[[mirror]]`); no variable.
     #[serde(default)]
     pub mirror: Vec<mirror::MirrorConfig>,
-    /// Signature policy rules (`[[policy]]`), in order; no variable.
+    /// Signature policy rules (`[[policy]]`, `wharf_format::policy::Rule`): the first whose pattern matches a
+    /// repository decides what its manifests must satisfy to be served or tagged; no variable.
     #[serde(default)]
     pub policy: Vec<wharf_format::policy::Rule>,
 }

@@ -40,8 +40,8 @@ pub struct Settings {
     pub gc: GcSettings,
     /// Upstreams this server mirrors (empty: none).
     pub mirrors: Vec<mirror::MirrorSettings>,
-    /// The signature policy's rules (empty: none).
-    pub policy: wharf_format::policy::Policy,
+    /// Signature policy rules, in order (empty: nothing is enforced).
+    pub policy: Vec<wharf_format::policy::Rule>,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -104,9 +104,17 @@ impl Config {
             auth,
             gc: self.gc.settings(self.retention)?,
             mirrors: mirror::settings(self.mirror)?,
-            policy: wharf_format::policy::Policy { rules: self.policy },
+            policy: policy(self.policy)?,
         })
     }
+}
+
+/// Every rule names at least one repository pattern (a rule that matches nothing is a mistake, not a no-op).
+fn policy(rules: Vec<wharf_format::policy::Rule>) -> Result<Vec<wharf_format::policy::Rule>, ConfigError> {
+    if let Some(i) = rules.iter().position(|r| r.repositories.is_empty()) {
+        return Err(invalid("policy", format!("rule {} names no repositories", i + 1)));
+    }
+    Ok(rules)
 }
 
 fn addr(text: Option<String>) -> Result<SocketAddr, ConfigError> {

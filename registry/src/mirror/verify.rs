@@ -32,7 +32,7 @@ use wharf_storage::ManifestRecord;
 use super::Route;
 use crate::error::{ApiError, Kind};
 use crate::policy::exempt;
-use crate::policy::upstream::{pinned_tuf_root, KeptTrust, UpstreamSource};
+use crate::policy::upstream::{pinned_notary_root, pinned_tuf_root, KeptTrust, UpstreamSource};
 use crate::policy::Enforcer;
 use crate::AppState;
 
@@ -150,8 +150,9 @@ impl Verifier {
         if let Some((v, _)) = cached.filter(|(_, at)| now - at < freshness) {
             return v;
         }
-        let tuf_root = pinned_tuf_root(&rule.require).and_then(|p| self.material.files.get(p)).map(Vec::as_slice);
-        let source = UpstreamSource { st, route, repo, tuf_root, kept: &self.kept, now };
+        let file = |path: Option<&str>| path.and_then(|p| self.material.files.get(p)).map(Vec::as_slice);
+        let (tuf_root, notary_root) = (file(pinned_tuf_root(&rule.require)), file(pinned_notary_root(&rule.require)));
+        let source = UpstreamSource { st, route, repo, tuf_root, notary_root, kept: &self.kept, now };
         let subject = Subject { repository: repo.clone(), tag: tag.cloned(), digest: digest.clone() };
         let verdict = Arc::new(self.enforcer.decide(&source, rule, &subject, now).await);
         let mut table = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());

@@ -5,6 +5,7 @@
 //! (Skeleton: the local evidence source, the hooks on manifest reads and writes, and the verdict cache are being
 //! written.)
 
+pub mod exempt;
 pub mod upstream;
 
 use std::future::Future;

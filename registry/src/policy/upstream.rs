@@ -5,14 +5,15 @@
 //!   cached for good, `timestamp.json` for the entry's freshness time), verified from the root the rule pins
 //!   (`tuf.root`) by the same pure workflow a client runs ([`tuf`]). A rule without a pinned root is a failure, never
 //!   trust on first use: the upstream is exactly what the mirror must not take on its word.
-//! - Notary v1: not read through a mirror (a mirror serves no `_trust/` collection); a rule that needs it fails with
-//!   that reason.
+//! - Notary v1: the upstream's collection (`/v2/<host>/<repo>/_trust/tuf/`), verified from the root the rule pins
+//!   (`notary_v1.root`) by `TrustedCollection` ([`notary`]); again no trust on first use.
 //! - sigstore: bundle referrers from the upstream's referrers API, and cosign's `sha256-<hex>.sig` tag.
 //! - Notation: signature referrers.
 //!
 //! Everything read is bounded (counts and sizes) and every blob is checked against its digest before use. The
 //! signatures themselves are verified by `wharf_format` (`sigstore::satisfies`, `notation::satisfies`).
 
+mod notary;
 mod tuf;
 
 use std::collections::HashMap;
@@ -35,23 +36,40 @@ const MAX_SIGNATURE_BYTES: usize = 1 << 20;
 /// The largest referrers index read.
 const MAX_INDEX_BYTES: usize = 4 << 20;
 
-/// The newest timestamp and snapshot trusted per upstream repository: the rollback reference of the next refresh
-/// (5.4.3.2, 5.5.5), kept for the life of the process.
+/// The newest TUF timestamp and snapshot trusted per upstream repository, and the Notary v1 timestamp and snapshot
+/// versions seen: the rollback reference of the next refresh (5.4.3.2, 5.5.5), kept for the life of the process.
 #[derive(Default)]
-pub struct KeptTrust(Mutex<HashMap<String, (Timestamp, Snapshot)>>);
+pub struct KeptTrust {
+    tuf: Mutex<HashMap<String, (Timestamp, Snapshot)>>,
+    v1: Mutex<HashMap<String, (Option<i64>, Option<i64>)>>,
+}
+
+/// Entries per table before it is emptied: forgetting only weakens rollback protection to a restart's.
+const MAX_KEPT: usize = 10_000;
+
+fn keep<V>(map: &Mutex<HashMap<String, V>>, repo: &RepositoryName, value: V) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() > MAX_KEPT {
+        map.clear();
+    }
+    map.insert(repo.to_string(), value);
+}
 
 impl KeptTrust {
     fn get(&self, repo: &RepositoryName) -> Option<(Timestamp, Snapshot)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(repo.as_str()).cloned()
+        self.tuf.lock().unwrap_or_else(|p| p.into_inner()).get(repo.as_str()).cloned()
     }
 
     fn keep(&self, repo: &RepositoryName, kept: (Timestamp, Snapshot)) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded like every table fed by requests: forgetting only weakens rollback protection to a restart's.
-        if map.len() > 10_000 {
-            map.clear();
-        }
-        map.insert(repo.to_string(), kept);
+        keep(&self.tuf, repo, kept)
+    }
+
+    fn seen_v1(&self, repo: &RepositoryName) -> (Option<i64>, Option<i64>) {
+        self.v1.lock().unwrap_or_else(|p| p.into_inner()).get(repo.as_str()).copied().unwrap_or((None, None))
+    }
+
+    fn saw_v1(&self, repo: &RepositoryName, seen: (Option<i64>, Option<i64>)) {
+        keep(&self.v1, repo, seen)
     }
 }
 
@@ -61,8 +79,9 @@ pub struct UpstreamSource<'a> {
     pub route: &'a Route,
     /// The repository's name on this server (the trust cache keeps its files under it).
     pub repo: &'a RepositoryName,
-    /// The pinned root the rule names (`tuf.root`), its bytes.
+    /// The pinned roots the rule names (`tuf.root`, `notary_v1.root`), their bytes.
     pub tuf_root: Option<&'a [u8]>,
+    pub notary_root: Option<&'a [u8]>,
     pub kept: &'a KeptTrust,
     /// Unix seconds: expiry is judged at it.
     pub now: i64,
@@ -73,6 +92,15 @@ pub fn pinned_tuf_root(r: &Requirement) -> Option<&str> {
     match r {
         Requirement::Tuf(t) => t.root.as_deref(),
         Requirement::AnyOf(v) | Requirement::AllOf(v) => v.iter().find_map(pinned_tuf_root),
+        _ => None,
+    }
+}
+
+/// The first pinned Notary v1 root in a requirement, by path.
+pub fn pinned_notary_root(r: &Requirement) -> Option<&str> {
+    match r {
+        Requirement::NotaryV1(n) => n.root.as_deref(),
+        Requirement::AnyOf(v) | Requirement::AllOf(v) => v.iter().find_map(pinned_notary_root),
         _ => None,
     }
 }
@@ -91,8 +119,17 @@ impl EvidenceSource for UpstreamSource<'_> {
         }
     }
 
-    async fn notary_v1(&self, _s: &Subject) -> TrustFinding {
-        TrustFinding::Failed("a verifying mirror does not read Notary v1 collections; require tuf instead".into())
+    async fn notary_v1(&self, s: &Subject) -> TrustFinding {
+        let Some(root) = self.notary_root else {
+            return TrustFinding::Failed(
+                "the rule pins no root (notary_v1.root): a verifying mirror does not take its upstream's root on trust"
+                    .into(),
+            );
+        };
+        match notary::finding(self, root, s).await {
+            Ok(f) => f,
+            Err(why) => TrustFinding::Failed(why),
+        }
     }
 
     async fn sigstore(&self, s: &Subject) -> Vec<SigstoreCandidate> {

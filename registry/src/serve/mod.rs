@@ -82,10 +82,11 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None
     } else {
         let spool = settings.data_dir.join("mirror-spool");
-        let material = wharf_format::policy::Material::gather(&settings.policy.rules, &crate::mirror::verify::StdFiles)
+        let material = wharf_format::policy::Material::gather(&settings.policy, &crate::mirror::verify::StdFiles)
             .map_err(|e| ServeError::Mirror(crate::error::chain(&e)))?;
+        let policy = wharf_format::policy::Policy { rules: settings.policy.clone() };
         let mirrors = crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?;
-        Some(Arc::new(mirrors.with_policy(settings.policy.clone(), material)))
+        Some(Arc::new(mirrors.with_policy(policy, material)))
     };
     let registry =
         Registry { blobs, uploads, meta, limits: settings.limits, clock: Box::new(SystemClock), redirect, mirror };

@@ -115,6 +115,10 @@ pub struct TufRequirement {
 pub struct NotaryV1Requirement {
     #[serde(default)]
     pub delegations: Vec<String>,
+    /// Path to a pinned Notary v1 `root.json` of the collection: where a verifying mirror starts the upstream's
+    /// root chain. A registry verifying its own collection does not need it.
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// A cosign / sigstore signature over the manifest digest: keyed (a PEM public key, ECDSA P-256 or ed25519), or
@@ -177,6 +181,7 @@ impl Requirement {
         let mut out = vec![];
         self.walk(&mut |r| match r {
             Requirement::Tuf(t) => out.extend(t.root.as_deref()),
+            Requirement::NotaryV1(n) => out.extend(n.root.as_deref()),
             Requirement::Sigstore(s) => out.extend(s.key.iter().chain(&s.trusted_root).map(String::as_str)),
             Requirement::Notation(n) => out.push(n.trust_policy.as_str()),
             _ => {}
