@@ -133,7 +133,10 @@ fn the_mirror_serves_signed_upstream_content_and_denies_unsigned_and_moved_tags(
     // Unsigned and moved tags: 403 DENIED naming the rule and what is missing.
     let (status, text, _) = get(&m, "/v2/library/small/manifests/unsigned");
     assert_eq!(status, 403, "{text}");
-    assert!(text.starts_with("DENIED") && text.contains("upstream-signed") && text.contains("tag unsigned is not signed"), "{text}");
+    assert!(
+        text.starts_with("DENIED") && text.contains("upstream-signed") && text.contains("tag unsigned is not signed"),
+        "{text}"
+    );
     let (status, text, _) = get(&m, "/v2/library/small/manifests/tampered");
     assert_eq!(status, 403, "{text}");
     assert!(text.contains(&format!("tag tampered is signed for {}, not {}", o.signed, o.unsigned)), "{text}");

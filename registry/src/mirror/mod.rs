@@ -60,7 +60,11 @@ impl Mirrors {
 
     /// Verifies upstream content in the repositories `policy`'s rules cover before serving it. `material`: the
     /// keys, pinned roots and trust stores the rules name, read at start (`Material::gather`).
-    pub fn with_policy(mut self, policy: wharf_format::policy::Policy, material: wharf_format::policy::Material) -> Self {
+    pub fn with_policy(
+        mut self,
+        policy: wharf_format::policy::Policy,
+        material: wharf_format::policy::Material,
+    ) -> Self {
         if !policy.rules.is_empty() {
             self.verifier = Some(verify::Verifier::new(policy, material));
         }

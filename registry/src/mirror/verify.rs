@@ -270,22 +270,22 @@ mod tests {
                 "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":1}},
                 "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":1}}]}}"#,
                 d('c'),
-                d('l')
+                d('d')
             )
             .as_bytes(),
         )
         .unwrap();
-        v.allow(&repo("library/app"), &d('m'), &manifest, 100);
+        v.allow(&repo("library/app"), &d('e'), &manifest, 100);
         // (repository, blob, served)
         let rows = [
             ("library/app", 'c', true),
-            ("library/app", 'l', true),
-            ("library/app", 'm', true),
-            ("library/app", 'x', false),
+            ("library/app", 'd', true),
+            ("library/app", 'e', true),
+            ("library/app", 'f', false),
             // Allowed in one repository is not allowed in another.
-            ("library/other", 'l', false),
+            ("library/other", 'd', false),
             // A repository no rule covers is served as before.
-            ("team/app", 'x', true),
+            ("team/app", 'f', true),
         ];
         for (r, blob, served) in rows {
             let got = v.admit_blob(&repo(r), &d(blob));
@@ -295,7 +295,7 @@ mod tests {
                 assert!(e.message.contains("\"upstream-signed\""), "{}", e.message);
             }
         }
-        assert_eq!(v.allowed_at(&repo("library/app"), &d('l')), Some(100));
+        assert_eq!(v.allowed_at(&repo("library/app"), &d('d')), Some(100));
     }
 
     #[test]

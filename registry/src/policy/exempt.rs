@@ -106,17 +106,45 @@ mod tests {
             ("cosign .sig with a simple-signing layer", exempt_by_tag(&sig_tag, &manifest(None, &[SIG], false)), true),
             ("cosign .att with a DSSE layer", exempt_by_tag(&att_tag, &manifest(None, &[DSSE], false)), true),
             ("a .sig tag over a runnable image", exempt_by_tag(&sig_tag, &manifest(None, &[LAYER], false)), false),
-            ("a .sig tag over signature + filesystem layers", exempt_by_tag(&sig_tag, &manifest(None, &[SIG, LAYER], false)), false),
+            (
+                "a .sig tag over signature + filesystem layers",
+                exempt_by_tag(&sig_tag, &manifest(None, &[SIG, LAYER], false)),
+                false,
+            ),
             ("a .sig tag over an index", exempt_by_tag(&sig_tag, &index(NOTATION)), false),
             ("a .sig tag with no layers", exempt_by_tag(&sig_tag, &manifest(None, &[], false)), false),
             ("a signature under an ordinary tag", exempt_by_tag(&tag("latest"), &manifest(None, &[SIG], false)), false),
-            ("a near-miss tag", exempt_by_tag(&tag(&format!("sha256-{}.sig", "a".repeat(63))), &manifest(None, &[SIG], false)), false),
+            (
+                "a near-miss tag",
+                exempt_by_tag(&tag(&format!("sha256-{}.sig", "a".repeat(63))), &manifest(None, &[SIG], false)),
+                false,
+            ),
             ("a .sbom tag", exempt_by_tag(&tag(&format!("sha256-{hex}.sbom")), &manifest(None, &[SIG], false)), false),
             ("Notation referrer", exempt_by_digest(&manifest(Some(NOTATION), &["application/jose+json"], true)), true),
-            ("sigstore bundle referrer", exempt_by_digest(&manifest(Some(wharf_format::sigstore::BUNDLE_MEDIA_TYPE), &[wharf_format::sigstore::BUNDLE_MEDIA_TYPE], true)), true),
-            ("image with a subject and a signature artifact type", exempt_by_digest(&manifest(Some(NOTATION), &[LAYER], true)), false),
-            ("signature layers but no subject", exempt_by_digest(&manifest(Some(NOTATION), &["application/jose+json"], false)), false),
-            ("signature layers, other artifact type", exempt_by_digest(&manifest(Some("application/vnd.example"), &["application/jose+json"], true)), false),
+            (
+                "sigstore bundle referrer",
+                exempt_by_digest(&manifest(
+                    Some(wharf_format::sigstore::BUNDLE_MEDIA_TYPE),
+                    &[wharf_format::sigstore::BUNDLE_MEDIA_TYPE],
+                    true,
+                )),
+                true,
+            ),
+            (
+                "image with a subject and a signature artifact type",
+                exempt_by_digest(&manifest(Some(NOTATION), &[LAYER], true)),
+                false,
+            ),
+            (
+                "signature layers but no subject",
+                exempt_by_digest(&manifest(Some(NOTATION), &["application/jose+json"], false)),
+                false,
+            ),
+            (
+                "signature layers, other artifact type",
+                exempt_by_digest(&manifest(Some("application/vnd.example"), &["application/jose+json"], true)),
+                false,
+            ),
             ("an index with a subject", exempt_by_digest(&index(NOTATION)), false),
         ];
         for (case, got, want) in rows {

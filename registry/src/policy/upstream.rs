@@ -41,8 +41,11 @@ const MAX_INDEX_BYTES: usize = 4 << 20;
 #[derive(Default)]
 pub struct KeptTrust {
     tuf: Mutex<HashMap<String, (Timestamp, Snapshot)>>,
-    v1: Mutex<HashMap<String, (Option<i64>, Option<i64>)>>,
+    v1: Mutex<HashMap<String, SeenV1>>,
 }
+
+/// The Notary v1 timestamp and snapshot versions seen.
+type SeenV1 = (Option<i64>, Option<i64>);
 
 /// Entries per table before it is emptied: forgetting only weakens rollback protection to a restart's.
 const MAX_KEPT: usize = 10_000;
@@ -64,11 +67,11 @@ impl KeptTrust {
         keep(&self.tuf, repo, kept)
     }
 
-    fn seen_v1(&self, repo: &RepositoryName) -> (Option<i64>, Option<i64>) {
+    fn seen_v1(&self, repo: &RepositoryName) -> SeenV1 {
         self.v1.lock().unwrap_or_else(|p| p.into_inner()).get(repo.as_str()).copied().unwrap_or((None, None))
     }
 
-    fn saw_v1(&self, repo: &RepositoryName, seen: (Option<i64>, Option<i64>)) {
+    fn saw_v1(&self, repo: &RepositoryName, seen: SeenV1) {
         keep(&self.v1, repo, seen)
     }
 }
@@ -212,7 +215,8 @@ impl UpstreamSource<'_> {
             .map_err(|e| UpstreamError::Fault { url: url.clone(), reason: format!("referrers index: {e}") })?;
         let mut out = Vec::new();
         // The upstream may ignore the filter: it is applied here again.
-        let wanted = index.manifests.iter().filter(|d| d.artifact_type.as_ref().is_some_and(|t| t.as_str() == artifact_type));
+        let wanted =
+            index.manifests.iter().filter(|d| d.artifact_type.as_ref().is_some_and(|t| t.as_str() == artifact_type));
         for d in wanted.take(MAX_CANDIDATES) {
             if let Some(m) = self.manifest(&d.digest.to_string(), Some(&d.digest)).await? {
                 out.push(m);
@@ -222,7 +226,11 @@ impl UpstreamSource<'_> {
     }
 
     /// A manifest of the upstream repository by tag or digest (checked against `expected`); `None` if it has none.
-    async fn manifest(&self, reference: &str, expected: Option<&Digest>) -> Result<Option<ParsedManifest>, UpstreamError> {
+    async fn manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<Option<ParsedManifest>, UpstreamError> {
         let path = format!("/v2/{}/manifests/{reference}", self.route.repo);
         let url = self.route.upstream.url(&path);
         let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];

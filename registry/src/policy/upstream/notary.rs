@@ -106,7 +106,8 @@ async fn find(
         match c.find(name) {
             Ok(found) => {
                 let sha = found.meta.hashes.get("sha256").ok_or_else(|| format!("{name}: no sha256"))?;
-                let raw = base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| format!("{name}: bad sha256"))?;
+                let raw =
+                    base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| format!("{name}: bad sha256"))?;
                 let digest: Digest =
                     format!("sha256:{}", hex::encode(raw)).parse().map_err(|_| format!("{name}: bad sha256"))?;
                 return Ok(Some(SignedTag { tag: name.to_string(), digest, role: found.role, keys: vec![] }));

@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use wharf_format::policy::{SignedTag, Subject, TrustFinding};
-use wharf_format::tuf::{
-    DelegationSearch, Envelope, KeyId, PublicKey, Role, RoleName, Targets, TrustedSet, TufError,
-};
+use wharf_format::tuf::{DelegationSearch, Envelope, KeyId, PublicKey, Role, RoleName, Targets, TrustedSet, TufError};
 use wharf_format::Digest;
 use wharf_notary::tuf::route::TrustPath;
 
@@ -21,7 +19,11 @@ const MAX_ROLES: usize = 32;
 
 /// The subject's tag as the upstream's verified TUF data signs it (by digest: every tag signed for the digest).
 pub async fn finding(src: &UpstreamSource<'_>, root: &[u8], s: &Subject) -> Result<TrustFinding, String> {
-    let mut w = Workflow { src, set: TrustedSet::new(root, src.now).map_err(|e| format!("pinned root: {e}"))?, envelopes: BTreeMap::new() };
+    let mut w = Workflow {
+        src,
+        set: TrustedSet::new(root, src.now).map_err(|e| format!("pinned root: {e}"))?,
+        envelopes: BTreeMap::new(),
+    };
     if !w.refresh().await? {
         return Ok(TrustFinding::NoData);
     }
@@ -158,7 +160,10 @@ impl Workflow<'_, '_> {
             let Some(t) = targets else { continue };
             let hex = digest.hex();
             names.extend(
-                t.targets.iter().filter(|(_, f)| f.hashes.get("sha256").is_some_and(|h| h == hex)).map(|(n, _)| n.clone()),
+                t.targets
+                    .iter()
+                    .filter(|(_, f)| f.hashes.get("sha256").is_some_and(|h| h == hex))
+                    .map(|(n, _)| n.clone()),
             );
             for d in t.delegations.iter().flat_map(|d| d.roles.iter()) {
                 queue.push((d.name.clone(), role.clone()));
@@ -207,7 +212,8 @@ mod tests {
 
     #[test]
     fn signed_by_names_only_listed_keys_whose_signatures_verify() {
-        let (a, b, c) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
+        let (a, b, c) =
+            (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
         let signed = serde_json::json!({"_type": "targets", "version": 1});
         let bytes = Envelope::sign(&signed, &[&a, &b]).unwrap().to_bytes().unwrap();
         let keys: BTreeMap<KeyId, PublicKey> =
