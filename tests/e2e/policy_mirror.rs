@@ -22,6 +22,8 @@ struct Origin {
     signed: String,
     /// `library/small:unsigned`, and where `tampered` points now.
     unsigned: String,
+    /// Holds the pinned root's directory.
+    _publisher: Client,
 }
 
 fn logged(dir: &Path, name: &str, env: &[(&str, &str)]) -> (Server, PathBuf) {
@@ -47,7 +49,8 @@ fn get(s: &Server, path: &str) -> (u16, String, Vec<u8>) {
     let body = r.bytes().unwrap().to_vec();
     if status >= 400 {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let text = format!("{} {}", v["errors"][0]["code"].as_str().unwrap_or(""), v["errors"][0]["message"]);
+        let (code, message) = (&v["errors"][0]["code"], &v["errors"][0]["message"]);
+        let text = format!("{} {}", code.as_str().unwrap_or(""), message.as_str().unwrap_or(""));
         return (status, text, body);
     }
     (status, digest.unwrap_or_default(), body)
@@ -76,7 +79,7 @@ fn origin(dir: &Path) -> Origin {
     assert_ne!(signed, unsigned);
     let root = publisher.root_of(&host, "library/small");
     assert!(root.exists(), "{}", root.display());
-    Origin { server, log, root, signed, unsigned }
+    Origin { server, log, root, signed, unsigned, _publisher: publisher }
 }
 
 /// A mirror of `o` for every name, with a rule over `library/**` pinning the publisher's root and one over
