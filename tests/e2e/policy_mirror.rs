@@ -184,6 +184,7 @@ fn docker_containerd_and_podman_get_only_verified_content_through_their_mirror_s
         .output()
         .expect("policy-mirror-engines");
     let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
     assert!(
         out.status.success() && text.contains("9 passed, 0 failed"),
         "{text}{}",
@@ -193,7 +194,6 @@ fn docker_containerd_and_podman_get_only_verified_content_through_their_mirror_s
     for line in text.lines().filter(|l| l.starts_with("DENIAL ") && l.contains("DENIED")) {
         assert!(line.contains("upstream-signed"), "{line}");
     }
-    println!("{text}");
 }
 
 /// The `notary` CLI (an independent Notary v1 implementation) at `dir`'s trust directory, against `s`.
