@@ -146,7 +146,7 @@ fn tuf(t: &TufRequirement, s: &Subject, f: Option<&TrustFinding>) -> Result<Stri
     let found = relevant(s, finding("TUF", f)?)?;
     let mut last = String::new();
     for st in found {
-        if !t.roles.is_empty() && !t.roles.iter().any(|r| *r == st.role) {
+        if !t.roles.is_empty() && !t.roles.contains(&st.role) {
             last = format!("signed by role {}, not one of {}", st.role, t.roles.join(", "));
             continue;
         }
@@ -164,7 +164,7 @@ fn tuf(t: &TufRequirement, s: &Subject, f: Option<&TrustFinding>) -> Result<Stri
 fn notary_v1(n: &NotaryV1Requirement, s: &Subject, f: Option<&TrustFinding>) -> Result<String, String> {
     let found = relevant(s, finding("Notary v1", f)?)?;
     for st in &found {
-        if n.delegations.is_empty() || n.delegations.iter().any(|d| *d == st.role) {
+        if n.delegations.is_empty() || n.delegations.contains(&st.role) {
             return Ok(format!("tag {} signed by {} for {}", st.tag, st.role, st.digest));
         }
     }
