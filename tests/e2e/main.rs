@@ -31,6 +31,7 @@ mod notary_v1_uploads;
 mod notation;
 mod policy_client;
 mod policy_registry;
+mod policy_mirror;
 mod redirect;
 mod registry_api;
 mod registry_faults;

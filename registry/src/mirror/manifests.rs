@@ -76,6 +76,13 @@ pub async fn manifest(
         },
         Reference::Tag(t) => resolve_tag(st, route, repo, t).await?,
     };
+    if let Some(v) = st.mirror.as_ref().and_then(|m| m.verifier()) {
+        let tag = match reference {
+            Reference::Tag(t) => Some(t),
+            Reference::Digest(_) => None,
+        };
+        v.admit(st, route, repo, tag, &record).await?;
+    }
     crate::manifest::respond(record, req)
 }
 

@@ -5,12 +5,14 @@
 //! requests want them ([`fetch::Downloads`] for blobs, a table of shared futures for manifests). Tags are asked
 //! again with a `HEAD` once older than the entry's freshness time; when the upstream cannot answer, the cached copy
 //! is served and the log says so. Trust metadata passes through unaltered ([`trust`]). Writes into a mirrored
-//! namespace are refused with `DENIED`.
+//! namespace are refused with `DENIED`. With a `[[policy]]` rule over a mirrored repository, the mirror verifies
+//! upstream content before serving it ([`verify`]).
 
 pub mod fetch;
 mod manifests;
 pub mod trust;
 pub mod upstream;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct Mirrors {
     entries: Vec<Arc<Upstream>>,
     downloads: Arc<fetch::Downloads>,
     manifests: manifests::InFlight,
+    /// The policy over mirrored repositories (`None`: no `[[policy]]` rule; everything is served as fetched).
+    verifier: Option<verify::Verifier>,
 }
 
 /// Where a mirrored repository comes from.
@@ -50,7 +54,25 @@ impl Mirrors {
             entries,
             downloads: Arc::new(fetch::Downloads::new(spool)),
             manifests: manifests::InFlight::default(),
+            verifier: None,
         })
+    }
+
+    /// Verifies upstream content in the repositories `policy`'s rules cover before serving it. `material`: the
+    /// keys, pinned roots and trust stores the rules name, read at start (`Material::gather`).
+    pub fn with_policy(
+        mut self,
+        policy: wharf_format::policy::Policy,
+        material: wharf_format::policy::Material,
+    ) -> Self {
+        if !policy.rules.is_empty() {
+            self.verifier = Some(verify::Verifier::new(policy, material));
+        }
+        self
+    }
+
+    pub fn verifier(&self) -> Option<&verify::Verifier> {
+        self.verifier.as_ref()
     }
 
     /// The upstream `repo` is mirrored from: the entry with the longest matching prefix, else a `*` entry.
@@ -114,6 +136,9 @@ pub async fn blob(
 ) -> Result<Response, ApiError> {
     if route.repo.is_empty() {
         return Err(no_repository(repo));
+    }
+    if let Some(v) = st.mirror.as_ref().and_then(|m| m.verifier()) {
+        v.admit_blob(repo, digest)?;
     }
     // Held here: served as any blob, with no further query.
     match blob::get(st, repo, digest, req).await {

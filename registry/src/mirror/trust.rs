@@ -118,6 +118,23 @@ pub async fn serve(st: &AppState, req: Request, found: (RepositoryName, Route, T
     crate::with_api_version(resp)
 }
 
+/// A trust file of the upstream repository through this cache, for the mirror's own verification
+/// ([`crate::policy::upstream`]): the same keys and lifetimes as a client's read. `Ok(None)`: the upstream has no
+/// such file (or answered so within the freshness time).
+pub(crate) async fn fetch(
+    st: &AppState,
+    repo: &RepositoryName,
+    r: &Route,
+    path: &TrustPath,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let f = file(path).ok_or_else(|| ApiError::internal(format!("{path:?} is not a readable trust path")))?;
+    match get(st, repo, r, &f).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind == Kind::NameUnknown => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn get(st: &AppState, repo: &RepositoryName, r: &Route, f: &File) -> Result<Vec<u8>, ApiError> {
     if r.repo.is_empty() {
         return Err(ApiError::new(Kind::NameUnknown, format!("{repo} names a mirrored namespace, not a repository")));

@@ -18,6 +18,9 @@ pub mod local;
 pub mod notary;
 pub mod tuf;
 
+pub mod exempt;
+pub mod upstream;
+
 use std::future::Future;
 
 use sha2::Digest as _;

@@ -84,7 +84,11 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None
     } else {
         let spool = settings.data_dir.join("mirror-spool");
-        Some(Arc::new(crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?))
+        let material = wharf_format::policy::Material::gather(&settings.policy, &crate::mirror::verify::StdFiles)
+            .map_err(|e| ServeError::Mirror(crate::error::chain(&e)))?;
+        let policy = wharf_format::policy::Policy { rules: settings.policy.clone() };
+        let mirrors = crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?;
+        Some(Arc::new(mirrors.with_policy(policy, material)))
     };
     let policy = policy(&settings.policy)?;
     let clock = Box::new(SystemClock);

@@ -160,6 +160,10 @@ pub struct TufRequirement {
     pub keys: Vec<String>,
     #[serde(default)]
     pub key_threshold: Option<u32>,
+    /// Path to a pinned `root.json` of the repository: where a verifying mirror starts the upstream's root chain
+    /// (5.2). A registry verifying its own data does not need it.
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// The tag is signed in the repository's Notary v1 collection, by one of the named delegations (`targets/releases`)
@@ -169,6 +173,10 @@ pub struct TufRequirement {
 pub struct NotaryV1Requirement {
     #[serde(default)]
     pub delegations: Vec<String>,
+    /// Path to a pinned Notary v1 `root.json` of the collection: where a verifying mirror starts the upstream's
+    /// root chain. A registry verifying its own collection does not need it.
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// A cosign / sigstore signature over the manifest digest: keyed (a PEM public key, ECDSA P-256 or ed25519), or
@@ -234,6 +242,8 @@ impl Requirement {
     pub fn paths(&self) -> Vec<&str> {
         let mut out = vec![];
         self.walk(&mut |r| match r {
+            Requirement::Tuf(t) => out.extend(t.root.as_deref()),
+            Requirement::NotaryV1(n) => out.extend(n.root.as_deref()),
             Requirement::Sigstore(s) => out.extend(s.key.iter().chain(&s.trusted_root).map(String::as_str)),
             Requirement::Notation(n) => out.push(n.trust_policy.as_str()),
             _ => {}
