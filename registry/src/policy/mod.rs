@@ -9,6 +9,8 @@
 //! - [`gate`] is where the manifest handlers ask: reads by tag (and by digest where the rule says so), pushes by
 //!   tag and tag deletions in a protected namespace. [`exempt`] says which manifests are signatures, served
 //!   without a verdict.
+//! - [`upstream`] is a verifying mirror's source: the same verification over what its upstream serves, from the
+//!   roots the rules pin.
 
 pub mod cache;
 pub mod exempt;
@@ -17,8 +19,6 @@ pub mod gate;
 pub mod local;
 pub mod notary;
 pub mod tuf;
-
-pub mod exempt;
 pub mod upstream;
 
 use std::future::Future;

@@ -84,7 +84,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None
     } else {
         let spool = settings.data_dir.join("mirror-spool");
-        let material = wharf_format::policy::Material::gather(&settings.policy, &crate::mirror::verify::StdFiles)
+        let material = wharf_format::policy::Material::gather(&settings.policy, &crate::policy::StdFiles)
             .map_err(|e| ServeError::Mirror(crate::error::chain(&e)))?;
         let policy = wharf_format::policy::Policy { rules: settings.policy.clone() };
         let mirrors = crate::mirror::Mirrors::new(&settings.mirrors, spool).map_err(ServeError::Mirror)?;
