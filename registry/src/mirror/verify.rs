@@ -205,3 +205,78 @@ fn policy_version(policy: &Policy, material: &Material) -> String {
     }
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(toml_text: &str) -> Policy {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    const RULES: &str = r#"
+        [[policy]]
+        name = "upstream-signed"
+        repositories = ["library/**"]
+        require = { tuf = { root = "/pins/library.json" } }
+    "#;
+
+    fn material(root: &[u8]) -> Material {
+        let mut m = Material::default();
+        m.files.insert("/pins/library.json".into(), root.to_vec());
+        m
+    }
+
+    #[test]
+    fn blobs_are_served_only_as_part_of_an_allowed_manifest() {
+        let v = Verifier::new(policy(RULES), material(b"root"));
+        let d = |c: char| -> Digest { format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap() };
+        let repo = |n: &str| -> RepositoryName { n.parse().unwrap() };
+        let manifest = ParsedManifest::parse_inferred(
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":1}},
+                "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":1}}]}}"#,
+                d('c'),
+                d('d')
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        v.allow(&repo("library/app"), &d('e'), &manifest, 100);
+        // (repository, blob, served)
+        let rows = [
+            ("library/app", 'c', true),
+            ("library/app", 'd', true),
+            ("library/app", 'e', true),
+            ("library/app", 'f', false),
+            // Allowed in one repository is not allowed in another.
+            ("library/other", 'd', false),
+            // A repository no rule covers is served as before.
+            ("team/app", 'f', true),
+        ];
+        for (r, blob, served) in rows {
+            let got = v.admit_blob(&repo(r), &d(blob));
+            assert_eq!(got.is_ok(), served, "{r} {blob}");
+            if let Err(e) = got {
+                assert_eq!(e.kind, Kind::Denied);
+                assert!(e.message.contains("\"upstream-signed\""), "{}", e.message);
+            }
+        }
+        assert_eq!(v.allowed_at(&repo("library/app"), &d('d')), Some(100));
+    }
+
+    #[test]
+    fn the_policy_version_changes_with_the_rules_and_every_file_they_name() {
+        let base = Verifier::new(policy(RULES), material(b"root v1")).version().to_string();
+        let rows = [
+            (RULES, b"root v1".as_slice(), true),
+            (RULES, b"root v2".as_slice(), false),
+            (&*RULES.replace("library/**", "library/*"), b"root v1".as_slice(), false),
+        ];
+        for (rules, root, same) in rows {
+            let v = Verifier::new(policy(rules), material(root));
+            assert_eq!(v.version() == base, same, "{rules} {root:?}");
+        }
+    }
+}
