@@ -109,12 +109,17 @@ impl Config {
     }
 }
 
-/// Every rule names at least one repository pattern (a rule that matches nothing is a mistake, not a no-op).
+/// Every rule names at least one repository pattern (a rule that matches nothing is a mistake, not a no-op), and
+/// passes the policy language's validation.
 fn policy(rules: Vec<wharf_format::policy::Rule>) -> Result<Vec<wharf_format::policy::Rule>, ConfigError> {
     if let Some(i) = rules.iter().position(|r| r.repositories.is_empty()) {
         return Err(invalid("policy", format!("rule {} names no repositories", i + 1)));
     }
-    Ok(rules)
+    // The language's own checks (empty lists, a sigstore rule with neither key nor identity, a key threshold that
+    // cannot be met or is met by nothing): a rule that cannot be applied as written is refused, never weakened.
+    let policy = wharf_format::policy::Policy { rules };
+    policy.validate().map_err(|e| invalid("policy", e.to_string()))?;
+    Ok(policy.rules)
 }
 
 fn addr(text: Option<String>) -> Result<SocketAddr, ConfigError> {

@@ -46,8 +46,10 @@ pub struct Verifier {
     /// A hash of the policy and every file it names: a verdict is reused only under the policy it was made by.
     version: String,
     verdicts: Mutex<HashMap<VerdictKey, (Arc<Verdict>, i64)>>,
-    /// (repository, digest) of manifests and blobs allowed under `version`, with when.
-    allowed: Mutex<HashMap<(String, String), i64>>,
+    /// (kind, repository, digest) of manifests (`Allowed::Manifest`) and blobs (`Allowed::Blob`) allowed under
+    /// `version`, with when. Two kinds, so that a blob a manifest lists (a config digest, say) never admits a read
+    /// of a manifest by that digest.
+    allowed: Mutex<HashMap<(Allowed, String, String), i64>>,
     kept: KeptTrust,
 }
 
@@ -99,7 +101,7 @@ impl Verifier {
         let now = st.clock.now();
         let freshness = route.upstream.settings.freshness.as_secs() as i64;
         let fresh = |at: i64| now - at < freshness;
-        if exempt || (tag.is_none() && self.allowed_at(repo, &record.digest).is_some_and(fresh)) {
+        if exempt || (tag.is_none() && self.allowed_at(Allowed::Manifest, repo, &record.digest).is_some_and(fresh)) {
             self.allow(repo, &record.digest, &parsed, now);
             return Ok(());
         }
@@ -116,7 +118,7 @@ impl Verifier {
     /// of many layers outlasts the freshness time, and a blob is reached only through its manifest).
     pub fn admit_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<(), ApiError> {
         let Some(rule) = self.enforcer.rule_for(repo) else { return Ok(()) };
-        if self.allowed_at(repo, digest).is_some() {
+        if self.allowed_at(Allowed::Blob, repo, digest).is_some() {
             return Ok(());
         }
         Err(ApiError::new(
@@ -163,24 +165,35 @@ impl Verifier {
         verdict
     }
 
-    /// When `digest` was last allowed in `repo`, if it was.
-    fn allowed_at(&self, repo: &RepositoryName, digest: &Digest) -> Option<i64> {
-        let key = (repo.to_string(), digest.to_string());
+    /// When `digest` was last allowed in `repo` as `kind`, if it was.
+    fn allowed_at(&self, kind: Allowed, repo: &RepositoryName, digest: &Digest) -> Option<i64> {
+        let key = (kind, repo.to_string(), digest.to_string());
         self.allowed.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied()
     }
 
-    /// Records `digest` and everything its manifest references (an index's manifests, an image's config and
-    /// layers) as allowed in `repo`.
+    /// Records `digest` and the manifests it lists (an index's children) as allowed manifests in `repo`, and its
+    /// config and layers (and the manifest itself, which a client may fetch as a blob) as allowed blobs.
     fn allow(&self, repo: &RepositoryName, digest: &Digest, m: &ParsedManifest, now: i64) {
         let mut set = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
         if set.len() >= MAX_ENTRIES {
             set.clear();
         }
-        let children = m.manifests.iter().chain(m.blobs()).map(|d| &d.digest);
-        for d in std::iter::once(digest).chain(children) {
-            set.insert((repo.to_string(), d.to_string()), now);
+        let r = repo.to_string();
+        for d in std::iter::once(digest).chain(m.manifests.iter().map(|d| &d.digest)) {
+            set.insert((Allowed::Manifest, r.clone(), d.to_string()), now);
+            set.insert((Allowed::Blob, r.clone(), d.to_string()), now);
+        }
+        for d in m.blobs() {
+            set.insert((Allowed::Blob, r.clone(), d.digest.to_string()), now);
         }
     }
+}
+
+/// What a digest was allowed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Allowed {
+    Manifest,
+    Blob,
 }
 
 /// `403 DENIED` with the rule and what is missing.
@@ -263,7 +276,11 @@ mod tests {
                 assert!(e.message.contains("\"upstream-signed\""), "{}", e.message);
             }
         }
-        assert_eq!(v.allowed_at(&repo("library/app"), &d('d')), Some(100));
+        assert_eq!(v.allowed_at(Allowed::Blob, &repo("library/app"), &d('d')), Some(100));
+        // A config or layer digest never admits a manifest read by that digest (a signature manifest could list
+        // any digest as its config); the manifest and its index children do.
+        assert_eq!(v.allowed_at(Allowed::Manifest, &repo("library/app"), &d('c')), None);
+        assert_eq!(v.allowed_at(Allowed::Manifest, &repo("library/app"), &d('e')), Some(100));
     }
 
     #[test]

@@ -26,12 +26,17 @@ const SIGNATURE_ARTIFACTS: &[&str] = &[
     "application/vnd.dsse.envelope.v1+json",
 ];
 
-/// Whether `m` can only be a signature: an image manifest whose layers are all signature payloads.
+/// The largest layer a signature manifest may declare. Signatures, bundles and envelopes are kilobytes; the bound
+/// keeps a filesystem from riding under a signature media type to an engine that does not check layer types.
+const MAX_SIGNATURE_LAYER: u64 = 1 << 20;
+
+/// Whether `m` can only be a signature: an OCI image manifest (never Docker's schema 2, which classic engines
+/// unpack whatever its layers claim to be) whose layers are all small signature payloads.
 pub fn is_signature_shaped(m: &ParsedManifest) -> bool {
-    m.media_type.is_image_manifest()
+    m.media_type.as_str() == wharf_format::media_type::OCI_MANIFEST
         && m.manifests.is_empty()
         && !m.layers.is_empty()
-        && m.layers.iter().all(|l| SIGNATURE_LAYERS.contains(&l.media_type.as_str()))
+        && m.layers.iter().all(|l| SIGNATURE_LAYERS.contains(&l.media_type.as_str()) && l.size <= MAX_SIGNATURE_LAYER)
 }
 
 /// Whether `tag` is one of cosign's tags for the signatures or attestations of a digest (`sha256-<hex>.sig`,
@@ -150,5 +155,24 @@ mod tests {
         for (case, got, want) in rows {
             assert_eq!(got, want, "{case}");
         }
+    }
+
+    /// A filesystem labelled as a signature: under Docker's schema 2, or larger than any signature, it is judged.
+    #[test]
+    fn disguised_filesystems_are_not_signatures() {
+        let hex = "a".repeat(64);
+        let sig_tag = tag(&format!("sha256-{hex}.sig"));
+        let layer = json!({"mediaType": SIG, "digest": D, "size": 1});
+        let docker = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": D, "size": 1},
+            "layers": [layer]});
+        let docker = ParsedManifest::parse_inferred(&serde_json::to_vec(&docker).unwrap()).unwrap();
+        assert!(!exempt_by_tag(&sig_tag, &docker), "Docker schema 2 is never a signature");
+        let big = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D, "size": 1},
+            "layers": [{"mediaType": SIG, "digest": D, "size": (1u64 << 20) + 1}]});
+        let big = ParsedManifest::parse_inferred(&serde_json::to_vec(&big).unwrap()).unwrap();
+        assert!(!exempt_by_tag(&sig_tag, &big), "a layer over 1 MiB is not a signature");
+        assert!(exempt_by_tag(&sig_tag, &manifest(None, &[SIG], false)));
     }
 }

@@ -40,7 +40,8 @@ impl EvidenceSource for LocalEvidence<'_> {
     async fn sigstore(&self, s: &Subject) -> Vec<SigstoreCandidate> {
         let mut out = Vec::new();
         for m in self.signature_manifests(s, sigstore::BUNDLE_MEDIA_TYPE).await {
-            for layer in m.layers.iter().filter(|l| l.media_type.as_str() == sigstore::BUNDLE_MEDIA_TYPE) {
+            let bundles = m.layers.iter().filter(|l| l.media_type.as_str() == sigstore::BUNDLE_MEDIA_TYPE);
+            for layer in bundles.take(MAX_LAYERS) {
                 if let Some(bytes) = self.blob(&s.repository, layer).await {
                     out.push(SigstoreCandidate::Bundle(bytes));
                 }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Deserializer};
 use super::error::SigstoreError;
 use super::simple::BUNDLE_MEDIA_TYPES;
 
+/// A bundle carries one log entry and one signature; a few more are tolerated, an attacker's thousands are not.
+const MAX_LOG_ENTRIES: usize = 4;
+const MAX_SIGNATURES: usize = 4;
+
 /// Standard base64, as protobuf's JSON form writes `bytes`.
 pub(crate) fn b64(s: &str) -> Result<Vec<u8>, SigstoreError> {
     base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| SigstoreError::Bundle(format!("bad base64 {s:?}")))
@@ -217,6 +221,9 @@ impl Bundle {
                 }
                 Content::MessageSignature { digest: b64(&m.message_digest.digest)?, signature: b64(&m.signature)? }
             }
+            (None, Some(e)) if e.signatures.len() > MAX_SIGNATURES => {
+                return Err(SigstoreError::Bundle(format!("more than {MAX_SIGNATURES} DSSE signatures")));
+            }
             (None, Some(e)) => Content::Dsse {
                 payload: b64(&e.payload)?,
                 payload_type: e.payload_type,
@@ -224,6 +231,9 @@ impl Bundle {
             },
             _ => return Err(SigstoreError::Bundle("not exactly one of message signature, DSSE envelope".into())),
         };
+        if vm.tlog_entries.len() > MAX_LOG_ENTRIES {
+            return Err(SigstoreError::Bundle(format!("more than {MAX_LOG_ENTRIES} log entries")));
+        }
         let mut tlog_entries = vec![];
         for e in vm.tlog_entries {
             let proof = match e.inclusion_proof {

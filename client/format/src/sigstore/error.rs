@@ -71,6 +71,11 @@ pub enum SigstoreError {
     UnknownLog(String),
     #[error("the log entry carries neither an inclusion proof nor a signed entry timestamp")]
     Unproven,
+    #[error(
+        "the log entry carries no signed entry timestamp, so its integrated time is not authenticated (an inclusion \
+         proof does not cover it, and RFC 3161 timestamps are not read)"
+    )]
+    UntimedEntry,
     #[error("the inclusion proof does not verify: {0}")]
     InclusionProof(String),
     #[error("the checkpoint is malformed: {0}")]

@@ -12,7 +12,8 @@ use super::keys::PublicKey;
 use super::trusted_root::TrustedRoot;
 
 /// Proves `entry` against the trusted root's log keys: a present inclusion proof must verify with its checkpoint,
-/// a present signed entry timestamp must verify, and at least one must be there. Returns the integrated time.
+/// a present signed entry timestamp must verify, and the timestamp must be there (it alone authenticates the
+/// integrated time). Returns the integrated time.
 pub fn verify_entry(entry: &TlogEntry, root: &TrustedRoot, now: i64) -> Result<i64, SigstoreError> {
     let log = root.log(&entry.log_id).ok_or_else(|| SigstoreError::UnknownLog(hex::encode(&entry.log_id)))?;
     if !log.valid.contains(entry.integrated_time) {
@@ -24,6 +25,11 @@ pub fn verify_entry(entry: &TlogEntry, root: &TrustedRoot, now: i64) -> Result<i
     }
     if entry.set.is_none() && entry.proof.is_none() {
         return Err(SigstoreError::Unproven);
+    }
+    // The time the certificate's validity is judged at must be the log's word: only the signed entry timestamp
+    // signs `integratedTime`, so without one a signer holding an expired certificate's key could pick the time.
+    if entry.set.is_none() {
+        return Err(SigstoreError::UntimedEntry);
     }
     if let Some(set) = &entry.set {
         // What Rekor signs: the canonical JSON (sorted keys, no spaces) of these four fields.

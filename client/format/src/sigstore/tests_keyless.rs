@@ -114,6 +114,14 @@ fn refusals() {
             |e| matches!(e, SigstoreError::Unproven),
         ),
         (
+            "signed entry timestamp removed (the integrated time is then the signer's word)",
+            "dsse",
+            |b, _| {
+                entry(b).as_object_mut().unwrap().remove("inclusionPromise");
+            },
+            |e| matches!(e, SigstoreError::UntimedEntry),
+        ),
+        (
             "proof's root altered",
             "dsse",
             |b, _| flip_b64(&mut entry(b)["inclusionProof"]["rootHash"]),

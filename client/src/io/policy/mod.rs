@@ -99,7 +99,7 @@ pub async fn decide(
         evidence.tuf = Some(f.finding);
     }
     if needs.notary_v1 {
-        let f = trust::notary_v1(store, &srcs, opts, want, *rule == default_rule()).await?;
+        let f = trust::notary_v1(store, &srcs, opts, want).await?;
         candidates.extend(f.targets.into_iter().map(|t| (t.digest.clone(), Some(t))));
         evidence.notary_v1 = Some(f.finding);
     }

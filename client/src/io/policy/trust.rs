@@ -77,10 +77,10 @@ pub async fn notary_v1(
     srcs: &[Source],
     opts: &PullOptions,
     want: Want<'_>,
-    anchored: bool,
 ) -> Result<Found, PullError> {
-    // The default policy never falls back from a repository's recorded or pinned format to the other.
-    if anchored && anchor(store, opts)? == Anchor::Pinned(TrustFormat::Tuf) {
+    // No policy falls back from a repository's recorded or pinned TUF 1.0 root to a Notary v1 collection (which a
+    // first-use client would trust from whoever serves it): its Notary v1 finding is "no data".
+    if anchor(store, opts)? == Anchor::Pinned(TrustFormat::Tuf) {
         return Ok(Found { finding: TrustFinding::NoData, targets: Vec::new() });
     }
     let result = match want {
