@@ -173,7 +173,12 @@ fn independent_jws_signatures_pushed_as_referrers_are_judged_by_the_trust_policy
     let material = Material::gather(&policy.rules, &Disk).unwrap();
     let repo = "team/app".parse().unwrap();
     let rule = policy.rule_for(&repo).unwrap();
-    let subject = Subject { repository: repo, tag: Some("v1".parse().unwrap()), digest: image.digest.parse().unwrap() };
+    let subject = Subject {
+        repository: repo,
+        tag: Some("v1".parse().unwrap()),
+        digest: image.digest.parse().unwrap(),
+        host: None,
+    };
     let decide = |case: &str| {
         let notation = found.iter().filter(|(c, _)| c == case).map(|(_, n)| n.clone()).collect();
         evaluate(rule, &subject, &Evidence { notation, ..Evidence::default() }, &material, now())

@@ -153,7 +153,7 @@ impl Registry {
 }
 
 fn subject(repo: &str, digest: &str) -> Subject {
-    Subject { repository: repo.parse().unwrap(), tag: None, digest: digest.parse().unwrap() }
+    Subject { repository: repo.parse().unwrap(), tag: None, digest: digest.parse().unwrap(), host: None }
 }
 
 fn keyless(who: &str) -> SigstoreRequirement {

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let material = Material { files: [("trusted_root.json".to_string(), root)].into(), ..Material::default() };
-    let subject = Subject { repository: "team/app".parse()?, tag: None, digest };
+    let subject = Subject { repository: "team/app".parse()?, tag: None, digest, host: None };
     let candidates = [SigstoreCandidate::Bundle(bundle)];
     satisfies(&req, &subject, &candidates, &material, now).map_err(|e| format!("the bundle does not verify: {e}"))?;
 

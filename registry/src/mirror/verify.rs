@@ -155,7 +155,7 @@ impl Verifier {
         let file = |path: Option<&str>| path.and_then(|p| self.material.files.get(p)).map(Vec::as_slice);
         let (tuf_root, notary_root) = (file(pinned_tuf_root(&rule.require)), file(pinned_notary_root(&rule.require)));
         let source = UpstreamSource { st, route, repo, tuf_root, notary_root, kept: &self.kept, now };
-        let subject = Subject { repository: repo.clone(), tag: tag.cloned(), digest: digest.clone() };
+        let subject = Subject { repository: repo.clone(), tag: tag.cloned(), digest: digest.clone(), host: None };
         let verdict = Arc::new(self.enforcer.decide(&source, rule, &subject, now).await);
         let mut table = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         if table.len() >= MAX_ENTRIES {

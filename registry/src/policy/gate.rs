@@ -81,7 +81,7 @@ pub async fn check_put(
     }
     let now = st.clock.now();
     let src = LocalEvidence { registry: st, now };
-    let subject = Subject { repository: repo.clone(), tag: Some(tag.clone()), digest: digest.clone() };
+    let subject = Subject { repository: repo.clone(), tag: Some(tag.clone()), digest: digest.clone(), host: None };
     for (format, finding) in [("TUF", src.tuf(&subject).await), ("Notary v1", src.notary_v1(&subject).await)] {
         if let Some(why) = disagreement(&name, tag, digest, format, &finding) {
             return Err(ApiError::new(Kind::Denied, why));
@@ -145,7 +145,7 @@ async fn decide_read(
     let Some(enforcer) = &st.policy else { return allow("no policy") };
     let now = st.clock.now();
     let src = LocalEvidence { registry: st, now };
-    let subject = Subject { repository: repo.clone(), tag: tag.cloned(), digest: record.digest.clone() };
+    let subject = Subject { repository: repo.clone(), tag: tag.cloned(), digest: record.digest.clone(), host: None };
     let verdict = enforcer.decide(&src, rule, &subject, now).await;
     if verdict.allowed {
         return allow(&verdict.summary());
@@ -160,7 +160,7 @@ async fn decide_read(
             }
         };
         for parent in parents {
-            let s = Subject { repository: repo.clone(), tag: None, digest: parent.clone() };
+            let s = Subject { repository: repo.clone(), tag: None, digest: parent.clone(), host: None };
             if enforcer.decide(&src, rule, &s, now).await.allowed {
                 return allow(&format!("part of {parent}, which satisfies the policy"));
             }

@@ -114,7 +114,12 @@ fn repo(a: &Digest, b: &Digest, ts_expires: i64, rotate: bool) -> Docs {
 }
 
 fn subject(tag: Option<&str>, digest: &Digest) -> Subject {
-    Subject { repository: "team/app".parse().unwrap(), tag: tag.map(|t| t.parse().unwrap()), digest: digest.clone() }
+    Subject {
+        repository: "team/app".parse().unwrap(),
+        tag: tag.map(|t| t.parse().unwrap()),
+        digest: digest.clone(),
+        host: None,
+    }
 }
 
 fn run(docs: &Docs, s: &Subject) -> TrustFinding {

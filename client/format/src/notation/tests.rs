@@ -196,7 +196,7 @@ fn candidate(case: &str, media_type: &str) -> NotationCandidate {
 }
 
 fn subject(repo: &str) -> Subject {
-    Subject { repository: repo.parse().unwrap(), tag: None, digest: DIGEST.parse().unwrap() }
+    Subject { repository: repo.parse().unwrap(), tag: None, digest: DIGEST.parse().unwrap(), host: None }
 }
 
 #[test]

@@ -103,7 +103,7 @@ fn decide(req: &Requirement, s: &Subject, e: &Evidence, m: &Material, now: i64) 
         }
         Requirement::Notation(r) => {
             let what = format!("notation (trust policy {})", r.trust_policy);
-            leaf(what, crate::notation::satisfies(r, s, &e.notation, m, now))
+            leaf(what, crate::notation::satisfies_with(r, s, s.host.as_deref(), None, &e.notation, m, now))
         }
     }
 }

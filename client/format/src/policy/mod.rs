@@ -220,6 +220,9 @@ pub struct Subject {
     pub repository: RepositoryName,
     pub tag: Option<Tag>,
     pub digest: Digest,
+    /// The registry host the subject was read from, when the caller knows it (the client): Notation scopes then
+    /// match whole (`host/repository`). `None` at the registry and the mirror, which match scopes by path.
+    pub host: Option<String>,
 }
 
 /// Which kinds of evidence a requirement can use; the caller gathers only these.

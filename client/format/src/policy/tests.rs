@@ -8,7 +8,7 @@ fn digest(c: char) -> Digest {
 }
 
 fn subject(repo: &str, tag: Option<&str>, d: char) -> Subject {
-    Subject { repository: repo.parse().unwrap(), tag: tag.map(|t| t.parse().unwrap()), digest: digest(d) }
+    Subject { repository: repo.parse().unwrap(), tag: tag.map(|t| t.parse().unwrap()), digest: digest(d), host: None }
 }
 
 fn signed(tag: &str, d: char, role: &str, keys: &[&str]) -> SignedTag {
@@ -316,4 +316,29 @@ fn signed_identities() {
     assert!(!v.allowed);
     assert!(v.outcome.reason.contains("(2 signature(s) name another image or no image)"), "{}", v.report());
     assert!(v.outcome.requirement.contains("identity: its repository"), "{}", v.outcome.requirement);
+}
+
+/// Notation scopes: a subject whose host is known (the client's) matches whole scopes, so a lenient statement for
+/// one host does not reach the same path under another; without a host (the registry, the mirror) scopes match by
+/// path.
+#[test]
+fn notation_scopes_match_the_host_when_it_is_known() {
+    let tp = br#"{"version": "1.0", "trustPolicies": [
+        {"name": "lenient", "registryScopes": ["a.example/team/app"], "signatureVerification": {"level": "skip"}},
+        {"name": "strict", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+         "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}
+    ]}"#;
+    let mut material = Material::default();
+    material.files.insert("/tp.json".into(), tp.to_vec());
+    material.trust_stores.insert("/ts".into(), Default::default());
+    let r =
+        rule(Requirement::Notation(NotationRequirement { trust_policy: "/tp.json".into(), trust_store: "/ts".into() }));
+    let judge = |host: Option<&str>| {
+        let s = Subject { host: host.map(String::from), ..subject("team/app", Some("v1"), 'a') };
+        evaluate(&r, &s, &Evidence::default(), &material, 0)
+    };
+    assert!(judge(Some("a.example")).allowed, "{}", judge(Some("a.example")).report());
+    let other = judge(Some("b.example"));
+    assert!(!other.allowed, "the lenient statement reached another host: {}", other.report());
+    assert!(judge(None).allowed, "by path, the lenient statement applies");
 }

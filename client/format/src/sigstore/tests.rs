@@ -119,7 +119,7 @@ fn material(files: &[(&str, &[u8])]) -> Material {
 }
 
 fn policy_subject() -> crate::policy::Subject {
-    crate::policy::Subject { repository: "team/app".parse().unwrap(), tag: None, digest: subject() }
+    crate::policy::Subject { repository: "team/app".parse().unwrap(), tag: None, digest: subject(), host: None }
 }
 
 fn simple(payload: &[u8], sig: &str) -> SigstoreCandidate {

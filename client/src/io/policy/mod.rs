@@ -124,7 +124,12 @@ pub async fn decide(
             None => break,
         };
         tried.push(digest.clone());
-        let subject = Subject { repository: opts.image.repository.clone(), tag: tag.clone(), digest: digest.clone() };
+        let subject = Subject {
+            repository: opts.image.repository.clone(),
+            tag: tag.clone(),
+            digest: digest.clone(),
+            host: Some(opts.image.host.clone()),
+        };
         if needs.sigstore {
             evidence.sigstore = signatures::sigstore(&origin.transport, &origin.repo, &digest).await?;
         }
