@@ -110,25 +110,7 @@ async fn tuf_tags(
 ) -> Result<Vec<SignedTarget>, PullError> {
     let (_, rows) = refresh_trusted(store, srcs, opts, |mut u| {
         Box::pin(async move {
-            let top = u.trusted().targets();
-            let mut names: Vec<String> = top.map(|t| t.targets.keys().cloned().collect()).unwrap_or_default();
-            // No delegations means no delegated roles: absence, not a failure.
-            let roles: Vec<String> = top
-                .and_then(|t| t.delegations.as_ref())
-                .map(|d| d.roles.iter().map(|x| x.name.clone()).collect())
-                .unwrap_or_default();
-            for role in roles {
-                // A role the snapshot does not list was revoked: it signs nothing.
-                if u.trusted().snapshot_entry(&role).is_err() {
-                    continue;
-                }
-                u.load_delegated(&role, "targets").await?;
-                if let Some(t) = u.trusted().delegated(&role) {
-                    names.extend(t.targets.keys().cloned());
-                }
-            }
-            names.sort();
-            names.dedup();
+            let names = crate::io::policy::trust::all_names(&mut u).await?;
             let mut rows = Vec::new();
             for n in names {
                 // The search applies delegation order and paths, so a tag shows the signer a pull would trust.

@@ -99,7 +99,7 @@ pub async fn notary_v1(
 }
 
 /// Every target name of top-level targets and the delegated roles it names (as `wharf trust inspect` lists them).
-async fn all_names(u: &mut crate::io::pull::Refreshed) -> Result<Vec<String>, TrustError> {
+pub(crate) async fn all_names(u: &mut crate::io::pull::Refreshed) -> Result<Vec<String>, TrustError> {
     let top = u.trusted().targets();
     let mut names: Vec<String> = top.map(|t| t.targets.keys().cloned().collect()).unwrap_or_default();
     let roles: Vec<String> = top
