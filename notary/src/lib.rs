@@ -61,13 +61,23 @@ pub struct Notary {
     pub kek: Kek,
     pub clock: Box<dyn Clock>,
     pub settings: TrustSettings,
+    /// What a publish, a key rotation or a deletion records (audit row, webhook deliveries) in its transaction.
+    pub recorder: std::sync::Arc<dyn wharf_storage::Recorder>,
     cache: cache::DocCache<RepositoryName>,
     v1cache: cache::DocCache<wharf_format::notary::Gun>,
 }
 
 impl Notary {
     pub fn new(meta: Metadata, kek: Kek, clock: Box<dyn Clock>, settings: TrustSettings) -> Notary {
-        Notary { meta, kek, clock, settings, cache: cache::DocCache::default(), v1cache: cache::DocCache::default() }
+        Notary {
+            meta,
+            kek,
+            clock,
+            settings,
+            recorder: std::sync::Arc::new(wharf_storage::meta::Silent),
+            cache: cache::DocCache::default(),
+            v1cache: cache::DocCache::default(),
+        }
     }
 
     /// Drops cached TUF 1.0 documents of `repo` after a write.

@@ -79,6 +79,14 @@ pub enum AdminCommand {
         #[arg(long, requires = "repositories")]
         include_signed: bool,
     },
+    /// Webhook deliveries: those waiting and those failing, and retrying them now.
+    #[command(subcommand)]
+    Events(crate::admin_ops::events::EventsCommand),
+    /// The audit log: who pushed, signed, deleted or logged in, from where, and when.
+    Audit(crate::admin_ops::audit::AuditArgs),
+    /// Storage quotas per repository pattern.
+    #[command(subcommand)]
+    Quota(crate::admin_ops::quota::QuotaCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +289,9 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             admin::grant(&meta, &account, &pattern, &actions, now).await?;
         }
         AdminCommand::Revoke { account, pattern } => admin::revoke(&meta, &account, &pattern).await?,
+        AdminCommand::Events(c) => crate::admin_ops::events::run(settings, &meta, c).await?,
+        AdminCommand::Audit(a) => crate::admin_ops::audit::run(settings, &meta, a).await?,
+        AdminCommand::Quota(c) => crate::admin_ops::quota::run(settings, &meta, c).await?,
         AdminCommand::Gc { dry_run, reconcile, json } => {
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, reconcile, retention_only: false };

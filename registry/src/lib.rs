@@ -6,6 +6,8 @@
 pub mod admin;
 #[cfg(feature = "cli")]
 pub mod admin_cli;
+#[cfg(feature = "cli")]
+pub mod admin_ops;
 pub mod auth;
 mod blob;
 pub mod config;
@@ -16,6 +18,7 @@ mod listing;
 mod manifest;
 pub mod mirror;
 mod observe;
+pub mod ops;
 pub mod policy;
 mod referrers;
 pub mod retention;
@@ -63,6 +66,8 @@ pub struct Registry {
     pub mirror: Option<Arc<mirror::Mirrors>>,
     /// The signature policy of `[[policy]]` (`None`: no rules, nothing is enforced).
     pub policy: Option<Arc<policy::Enforcer>>,
+    /// Metrics, the recorder of audit rows and webhook deliveries, quotas, rate limits.
+    pub ops: Arc<ops::Ops>,
 }
 
 pub type AppState = Arc<Registry>;
@@ -144,7 +149,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         (Method::GET, Endpoint::Tags(repo)) => listing::tags(&st, &repo, &parts).await,
         (Method::GET | Method::HEAD, Endpoint::Manifest(repo, r)) => manifest::get(&st, &repo, &r, &parts).await,
         (Method::PUT, Endpoint::Manifest(repo, r)) => manifest::put(&st, &repo, &r, &parts, body).await,
-        (Method::DELETE, Endpoint::Manifest(repo, r)) => manifest::delete(&st, &repo, &r).await,
+        (Method::DELETE, Endpoint::Manifest(repo, r)) => manifest::delete(&st, &repo, &r, &parts).await,
         (Method::GET | Method::HEAD | Method::DELETE, Endpoint::ManifestBadReference(_)) => {
             Err(ApiError::new(Kind::ManifestUnknown, "manifest unknown: the reference is neither a tag nor a digest"))
         }

@@ -7,7 +7,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 use wharf_format::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
-use wharf_storage::{ManifestRecord, NewManifest};
+use wharf_storage::{Change, ManifestRecord, NewManifest};
 
 use crate::error::{ApiError, Kind};
 use crate::{empty, header_str, AppState};
@@ -63,7 +63,16 @@ pub async fn put(
     };
     crate::policy::gate::check_put(st, repo, r, &digest, &parsed).await?;
     let new = to_store(repo, &digest, &parsed, &body, tag, false);
-    st.meta.manifests().put(&new, st.clock.now()).await?;
+    let now = st.clock.now();
+    let change = Change::ManifestPush {
+        repository: repo.to_string(),
+        digest: digest.to_string(),
+        media_type: parsed.media_type.to_string(),
+        size: body.len() as u64,
+        tag: tag.map(|t| t.to_string()),
+    };
+    let journal = st.ops.journal(&crate::ops::origin::from_parts(req), &change, now);
+    st.meta.manifests().put_recorded(&new, now, &journal).await?;
     crate::policy::gate::changed(st, repo);
     let mut headers =
         vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
@@ -73,11 +82,21 @@ pub async fn put(
     Ok(empty(StatusCode::CREATED, headers))
 }
 
-pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference) -> Result<Response, ApiError> {
+pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
     crate::policy::gate::check_delete(st, repo, r)?;
+    let origin = crate::ops::origin::from_parts(req);
+    let now = st.clock.now();
     let deleted = match r {
-        Reference::Digest(d) => st.meta.manifests().delete(repo, d).await?,
-        Reference::Tag(t) => st.meta.manifests().delete_tag(repo, t).await?,
+        Reference::Digest(d) => {
+            let change = Change::ManifestDelete { repository: repo.to_string(), digest: d.to_string() };
+            st.meta.manifests().delete_recorded(repo, d, &st.ops.journal(&origin, &change, now)).await?
+        }
+        Reference::Tag(t) => {
+            // What the tag pointed at, for the record (read before; the delete itself is conditional on nothing).
+            let digest = st.meta.manifests().by_tag(repo, t).await?.map(|m| m.digest.to_string());
+            let change = Change::TagDelete { repository: repo.to_string(), tag: t.to_string(), digest };
+            st.meta.manifests().delete_tag_recorded(repo, t, &st.ops.journal(&origin, &change, now)).await?
+        }
     };
     crate::policy::gate::changed(st, repo);
     if deleted {

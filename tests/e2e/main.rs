@@ -29,6 +29,7 @@ mod mirror;
 mod notary_v1;
 mod notary_v1_uploads;
 mod notation;
+mod ops;
 mod policy_client;
 mod policy_mirror;
 mod policy_registry;

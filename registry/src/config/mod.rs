@@ -15,19 +15,27 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod audit;
 mod auth;
 pub mod duration;
 pub mod effective;
 pub mod env;
 mod gc;
+mod metrics;
 pub mod mirror;
+mod notify;
+mod ratelimit;
 pub mod schema;
 mod settings;
 
+pub use audit::AuditConfig;
 pub use auth::{AuthConfig, TrustedIssuerConfig};
 pub use duration::{Millis, Secs};
 pub use env::Vars;
 pub use gc::{parse_duration, rule, GcConfig, GcSettings, RetentionConfig};
+pub use metrics::MetricsConfig;
+pub use notify::NotificationsConfig;
+pub use ratelimit::RateLimitConfig;
 pub use settings::{KekSource, Overrides, Settings};
 
 /// The configuration file's shape. Every field is optional; absent ones take defaults.
@@ -66,6 +74,14 @@ pub struct Config {
     /// repository decides what its manifests must satisfy to be served or tagged; no variable.
     #[serde(default)]
     pub policy: Vec<wharf_format::policy::Rule>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 /// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.
@@ -170,6 +186,9 @@ pub struct LogConfig {
     pub format: Option<String>,
     /// A `tracing` filter such as `info` or `wharf_registry=debug`. `WHARF_LOG_LEVEL` (or `WHARF_LOG`).
     pub level: Option<String>,
+    /// One `info` line per request (route kind, repository, status, bytes, duration, account, client address);
+    /// default on. `WHARF_LOG_ACCESS`.
+    pub access: Option<bool>,
 }
 
 /// Errors of reading and validating the configuration; see the module's documentation for which is which.

@@ -42,6 +42,8 @@ pub struct Settings {
     pub mirrors: Vec<mirror::MirrorSettings>,
     /// Signature policy rules, in order (empty: nothing is enforced).
     pub policy: Vec<wharf_format::policy::Rule>,
+    /// Metrics, webhooks, audit, rate limits, access log.
+    pub ops: crate::ops::OpsSettings,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -81,6 +83,7 @@ impl Config {
         let database_url = database_url(self.database, &data_dir)?;
         let shared = !database_url.starts_with("sqlite://");
         let (storage_url, s3, redirect, blob_cache) = storage(self.storage, &data_dir)?;
+        let access_log = self.log.access.unwrap_or(true);
         let (log_json, log_level) = log(self.log)?;
         let kek = kek(&self.trust, shared)?;
         let tls = tls(o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key))?;
@@ -105,6 +108,13 @@ impl Config {
             gc: self.gc.settings(self.retention)?,
             mirrors: mirror::settings(self.mirror)?,
             policy: policy(self.policy)?,
+            ops: crate::ops::OpsSettings {
+                metrics: self.metrics.settings()?,
+                notifications: self.notifications.settings()?,
+                audit: self.audit.settings()?,
+                rate_limit: self.rate_limit.settings()?,
+                access_log,
+            },
         })
     }
 }

@@ -78,7 +78,9 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         )),
         None => None,
     };
-    let notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
+    let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
+    let mut notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
+    notary.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
     let redirect = settings.redirect;
     let mirror = if settings.mirrors.is_empty() {
         None
@@ -92,7 +94,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     };
     let policy = policy(&settings.policy)?;
     let clock = Box::new(SystemClock);
-    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock, redirect, mirror, policy };
+    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock, redirect, mirror, policy, ops };
     Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
 }
 
@@ -172,6 +174,14 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
             }
         }
     }));
+    let ops = Arc::clone(&state.ops);
+    // Inside the gate: the per-caller rate limits, then the request's origin (who, from where) for what it records.
+    let origin_auth = auth.clone();
+    let both = both
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            crate::ops::origin::layer(origin_auth.clone(), req, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&ops), crate::ops::limit::by_account));
     let both = match auth {
         None => both,
         Some(auth) => Router::new()
@@ -179,7 +189,9 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
             .merge(both)
             .layer(axum::middleware::from_fn_with_state(auth, crate::auth::gate::check)),
     };
-    // Outermost: the classification, before the gate and the dispatch.
+    // Before the gate: the per-address rate limits, so a flood is refused before any credential is checked.
+    let both = both.layer(axum::middleware::from_fn_with_state(Arc::clone(&ops), crate::ops::limit::by_address));
+    // Outside that: the classification, before the gate and the dispatch; outermost, the access log and metrics.
     both.layer(axum::middleware::from_fn(move |mut req: Request, next: axum::middleware::Next| {
         let mirrors = state.mirror.clone();
         async move {
@@ -189,6 +201,7 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
             next.run(req).await
         }
     }))
+    .layer(axum::middleware::from_fn_with_state(ops, crate::ops::access::layer))
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight requests. Prints the bound address on stdout.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 
+use super::journal::{self, Journal};
 use super::{insert_repository, page, parse, Metadata, Tx};
 use crate::{Error, Result, UnixTime};
 
@@ -48,6 +49,11 @@ pub struct Manifests<'a>(pub(super) &'a Metadata);
 impl Manifests<'_> {
     /// Stores a manifest (and points its tag at it) if everything it references is in the repository.
     pub async fn put(&self, m: &NewManifest<'_>, now: UnixTime) -> Result<()> {
+        self.put_recorded(m, now, &Journal::default()).await
+    }
+
+    /// [`Manifests::put`], writing `journal` in the same transaction.
+    pub async fn put_recorded(&self, m: &NewManifest<'_>, now: UnixTime, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         let mut missing = Vec::new();
         // Claimed, not only read: each referenced row gets a new version in this transaction, so a collector
@@ -117,6 +123,7 @@ impl Manifests<'_> {
             .execute(&mut *tx)
             .await?;
         }
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -145,22 +152,44 @@ impl Manifests<'_> {
 
     /// Deletes a manifest and every tag pointing at it. False if it was not there.
     pub async fn delete(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        self.delete_recorded(repo, digest, &Journal::default()).await
+    }
+
+    /// [`Manifests::delete`], writing `journal` in the same transaction if the manifest was there.
+    pub async fn delete_recorded(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(self.0.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        journal::write(&mut tx, journal).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deletes a tag only; the manifest stays. False if there was no such tag.
     pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        self.delete_tag_recorded(repo, tag, &Journal::default()).await
+    }
+
+    /// [`Manifests::delete_tag`], writing `journal` in the same transaction if the tag was there.
+    pub async fn delete_tag_recorded(&self, repo: &RepositoryName, tag: &Tag, journal: &Journal) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2")
             .bind(repo.as_str())
             .bind(tag.as_str())
-            .execute(self.0.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        journal::write(&mut tx, journal).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Points `tag` of `repo` at a manifest the repository holds. False when it holds no such manifest.

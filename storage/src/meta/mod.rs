@@ -27,9 +27,12 @@ use wharf_format::RepositoryName;
 use crate::{Error, Result, UnixTime};
 
 mod accounts;
+mod audit;
 mod blobs;
 mod catalog;
 mod collect;
+mod events;
+pub mod journal;
 mod leases;
 mod manifests;
 mod mirror;
@@ -38,9 +41,12 @@ mod settings;
 mod trust;
 
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
+pub use audit::Audit;
 pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
 pub use catalog::{Catalog, NameRange};
 pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow};
+pub use events::Events;
+pub use journal::{Actor, AuditRow, Change, EventRow, Journal, Journals, Origin, Recorder, Silent, TrustFormat};
 pub use leases::Leases;
 pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
 pub use mirror::{Cached, Mirror};
@@ -159,6 +165,21 @@ impl Metadata {
     /// Named leases that let one replica at a time run a job.
     pub fn leases(&self) -> Leases<'_> {
         Leases(self)
+    }
+
+    /// Writing audit rows and webhook deliveries alone (a login, a pull).
+    pub fn journals(&self) -> Journals<'_> {
+        Journals(self)
+    }
+
+    /// The audit log: queries and pruning.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit(self)
+    }
+
+    /// The webhook outbox: taking, finishing and retrying deliveries.
+    pub fn events(&self) -> Events<'_> {
+        Events(self)
     }
 
     /// Server-wide settings kept in the database.

@@ -1,0 +1,6 @@
+//! The operating commands of `wharf admin`: webhook deliveries, the audit log, quotas. One file each; the
+//! subcommands are declared in `admin_cli.rs`.
+
+pub mod audit;
+pub mod events;
+pub mod quota;

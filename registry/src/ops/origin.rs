@@ -1,0 +1,64 @@
+//! The [`Origin`] of each request: who (the caller access control verified, or anonymous), from which address
+//! (through `trusted_proxies`), which request. Made by [`layer`], inside the gate and before dispatch, and kept in
+//! the request's extensions for the handlers and the trust services, and in the response's for the access log.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use wharf_storage::{Actor, Origin};
+
+use crate::auth::policy::Principal;
+use crate::auth::{Auth, Caller, ClientAddr};
+
+/// The origin of `req`, from what the gate left in it.
+pub fn of(req: &Request, auth: Option<&Auth>) -> Origin {
+    let actor = match req.extensions().get::<Caller>().map(|c| &c.principal) {
+        None | Some(Principal::Anonymous) => Actor::Anonymous,
+        Some(Principal::Account(n)) => Actor::Account(n.clone()),
+        Some(Principal::External(n)) => Actor::External(n.clone()),
+    };
+    let address = match auth {
+        Some(a) => a.client_ip(req),
+        None => req.extensions().get::<ClientAddr>().map(|c| c.0.ip()),
+    };
+    let text = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Origin {
+        actor,
+        address,
+        request_id: request_id(),
+        method: req.method().to_string(),
+        user_agent: text(header::USER_AGENT),
+        host: text(header::HOST),
+    }
+}
+
+/// A random request id (128 bits, hex).
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    hex::encode(b)
+}
+
+/// The middleware: puts the request's [`Origin`] in its extensions and in its response's.
+pub async fn layer(auth: Option<Arc<Auth>>, mut req: Request, next: Next) -> Response {
+    let origin = of(&req, auth.as_deref());
+    req.extensions_mut().insert(origin.clone());
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(origin);
+    resp
+}
+
+/// The origin a handler reads; a request that did not pass [`layer`] (none should) counts as anonymous.
+pub fn from_parts(parts: &axum::http::request::Parts) -> Origin {
+    parts.extensions.get::<Origin>().cloned().unwrap_or_else(|| Origin {
+        actor: Actor::Anonymous,
+        address: parts.extensions.get::<ClientAddr>().map(|c| c.0.ip()),
+        request_id: request_id(),
+        method: parts.method.to_string(),
+        user_agent: None,
+        host: None,
+    })
+}

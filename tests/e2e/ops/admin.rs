@@ -1,0 +1,1 @@
+//! Issue 23: admin (skeleton; filled by its work).

@@ -1,0 +1,1 @@
+//! Issue 23: audit (skeleton; filled by its work).

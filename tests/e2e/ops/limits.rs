@@ -1,0 +1,1 @@
+//! Issue 23: limits (skeleton; filled by its work).

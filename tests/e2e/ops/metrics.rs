@@ -1,0 +1,1 @@
+//! Issue 23: metrics (skeleton; filled by its work).

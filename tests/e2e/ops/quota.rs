@@ -1,0 +1,1 @@
+//! Issue 23: quota (skeleton; filled by its work).

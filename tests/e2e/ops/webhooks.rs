@@ -1,0 +1,1 @@
+//! Issue 23: webhooks (skeleton; filled by its work).
