@@ -86,7 +86,8 @@ impl NotificationsConfig {
         Ok(NotifySettings {
             endpoints,
             lease_secs,
-            source_addr: format!("{host}:{}", addr.port()),
+            // Distribution's form, host name and port; with port 0 (picked at the start), the host name alone.
+            source_addr: if addr.port() == 0 { host } else { format!("{host}:{}", addr.port()) },
             tls,
             ..NotifySettings::default()
         })
