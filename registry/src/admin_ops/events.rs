@@ -50,7 +50,10 @@ pub async fn run(settings: &Settings, meta: &Metadata, cmd: EventsCommand) -> an
                                 "next_attempt": d.next_attempt, "last_error": d.last_error })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&json!({ "endpoints": endpoints, "deliveries": deliveries }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "endpoints": endpoints, "deliveries": deliveries }))?
+                );
                 return Ok(());
             }
             if backlog.is_empty() {
@@ -60,12 +63,22 @@ pub async fn run(settings: &Settings, meta: &Metadata, cmd: EventsCommand) -> an
             for b in &backlog {
                 let gone = settings.ops.notifications.endpoints.iter().all(|e| e.name != b.endpoint);
                 let note = if gone { " (not configured: nothing delivers these)" } else { "" };
-                println!("{}: {} waiting, {} failing, oldest {} ago{note}", b.endpoint, b.pending, b.failing, ago(now - b.oldest));
+                println!(
+                    "{}: {} waiting, {} failing, oldest {} ago{note}",
+                    b.endpoint,
+                    b.pending,
+                    b.failing,
+                    ago(now - b.oldest)
+                );
             }
             println!();
-            println!("{:<8} {:<16} {:<14} {:<30} {:>8} {:>8} {:>10}  LAST ERROR", "ID", "ENDPOINT", "ACTION", "REPOSITORY", "ATTEMPTS", "AGE", "NEXT");
+            println!(
+                "{:<8} {:<16} {:<14} {:<30} {:>8} {:>8} {:>10}  LAST ERROR",
+                "ID", "ENDPOINT", "ACTION", "REPOSITORY", "ATTEMPTS", "AGE", "NEXT"
+            );
             for d in &rows {
-                let next = if d.next_attempt <= now { "now".to_owned() } else { format!("in {}", ago(d.next_attempt - now)) };
+                let next =
+                    if d.next_attempt <= now { "now".to_owned() } else { format!("in {}", ago(d.next_attempt - now)) };
                 println!(
                     "{:<8} {:<16} {:<14} {:<30} {:>8} {:>8} {:>10}  {}",
                     d.id,

@@ -107,8 +107,11 @@ fn endpoint(c: EndpointConfig, d: &Defaults) -> Result<Endpoint, ConfigError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return Err(invalid(format!("name {name:?}: letters, digits, `-`, `_` and `.` only")));
     }
-    let url = url::Url::parse(&c.url)
-        .map_err(|source| ConfigError::Url { name: "notifications.endpoint.url", text: c.url.clone(), source })?;
+    let url = url::Url::parse(&c.url).map_err(|source| ConfigError::Url {
+        name: "notifications.endpoint.url",
+        text: c.url.clone(),
+        source,
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(format!("endpoint {name}: the URL must be http:// or https:// with a host")));
     }
@@ -136,9 +139,11 @@ fn endpoint(c: EndpointConfig, d: &Defaults) -> Result<Endpoint, ConfigError> {
     }
     let actions = match c.actions {
         None => Action::defaults(),
-        Some(list) => {
-            list.iter().map(|a| a.parse()).collect::<Result<Vec<Action>, _>>().map_err(|e| invalid(format!("{name}: {e}")))?
-        }
+        Some(list) => list
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<Vec<Action>, _>>()
+            .map_err(|e| invalid(format!("{name}: {e}")))?,
     };
     let repositories = c
         .repositories

@@ -72,11 +72,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A config file with one endpoint `ci` at `port` (watching `team/**`), and `extra` lines in `[notifications]`.
-fn config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+/// A config file with one endpoint `ci` at `port` (watching `team/**`), retrying at most `backoff_max` seconds apart.
+fn config(dir: &Path, port: u16, backoff_max: u32) -> PathBuf {
     let path = dir.join("wharf.toml");
     let text = format!(
-        "[notifications]\nlease_secs = 4\ntimeout_secs = 1\nbackoff_min_secs = 1\nbackoff_max_secs = 2\n{extra}\n\
+        "[notifications]\nlease_secs = 4\ntimeout_secs = 1\nbackoff_min_secs = 1\nbackoff_max_secs = {backoff_max}\n\
          [[notifications.endpoint]]\nname = \"ci\"\nurl = \"http://127.0.0.1:{port}/hook?token=t0ken\"\n\
          secret = \"{SECRET}\"\nactions = [\"push\", \"pull\", \"delete\", \"tag\", \"trust_publish\"]\n\
          repositories = [\"team/**\"]\nheaders = {{ X-Team = \"registry\" }}\n"
@@ -147,7 +147,7 @@ fn outbox(s: &Server) -> Value {
 fn a_receiver_gets_each_event_once_in_order_signed_in_distributions_format() {
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(tmp.path(), 0, false);
-    let s = start(&config(tmp.path(), rx.port, ""), &[]);
+    let s = start(&config(tmp.path(), rx.port, 2), &[]);
     let (blobs, d1) = push(&s, "team/app", "v1", 1);
     let (_, d2) = push(&s, "team/app", "v2", 2);
     push(&s, "other/app", "v1", 3);
@@ -209,7 +209,7 @@ fn a_receiver_down_for_a_while_then_up_gets_every_event_and_retry_makes_failures
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     // Retries up to a minute apart: the retry command, not the backoff, brings them back quickly.
-    let s = start(&config(tmp.path(), port, "backoff_max_secs = 60"), &[]);
+    let s = start(&config(tmp.path(), port, 60), &[]);
     let digests: Vec<String> = (1..=3).map(|i| push(&s, "team/down", &format!("v{i}"), 10 + i).1).collect();
     std::thread::sleep(Duration::from_millis(3500));
     let o = outbox(&s);
@@ -236,7 +236,7 @@ fn a_receiver_down_for_a_while_then_up_gets_every_event_and_retry_makes_failures
 fn sigkill_with_events_pending_loses_none_after_the_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut s = start(&config(tmp.path(), port, ""), &[]);
+    let mut s = start(&config(tmp.path(), port, 2), &[]);
     let digests: Vec<String> = (1..=3).map(|i| push(&s, "team/crash", &format!("v{i}"), 20 + i).1).collect();
     assert!(outbox(&s)["endpoints"][0]["pending"].as_i64().unwrap() >= 3);
     s.kill();
@@ -253,7 +253,7 @@ fn sigkill_with_events_pending_loses_none_after_the_restart() {
 fn two_replicas_deliver_each_event_once() {
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(tmp.path(), 0, false);
-    let file = config(tmp.path(), rx.port, "");
+    let file = config(tmp.path(), rx.port, 2);
     let shared = common::shared_stack();
     let mut env: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.push(("WHARF_CONFIG", file.to_str().unwrap()));
@@ -287,7 +287,7 @@ fn two_replicas_deliver_each_event_once() {
 fn a_receiver_that_hangs_does_not_slow_pushes() {
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(tmp.path(), 0, true);
-    let with = start(&config(tmp.path(), rx.port, ""), &[]);
+    let with = start(&config(tmp.path(), rx.port, 2), &[]);
     let without = Server::start(&[]);
     let (mut t_with, mut t_without) = (Vec::new(), Vec::new());
     // Measured side by side, alternating, so the machine's load falls on both alike.

@@ -31,7 +31,12 @@ pub fn spawn(meta: Metadata, settings: &NotifySettings) -> Vec<tokio::task::Join
         .endpoints
         .iter()
         .map(|e| {
-            let job = Job { meta: meta.clone(), endpoint: e.clone(), holder: Arc::clone(&holder), lease: settings.lease_secs };
+            let job = Job {
+                meta: meta.clone(),
+                endpoint: e.clone(),
+                holder: Arc::clone(&holder),
+                lease: settings.lease_secs,
+            };
             tokio::spawn(job.run())
         })
         .collect()

@@ -127,11 +127,9 @@ fn target(settings: &NotifySettings, origin: &Origin, change: &Change) -> Option
         Change::TrustDelete { repository: r, format } => {
             (Action::TrustDelete, r.clone(), json!({ "repository": r, "trustFormat": format.as_str() }))
         }
-        Change::KeyRotation { repository: r, format, role } => (
-            Action::KeyRotation,
-            r.clone(),
-            json!({ "repository": r, "trustFormat": format.as_str(), "role": role }),
-        ),
+        Change::KeyRotation { repository: r, format, role } => {
+            (Action::KeyRotation, r.clone(), json!({ "repository": r, "trustFormat": format.as_str(), "role": role }))
+        }
         Change::Removal { what, repository: Some(r), digest, tag } if what != "blob" => {
             let mut t = json!({ "digest": digest, "repository": r });
             if let Some(tag) = tag {

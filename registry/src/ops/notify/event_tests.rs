@@ -63,30 +63,68 @@ fn changes_map_to_distribution_events() {
         size: 7,
         tag: Some("v1".into()),
     };
-    check(push, &["all", "team"], "push", serde_json::json!({
-        "mediaType": m, "size": 7, "digest": d, "length": 7, "repository": "team/app",
-        "url": "http://reg.example/v2/team/app/manifests/sha256:aa", "tag": "v1",
-    }));
+    check(
+        push,
+        &["all", "team"],
+        "push",
+        serde_json::json!({
+            "mediaType": m, "size": 7, "digest": d, "length": 7, "repository": "team/app",
+            "url": "http://reg.example/v2/team/app/manifests/sha256:aa", "tag": "v1",
+        }),
+    );
     let pull = Change::BlobPull { repository: "team/app".into(), digest: d.into(), size: 3 };
-    check(pull, &["all"], "pull", serde_json::json!({
-        "mediaType": "application/octet-stream", "size": 3, "digest": d, "length": 3, "repository": "team/app",
-        "url": "http://reg.example/v2/team/app/blobs/sha256:aa",
-    }));
+    check(
+        pull,
+        &["all"],
+        "pull",
+        serde_json::json!({
+            "mediaType": "application/octet-stream", "size": 3, "digest": d, "length": 3, "repository": "team/app",
+            "url": "http://reg.example/v2/team/app/blobs/sha256:aa",
+        }),
+    );
     let deep = Change::ManifestDelete { repository: "team/a/b".into(), digest: d.into() };
     check(deep, &["all"], "delete", serde_json::json!({ "digest": d, "repository": "team/a/b" }));
     let untag = Change::TagDelete { repository: "team/app".into(), tag: "v1".into(), digest: None };
     check(untag, &["all", "team"], "delete", serde_json::json!({ "repository": "team/app", "tag": "v1" }));
-    let moved = Change::TagMove { repository: "team/app".into(), tag: "v1".into(), from: Some("sha256:00".into()), to: d.into() };
-    check(moved, &["all", "team"], "tag", serde_json::json!({
-        "digest": d, "repository": "team/app", "tag": "v1", "previousDigest": "sha256:00",
-    }));
-    let publish =
-        Change::TrustPublish { repository: "team/app".into(), format: TrustFormat::NotaryV1, roles: vec!["targets".into()] };
-    check(publish, &["all", "team"], "trust_publish", serde_json::json!({
-        "repository": "team/app", "trustFormat": "notary_v1", "roles": ["targets"],
-    }));
-    let removal = Change::Removal { what: "tag".into(), repository: Some("team/app".into()), digest: d.into(), tag: Some("old".into()) };
-    check(removal, &["all", "team"], "delete", serde_json::json!({ "digest": d, "repository": "team/app", "tag": "old" }));
+    let moved = Change::TagMove {
+        repository: "team/app".into(),
+        tag: "v1".into(),
+        from: Some("sha256:00".into()),
+        to: d.into(),
+    };
+    check(
+        moved,
+        &["all", "team"],
+        "tag",
+        serde_json::json!({
+            "digest": d, "repository": "team/app", "tag": "v1", "previousDigest": "sha256:00",
+        }),
+    );
+    let publish = Change::TrustPublish {
+        repository: "team/app".into(),
+        format: TrustFormat::NotaryV1,
+        roles: vec!["targets".into()],
+    };
+    check(
+        publish,
+        &["all", "team"],
+        "trust_publish",
+        serde_json::json!({
+            "repository": "team/app", "trustFormat": "notary_v1", "roles": ["targets"],
+        }),
+    );
+    let removal = Change::Removal {
+        what: "tag".into(),
+        repository: Some("team/app".into()),
+        digest: d.into(),
+        tag: Some("old".into()),
+    };
+    check(
+        removal,
+        &["all", "team"],
+        "delete",
+        serde_json::json!({ "digest": d, "repository": "team/app", "tag": "old" }),
+    );
     let blob_gc = Change::Removal { what: "blob".into(), repository: None, digest: d.into(), tag: None };
     check(blob_gc, &[], "", Value::Null);
     check(Change::Login { account: "alice".into(), ok: false }, &[], "", Value::Null);
@@ -98,9 +136,12 @@ fn the_envelope_fields_are_distributions() {
     let rows = events(&settings(), &origin(), &change, 1_700_000_000);
     let e: Value = serde_json::from_str(&rows[0].payload).unwrap();
     assert_eq!(e["timestamp"], "2023-11-14T22:13:20Z");
-    assert_eq!(e["request"], serde_json::json!({
-        "id": "r1", "addr": "10.1.2.3", "host": "reg.example", "method": "PUT", "useragent": "skopeo/1",
-    }));
+    assert_eq!(
+        e["request"],
+        serde_json::json!({
+            "id": "r1", "addr": "10.1.2.3", "host": "reg.example", "method": "PUT", "useragent": "skopeo/1",
+        })
+    );
     assert_eq!(e["actor"], serde_json::json!({ "name": "alice" }));
     assert_eq!(e["source"]["addr"], "reg1:5000");
     assert_eq!(e["id"].as_str().unwrap().len(), 36);

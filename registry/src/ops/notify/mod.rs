@@ -114,7 +114,8 @@ impl Endpoint {
     /// The URL without user information or query, for messages.
     pub fn shown_url(&self) -> String {
         let u = &self.url.0;
-        format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())
+        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{}://{}{port}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())
     }
 }
 
