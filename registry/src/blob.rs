@@ -35,6 +35,11 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
     if req.method == Method::HEAD {
         return common(Response::builder()).header("content-length", size).body(Body::empty()).map_err(build_error);
     }
+    st.ops.later.record(crate::ops::notify::Action::Pull, req, now, || wharf_storage::Change::BlobPull {
+        repository: repo.to_string(),
+        digest: digest.to_string(),
+        size,
+    });
     if let Some(expires_in) = st.redirect {
         if let Some(url) = st.blobs.presigned_get_at(digest, location, expires_in).await? {
             return common(Response::builder())

@@ -15,6 +15,18 @@ use crate::{empty, header_str, AppState};
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
     let record = lookup(st, repo, r).await?;
     crate::policy::gate::check_read(st, repo, r, &record).await?;
+    if req.method == Method::GET {
+        st.ops.later.record(crate::ops::notify::Action::Pull, req, st.clock.now(), || Change::ManifestPull {
+            repository: repo.to_string(),
+            digest: record.digest.to_string(),
+            media_type: record.media_type.to_string(),
+            size: record.content.len() as u64,
+            tag: match r {
+                Reference::Tag(t) => Some(t.to_string()),
+                Reference::Digest(_) => None,
+            },
+        });
+    }
     respond(record, req)
 }
 

@@ -29,7 +29,7 @@ pub async fn start(st: &AppState, repo: &RepositoryName, req: &Request, body: Bo
             return Err(ApiError::new(Kind::UploadRangeInvalid, "a monolithic upload starts at 0"));
         }
         let committed = st.uploads.put_whole(declared, body.into_data_stream(), &digest).await?;
-        return record(st, repo, &digest, committed).await;
+        return record(st, repo, &digest, committed, req).await;
     }
     let id = st.uploads.start(repo, st.clock.now()).await?;
     Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
@@ -66,12 +66,25 @@ pub async fn put(
     let (start, declared) = chunk_headers(req, Some((st, repo, id))).await?;
     let body = body.into_data_stream();
     let committed = st.uploads.complete(id, repo, start, declared, body, &digest, st.clock.now()).await?;
-    record(st, repo, &digest, committed).await
+    record(st, repo, &digest, committed, req).await
 }
 
 /// Records a committed blob in the metadata (see [`wharf_storage::Uploads::record`]).
-async fn record(st: &AppState, repo: &RepositoryName, digest: &Digest, c: Committed) -> Result<Response, ApiError> {
-    st.uploads.record(repo, digest, &c, st.clock.now()).await?;
+/// Its webhook `push` event is recorded off the request path (see [`crate::ops::notify::later`]).
+async fn record(
+    st: &AppState,
+    repo: &RepositoryName,
+    digest: &Digest,
+    c: Committed,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let now = st.clock.now();
+    st.uploads.record(repo, digest, &c, now).await?;
+    st.ops.later.record(crate::ops::notify::Action::Push, req, now, || wharf_storage::Change::BlobPush {
+        repository: repo.to_string(),
+        digest: digest.to_string(),
+        size: c.size,
+    });
     Ok(created(repo, digest))
 }
 

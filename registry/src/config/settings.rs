@@ -89,6 +89,7 @@ impl Config {
         let tls = tls(o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key))?;
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
         exposure(addr, tls.is_some(), auth.is_some(), &self.insecure)?;
+        let notifications = self.notifications.settings(addr, tls.is_some())?;
         Ok(Settings {
             addr,
             data_dir,
@@ -110,7 +111,7 @@ impl Config {
             policy: policy(self.policy)?,
             ops: crate::ops::OpsSettings {
                 metrics: self.metrics.settings()?,
-                notifications: self.notifications.settings()?,
+                notifications,
                 audit: self.audit.settings()?,
                 rate_limit: self.rate_limit.settings()?,
                 access_log,

@@ -29,6 +29,8 @@ pub struct Ops {
     pub metrics: metrics::Metrics,
     pub limits: limit::Limiter,
     pub quotas: quota::Quotas,
+    /// Webhook events of reads and blob pushes, recorded off the request path.
+    pub later: notify::Later,
 }
 
 /// The validated operating settings (from `[metrics]`, `[notifications]`, `[audit]`, `[rate_limit]`, `[log]`).
@@ -49,6 +51,7 @@ impl Ops {
             metrics: metrics::Metrics::new(&settings.metrics),
             limits: limit::Limiter::new(&settings.rate_limit),
             quotas: quota::Quotas::new(),
+            later: notify::Later::new(&settings.notifications),
             recorder,
             settings,
         }

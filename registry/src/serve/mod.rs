@@ -245,10 +245,13 @@ pub async fn run(
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
     let renewal = wharf_notary::tuf::renew::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
+    // Webhooks: the writer of read and blob-push events, and one deliverer per endpoint.
+    let later = state.ops.later.spawn(state.meta.clone());
+    let deliverers = crate::ops::notify::deliver::spawn(state.meta.clone(), &state.ops.settings.notifications);
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    for task in [Some(reaper), Some(renewal), reload, hangup, gc].into_iter().flatten() {
+    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later].into_iter().flatten().chain(deliverers) {
         task.abort();
     }
     tracing::info!("stopped");

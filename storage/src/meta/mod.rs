@@ -45,7 +45,7 @@ pub use audit::Audit;
 pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
 pub use catalog::{Catalog, NameRange};
 pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow};
-pub use events::Events;
+pub use events::{Delivery, EndpointBacklog, Events};
 pub use journal::{Actor, AuditRow, Change, EventRow, Journal, Journals, Origin, Recorder, Silent, TrustFormat};
 pub use leases::Leases;
 pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
