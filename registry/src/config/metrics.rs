@@ -50,7 +50,9 @@ impl MetricsConfig {
                 .map(|p| crate::auth::proxy::parse_net(p))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| invalid("metrics.allow", e))?,
-            None if token.is_some() => vec!["0.0.0.0/0".parse().expect("a network"), "::/0".parse().expect("a network")],
+            None if token.is_some() => {
+                vec!["0.0.0.0/0".parse().expect("a network"), "::/0".parse().expect("a network")]
+            }
             None => vec!["127.0.0.0/8".parse().expect("a network"), "::1/128".parse().expect("a network")],
         };
         let addr = match self.addr {

@@ -121,7 +121,7 @@ async fn resolve_tag(
                     Ok(rec)
                 }
                 None => Err(unavailable(&e)),
-            }
+            };
         }
     };
     let record = match named {

@@ -43,7 +43,8 @@ pub struct Seen {
 }
 
 pub async fn layer(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response {
-    let log = ops.settings.access_log;
+    // Off, or filtered out by the log level: nothing of the line is gathered.
+    let log = ops.settings.access_log && tracing::enabled!(target: "wharf::access", tracing::Level::INFO);
     let record = ops.metrics.settings.enabled;
     if !log && !record {
         return next.run(req).await;
@@ -103,8 +104,7 @@ pub async fn layer(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Res
         r.inc_by(received.load(Ordering::Relaxed));
     }
     let status = resp.status().as_u16();
-    let mut tally =
-        Tally { ops, started, kind, method, status, received, sent_bytes: 0, sent, upload, record, line };
+    let mut tally = Tally { ops, started, kind, method, status, received, sent_bytes: 0, sent, upload, record, line };
     resp.map(|inner| {
         Body::new(Counted {
             inner,

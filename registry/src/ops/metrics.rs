@@ -64,7 +64,8 @@ impl std::fmt::Debug for MetricsToken {
 }
 
 /// Request latency buckets, in seconds: half a millisecond to a minute.
-const LATENCY: [f64; 16] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const LATENCY: [f64; 16] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 fn latency() -> Histogram {
     Histogram::new(LATENCY)
@@ -128,7 +129,11 @@ impl Metrics {
             mirror.clone(),
         );
         let upstream_faults = Counter::default();
-        r.register("wharf_mirror_upstream_faults", "Upstream fetches that failed or were refused", upstream_faults.clone());
+        r.register(
+            "wharf_mirror_upstream_faults",
+            "Upstream fetches that failed or were refused",
+            upstream_faults.clone(),
+        );
         let auth_refusals = Family::default();
         r.register("wharf_auth_refusals", "Requests access control refused, by reason", auth_refusals.clone());
         let throttled = Family::default();
@@ -352,7 +357,8 @@ mod tests {
     #[test]
     fn the_token_matches_only_itself() {
         let t = MetricsToken("abc".into());
-        for (presented, want) in [(&b"abc"[..], true), (b"abd", false), (b"ab", false), (b"abcd", false), (b"", false)] {
+        for (presented, want) in [(&b"abc"[..], true), (b"abd", false), (b"ab", false), (b"abcd", false), (b"", false)]
+        {
             assert_eq!(t.matches(presented), want, "{presented:?}");
         }
         assert!(!format!("{t:?}").contains("abc"));

@@ -228,6 +228,15 @@ pub async fn run(
         .await
         .map_err(|source| ServeError::Bind { addr: settings.addr, source })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+    // `/metrics` on a listener of its own, bound before the service says it is listening.
+    let scrape = match state.ops.metrics.settings.addr {
+        Some(addr) if state.ops.metrics.settings.enabled => Some(
+            crate::ops::metrics::scrape::listen(Arc::clone(&state), addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        _ => None,
+    };
     println!("wharf: listening on {}://{local}", if acceptor.is_some() { "https" } else { "http" });
     tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage_url, "serving");
 
@@ -253,14 +262,6 @@ pub async fn run(
     let metrics = Arc::clone(&state.ops);
     let collector = collector.observed(Arc::new(move |r: &crate::gc::Report| metrics.metrics.gc_run(r)));
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
-    let scrape = match state.ops.metrics.settings.addr {
-        Some(addr) if state.ops.metrics.settings.enabled => Some(
-            crate::ops::metrics::scrape::listen(Arc::clone(&state), addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?,
-        ),
-        _ => None,
-    };
     let renewal = wharf_notary::tuf::renew::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");

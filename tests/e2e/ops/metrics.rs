@@ -162,7 +162,9 @@ fn a_scripted_workload_moves_each_counter_by_exactly_its_amount() {
 
     // The origin: seconds left on its timestamp and snapshot, and the renewals its short timestamps need.
     let o = until(&origin.url("/metrics"), "a renewal", |m| at(m, "wharf_trust_renewals_total{format=\"tuf\"}") >= 1.0);
-    let left = |role: &str| at(&o, &format!("wharf_trust_expiry_seconds{{format=\"tuf\",repository=\"up/app\",role=\"{role}\"}}"));
+    let left = |role: &str| {
+        at(&o, &format!("wharf_trust_expiry_seconds{{format=\"tuf\",repository=\"up/app\",role=\"{role}\"}}"))
+    };
     assert!(left("timestamp") > 0.0 && left("timestamp") <= 20.0, "{o:#?}");
     assert!(left("snapshot") > 20.0 && left("snapshot") <= 7.0 * 86_400.0, "{o:#?}");
     assert_eq!(at(&o, "wharf_trust_renewal_failures_total{format=\"tuf\"}"), 0.0);
@@ -179,7 +181,8 @@ fn scrapes_answer_to_the_metrics_token_and_addresses_and_can_move_to_a_port_of_t
     let status = |r: reqwest::blocking::RequestBuilder| r.send().unwrap().status().as_u16();
     // A token: none or a wrong one is 401, registry credentials do not stand in for it, the right one is 200
     // without any registry credentials.
-    let s = Server::start(&[("WHARF_AUTH", "1"), ("WHARF_ADMIN_PASSWORD", ADMIN), ("WHARF_METRICS_TOKEN", "scrape-me")]);
+    let s =
+        Server::start(&[("WHARF_AUTH", "1"), ("WHARF_ADMIN_PASSWORD", ADMIN), ("WHARF_METRICS_TOKEN", "scrape-me")]);
     let url = s.url("/metrics");
     assert_eq!(status(h.get(&url)), 401);
     assert_eq!(status(h.get(&url).bearer_auth("scrape-mE")), 401);
@@ -212,13 +215,22 @@ fn the_access_log_names_account_and_address_and_never_a_secret() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("server.log");
     let log_s = log.to_str().unwrap();
-    let mut s =
-        Server::start(&[("WHARF_AUTH", "1"), ("WHARF_ADMIN_PASSWORD", ADMIN), ("WHARF_LOG", "info"), ("__stderr", log_s)]);
+    let mut s = Server::start(&[
+        ("WHARF_AUTH", "1"),
+        ("WHARF_ADMIN_PASSWORD", ADMIN),
+        ("WHARF_LOG", "info"),
+        ("__stderr", log_s),
+    ]);
     let oci = Oci::with_basic(&s, "admin", ADMIN);
     oci.push("team/app", "v1", br#"{"os":"linux"}"#, &[b"a layer"], None).unwrap();
     let h = http();
-    let token: serde_json::Value =
-        h.get(s.url("/auth/token?service=wharf&scope=registry:catalog:*")).basic_auth("admin", Some(ADMIN)).send().unwrap().json().unwrap();
+    let token: serde_json::Value = h
+        .get(s.url("/auth/token?service=wharf&scope=registry:catalog:*"))
+        .basic_auth("admin", Some(ADMIN))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
     let catalog = h.get(s.url("/v2/_catalog?n=5&last=QUERYSECRET")).bearer_auth(&token).send().unwrap();
     assert_eq!(catalog.status(), 200);

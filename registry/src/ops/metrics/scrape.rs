@@ -40,7 +40,8 @@ pub async fn answer(st: &AppState, req: Request) -> Response {
         let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         if !presented.is_some_and(|p| token.matches(p)) {
             let mut resp = ApiError::new(Kind::Unauthorized, "metrics: a bearer token is required").into_response();
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"metrics\""));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"metrics\""));
             return resp;
         }
     }
@@ -91,7 +92,11 @@ pub async fn listen(st: AppState, addr: SocketAddr) -> Result<tokio::task::JoinH
     }))
 }
 
-async fn own_port(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {
+async fn own_port(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
     req.extensions_mut().insert(ClientAddr(peer));
     answer(&st, req).await
 }
