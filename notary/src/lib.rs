@@ -15,6 +15,7 @@ mod testing;
 pub mod tuf;
 pub mod v1;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -63,6 +64,8 @@ pub struct Notary {
     pub settings: TrustSettings,
     /// What a publish, a key rotation or a deletion records (audit row, webhook deliveries) in its transaction.
     pub recorder: std::sync::Arc<dyn wharf_storage::Recorder>,
+    /// Renewals so far, for the registry's metrics.
+    pub counters: Arc<TrustCounters>,
     cache: cache::DocCache<RepositoryName>,
     v1cache: cache::DocCache<wharf_format::notary::Gun>,
 }
@@ -75,6 +78,7 @@ impl Notary {
             clock,
             settings,
             recorder: std::sync::Arc::new(wharf_storage::meta::Silent),
+            counters: Arc::default(),
             cache: cache::DocCache::default(),
             v1cache: cache::DocCache::default(),
         }
@@ -83,6 +87,23 @@ impl Notary {
     /// Drops cached TUF 1.0 documents of `repo` after a write.
     pub(crate) fn written(&self, repo: &RepositoryName) {
         self.cache.invalidate(repo);
+    }
+}
+
+/// Renewals of server-signed metadata (TUF timestamps and snapshots by the schedule, Notary v1 timestamps when a
+/// read finds them due) and the renewals that failed. The notary knows nothing of Prometheus: the registry reads
+/// these when it is scraped.
+#[derive(Debug, Default)]
+pub struct TrustCounters {
+    pub tuf_renewals: AtomicU64,
+    pub tuf_failures: AtomicU64,
+    pub v1_renewals: AtomicU64,
+    pub v1_failures: AtomicU64,
+}
+
+impl TrustCounters {
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -124,6 +124,18 @@ struct Extra {
     headers: HeaderMap,
     /// For server faults: the cause, logged by the middleware and never sent.
     cause: Option<String>,
+    /// For server faults: which backend failed, counted by the metrics.
+    fault: Option<Fault>,
+}
+
+/// The backend a server fault came from, carried in the response's extensions for the metrics
+/// (`wharf_backend_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The object store (or the local disk under it).
+    Storage,
+    /// The metadata database.
+    Database,
 }
 
 impl ApiError {
@@ -144,6 +156,12 @@ impl ApiError {
         if let Ok(v) = HeaderValue::from_str(&value) {
             self.extra().headers.insert(name, v);
         }
+        self
+    }
+
+    /// Marks a server fault as the storage's or the database's.
+    pub fn with_fault(mut self, fault: Fault) -> ApiError {
+        self.extra().fault = Some(fault);
         self
     }
 
@@ -197,14 +215,15 @@ impl From<StorageError> for ApiError {
             StorageError::Collected => {
                 ApiError::new(Kind::NotReady, e.to_string()).with_header("retry-after", "1".into())
             }
-            StorageError::Config(_)
-            | StorageError::Backend(_)
-            | StorageError::Database(_)
-            | StorageError::DatabaseUrl(_)
-            | StorageError::Io { .. }
-            | StorageError::Json { .. }
-            | StorageError::Task { .. }
-            | StorageError::Corrupt(_) => ApiError::internal(chain(&e)),
+            StorageError::Database(_) | StorageError::DatabaseUrl(_) => {
+                ApiError::internal(chain(&e)).with_fault(Fault::Database)
+            }
+            StorageError::Backend(_) | StorageError::Io { .. } | StorageError::Corrupt(_) => {
+                ApiError::internal(chain(&e)).with_fault(Fault::Storage)
+            }
+            StorageError::Config(_) | StorageError::Json { .. } | StorageError::Task { .. } => {
+                ApiError::internal(chain(&e))
+            }
         }
     }
 }
@@ -259,6 +278,9 @@ impl IntoResponse for ApiError {
         resp.headers_mut().extend(extra.headers);
         if let Some(cause) = extra.cause {
             resp.extensions_mut().insert(FaultCause(cause));
+        }
+        if let Some(fault) = extra.fault {
+            resp.extensions_mut().insert(fault);
         }
         resp
     }

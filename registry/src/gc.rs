@@ -72,7 +72,12 @@ pub struct Gc {
     uploads: Uploads,
     settings: GcSettings,
     holder: String,
+    /// Told of every run that removed (not a dry run): the metrics.
+    observer: Option<Observer>,
 }
+
+/// What [`Gc::observed`] calls with each run's report.
+pub type Observer = Arc<dyn Fn(&Report) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -86,7 +91,13 @@ impl Gc {
     pub fn new(meta: Metadata, blobs: BlobStore, uploads: Uploads, settings: GcSettings) -> Gc {
         let holder = uuid_like();
         let collector = Collector::new(meta.clone(), blobs).with_delete_rate(settings.delete_rate);
-        Gc { collector, meta, uploads, settings, holder }
+        Gc { collector, meta, uploads, settings, holder, observer: None }
+    }
+
+    /// The collector, telling `observer` of each run's report.
+    pub fn observed(mut self, observer: Observer) -> Gc {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn settings(&self) -> &GcSettings {
@@ -121,6 +132,9 @@ impl Gc {
             millis = report.millis,
             "garbage collection"
         );
+        if let (false, Some(o)) = (report.dry_run, &self.observer) {
+            o(&report);
+        }
         Ok(report)
     }
 

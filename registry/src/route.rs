@@ -32,6 +32,8 @@ pub enum Route {
     Token,
     /// `/healthz`, `/readyz`, `/_notary_server/health`.
     Health,
+    /// `/metrics`: Prometheus metrics, behind `[metrics]`'s own token and address rules, not the gate's.
+    Metrics,
     /// Anything else: refused with this error.
     Invalid(Invalid),
 }
@@ -91,6 +93,7 @@ fn route_of(path: &str) -> Route {
             return match path {
                 "/auth/token" => Route::Token,
                 "/healthz" | "/readyz" | "/_notary_server/health" => Route::Health,
+                "/metrics" => Route::Metrics,
                 _ => Route::Invalid(Invalid::Outside),
             }
         }
@@ -130,7 +133,7 @@ impl Route {
         match self {
             Route::Registry(e) => e.repository(),
             Route::Tuf(r, _) | Route::NotaryV1 { repository: r, .. } => Some(r),
-            Route::Base | Route::Changefeed | Route::Token | Route::Health | Route::Invalid(_) => None,
+            Route::Base | Route::Changefeed | Route::Token | Route::Health | Route::Metrics | Route::Invalid(_) => None,
         }
     }
 
@@ -142,6 +145,7 @@ impl Route {
             Route::Base => Kind::Base,
             Route::Token => Kind::Token,
             Route::Health => Kind::Health,
+            Route::Metrics => Kind::Metrics,
             Route::Invalid(_) => Kind::Invalid,
             Route::Changefeed => Kind::Changefeed,
             Route::Registry(e) => match e {
@@ -235,6 +239,7 @@ kinds!(
     MirrorTufWrite,
     Token,
     Health,
+    Metrics,
     Invalid,
 );
 
@@ -242,7 +247,8 @@ impl Kind {
     /// The rule of each kind: the one table the gate applies.
     pub fn rule(self) -> Rule {
         match self {
-            Kind::Token | Kind::Health => Rule::Public,
+            // `/metrics` answers to `[metrics]` (its token and addresses), never to registry credentials.
+            Kind::Token | Kind::Health | Kind::Metrics => Rule::Public,
             Kind::Base => Rule::Login,
             Kind::Catalog | Kind::Changefeed => Rule::Catalog,
             Kind::Tags
@@ -316,7 +322,9 @@ mod tests {
             (Method::GET, "/v2/a/_trust/nope".into(), "Invalid"),
             (Method::GET, "/v2/a/nope".into(), "Invalid"),
             (Method::GET, "/v2/A/manifests/v1".into(), "Invalid"),
+            (Method::GET, "/metrics".into(), "Metrics"),
             (Method::GET, "/metrics-or-anything".into(), "Invalid"),
+            (Method::GET, "/metrics/".into(), "Invalid"),
         ];
         for (m, p, k) in rows {
             check(m.clone(), p, k);
@@ -329,6 +337,6 @@ mod tests {
         // ALL maps to a rule and that Invalid alone refuses.
         let refused: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| k.rule() == Rule::Refuse).collect();
         assert_eq!(refused, vec![Kind::Invalid]);
-        assert_eq!(Kind::ALL.len(), 25);
+        assert_eq!(Kind::ALL.len(), 26);
     }
 }

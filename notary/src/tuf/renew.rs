@@ -12,7 +12,7 @@ use wharf_storage::MetadataRow;
 
 use super::keys::{self, ServiceKey};
 use super::stored;
-use crate::{Error, Notary};
+use crate::{Error, Notary, TrustCounters};
 
 pub fn snapshot(version: u64, expires: i64, targets_version: u64, delegated: &BTreeMap<String, u64>) -> Snapshot {
     let mut meta = BTreeMap::from([(
@@ -134,10 +134,12 @@ pub fn spawn_renewal(n: Arc<Notary>) -> tokio::task::JoinHandle<()> {
             };
             for repo in repos {
                 match renew(&n, &repo).await {
-                    Ok(_) => {}
+                    Ok(true) => TrustCounters::count(&n.counters.tuf_renewals),
+                    Ok(false) => {}
                     // A publish won the race: its fresh metadata makes renewal unnecessary.
                     Err(Error::Storage(wharf_storage::Error::Conflict(_))) => {}
                     Err(e) => {
+                        TrustCounters::count(&n.counters.tuf_failures);
                         tracing::error!(repository = %repo, error = %crate::error::chain(&e), "renewing trust metadata")
                     }
                 }

@@ -151,11 +151,15 @@ async fn fresh_timestamp(n: &Notary, gun: &Gun) -> Result<V1Row, V1Error> {
             return Ok(ts);
         }
         match renew(n, gun, &ts_doc, &snap_doc, now, margin).await {
-            Ok(true) | Err(V1Error::Storage(wharf_storage::Error::Conflict(_))) => continue,
+            Ok(true) => crate::TrustCounters::count(&n.counters.v1_renewals),
+            Err(V1Error::Storage(wharf_storage::Error::Conflict(_))) => continue,
             // An expired snapshot the publisher signs: only the publisher can renew it; serve what there is (a
             // client then refuses the expired snapshot, as it must).
             Ok(false) => return Ok(ts),
-            Err(e) => return Err(e),
+            Err(e) => {
+                crate::TrustCounters::count(&n.counters.v1_failures);
+                return Err(e);
+            }
         }
     }
     Err(V1Error::Internal("timestamp renewal kept conflicting"))

@@ -26,7 +26,13 @@ pub async fn token(State(auth): State<Arc<Auth>>, req: Request) -> Response {
         Method::POST => post(&auth, req, addr).await,
         _ => Err(ApiError::new(Kind::MethodNotAllowed, "use GET or POST")),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let resp = result.unwrap_or_else(IntoResponse::into_response);
+    // A refused login, for the access log and the metrics (the account stays unnamed: the form may not hold one).
+    match resp.status() {
+        axum::http::StatusCode::UNAUTHORIZED => super::gate::refused(resp, super::gate::Reason::BadCredentials, None),
+        axum::http::StatusCode::TOO_MANY_REQUESTS => super::gate::refused(resp, super::gate::Reason::Throttled, None),
+        _ => resp,
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {

@@ -44,13 +44,13 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         _ => (&[][..], &[][..]),
     };
     let caller = match parse_authorization(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes())) {
-        Err(e) => Err((Deny::Challenge { error: Some("invalid_request") }, None, e.to_string())),
+        Err(e) => Err((Deny::Challenge { error: Some("invalid_request") }, None, Reason::Malformed, e.to_string())),
         Ok(Presented::None) => Ok((Principal::Anonymous, None)),
         Ok(Presented::Basic { user, password }) => match auth.login(&user, &password, addr).await {
             Ok(p) => Ok((p, None)),
-            Err(Refusal::Throttled(s)) => Err((Deny::Throttled(s), Some(user), "throttled".into())),
+            Err(Refusal::Throttled(s)) => Err((Deny::Throttled(s), Some(user), Reason::Throttled, "throttled".into())),
             Err(Refusal::BadCredentials) => {
-                Err((Deny::Challenge { error: None }, Some(user), "bad credentials".into()))
+                Err((Deny::Challenge { error: None }, Some(user), Reason::BadCredentials, "bad credentials".into()))
             }
         },
         Ok(Presented::Bearer(token)) => match auth.bearer(&token) {
@@ -65,12 +65,17 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
                 };
                 Ok((p, Some(Arc::clone(&v.granted))))
             }
-            None => Err((Deny::Challenge { error: Some("invalid_token") }, None, "invalid token".into())),
+            None => {
+                Err((Deny::Challenge { error: Some("invalid_token") }, None, Reason::BadToken, "invalid token".into()))
+            }
         },
     };
     let (principal, claims) = match caller {
         Ok(c) => c,
-        Err((deny, account, reason)) => return refuse(&auth, &req, deny, required, optional, account, addr, &reason),
+        Err((deny, account, why, reason)) => {
+            let resp = refuse(&auth, &req, deny, required, optional, account.clone(), addr, &reason);
+            return refused(resp, why, account);
+        }
     };
     let bearer = claims.is_some();
     let caller = Caller { principal, claims, policy: auth.policy() };
@@ -88,8 +93,10 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         } else {
             Deny::Denied
         };
+        let why = if caller.principal == Principal::Anonymous { Reason::Unauthenticated } else { Reason::NotGranted };
         let account = Some(caller.principal.name().to_owned());
-        return refuse(&auth, &req, deny, required, optional, account, addr, "not granted");
+        let resp = refuse(&auth, &req, deny, required, optional, account.clone(), addr, "not granted");
+        return refused(resp, why, account);
     }
     if optional.iter().any(|s| !caller.allows(s)) {
         // A mount from a repository the caller may not pull becomes a plain upload (the OCI fallback).
@@ -103,6 +110,37 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Why access control refused a request: left in the response's extensions ([`Refused`]) for the access log and
+/// the metrics (`wharf_auth_refusals_total{reason}`; the names are in `ops::metrics::labels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// An `Authorization` header that does not parse.
+    Malformed,
+    /// A wrong account name or password.
+    BadCredentials,
+    /// A bearer token that is not valid (expired, forged, for another service).
+    BadToken,
+    /// No credentials where some are needed (the challenge clients answer by logging in).
+    Unauthenticated,
+    /// A known caller without the grant.
+    NotGranted,
+    /// Too many failed logins.
+    Throttled,
+}
+
+/// A refusal of access control, in its response's extensions: why, and the account it was asked for (if any).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub reason: Reason,
+    pub account: Option<String>,
+}
+
+/// `resp`, marked as a refusal for `reason`.
+pub fn refused(mut resp: Response, reason: Reason, account: Option<String>) -> Response {
+    resp.extensions_mut().insert(Refused { reason, account });
+    resp
 }
 
 /// Whether the policy would grant `required` to the caller, so that a fresh token would do.

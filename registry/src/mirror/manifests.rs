@@ -14,6 +14,7 @@ use wharf_storage::ManifestRecord;
 use super::upstream::{read_bounded, UpstreamError};
 use super::{no_repository, unavailable, Route};
 use crate::error::{ApiError, Kind};
+use crate::ops::metrics::labels::{MirrorObject, MirrorOutcome};
 use crate::AppState;
 
 /// Every manifest type a mirror asks its upstream for.
@@ -71,7 +72,7 @@ pub async fn manifest(
     }
     let record = match reference {
         Reference::Digest(d) => match st.meta.manifests().by_digest(repo, d).await? {
-            Some(r) => r,
+            Some(r) => hit(st, r),
             None => fetch(st, route, repo, d.to_string(), Some(d.clone())).await?,
         },
         Reference::Tag(t) => resolve_tag(st, route, repo, t).await?,
@@ -99,7 +100,7 @@ async fn resolve_tag(
     let freshness = route.upstream.settings.freshness.as_secs() as i64;
     if let (Some(c), Some(rec)) = (&cached, &local) {
         if now - c.fetched_at < freshness && c.content == rec.digest.to_string().as_bytes() {
-            return Ok(rec.clone());
+            return Ok(hit(st, rec.clone()));
         }
     }
     let path = format!("/v2/{}/manifests/{tag}", route.repo);
@@ -112,18 +113,20 @@ async fn resolve_tag(
             return Err(ApiError::new(Kind::ManifestUnknown, format!("{repo}:{tag}: the upstream has no such tag")))
         }
         Err(e) => {
+            st.ops.metrics.upstream_fault();
             return match local {
                 Some(rec) => {
+                    let rec = hit(st, rec);
                     tracing::warn!(error = %e, repository = %repo, %tag, digest = %rec.digest, "upstream unavailable: serving the cached tag");
                     Ok(rec)
                 }
                 None => Err(unavailable(&e)),
-            }
+            };
         }
     };
     let record = match named {
         Some(d) => match st.meta.manifests().by_digest(repo, &d).await? {
-            Some(r) => r,
+            Some(r) => hit(st, r),
             None => fetch(st, route, repo, d.to_string(), Some(d.clone())).await?,
         },
         // An upstream that does not say which digest: the manifest by tag, hashed here.
@@ -145,19 +148,32 @@ async fn fetch(
 ) -> Result<ManifestRecord, Miss> {
     let mirrors = st.mirror.as_ref().ok_or_else(|| Miss::Internal("no mirrors".into()))?;
     let key = format!("{repo}@{reference}");
+    let mut leader = false;
     let shared = {
         let mut table = mirrors.manifests.0.lock().unwrap_or_else(|p| p.into_inner());
         table
             .entry(key.clone())
             .or_insert_with(|| {
+                leader = true;
                 let (st, route, repo) = (st.clone(), route.clone(), repo.clone());
                 async move { fetch_once(&st, &route, &repo, &reference, expected).await }.boxed().shared()
             })
             .clone()
     };
+    let outcome = if leader { MirrorOutcome::Miss } else { MirrorOutcome::Coalesced };
+    st.ops.metrics.mirror(MirrorObject::Manifest, outcome);
     let result = shared.await;
+    if leader && matches!(result, Err(Miss::Fault(_) | Miss::Unavailable(_))) {
+        st.ops.metrics.upstream_fault();
+    }
     mirrors.manifests.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     result
+}
+
+/// A manifest served from what this server holds.
+fn hit(st: &AppState, record: ManifestRecord) -> ManifestRecord {
+    st.ops.metrics.mirror(MirrorObject::Manifest, MirrorOutcome::Hit);
+    record
 }
 
 async fn fetch_once(

@@ -25,6 +25,7 @@ use wharf_format::{Digest, RepositoryName};
 
 use crate::config::mirror::{MirrorSettings, Prefix};
 use crate::error::{ApiError, Kind};
+use crate::ops::metrics::labels::{MirrorObject, MirrorOutcome};
 use crate::{blob, header_str, listing, referrers, AppState};
 use upstream::{read_bounded, Upstream, UpstreamError};
 
@@ -143,21 +144,35 @@ pub async fn blob(
     // Held here: served as any blob, with no further query.
     match blob::get(st, repo, digest, req).await {
         Err(e) if e.kind == Kind::BlobUnknown => {}
-        held => return held,
+        held => {
+            if held.is_ok() {
+                count(st, MirrorObject::Blob, MirrorOutcome::Hit);
+            }
+            return held;
+        }
     }
     if st.meta.mirror().adopt_referenced_blob(repo, digest, st.clock.now()).await? {
+        count(st, MirrorObject::Blob, MirrorOutcome::Hit);
         return blob::get(st, repo, digest, req).await;
     }
     let mirrors = st.mirror.as_ref().ok_or_else(|| ApiError::internal("no mirrors".into()))?;
     if req.method == Method::HEAD {
-        return head_upstream_blob(route, digest).await;
+        count(st, MirrorObject::Blob, MirrorOutcome::Miss);
+        return head_upstream_blob(st, route, digest).await;
     }
     let (st2, route2, repo2, digest2) = (st.clone(), route.clone(), repo.clone(), digest.clone());
     let missing = || async { matches!(st.meta.blobs().seen(repo, digest).await, Ok(None)) };
-    let start = move |sink: fetch::Sink| async move {
-        let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &sink).await;
-        if let Some(size) = size {
-            store(&st2, &repo2, &digest2, &sink.path, size).await;
+    let started = std::sync::atomic::AtomicBool::new(false);
+    let started_here = &started;
+    let start = move |sink: fetch::Sink| {
+        started_here.store(true, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let size = fetch::download(&route2.upstream, &route2.repo, &digest2, &sink).await;
+            match size {
+                Some(size) => store(&st2, &repo2, &digest2, &sink.path, size).await,
+                None if !matches!(sink.tx.borrow().state, fetch::State::NotFound) => st2.ops.metrics.upstream_fault(),
+                None => {}
+            }
         }
     };
     let dl = mirrors
@@ -165,6 +180,12 @@ pub async fn blob(
         .join(repo, digest, missing, start)
         .await
         .map_err(|e| ApiError::internal(format!("starting a download: {e}")))?;
+    let outcome = match (&dl, started.load(std::sync::atomic::Ordering::Relaxed)) {
+        (None, _) => MirrorOutcome::Hit,
+        (Some(_), true) => MirrorOutcome::Miss,
+        (Some(_), false) => MirrorOutcome::Coalesced,
+    };
+    count(st, MirrorObject::Blob, outcome);
     let Some(dl) = dl else { return blob::get(st, repo, digest, req).await };
     let p = dl.started().await;
     match &p.state {
@@ -200,7 +221,12 @@ pub async fn blob(
     b.body(Body::from_stream(dl.read(start, end))).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-async fn head_upstream_blob(route: &Route, digest: &Digest) -> Result<Response, ApiError> {
+/// Counts a mirrored read's outcome.
+fn count(st: &AppState, object: MirrorObject, outcome: MirrorOutcome) {
+    st.ops.metrics.mirror(object, outcome);
+}
+
+async fn head_upstream_blob(st: &AppState, route: &Route, digest: &Digest) -> Result<Response, ApiError> {
     let path = format!("/v2/{}/blobs/{digest}", route.repo);
     match route.upstream.send(Method::HEAD, &path, &route.repo, &[]).await {
         Ok(r) => {
@@ -213,7 +239,10 @@ async fn head_upstream_blob(route: &Route, digest: &Digest) -> Result<Response, 
             b.body(Body::empty()).map_err(|e| ApiError::internal(e.to_string()))
         }
         Err(e) if e.is_not_found() => Err(wharf_storage::Error::BlobUnknown.into()),
-        Err(e) => Err(unavailable(&e)),
+        Err(e) => {
+            st.ops.metrics.upstream_fault();
+            Err(unavailable(&e))
+        }
     }
 }
 

@@ -81,6 +81,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
     let mut notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     notary.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
+    ops.metrics.attach_trust(Arc::clone(&notary.counters));
     let redirect = settings.redirect;
     let mirror = if settings.mirrors.is_empty() {
         None
@@ -170,6 +171,7 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
                 }
                 Route::Tuf(..) | Route::NotaryV1 { .. } | Route::Changefeed => notary.oneshot(req).await,
                 Route::Health if req.uri().path() == "/_notary_server/health" => notary.oneshot(req).await,
+                Route::Metrics => Ok(crate::ops::metrics::scrape::main_port(&state, req).await),
                 Route::Base | Route::Registry(_) | Route::Health | Route::Token => registry.oneshot(req).await,
             }
         }
@@ -192,13 +194,19 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
     // Before the gate: the per-address rate limits, so a flood is refused before any credential is checked.
     let both = both.layer(axum::middleware::from_fn_with_state(Arc::clone(&ops), crate::ops::limit::by_address));
     // Outside that: the classification, before the gate and the dispatch; outermost, the access log and metrics.
+    // The classification goes back out in the response's extensions (`ops::access::Seen`) for the access log.
+    let log = ops.settings.access_log;
     both.layer(axum::middleware::from_fn(move |mut req: Request, next: axum::middleware::Next| {
         let mirrors = state.mirror.clone();
         async move {
             let mirrored = |r: &wharf_format::RepositoryName| mirrors.as_ref().is_some_and(|m| m.route(r).is_some());
             let c = classify(req.uri().path(), &mirrored);
+            let kind = c.kind(req.method());
+            let repository = if log { c.route.repository().cloned() } else { None };
             req.extensions_mut().insert(c);
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(crate::ops::access::Seen { kind, repository });
+            resp
         }
     }))
     .layer(axum::middleware::from_fn_with_state(ops, crate::ops::access::layer))
@@ -220,6 +228,15 @@ pub async fn run(
         .await
         .map_err(|source| ServeError::Bind { addr: settings.addr, source })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+    // `/metrics` on a listener of its own, bound before the service says it is listening.
+    let scrape = match state.ops.metrics.settings.addr {
+        Some(addr) if state.ops.metrics.settings.enabled => Some(
+            crate::ops::metrics::scrape::listen(Arc::clone(&state), addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        _ => None,
+    };
     println!("wharf: listening on {}://{local}", if acceptor.is_some() { "https" } else { "http" });
     tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage_url, "serving");
 
@@ -242,6 +259,8 @@ pub async fn run(
         Uploads::new(state.blobs.clone(), state.meta.clone(), settings.upload),
         settings.gc.clone(),
     );
+    let metrics = Arc::clone(&state.ops);
+    let collector = collector.observed(Arc::new(move |r: &crate::gc::Report| metrics.metrics.gc_run(r)));
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
     let renewal = wharf_notary::tuf::renew::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
@@ -251,7 +270,7 @@ pub async fn run(
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later].into_iter().flatten().chain(deliverers) {
+    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape].into_iter().flatten().chain(deliverers) {
         task.abort();
     }
     tracing::info!("stopped");

@@ -66,6 +66,22 @@ impl NotaryV1<'_> {
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
     }
 
+    /// The newest timestamp and snapshot of every collection's current generation, as (gun, role, content), at
+    /// most `limit` rows in GUN order: the registry's metrics read their expiry at each scrape.
+    pub async fn current_signing(&self, limit: i64) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT m.gun, m.role, m.content FROM notary_metadata m JOIN notary_collections c \
+             ON c.gun = m.gun AND c.generation = m.generation WHERE m.role IN ('timestamp', 'snapshot') \
+             AND m.version = (SELECT MAX(x.version) FROM notary_metadata x \
+             WHERE x.gun = m.gun AND x.generation = m.generation AND x.role = m.role) \
+             ORDER BY m.gun, m.role LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
     /// The newest version of `role`.
     pub async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<V1Row>> {
         let g = self.generation(gun).await?;

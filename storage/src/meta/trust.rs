@@ -185,6 +185,21 @@ impl Trust<'_> {
         Ok(())
     }
 
+    /// The latest expiry of each repository's current timestamp and snapshot, as (repository, role, expires), at
+    /// most `limit` rows in repository order: what the registry's metrics report at each scrape.
+    pub async fn expiries(&self, limit: i64) -> Result<Vec<(String, String, UnixTime)>> {
+        let rows = sqlx::query(
+            "SELECT m.repository, m.role, MAX(m.expires) FROM trust_metadata m JOIN trust_repositories r \
+             ON r.repository = m.repository AND r.generation = m.generation \
+             WHERE m.role IN ('timestamp', 'snapshot') GROUP BY m.repository, m.role \
+             ORDER BY m.repository, m.role LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
     /// Repositories with trust data in their current generation.
     pub async fn repositories(&self) -> Result<Vec<RepositoryName>> {
         let rows = sqlx::query(

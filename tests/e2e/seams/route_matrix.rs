@@ -134,6 +134,8 @@ fn samples(f: &Fixture, kind: Kind) -> (Rule, Vec<(RequestBuilder, u16)>) {
         ),
         Kind::Token => one(Rule::Public, h.get(s.url("/auth/token?service=wharf")), 200),
         Kind::Health => one(Rule::Public, h.get(s.url("/healthz")), 200),
+        // `[metrics]` by default: no token, loopback scrapers (these tests) only; registry credentials change nothing.
+        Kind::Metrics => one(Rule::Public, h.get(s.url("/metrics")), 200),
         Kind::Invalid => {
             let t = format!("/v2/mirror/up/app/_tuf/targets/{}", "ab".repeat(32));
             (
