@@ -161,7 +161,6 @@ fn the_readme_configuration_block_is_complete_and_valid() {
 /// Each key's doc comment names its variable.
 #[test]
 fn every_variable_is_documented_beside_its_key() {
-    let sources =
     let sources = [
         include_str!("mod.rs"),
         include_str!("auth.rs"),

@@ -270,7 +270,8 @@ pub async fn run(
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape].into_iter().flatten().chain(deliverers) {
+    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape].into_iter().flatten().chain(deliverers)
+    {
         task.abort();
     }
     tracing::info!("stopped");
