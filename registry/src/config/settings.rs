@@ -89,6 +89,7 @@ impl Config {
         let tls = tls(o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key))?;
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
         exposure(addr, tls.is_some(), auth.is_some(), &self.insecure)?;
+        let proxies = auth.as_ref().map_or_else(Vec::new, |a| a.trusted_proxies.clone());
         Ok(Settings {
             addr,
             data_dir,
@@ -112,7 +113,7 @@ impl Config {
                 metrics: self.metrics.settings()?,
                 notifications: self.notifications.settings()?,
                 audit: self.audit.settings()?,
-                rate_limit: self.rate_limit.settings()?,
+                rate_limit: self.rate_limit.settings()?.behind(proxies),
                 access_log,
             },
         })
