@@ -132,10 +132,7 @@ mod tests {
     fn rows() {
         check("", Ok(("None/None", "None/None")));
         check("address_requests_per_second = 0.0", Ok(("None/None", "None/None")));
-        check(
-            "address_requests_per_second = 2.5",
-            Ok(("Some(Rate { per_sec: 2.5, burst: 3.0 })/None", "None/None")),
-        );
+        check("address_requests_per_second = 2.5", Ok(("Some(Rate { per_sec: 2.5, burst: 3.0 })/None", "None/None")));
         check(
             "account_requests_per_second = 0.5\naccount_burst = 4",
             Ok(("None/None", "Some(Rate { per_sec: 0.5, burst: 4.0 })/None")),

@@ -216,7 +216,9 @@ impl Limiter {
     /// Deletes the shared table's full buckets, at most once a minute per replica, off the request's path.
     fn sweep(&self, meta: &Metadata, now: i64) {
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if now - last < SWEEP_EVERY_NS || self.last_sweep.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        if now - last < SWEEP_EVERY_NS
+            || self.last_sweep.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
             return;
         }
         let meta = meta.clone();
@@ -297,10 +299,7 @@ fn exempt_path(req: &Request) -> bool {
 /// A blob `GET` (a pull of bytes), as classified.
 fn blob_get(req: &Request) -> bool {
     req.method() == Method::GET
-        && req
-            .extensions()
-            .get::<Classified>()
-            .is_some_and(|c| matches!(c.route, Route::Registry(Endpoint::Blob(..))))
+        && req.extensions().get::<Classified>().is_some_and(|c| matches!(c.route, Route::Registry(Endpoint::Blob(..))))
 }
 
 /// The refusal: `429`, `Retry-After` in whole seconds rounded up, `TOOMANYREQUESTS`.

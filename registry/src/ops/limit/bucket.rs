@@ -23,7 +23,9 @@ pub struct Cell {
 
 impl Cell {
     pub fn new(per_sec: f64, burst: f64) -> Cell {
+        // Whole nanoseconds when a unit takes at least one, so that `burst` units cost exactly the burst.
         let interval = 1e9 / per_sec;
+        let interval = if interval >= 1.0 { interval.ceil() } else { interval };
         Cell { interval, burst: clamp(burst * interval) }
     }
 
@@ -168,6 +170,9 @@ mod tests {
         assert_eq!((c.burst, c.cost(1)), (S, S));
         assert_eq!(Cell::new(1e-9, 1e30).burst, MAX_NS);
         assert_eq!(Cell::new(1.0, 1.0).cost(u64::MAX), MAX_NS);
+        // Three a second, burst three: three requests fit the burst exactly.
+        let c = Cell::new(3.0, 3.0);
+        assert_eq!(c.cost(1) * 3, c.burst);
     }
 
     #[test]
