@@ -50,8 +50,8 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
 fn rate(name: &'static str, per_sec: Option<f64>, burst: Option<u64>) -> Result<Option<Rate>, ConfigError> {
     let per_sec = match per_sec {
         None => return Ok(None),
-        Some(r) if r == 0.0 => return Ok(None),
-        Some(r) if !r.is_finite() || r < 0.0 || r > 1e9 => {
+        Some(0.0) => return Ok(None),
+        Some(r) if !(0.0..=1e9).contains(&r) => {
             return Err(invalid(name, format!("{r}: give a rate between 0 and 1e9 per second")))
         }
         Some(r) => r,
