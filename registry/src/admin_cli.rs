@@ -211,46 +211,36 @@ async fn run_waiting(gc: &Gc, opts: RunOptions, rules: &[crate::retention::Rule]
     }
 }
 
-/// A run's report: JSON, or what went in lines a person reads.
-fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
-        return Ok(());
+/// Opens the configuration's database. Without `init`, a database that is not there is refused before anything
+/// is created (a mistyped `--data-dir` or URL must not leave an empty registry behind); with it, it is created.
+async fn open(settings: &Settings, init: bool) -> anyhow::Result<Metadata> {
+    let url = &settings.database_url;
+    if !init && !Metadata::exists(url).await.with_context(|| format!("looking for the database at {}", shown(url)))? {
+        anyhow::bail!("no Wharf database at {}; run with --init to create one", shown(url));
     }
-    let verb = if r.dry_run { "would remove" } else { "removed" };
-    for t in &r.tags {
-        println!("{verb} tag\t{}:{}\t{}", t.repository, t.tag.as_deref().unwrap_or(""), t.digest);
-    }
-    for m in &r.manifests {
-        println!("{verb} manifest\t{}@{}", m.repository, m.digest);
-    }
-    for b in &r.blobs {
-        println!("{verb} blob\t{b}");
-    }
-    println!(
-        "{verb}: {} tags, {} manifests, {} blobs ({} bytes), {} blob links; {} uploads expired; {} orphans ({} bytes) \
-         of {} objects listed; {} ms",
-        r.tags_removed,
-        r.manifests_removed,
-        r.blobs_removed,
-        r.bytes_removed,
-        r.links_removed,
-        r.uploads_expired,
-        r.orphans_removed,
-        r.orphan_bytes_removed,
-        r.objects_listed,
-        r.millis
-    );
-    if r.failed > 0 {
-        println!("{} blobs could not be deleted this time; the next run retries them", r.failed);
-    }
-    Ok(())
-}
-
-pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
     wharf_storage::modes::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    let meta = Metadata::open(&settings.database_url).await.context("opening the database")?;
+    Metadata::open(url).await.context("opening the database")
+}
+
+/// A database URL as messages show it: a SQLite file's path, a PostgreSQL URL without its password.
+fn shown(url: &str) -> String {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return path.to_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(the configured database URL)".into(),
+    }
+}
+
+/// Runs `cmd`; `init` lets it create the database when there is none.
+pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::Result<()> {
+    let meta = open(settings, init).await?;
     let now = SystemClock.now();
     match cmd {
         AdminCommand::User(UserCommand::Add { name, password_stdin }) => {
@@ -296,7 +286,7 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, reconcile, retention_only: false };
             let report = run_waiting(&gc, opts, &settings.gc.rules).await?;
-            print_report(&report, json)?;
+            crate::admin_ops::gc_report::print(&report, json)?;
         }
         AdminCommand::Retention {
             dry_run,
@@ -328,7 +318,7 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, retention_only: true, reconcile: false };
             let report = run_waiting(&gc, opts, &rules).await?;
-            print_report(&report, json)?;
+            crate::admin_ops::gc_report::print(&report, json)?;
         }
     }
     Ok(())

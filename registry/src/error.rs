@@ -38,6 +38,8 @@ pub enum Code {
     TagInvalid,
     Unauthorized,
     Denied,
+    /// The spec spells it as one word (Distribution too), not as the other codes' snake case.
+    #[serde(rename = "TOOMANYREQUESTS")]
     TooManyRequests,
     Unavailable,
     Unknown,

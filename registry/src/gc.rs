@@ -63,6 +63,27 @@ pub struct Report {
     /// Dry run: the blobs that would go.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blobs: Vec<String>,
+    /// Dry run: the blobs nothing references that the grace period still keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// The blobs a dry run found waiting out the grace period: how many, their bytes, and when they become
+/// collectible (Unix seconds; later if something touches them meanwhile).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Waiting {
+    pub blobs: u64,
+    pub bytes: u64,
+    pub earliest_eligible_at: Option<UnixTime>,
+    pub latest_eligible_at: Option<UnixTime>,
+    pub list: Vec<WaitingBlob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingBlob {
+    pub digest: String,
+    pub size: u64,
+    pub eligible_at: UnixTime,
 }
 
 /// The collector of a registry.
@@ -149,6 +170,7 @@ impl Gc {
             let swept = if opts.dry_run {
                 let (s, which) = self.collector.dry_run(cutoff).await?;
                 report.blobs = which.iter().map(|t| t.digest.to_string()).collect();
+                report.waiting = Some(self.waiting(cutoff).await?);
                 s
             } else {
                 self.collector.sweep(cutoff).await?
@@ -172,6 +194,26 @@ impl Gc {
         }
         report.millis = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// The blobs the grace period keeps at `cutoff`, each eligible a grace period after its latest touch.
+    async fn waiting(&self, cutoff: UnixTime) -> Result<Waiting> {
+        let mut w = Waiting::default();
+        let mut after = String::new();
+        loop {
+            let page = self.meta.collect().waiting_blobs(cutoff, &after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.digest.to_string();
+            for b in page {
+                let eligible_at = b.touched_at + self.settings.grace_secs;
+                w.blobs += 1;
+                w.bytes += b.size;
+                w.earliest_eligible_at = Some(w.earliest_eligible_at.map_or(eligible_at, |e| e.min(eligible_at)));
+                w.latest_eligible_at = Some(w.latest_eligible_at.map_or(eligible_at, |e| e.max(eligible_at)));
+                w.list.push(WaitingBlob { digest: b.digest.to_string(), size: b.size, eligible_at });
+            }
+        }
+        Ok(w)
     }
 
     /// Applies `rules`: per repository, the tags some rule removes, then untagged manifests older than a rule

@@ -65,6 +65,9 @@ pub enum Command {
         /// The service's data directory (default ./wharf-data; also `WHARF_DATA_DIR`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Create the database if there is none (otherwise a directory or URL without one is refused).
+        #[arg(long, global = true)]
+        init: bool,
         #[command(subcommand)]
         command: wharf_registry::admin_cli::AdminCommand,
     },

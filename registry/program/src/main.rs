@@ -23,7 +23,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Admin { config, data_dir, command } => match admin(config, data_dir, command) {
+        Command::Admin { config, data_dir, init, command } => match admin(config, data_dir, init, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wharf admin: {e:#}");
@@ -111,6 +111,7 @@ fn config_check(file: &Path) -> anyhow::Result<String> {
 fn admin(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    init: bool,
     cmd: wharf_registry::admin_cli::AdminCommand,
 ) -> anyhow::Result<()> {
     let settings = settings(config, Overrides { data_dir, ..Overrides::default() })?;
@@ -118,7 +119,7 @@ fn admin(
     let level = std::env::var("WHARF_LOG").unwrap_or_else(|_| "warn".into());
     init_logging(settings.log_json, &level)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(wharf_registry::admin_cli::run(&settings, cmd))
+    rt.block_on(wharf_registry::admin_cli::run(&settings, cmd, init))
 }
 
 fn serve(config: Option<PathBuf>, o: Overrides) -> anyhow::Result<()> {

@@ -3,4 +3,6 @@
 
 pub mod audit;
 pub mod events;
+pub mod gc_report;
+pub mod human;
 pub mod quota;

@@ -90,6 +90,7 @@ impl Config {
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
         exposure(addr, tls.is_some(), auth.is_some(), &self.insecure)?;
         let notifications = self.notifications.settings(addr, tls.is_some())?;
+        let proxies = auth.as_ref().map_or_else(Vec::new, |a| a.trusted_proxies.clone());
         Ok(Settings {
             addr,
             data_dir,
@@ -113,7 +114,7 @@ impl Config {
                 metrics: self.metrics.settings()?,
                 notifications,
                 audit: self.audit.settings()?,
-                rate_limit: self.rate_limit.settings()?,
+                rate_limit: self.rate_limit.settings()?.behind(proxies),
                 access_log,
             },
         })

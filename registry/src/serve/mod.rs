@@ -79,6 +79,7 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         None => None,
     };
     let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
+    ops.limits.share(meta.clone());
     let mut notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     notary.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
     ops.metrics.attach_trust(Arc::clone(&notary.counters));

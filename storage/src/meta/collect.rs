@@ -42,6 +42,15 @@ pub struct UntaggedRow {
     pub created_at: UnixTime,
 }
 
+/// A blob nothing references that is still inside the grace period: some link of it was touched after the cutoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub digest: Digest,
+    pub size: u64,
+    /// The latest touch of its links: it becomes collectible a grace period after (if nothing touches it again).
+    pub touched_at: UnixTime,
+}
+
 /// What the store holds of a digest, for the reconciliation of orphans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRow {
@@ -317,6 +326,33 @@ impl Collect<'_> {
         .fetch_all(self.0.reader())
         .await?;
         rows.iter().map(tombstone).collect()
+    }
+
+    /// Live blobs that no manifest references but that some link touched after `cutoff` keeps: what a sweep at
+    /// `cutoff` leaves for later, after `after` in digest order. For dry runs.
+    pub async fn waiting_blobs(&self, cutoff: UnixTime, after: &str, limit: u32) -> Result<Vec<Waiting>> {
+        let rows = sqlx::query(
+            "SELECT b.digest, b.size, MAX(rb.touched_at) FROM blobs b \
+             JOIN repository_blobs rb ON rb.digest = b.digest \
+             WHERE b.state = 'live' AND b.digest > $2 \
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs r2 JOIN manifest_references mr \
+                             ON mr.repository = r2.repository AND mr.digest = r2.digest WHERE r2.digest = b.digest) \
+             GROUP BY b.digest, b.size HAVING MAX(rb.touched_at) > $1 ORDER BY b.digest LIMIT $3",
+        )
+        .bind(cutoff)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Waiting {
+                    digest: parse(r.try_get::<String, _>(0)?)?,
+                    size: r.try_get::<i64, _>(1)? as u64,
+                    touched_at: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     /// Whether `digest` is a manifest of `repo` created at or before `cutoff`.

@@ -29,6 +29,7 @@ use crate::{Error, Result, UnixTime};
 mod accounts;
 mod audit;
 mod blobs;
+mod buckets;
 mod catalog;
 mod collect;
 mod events;
@@ -43,8 +44,9 @@ mod trust;
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
 pub use audit::Audit;
 pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
+pub use buckets::Buckets;
 pub use catalog::{Catalog, NameRange};
-pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow};
+pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow, Waiting};
 pub use events::{Delivery, EndpointBacklog, Events};
 pub use journal::{Actor, AuditRow, Change, EventRow, Journal, Journals, Origin, Recorder, Silent, TrustFormat};
 pub use leases::Leases;
@@ -182,9 +184,41 @@ impl Metadata {
         Events(self)
     }
 
+    /// Rate limit buckets shared by replicas.
+    pub fn buckets(&self) -> Buckets<'_> {
+        Buckets(self)
+    }
+
     /// Server-wide settings kept in the database.
     pub fn settings(&self) -> Settings<'_> {
         Settings(self)
+    }
+
+    /// Whether `url` holds a Wharf database, without creating or migrating anything: for SQLite, whether the file
+    /// exists; for PostgreSQL, whether the database answers and has the migrations table.
+    pub async fn exists(url: &str) -> Result<bool> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = AnyConnectOptions::from_str(url).map_err(Error::DatabaseUrl)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            let n: i64 = row.try_get(0)?;
+            pool.close().await;
+            return Ok(n > 0);
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| Error::Config(format!("database URL {url:?}: use sqlite://PATH or postgres://...")))?;
+        Ok(path.starts_with(':') || Path::new(path).exists())
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
