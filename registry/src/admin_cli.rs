@@ -84,9 +84,8 @@ pub enum AdminCommand {
     Events(crate::admin_ops::events::EventsCommand),
     /// The audit log: who pushed, signed, deleted or logged in, from where, and when.
     Audit(crate::admin_ops::audit::AuditArgs),
-    /// Storage quotas per repository pattern.
-    #[command(subcommand)]
-    Quota(crate::admin_ops::quota::QuotaCommand),
+    /// Storage quotas per repository pattern: set, remove, list, and `--recount`.
+    Quota(crate::admin_ops::quota::QuotaArgs),
 }
 
 #[derive(Subcommand, Debug)]

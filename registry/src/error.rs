@@ -213,6 +213,11 @@ impl From<StorageError> for ApiError {
                     .with_detail(serde_json::json!({ "missing": digests }))
             }
             StorageError::Conflict(_) => ApiError::new(Kind::Conflict, e.to_string()),
+            StorageError::QuotaExceeded { quota, usage, limit, adding } => {
+                ApiError::new(Kind::Denied, crate::ops::quota::refusal(quota, *usage, *limit, *adding)).with_detail(
+                    serde_json::json!({ "quota": quota, "usage": usage, "limit": limit, "adding": adding }),
+                )
+            }
             // Retryable: docker, containerd and skopeo retry a 503 with code UNKNOWN.
             StorageError::Collected => {
                 ApiError::new(Kind::NotReady, e.to_string()).with_header("retry-after", "1".into())

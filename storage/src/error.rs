@@ -48,6 +48,9 @@ pub enum Error {
     ReferencesMissing(Vec<Digest>),
     #[error("the blob was garbage-collected while this upload committed it; upload it again")]
     Collected,
+    /// A write would take a quota over its limit; nothing of it was stored.
+    #[error("quota {quota} exceeded: {usage} of {limit} bytes used, {adding} more needed")]
+    QuotaExceeded { quota: String, usage: u64, limit: u64, adding: u64 },
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("invalid storage configuration: {0}")]

@@ -4,6 +4,7 @@
 use sqlx::Row;
 use wharf_format::{Digest, RepositoryName};
 
+use super::quota::{self, Reference};
 use super::{insert_repository, Metadata, Tx};
 use crate::{Result, UnixTime};
 
@@ -68,7 +69,9 @@ impl Blobs<'_> {
             }
             Linked::Added
         };
-        link(&mut tx, repo, digest, now).await?;
+        if link(&mut tx, repo, digest, now).await? {
+            quota::count(self.0, &mut tx, &[Reference::made(repo, digest, size)]).await?;
+        }
         tx.commit().await?;
         Ok(linked)
     }
@@ -77,11 +80,14 @@ impl Blobs<'_> {
     /// found in place): the row goes unless another repository linked the blob meanwhile.
     pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
-        sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() > 0 {
+            quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+        }
         tx.commit().await?;
         // The row goes too unless another repository linked the blob meanwhile (on PostgreSQL a link committed
         // after this statement's snapshot makes it fail its foreign key: that linker checks the bytes itself).
@@ -160,7 +166,9 @@ impl Blobs<'_> {
             return Ok(None);
         }
         insert_repository(&mut tx, to, now).await?;
-        link(&mut tx, to, digest, now).await?;
+        if link(&mut tx, to, digest, now).await? {
+            quota::count(self.0, &mut tx, &[Reference::made(to, digest, size)]).await?;
+        }
         tx.commit().await?;
         Ok(Some(size))
     }
@@ -173,29 +181,35 @@ impl Blobs<'_> {
 
     /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.
     pub async fn unlink(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(self.0.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
 /// Links a blob into a repository, or touches the link: a new version, so that a collector that saw the old one
-/// leaves it.
-pub(super) async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
-    sqlx::query(
+/// leaves it. True if the link is new (a new row starts at version 0; touching one takes it to 1 or more).
+pub(super) async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<bool> {
+    let version: i64 = sqlx::query_scalar(
         "INSERT INTO repository_blobs (repository, digest, touched_at) VALUES ($1, $2, $3) \
          ON CONFLICT (repository, digest) DO UPDATE \
-         SET touched_at = excluded.touched_at, version = repository_blobs.version + 1",
+         SET touched_at = excluded.touched_at, version = repository_blobs.version + 1 RETURNING version",
     )
     .bind(repo.as_str())
     .bind(digest.to_string())
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(version == 0)
 }
 
 /// Takes hold of a live blob row for this transaction (a new version: the collector's conditional mark then

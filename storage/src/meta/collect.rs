@@ -6,6 +6,7 @@
 use sqlx::Row;
 use wharf_format::{Digest, RepositoryName, Tag};
 
+use super::quota::{self, Reference};
 use super::{parse, Metadata};
 use crate::{Result, UnixTime};
 
@@ -123,18 +124,25 @@ impl Collect<'_> {
                     "DELETE FROM repository_blobs WHERE repository = $1 AND digest IN ({}) \
                      AND (digest, version) IN (VALUES {}) \
                      AND NOT EXISTS (SELECT 1 FROM manifest_references mr \
-                                     WHERE mr.repository = $1 AND mr.digest = repository_blobs.digest)",
+                                     WHERE mr.repository = $1 AND mr.digest = repository_blobs.digest) \
+                     RETURNING digest",
                     params(2, chunk.len()),
                     tuples(2 + chunk.len(), chunk.len(), 2)
                 );
-                let mut q = sqlx::query(&sql).bind(chunk[0].repo.as_str());
+                let mut q = sqlx::query_scalar(&sql).bind(chunk[0].repo.as_str());
                 for l in chunk {
                     q = q.bind(l.digest.to_string());
                 }
                 for l in chunk {
                     q = q.bind(l.digest.to_string()).bind(l.version);
                 }
-                n += q.execute(self.0.writer()).await?.rows_affected();
+                // The quotas' usage moves in the same transaction as the links.
+                let mut tx = self.0.writer().begin().await?;
+                let gone: Vec<String> = q.fetch_all(&mut *tx).await?;
+                let refs: Vec<Reference> = gone.into_iter().map(|d| Reference::removed(&chunk[0].repo, d)).collect();
+                quota::count(self.0, &mut tx, &refs).await?;
+                tx.commit().await?;
+                n += refs.len() as u64;
             }
         }
         Ok(n)
@@ -296,6 +304,7 @@ impl Collect<'_> {
 
     /// Removes an untagged manifest if it is still at the version seen, untagged and unreferenced.
     pub async fn remove_manifest_seen(&self, repo: &RepositoryName, m: &UntaggedRow) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE repository = $1 AND digest = $2 AND version = $3 \
              AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = $1 AND t.digest = $2) \
@@ -305,9 +314,14 @@ impl Collect<'_> {
         .bind(repo.as_str())
         .bind(m.digest.to_string())
         .bind(m.version)
-        .execute(self.0.writer())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        quota::count(self.0, &mut tx, &[Reference::removed(repo, m.digest.to_string())]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Live blobs whose every link is collectible at `cutoff` (unreferenced and untouched): what a sweep would

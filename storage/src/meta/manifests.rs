@@ -6,6 +6,7 @@ use sqlx::Row;
 use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 
 use super::journal::{self, Journal};
+use super::quota::{self, Reference};
 use super::{insert_repository, page, parse, Metadata, Tx};
 use crate::{Error, Result, UnixTime};
 
@@ -75,11 +76,11 @@ impl Manifests<'_> {
         }
         insert_repository(&mut tx, m.repo, now).await?;
         let digest = m.digest.to_string();
-        // Pushing a manifest again is a new version of its row too (retention saw the old one).
-        sqlx::query(
+        // Pushing a manifest again is a new version of its row too (retention saw the old one); a new row is at 0.
+        let version: i64 = sqlx::query_scalar(
             "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (repository, digest) DO UPDATE SET version = manifests.version + 1",
+             ON CONFLICT (repository, digest) DO UPDATE SET version = manifests.version + 1 RETURNING version",
         )
         .bind(m.repo.as_str())
         .bind(&digest)
@@ -88,7 +89,7 @@ impl Manifests<'_> {
         .bind(m.subject.map(|s| s.to_string()))
         .bind(m.content)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         let refs: Vec<(&Digest, &str)> =
             m.blobs.iter().map(|d| (*d, "blob")).chain(m.manifests.iter().map(|d| (*d, "manifest"))).collect();
@@ -122,6 +123,9 @@ impl Manifests<'_> {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        }
+        if version == 0 {
+            quota::count(self.0, &mut tx, &[Reference::made(m.repo, m.digest, m.content.len() as u64)]).await?;
         }
         journal::write(&mut tx, journal).await?;
         tx.commit().await?;
@@ -166,6 +170,7 @@ impl Manifests<'_> {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
         journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(true)

@@ -5,7 +5,8 @@
 //! store is composed of small role interfaces: [`blobs`](Metadata::blobs), [`manifests`](Metadata::manifests),
 //! [`catalog`](Metadata::catalog), [`collect`](Metadata::collect), [`mirror`](Metadata::mirror),
 //! [`trust`](Metadata::trust), [`notary_v1`](Metadata::notary_v1), [`accounts`](Metadata::accounts),
-//! [`leases`](Metadata::leases) and [`settings`](Metadata::settings), each in its own file. A view is a copyable
+//! [`leases`](Metadata::leases), [`quotas`](Metadata::quotas) and [`settings`](Metadata::settings), each in its own
+//! file. A view is a copyable
 //! reference: `meta.trust().latest(..)`. Each method is one unit of work: it reads from the read pool, or writes in
 //! one transaction of its own on the write pool (a publish of several versions, a manifest with its references and
 //! tag), so no transaction outlives a call. Statements that several roles share (making a repository, linking a
@@ -38,6 +39,7 @@ mod leases;
 mod manifests;
 mod mirror;
 mod notary_v1;
+mod quota;
 mod settings;
 mod trust;
 
@@ -53,6 +55,7 @@ pub use leases::Leases;
 pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
 pub use mirror::{Cached, Mirror};
 pub use notary_v1::{ChangeQuery, ChangeRow, NotaryV1, V1KeyRow, V1Row};
+pub use quota::{QuotaRow, Quotas, Recounted};
 pub use settings::Settings;
 pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
 
@@ -73,6 +76,8 @@ pub struct Metadata {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// The quotas' compiled patterns, by generation (see `quota.rs`).
+    quota_cache: std::sync::Arc<quota::Cache>,
 }
 
 impl Metadata {
@@ -93,7 +98,12 @@ impl Metadata {
                 .connect_with(options)
                 .await?;
             POSTGRES.run(&pool).await.map_err(|e| Error::Database(e.into()))?;
-            return Ok(Metadata { write: pool.clone(), read: pool, backend: Backend::Postgres });
+            return Ok(Metadata {
+                write: pool.clone(),
+                read: pool,
+                backend: Backend::Postgres,
+                quota_cache: Default::default(),
+            });
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -111,7 +121,7 @@ impl Metadata {
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4) as u32;
         let read =
             AnyPoolOptions::new().max_connections(readers).after_connect(sqlite_pragmas).connect_with(ro).await?;
-        Ok(Metadata { write, read, backend: Backend::Sqlite })
+        Ok(Metadata { write, read, backend: Backend::Sqlite, quota_cache: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -187,6 +197,11 @@ impl Metadata {
     /// Rate limit buckets shared by replicas.
     pub fn buckets(&self) -> Buckets<'_> {
         Buckets(self)
+    }
+
+    /// Storage quotas per repository pattern: their limits and usage.
+    pub fn quotas(&self) -> Quotas<'_> {
+        Quotas(self)
     }
 
     /// Server-wide settings kept in the database.
