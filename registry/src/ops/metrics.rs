@@ -257,6 +257,16 @@ impl Metrics {
         self.quota_limit.get_or_create(&labels).set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
+    /// Every quota's usage and limit at once, as the database holds them now (read at each scrape, since quotas
+    /// change from `wharf admin` and from other replicas): quotas no longer there go.
+    pub fn set_quotas(&self, rows: &[wharf_storage::meta::QuotaRow]) {
+        self.quota_used.clear();
+        self.quota_limit.clear();
+        for q in rows {
+            self.set_quota(&q.pattern, q.usage, q.limit);
+        }
+    }
+
     /// Forgets the quota named `name`.
     pub fn remove_quota(&self, name: &str) {
         let labels = QuotaLabels { quota: name.to_owned() };

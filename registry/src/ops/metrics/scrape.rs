@@ -46,6 +46,10 @@ pub async fn answer(st: &AppState, req: Request) -> Response {
         }
     }
     let expiries = expiries(st).await;
+    match st.meta.quotas().list().await {
+        Ok(rows) => st.ops.metrics.set_quotas(&rows),
+        Err(e) => tracing::warn!(error = %crate::error::chain(&e), "metrics: reading quota usage"),
+    }
     match st.ops.metrics.encode(&expiries) {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(_) => ApiError::internal("encoding the metrics".into()).into_response(),
