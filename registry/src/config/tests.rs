@@ -167,6 +167,8 @@ fn every_variable_is_documented_beside_its_key() {
         include_str!("gc.rs"),
         include_str!("notify.rs"),
         include_str!("metrics.rs"),
+        include_str!("ratelimit.rs"),
+        include_str!("audit.rs"),
     ]
     .concat();
     for key in schema::keys::<Config>() {

@@ -154,7 +154,8 @@ mod tests {
         check(0, 10 * S, 1, 30 * S, S, Decision::Allow { tat: 40 * S });
         // In debt, the next pull waits until the bucket holds credit again (1 ns past the debt).
         check(40 * S, 10 * S, 1, S, S, Decision::Wait { ns: 29 * S + 1 });
-        check(40 * S, 39 * S, 1, S, S, Decision::Allow { tat: 41 * S });
+        check(40 * S, 39 * S, 1, S, S, Decision::Wait { ns: 1 });
+        check(40 * S, 39 * S + 1, 1, S, S, Decision::Allow { tat: 41 * S });
     }
 
     #[test]
