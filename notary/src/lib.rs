@@ -81,7 +81,11 @@ impl Notary {
     }
 
     /// What `changes`, made by `origin` now, record (audit rows, webhook deliveries), for the write's transaction.
-    pub(crate) fn journal(&self, origin: &wharf_storage::Origin, changes: &[wharf_storage::Change]) -> wharf_storage::Journal {
+    pub(crate) fn journal(
+        &self,
+        origin: &wharf_storage::Origin,
+        changes: &[wharf_storage::Change],
+    ) -> wharf_storage::Journal {
         let now = self.clock.now();
         let mut journal = wharf_storage::Journal::default();
         for c in changes {

@@ -139,7 +139,12 @@ pub async fn robot_create(
 }
 
 fn grant_change(action: &str, g: &GrantRow) -> Change {
-    Change::Grant { action: action.into(), account: g.account.clone(), pattern: g.pattern.clone(), actions: g.actions.clone() }
+    Change::Grant {
+        action: action.into(),
+        account: g.account.clone(),
+        pattern: g.pattern.clone(),
+        actions: g.actions.clone(),
+    }
 }
 
 fn check_grant(pattern: &str, actions: &str) -> Result<Actions, AdminError> {

@@ -298,7 +298,9 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<()> {
                 eprintln!("the secret is shown only now; log in with: wharf login HOST -u '{full}' --password-stdin");
             }
         }
-        AdminCommand::Robot(RobotCommand::Remove { name }) => admin::remove(&meta, &rec, &robot_name(&name), now).await?,
+        AdminCommand::Robot(RobotCommand::Remove { name }) => {
+            admin::remove(&meta, &rec, &robot_name(&name), now).await?
+        }
         AdminCommand::Robot(RobotCommand::List { json }) => {
             print_list(&admin::list(&meta, AccountKind::Robot).await?, json)?
         }

@@ -267,7 +267,11 @@ impl Gc {
                         && self
                             .meta
                             .collect()
-                            .remove_manifest_seen_recorded(&repo, &m, &self.removal("manifest", &repo, &m.digest, None, now))
+                            .remove_manifest_seen_recorded(
+                                &repo,
+                                &m,
+                                &self.removal("manifest", &repo, &m.digest, None, now),
+                            )
                             .await?
                     {
                         report.manifests_removed += 1;

@@ -76,7 +76,8 @@ pub async fn put(
     // A tag that is new or now names another manifest is a tag move too, read in the push's transaction.
     let moved = |from: Option<String>| match tag {
         Some(t) => {
-            let change = Change::TagMove { repository: repo.to_string(), tag: t.to_string(), from, to: digest.to_string() };
+            let change =
+                Change::TagMove { repository: repo.to_string(), tag: t.to_string(), from, to: digest.to_string() };
             st.ops.journal(&origin, &change, now)
         }
         None => wharf_storage::Journal::default(),

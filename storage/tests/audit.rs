@@ -47,7 +47,8 @@ async fn suite(m: Metadata) {
         tag: Some(&tag),
         lazy: false,
     };
-    let moved = |from: Option<String>| journal(vec![AuditRow { detail: from, ..row(1, "tag", "alice", Some("team/app")) }]);
+    let moved =
+        |from: Option<String>| journal(vec![AuditRow { detail: from, ..row(1, "tag", "alice", Some("team/app")) }]);
     let push = journal(vec![row(1, "push", "alice", Some("team/app"))]);
 
     // A push refused for a missing blob writes no row.
@@ -80,7 +81,8 @@ async fn suite(m: Metadata) {
     assert_eq!(rows[0].1.at, 219, "the last row of the batch is the newest");
 
     // Filters.
-    let q = |f: AuditQuery| async { m.audit().query(&AuditQuery { limit: 1_000, ..f }).await.unwrap().len() };
+    let m = &m;
+    let q = |f: AuditQuery| async move { m.audit().query(&AuditQuery { limit: 1_000, ..f }).await.unwrap().len() };
     assert_eq!(q(AuditQuery { repository: Some("team/app".into()), ..AuditQuery::default() }).await, 5);
     assert_eq!(q(AuditQuery { actor: Some("gc".into()), ..AuditQuery::default() }).await, 120);
     assert_eq!(q(AuditQuery { since: Some(200), ..AuditQuery::default() }).await, 20);

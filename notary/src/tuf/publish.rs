@@ -139,7 +139,11 @@ pub(super) async fn publish(n: &Notary, repo: &RepositoryName, body: Body, origi
     let roles = new_rows.iter().map(|r| r.role.to_string()).collect();
     let mut changes = vec![Change::TrustPublish { repository: repo.to_string(), format: TrustFormat::Tuf, roles }];
     if accepted.root.is_some() && cur_root_version.is_some() {
-        changes.push(Change::KeyRotation { repository: repo.to_string(), format: TrustFormat::Tuf, role: "root".into() });
+        changes.push(Change::KeyRotation {
+            repository: repo.to_string(),
+            format: TrustFormat::Tuf,
+            role: "root".into(),
+        });
     }
     n.meta.trust().commit_recorded(repo, &new_rows, now, &n.journal(origin, &changes)).await?;
     n.written(repo);

@@ -243,7 +243,8 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool, origin: &Origin) -
     let k = match existing {
         Some(k) => k,
         None => {
-            let change = Change::KeyRotation { repository: repository(gun), format: TrustFormat::NotaryV1, role: role.into() };
+            let change =
+                Change::KeyRotation { repository: repository(gun), format: TrustFormat::NotaryV1, role: role.into() };
             let journal = n.journal(origin, &[change]);
             let k = keys::create(&n.meta, &n.kek, gun, role, &held, n.clock.now(), &journal).await?;
             tracing::info!(gun = %gun, role, key_id = %k.id, "created a notary v1 server key");
@@ -254,7 +255,8 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool, origin: &Origin) -
 }
 
 async fn delete(n: &Notary, gun: &Gun, origin: &Origin) -> Result<Response, V1Error> {
-    let journal = n.journal(origin, &[Change::TrustDelete { repository: repository(gun), format: TrustFormat::NotaryV1 }]);
+    let journal =
+        n.journal(origin, &[Change::TrustDelete { repository: repository(gun), format: TrustFormat::NotaryV1 }]);
     n.meta.notary_v1().delete_recorded(gun, n.clock.now(), &journal).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, "deleted notary v1 collection");

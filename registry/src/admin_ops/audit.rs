@@ -52,7 +52,8 @@ fn since(text: &str, now: UnixTime) -> anyhow::Result<UnixTime> {
 }
 
 fn time(at: UnixTime) -> String {
-    chrono::DateTime::from_timestamp(at, 0).map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    chrono::DateTime::from_timestamp(at, 0)
+        .map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 fn json(id: i64, r: &AuditRow) -> serde_json::Value {
@@ -85,7 +86,8 @@ fn table(rows: &[(i64, AuditRow)]) -> String {
             what,
         ]);
     }
-    let widths: Vec<usize> = (0..head.len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..head.len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for l in lines {
         let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
@@ -120,7 +122,14 @@ mod tests {
             tag: Some("v1".into()),
             detail: None,
         };
-        let login = AuditRow { action: "login_failed".into(), address: None, repository: None, digest: None, tag: None, ..row.clone() };
+        let login = AuditRow {
+            action: "login_failed".into(),
+            address: None,
+            repository: None,
+            digest: None,
+            tag: None,
+            ..row.clone()
+        };
         let got = table(&[(2, row), (1, login)]);
         let want = "\
 TIME                  ACTOR  KIND     ADDRESS   ACTION        REPOSITORY  DIGEST/TAG

@@ -102,7 +102,12 @@ const LEASE_SECS: i64 = 300;
 
 /// Removes rows older than the retention, in batches of [`PRUNE_BATCH`]; returns how many went. Runs under the
 /// `audit-prune` lease, so that one replica prunes at a time; a held lease is not an error (nothing is done).
-pub async fn prune(meta: &Metadata, settings: &AuditSettings, holder: &str, now: UnixTime) -> wharf_storage::Result<u64> {
+pub async fn prune(
+    meta: &Metadata,
+    settings: &AuditSettings,
+    holder: &str,
+    now: UnixTime,
+) -> wharf_storage::Result<u64> {
     if settings.retention_secs <= 0 || !meta.leases().acquire(LEASE, holder, now, now + LEASE_SECS).await? {
         return Ok(0);
     }
@@ -187,11 +192,25 @@ mod tests {
         let s = |v: &str| v.to_owned();
         check(
             alice.clone(),
-            Change::ManifestPush { repository: s("a/b"), digest: s("sha256:1"), media_type: s("m"), size: 3, tag: Some(s("v1")) },
+            Change::ManifestPush {
+                repository: s("a/b"),
+                digest: s("sha256:1"),
+                media_type: s("m"),
+                size: 3,
+                tag: Some(s("v1")),
+            },
             r#"push alice/account a/b sha256:1 v1 {"media_type":"m","size":3}"#,
         );
-        check(robot.clone(), Change::ManifestDelete { repository: s("a"), digest: s("sha256:1") }, "delete robot$ci/robot a sha256:1 - -");
-        check(alice.clone(), Change::TagDelete { repository: s("a"), tag: s("t"), digest: None }, "untag alice/account a - t -");
+        check(
+            robot.clone(),
+            Change::ManifestDelete { repository: s("a"), digest: s("sha256:1") },
+            "delete robot$ci/robot a sha256:1 - -",
+        );
+        check(
+            alice.clone(),
+            Change::TagDelete { repository: s("a"), tag: s("t"), digest: None },
+            "untag alice/account a - t -",
+        );
         check(
             alice.clone(),
             Change::TagMove { repository: s("a"), tag: s("t"), from: Some(s("sha256:0")), to: s("sha256:1") },
@@ -207,8 +226,16 @@ mod tests {
             Change::KeyRotation { repository: s("a"), format: TrustFormat::Tuf, role: s("root") },
             r#"key_rotation alice/account a - - {"format":"tuf","role":"root"}"#,
         );
-        check(alice.clone(), Change::TrustDelete { repository: s("a"), format: TrustFormat::Tuf }, r#"trust_delete alice/account a - - {"format":"tuf"}"#);
-        check(Actor::Anonymous, Change::Login { account: s("mallory"), ok: false }, "login_failed mallory/anonymous - - - -");
+        check(
+            alice.clone(),
+            Change::TrustDelete { repository: s("a"), format: TrustFormat::Tuf },
+            r#"trust_delete alice/account a - - {"format":"tuf"}"#,
+        );
+        check(
+            Actor::Anonymous,
+            Change::Login { account: s("mallory"), ok: false },
+            "login_failed mallory/anonymous - - - -",
+        );
         check(alice.clone(), Change::Login { account: s("alice"), ok: true }, "login alice/account - - - -");
         check(
             Actor::System(s("admin")),

@@ -75,7 +75,8 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
     let auth = match &settings.auth {
         Some(a) => {
-            let mut auth = Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?;
+            let mut auth =
+                Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?;
             auth.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
             Some(Arc::new(auth))
         }

@@ -73,13 +73,12 @@ impl Audit<'_> {
     /// Removes up to `limit` of the oldest rows written before `before`; returns how many went. Bounded, so that a
     /// prune after a long pause never holds the writer for long: the caller repeats while it removes `limit`.
     pub async fn prune(&self, before: UnixTime, limit: u32) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)",
-        )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(self.0.writer())
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)")
+                .bind(before)
+                .bind(i64::from(limit))
+                .execute(self.0.writer())
+                .await?;
         Ok(done.rows_affected())
     }
 }

@@ -205,7 +205,8 @@ impl Collect<'_> {
                 q = q.bind(d.to_string());
             }
             let mut tx = self.0.writer().begin().await?;
-            let gone: Vec<String> = q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            let gone: Vec<String> =
+                q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
             journal::write(&mut tx, &journal(&gone)).await?;
             tx.commit().await?;
             n += gone.len() as u64;

@@ -107,7 +107,13 @@ impl Trust<'_> {
     }
 
     /// [`Trust::commit`], writing `journal` in the same transaction (a publish; renewals record nothing).
-    pub async fn commit_recorded(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime, journal: &Journal) -> Result<()> {
+    pub async fn commit_recorded(
+        &self,
+        repo: &RepositoryName,
+        rows: &[MetadataRow],
+        now: UnixTime,
+        journal: &Journal,
+    ) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())

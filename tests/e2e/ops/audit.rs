@@ -140,11 +140,14 @@ fn a_scripted_session_leaves_a_row_for_every_action() {
         ]
     );
     let tags = of(&rows, "tag");
-    assert_eq!(tags[..3], [
-        format!("alice/account {local} team/app {} v1", p1.digest),
-        format!("robot$ci/robot {local} team/app {} v2", p2.digest),
-        format!("alice/account {local} team/app {} v1", p3.digest),
-    ]);
+    assert_eq!(
+        tags[..3],
+        [
+            format!("alice/account {local} team/app {} v1", p1.digest),
+            format!("robot$ci/robot {local} team/app {} v2", p2.digest),
+            format!("alice/account {local} team/app {} v1", p3.digest),
+        ]
+    );
     let moved = rows.iter().find(|r| r["action"] == "tag" && r["digest"] == p3.digest.as_str()).unwrap();
     assert_eq!(moved["detail"]["from"], p1.digest.as_str(), "the tag move names the digest it left");
     assert!(!rows.iter().any(|r| r["tag"] == "refused" || r["digest"] == missing.as_str()), "a refused push recorded");
