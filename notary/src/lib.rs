@@ -84,6 +84,20 @@ impl Notary {
         }
     }
 
+    /// What `changes`, made by `origin` now, record (audit rows, webhook deliveries), for the write's transaction.
+    pub(crate) fn journal(
+        &self,
+        origin: &wharf_storage::Origin,
+        changes: &[wharf_storage::Change],
+    ) -> wharf_storage::Journal {
+        let now = self.clock.now();
+        let mut journal = wharf_storage::Journal::default();
+        for c in changes {
+            journal.append(self.recorder.journal(origin, c, now));
+        }
+        journal
+    }
+
     /// Drops cached TUF 1.0 documents of `repo` after a write.
     pub(crate) fn written(&self, repo: &RepositoryName) {
         self.cache.invalidate(repo);
@@ -105,6 +119,15 @@ impl TrustCounters {
     pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Who made a request: the [`wharf_storage::Origin`] the registry's edge put in its extensions, or (the notary
+/// served without that edge) an anonymous caller of unknown address.
+pub(crate) fn origin(req: &axum::extract::Request) -> wharf_storage::Origin {
+    req.extensions().get::<wharf_storage::Origin>().cloned().unwrap_or_else(|| wharf_storage::Origin {
+        actor: wharf_storage::Actor::Anonymous,
+        ..wharf_storage::Origin::system("")
+    })
 }
 
 /// Whether the path tail after `/v2/` addresses the notary: a TUF 1.0 path (`tuf::route::is_tuf`) or a Notary v1

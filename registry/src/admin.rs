@@ -1,7 +1,7 @@
 //! `wharf admin`: accounts, robots and grants, written straight to the metadata database (the data directory's
 //! SQLite file, or the configured database URL). Running servers pick changes up within a second.
 
-use wharf_storage::{AccountKind, AccountRow, GrantRow, Metadata, UnixTime};
+use wharf_storage::{AccountKind, AccountRow, Change, GrantRow, Journal, Metadata, Origin, Recorder, UnixTime};
 
 use crate::auth::credentials::hash_secret;
 use crate::auth::policy::ANONYMOUS;
@@ -35,11 +35,33 @@ pub fn check_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// What an operator's change records: its audit row, with `admin` as the actor.
+fn journal(rec: &dyn Recorder, change: Change, now: UnixTime) -> Journal {
+    rec.journal(&Origin::system("admin"), &change, now)
+}
+
+fn account(action: &str, name: &str, kind: AccountKind) -> Change {
+    Change::Account { action: action.into(), account: name.into(), kind: kind_name(kind).into() }
+}
+
+fn kind_name(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::User => "user",
+        AccountKind::Robot => "robot",
+    }
+}
+
 fn hash(secret: &str) -> Result<String, AdminError> {
     hash_secret(secret).map_err(AdminError::Invalid)
 }
 
-pub async fn user_add(meta: &Metadata, name: &str, password: &str, now: UnixTime) -> Result<(), AdminError> {
+pub async fn user_add(
+    meta: &Metadata,
+    rec: &dyn Recorder,
+    name: &str,
+    password: &str,
+    now: UnixTime,
+) -> Result<(), AdminError> {
     check_name(name)?;
     if password.len() < 8 {
         return Err(AdminError::Invalid("passwords have at least 8 characters".into()));
@@ -51,22 +73,36 @@ pub async fn user_add(meta: &Metadata, name: &str, password: &str, now: UnixTime
         expires_at: None,
         created_at: now,
     };
-    meta.accounts().add(&row).await?;
+    meta.accounts().add_recorded(&row, &journal(rec, account("add", name, AccountKind::User), now)).await?;
     Ok(())
 }
 
-pub async fn passwd(meta: &Metadata, name: &str, password: &str) -> Result<(), AdminError> {
+pub async fn passwd(
+    meta: &Metadata,
+    rec: &dyn Recorder,
+    name: &str,
+    password: &str,
+    now: UnixTime,
+) -> Result<(), AdminError> {
     if password.len() < 8 {
         return Err(AdminError::Invalid("passwords have at least 8 characters".into()));
     }
-    if !meta.accounts().set_secret(name, &hash(password)?).await? {
+    let kind = kind_of(meta, name).await?;
+    let journal = journal(rec, account("secret", name, kind), now);
+    if !meta.accounts().set_secret_recorded(name, &hash(password)?, &journal).await? {
         return Err(AdminError::NoAccount(name.into()));
     }
     Ok(())
 }
 
-pub async fn remove(meta: &Metadata, name: &str) -> Result<(), AdminError> {
-    if !meta.accounts().remove(name).await? {
+/// The kind of account `name` (a user if there is none: the write then finds nothing and records nothing).
+async fn kind_of(meta: &Metadata, name: &str) -> Result<AccountKind, AdminError> {
+    Ok(meta.accounts().list().await?.into_iter().find(|a| a.name == name).map_or(AccountKind::User, |a| a.kind))
+}
+
+pub async fn remove(meta: &Metadata, rec: &dyn Recorder, name: &str, now: UnixTime) -> Result<(), AdminError> {
+    let journal = journal(rec, account("remove", name, kind_of(meta, name).await?), now);
+    if !meta.accounts().remove_recorded(name, &journal).await? {
         return Err(AdminError::NoAccount(name.into()));
     }
     Ok(())
@@ -75,6 +111,7 @@ pub async fn remove(meta: &Metadata, name: &str) -> Result<(), AdminError> {
 /// Creates a robot and returns its full name and secret (shown once, never stored in the clear).
 pub async fn robot_create(
     meta: &Metadata,
+    rec: &dyn Recorder,
     short: &str,
     expires_at: Option<UnixTime>,
     grants: &[(String, String)],
@@ -93,11 +130,21 @@ pub async fn robot_create(
         expires_at,
         created_at: now,
     };
-    meta.accounts().add(&row).await?;
+    meta.accounts().add_recorded(&row, &journal(rec, account("add", &name, AccountKind::Robot), now)).await?;
     for (p, a) in grants {
-        meta.accounts().grant(&GrantRow { account: name.clone(), pattern: p.clone(), actions: a.clone() }, now).await?;
+        let g = GrantRow { account: name.clone(), pattern: p.clone(), actions: a.clone() };
+        meta.accounts().grant_recorded(&g, now, &journal(rec, grant_change("grant", &g), now)).await?;
     }
     Ok((name, secret))
+}
+
+fn grant_change(action: &str, g: &GrantRow) -> Change {
+    Change::Grant {
+        action: action.into(),
+        account: g.account.clone(),
+        pattern: g.pattern.clone(),
+        actions: g.actions.clone(),
+    }
 }
 
 fn check_grant(pattern: &str, actions: &str) -> Result<Actions, AdminError> {
@@ -108,6 +155,7 @@ fn check_grant(pattern: &str, actions: &str) -> Result<Actions, AdminError> {
 /// Gives `account` (or `anonymous`) `actions` on `pattern`.
 pub async fn grant(
     meta: &Metadata,
+    rec: &dyn Recorder,
     account: &str,
     pattern: &str,
     actions: &str,
@@ -118,14 +166,20 @@ pub async fn grant(
         return Err(AdminError::NoAccount(account.into()));
     }
     let normal: Vec<&str> = actions.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
-    meta.accounts()
-        .grant(&GrantRow { account: account.into(), pattern: pattern.into(), actions: normal.join(",") }, now)
-        .await?;
+    let g = GrantRow { account: account.into(), pattern: pattern.into(), actions: normal.join(",") };
+    meta.accounts().grant_recorded(&g, now, &journal(rec, grant_change("grant", &g), now)).await?;
     Ok(())
 }
 
-pub async fn revoke(meta: &Metadata, account: &str, pattern: &str) -> Result<(), AdminError> {
-    if !meta.accounts().revoke(account, pattern).await? {
+pub async fn revoke(
+    meta: &Metadata,
+    rec: &dyn Recorder,
+    account: &str,
+    pattern: &str,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    let g = GrantRow { account: account.into(), pattern: pattern.into(), actions: String::new() };
+    if !meta.accounts().revoke_recorded(account, pattern, &journal(rec, grant_change("revoke", &g), now)).await? {
         return Err(AdminError::Invalid(format!("{account} has no grant on {pattern}")));
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
-use wharf_storage::{AccountKind, Clock, Metadata, SystemClock};
+use wharf_storage::{AccountKind, Change, Clock, Metadata, Origin, Recorder, SystemClock};
 
 use crate::admin::{self, ROBOT_PREFIX};
 use crate::config::{RetentionConfig, Settings};
@@ -194,7 +194,22 @@ fn print_list(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
 fn collector(settings: &Settings, meta: &Metadata) -> anyhow::Result<Gc> {
     let blobs = wharf_storage::BlobStore::connect(&settings.storage_url, &settings.s3).context("opening the store")?;
     let uploads = wharf_storage::Uploads::new(blobs.clone(), meta.clone(), settings.upload);
-    Ok(Gc::new(meta.clone(), blobs, uploads, settings.gc.clone()))
+    let rec = std::sync::Arc::new(crate::ops::record::Record::new(&settings.ops));
+    Ok(Gc::new(meta.clone(), blobs, uploads, settings.gc.clone()).with_recorder(rec))
+}
+
+/// Records an operator's collection or retention run (not a dry run) as an admin action, with what it removed.
+async fn record_run(meta: &Metadata, rec: &dyn Recorder, action: &str, r: &Report) -> anyhow::Result<()> {
+    if r.dry_run {
+        return Ok(());
+    }
+    let detail = format!(
+        "tags={} manifests={} blobs={} bytes={}",
+        r.tags_removed, r.manifests_removed, r.blobs_removed, r.bytes_removed
+    );
+    let change = Change::Admin { action: action.into(), detail };
+    let journal = rec.journal(&Origin::system("admin"), &change, SystemClock.now());
+    meta.journals().record(&journal).await.context("recording the run in the audit log")
 }
 
 /// Runs the collector, waiting (up to a minute past a lease's 30 s) while another replica's run holds the lease.
@@ -241,17 +256,19 @@ fn shown(url: &str) -> String {
 pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::Result<()> {
     let meta = open(settings, init).await?;
     let now = SystemClock.now();
+    // What an operator's change records (audit rows, webhook deliveries), as the server would.
+    let rec = crate::ops::record::Record::new(&settings.ops);
     match cmd {
         AdminCommand::User(UserCommand::Add { name, password_stdin }) => {
-            admin::user_add(&meta, &name, &password(password_stdin)?, now).await?;
+            admin::user_add(&meta, &rec, &name, &password(password_stdin)?, now).await?;
             eprintln!("added user {name}");
         }
-        AdminCommand::User(UserCommand::Remove { name }) => admin::remove(&meta, &name).await?,
+        AdminCommand::User(UserCommand::Remove { name }) => admin::remove(&meta, &rec, &name, now).await?,
         AdminCommand::User(UserCommand::List { json }) => {
             print_list(&admin::list(&meta, AccountKind::User).await?, json)?
         }
         AdminCommand::User(UserCommand::Passwd { name, password_stdin }) => {
-            admin::passwd(&meta, &name, &password(password_stdin)?).await?;
+            admin::passwd(&meta, &rec, &name, &password(password_stdin)?, now).await?;
             eprintln!("password of {name} changed");
         }
         AdminCommand::Robot(RobotCommand::Create { name, expires_in, grants, json }) => {
@@ -262,7 +279,7 @@ pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::
                 .map(|g| g.split_once('=').map(|(p, a)| (p.to_owned(), a.to_owned())))
                 .collect::<Option<_>>()
                 .context("--grant takes PATTERN=ACTIONS")?;
-            let (full, secret) = admin::robot_create(&meta, short, expires_at, &grants, now).await?;
+            let (full, secret) = admin::robot_create(&meta, &rec, short, expires_at, &grants, now).await?;
             if json {
                 println!("{}", serde_json::json!({ "name": full, "secret": secret, "expires_at": expires_at }));
             } else {
@@ -270,14 +287,16 @@ pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::
                 eprintln!("the secret is shown only now; log in with: wharf login HOST -u '{full}' --password-stdin");
             }
         }
-        AdminCommand::Robot(RobotCommand::Remove { name }) => admin::remove(&meta, &robot_name(&name)).await?,
+        AdminCommand::Robot(RobotCommand::Remove { name }) => {
+            admin::remove(&meta, &rec, &robot_name(&name), now).await?
+        }
         AdminCommand::Robot(RobotCommand::List { json }) => {
             print_list(&admin::list(&meta, AccountKind::Robot).await?, json)?
         }
         AdminCommand::Grant { account, pattern, actions } => {
-            admin::grant(&meta, &account, &pattern, &actions, now).await?;
+            admin::grant(&meta, &rec, &account, &pattern, &actions, now).await?;
         }
-        AdminCommand::Revoke { account, pattern } => admin::revoke(&meta, &account, &pattern).await?,
+        AdminCommand::Revoke { account, pattern } => admin::revoke(&meta, &rec, &account, &pattern, now).await?,
         AdminCommand::Events(c) => crate::admin_ops::events::run(settings, &meta, c).await?,
         AdminCommand::Audit(a) => crate::admin_ops::audit::run(settings, &meta, a).await?,
         AdminCommand::Quota(c) => crate::admin_ops::quota::run(settings, &meta, c).await?,
@@ -285,6 +304,7 @@ pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, reconcile, retention_only: false };
             let report = run_waiting(&gc, opts, &settings.gc.rules).await?;
+            record_run(&meta, &rec, "gc", &report).await?;
             crate::admin_ops::gc_report::print(&report, json)?;
         }
         AdminCommand::Retention {
@@ -317,6 +337,7 @@ pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, retention_only: true, reconcile: false };
             let report = run_waiting(&gc, opts, &rules).await?;
+            record_run(&meta, &rec, "retention", &report).await?;
             crate::admin_ops::gc_report::print(&report, json)?;
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use wharf_format::tuf::{Envelope, Targets};
 use wharf_format::{Digest, RepositoryName};
 use wharf_storage::meta::TagRow;
-use wharf_storage::{BlobStore, Collector, Metadata, Result, UnixTime, Uploads};
+use wharf_storage::{BlobStore, Change, Collector, Journal, Metadata, Origin, Recorder, Result, UnixTime, Uploads};
 
 use crate::config::GcSettings;
 use crate::retention::{Rule, TagInfo};
@@ -95,6 +95,8 @@ pub struct Gc {
     holder: String,
     /// Told of every run that removed (not a dry run): the metrics.
     observer: Option<Observer>,
+    /// What a removal records (its audit row), written in the removal's transaction.
+    recorder: Arc<dyn Recorder>,
 }
 
 /// What [`Gc::observed`] calls with each run's report.
@@ -112,13 +114,49 @@ impl Gc {
     pub fn new(meta: Metadata, blobs: BlobStore, uploads: Uploads, settings: GcSettings) -> Gc {
         let holder = uuid_like();
         let collector = Collector::new(meta.clone(), blobs).with_delete_rate(settings.delete_rate);
-        Gc { collector, meta, uploads, settings, holder, observer: None }
+        Gc {
+            collector,
+            meta,
+            uploads,
+            settings,
+            holder,
+            observer: None,
+            recorder: Arc::new(wharf_storage::meta::Silent),
+        }
     }
 
     /// The collector, telling `observer` of each run's report.
     pub fn observed(mut self, observer: Observer) -> Gc {
         self.observer = Some(observer);
         self
+    }
+
+    /// Records every tag, manifest (actor `retention`) and blob (actor `gc`) a run removes through `recorder`.
+    pub fn with_recorder(mut self, recorder: Arc<dyn Recorder>) -> Gc {
+        let rec = Arc::clone(&recorder);
+        let removals: wharf_storage::gc::Removals = Arc::new(move |digests: &[String]| {
+            let (origin, now) = (Origin::system("gc"), wharf_storage::Clock::now(&crate::SystemClock));
+            let mut journal = Journal::default();
+            for d in digests {
+                let change = Change::Removal { what: "blob".into(), repository: None, digest: d.clone(), tag: None };
+                journal.append(rec.journal(&origin, &change, now));
+            }
+            journal
+        });
+        self.collector = self.collector.with_removals(removals);
+        self.recorder = recorder;
+        self
+    }
+
+    /// The journal of a removal by retention.
+    fn removal(&self, what: &str, repo: &RepositoryName, digest: &Digest, tag: Option<&str>, now: UnixTime) -> Journal {
+        let change = Change::Removal {
+            what: what.into(),
+            repository: Some(repo.to_string()),
+            digest: digest.to_string(),
+            tag: tag.map(str::to_owned),
+        };
+        self.recorder.journal(&Origin::system("retention"), &change, now)
     }
 
     pub fn settings(&self) -> &GcSettings {
@@ -242,7 +280,10 @@ impl Gc {
             let mut untagged_by_plan = BTreeMap::new();
             let going: Vec<&TagRow> = rows.iter().filter(|t| doomed.contains(t.tag.as_str())).collect();
             for row in going {
-                let gone = dry_run || self.meta.collect().remove_tag_seen(&repo, row).await?;
+                let gone = dry_run || {
+                    let journal = self.removal("tag", &repo, &row.digest, Some(row.tag.as_str()), now);
+                    self.meta.collect().remove_tag_seen_recorded(&repo, row, &journal).await?
+                };
                 if gone {
                     report.tags_removed += 1;
                     report.tags.push(removed(&repo, Some(row.tag.to_string()), &row.digest));
@@ -287,7 +328,15 @@ impl Gc {
                 let mut progress = false;
                 for m in self.meta.collect().untagged_manifests(&repo, now - age).await? {
                     if !keep_signed(&signed, include_signed, &m.digest)
-                        && self.meta.collect().remove_manifest_seen(&repo, &m).await?
+                        && self
+                            .meta
+                            .collect()
+                            .remove_manifest_seen_recorded(
+                                &repo,
+                                &m,
+                                &self.removal("manifest", &repo, &m.digest, None, now),
+                            )
+                            .await?
                     {
                         report.manifests_removed += 1;
                         report.manifests.push(removed(&repo, None, &m.digest));

@@ -83,8 +83,18 @@ pub async fn put(
         size: body.len() as u64,
         tag: tag.map(|t| t.to_string()),
     };
-    let journal = st.ops.journal(&crate::ops::origin::from_parts(req), &change, now);
-    st.meta.manifests().put_recorded(&new, now, &journal).await?;
+    let origin = crate::ops::origin::from_parts(req);
+    let journal = st.ops.journal(&origin, &change, now);
+    // A tag that is new or now names another manifest is a tag move too, read in the push's transaction.
+    let moved = |from: Option<String>| match tag {
+        Some(t) => {
+            let change =
+                Change::TagMove { repository: repo.to_string(), tag: t.to_string(), from, to: digest.to_string() };
+            st.ops.journal(&origin, &change, now)
+        }
+        None => wharf_storage::Journal::default(),
+    };
+    st.meta.manifests().put_tag_recorded(&new, now, &journal, &moved).await?;
     crate::policy::gate::changed(st, repo);
     let mut headers =
         vec![("location", format!("/v2/{repo}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];

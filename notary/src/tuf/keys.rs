@@ -4,7 +4,7 @@
 use rand_core::{OsRng, RngCore};
 use wharf_format::tuf::{PublicKey, Role, Root, SigningKey};
 use wharf_format::RepositoryName;
-use wharf_storage::{KeyRow, Metadata, UnixTime};
+use wharf_storage::{Journal, KeyRow, Metadata, UnixTime};
 
 use crate::Error;
 use wharf_format::seal::Kek;
@@ -45,6 +45,7 @@ pub async fn create(
     repo: &RepositoryName,
     role: Role,
     now: UnixTime,
+    journal: &Journal,
 ) -> Result<ServiceKey, Error> {
     let newest = meta.trust().keys(repo).await?.iter().filter(|k| k.role == role).map(|k| k.created_at).max();
     let now = newest.map_or(now, |n| now.max(n + 1));
@@ -60,7 +61,7 @@ pub async fn create(
         sealed_private: kek.seal(&key.secret_bytes(), &aad(repo, role.as_str(), key.key_id())),
         created_at: now,
     };
-    meta.trust().add_key(repo, &row).await?;
+    meta.trust().add_key_recorded(repo, &row, journal).await?;
     Ok(ServiceKey { role, key, created_at: now })
 }
 

@@ -18,9 +18,15 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wharf_format::tuf::{Role, RoleName, TufError};
 use wharf_format::{Digest, RepositoryName};
+use wharf_storage::{Change, Origin, TrustFormat};
 
 use crate::{Error, Notary};
 use route::TrustPath;
+
+/// A new service key of `role` for `repo`: recorded as a key rotation (the first one too).
+fn rotation(repo: &RepositoryName, role: Role) -> Change {
+    Change::KeyRotation { repository: repo.to_string(), format: TrustFormat::Tuf, role: role.as_str().to_owned() }
+}
 
 /// Answers one TUF 1.0 request (the path tail after `/v2/` has a `/_tuf/` segment).
 pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {
@@ -31,16 +37,17 @@ pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {
         Err(_) => return Error::NotFound.into_response(),
     };
     let method = req.method().clone();
+    let origin = crate::origin(&req);
     let result = match (method, path) {
         (Method::GET | Method::HEAD, TrustPath::Latest(role)) => latest(&n, &repo, &role).await,
         (Method::GET | Method::HEAD, TrustPath::Version(role, v)) => version(&n, &repo, &role, v).await,
         (Method::GET | Method::HEAD, TrustPath::Target { sha256, .. }) => target(&n, &repo, &sha256).await,
         (Method::GET, TrustPath::Keys) => list_keys(&n, &repo).await,
-        (Method::POST, TrustPath::Keys) => ensure_keys(&n, &repo).await,
-        (Method::POST, TrustPath::RotateKey(role)) => rotate_key(&n, &repo, &role).await,
-        (Method::POST, TrustPath::Publish) => publish::publish(&n, &repo, req.into_body()).await,
+        (Method::POST, TrustPath::Keys) => ensure_keys(&n, &repo, &origin).await,
+        (Method::POST, TrustPath::RotateKey(role)) => rotate_key(&n, &repo, &role, &origin).await,
+        (Method::POST, TrustPath::Publish) => publish::publish(&n, &repo, req.into_body(), &origin).await,
         (Method::GET, TrustPath::History) => history(&n, &repo).await,
-        (Method::DELETE, TrustPath::Repository) => delete(&n, &repo).await,
+        (Method::DELETE, TrustPath::Repository) => delete(&n, &repo, &origin).await,
         _ => Err(Error::Method),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -103,12 +110,13 @@ fn describe_keys(all: &[keys::ServiceKey]) -> serde_json::Value {
 
 /// Creates the service's timestamp and snapshot keys if the repository has none; answers the public keys (newest
 /// first per role) for the publisher to name in root.
-async fn ensure_keys(n: &Notary, repo: &RepositoryName) -> Result<Response, Error> {
+async fn ensure_keys(n: &Notary, repo: &RepositoryName, origin: &Origin) -> Result<Response, Error> {
     let mut all = keys::load(&n.meta, &n.kek, repo).await?;
     let mut created = false;
     for role in [Role::Timestamp, Role::Snapshot] {
         if keys::newest(&all, role).is_none() {
-            all.push(keys::create(&n.meta, &n.kek, repo, role, n.clock.now()).await?);
+            let journal = n.journal(origin, &[rotation(repo, role)]);
+            all.push(keys::create(&n.meta, &n.kek, repo, role, n.clock.now(), &journal).await?);
             created = true;
         }
     }
@@ -116,14 +124,15 @@ async fn ensure_keys(n: &Notary, repo: &RepositoryName) -> Result<Response, Erro
     Ok((status, axum::Json(describe_keys(&all))).into_response())
 }
 
-async fn rotate_key(n: &Notary, repo: &RepositoryName, role: &RoleName) -> Result<Response, Error> {
+async fn rotate_key(n: &Notary, repo: &RepositoryName, role: &RoleName, origin: &Origin) -> Result<Response, Error> {
     let role = match role {
         RoleName::TopLevel(r @ (Role::Timestamp | Role::Snapshot)) => *r,
         other => {
             return Err(Error::Malformed(format!("the service holds no {other} key: only timestamp and snapshot")))
         }
     };
-    let k = keys::create(&n.meta, &n.kek, repo, role, n.clock.now()).await?;
+    let journal = n.journal(origin, &[rotation(repo, role)]);
+    let k = keys::create(&n.meta, &n.kek, repo, role, n.clock.now(), &journal).await?;
     Ok((StatusCode::CREATED, axum::Json(keys::describe(&k))).into_response())
 }
 
@@ -146,8 +155,9 @@ async fn history(n: &Notary, repo: &RepositoryName) -> Result<Response, Error> {
     Ok(axum::Json(serde_json::json!({ "repository": repo.as_str(), "history": items })).into_response())
 }
 
-async fn delete(n: &Notary, repo: &RepositoryName) -> Result<Response, Error> {
-    let deleted = n.meta.trust().delete(repo).await?;
+async fn delete(n: &Notary, repo: &RepositoryName, origin: &Origin) -> Result<Response, Error> {
+    let change = Change::TrustDelete { repository: repo.to_string(), format: TrustFormat::Tuf };
+    let deleted = n.meta.trust().delete_recorded(repo, &n.journal(origin, &[change])).await?;
     n.written(repo);
     if deleted {
         Ok(StatusCode::ACCEPTED.into_response())

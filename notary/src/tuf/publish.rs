@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use wharf_format::tuf::{Envelope, Role, RoleName, Root, Targets};
 use wharf_format::RepositoryName;
+use wharf_storage::{Change, Origin, TrustFormat};
 
 use super::validate::{self, Current, ServiceKeyIds, Upload};
 use super::{keys, renew, stored};
@@ -50,7 +51,7 @@ async fn current(
 }
 
 /// Applies an upload atomically: validate, then write it with a new snapshot and timestamp in one transaction.
-pub(super) async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Result<Response, Error> {
+pub(super) async fn publish(n: &Notary, repo: &RepositoryName, body: Body, origin: &Origin) -> Result<Response, Error> {
     let max = n.settings.max_metadata_size;
     let bytes = read_body(body, max.saturating_mul(16)).await?;
     let upload: Upload = serde_json::from_slice(&bytes).map_err(Error::UploadJson)?;
@@ -70,6 +71,7 @@ pub(super) async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Re
     }
     let now = n.clock.now();
     let (cur, rows) = current(n, repo).await?;
+    let cur_root_version = cur.root.as_ref().map(|r| r.version);
     let service_keys = keys::load(&n.meta, &n.kek, repo).await?;
     if service_keys.is_empty() {
         return Err(Error::NoServiceKey("timestamp"));
@@ -133,7 +135,17 @@ pub(super) async fn publish(n: &Notary, repo: &RepositoryName, body: Body) -> Re
         versions["timestamp"] = ts_version.into();
         versions["delegations"] = serde_json::json!(reachable);
     }
-    n.meta.trust().commit(repo, &new_rows, now).await?;
+    // Recorded: the publish, with the roles written; a new root over an old one is also a (root) key rotation.
+    let roles = new_rows.iter().map(|r| r.role.to_string()).collect();
+    let mut changes = vec![Change::TrustPublish { repository: repo.to_string(), format: TrustFormat::Tuf, roles }];
+    if accepted.root.is_some() && cur_root_version.is_some() {
+        changes.push(Change::KeyRotation {
+            repository: repo.to_string(),
+            format: TrustFormat::Tuf,
+            role: "root".into(),
+        });
+    }
+    n.meta.trust().commit_recorded(repo, &new_rows, now, &n.journal(origin, &changes)).await?;
     n.written(repo);
     tracing::info!(repository = %repo, versions = %versions, "published trust metadata");
     Ok(axum::Json(versions).into_response())

@@ -46,6 +46,7 @@ pub async fn create(
     role: &str,
     held: &[HeldKey],
     now: UnixTime,
+    journal: &wharf_storage::Journal,
 ) -> Result<HeldKey, V1Error> {
     let now = held.iter().filter(|k| k.role == role).map(|k| k.created_at + 1).fold(now, i64::max);
     let mut secret = [0u8; 32];
@@ -61,7 +62,7 @@ pub async fn create(
         created_at: now,
     };
     secret.fill(0);
-    meta.notary_v1().add_key(gun, &row).await?;
+    meta.notary_v1().add_key_recorded(gun, &row, journal).await?;
     Ok(HeldKey { role: role.into(), id, signer, created_at: now })
 }
 

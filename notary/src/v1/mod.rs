@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use wharf_format::notary::{self as nv, Gun, RoleName, Root, Signed, Timestamp, V1MetadataError};
-use wharf_storage::{ChangeQuery, V1Row};
+use wharf_storage::{Change, ChangeQuery, Origin, TrustFormat, V1Row};
 
 pub use route::{is_v1, V1Path};
 /// The multipart parsing of an upload, reachable for the fuzz targets (`tests/fuzz`); not an API.
@@ -46,6 +46,7 @@ pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {
     let tail = req.uri().path().strip_prefix("/v2/").unwrap_or("").to_owned();
     let Some((gun, path)) = route::parse(&tail) else { return V1Error::NotFound.into_response() };
     let method = req.method().clone();
+    let origin = crate::origin(&req);
     let result = match (method, gun, path) {
         (Method::GET, None, V1Path::Changefeed) => {
             let visible = req.extensions().get::<Visibility>().cloned();
@@ -59,10 +60,10 @@ pub async fn dispatch(n: Arc<Notary>, req: Request) -> Response {
         (Method::GET | Method::HEAD, Some(g), V1Path::ByVersion(role, v)) => {
             fixed(&n, &g, &role, Fixed::Version(v)).await
         }
-        (Method::GET, Some(g), V1Path::Key(role)) => key(&n, &g, role.as_str(), false).await,
-        (Method::POST, Some(g), V1Path::Key(role)) => key(&n, &g, role.as_str(), true).await,
-        (Method::POST, Some(g), V1Path::Collection) => upload::post(&n, &g, req).await,
-        (Method::DELETE, Some(g), V1Path::Collection) => delete(&n, &g).await,
+        (Method::GET, Some(g), V1Path::Key(role)) => key(&n, &g, role.as_str(), false, &origin).await,
+        (Method::POST, Some(g), V1Path::Key(role)) => key(&n, &g, role.as_str(), true, &origin).await,
+        (Method::POST, Some(g), V1Path::Collection) => upload::post(&n, &g, req, &origin).await,
+        (Method::DELETE, Some(g), V1Path::Collection) => delete(&n, &g, &origin).await,
         _ => Err(V1Error::NotFound),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -193,6 +194,11 @@ async fn renew(n: &Notary, gun: &Gun, ts: &Signed, snap: &Signed, now: i64, marg
     Ok(true)
 }
 
+/// The repository a collection's records name: the one its GUN signs, or the GUN itself if it names none.
+pub(crate) fn repository(gun: &Gun) -> String {
+    gun.repository().map_or_else(|| gun.to_string(), |r| r.to_string())
+}
+
 /// Maps a stored document's parse failure to the server fault it is: the store, not the request, is at fault.
 pub(crate) fn stored(role: &str) -> impl FnOnce(V1MetadataError) -> V1Error {
     let role = role.to_owned();
@@ -227,7 +233,7 @@ pub(crate) fn sign_timestamp(
 
 /// `GET <role>.key` answers the key the server signs with (creating one if it holds none for the role);
 /// `POST` always makes a new one, which signs once a root lists it.
-async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response, V1Error> {
+async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool, origin: &Origin) -> Result<Response, V1Error> {
     let held = keys::load(&n.meta, &n.kek, gun).await?;
     let existing = if rotate {
         None
@@ -241,7 +247,10 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response
     let k = match existing {
         Some(k) => k,
         None => {
-            let k = keys::create(&n.meta, &n.kek, gun, role, &held, n.clock.now()).await?;
+            let change =
+                Change::KeyRotation { repository: repository(gun), format: TrustFormat::NotaryV1, role: role.into() };
+            let journal = n.journal(origin, &[change]);
+            let k = keys::create(&n.meta, &n.kek, gun, role, &held, n.clock.now(), &journal).await?;
             tracing::info!(gun = %gun, role, key_id = %k.id, "created a notary v1 server key");
             k
         }
@@ -249,8 +258,10 @@ async fn key(n: &Notary, gun: &Gun, role: &str, rotate: bool) -> Result<Response
     Ok(text_json(keys::public_json(&k)))
 }
 
-async fn delete(n: &Notary, gun: &Gun) -> Result<Response, V1Error> {
-    n.meta.notary_v1().delete(gun, n.clock.now()).await?;
+async fn delete(n: &Notary, gun: &Gun, origin: &Origin) -> Result<Response, V1Error> {
+    let journal =
+        n.journal(origin, &[Change::TrustDelete { repository: repository(gun), format: TrustFormat::NotaryV1 }]);
+    n.meta.notary_v1().delete_recorded(gun, n.clock.now(), &journal).await?;
     n.v1cache.invalidate(gun);
     tracing::info!(gun = %gun, "deleted notary v1 collection");
     Ok(Body::empty().into_response())

@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use wharf_format::notary::{self as nv, Gun, RoleName, Signed};
+use wharf_storage::{Change, Origin, TrustFormat};
 
 use super::validate::{self, Part, SnapshotPlan};
 use super::{keys, row, sign_timestamp, SNAPSHOT_LIFETIME};
@@ -19,10 +20,10 @@ use crate::Notary;
 /// At most this many parts (four base roles and delegations).
 const MAX_PARTS: usize = 256;
 
-pub async fn post(n: &Notary, gun: &Gun, req: Request) -> Result<Response, V1Error> {
+pub async fn post(n: &Notary, gun: &Gun, req: Request, origin: &Origin) -> Result<Response, V1Error> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let parts = read_parts(&content_type, req.into_body(), n.settings.max_metadata_size).await?;
-    publish(n, gun, parts).await?;
+    publish(n, gun, parts, origin).await?;
     Ok(Body::empty().into_response())
 }
 
@@ -61,10 +62,11 @@ fn multipart_error(e: multer::Error) -> V1Error {
     }
 }
 
-async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error> {
+async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>, origin: &Origin) -> Result<(), V1Error> {
     let now = n.clock.now();
     let rows = n.meta.notary_v1().current_all(gun).await?;
     let prev_ts = rows.iter().find(|r| r.role.as_str() == "timestamp").map_or(0, |r| r.version);
+    let had_root = rows.iter().any(|r| r.role.as_str() == "root");
     let stored: BTreeMap<String, Vec<u8>> = rows.into_iter().map(|r| (r.role.to_string(), r.content)).collect();
     let held = keys::load(&n.meta, &n.kek, gun).await?;
     let ids =
@@ -97,7 +99,16 @@ async fn publish(n: &Notary, gun: &Gun, parts: Vec<Part>) -> Result<(), V1Error>
     let versions: Vec<String> = new_rows.iter().map(|r| format!("{}={}", r.role, r.version)).collect();
     new_rows.push(snapshot);
     new_rows.push(timestamp);
-    n.meta.notary_v1().commit(gun, &new_rows, now).await.map_err(|e| match e {
+    // Recorded: the publish, with the roles written; a new root over an old one is also a (root) key rotation.
+    let repository = super::repository(gun);
+    let format = TrustFormat::NotaryV1;
+    let roles: Vec<String> = new_rows.iter().map(|r| r.role.to_string()).collect();
+    let mut changes = vec![Change::TrustPublish { repository: repository.clone(), format, roles: roles.clone() }];
+    if had_root && roles.iter().any(|r| r == "root") {
+        changes.push(Change::KeyRotation { repository, format, role: "root".into() });
+    }
+    let journal = n.journal(origin, &changes);
+    n.meta.notary_v1().commit_recorded(gun, &new_rows, now, &journal).await.map_err(|e| match e {
         wharf_storage::Error::Conflict(_) => V1Error::Version,
         other => V1Error::Storage(other),
     })?;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex};
 
 use tokio::sync::watch;
+use wharf_storage::{AccountKind, Actor, Change, Origin};
 
 use super::policy::Principal;
 use super::throttle::{Slot, BUSY_RETRY_SECS};
@@ -64,6 +65,9 @@ impl Auth {
         }
         drop(slot);
         let expired = policy.account(user).is_some_and(|a| a.expires_at.is_some_and(|t| self.clock.now() >= t));
+        // One audit row per verification that ran (never for a cached credential, a lock-out or a busy refusal):
+        // the throttle and the verification slots bound them, so a flood of failures is not a flood of writes.
+        self.record_login(user, ok && !expired, addr, &policy).await;
         if ok && expired {
             // The right secret of an expired robot: refused, but not a guess, so no strike.
             attempt.void();
@@ -77,6 +81,25 @@ impl Auth {
             attempt.fail();
             tracing::warn!(account = %user, addr = ?addr, "login failed");
             Err(Refusal::BadCredentials)
+        }
+    }
+}
+
+impl Auth {
+    /// Writes the audit row of a verified (or refused) password, with the client's address. A failure to write is
+    /// logged, not answered: the login's outcome stands.
+    async fn record_login(&self, user: &str, ok: bool, addr: Option<IpAddr>, policy: &super::policy::Policy) {
+        let actor = match policy.account(user).map(|a| a.kind) {
+            _ if !ok => Actor::Anonymous,
+            Some(AccountKind::Robot) => Actor::Robot(user.to_owned()),
+            _ => Actor::Account(user.to_owned()),
+        };
+        let origin = Origin { address: addr, ..Origin::system("login") };
+        let origin = Origin { actor, ..origin };
+        let change = Change::Login { account: user.to_owned(), ok };
+        let journal = self.recorder.journal(&origin, &change, self.clock.now());
+        if let Err(e) = self.meta.journals().record(&journal).await {
+            tracing::error!(error = %crate::error::chain(&e), "recording a login in the audit log");
         }
     }
 }

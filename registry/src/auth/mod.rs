@@ -125,6 +125,8 @@ pub struct Auth {
     clock: Box<dyn Clock>,
     /// Whether the server speaks HTTPS (for the default realm's scheme).
     pub tls: bool,
+    /// What a login records (its audit row); silent until the server sets its recorder.
+    pub recorder: Arc<dyn wharf_storage::Recorder>,
 }
 
 /// Why a login failed.
@@ -173,6 +175,7 @@ impl Auth {
             flights: login::Flights::default(),
             clock,
             tls,
+            recorder: Arc::new(wharf_storage::meta::Silent),
         };
         auth.first_admin().await?;
         auth.reload().await?;

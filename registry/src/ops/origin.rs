@@ -15,9 +15,14 @@ use crate::auth::{Auth, Caller, ClientAddr};
 
 /// The origin of `req`, from what the gate left in it.
 pub fn of(req: &Request, auth: Option<&Auth>) -> Origin {
-    let actor = match req.extensions().get::<Caller>().map(|c| &c.principal) {
+    let caller = req.extensions().get::<Caller>();
+    let actor = match caller.map(|c| &c.principal) {
         None | Some(Principal::Anonymous) => Actor::Anonymous,
-        Some(Principal::Account(n)) => Actor::Account(n.clone()),
+        // The policy knows each account's kind: robots are recorded as robots.
+        Some(Principal::Account(n)) => match caller.and_then(|c| c.policy.account(n)).map(|a| a.kind) {
+            Some(wharf_storage::AccountKind::Robot) => Actor::Robot(n.clone()),
+            _ => Actor::Account(n.clone()),
+        },
         Some(Principal::External(n)) => Actor::External(n.clone()),
     };
     let address = match auth {

@@ -72,13 +72,16 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
         KekSource::DataDir => kek_file(&settings.data_dir.join("trust.kek"))?,
     };
     let kek = wharf_notary::kek::derive(&meta, &secret).await?;
+    let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
     let auth = match &settings.auth {
-        Some(a) => Some(Arc::new(
-            Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?,
-        )),
+        Some(a) => {
+            let mut auth =
+                Auth::open(meta.clone(), &kek, a.clone(), Box::new(SystemClock), settings.tls.is_some()).await?;
+            auth.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
+            Some(Arc::new(auth))
+        }
         None => None,
     };
-    let ops = Arc::new(crate::ops::Ops::new(settings.ops.clone()));
     ops.limits.share(meta.clone());
     let mut notary = Notary::new(meta.clone(), kek, Box::new(SystemClock), settings.trust.clone());
     notary.recorder = Arc::clone(&ops.recorder) as Arc<dyn wharf_storage::Recorder>;
@@ -259,10 +262,16 @@ pub async fn run(
         state.blobs.clone(),
         Uploads::new(state.blobs.clone(), state.meta.clone(), settings.upload),
         settings.gc.clone(),
-    );
+    )
+    .with_recorder(Arc::clone(&state.ops.recorder) as Arc<dyn wharf_storage::Recorder>);
     let metrics = Arc::clone(&state.ops);
     let collector = collector.observed(Arc::new(move |r: &crate::gc::Report| metrics.metrics.gc_run(r)));
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
+    let audit_pruner = crate::ops::audit::spawn_pruner(
+        state.meta.clone(),
+        settings.ops.audit.clone(),
+        Arc::new(|| wharf_storage::Clock::now(&SystemClock)),
+    );
     let renewal = wharf_notary::tuf::renew::spawn_renewal(Arc::clone(&notary));
     let reload = auth.as_ref().map(|a| a.spawn_reload());
     // Webhooks: the writer of read and blob-push events, and one deliverer per endpoint.
@@ -271,8 +280,8 @@ pub async fn run(
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    for task in [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape].into_iter().flatten().chain(deliverers)
-    {
+    let tasks = [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape, audit_pruner];
+    for task in tasks.into_iter().flatten().chain(deliverers) {
         task.abort();
     }
     tracing::info!("stopped");

@@ -48,16 +48,27 @@ pub struct Collector {
     blobs: BlobStore,
     /// Blob deletions per second at most (`None`: as fast as the store takes them).
     delete_rate: Option<u32>,
+    /// What removing blobs records (their audit rows), written with the removal of their rows.
+    removals: Option<Removals>,
 }
+
+/// The journal of the blobs (digests) a page of a sweep removed: see [`Collector::with_removals`].
+pub type Removals = std::sync::Arc<dyn Fn(&[String]) -> crate::Journal + Send + Sync>;
 
 impl Collector {
     pub fn new(meta: Metadata, blobs: BlobStore) -> Collector {
-        Collector { meta, blobs, delete_rate: None }
+        Collector { meta, blobs, delete_rate: None, removals: None }
     }
 
     /// Paces deletions to `per_sec` blobs a second (for stores that bill or throttle requests); 0: unpaced.
     pub fn with_delete_rate(mut self, per_sec: u32) -> Collector {
         self.delete_rate = (per_sec > 0).then_some(per_sec);
+        self
+    }
+
+    /// Records the blobs a sweep removes: `journal(digests)` is written in the transaction that forgets them.
+    pub fn with_removals(mut self, journal: Removals) -> Collector {
+        self.removals = Some(journal);
         self
     }
 
@@ -152,7 +163,10 @@ impl Collector {
             }
         }
         let digests: Vec<_> = gone.iter().map(|t| &t.digest).collect();
-        self.meta.collect().forget_blobs(&digests).await?;
+        match &self.removals {
+            Some(journal) => self.meta.collect().forget_blobs_recorded(&digests, &**journal).await?,
+            None => self.meta.collect().forget_blobs(&digests).await?,
+        };
         out.blobs += gone.len() as u64;
         out.bytes += gone.iter().map(|t| t.size).sum::<u64>();
         Ok(())

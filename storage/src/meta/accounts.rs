@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::meta::journal::{self, Journal};
 use crate::{Error, Metadata, Result, UnixTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,11 @@ impl Accounts<'_> {
 
     /// Adds an account; `Conflict` if the name is taken.
     pub async fn add(&self, a: &AccountRow) -> Result<()> {
+        self.add_recorded(a, &Journal::default()).await
+    }
+
+    /// [`Accounts::add`], writing `journal` in the same transaction.
+    pub async fn add_recorded(&self, a: &AccountRow, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query(
             "INSERT INTO accounts (name, kind, secret_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -98,6 +104,7 @@ impl Accounts<'_> {
             return Err(Error::Conflict(format!("account {} exists", a.name)));
         }
         bump(&mut tx).await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,16 +136,29 @@ impl Accounts<'_> {
 
     /// Removes an account and its grants; false if there was none.
     pub async fn remove(&self, name: &str) -> Result<bool> {
+        self.remove_recorded(name, &Journal::default()).await
+    }
+
+    /// [`Accounts::remove`], writing `journal` in the same transaction if there was such an account.
+    pub async fn remove_recorded(&self, name: &str, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM accounts WHERE name = $1").bind(name).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM grants WHERE account = $1").bind(name).execute(&mut *tx).await?;
         bump(&mut tx).await?;
+        if done.rows_affected() > 0 {
+            journal::write(&mut tx, journal).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Replaces an account's secret hash; false if there is no such account.
     pub async fn set_secret(&self, name: &str, secret_hash: &str) -> Result<bool> {
+        self.set_secret_recorded(name, secret_hash, &Journal::default()).await
+    }
+
+    /// [`Accounts::set_secret`], writing `journal` in the same transaction if there was such an account.
+    pub async fn set_secret_recorded(&self, name: &str, secret_hash: &str, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("UPDATE accounts SET secret_hash = $1 WHERE name = $2")
             .bind(secret_hash)
@@ -146,6 +166,9 @@ impl Accounts<'_> {
             .execute(&mut *tx)
             .await?;
         bump(&mut tx).await?;
+        if done.rows_affected() > 0 {
+            journal::write(&mut tx, journal).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -159,15 +182,26 @@ impl Accounts<'_> {
 
     /// Sets the actions `account` has on `pattern` (replacing earlier ones on the same pattern).
     pub async fn grant(&self, g: &GrantRow, now: UnixTime) -> Result<()> {
+        self.grant_recorded(g, now, &Journal::default()).await
+    }
+
+    /// [`Accounts::grant`], writing `journal` in the same transaction.
+    pub async fn grant_recorded(&self, g: &GrantRow, now: UnixTime, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         upsert_grant(&mut tx, g, now).await?;
         bump(&mut tx).await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Removes what `account` has on `pattern`; false if it had nothing there.
     pub async fn revoke(&self, account: &str, pattern: &str) -> Result<bool> {
+        self.revoke_recorded(account, pattern, &Journal::default()).await
+    }
+
+    /// [`Accounts::revoke`], writing `journal` in the same transaction if there was such a grant.
+    pub async fn revoke_recorded(&self, account: &str, pattern: &str, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM grants WHERE account = $1 AND pattern = $2")
             .bind(account)
@@ -175,6 +209,9 @@ impl Accounts<'_> {
             .execute(&mut *tx)
             .await?;
         bump(&mut tx).await?;
+        if done.rows_affected() > 0 {
+            journal::write(&mut tx, journal).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }

@@ -6,6 +6,7 @@
 use sqlx::Row;
 use wharf_format::{Digest, RepositoryName, Tag};
 
+use super::journal::{self, Journal};
 use super::quota::{self, Reference};
 use super::{parse, Metadata};
 use crate::{Result, UnixTime};
@@ -200,14 +201,32 @@ impl Collect<'_> {
 
     /// Removes tombstones whose bytes are gone.
     pub async fn forget_blobs(&self, digests: &[&Digest]) -> Result<u64> {
+        self.forget_blobs_recorded(digests, &|_| Journal::default()).await
+    }
+
+    /// [`Collect::forget_blobs`], writing `journal(digests removed)` in each page's transaction: one statement of
+    /// audit rows per page, not one per blob.
+    pub async fn forget_blobs_recorded(
+        &self,
+        digests: &[&Digest],
+        journal: &(dyn Fn(&[String]) -> Journal + Send + Sync),
+    ) -> Result<u64> {
         let mut n = 0;
         for chunk in digests.chunks(PAGE_ROWS) {
-            let sql = format!("DELETE FROM blobs WHERE state = 'deleting' AND digest IN ({})", params(1, chunk.len()));
+            let sql = format!(
+                "DELETE FROM blobs WHERE state = 'deleting' AND digest IN ({}) RETURNING digest",
+                params(1, chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for d in chunk {
                 q = q.bind(d.to_string());
             }
-            n += q.execute(self.0.writer()).await?.rows_affected();
+            let mut tx = self.0.writer().begin().await?;
+            let gone: Vec<String> =
+                q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            journal::write(&mut tx, &journal(&gone)).await?;
+            tx.commit().await?;
+            n += gone.len() as u64;
         }
         Ok(n)
     }
@@ -264,15 +283,26 @@ impl Collect<'_> {
 
     /// Removes a tag if it still names the manifest seen and was not pushed again since.
     pub async fn remove_tag_seen(&self, repo: &RepositoryName, t: &TagRow) -> Result<bool> {
+        self.remove_tag_seen_recorded(repo, t, &Journal::default()).await
+    }
+
+    /// [`Collect::remove_tag_seen`], writing `journal` in the same transaction if the tag went.
+    pub async fn remove_tag_seen_recorded(&self, repo: &RepositoryName, t: &TagRow, journal: &Journal) -> Result<bool> {
+        let mut tx = self.0.writer().begin().await?;
         let done =
             sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2 AND digest = $3 AND updated_at = $4")
                 .bind(repo.as_str())
                 .bind(t.tag.as_str())
                 .bind(t.digest.to_string())
                 .bind(t.updated_at)
-                .execute(self.0.writer())
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() > 0)
+        let gone = done.rows_affected() > 0;
+        if gone {
+            journal::write(&mut tx, journal).await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 
     /// Manifests of `repo` created at or before `cutoff` that no tag names, no index of the repository references, and
@@ -304,6 +334,16 @@ impl Collect<'_> {
 
     /// Removes an untagged manifest if it is still at the version seen, untagged and unreferenced.
     pub async fn remove_manifest_seen(&self, repo: &RepositoryName, m: &UntaggedRow) -> Result<bool> {
+        self.remove_manifest_seen_recorded(repo, m, &Journal::default()).await
+    }
+
+    /// [`Collect::remove_manifest_seen`], writing `journal` in the same transaction if the manifest went.
+    pub async fn remove_manifest_seen_recorded(
+        &self,
+        repo: &RepositoryName,
+        m: &UntaggedRow,
+        journal: &Journal,
+    ) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE repository = $1 AND digest = $2 AND version = $3 \
@@ -320,6 +360,7 @@ impl Collect<'_> {
             return Ok(false);
         }
         quota::count(self.0, &mut tx, &[Reference::removed(repo, m.digest.to_string())]).await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -172,6 +172,10 @@ impl Journal {
     }
 }
 
+/// The journal of a tag move, given the digest the tag named before (`None`: a new tag); called inside the
+/// transaction that moves it.
+pub type OnTagMove<'a> = dyn Fn(Option<String>) -> Journal + Send + Sync + 'a;
+
 /// Decides what a change records. The registry's implementation knows the configured endpoints and the audit
 /// settings; [`Silent`] records nothing.
 pub trait Recorder: Send + Sync {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 
-use super::journal::{self, Journal};
+use super::journal::{self, Journal, OnTagMove};
 use super::quota::{self, Reference};
 use super::{insert_repository, page, parse, Metadata, Tx};
 use crate::{Error, Result, UnixTime};
@@ -55,6 +55,19 @@ impl Manifests<'_> {
 
     /// [`Manifests::put`], writing `journal` in the same transaction.
     pub async fn put_recorded(&self, m: &NewManifest<'_>, now: UnixTime, journal: &Journal) -> Result<()> {
+        self.put_tag_recorded(m, now, journal, &|_| Journal::default()).await
+    }
+
+    /// [`Manifests::put_recorded`]; when the push moves its tag (or makes it), also `tag_moved(previous digest)`'s
+    /// journal, the previous digest read in the same transaction.
+    pub async fn put_tag_recorded(
+        &self,
+        m: &NewManifest<'_>,
+        now: UnixTime,
+        journal: &Journal,
+        tag_moved: &OnTagMove<'_>,
+    ) -> Result<()> {
+        let mut journal = journal.clone();
         let mut tx = self.0.writer().begin().await?;
         let mut missing = Vec::new();
         // Claimed, not only read: each referenced row gets a new version in this transaction, so a collector
@@ -113,6 +126,16 @@ impl Manifests<'_> {
             }
         }
         if let Some(tag) = m.tag {
+            let previous: Option<String> = sqlx::query("SELECT digest FROM tags WHERE repository = $1 AND tag = $2")
+                .bind(m.repo.as_str())
+                .bind(tag.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            if previous.as_deref() != Some(digest.as_str()) {
+                journal.append(tag_moved(previous));
+            }
             sqlx::query(
                 "INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
@@ -127,7 +150,7 @@ impl Manifests<'_> {
         if version == 0 {
             quota::count(self.0, &mut tx, &[Reference::made(m.repo, m.digest, m.content.len() as u64)]).await?;
         }
-        journal::write(&mut tx, journal).await?;
+        journal::write(&mut tx, &journal).await?;
         tx.commit().await?;
         Ok(())
     }

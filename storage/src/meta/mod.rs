@@ -44,13 +44,15 @@ mod settings;
 mod trust;
 
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
-pub use audit::Audit;
+pub use audit::{Audit, AuditQuery};
 pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
 pub use buckets::Buckets;
 pub use catalog::{Catalog, NameRange};
 pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow, Waiting};
 pub use events::{Delivery, EndpointBacklog, Events};
-pub use journal::{Actor, AuditRow, Change, EventRow, Journal, Journals, Origin, Recorder, Silent, TrustFormat};
+pub use journal::{
+    Actor, AuditRow, Change, EventRow, Journal, Journals, OnTagMove, Origin, Recorder, Silent, TrustFormat,
+};
 pub use leases::Leases;
 pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
 pub use mirror::{Cached, Mirror};

@@ -5,6 +5,7 @@
 use sqlx::Row;
 use wharf_format::notary::{Gun, RoleName};
 
+use crate::meta::journal::{self, Journal};
 use crate::meta::Metadata;
 use crate::{Error, Result, UnixTime};
 
@@ -170,6 +171,11 @@ impl NotaryV1<'_> {
     /// Writes new versions all at once, with an `update` changefeed record for the new timestamp (the row whose
     /// role is `timestamp`). If any (role, version) exists already nothing is written and the answer is `Conflict`.
     pub async fn commit(&self, gun: &Gun, rows: &[V1Row], now: UnixTime) -> Result<()> {
+        self.commit_recorded(gun, rows, now, &Journal::default()).await
+    }
+
+    /// [`NotaryV1::commit`], writing `journal` in the same transaction (a publish; renewals record nothing).
+    pub async fn commit_recorded(&self, gun: &Gun, rows: &[V1Row], now: UnixTime, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO notary_collections (gun, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(gun.as_str())
@@ -211,6 +217,7 @@ impl NotaryV1<'_> {
                 change(&mut tx, gun, r.version, &r.sha256, "update", now).await?;
             }
         }
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -218,6 +225,11 @@ impl NotaryV1<'_> {
     /// Ends the collection: nothing of it is served any more (every version stays as history), and a `deletion`
     /// record goes to the changefeed. Keys stay.
     pub async fn delete(&self, gun: &Gun, now: UnixTime) -> Result<()> {
+        self.delete_recorded(gun, now, &Journal::default()).await
+    }
+
+    /// [`NotaryV1::delete`], writing `journal` in the same transaction.
+    pub async fn delete_recorded(&self, gun: &Gun, now: UnixTime, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query(
             "INSERT INTO notary_collections (gun, generation) VALUES ($1, 1) \
@@ -227,6 +239,7 @@ impl NotaryV1<'_> {
         .execute(&mut *tx)
         .await?;
         change(&mut tx, gun, 0, "", "deletion", now).await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -253,6 +266,12 @@ impl NotaryV1<'_> {
     }
 
     pub async fn add_key(&self, gun: &Gun, key: &V1KeyRow) -> Result<()> {
+        self.add_key_recorded(gun, key, &Journal::default()).await
+    }
+
+    /// [`NotaryV1::add_key`], writing `journal` in the same transaction (a new or rotated server key).
+    pub async fn add_key_recorded(&self, gun: &Gun, key: &V1KeyRow, journal: &Journal) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query(
             "INSERT INTO notary_keys (gun, role, key_id, public_key, sealed_private, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -263,8 +282,10 @@ impl NotaryV1<'_> {
         .bind(&key.public_key)
         .bind(&key.sealed_private)
         .bind(key.created_at)
-        .execute(self.0.writer())
+        .execute(&mut *tx)
         .await?;
+        journal::write(&mut tx, journal).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use sqlx::Row;
 use wharf_format::tuf::{Role, RoleName};
 use wharf_format::RepositoryName;
 
+use crate::meta::journal::{self, Journal};
 use crate::meta::Metadata;
 use crate::{Error, Result, UnixTime};
 
@@ -102,6 +103,17 @@ impl Trust<'_> {
     /// Writes new metadata versions all at once. If any (role, version) exists already, nothing is written and
     /// the answer is `Conflict`: a concurrent publish won.
     pub async fn commit(&self, repo: &RepositoryName, rows: &[MetadataRow], now: UnixTime) -> Result<()> {
+        self.commit_recorded(repo, rows, now, &Journal::default()).await
+    }
+
+    /// [`Trust::commit`], writing `journal` in the same transaction (a publish; renewals record nothing).
+    pub async fn commit_recorded(
+        &self,
+        repo: &RepositoryName,
+        rows: &[MetadataRow],
+        now: UnixTime,
+        journal: &Journal,
+    ) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
@@ -130,6 +142,7 @@ impl Trust<'_> {
                 return Err(Error::Conflict(format!("{} version {} exists already", r.role, r.version)));
             }
         }
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -163,6 +176,11 @@ impl Trust<'_> {
     }
 
     pub async fn add_key(&self, repo: &RepositoryName, key: &KeyRow) -> Result<()> {
+        self.add_key_recorded(repo, key, &Journal::default()).await
+    }
+
+    /// [`Trust::add_key`], writing `journal` in the same transaction (a new or rotated service key).
+    pub async fn add_key_recorded(&self, repo: &RepositoryName, key: &KeyRow, journal: &Journal) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query("INSERT INTO trust_repositories (repository, generation) VALUES ($1, 0) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
@@ -181,6 +199,7 @@ impl Trust<'_> {
         .bind(repo.as_str())
         .execute(&mut *tx)
         .await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -219,6 +238,11 @@ impl Trust<'_> {
     /// Ends the repository's trust data: nothing of it is served any more, and its keys are retired. Every version
     /// stays in the history. Returns false if there was nothing to delete.
     pub async fn delete(&self, repo: &RepositoryName) -> Result<bool> {
+        self.delete_recorded(repo, &Journal::default()).await
+    }
+
+    /// [`Trust::delete`], writing `journal` in the same transaction if there was trust data.
+    pub async fn delete_recorded(&self, repo: &RepositoryName, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let had = sqlx::query(
             "SELECT 1 FROM trust_metadata m JOIN trust_repositories r ON r.repository = m.repository \
@@ -232,6 +256,9 @@ impl Trust<'_> {
             .bind(repo.as_str())
             .execute(&mut *tx)
             .await?;
+        if had {
+            journal::write(&mut tx, journal).await?;
+        }
         tx.commit().await?;
         Ok(had)
     }
