@@ -1,9 +1,10 @@
 -- The audit log: one row per recorded change (push, delete, tag move, trust publish, key rotation, login, account
 -- and grant change, collection and retention removal, admin action), written in the change's own transaction.
--- Ids come from the 'audit.seq' counter, bumped in that transaction, so they follow commit order.
+-- Ids come from the table's own sequence (no row every writer locks): they order rows, but on PostgreSQL two
+-- concurrent changes may commit in the other order. Time is `at`.
 
 CREATE TABLE audit (
-    id          INTEGER PRIMARY KEY NOT NULL,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     at          INTEGER NOT NULL,
     action      TEXT NOT NULL,
     actor       TEXT NOT NULL,

@@ -83,39 +83,27 @@ impl Audit<'_> {
     }
 }
 
-/// Inserts `rows` in the caller's transaction, with ids from the `audit.seq` counter (commit order): the counter is
-/// bumped once for all of them, and the rows go in statements of [`INSERT_ROWS`] (a collection's removals may be
-/// many). The counter's row stays locked until the commit, so callers write their journal last.
+/// Inserts `rows` in the caller's transaction, in statements of [`INSERT_ROWS`] (a collection's removals may be
+/// many). Ids come from the table's own sequence: no row that every recorded change would lock until its commit
+/// (a shared counter made concurrent pushes and collections wait on each other, and deadlock on PostgreSQL).
 pub(super) async fn insert(tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let n = rows.len() as i64;
-    let last: i64 = sqlx::query(
-        "INSERT INTO counters (name, value) VALUES ('audit.seq', $1) \
-         ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value RETURNING value",
-    )
-    .bind(n)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get(0)?;
-    let mut id = last - n;
     for chunk in rows.chunks(INSERT_ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+                let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
                 format!("({})", p.join(", "))
             })
             .collect();
         let sql = format!(
-            "INSERT INTO audit (id, at, action, actor, actor_kind, address, repository, digest, tag, detail) VALUES {}",
+            "INSERT INTO audit (at, action, actor, actor_kind, address, repository, digest, tag, detail) VALUES {}",
             values.join(", ")
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
-            id += 1;
             q = q
-                .bind(id)
                 .bind(r.at)
                 .bind(r.action.clone())
                 .bind(r.actor.clone())
