@@ -1,5 +1,5 @@
 //! The audit log's storage, run unchanged against SQLite and PostgreSQL: rows written in the change's transaction
-//! (none when it fails), a tag move read inside the push, ids in commit order across batched inserts, the query's
+//! (none when it fails), a tag move read inside the push, ids in order across batched inserts, the query's
 //! filters and the bounded prune.
 
 #[path = "../../tests/e2e/common/pg.rs"]
