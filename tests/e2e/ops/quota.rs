@@ -189,7 +189,7 @@ fn concurrent_pushes_never_overshoot_and_the_recount_agrees() {
     const THREADS: usize = 8;
     const ROUNDS: usize = 10;
     const LIMIT: u64 = 400_000;
-    let s = Server::start(&[("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0.01")]);
+    let s = Server::start(&[("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0.2")]);
     s.admin(&["quota", "set", "c/**", &LIMIT.to_string()], "");
     let (denied, pushed, done) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false));
     let peak = std::thread::scope(|scope| {
