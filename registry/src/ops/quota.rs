@@ -129,7 +129,7 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let whole: u128 = whole.parse().map_err(|_| invalid())?;
     let digits: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| invalid())? };
     let bytes = whole * scale + digits * scale / 10u128.pow(fraction.len() as u32);
-    if digits * scale % 10u128.pow(fraction.len() as u32) != 0 {
+    if !(digits * scale).is_multiple_of(10u128.pow(fraction.len() as u32)) {
         return Err(SizeError::Invalid(format!("{text} (not a whole number of bytes)")));
     }
     u64::try_from(bytes).ok().filter(|b| *b <= i64::MAX as u64).ok_or_else(|| SizeError::TooLarge(text.to_owned()))
