@@ -67,8 +67,15 @@ fn build_error(e: axum::http::Error) -> ApiError {
     ApiError::new(Kind::Internal, e.to_string())
 }
 
-pub async fn delete(st: &AppState, repo: &RepositoryName, digest: &Digest) -> Result<Response, ApiError> {
-    if st.meta.blobs().unlink(repo, digest).await? {
+pub async fn delete(
+    st: &AppState,
+    repo: &RepositoryName,
+    digest: &Digest,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let change = wharf_storage::Change::BlobDelete { repository: repo.to_string(), digest: digest.to_string() };
+    let journal = st.ops.journal(&crate::ops::origin::from_parts(req), &change, st.clock.now());
+    if st.meta.blobs().unlink_recorded(repo, digest, &journal).await? {
         Ok(empty(StatusCode::ACCEPTED, vec![("docker-content-digest", digest.to_string())]))
     } else {
         Err(wharf_storage::Error::BlobUnknown.into())

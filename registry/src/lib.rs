@@ -157,7 +157,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
             Err(ApiError::new(Kind::TagInvalid, "invalid tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}"))
         }
         (Method::GET | Method::HEAD, Endpoint::Blob(repo, d)) => blob::get(&st, &repo, &d, &parts).await,
-        (Method::DELETE, Endpoint::Blob(repo, d)) => blob::delete(&st, &repo, &d).await,
+        (Method::DELETE, Endpoint::Blob(repo, d)) => blob::delete(&st, &repo, &d, &parts).await,
         (Method::POST, Endpoint::UploadStart(repo)) => upload::start(&st, &repo, &parts, body).await,
         (Method::GET, Endpoint::Upload(repo, id)) => upload::status(&st, &repo, &id).await,
         (Method::PATCH, Endpoint::Upload(repo, id)) => upload::patch(&st, &repo, &id, &parts, body).await,

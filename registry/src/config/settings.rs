@@ -87,10 +87,24 @@ impl Config {
         let (log_json, log_level) = log(self.log)?;
         let kek = kek(&self.trust, shared)?;
         let tls = tls(o.tls_cert.or(self.tls.cert), o.tls_key.or(self.tls.key))?;
+        // Read with access control off too: the audit log, the access log and the rate limits name clients by them.
+        let proxies = self
+            .auth
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::auth::proxy::parse_net(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("auth.trusted_proxies", e))?;
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
         exposure(addr, tls.is_some(), auth.is_some(), &self.insecure)?;
         let notifications = self.notifications.settings(addr, tls.is_some())?;
-        let proxies = auth.as_ref().map_or_else(Vec::new, |a| a.trusted_proxies.clone());
+        let rate_limit = self.rate_limit.settings()?.behind(proxies.clone());
+        if rate_limit.shared && !shared {
+            return Err(invalid(
+                "rate_limit.shared",
+                "buckets are shared through a PostgreSQL database; one SQLite server keeps them in memory",
+            ));
+        }
         Ok(Settings {
             addr,
             data_dir,
@@ -114,7 +128,8 @@ impl Config {
                 metrics: self.metrics.settings()?,
                 notifications,
                 audit: self.audit.settings()?,
-                rate_limit: self.rate_limit.settings()?.behind(proxies),
+                rate_limit,
+                trusted_proxies: proxies,
                 access_log,
             },
         })

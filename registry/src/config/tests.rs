@@ -236,3 +236,13 @@ fn policy_rules_are_read_in_order_and_bad_ones_refused() {
         assert!(chain.contains(needle), "{case}: {chain}");
     }
 }
+
+/// Shared rate-limit buckets live in a PostgreSQL database; on SQLite the setting is refused, not ignored.
+#[test]
+fn shared_rate_limits_need_postgres() {
+    let err = config("[rate_limit]\nshared = true\n", &[]).unwrap().settings(Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("rate_limit.shared"), "{err}");
+    let pg = "[database]\nurl = \"postgres://u@localhost/db\"\n[trust]\nkey_encryption_key = \"k\"\n\
+              [rate_limit]\nshared = true\n";
+    assert!(config(pg, &[]).unwrap().settings(Overrides::default()).unwrap().ops.rate_limit.shared);
+}

@@ -75,7 +75,8 @@ pub async fn layer(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Res
         let refused = resp.extensions().get::<Refused>();
         let account = match (origin, refused) {
             (Some(o), _) => Some(o.actor.name().to_owned()),
-            (None, Some(r)) => r.account.clone(),
+            // A refused login's name is the client's text: escaped, so that it cannot forge a line of its own.
+            (None, Some(r)) => r.account.as_deref().map(|a| a.escape_debug().to_string()),
             (None, None) => None,
         };
         Box::new(Line {

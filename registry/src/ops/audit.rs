@@ -40,6 +40,9 @@ pub fn rows(_settings: &AuditSettings, origin: &Origin, change: &Change, now: Un
             ("push", Some(repository), Some(digest.clone()), tag.clone(), Some(detail))
         }
         Change::ManifestDelete { repository, digest } => ("delete", Some(repository), Some(digest.clone()), None, None),
+        Change::BlobDelete { repository, digest } => {
+            ("delete_blob", Some(repository), Some(digest.clone()), None, None)
+        }
         Change::TagDelete { repository, tag, digest } => {
             ("untag", Some(repository), digest.clone(), Some(tag.clone()), None)
         }
@@ -205,6 +208,11 @@ mod tests {
             robot.clone(),
             Change::ManifestDelete { repository: s("a"), digest: s("sha256:1") },
             "delete robot$ci/robot a sha256:1 - -",
+        );
+        check(
+            alice.clone(),
+            Change::BlobDelete { repository: s("a"), digest: s("sha256:2") },
+            "delete_blob alice/account a sha256:2 - -",
         );
         check(
             alice.clone(),

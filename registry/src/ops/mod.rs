@@ -40,6 +40,8 @@ pub struct OpsSettings {
     pub notifications: notify::NotifySettings,
     pub audit: audit::AuditSettings,
     pub rate_limit: limit::RateLimitSettings,
+    /// `auth.trusted_proxies`, read with access control off too: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// One `info` line per request (`log.access`, default on).
     pub access_log: bool,
 }

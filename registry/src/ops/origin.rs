@@ -11,10 +11,10 @@ use axum::response::Response;
 use wharf_storage::{Actor, Origin};
 
 use crate::auth::policy::Principal;
-use crate::auth::{Auth, Caller, ClientAddr};
+use crate::auth::{Caller, ClientAddr};
 
 /// The origin of `req`, from what the gate left in it.
-pub fn of(req: &Request, auth: Option<&Auth>) -> Origin {
+pub fn of(req: &Request, proxies: &[ipnet::IpNet]) -> Origin {
     let caller = req.extensions().get::<Caller>();
     let actor = match caller.map(|c| &c.principal) {
         None | Some(Principal::Anonymous) => Actor::Anonymous,
@@ -25,10 +25,10 @@ pub fn of(req: &Request, auth: Option<&Auth>) -> Origin {
         },
         Some(Principal::External(n)) => Actor::External(n.clone()),
     };
-    let address = match auth {
-        Some(a) => a.client_ip(req),
-        None => req.extensions().get::<ClientAddr>().map(|c| c.0.ip()),
-    };
+    let address = req.extensions().get::<ClientAddr>().map(|c| {
+        let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        crate::auth::proxy::client_ip(c.0.ip(), forwarded, proxies)
+    });
     let text = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     Origin {
         actor,
@@ -50,8 +50,8 @@ fn request_id() -> String {
 }
 
 /// The middleware: puts the request's [`Origin`] in its extensions and in its response's.
-pub async fn layer(auth: Option<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let origin = of(&req, auth.as_deref());
+pub async fn layer(ops: Arc<crate::ops::Ops>, mut req: Request, next: Next) -> Response {
+    let origin = of(&req, &ops.settings.trusted_proxies);
     req.extensions_mut().insert(origin.clone());
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(origin);

@@ -168,7 +168,8 @@ mod tests {
         check("10 parsecs", Err("Invalid"));
         check("9223372036854775807", Ok(i64::MAX as u64));
         check("9223372036854775808", Err("TooLarge"));
-        check("9000PB", Err("TooLarge"));
+        check("9000PB", Ok(9_000_000_000_000_000_000));
+        check("9300PB", Err("TooLarge"));
         check("99999999999999999999999", Err("TooLarge"));
     }
 

@@ -182,10 +182,10 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
     }));
     let ops = Arc::clone(&state.ops);
     // Inside the gate: the per-caller rate limits, then the request's origin (who, from where) for what it records.
-    let origin_auth = auth.clone();
+    let origin_ops = Arc::clone(&ops);
     let both = both
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
-            crate::ops::origin::layer(origin_auth.clone(), req, next)
+            crate::ops::origin::layer(Arc::clone(&origin_ops), req, next)
         }))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&ops), crate::ops::limit::by_account));
     let both = match auth {

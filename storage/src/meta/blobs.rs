@@ -4,6 +4,7 @@
 use sqlx::Row;
 use wharf_format::{Digest, RepositoryName};
 
+use super::journal::{self, Journal};
 use super::quota::{self, Reference};
 use super::{insert_repository, Metadata, Tx};
 use crate::{Result, UnixTime};
@@ -181,6 +182,11 @@ impl Blobs<'_> {
 
     /// Hides `digest` from `repo`; the bytes stay until garbage collection. False if it was not visible.
     pub async fn unlink(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        self.unlink_recorded(repo, digest, &Journal::default()).await
+    }
+
+    /// [`Blobs::unlink`], writing `journal` in the same transaction if the link was there.
+    pub async fn unlink_recorded(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
@@ -191,6 +197,7 @@ impl Blobs<'_> {
             return Ok(false);
         }
         quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+        journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(true)
     }

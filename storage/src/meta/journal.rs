@@ -105,6 +105,8 @@ pub enum Change {
     BlobPull { repository: String, digest: String, size: u64 },
     /// A manifest deleted by digest.
     ManifestDelete { repository: String, digest: String },
+    /// A blob's link deleted from a repository (`DELETE /v2/<name>/blobs/<digest>`).
+    BlobDelete { repository: String, digest: String },
     /// A tag deleted; `digest` is what it pointed at, if known.
     TagDelete { repository: String, tag: String, digest: Option<String> },
     /// A tag pointed at `to`; `from` is what it pointed at before (`None`: a new tag).

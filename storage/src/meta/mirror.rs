@@ -5,6 +5,7 @@ use sqlx::Row;
 use wharf_format::{Digest, RepositoryName};
 
 use super::blobs::{claim_live, link};
+use super::quota::{self, Reference};
 use super::{insert_repository, Metadata};
 use crate::{Result, UnixTime};
 
@@ -61,7 +62,16 @@ impl Mirror<'_> {
             return Ok(false);
         }
         insert_repository(&mut tx, repo, now).await?;
-        link(&mut tx, repo, digest, now).await?;
+        // A new link counts against the repository's quotas, as every other link does (the collector takes it
+        // away again when it removes the link).
+        if link(&mut tx, repo, digest, now).await? {
+            let size: i64 = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+                .bind(digest.to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            quota::count(self.0, &mut tx, &[Reference::made(repo, digest, size.unsigned_abs())]).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -109,7 +109,7 @@ impl Metadata {
         }
         let path = url
             .strip_prefix("sqlite://")
-            .ok_or_else(|| Error::Config(format!("database URL {url:?}: use sqlite://PATH or postgres://...")))?;
+            .ok_or_else(|| Error::Config("the database URL: use sqlite://PATH or postgres://...".into()))?;
         // Made here with mode 0600 (SQLite would make it 0644 less the umask), so that the password hashes in it
         // and the WAL and SHM files SQLite creates with its mode are the server user's only.
         if !path.starts_with(':') {
@@ -234,7 +234,9 @@ impl Metadata {
         }
         let path = url
             .strip_prefix("sqlite://")
-            .ok_or_else(|| Error::Config(format!("database URL {url:?}: use sqlite://PATH or postgres://...")))?;
+            .ok_or_else(|| Error::Config("the database URL: use sqlite://PATH or postgres://...".into()))?;
+        // A query (`?mode=...`) is SQLite's options, not part of the file's path.
+        let path = path.split('?').next().unwrap_or(path);
         Ok(path.starts_with(':') || Path::new(path).exists())
     }
 

@@ -195,6 +195,9 @@ fn scrapes_answer_to_the_metrics_token_and_addresses_and_can_move_to_a_port_of_t
     drop(s);
     let s = Server::start(&[("WHARF_METRICS_ALLOW", "127.0.0.1")]);
     assert_eq!(status(h.get(s.url("/metrics"))), 200);
+    // Through a proxy on an allowed address, the client is not the proxy: without a token, refused.
+    assert_eq!(status(h.get(s.url("/metrics")).header("x-forwarded-for", "203.0.113.9")), 403);
+    assert_eq!(status(h.get(s.url("/metrics")).header("forwarded", "for=203.0.113.9")), 403);
     drop(s);
     // Off.
     let s = Server::start(&[("WHARF_METRICS_ENABLED", "false")]);

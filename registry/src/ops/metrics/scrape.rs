@@ -36,6 +36,12 @@ pub async fn answer(st: &AppState, req: Request) -> Response {
     if !peer.is_some_and(|ip| settings.allow.iter().any(|n| n.contains(&ip))) {
         return ApiError::new(Kind::Denied, "metrics: this address may not scrape").into_response();
     }
+    // Behind a proxy on an allowed address (nginx on loopback), the peer is the proxy, not the client: a forwarded
+    // request is let in only with the token, never on the proxy's address alone.
+    let forwarded = req.headers().contains_key("x-forwarded-for") || req.headers().contains_key(header::FORWARDED);
+    if forwarded && settings.token.is_none() {
+        return ApiError::new(Kind::Denied, "metrics: a forwarded request needs metrics.token").into_response();
+    }
     if let Some(token) = &settings.token {
         let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         if !presented.is_some_and(|p| token.matches(p)) {

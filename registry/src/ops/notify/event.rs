@@ -102,7 +102,7 @@ fn target(settings: &NotifySettings, origin: &Origin, change: &Change) -> Option
         Change::BlobPull { repository: r, digest, size } => {
             (Action::Pull, r.clone(), content(r, "blobs", BLOB_MEDIA_TYPE, digest, *size, None))
         }
-        Change::ManifestDelete { repository: r, digest } => {
+        Change::ManifestDelete { repository: r, digest } | Change::BlobDelete { repository: r, digest } => {
             (Action::Delete, r.clone(), json!({ "digest": digest, "repository": r }))
         }
         Change::TagDelete { repository: r, tag, digest } => {

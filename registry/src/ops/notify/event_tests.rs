@@ -125,6 +125,8 @@ fn changes_map_to_distribution_events() {
         "delete",
         serde_json::json!({ "digest": d, "repository": "team/app", "tag": "old" }),
     );
+    let blob_delete = Change::BlobDelete { repository: "team/app".into(), digest: d.into() };
+    check(blob_delete, &["all", "team"], "delete", serde_json::json!({ "digest": d, "repository": "team/app" }));
     let blob_gc = Change::Removal { what: "blob".into(), repository: None, digest: d.into(), tag: None };
     check(blob_gc, &[], "", Value::Null);
     check(Change::Login { account: "alice".into(), ok: false }, &[], "", Value::Null);
