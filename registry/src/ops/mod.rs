@@ -28,7 +28,6 @@ pub struct Ops {
     pub recorder: Arc<record::Record>,
     pub metrics: metrics::Metrics,
     pub limits: limit::Limiter,
-    pub quotas: quota::Quotas,
     /// Webhook events of reads and blob pushes, recorded off the request path.
     pub later: notify::Later,
 }
@@ -52,7 +51,6 @@ impl Ops {
         Ops {
             metrics: metrics::Metrics::new(&settings.metrics),
             limits: limit::Limiter::new(&settings.rate_limit),
-            quotas: quota::Quotas::new(),
             later: notify::Later::new(&settings.notifications),
             recorder,
             settings,
@@ -62,11 +60,5 @@ impl Ops {
     /// What `change`, made by `origin`, records.
     pub fn journal(&self, origin: &Origin, change: &Change, now: wharf_storage::UnixTime) -> Journal {
         wharf_storage::Recorder::journal(&*self.recorder, origin, change, now)
-    }
-}
-
-impl Default for Ops {
-    fn default() -> Self {
-        Ops::new(OpsSettings { access_log: true, ..OpsSettings::default() })
     }
 }

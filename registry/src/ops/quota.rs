@@ -8,27 +8,6 @@
 
 use serde::Serialize;
 use wharf_storage::meta::QuotaRow;
-use wharf_storage::Metadata;
-
-/// The quotas in force, read for the metrics' gauges.
-pub struct Quotas {}
-
-impl Quotas {
-    pub fn new() -> Quotas {
-        Quotas {}
-    }
-
-    /// Every quota with its usage and limit (for gauges: `wharf_quota_usage_bytes{quota=...}` and its limit).
-    pub async fn usage(&self, meta: &Metadata) -> wharf_storage::Result<Vec<QuotaRow>> {
-        meta.quotas().list().await
-    }
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Quotas::new()
-    }
-}
 
 /// A quota as `wharf admin quota list --json` prints it: exact bytes, a percentage, and human figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -45,12 +45,6 @@ pub struct EndpointBacklog {
 const COLUMNS: &str = "id, endpoint, action, repository, created_at, attempts, next_attempt, last_error";
 
 impl Events<'_> {
-    /// How many deliveries are waiting, over all endpoints.
-    pub async fn pending(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM event_deliveries").fetch_one(self.0.reader()).await?;
-        Ok(row.try_get(0)?)
-    }
-
     /// The first `limit` deliveries of `endpoint`, in id order, with their payloads.
     pub async fn head(&self, endpoint: &str, limit: i64) -> Result<Vec<Delivery>> {
         let rows = sqlx::query(&format!(
