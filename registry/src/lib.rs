@@ -24,6 +24,7 @@ mod referrers;
 pub mod retention;
 pub mod route;
 pub mod serve;
+pub mod ui;
 mod upload;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct Registry {
     pub policy: Option<Arc<policy::Enforcer>>,
     /// Metrics, the recorder of audit rows and webhook deliveries, quotas, rate limits.
     pub ops: Arc<ops::Ops>,
+    /// The web interface's settings.
+    pub ui: ui::UiSettings,
 }
 
 pub type AppState = Arc<Registry>;

@@ -14,6 +14,7 @@ use wharf_notary::v1::V1Path;
 
 use crate::endpoint::{self, Endpoint, EndpointError};
 use crate::error::{ApiError, Kind as ErrorKind};
+use crate::ui::path::UiPath;
 
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +35,19 @@ pub enum Route {
     Health,
     /// `/metrics`: Prometheus metrics, behind `[metrics]`'s own token and address rules, not the gate's.
     Metrics,
+    /// The web interface: `/`, `/ui`, `/ui/...`.
+    Ui(UiPath),
+    /// Docker's v1 search API (`docker search HOST/TERM`): `/v1/_ping` and `/v1/search`.
+    DockerV1(DockerV1),
     /// Anything else: refused with this error.
     Invalid(Invalid),
+}
+
+/// The two paths of Docker's v1 API that `docker search` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerV1 {
+    Ping,
+    Search,
 }
 
 /// Why a path is not classified.
@@ -94,6 +106,12 @@ fn route_of(path: &str) -> Route {
                 "/auth/token" => Route::Token,
                 "/healthz" | "/readyz" | "/_notary_server/health" => Route::Health,
                 "/metrics" => Route::Metrics,
+                "/v1/_ping" => Route::DockerV1(DockerV1::Ping),
+                "/v1/search" => Route::DockerV1(DockerV1::Search),
+                p if crate::ui::path::is_ui(p) => match crate::ui::path::parse(p) {
+                    Some(u) => Route::Ui(u),
+                    None => Route::Invalid(Invalid::Outside),
+                },
                 _ => Route::Invalid(Invalid::Outside),
             }
         }
@@ -133,7 +151,14 @@ impl Route {
         match self {
             Route::Registry(e) => e.repository(),
             Route::Tuf(r, _) | Route::NotaryV1 { repository: r, .. } => Some(r),
-            Route::Base | Route::Changefeed | Route::Token | Route::Health | Route::Metrics | Route::Invalid(_) => None,
+            Route::Ui(u) => u.repository(),
+            Route::Base
+            | Route::Changefeed
+            | Route::Token
+            | Route::Health
+            | Route::Metrics
+            | Route::DockerV1(_)
+            | Route::Invalid(_) => None,
         }
     }
 
@@ -146,6 +171,9 @@ impl Route {
             Route::Token => Kind::Token,
             Route::Health => Kind::Health,
             Route::Metrics => Kind::Metrics,
+            Route::Ui(_) if read => Kind::Ui,
+            Route::Ui(_) => Kind::UiForm,
+            Route::DockerV1(_) => Kind::Search,
             Route::Invalid(_) => Kind::Invalid,
             Route::Changefeed => Kind::Changefeed,
             Route::Registry(e) => match e {
@@ -197,6 +225,9 @@ pub enum Rule {
     Delete,
     /// Sign on the route's repository.
     Sign,
+    /// Anyone; the gate only says who is calling (a web session's cookie on `/ui/`, the `Authorization` header on
+    /// `/v1/search`), and the handler shows or allows what that caller may pull, delete or administer.
+    Identify,
     /// Nobody: the request is refused.
     Refuse,
 }
@@ -240,6 +271,9 @@ kinds!(
     Token,
     Health,
     Metrics,
+    Ui,
+    UiForm,
+    Search,
     Invalid,
 );
 
@@ -249,6 +283,9 @@ impl Kind {
         match self {
             // `/metrics` answers to `[metrics]` (its token and addresses), never to registry credentials.
             Kind::Token | Kind::Health | Kind::Metrics => Rule::Public,
+            // Each page and form checks the caller's rights on what it shows or changes; forms also need their
+            // CSRF token. The search lists only what the caller may pull.
+            Kind::Ui | Kind::UiForm | Kind::Search => Rule::Identify,
             Kind::Base => Rule::Login,
             Kind::Catalog | Kind::Changefeed => Rule::Catalog,
             Kind::Tags
@@ -325,6 +362,15 @@ mod tests {
             (Method::GET, "/metrics".into(), "Metrics"),
             (Method::GET, "/metrics-or-anything".into(), "Invalid"),
             (Method::GET, "/metrics/".into(), "Invalid"),
+            (Method::GET, "/".into(), "Ui"),
+            (Method::GET, "/ui/r/team/app".into(), "Ui"),
+            (Method::POST, "/ui/r/team/app/-/delete".into(), "UiForm"),
+            (Method::POST, "/ui/sign-in".into(), "UiForm"),
+            (Method::GET, "/ui/r/Team/App".into(), "Invalid"),
+            (Method::GET, "/uix".into(), "Invalid"),
+            (Method::GET, "/v1/search".into(), "Search"),
+            (Method::GET, "/v1/_ping".into(), "Search"),
+            (Method::GET, "/v1/other".into(), "Invalid"),
         ];
         for (m, p, k) in rows {
             check(m.clone(), p, k);
@@ -337,6 +383,6 @@ mod tests {
         // ALL maps to a rule and that Invalid alone refuses.
         let refused: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| k.rule() == Rule::Refuse).collect();
         assert_eq!(refused, vec![Kind::Invalid]);
-        assert_eq!(Kind::ALL.len(), 26);
+        assert_eq!(Kind::ALL.len(), 29);
     }
 }

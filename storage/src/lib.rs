@@ -20,7 +20,7 @@ pub use gc::{Collector, Reconciled, Swept};
 pub use meta::{
     AccountKind, AccountRow, Actor, AuditQuery, AuditRow, Cached, Change, ChangeQuery, ChangeRow, EventRow, GrantRow,
     HistoryRow, Journal, KeyRow, Linked, ManifestRecord, Metadata, MetadataRow, NameRange, NewManifest, Origin,
-    Recorder, Referrer, SeenBlob, TrustFormat, V1KeyRow, V1Row,
+    Recorder, Referrer, SeenBlob, SessionRow, TrustFormat, V1KeyRow, V1Row,
 };
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 

@@ -43,4 +43,5 @@ mod snapshots;
 mod tls;
 mod trust;
 mod tuf_client;
+mod ui;
 mod unpack_umoci;

@@ -36,7 +36,17 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     match &need {
         Need::Public => return next.run(req).await,
         Need::Refuse(invalid) => return crate::with_api_version(invalid.answer().into_response()),
-        Need::Login | Need::Scopes { .. } => {}
+        // A web page: its viewer is the account of the session cookie, or anonymous (never `Authorization`).
+        Need::Identify if matches!(classified.route, Route::Ui(_)) => {
+            let cookies = super::session::cookies(&req);
+            let id = auth.identify_web(&cookies).await;
+            if let Some(c) = &id.caller {
+                req.extensions_mut().insert(c.clone());
+            }
+            req.extensions_mut().insert(id);
+            return next.run(req).await;
+        }
+        Need::Identify | Need::Login | Need::Scopes { .. } => {}
     }
     let addr = auth.client_ip(&req);
     let (required, optional) = match &need {
@@ -80,6 +90,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     let bearer = claims.is_some();
     let caller = Caller { principal, claims, policy: auth.policy() };
     let allowed = match &need {
+        Need::Identify => true,
         Need::Login => bearer || caller.principal != Principal::Anonymous,
         _ => required.iter().all(|s| caller.allows(s)),
     };

@@ -17,6 +17,7 @@ pub mod need;
 pub mod policy;
 pub mod proxy;
 pub mod scope;
+pub mod session;
 pub mod throttle;
 pub mod token;
 mod visible;
@@ -67,6 +68,8 @@ pub struct AuthSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The first administrator's password (`WHARF_ADMIN_PASSWORD`); `None`: a random one, printed once.
     pub admin_password: Option<String>,
+    /// How long a web interface session lasts (`[ui] session_lifetime`).
+    pub web_session_secs: i64,
 }
 
 impl Default for AuthSettings {
@@ -87,6 +90,7 @@ impl Default for AuthSettings {
             trusted_issuers: Vec::new(),
             trusted_proxies: Vec::new(),
             admin_password: None,
+            web_session_secs: 12 * 3600,
         }
     }
 }
@@ -329,6 +333,15 @@ impl Caller {
                 Resource::Catalog => self.principal != Principal::Anonymous,
                 Resource::Repository(n) => self.policy.actions(&self.principal, n).contains(scope.actions),
             },
+        }
+    }
+
+    /// Whether the caller administers the whole registry: an account granted every action on `**` (as the first
+    /// administrator is). The web interface shows accounts, the audit log and quotas only to such callers.
+    pub fn is_administrator(&self) -> bool {
+        match &self.principal {
+            Principal::Account(_) if self.claims.is_none() => self.policy.administers_all(&self.principal),
+            _ => false,
         }
     }
 

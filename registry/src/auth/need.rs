@@ -17,6 +17,9 @@ pub enum Need {
     /// These scopes; `optional` ones (the source of a cross-repository mount) are asked for too, and the request
     /// proceeds without them (the mount becomes a plain upload).
     Scopes { required: Vec<Scope>, optional: Vec<Scope> },
+    /// Anyone; the gate identifies the caller (a web session on `/ui/`, credentials on `/v1/search`) and the handler
+    /// decides what to show or allow.
+    Identify,
     /// Nobody: the request is refused with this answer, whoever asks.
     Refuse(Invalid),
 }
@@ -36,6 +39,7 @@ pub fn need(method: &axum::http::Method, c: &Classified, query: Option<&str>) ->
     match c.kind(method).rule() {
         Rule::Public => Need::Public,
         Rule::Login => Need::Login,
+        Rule::Identify => Need::Identify,
         Rule::Catalog => one(Scope { resource: Resource::Catalog, actions: Actions::ALL }),
         Rule::Pull => on_repo(Actions::PULL),
         Rule::Delete => on_repo(Actions::DELETE),

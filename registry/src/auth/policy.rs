@@ -86,6 +86,12 @@ impl Policy {
         }
     }
 
+    /// Whether `who` (an account) holds a grant of every action on `**`.
+    pub fn administers_all(&self, who: &Principal) -> bool {
+        let Principal::Account(n) = who else { return false };
+        self.grants.get(n).is_some_and(|gs| gs.iter().any(|(p, a)| p.as_str() == "**" && a.contains(Actions::ALL)))
+    }
+
     /// What `who` may do on `repo`: its own grants plus those of anonymous callers (public repositories).
     pub fn actions(&self, who: &Principal, repo: &str) -> Actions {
         let of = |name: &str| {

@@ -104,6 +104,7 @@ pub(super) fn auth_settings(a: AuthConfig) -> Result<crate::auth::AuthSettings, 
         trusted_issuers,
         trusted_proxies,
         admin_password: a.admin_password,
+        web_session_secs: d.web_session_secs,
     };
     if s.token_lifetime_secs < 10 || s.refresh_lifetime_secs < s.token_lifetime_secs {
         return Err(invalid("auth", "token lifetime at least 10 s, refresh lifetime at least that".into()));

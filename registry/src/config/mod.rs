@@ -27,6 +27,7 @@ mod notify;
 mod ratelimit;
 pub mod schema;
 mod settings;
+mod ui;
 
 pub use audit::AuditConfig;
 pub use auth::{AuthConfig, TrustedIssuerConfig};
@@ -37,6 +38,7 @@ pub use metrics::MetricsConfig;
 pub use notify::NotificationsConfig;
 pub use ratelimit::RateLimitConfig;
 pub use settings::{KekSource, Overrides, Settings};
+pub use ui::UiConfig;
 
 /// The configuration file's shape. Every field is optional; absent ones take defaults.
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +84,9 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// The web interface.
+    #[serde(default)]
+    pub ui: UiConfig,
 }
 
 /// HTTPS: a PEM certificate chain and its private key, re-read on SIGHUP.

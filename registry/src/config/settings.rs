@@ -44,6 +44,8 @@ pub struct Settings {
     pub policy: Vec<wharf_format::policy::Rule>,
     /// Metrics, webhooks, audit, rate limits, access log.
     pub ops: crate::ops::OpsSettings,
+    /// The web interface.
+    pub ui: crate::ui::UiSettings,
 }
 
 /// The key-encryption secret: given, in a file, or (single machine only) created in `<data_dir>/trust.kek`.
@@ -95,7 +97,9 @@ impl Config {
             .map(|p| crate::auth::proxy::parse_net(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid("auth.trusted_proxies", e))?;
+        let (ui, session_secs) = self.ui.settings(tls.is_some())?;
         let auth = if o.auth || self.auth.enabled == Some(true) { Some(auth_settings(self.auth)?) } else { None };
+        let auth = auth.map(|a| crate::auth::AuthSettings { web_session_secs: session_secs, ..a });
         exposure(addr, tls.is_some(), auth.is_some(), &self.insecure)?;
         let notifications = self.notifications.settings(addr, tls.is_some())?;
         let rate_limit = self.rate_limit.settings()?.behind(proxies.clone());
@@ -132,6 +136,7 @@ impl Config {
                 trusted_proxies: proxies,
                 access_log,
             },
+            ui,
         })
     }
 }

@@ -169,6 +169,7 @@ fn every_variable_is_documented_beside_its_key() {
         include_str!("metrics.rs"),
         include_str!("ratelimit.rs"),
         include_str!("audit.rs"),
+        include_str!("ui.rs"),
     ]
     .concat();
     for key in schema::keys::<Config>() {

@@ -99,7 +99,8 @@ pub async fn open(settings: &Settings) -> Result<Services, ServeError> {
     };
     let policy = policy(&settings.policy)?;
     let clock = Box::new(SystemClock);
-    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock, redirect, mirror, policy, ops };
+    let ui = settings.ui.clone();
+    let registry = Registry { blobs, uploads, meta, limits: settings.limits, clock, redirect, mirror, policy, ops, ui };
     Ok(Services { registry: Arc::new(registry), notary: Arc::new(notary), auth })
 }
 
@@ -143,8 +144,10 @@ fn kek_file(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
 pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) -> Router {
     let registry = app(Arc::clone(&state));
     let dispatch_state = Arc::clone(&state);
+    let ui_auth = auth.clone();
     let both = Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let (registry, notary, state) = (registry.clone(), notary.clone(), Arc::clone(&dispatch_state));
+        let ui_auth = ui_auth.clone();
         async move {
             let Some(c) = req.extensions().get::<Classified>().cloned() else {
                 return Ok(ApiError::new(Kind::Internal, "request not classified").into_response());
@@ -176,6 +179,8 @@ pub fn compose(state: Arc<Registry>, notary: Router, auth: Option<Arc<Auth>>) ->
                 Route::Tuf(..) | Route::NotaryV1 { .. } | Route::Changefeed => notary.oneshot(req).await,
                 Route::Health if req.uri().path() == "/_notary_server/health" => notary.oneshot(req).await,
                 Route::Metrics => Ok(crate::ops::metrics::scrape::main_port(&state, req).await),
+                Route::Ui(path) => Ok(crate::ui::serve(state, ui_auth, path, req).await),
+                Route::DockerV1(which) => Ok(crate::ui::search::serve(state, which, req).await),
                 Route::Base | Route::Registry(_) | Route::Health | Route::Token => registry.oneshot(req).await,
             }
         }

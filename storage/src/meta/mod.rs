@@ -40,8 +40,10 @@ mod manifests;
 mod mirror;
 mod notary_v1;
 mod quota;
+mod sessions;
 mod settings;
 mod trust;
+mod ui;
 
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
 pub use audit::{Audit, AuditQuery};
@@ -58,8 +60,10 @@ pub use manifests::{ManifestRecord, Manifests, NewManifest, Referrer};
 pub use mirror::{Cached, Mirror};
 pub use notary_v1::{ChangeQuery, ChangeRow, NotaryV1, V1KeyRow, V1Row};
 pub use quota::{QuotaRow, Quotas, Recounted};
+pub use sessions::{SessionRow, Sessions};
 pub use settings::Settings;
 pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
+pub use ui::Ui;
 
 /// The SQLite migrations, applied at start-up.
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -209,6 +213,16 @@ impl Metadata {
     /// Server-wide settings kept in the database.
     pub fn settings(&self) -> Settings<'_> {
         Settings(self)
+    }
+
+    /// Web interface sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
+    }
+
+    /// The web interface's listings.
+    pub fn ui(&self) -> Ui<'_> {
+        Ui(self)
     }
 
     /// Whether `url` holds a Wharf database, without creating or migrating anything: for SQLite, whether the file

@@ -46,7 +46,7 @@ impl Caller {
     /// Whether the caller's grants satisfy `rule` on the fixture's repositories.
     fn allowed(self, rule: Rule) -> bool {
         match rule {
-            Rule::Public => true,
+            Rule::Public | Rule::Identify => true,
             Rule::Refuse => false,
             // Any token passes the version check (docker's login probe); the catalog needs an identity.
             Rule::Login => self != Caller::Anonymous,
@@ -136,6 +136,13 @@ fn samples(f: &Fixture, kind: Kind) -> (Rule, Vec<(RequestBuilder, u16)>) {
         Kind::Health => one(Rule::Public, h.get(s.url("/healthz")), 200),
         // `[metrics]` by default: no token, loopback scrapers (these tests) only; registry credentials change nothing.
         Kind::Metrics => one(Rule::Public, h.get(s.url("/metrics")), 200),
+        // The interface identifies its viewer by the session cookie, never `Authorization`: every caller sees the
+        // page (as what it is: anonymous), and a form without its CSRF token is refused to everyone.
+        Kind::Ui => one(Rule::Identify, h.get(s.url("/ui/")), 200),
+        Kind::UiForm => one(Rule::Identify, h.post(s.url("/ui/sign-out")), 403),
+        Kind::Search => {
+            (Rule::Identify, vec![(h.get(s.url("/v1/_ping")), 200), (h.get(s.url("/v1/search?q=app")), 200)])
+        }
         Kind::Invalid => {
             let t = format!("/v2/mirror/up/app/_tuf/targets/{}", "ab".repeat(32));
             (

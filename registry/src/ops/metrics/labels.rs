@@ -49,6 +49,9 @@ named!(Kind,
     Kind::Token => "token",
     Kind::Health => "health",
     Kind::Metrics => "metrics",
+    Kind::Ui => "ui",
+    Kind::UiForm => "ui_form",
+    Kind::Search => "search",
     Kind::Invalid => "invalid",
 );
 

@@ -1,0 +1,1 @@
+//! The interface over plain HTTP: sign-in, sessions, CSRF, headers.
