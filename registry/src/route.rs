@@ -108,10 +108,7 @@ fn route_of(path: &str) -> Route {
                 "/metrics" => Route::Metrics,
                 "/v1/_ping" => Route::DockerV1(DockerV1::Ping),
                 "/v1/search" => Route::DockerV1(DockerV1::Search),
-                p if crate::ui::path::is_ui(p) => match crate::ui::path::parse(p) {
-                    Some(u) => Route::Ui(u),
-                    None => Route::Invalid(Invalid::Outside),
-                },
+                p if crate::ui::path::is_ui(p) => Route::Ui(crate::ui::path::of(p)),
                 _ => Route::Invalid(Invalid::Outside),
             }
         }
@@ -366,7 +363,7 @@ mod tests {
             (Method::GET, "/ui/r/team/app".into(), "Ui"),
             (Method::POST, "/ui/r/team/app/-/delete".into(), "UiForm"),
             (Method::POST, "/ui/sign-in".into(), "UiForm"),
-            (Method::GET, "/ui/r/Team/App".into(), "Invalid"),
+            (Method::GET, "/ui/r/Team/App".into(), "Ui"),
             (Method::GET, "/uix".into(), "Invalid"),
             (Method::GET, "/v1/search".into(), "Search"),
             (Method::GET, "/v1/_ping".into(), "Search"),

@@ -137,6 +137,7 @@ pub async fn serve(st: Arc<Registry>, auth: Option<Arc<Auth>>, path: UiPath, req
             UiPath::Delete(r) => delete::confirm(&st, &viewer, &r, p).await,
             UiPath::Admin(a) => admin::page(&st, &viewer, a, p).await,
             UiPath::SignOut => Err(ApiError::new(Kind::MethodNotAllowed, "sign out with the form's button (POST)")),
+            UiPath::Unknown => Err(ApiError::new(Kind::NoSuchEndpoint, "no such page")),
         }
     } else if *req.method() == Method::POST {
         match path {

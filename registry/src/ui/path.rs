@@ -30,6 +30,9 @@ pub enum UiPath {
     Delete(RepositoryName),
     Admin(AdminPage),
     Asset(Asset),
+    /// A path under `/ui/` that names nothing: answered with the interface's own 404 page (it carries nothing of
+    /// the path, so nothing unparsed reaches a handler).
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +66,13 @@ pub fn is_ui(path: &str) -> bool {
     path == "/" || path == "/ui" || path.starts_with("/ui/")
 }
 
+/// Classifies a path [`is_ui`] accepted: what it names, or [`UiPath::Unknown`].
+pub fn of(path: &str) -> UiPath {
+    parse(path).unwrap_or(UiPath::Unknown)
+}
+
 /// Parses a path [`is_ui`] accepted; `None` if it names nothing.
-pub fn parse(path: &str) -> Option<UiPath> {
+fn parse(path: &str) -> Option<UiPath> {
     if path == "/" {
         return Some(UiPath::Root);
     }
