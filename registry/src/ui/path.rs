@@ -1,5 +1,5 @@
 //! The web interface's paths, parsed once at the edge (by `route::classify`) into a [`UiPath`]: a path under
-//! `/ui/` that does not parse is `Route::Invalid`, refused before any handler.
+//! `/ui/` that names nothing is [`UiPath::Unknown`] (the interface's 404 page), and carries nothing of the path.
 //!
 //! - `/` redirects to `/ui/`; `/ui` and `/ui/` are the repository list;
 //! - `/ui/sign-in`, `/ui/sign-out`;
