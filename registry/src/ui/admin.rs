@@ -157,7 +157,11 @@ async fn audit(st: &Registry, viewer: &Viewer, req: &Parts, q: &[(String, String
         limit: PAGE,
     };
     let found = st.meta.ui().audit(&query, before).await?;
-    let filters = [("account", account.unwrap_or("")), ("repository", repository.unwrap_or("")), ("action", action.unwrap_or(""))];
+    let filters = [
+        ("account", account.unwrap_or("")),
+        ("repository", repository.unwrap_or("")),
+        ("action", action.unwrap_or("")),
+    ];
     let kept: Vec<(&str, &str)> = filters.iter().copied().filter(|(_, v)| !v.is_empty()).collect();
     let next = match (found.more, found.rows.last()) {
         (true, Some((id, _))) => {
@@ -242,7 +246,11 @@ struct KeptRemoved {
 /// A failure is logged: the collection itself is done, and the page then shows the previous report.
 pub async fn keep_gc_report(meta: &Metadata, report: &Report, started: UnixTime) {
     let cut = |v: &[Removed]| {
-        let kept = |x: &Removed| KeptRemoved { repository: x.repository.clone(), tag: x.tag.clone(), digest: x.digest.clone() };
+        let kept = |x: &Removed| KeptRemoved {
+            repository: x.repository.clone(),
+            tag: x.tag.clone(),
+            digest: x.digest.clone(),
+        };
         v.iter().take(KEPT_REMOVALS).map(kept).collect::<Vec<_>>()
     };
     let kept = Kept {
@@ -321,7 +329,8 @@ fn gc_view(k: Kept) -> GcView {
     let line = |what: &str, x: &KeptRemoved| {
         (what.to_owned(), x.repository.clone(), x.tag.clone().unwrap_or_else(|| "–".to_owned()), x.digest.clone())
     };
-    let removed: Vec<_> = r.tags.iter().map(|x| line("tag", x)).chain(r.manifests.iter().map(|x| line("manifest", x))).collect();
+    let removed: Vec<_> =
+        r.tags.iter().map(|x| line("tag", x)).chain(r.manifests.iter().map(|x| line("manifest", x))).collect();
     let removed_total = r.tags_removed + r.manifests_removed;
     let removed_more = removed_total > removed.len() as u64;
     GcView { finished: time(k.finished_at), figures, removed, removed_total, removed_more }
@@ -351,7 +360,11 @@ async fn quotas(st: &Registry, viewer: &Viewer, req: &Parts, after: Option<&str>
         .map(|q| QuotaLine {
             limit: bytes(q.limit),
             usage: bytes(q.usage),
-            percent: if q.limit == 0 { "–".to_owned() } else { format!("{:.0} %", q.usage as f64 * 100.0 / q.limit as f64) },
+            percent: if q.limit == 0 {
+                "–".to_owned()
+            } else {
+                format!("{:.0} %", q.usage as f64 * 100.0 / q.limit as f64)
+            },
             over: q.usage > q.limit,
             pattern: q.pattern,
         })

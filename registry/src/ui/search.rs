@@ -81,7 +81,10 @@ impl Params {
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let term = get("q").unwrap_or("").trim();
         if term.len() > MAX_TERM {
-            return Err(ApiError::new(Kind::RequestInvalid, format!("the search term is longer than {MAX_TERM} bytes")));
+            return Err(ApiError::new(
+                Kind::RequestInvalid,
+                format!("the search term is longer than {MAX_TERM} bytes"),
+            ));
         }
         let number = |k: &str, default: u32, max: u32| match get(k) {
             None | Some("") => Ok(default),
