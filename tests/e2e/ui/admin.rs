@@ -136,9 +136,14 @@ fn administrators_see_accounts_grants_audit_collections_and_quotas() {
         assert!(!body.contains("id=\"accounts\"") && !body.contains("id=\"admin-sign-in\""), "{p}: {body}");
         let (status, body) = get(&s, p, None);
         assert_eq!(status, 403, "anonymous on {p}");
-        let encoded = url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
-        let link = |next: &str| format!("id=\"admin-sign-in\" href=\"/ui/sign-in?next={next}\"");
-        assert!(body.contains(&link(p)) || body.contains(&link(&encoded)), "{p}: {body}");
+        // The sign-in link returns here (its `next` decodes to the page's path).
+        let at = body.find("id=\"admin-sign-in\" href=\"/ui/sign-in?next=").unwrap_or_else(|| panic!("{p}: {body}"));
+        let rest = &body[at..];
+        let next = &rest[rest.find("next=").unwrap() + 5..];
+        let next = next[..next.find('"').unwrap()].replace("&#x2f;", "/").replace("&#47;", "/");
+        let decoded: String =
+            url::form_urlencoded::parse(format!("n={next}").as_bytes()).map(|(_, v)| v.into_owned()).collect();
+        assert_eq!(decoded, p, "{p}: the sign-in returns here");
         assert!(!body.contains("data-account"), "{p}: nothing of the page");
     }
     // An API caller's credentials do not open the pages: only a web session does.
