@@ -239,7 +239,9 @@ fn refuse(
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
-            resp
+            // As Distribution does: docker (20.10) reads the version header of the `/v2/` challenge before it
+            // trusts it, and without it `docker search` after a token login falls back to Basic with no password.
+            crate::with_api_version(resp)
         }
     }
 }

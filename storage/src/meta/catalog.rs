@@ -44,6 +44,16 @@ impl NameRange {
         }
     }
 
+    /// SQL bounds holding the range: names `>= low` and, when there is a `high`, `< high` (byte order). An exact
+    /// name's bounds also hold the names that extend it (`team/app-x`); [`NameRange::contains`] tells them apart.
+    pub(crate) fn bounds(&self) -> (String, Option<String>) {
+        match &self.0 {
+            Range::All => (String::new(), None),
+            Range::Exact(n) => (n.as_str().to_owned(), Some(format!("{n}0"))),
+            Range::Prefix(p) => (p.clone(), Some(format!("{}0", &p[..p.len() - 1]))),
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         match &self.0 {
             Range::All => true,

@@ -2,4 +2,6 @@
 //! chromium through chromium-driver), with axe-core's accessibility checks, the browser's console and performance
 //! logs, and screenshots kept as artefacts. `docker search` against the v1 search API.
 
+mod admin;
 mod pages;
+mod search;
