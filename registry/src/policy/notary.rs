@@ -102,7 +102,7 @@ pub async fn open<'a, D: NotaryDocuments>(
     c.update_snapshot(&snap, None).map_err(refused(&snap, now))?;
     // Each of the three verified above, so each parses.
     let chain = [&root, &ts, &snap].iter().filter_map(|b| Signed::parse(b).ok()).map(|d| d.expires).min();
-    let trusted = Trusted { c, loaded: Default::default(), now, chain: chain.unwrap_or(i64::MIN) };
+    let trusted = Trusted { c, loaded: Default::default(), keys: Default::default(), now, chain: chain.unwrap_or(i64::MIN) };
     let mut v = Collection { docs, gun, trusted };
     v.load("targets").await?;
     Ok(Some(v))
@@ -120,6 +120,8 @@ pub struct Collection<'a, D> {
 pub struct Trusted {
     c: TrustedCollection,
     loaded: std::collections::BTreeMap<String, Signed>,
+    /// The key IDs whose signatures verify on each role loaded, checked once (a page searches once per row).
+    keys: std::collections::BTreeMap<String, Vec<String>>,
     now: i64,
     /// The earliest expiry of root, timestamp and snapshot.
     chain: i64,
@@ -204,6 +206,8 @@ impl<D: NotaryDocuments> Collection<'_, D> {
         self.trusted.c.update_targets(role, &bytes).map_err(refused(&bytes, self.trusted.now))?;
         if let Ok(doc) = Signed::parse(&bytes) {
             self.trusted.loaded.insert(role.into(), doc);
+            let keys = self.trusted.verified_keys(role);
+            self.trusted.keys.insert(role.into(), keys);
         }
         Ok(())
     }
@@ -229,7 +233,7 @@ impl Trusted {
         let sha = found.meta.hashes.get("sha256").ok_or_else(|| format!("{}: {name:?} has no sha256", found.role))?;
         let raw = base64::engine::general_purpose::STANDARD.decode(sha).map_err(|_| "a sha256 is not base64")?;
         let digest: Digest = format!("sha256:{}", hex::encode(raw)).parse().map_err(|_| "a sha256 is not 32 bytes")?;
-        let keys = self.verified_keys(&found.role);
+        let keys = self.keys.get(&found.role).cloned().unwrap_or_else(|| self.verified_keys(&found.role));
         let mut expires = self.chain;
         let mut role = Some(found.role.as_str());
         while let Some(r) = role {

@@ -89,7 +89,9 @@ pub async fn open<D: TufDocuments>(docs: &D, now: i64) -> Result<Option<Verified
     let targets = need(docs.version("targets", targets_version).await?, "targets", targets_version)?;
     set.update_targets(&targets).map_err(text)?;
     let loaded = BTreeMap::from([("targets".to_string(), targets)]);
-    Ok(Some(Verified { docs, trusted: Trusted { set, loaded } }))
+    let mut trusted = Trusted { set, loaded, via: BTreeMap::new(), keys: BTreeMap::new() };
+    trusted.add_edge("targets", "root", true);
+    Ok(Some(Verified { docs, trusted }))
 }
 
 /// Verified data read from `docs`, with the delegated roles loaded so far.
@@ -104,6 +106,11 @@ pub struct Trusted {
     set: TrustedSet,
     /// The bytes of each targets role loaded, to name the keys whose signatures verified.
     loaded: BTreeMap<String, Vec<u8>>,
+    /// Each (role, delegator) verified: whether the role carries the delegator's threshold, and the keys whose
+    /// signatures verify. Checked once, so a search that passes a role again does not verify its signatures again
+    /// (a page runs one search per row over the same roles).
+    via: BTreeMap<(String, String), Result<(), Problem>>,
+    keys: BTreeMap<(String, String), Result<Vec<String>, Problem>>,
 }
 
 /// A name signed by verified data.
@@ -194,7 +201,13 @@ impl<D: TufDocuments> Verified<'_, D> {
         let mut failed = BTreeMap::new();
         let mut tried = 0;
         while let Some((role, parent)) = stack.pop() {
-            if role == "targets" || self.trusted.set.delegated(&role).is_some() || failed.contains_key(&(role.clone(), parent.clone())) {
+            let edge = (role.clone(), parent.clone());
+            if role == "targets" || failed.contains_key(&edge) || self.trusted.via.contains_key(&edge) {
+                continue;
+            }
+            if self.trusted.set.delegated(&role).is_some() {
+                // Loaded through another delegator: verified through this one too, once.
+                self.trusted.add_edge(&role, &parent, false);
                 continue;
             }
             if tried >= max {
@@ -220,6 +233,7 @@ impl<D: TufDocuments> Verified<'_, D> {
         let bytes = need(self.docs.version(role, version).await?, role, version)?;
         self.trusted.set.update_delegated(role, &bytes, delegator).map_err(text)?;
         self.trusted.loaded.insert(role.into(), bytes);
+        self.trusted.add_edge(role, delegator, true);
         Ok(true)
     }
 
@@ -245,7 +259,11 @@ impl Trusted {
                 self.set.delegated(&role)
             } else {
                 // A role reached again through another delegator is verified against that delegator's keys too.
-                self.set.delegated_via(&role, &parent).map_err(text)?
+                match self.via.get(&(role.clone(), parent.clone())) {
+                    Some(Ok(())) => self.set.delegated(&role),
+                    Some(Err(why)) => return Err(why.clone()),
+                    None => self.set.delegated_via(&role, &parent).map_err(text)?,
+                }
             };
             let Some(targets) = targets else { continue };
             s.visited.push(role.clone());
@@ -254,12 +272,29 @@ impl Trusted {
                 let sha = t.hashes.get("sha256").ok_or_else(|| format!("{role}: target {name:?} has no sha256"))?;
                 let digest: Digest =
                     format!("sha256:{sha}").parse().map_err(|_| format!("{role}: target {name:?}: bad sha256"))?;
-                let keys = self.verified_keys(&role, &parent)?;
+                let keys = match self.keys.get(&(role.clone(), parent.clone())) {
+                    Some(keys) => keys.clone()?,
+                    None => self.verified_keys(&role, &parent)?,
+                };
                 let expires = self.expiry(&s.visited);
                 return Ok(Lookup::Found(Found { signed: SignedTag { tag: name.into(), digest, role, keys }, expires }));
             }
             s.roles.descend(&role, targets, name);
         }
+    }
+
+    /// Records `role` as verified through `delegator` (`checked`: by loading it through that delegator), with the
+    /// keys whose signatures verify.
+    fn add_edge(&mut self, role: &str, delegator: &str, checked: bool) {
+        let edge = (role.to_string(), delegator.to_string());
+        let via = match checked {
+            true => Ok(()),
+            false => self.set.delegated_via(role, delegator).map(|_| ()).map_err(text),
+        };
+        if via.is_ok() {
+            self.keys.insert(edge.clone(), self.verified_keys(role, delegator));
+        }
+        self.via.insert(edge, via);
     }
 
     /// The earliest expiry of root, timestamp, snapshot and the targets roles `visited`.
