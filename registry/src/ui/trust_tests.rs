@@ -255,7 +255,7 @@ fn badges_carry_the_contract() {
     list.extend(run(&repo(&Spec { ts_expires: NOW - 10, ..Spec::default() })).tag("v1", &d("a")));
     let html = Badges { list }.render().unwrap();
     for needle in [
-        r#"<span class="trust-badge" data-status="moved" data-format="TUF">"#,
+        r#"<span class="trust-badge detailed" data-status="moved" data-format="TUF">"#,
         r#"data-status="expired""#,
         r#"<span class="signers">by targets (key "#,
         &format!("signed for <code>{}</code>", d("a")),

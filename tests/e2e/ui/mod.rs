@@ -3,3 +3,4 @@
 //! logs, and screenshots kept as artefacts. `docker search` against the v1 search API.
 
 mod pages;
+mod trust;
