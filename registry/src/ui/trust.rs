@@ -71,6 +71,8 @@ pub struct TagTrust {
     pub problem: Option<String>,
 }
 
+// TODO(ui): the helpers of `templates/ui/trust.html`, for the manifest page's `#signatures`.
+#[allow(dead_code)]
 impl TagTrust {
     /// The status word (`data-status`).
     pub fn status_str(&self) -> &'static str {
@@ -166,6 +168,7 @@ impl RepoTrust {
     }
 
     /// The trust formats the repository has data in (`"TUF"`, `"Notary v1"`).
+    #[allow(dead_code)] // TODO(ui): for pages that list formats from verified data
     pub fn formats(&self) -> Vec<&'static str> {
         [(self.tuf.is_some(), TUF), (self.notary.is_some(), NOTARY_V1)]
             .into_iter()
@@ -176,6 +179,7 @@ impl RepoTrust {
     /// The names the verified data lists for `digest`, each with its status as if the tag pointed at `digest`
     /// (`Moved` when the search resolves the name to another digest first), sorted by name then format. For a
     /// manifest's page; at most 64 names per format.
+    #[allow(dead_code)] // TODO(ui): for the manifest page's `#signatures`
     pub fn signed_for_digest(&self, digest: &Digest) -> Vec<(String, TagTrust)> {
         let mut out = Vec::new();
         if let Some(all @ Ok(t)) = &self.tuf {
