@@ -29,9 +29,9 @@ use wharf_format::policy::{
 };
 
 pub use cache::{Decision, VerdictCache};
-pub use local::Stored;
 pub use files::StdFiles;
 pub use local::LocalEvidence;
+pub use local::Stored;
 
 /// Where evidence for a subject comes from: this registry's storage, or a mirror's upstream.
 pub trait EvidenceSource: Sync {

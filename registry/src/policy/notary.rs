@@ -102,7 +102,8 @@ pub async fn open<'a, D: NotaryDocuments>(
     c.update_snapshot(&snap, None).map_err(refused(&snap, now))?;
     // Each of the three verified above, so each parses.
     let chain = [&root, &ts, &snap].iter().filter_map(|b| Signed::parse(b).ok()).map(|d| d.expires).min();
-    let trusted = Trusted { c, loaded: Default::default(), keys: Default::default(), now, chain: chain.unwrap_or(i64::MIN) };
+    let trusted =
+        Trusted { c, loaded: Default::default(), keys: Default::default(), now, chain: chain.unwrap_or(i64::MIN) };
     let mut v = Collection { docs, gun, trusted };
     v.load("targets").await?;
     Ok(Some(v))
@@ -249,7 +250,9 @@ impl Trusted {
         let want = base64::engine::general_purpose::STANDARD.encode(raw);
         let roles = self.loaded.keys().filter_map(|r| self.c.targets(r));
         let mut names: Vec<String> = roles
-            .flat_map(|t| t.targets.iter().filter(|(_, m)| m.hashes.get("sha256") == Some(&want)).map(|(n, _)| n.clone()))
+            .flat_map(|t| {
+                t.targets.iter().filter(|(_, m)| m.hashes.get("sha256") == Some(&want)).map(|(n, _)| n.clone())
+            })
             .collect();
         names.sort();
         names.dedup();

@@ -128,7 +128,10 @@ pub enum Lookup {
     Found(Found),
     NotSigned,
     /// `role`, as `delegator` delegates it, must be loaded ([`Verified::load`]) before the search goes on.
-    Need { role: String, delegator: String },
+    Need {
+        role: String,
+        delegator: String,
+    },
 }
 
 /// One name's delegation search (5.6.7), resumable after each role it needs is loaded.
@@ -277,7 +280,10 @@ impl Trusted {
                     None => self.verified_keys(&role, &parent)?,
                 };
                 let expires = self.expiry(&s.visited);
-                return Ok(Lookup::Found(Found { signed: SignedTag { tag: name.into(), digest, role, keys }, expires }));
+                return Ok(Lookup::Found(Found {
+                    signed: SignedTag { tag: name.into(), digest, role, keys },
+                    expires,
+                }));
             }
             s.roles.descend(&role, targets, name);
         }

@@ -101,8 +101,14 @@ impl TagTrust {
     }
 
     fn of(format: &'static str, result: Result<Option<Found>, Problem>, current: &Digest) -> TagTrust {
-        let mut t =
-            TagTrust { status: Status::Unsigned, format, signers: vec![], signed_digest: None, expires: None, problem: None };
+        let mut t = TagTrust {
+            status: Status::Unsigned,
+            format,
+            signers: vec![],
+            signed_digest: None,
+            expires: None,
+            problem: None,
+        };
         match result {
             Ok(None) => {}
             Ok(Some(found)) => {
@@ -212,15 +218,20 @@ fn tuf_find(data: &Result<TufData, Problem>, name: &str) -> Result<Option<Found>
     match d.trusted.step(&mut Search::new(name))? {
         Lookup::Found(f) => Ok(Some(f)),
         Lookup::NotSigned => Ok(None),
-        Lookup::Need { role, delegator } => Err(d.failed.get(&(role.clone(), delegator)).cloned().unwrap_or_else(|| {
-            Problem::Invalid(format!("{role}: not verified (more delegated roles than a page verifies)"))
-        })),
+        Lookup::Need { role, delegator } => {
+            Err(d.failed.get(&(role.clone(), delegator)).cloned().unwrap_or_else(|| {
+                Problem::Invalid(format!("{role}: not verified (more delegated roles than a page verifies)"))
+            }))
+        }
     }
 }
 
 /// docker's search for `name` in every collection (no I/O): any collection failing fails it, as in a policy
 /// finding; else the first that signs it.
-fn notary_find(data: &Result<Vec<(Gun, Result<NotaryData, Problem>)>, Problem>, name: &str) -> Result<Option<Found>, Problem> {
+fn notary_find(
+    data: &Result<Vec<(Gun, Result<NotaryData, Problem>)>, Problem>,
+    name: &str,
+) -> Result<Option<Found>, Problem> {
     let collections = data.as_ref().map_err(Clone::clone)?;
     let mut first = None;
     for (gun, c) in collections {
