@@ -192,8 +192,8 @@ impl<D: TufDocuments> Verified<'_, D> {
         Ok(names)
     }
 
-    /// Loads the delegated roles reachable from top-level targets in pre-order, trying at most `max` (role,
-    /// delegator) pairs, so that [`Trusted::step`] then searches for many names without I/O. The pairs that did
+    /// Loads the delegated roles reachable from top-level targets in pre-order, trying (or checking again through
+    /// another delegator) at most `max` (role, delegator) pairs, so that [`Trusted::step`] then searches for many names without I/O. The pairs that did
     /// not load are returned with why: a search that needs one fails with that.
     pub async fn load_all(&mut self, max: usize) -> BTreeMap<(String, String), Problem> {
         let children = |t: Option<&wharf_format::tuf::Targets>, parent: &str| -> Vec<(String, String)> {
@@ -208,15 +208,15 @@ impl<D: TufDocuments> Verified<'_, D> {
             if role == "targets" || failed.contains_key(&edge) || self.trusted.via.contains_key(&edge) {
                 continue;
             }
+            if tried >= max {
+                break;
+            }
+            tried += 1;
             if self.trusted.set.delegated(&role).is_some() {
                 // Loaded through another delegator: verified through this one too, once.
                 self.trusted.add_edge(&role, &parent, false);
                 continue;
             }
-            if tried >= max {
-                break;
-            }
-            tried += 1;
             match self.load(&role, &parent).await {
                 Ok(_) => stack.extend(children(self.trusted.set.delegated(&role), &role)),
                 Err(why) => {
