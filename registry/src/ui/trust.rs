@@ -143,8 +143,11 @@ pub struct RepoTrust {
     tuf: Option<Result<TufData, Problem>>,
     /// The Notary v1 collections naming the repository that have a root, each verified or not (`None`: none), or
     /// why they could not be listed.
-    notary: Option<Result<Vec<(Gun, Result<NotaryData, Problem>)>, Problem>>,
+    notary: Option<Result<Collections, Problem>>,
 }
+
+/// The Notary v1 collections of a repository, each verified or not.
+type Collections = Vec<(Gun, Result<NotaryData, Problem>)>;
 
 #[derive(Debug, Clone)]
 struct TufData {
@@ -228,10 +231,7 @@ fn tuf_find(data: &Result<TufData, Problem>, name: &str) -> Result<Option<Found>
 
 /// docker's search for `name` in every collection (no I/O): any collection failing fails it, as in a policy
 /// finding; else the first that signs it.
-fn notary_find(
-    data: &Result<Vec<(Gun, Result<NotaryData, Problem>)>, Problem>,
-    name: &str,
-) -> Result<Option<Found>, Problem> {
+fn notary_find(data: &Result<Collections, Problem>, name: &str) -> Result<Option<Found>, Problem> {
     let collections = data.as_ref().map_err(Clone::clone)?;
     let mut first = None;
     for (gun, c) in collections {
