@@ -22,6 +22,7 @@
 mod admin;
 mod assets;
 mod delete;
+mod image;
 mod layout;
 mod manifest;
 pub mod path;
@@ -29,7 +30,6 @@ mod repos;
 pub mod search;
 mod sign_in;
 mod tags;
-#[allow(dead_code)] // TODO(ui): the skeleton's API, used once the pages are built
 mod trust;
 
 use std::sync::Arc;

@@ -44,12 +44,13 @@ impl NameRange {
         }
     }
 
-    /// SQL bounds holding the range: names `>= low` and, when there is a `high`, `< high` (byte order). An exact
-    /// name's bounds also hold the names that extend it (`team/app-x`); [`NameRange::contains`] tells them apart.
+    /// The range as bounds on names for SQL: the lowest name (inclusive) and the end (exclusive, `None`:
+    /// unbounded). One name's end is the name followed by `\u{1}`, which sorts right after it (names are
+    /// printable ASCII, so nothing sorts between them).
     pub(crate) fn bounds(&self) -> (String, Option<String>) {
         match &self.0 {
             Range::All => (String::new(), None),
-            Range::Exact(n) => (n.as_str().to_owned(), Some(format!("{n}0"))),
+            Range::Exact(n) => (n.to_string(), Some(format!("{n}\u{1}"))),
             Range::Prefix(p) => (p.clone(), Some(format!("{}0", &p[..p.len() - 1]))),
         }
     }

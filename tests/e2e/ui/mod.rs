@@ -5,3 +5,4 @@
 mod admin;
 mod pages;
 mod search;
+mod trust;
