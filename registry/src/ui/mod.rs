@@ -170,14 +170,3 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
 pub fn query(req: &Parts) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
 }
-
-#[derive(askama::Template)]
-#[template(path = "ui/stub.html")]
-struct Stub {
-    chrome: Chrome,
-}
-
-/// A page not built yet (the skeleton's placeholder).
-fn stub(viewer: &Viewer, title: &str, req: &Parts) -> Result<Response, ApiError> {
-    layout::html(&Stub { chrome: Chrome::new(viewer, title, req) })
-}
