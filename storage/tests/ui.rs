@@ -15,7 +15,15 @@ fn r(s: &str) -> RepositoryName {
 }
 
 /// Puts a manifest of `content` referencing a blob of `size` bytes (and `children`), tagged `tag`, at `now`.
-async fn put(m: &Metadata, repo: &str, content: &str, size: u64, children: &[&Digest], tag: Option<&str>, now: i64) -> Digest {
+async fn put(
+    m: &Metadata,
+    repo: &str,
+    content: &str,
+    size: u64,
+    children: &[&Digest],
+    tag: Option<&str>,
+    now: i64,
+) -> Digest {
     let repo = r(repo);
     let blob = Digest::sha256_of(format!("blob-{size}").as_bytes());
     m.blobs().link(&repo, &blob, size, None, now).await.unwrap();
@@ -66,7 +74,8 @@ async fn contract(m: &Metadata) {
     let row = MetadataRow { role, version: 1, content: b"{}".to_vec(), expires: 99 };
     m.trust().commit(&r("c/signed"), &[row], 11).await.unwrap();
     let gun: Gun = "registry.example:5000/d/v1".parse().unwrap();
-    let v1 = V1Row { role: V1Role::root(), version: 1, sha256: "00".repeat(32), content: b"{}".to_vec(), created_at: 12 };
+    let v1 =
+        V1Row { role: V1Role::root(), version: 1, sha256: "00".repeat(32), content: b"{}".to_vec(), created_at: 12 };
     m.notary_v1().commit(&gun, &[v1], 12).await.unwrap();
     let wanted = [r("d/v1"), r("a/app"), r("c/signed"), r("nope/none")];
     let s = m.ui().summaries(&wanted).await.unwrap();
@@ -86,7 +95,10 @@ async fn contract(m: &Metadata) {
         let p = m.ui().tags(&r("t/repo"), &q).await.unwrap();
         (p.tags.iter().map(|t| t.tag.to_string()).collect::<Vec<_>>(), p.total)
     };
-    assert_eq!(tags(page("", TagSort::Name, 0, 10)).await, (vec!["Alpha".into(), "alpha-2".into(), "beta".into(), "gamma".into()], 4));
+    assert_eq!(
+        tags(page("", TagSort::Name, 0, 10)).await,
+        (vec!["Alpha".into(), "alpha-2".into(), "beta".into(), "gamma".into()], 4)
+    );
     assert_eq!(tags(page("", TagSort::NameDesc, 1, 2)).await, (vec!["beta".into(), "alpha-2".into()], 4));
     assert_eq!(tags(page("ALPHA", TagSort::Pushed, 0, 10)).await, (vec!["alpha-2".into(), "Alpha".into()], 2));
     assert_eq!(tags(page("", TagSort::PushedDesc, 0, 1)).await, (vec!["beta".into()], 4));
@@ -99,8 +111,14 @@ async fn contract(m: &Metadata) {
     let a = put(m, "i/multi", "{\"c\":1}", 4, &[], None, 5).await;
     let b = put(m, "i/multi", "{\"c\":2}", 6, &[], None, 5).await;
     let index = put(m, "i/multi", "{\"manifests\":2}", 0, &[&a, &b], Some("v1"), 6).await;
-    let mut kids: Vec<(Digest, Vec<u8>)> =
-        m.ui().children(&r("i/multi"), &[index.clone()]).await.unwrap().into_iter().map(|c| (c.digest, c.content)).collect();
+    let mut kids: Vec<(Digest, Vec<u8>)> = m
+        .ui()
+        .children(&r("i/multi"), std::slice::from_ref(&index))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.digest, c.content))
+        .collect();
     kids.sort();
     let mut want = vec![(a, b"{\"c\":1}".to_vec()), (b, b"{\"c\":2}".to_vec())];
     want.sort();
