@@ -218,7 +218,7 @@ mod tests {
         check(r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#, Some("linux/arm64/v8"), None);
         check(r#"{"os":"linux","architecture":"arm","variant":"","created":"bad"}"#, Some("linux/arm"), None);
         check(r#"{"architecture":"amd64"}"#, None, None);
-        assert_eq!(summarize(b"[]"), None);
+        assert_eq!(summarize(b"not json"), None);
     }
 
     #[test]
