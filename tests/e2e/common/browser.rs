@@ -124,12 +124,13 @@ impl Browser {
             },
             "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
         });
-        let caps = caps.as_object().expect("object").clone().into_iter().collect();
+        let Value::Object(caps) = caps else { unreachable!("a JSON object") };
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match b.rt.block_on(ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url)) {
+            let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            match b.rt.block_on(builder.connect(&url)) {
                 Ok(c) => break c,
                 Err(e) if started.elapsed() < Duration::from_secs(20) => {
                     let _ = e;
@@ -145,6 +146,9 @@ impl Browser {
             Some(Duration::ZERO),
         )))
         .expect("timeouts");
+        // The logs so far are the browser's own start-up (its new-tab page): not the pages under test.
+        b.log("browser");
+        b.log("performance");
         b
     }
 
@@ -247,6 +251,15 @@ impl Browser {
         });
     }
 
+    /// Presses Enter in the field matching `css` (submits its form, as a user would).
+    pub fn enter(&self, css: &str) {
+        let enter: char = fantoccini::key::Key::Enter.into();
+        self.rt.block_on(async {
+            let e = self.c().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+            e.send_keys(&enter.to_string()).await.unwrap_or_else(|e| panic!("Enter in {css}: {e}"));
+        });
+    }
+
     /// Signs in through the form of `/ui/sign-in` and checks the chrome names the account.
     pub fn sign_in(&self, user: &str, password: &str) {
         self.visit("/ui/sign-in");
@@ -260,7 +273,7 @@ impl Browser {
 
     /// Presses Tab and describes the element that has the focus then: `TAG.CLASS HREF` (`a.skip #main`).
     pub fn tab(&self) -> String {
-        use fantoccini::actions::{KeyAction, KeyActions};
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
         let tab: char = fantoccini::key::Key::Tab.into();
         let keys = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value: tab })
@@ -298,17 +311,22 @@ impl Browser {
             .collect()
     }
 
-    /// Every URL the pages requested since the last read (`Network.requestWillBeSent` in the performance log).
+    /// Every URL the pages requested since the last read (`Network.requestWillBeSent` in the performance log),
+    /// but those of the browser's own `chrome://` pages.
     pub fn requests(&self) -> Vec<String> {
         let mut urls = Vec::new();
         for e in self.log("performance") {
             let Some(inner) = e["message"].as_str().and_then(|m| serde_json::from_str::<Value>(m).ok()) else {
                 continue;
             };
-            if inner["message"]["method"] == "Network.requestWillBeSent" {
-                if let Some(u) = inner["message"]["params"]["request"]["url"].as_str() {
-                    urls.push(u.to_owned());
-                }
+            let m = &inner["message"];
+            if m["method"] != "Network.requestWillBeSent"
+                || m["params"]["documentURL"].as_str().is_some_and(|d| d.starts_with("chrome://"))
+            {
+                continue;
+            }
+            if let Some(u) = m["params"]["request"]["url"].as_str() {
+                urls.push(u.to_owned());
             }
         }
         urls

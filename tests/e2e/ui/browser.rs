@@ -185,7 +185,7 @@ fn sign_in_find_a_repository_and_see_a_tag_signed_revoked_and_moved() {
     b.visit("/ui/");
     assert_eq!(listed(&b), ["team/plain", "team/signed"], "{}", b.text("main"));
     b.fill("form#repo-search input[name=q]", "sign");
-    b.click("form#repo-search button[type=submit], form#repo-search input[type=submit]");
+    b.enter("form#repo-search input[name=q]");
     assert_eq!(b.status(), 200);
     b.check_page(&[]);
     assert!(b.path().contains("q=sign"), "{}", b.path());
@@ -280,7 +280,7 @@ fn delete_through_the_confirmation_and_refusals_without_the_right_or_the_token()
     b.screenshot("delete-confirmation");
     b.click("button#confirm-delete-button");
     b.check_page(&[]);
-    assert_eq!(b.path(), "/ui/r/team/plain");
+    assert!(b.path() == "/ui/r/team/plain" || b.path().starts_with("/ui/r/team/plain?"), "{}", b.path());
     assert!(b.exists("#flash"), "no notice after the delete: {}", b.text("main"));
     assert!(!b.exists("tr[data-tag=\"v1\"]") && b.exists("tr[data-tag=\"v2\"]"));
     assert_eq!(site.api_tags("team/plain"), ["v2"]);
