@@ -118,7 +118,6 @@ fn error_page(viewer: &Viewer, e: ApiError) -> Response {
 }
 
 /// Formats a byte count for people: `1.5 MiB`.
-#[allow(dead_code)] // TODO(ui): used by the pages
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -135,7 +134,6 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Formats Unix seconds as UTC: `2026-12-07 06:32:22Z`.
-#[allow(dead_code)] // TODO(ui): used by the pages
 pub fn time(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())

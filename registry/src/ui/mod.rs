@@ -22,6 +22,7 @@
 mod admin;
 mod assets;
 mod delete;
+mod image;
 mod layout;
 mod manifest;
 pub mod path;

@@ -44,6 +44,17 @@ impl NameRange {
         }
     }
 
+    /// The range as bounds on names for SQL: the lowest name (inclusive) and the end (exclusive, `None`:
+    /// unbounded). One name's end is the name followed by `\u{1}`, which sorts right after it (names are
+    /// printable ASCII, so nothing sorts between them).
+    pub(super) fn bounds(&self) -> (String, Option<String>) {
+        match &self.0 {
+            Range::All => (String::new(), None),
+            Range::Exact(n) => (n.to_string(), Some(format!("{n}\u{1}"))),
+            Range::Prefix(p) => (p.clone(), Some(format!("{}0", &p[..p.len() - 1]))),
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         match &self.0 {
             Range::All => true,

@@ -63,7 +63,7 @@ pub use quota::{QuotaRow, Quotas, Recounted};
 pub use sessions::{SessionRow, Sessions};
 pub use settings::Settings;
 pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
-pub use ui::Ui;
+pub use ui::{Child, LinkedBlob, RepoSummary, TagLine, TagPage, TagQuery, TagSort, Ui};
 
 /// The SQLite migrations, applied at start-up.
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
