@@ -123,10 +123,10 @@ impl LocalEvidence<'_> {
     }
 }
 
-/// Trust metadata of one repository in this registry's SQL.
-struct Stored<'a> {
-    registry: &'a Registry,
-    repo: &'a RepositoryName,
+/// Trust metadata of one repository in this registry's SQL (also read by the web interface's trust status).
+pub struct Stored<'a> {
+    pub registry: &'a Registry,
+    pub repo: &'a RepositoryName,
 }
 
 impl TufDocuments for Stored<'_> {

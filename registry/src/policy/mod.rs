@@ -31,6 +31,7 @@ use wharf_format::policy::{
 pub use cache::{Decision, VerdictCache};
 pub use files::StdFiles;
 pub use local::LocalEvidence;
+pub use local::Stored;
 
 /// Where evidence for a subject comes from: this registry's storage, or a mirror's upstream.
 pub trait EvidenceSource: Sync {
@@ -96,6 +97,35 @@ impl Enforcer {
             e.notation = src.notation(subject).await;
         }
         evaluate(rule, subject, &e, &self.material, now)
+    }
+}
+
+/// Why a repository's stored trust data does not prove a name (TUF 1.0 or Notary v1): a finding shows its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Metadata on the chain expired at `at` (Unix seconds); `why` names the role.
+    Expired { why: String, at: i64 },
+    /// Anything else: a signature, a threshold, a version, inconsistent or unreadable data, a store failure.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Expired { why, .. } | Problem::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for Problem {
+    fn from(why: String) -> Problem {
+        Problem::Invalid(why)
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(why: &str) -> Problem {
+        Problem::Invalid(why.to_owned())
     }
 }
 

@@ -30,7 +30,6 @@ mod repos;
 pub mod search;
 mod sign_in;
 mod tags;
-#[allow(dead_code)] // TODO(ui): the skeleton's API, used once the pages are built
 mod trust;
 
 use std::sync::Arc;
