@@ -7,10 +7,10 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 use wharf_format::{Digest, MediaType, ParsedManifest, Reference, RepositoryName, Tag};
-use wharf_storage::{Change, ManifestRecord, NewManifest};
+use wharf_storage::{Change, ManifestRecord, NewManifest, Origin};
 
 use crate::error::{ApiError, Kind};
-use crate::{empty, header_str, AppState};
+use crate::{empty, header_str, AppState, Registry};
 
 pub async fn get(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
     let record = lookup(st, repo, r).await?;
@@ -105,24 +105,40 @@ pub async fn put(
 }
 
 pub async fn delete(st: &AppState, repo: &RepositoryName, r: &Reference, req: &Request) -> Result<Response, ApiError> {
+    remove(st, repo, r, &crate::ops::origin::from_parts(req)).await?;
+    Ok(empty(StatusCode::ACCEPTED, vec![]))
+}
+
+/// Deletes a tag, or a manifest and every tag pointing at it, for `origin`: the one delete behind both the API's
+/// `DELETE /v2/<name>/manifests/<reference>` and the web interface's delete form. The signature policy's check,
+/// then the delete with its audit row and webhook events (and the quota's accounting) in one transaction, then the
+/// policy's cache is told. The caller has checked the right to delete; a mirrored repository refuses every write.
+pub(crate) async fn remove(
+    st: &Registry,
+    repo: &RepositoryName,
+    r: &Reference,
+    origin: &Origin,
+) -> Result<(), ApiError> {
+    if let Some(route) = st.mirror.as_ref().and_then(|m| m.route(repo)) {
+        return Err(crate::mirror::denied(repo, &route));
+    }
     crate::policy::gate::check_delete(st, repo, r)?;
-    let origin = crate::ops::origin::from_parts(req);
     let now = st.clock.now();
     let deleted = match r {
         Reference::Digest(d) => {
             let change = Change::ManifestDelete { repository: repo.to_string(), digest: d.to_string() };
-            st.meta.manifests().delete_recorded(repo, d, &st.ops.journal(&origin, &change, now)).await?
+            st.meta.manifests().delete_recorded(repo, d, &st.ops.journal(origin, &change, now)).await?
         }
         Reference::Tag(t) => {
             // What the tag pointed at, for the record (read before; the delete itself is conditional on nothing).
             let digest = st.meta.manifests().by_tag(repo, t).await?.map(|m| m.digest.to_string());
             let change = Change::TagDelete { repository: repo.to_string(), tag: t.to_string(), digest };
-            st.meta.manifests().delete_tag_recorded(repo, t, &st.ops.journal(&origin, &change, now)).await?
+            st.meta.manifests().delete_tag_recorded(repo, t, &st.ops.journal(origin, &change, now)).await?
         }
     };
     crate::policy::gate::changed(st, repo);
     if deleted {
-        Ok(empty(StatusCode::ACCEPTED, vec![]))
+        Ok(())
     } else {
         Err(wharf_storage::Error::ManifestUnknown.into())
     }

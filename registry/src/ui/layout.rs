@@ -30,6 +30,9 @@ pub struct Chrome {
     pub auth_on: bool,
     /// The page's path and query, for the sign-in form's return.
     pub here: String,
+    /// What a form just did, shown at the top of the page it redirected to (`#flash`): a repository page after a
+    /// delete.
+    pub flash: Option<String>,
 }
 
 impl Chrome {
@@ -41,6 +44,7 @@ impl Chrome {
             admin: viewer.is_admin() && viewer.auth_on(),
             auth_on: viewer.auth_on(),
             here: req.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/ui/".into()),
+            flash: super::field(&super::query(req), "deleted").and_then(super::delete::flash),
         }
     }
 }
@@ -101,6 +105,7 @@ fn error_page(viewer: &Viewer, e: ApiError) -> Response {
             admin: viewer.is_admin() && viewer.auth_on(),
             auth_on: viewer.auth_on(),
             here: "/ui/".into(),
+            flash: None,
         },
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("Error").to_owned(),

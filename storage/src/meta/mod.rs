@@ -44,6 +44,7 @@ mod sessions;
 mod settings;
 mod trust;
 mod ui;
+mod ui_manifest;
 
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
 pub use audit::{Audit, AuditQuery};
@@ -64,6 +65,7 @@ pub use sessions::{SessionRow, Sessions};
 pub use settings::Settings;
 pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
 pub use ui::{Child, LinkedBlob, RepoSummary, TagLine, TagPage, TagQuery, TagSort, Ui};
+pub use ui_manifest::ReferrerSummary;
 
 /// The SQLite migrations, applied at start-up.
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

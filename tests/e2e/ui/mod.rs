@@ -3,5 +3,6 @@
 //! logs, and screenshots kept as artefacts. `docker search` against the v1 search API.
 
 mod browser;
+mod manifest;
 mod pages;
 mod trust;
