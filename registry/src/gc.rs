@@ -194,6 +194,10 @@ impl Gc {
         if let (false, Some(o)) = (report.dry_run, &self.observer) {
             o(&report);
         }
+        if !report.dry_run {
+            // The last collection's report, for the web interface's administrators (`/ui/admin/gc`).
+            crate::ui::keep_gc_report(&self.meta, &report, now).await;
+        }
         Ok(report)
     }
 

@@ -43,6 +43,7 @@ use crate::auth::session::{identify_off, WebIdentity};
 use crate::auth::Auth;
 use crate::error::{ApiError, Kind};
 use crate::Registry;
+pub use admin::keep_gc_report;
 pub use layout::Chrome;
 use path::UiPath;
 

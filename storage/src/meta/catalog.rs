@@ -47,7 +47,7 @@ impl NameRange {
     /// The range as bounds on names for SQL: the lowest name (inclusive) and the end (exclusive, `None`:
     /// unbounded). One name's end is the name followed by `\u{1}`, which sorts right after it (names are
     /// printable ASCII, so nothing sorts between them).
-    pub(super) fn bounds(&self) -> (String, Option<String>) {
+    pub(crate) fn bounds(&self) -> (String, Option<String>) {
         match &self.0 {
             Range::All => (String::new(), None),
             Range::Exact(n) => (n.to_string(), Some(format!("{n}\u{1}"))),

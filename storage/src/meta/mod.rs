@@ -64,7 +64,7 @@ pub use quota::{QuotaRow, Quotas, Recounted};
 pub use sessions::{SessionRow, Sessions};
 pub use settings::Settings;
 pub use trust::{HistoryRow, KeyRow, MetadataRow, Trust};
-pub use ui::{Child, LinkedBlob, RepoSummary, TagLine, TagPage, TagQuery, TagSort, Ui};
+pub use ui::{AccountSummary, AuditPage, Child, LinkedBlob, RepoSummary, TagLine, TagPage, TagQuery, TagSort, Ui};
 pub use ui_manifest::ReferrerSummary;
 
 /// The SQLite migrations, applied at start-up.

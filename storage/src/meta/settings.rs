@@ -20,6 +20,18 @@ impl Settings<'_> {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// Stores `value` as setting `name`, replacing any earlier value.
+    pub async fn set(&self, name: &str, value: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(self.0.writer())
+        .await?;
+        Ok(())
+    }
+
     /// Stores `value` unless the setting exists; returns the stored value either way.
     pub async fn init(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
         sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")

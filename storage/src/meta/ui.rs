@@ -98,6 +98,12 @@ pub struct LinkedBlob {
     pub location: Option<String>,
 }
 
+// The administration pages' reads and `docker search`'s name query (the `ui-admin` work), apart from the lists.
+mod admin;
+mod search;
+
+pub use admin::{AccountSummary, AuditPage};
+
 /// The web interface's reads: [`Metadata::ui`].
 #[derive(Clone, Copy, Debug)]
 pub struct Ui<'a>(pub(super) &'a Metadata);

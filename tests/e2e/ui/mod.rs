@@ -2,7 +2,9 @@
 //! chromium through chromium-driver), with axe-core's accessibility checks, the browser's console and performance
 //! logs, and screenshots kept as artefacts. `docker search` against the v1 search API.
 
+mod admin;
 mod browser;
 mod manifest;
 mod pages;
+mod search;
 mod trust;
