@@ -92,11 +92,8 @@ impl Browser {
     /// screenshots kept under a new directory named after `test`.
     pub fn start(origin: &str, test: &str) -> Browser {
         let profile = tempfile::Builder::new().prefix("wharf-chromium-").tempdir().expect("profile dir");
-        let artefacts = tempfile::Builder::new()
-            .prefix(&format!("wharf-ui-{test}-"))
-            .tempdir()
-            .expect("artefact dir")
-            .keep();
+        let artefacts =
+            tempfile::Builder::new().prefix(&format!("wharf-ui-{test}-")).tempdir().expect("artefact dir").keep();
         println!("screenshots of {test}: {}", artefacts.display());
         let port = free_port();
         let log = std::fs::File::create(artefacts.join("chromedriver.log")).expect("driver log");
@@ -171,7 +168,8 @@ impl Browser {
 
     /// The HTTP status of the page shown (the navigation's timing entry).
     pub fn status(&self) -> u64 {
-        let v = self.js("const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus : 0", &[]);
+        let v =
+            self.js("const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus : 0", &[]);
         v.as_u64().unwrap_or(0)
     }
 
@@ -275,9 +273,8 @@ impl Browser {
     pub fn tab(&self) -> String {
         use fantoccini::actions::{InputSource, KeyAction, KeyActions};
         let tab: char = fantoccini::key::Key::Tab.into();
-        let keys = KeyActions::new("keyboard".into())
-            .then(KeyAction::Down { value: tab })
-            .then(KeyAction::Up { value: tab });
+        let keys =
+            KeyActions::new("keyboard".into()).then(KeyAction::Down { value: tab }).then(KeyAction::Up { value: tab });
         self.rt.block_on(self.c().perform_actions(keys)).expect("press Tab");
         let v = self.js(
             "const e = document.activeElement;
