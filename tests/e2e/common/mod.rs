@@ -12,6 +12,7 @@ use std::time::Duration;
 use sha2::Digest as _;
 
 pub mod auth_support;
+pub mod browser;
 pub mod client;
 pub mod lb;
 pub mod notary;

@@ -3,6 +3,7 @@
 //! logs, and screenshots kept as artefacts. `docker search` against the v1 search API.
 
 mod admin;
+mod browser;
 mod lists;
 mod manifest;
 mod pages;
