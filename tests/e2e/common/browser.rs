@@ -234,9 +234,25 @@ impl Browser {
 
     /// Clicks the first element matching `css`, as a user would (waits for a navigation it starts).
     pub fn click(&self, css: &str) {
+        // A link or a form's submit button loads a new page: mark the old document, and wait until another one has
+        // loaded (the click's answer is not the end of the navigation it starts).
+        const NAVIGATES: &str = "const e = document.querySelector(arguments[0]); \
+            const nav = !!e && (e.tagName === 'A' || (e.type === 'submit' && !!e.form)); \
+            if (nav) { window.__wharfOld = true; } return nav;";
+        const LOADED: &str = "return window.__wharfOld !== true && document.readyState === 'complete';";
         self.rt.block_on(async {
-            let e = self.c().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+            let c = self.c();
+            let e = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+            let navigates = c.execute(NAVIGATES, vec![Value::from(css)]).await.ok() == Some(Value::Bool(true));
             e.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while navigates {
+                if c.execute(LOADED, vec![]).await.ok() == Some(Value::Bool(true)) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "clicking {css} loaded no new page in 20 s");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         });
     }
 
@@ -265,7 +281,12 @@ impl Browser {
         self.fill("form#sign-in #password", password);
         self.click("form#sign-in button[type=submit]");
         assert!(!self.exists("#sign-in-problem"), "sign-in as {user} refused: {}", self.text("#sign-in-problem"));
-        assert!(self.text("#signed-in-as").contains(user), "not signed in as {user}: {}", self.text("header"));
+        assert!(
+            self.text("#signed-in-as").contains(user),
+            "not signed in as {user}: {} / {}",
+            self.text("header"),
+            self.text("main")
+        );
         self.check_page(&[]);
     }
 

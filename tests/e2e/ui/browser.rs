@@ -398,6 +398,9 @@ fn every_page_type_passes_axe_and_is_photographed() {
     b.assert_accessible("delete confirmation");
     b.screenshot("delete-confirmation");
 
+    // A collection's report for the administration page (the server's collector has not run yet).
+    site.s.admin(&["gc"], "");
+    site.s.admin(&["quota", "set", "team/**", "1073741824"], "");
     for (page, check) in [
         ("/ui/admin/accounts", "table#accounts tr[data-account=\"dev\"]"),
         ("/ui/admin/accounts", "table#grants"),
@@ -411,6 +414,8 @@ fn every_page_type_passes_axe_and_is_photographed() {
     }
     b.visit("/ui/admin/accounts");
     b.screenshot("admin-accounts");
+    b.visit("/ui/admin/quotas");
+    b.screenshot("admin-quotas");
     // Keyboard: the first Tab reaches the skip link to the content, the next ones the navigation.
     assert_eq!(b.tab(), "a.skip #main");
     assert_eq!(b.tab(), "a.brand /ui/");
