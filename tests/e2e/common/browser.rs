@@ -246,10 +246,10 @@ impl Browser {
             let navigates = c.execute(NAVIGATES, vec![Value::from(css)]).await.ok() == Some(Value::Bool(true));
             e.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            while navigates {
-                if c.execute(LOADED, vec![]).await.ok() == Some(Value::Bool(true)) {
-                    break;
-                }
+            if !navigates {
+                return;
+            }
+            while c.execute(LOADED, vec![]).await.ok() != Some(Value::Bool(true)) {
                 assert!(std::time::Instant::now() < deadline, "clicking {css} loaded no new page in 20 s");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
