@@ -9,8 +9,9 @@
 //!   (the sign-in form, and with access control off every form): a double submit, which a page on another origin
 //!   cannot forge because it can neither read nor set the cookie.
 //! - Signing in goes through [`Auth::login`]: the same throttle, verification slots and audit row as any login.
-//!   Robots cannot sign in. A session ends at sign-out, at its expiry, or as soon as its account is removed or
-//!   expires (the policy is asked on every request).
+//!   Robots cannot sign in. A session ends at sign-out, at its expiry, or as soon as its account is removed,
+//!   expires, or gets a new password (the policy is asked on every request, and the session remembers a
+//!   fingerprint of the credential it signed in with).
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -45,6 +46,12 @@ pub struct WebIdentity {
 }
 
 impl WebIdentity {
+    /// A viewer who may see nothing: an anonymous caller under an empty policy (for refusals).
+    pub fn nobody() -> WebIdentity {
+        let caller = Caller { principal: Principal::Anonymous, claims: None, policy: Default::default() };
+        WebIdentity { caller: Some(caller), account: None, session: None, csrf: random_secret(), set_cookie: None }
+    }
+
     /// Whether `presented` (a form's `csrf` field) is this viewer's token, compared in constant time.
     pub fn csrf_matches(&self, presented: &str) -> bool {
         self.csrf.len() == presented.len() && bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes()))
@@ -66,6 +73,11 @@ fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// What a session remembers of its account's credential: the SHA-256 of its Argon2id hash (itself salted).
+fn credential(secret_hash: &str) -> String {
+    hex::encode(Sha256::digest(secret_hash.as_bytes()))
 }
 
 /// A `Set-Cookie` value for one of the interface's cookies (`max_age` 0 removes it).
@@ -146,8 +158,13 @@ impl Auth {
                 None
             }
         };
+        // The account must still be an active user with the credential it signed in with: a new password, or a
+        // removed account re-created under the same name, ends the session.
         let live = row.filter(|r| {
-            policy.active(&r.account, now).is_some_and(|a| a.kind == AccountKind::User) && r.expires_at > now
+            policy.active(&r.account, now).is_some_and(|a| {
+                a.kind == AccountKind::User
+                    && credential(&a.secret_hash).as_bytes().ct_eq(r.credential.as_bytes()).into()
+            }) && r.expires_at > now
         });
         match live {
             Some(r) => WebIdentity {
@@ -177,9 +194,14 @@ impl Auth {
         if let Err(r) = self.login(user, password, addr).await {
             return SignIn::Refused(r);
         }
-        if self.policy().account(user).map(|a| a.kind) != Some(AccountKind::User) {
+        let policy = self.policy();
+        let Some(account) = policy.account(user).filter(|a| a.kind == AccountKind::User) else {
             tracing::warn!(account = %user, "web sign-in refused: robots cannot sign in");
             return SignIn::Robot;
+        };
+        // A new sign-in replaces the session the browser had (no two sessions for one cookie jar).
+        if let Some(old) = &visitor.session {
+            let _ = self.meta.sessions().delete(old).await;
         }
         let secret = random_secret();
         let now = self.clock.now();
@@ -187,6 +209,7 @@ impl Auth {
         let row = SessionRow {
             account: user.to_owned(),
             csrf: random_secret(),
+            credential: credential(&account.secret_hash),
             created_at: now,
             expires_at: now.saturating_add(lifetime),
         };

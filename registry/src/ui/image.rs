@@ -3,7 +3,9 @@
 //!
 //! Configs are read bounded ([`MAX_CONFIG`]) and digest-checked, and their summaries kept in a small process-wide
 //! cache keyed by digest: content-addressed, so never stale, and a page reads only the configs it has not seen.
-//! A config that cannot be read shows as unknown on the page (and is logged); nothing of it is cached.
+//! A config whose bytes are not a config shows as unknown, and that is cached too (its digest names those bytes);
+//! one that could not be read (a store failure) shows as unknown and is read again next time. A page reads at most
+//! [`PAGE_BUDGET`] bytes of configs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -18,6 +20,9 @@ use crate::Registry;
 pub const MAX_CONFIG: u64 = 1 << 20;
 /// The most config summaries kept.
 const CACHE_ENTRIES: usize = 4096;
+/// The most config bytes one page reads (what it has not seen before): the rest show as unknown until a later
+/// view, so a repository of large configs cannot make each anonymous view read megabytes.
+pub const PAGE_BUDGET: u64 = 4 << 20;
 
 /// What the list shows of an image config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +170,13 @@ pub async fn configs(st: &Registry, repo: &RepositoryName, configs: &[Digest]) -
             return out;
         }
     };
-    let reads = futures::stream::iter(linked.into_iter().filter(|b| b.size <= MAX_CONFIG))
+    let mut budget = PAGE_BUDGET;
+    let within = linked.into_iter().filter(|b| b.size <= MAX_CONFIG).filter(|b| {
+        let fits = b.size <= budget;
+        budget = budget.saturating_sub(b.size);
+        fits
+    });
+    let reads = futures::stream::iter(within.collect::<Vec<_>>())
         .map(|b| async move {
             let bytes = read(st, &b.digest, b.location.as_deref()).await;
             (b.digest, bytes)
@@ -174,14 +185,14 @@ pub async fn configs(st: &Registry, repo: &RepositoryName, configs: &[Digest]) -
         .collect::<Vec<_>>()
         .await;
     for (d, bytes) in reads {
-        match bytes.as_deref().and_then(summarize) {
-            Some(s) => {
-                let s = Arc::new(s);
-                remember(d.clone(), s.clone());
-                out.insert(d, s);
-            }
-            None => tracing::warn!(repository = %repo, config = %d, "an image config could not be read or parsed"),
-        }
+        let Some(bytes) = bytes else {
+            tracing::warn!(repository = %repo, config = %d, "an image config could not be read");
+            continue;
+        };
+        // Bytes that match their digest but are no config stay no config: remembered as unknown.
+        let s = Arc::new(summarize(&bytes).unwrap_or(ConfigSummary { platform: None, created: None }));
+        remember(d.clone(), s.clone());
+        out.insert(d, s);
     }
     out
 }

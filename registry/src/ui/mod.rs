@@ -119,6 +119,12 @@ impl Viewer {
 /// Serves one interface request. `auth` is `None` when access control is off.
 pub async fn serve(st: Arc<Registry>, auth: Option<Arc<Auth>>, path: UiPath, req: Request) -> Response {
     let tls = st.ui.tls;
+    // With access control on, the gate names every viewer; a request it did not see is refused, never shown all.
+    if auth.is_some() && req.extensions().get::<WebIdentity>().is_none() {
+        tracing::error!(path = %req.uri().path(), "an interface request reached the pages without the gate");
+        let anonymous = Viewer { id: WebIdentity::nobody(), tls };
+        return layout::finish(&anonymous, Err(ApiError::internal("the request was not identified".into())));
+    }
     let viewer = Viewer::of(&req, tls);
     if !st.ui.enabled && !matches!(path, UiPath::Root) {
         return layout::finish(&viewer, Err(ApiError::new(Kind::NoSuchEndpoint, "the web interface is off")));

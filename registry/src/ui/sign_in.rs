@@ -29,6 +29,8 @@ fn next_of(v: Option<&str>) -> String {
             if (p == "/ui" || p.starts_with("/ui/") || p.starts_with("/ui?"))
                 && !p.contains("//")
                 && !p.contains('\\')
+                && !p.contains("..")
+                && !p.to_ascii_lowercase().contains("%2e")
                 && p.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             p.to_owned()
@@ -99,7 +101,16 @@ mod tests {
     fn sign_in_returns_only_to_the_interface() {
         use super::next_of;
         assert_eq!(next_of(Some("/ui/r/team/app?sort=name")), "/ui/r/team/app?sort=name");
-        for bad in ["//evil.example/ui/", "https://evil.example/", "/ui//evil", "/ui/\\evil", "/v2/", "/ui/\n"] {
+        for bad in [
+            "//evil.example/ui/",
+            "https://evil.example/",
+            "/ui//evil",
+            "/ui/\\evil",
+            "/v2/",
+            "/ui/\n",
+            "/ui/../v2/",
+            "/ui/%2E%2E/v2/",
+        ] {
             assert_eq!(next_of(Some(bad)), "/ui/", "{bad:?}");
         }
         assert_eq!(next_of(None), "/ui/");

@@ -11,6 +11,8 @@ use crate::{Result, UnixTime};
 pub struct SessionRow {
     pub account: String,
     pub csrf: String,
+    /// A fingerprint of the account's credential at sign-in (the registry's `auth::session` makes and checks it).
+    pub credential: String,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
@@ -25,11 +27,13 @@ impl Sessions<'_> {
         let mut tx = self.0.writer().begin().await?;
         sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1").bind(row.created_at).execute(&mut *tx).await?;
         sqlx::query(
-            "INSERT INTO ui_sessions (id_hash, account, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO ui_sessions (id_hash, account, csrf, credential, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id_hash)
         .bind(&row.account)
         .bind(&row.csrf)
+        .bind(&row.credential)
         .bind(row.created_at)
         .bind(row.expires_at)
         .execute(&mut *tx)
@@ -41,7 +45,8 @@ impl Sessions<'_> {
     /// The session under `id_hash` if it has not expired at `now`.
     pub async fn get(&self, id_hash: &str, now: UnixTime) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT account, csrf, created_at, expires_at FROM ui_sessions WHERE id_hash = $1 AND expires_at > $2",
+            "SELECT account, csrf, credential, created_at, expires_at FROM ui_sessions \
+             WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
@@ -51,8 +56,9 @@ impl Sessions<'_> {
             Ok(SessionRow {
                 account: r.try_get(0)?,
                 csrf: r.try_get(1)?,
-                created_at: r.try_get(2)?,
-                expires_at: r.try_get(3)?,
+                credential: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                expires_at: r.try_get(4)?,
             })
         })
         .transpose()

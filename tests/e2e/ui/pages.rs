@@ -194,6 +194,14 @@ fn robots_cannot_sign_in_and_sessions_end_with_their_account() {
     let mut dana = Jar::default();
     assert_eq!(dana.sign_in(&http, &s, "dana", "dana-pass-1").status(), 303);
     assert!(dana.get(&http, &s.url("/ui/")).1.contains("id=\"signed-in-as\""));
+    // A new password ends the sessions the old one opened.
+    s.admin(&["user", "passwd", "dana", "--password-stdin"], "dana-pass-2\n");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = http.get(s.url("/ui/")).header(COOKIE, dana.header()).send().unwrap();
+    assert!(!r.text().unwrap().contains("id=\"signed-in-as\""), "a session outlived its password");
+    let mut dana = Jar::default();
+    assert_eq!(dana.sign_in(&http, &s, "dana", "dana-pass-2").status(), 303);
+    assert!(dana.get(&http, &s.url("/ui/")).1.contains("id=\"signed-in-as\""));
     s.admin(&["user", "remove", "dana"], "");
     // The policy reloads within a second of the change.
     std::thread::sleep(std::time::Duration::from_millis(1500));
