@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wharf_format::tuf::{Envelope, Targets};
 use wharf_format::{Digest, RepositoryName};
 use wharf_storage::meta::TagRow;
@@ -31,7 +31,7 @@ pub struct RunOptions {
 }
 
 /// A tag or manifest a run removed (or would remove).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Removed {
     pub repository: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,8 +39,9 @@ pub struct Removed {
     pub digest: String,
 }
 
-/// What a run removed, or (dry run) would remove.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a run removed, or (dry run) would remove. Read back as the web interface keeps it (`ui::admin`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     pub dry_run: bool,
     pub tags_removed: u64,
@@ -70,7 +71,7 @@ pub struct Report {
 
 /// The blobs a dry run found waiting out the grace period: how many, their bytes, and when they become
 /// collectible (Unix seconds; later if something touches them meanwhile).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Waiting {
     pub blobs: u64,
     pub bytes: u64,
@@ -79,7 +80,7 @@ pub struct Waiting {
     pub list: Vec<WaitingBlob>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitingBlob {
     pub digest: String,
     pub size: u64,

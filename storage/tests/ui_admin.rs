@@ -1,4 +1,4 @@
-//! The administration pages' reads and `docker search`'s name query (`meta.ui()`), run unchanged against SQLite
+//! The administration pages' reads and the name query `docker search` shares with the repository list (`meta.ui()`), run unchanged against SQLite
 //! and PostgreSQL: pages by key, no secret read, `LIKE` wildcards matching only themselves, ranges honoured.
 
 #[path = "../../tests/e2e/common/pg.rs"]
@@ -22,7 +22,8 @@ async fn search(m: &Metadata) {
     }
     let ui = m.ui();
     let find = |range: NameRange, term: &'static str, last: Option<&'static str>, limit: u32| async move {
-        let (names, next) = ui.search_names(&range, term, last, limit).await.unwrap();
+        let (names, more) = ui.names(&range, term, last, limit).await.unwrap();
+        let next = if more { names.last().map(RepositoryName::to_string) } else { None };
         (names.iter().map(RepositoryName::to_string).collect::<Vec<_>>(), next)
     };
     let all = NameRange::all;

@@ -30,7 +30,14 @@ pub struct AuditArgs {
 
 pub async fn run(_settings: &Settings, meta: &Metadata, cmd: AuditArgs) -> anyhow::Result<()> {
     let since = cmd.since.as_deref().map(|s| since(s, SystemClock.now())).transpose()?;
-    let q = AuditQuery { repository: cmd.repository, actor: cmd.account, since, action: cmd.action, limit: cmd.limit };
+    let q = AuditQuery {
+        repository: cmd.repository,
+        actor: cmd.account,
+        since,
+        action: cmd.action,
+        before: None,
+        limit: cmd.limit,
+    };
     let rows = meta.audit().query(&q).await.context("reading the audit log")?;
     if cmd.json {
         let all: Vec<serde_json::Value> = rows.iter().map(|(id, r)| json(*id, r)).collect();

@@ -154,6 +154,7 @@ async fn audit(st: &Registry, viewer: &Viewer, req: &Parts, q: &[(String, String
         actor: account.map(str::to_owned),
         since: None,
         action: action.map(str::to_owned),
+        before: None,
         limit: PAGE,
     };
     let found = st.meta.ui().audit(&query, before).await?;
@@ -206,72 +207,22 @@ async fn audit(st: &Registry, viewer: &Viewer, req: &Parts, q: &[(String, String
     })
 }
 
-/// The last collection's report as kept: when it finished, and the report with its lists cut to
+/// The last collection's report as kept: when it finished, and the collector's own report with its lists cut to
 /// [`KEPT_REMOVALS`] entries (the counts are whole).
 #[derive(Serialize, Deserialize)]
 struct Kept {
     finished_at: UnixTime,
-    report: KeptReport,
-}
-
-/// The fields of [`Report`] the page shows, as it serializes them.
-#[derive(Serialize, Deserialize, Default)]
-#[serde(default)]
-struct KeptReport {
-    tags_removed: u64,
-    manifests_removed: u64,
-    links_removed: u64,
-    blobs_removed: u64,
-    bytes_removed: u64,
-    resumed: u64,
-    failed: u64,
-    uploads_expired: u64,
-    objects_listed: u64,
-    orphans_removed: u64,
-    orphan_bytes_removed: u64,
-    millis: u64,
-    tags: Vec<KeptRemoved>,
-    manifests: Vec<KeptRemoved>,
-}
-
-/// A removed tag or manifest, as kept.
-#[derive(Serialize, Deserialize)]
-struct KeptRemoved {
-    repository: String,
-    tag: Option<String>,
-    digest: String,
+    report: Report,
 }
 
 /// Keeps `report` (of a run that removed, started at `started`) as the last collection's, for `/ui/admin/gc`.
 /// A failure is logged: the collection itself is done, and the page then shows the previous report.
 pub async fn keep_gc_report(meta: &Metadata, report: &Report, started: UnixTime) {
-    let cut = |v: &[Removed]| {
-        let kept = |x: &Removed| KeptRemoved {
-            repository: x.repository.clone(),
-            tag: x.tag.clone(),
-            digest: x.digest.clone(),
-        };
-        v.iter().take(KEPT_REMOVALS).map(kept).collect::<Vec<_>>()
-    };
-    let kept = Kept {
-        finished_at: started + i64::try_from(report.millis / 1000).unwrap_or(0),
-        report: KeptReport {
-            tags_removed: report.tags_removed,
-            manifests_removed: report.manifests_removed,
-            links_removed: report.links_removed,
-            blobs_removed: report.blobs_removed,
-            bytes_removed: report.bytes_removed,
-            resumed: report.resumed,
-            failed: report.failed,
-            uploads_expired: report.uploads_expired,
-            objects_listed: report.objects_listed,
-            orphans_removed: report.orphans_removed,
-            orphan_bytes_removed: report.orphan_bytes_removed,
-            millis: report.millis,
-            tags: cut(&report.tags),
-            manifests: cut(&report.manifests),
-        },
-    };
+    let mut cut = report.clone();
+    cut.tags.truncate(KEPT_REMOVALS);
+    cut.manifests.truncate(KEPT_REMOVALS);
+    (cut.blobs, cut.waiting) = (Vec::new(), None);
+    let kept = Kept { finished_at: started + i64::try_from(report.millis / 1000).unwrap_or(0), report: cut };
     let stored = match serde_json::to_vec(&kept) {
         Ok(bytes) => meta.settings().set(LAST_GC, &bytes).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -326,7 +277,7 @@ fn gc_view(k: Kept) -> GcView {
         ("Objects listed", n(r.objects_listed)),
         ("Duration", format!("{} ms", r.millis)),
     ];
-    let line = |what: &str, x: &KeptRemoved| {
+    let line = |what: &str, x: &Removed| {
         (what.to_owned(), x.repository.clone(), x.tag.clone().unwrap_or_else(|| "–".to_owned()), x.digest.clone())
     };
     let removed: Vec<_> =

@@ -178,7 +178,7 @@ pub async fn configs(st: &Registry, repo: &RepositoryName, configs: &[Digest]) -
     });
     let reads = futures::stream::iter(within.collect::<Vec<_>>())
         .map(|b| async move {
-            let bytes = read(st, &b.digest, b.location.as_deref()).await;
+            let bytes = read_config(st, &b.digest, b.location.as_deref()).await.ok();
             (b.digest, bytes)
         })
         .buffer_unordered(8)
@@ -197,18 +197,40 @@ pub async fn configs(st: &Registry, repo: &RepositoryName, configs: &[Digest]) -
     out
 }
 
-/// A blob's bytes, if they are at most [`MAX_CONFIG`] and match the digest.
-async fn read(st: &Registry, digest: &Digest, location: Option<&str>) -> Option<Vec<u8>> {
-    let mut r = st.blobs.open_at(digest, location, None).await.ok()?;
+/// Why [`read_config`] returned no bytes.
+#[derive(Debug)]
+pub enum Unread {
+    /// The store holds no such blob.
+    Unknown,
+    /// More than [`MAX_CONFIG`] bytes (whatever the store said the size was: the read stops past the limit).
+    TooLarge,
+    /// The bytes do not match their digest.
+    Mismatch,
+    /// The store failed.
+    Store(wharf_storage::Error),
+}
+
+/// A config blob's bytes (the tag list's and the manifest page's one reader): at most [`MAX_CONFIG`], and only if
+/// they match the digest.
+pub async fn read_config(st: &Registry, digest: &Digest, location: Option<&str>) -> Result<Vec<u8>, Unread> {
+    let mut r = match st.blobs.open_at(digest, location, None).await {
+        Ok(r) => r,
+        Err(wharf_storage::Error::BlobUnknown) => return Err(Unread::Unknown),
+        Err(e) => return Err(Unread::Store(e)),
+    };
     let mut out = Vec::new();
     while let Some(chunk) = r.body.next().await {
-        let chunk = chunk.ok()?;
+        let chunk = chunk.map_err(Unread::Store)?;
         if (out.len() + chunk.len()) as u64 > MAX_CONFIG {
-            return None;
+            return Err(Unread::TooLarge);
         }
         out.extend_from_slice(&chunk);
     }
-    digest.matches(&out).then_some(out)
+    if digest.matches(&out) {
+        Ok(out)
+    } else {
+        Err(Unread::Mismatch)
+    }
 }
 
 #[cfg(test)]

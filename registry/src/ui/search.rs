@@ -177,7 +177,9 @@ async fn matches(
             if found.rows_read >= MAX_ROWS {
                 return Ok(found);
             }
-            let (names, next) = meta.ui().search_names(range, term, cursor.as_deref(), BATCH).await?;
+            // The repository list's name query (`meta.ui().names`): the same search, the same escaping.
+            let (names, more) = meta.ui().names(range, term, cursor.as_deref(), BATCH).await?;
+            let next = if more { names.last().map(|n| n.as_str().to_owned()) } else { None };
             found.rows_read += if next.is_some() { BATCH as usize } else { names.len() };
             for name in names.into_iter().filter(|r| show(r.as_str())) {
                 if found.names.len() >= MAX_MATCHES {

@@ -25,6 +25,8 @@ pub struct AuditQuery {
     pub since: Option<UnixTime>,
     /// The action (`push`, `login_failed`, ...), exactly.
     pub action: Option<String>,
+    /// Rows with ids below this one (the next page after a row of that id).
+    pub before: Option<i64>,
     /// At most this many rows, newest first.
     pub limit: u32,
 }
@@ -42,13 +44,14 @@ impl Audit<'_> {
         let rows = sqlx::query(
             "SELECT id, at, action, actor, actor_kind, address, repository, digest, tag, detail FROM audit \
              WHERE ($1 IS NULL OR repository = $1) AND ($2 IS NULL OR actor = $2) \
-             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR action = $4) \
-             ORDER BY id DESC LIMIT $5",
+             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR id < $5) \
+             ORDER BY id DESC LIMIT $6",
         )
         .bind(q.repository.as_deref())
         .bind(q.actor.as_deref())
         .bind(q.since)
         .bind(q.action.as_deref())
+        .bind(q.before)
         .bind(i64::from(q.limit))
         .fetch_all(self.0.reader())
         .await?;

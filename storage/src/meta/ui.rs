@@ -100,7 +100,6 @@ pub struct LinkedBlob {
 
 // The administration pages' reads and `docker search`'s name query (the `ui-admin` work), apart from the lists.
 mod admin;
-mod search;
 
 pub use admin::{AccountSummary, AuditPage};
 

@@ -3,15 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use serde::Deserialize;
 use wharf_format::{Descriptor, MediaType, RepositoryName};
 
 use crate::error::ApiError;
+pub use crate::ui::image::MAX_CONFIG;
+use crate::ui::image::{read_config, Unread};
 use crate::Registry;
-
-/// The largest config the page reads (configs are a few KiB; a larger one is shown as too large, not read).
-pub const MAX_CONFIG: u64 = 1 << 20;
 
 /// The media types of image configs (OCI and Docker): others (an artifact's config) are not parsed.
 const IMAGE_CONFIGS: [&str; 2] =
@@ -106,27 +104,20 @@ pub async fn read(st: &Registry, repo: &RepositoryName, config: &Descriptor) -> 
     if size > MAX_CONFIG {
         return Ok(Read::Unavailable(format!("The config is {size} bytes, more than this page reads ({MAX_CONFIG}).")));
     }
-    let blob = match st.blobs.open_at(&config.digest, location.as_deref(), None).await {
+    let bytes = match read_config(st, &config.digest, location.as_deref()).await {
         Ok(b) => b,
-        Err(wharf_storage::Error::BlobUnknown) => {
+        Err(Unread::Unknown) => {
             return Ok(Read::Unavailable("The config is not stored in this registry (yet).".into()))
         }
-        Err(e) => return Err(e.into()),
-    };
-    // Bounded whatever the store says the size is: a read stops past the limit.
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut body = blob.body;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        if (bytes.len() + chunk.len()) as u64 > MAX_CONFIG {
-            return Ok(Read::Unavailable(format!("The config is more than this page reads ({MAX_CONFIG} bytes).")));
+        Err(Unread::TooLarge) => {
+            return Ok(Read::Unavailable(format!("The config is more than this page reads ({MAX_CONFIG} bytes).")))
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    if !config.digest.matches(&bytes) {
-        tracing::error!(digest = %config.digest, %repo, "a stored config does not match its digest");
-        return Ok(Read::Unavailable("The stored config does not match its digest: it is not shown.".into()));
-    }
+        Err(Unread::Mismatch) => {
+            tracing::error!(digest = %config.digest, %repo, "a stored config does not match its digest");
+            return Ok(Read::Unavailable("The stored config does not match its digest: it is not shown.".into()));
+        }
+        Err(Unread::Store(e)) => return Err(e.into()),
+    };
     Ok(match parse(&bytes) {
         Ok(c) => Read::Parsed(Box::new(c)),
         Err(why) => Read::Unavailable(why),

@@ -77,42 +77,13 @@ impl Ui<'_> {
         Ok((list, more))
     }
 
-    /// The audit rows `q` selects (at most `q.limit`) with ids below `before`, newest first.
+    /// The audit rows `q` selects (at most `q.limit`) with ids below `before`, newest first, and whether older
+    /// ones match too: [`crate::meta::Audit::query`], asked for one row more.
     pub async fn audit(&self, q: &AuditQuery, before: Option<i64>) -> Result<AuditPage> {
-        // Every filter is a parameter; an absent one is NULL and matches everything.
-        let rows = sqlx::query(
-            "SELECT id, at, action, actor, actor_kind, address, repository, digest, tag, detail FROM audit \
-             WHERE ($1 IS NULL OR repository = $1) AND ($2 IS NULL OR actor = $2) \
-             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR id < $5) \
-             ORDER BY id DESC LIMIT $6",
-        )
-        .bind(q.repository.as_deref())
-        .bind(q.actor.as_deref())
-        .bind(q.since)
-        .bind(q.action.as_deref())
-        .bind(before)
-        .bind(i64::from(q.limit) + 1)
-        .fetch_all(self.0.reader())
-        .await?;
+        let probe = AuditQuery { before, limit: q.limit.saturating_add(1), ..q.clone() };
+        let mut rows = self.0.audit().query(&probe).await?;
         let more = rows.len() > q.limit as usize;
-        let rows = rows
-            .iter()
-            .take(q.limit as usize)
-            .map(|r| {
-                let row = AuditRow {
-                    at: r.try_get(1)?,
-                    action: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    actor_kind: r.try_get(4)?,
-                    address: r.try_get(5)?,
-                    repository: r.try_get(6)?,
-                    digest: r.try_get(7)?,
-                    tag: r.try_get(8)?,
-                    detail: r.try_get(9)?,
-                };
-                Ok((r.try_get(0)?, row))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        rows.truncate(q.limit as usize);
         Ok(AuditPage { rows, more })
     }
 
