@@ -10,6 +10,10 @@
 //! - Beneath both: `wharf_storage::Error` (the store), `SealError` (sealed keys), the format crate's errors. They are
 //!   kept as `#[source]`, never flattened into strings: a server fault's chain of causes is logged by `log_faults`
 //!   and never sent.
+//! - A storage fault whose cause is the machine's (`wharf_storage::Condition`: a full disk or database, an I/O
+//!   error) or a backend unavailable for now (S3 after its retries, a lost database connection) is answered by
+//!   [`storage_condition`] in both dialects: 507 or 503 with a message that names it, as the registry's table
+//!   does, never as a bare 500.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +21,44 @@ use tokio::task::JoinError;
 use wharf_format::notary::V1MetadataError;
 use wharf_format::seal::SealError;
 use wharf_format::tuf::TufError;
+use wharf_storage::{Condition, Unavailable};
+
+/// The status, code and message of a storage fault caused by the machine underneath, if it was.
+fn storage_condition(e: &wharf_storage::Error) -> Option<(StatusCode, &'static str, &'static str)> {
+    let Some(condition) = e.condition() else {
+        // A backend that is unavailable for now (S3 after its retries, a lost database connection), as the
+        // registry's table answers it.
+        return Some(match e.unavailable()? {
+            Unavailable::ObjectStore => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the object store (S3) is unavailable; retry the request",
+            ),
+            Unavailable::Database => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the metadata database is unavailable; retry the request",
+            ),
+            Unavailable::Contended => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the metadata database gave way to a concurrent request; retry the request",
+            ),
+        });
+    };
+    Some(match condition {
+        Condition::NoSpace => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "UNAVAILABLE",
+            "the server's storage is full; try again once space is freed",
+        ),
+        Condition::IoFailed => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the server's storage failed to read or write (an I/O error)",
+        ),
+    })
+}
 
 /// An error of the TUF 1.0 service, answered as `{"errors":[{"code","message"}]}`.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +100,9 @@ pub enum Error {
 impl Error {
     fn status_code(&self) -> (StatusCode, &'static str) {
         use wharf_storage::Error as S;
+        if let Some((status, code, _)) = self.condition() {
+            return (status, code);
+        }
         match self {
             Error::Refused(_) => (StatusCode::BAD_REQUEST, "TUF_REFUSED"),
             Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
@@ -73,6 +118,13 @@ impl Error {
             | Error::Encode(_)
             | Error::Task(_)
             | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+        }
+    }
+
+    fn condition(&self) -> Option<(StatusCode, &'static str, &'static str)> {
+        match self {
+            Error::Storage(e) => storage_condition(e),
+            _ => None,
         }
     }
 }
@@ -124,6 +176,9 @@ impl V1Error {
         use serde_json::json;
         use wharf_storage::Error as S;
         let bad = StatusCode::BAD_REQUEST;
+        if let Some((status, code, message)) = self.condition() {
+            return (status, code, message, None);
+        }
         match self {
             V1Error::NotFound | V1Error::Storage(S::ManifestUnknown) => (
                 StatusCode::NOT_FOUND,
@@ -166,6 +221,13 @@ impl V1Error {
             | V1Error::Encode(_)
             | V1Error::Task(_)
             | V1Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None),
+        }
+    }
+
+    fn condition(&self) -> Option<(StatusCode, &'static str, &'static str)> {
+        match self {
+            V1Error::Storage(e) => storage_condition(e),
+            _ => None,
         }
     }
 }
@@ -213,7 +275,11 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
         let fault = status.is_server_error().then(|| FaultCause::of(&self));
-        let message = if fault.is_some() { "internal server error".to_string() } else { self.to_string() };
+        let message = match (self.condition(), &fault) {
+            (Some((_, _, message)), _) => message.to_string(),
+            (None, Some(_)) => "internal server error".to_string(),
+            (None, None) => self.to_string(),
+        };
         let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
         let mut resp = (status, [("content-type", "application/json")], body.to_string()).into_response();
         if let Some(f) = fault {

@@ -86,6 +86,12 @@ pub enum AdminCommand {
     Audit(crate::admin_ops::audit::AuditArgs),
     /// Storage quotas per repository pattern: set, remove, list, and `--recount`.
     Quota(crate::admin_ops::quota::QuotaArgs),
+    /// Verify the store: every blob's bytes, rows against objects, manifests' references, tags, trust data.
+    Check(crate::admin_ops::check::CheckArgs),
+    /// Write a consistent copy of the registry (database and blobs) into DIR while it serves.
+    Backup(crate::admin_ops::backup::BackupArgs),
+    /// Restore a backup into this configuration's empty data directory, database and store.
+    Restore(crate::admin_ops::backup::RestoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +260,10 @@ fn shown(url: &str) -> String {
 
 /// Runs `cmd`; `init` lets it create the database when there is none.
 pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::Result<()> {
+    // A restore creates what `open` would refuse to find missing.
+    if let AdminCommand::Restore(a) = cmd {
+        return crate::admin_ops::backup::restore(settings, a).await;
+    }
     let meta = open(settings, init).await?;
     let now = SystemClock.now();
     // What an operator's change records (audit rows, webhook deliveries), as the server would.
@@ -300,6 +310,9 @@ pub async fn run(settings: &Settings, cmd: AdminCommand, init: bool) -> anyhow::
         AdminCommand::Events(c) => crate::admin_ops::events::run(settings, &meta, c).await?,
         AdminCommand::Audit(a) => crate::admin_ops::audit::run(settings, &meta, a).await?,
         AdminCommand::Quota(c) => crate::admin_ops::quota::run(settings, &meta, c).await?,
+        AdminCommand::Check(a) => crate::admin_ops::check::run(settings, &meta, a).await?,
+        AdminCommand::Backup(a) => crate::admin_ops::backup::backup(settings, &meta, a).await?,
+        AdminCommand::Restore(_) => anyhow::bail!("a restore runs before the database is opened"),
         AdminCommand::Gc { dry_run, reconcile, json } => {
             let gc = collector(settings, &meta)?;
             let opts = RunOptions { dry_run, reconcile, retention_only: false };

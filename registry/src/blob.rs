@@ -50,7 +50,21 @@ pub async fn get(st: &AppState, repo: &RepositoryName, digest: &Digest, req: &Re
                 .map_err(build_error);
         }
     }
-    let read = st.blobs.open_at(digest, location, range).await?;
+    let read = match st.blobs.open_at(digest, location, range).await {
+        Err(wharf_storage::Error::BlobUnknown) => {
+            // The metadata records the blob but the store has no bytes for it: damage for `wharf admin check`.
+            tracing::error!(%digest, repository = %repo, ?location, "a recorded blob has no bytes in the store");
+            return Err(wharf_storage::Error::BlobUnknown.into());
+        }
+        other => other?,
+    };
+    if read.size != size {
+        // The store holds other bytes than the row says: never serve them as this blob.
+        let found = read.size;
+        return Err(
+            wharf_storage::Error::Corrupt(format!("{digest}: the store holds {found} bytes, not {size}")).into()
+        );
+    }
     let (start, end) = read.range;
     let len = if read.size == 0 { 0 } else { end - start + 1 };
     let body = Body::from_stream(read.body.map_err(|e| std::io::Error::other(e.to_string())));

@@ -9,13 +9,16 @@
 //! - subsystems with errors of their own (`auth::AuthError`, `mirror`'s upstream errors, `config::ConfigError`) keep
 //!   them inside the subsystem and map to a `Kind` at its edge;
 //! - a server fault (`ApiError::internal`) carries its whole cause chain (`chain`) to the `observe` middleware,
-//!   which logs it; the client gets a bare 500.
+//!   which logs it; the client gets a bare 500;
+//! - a backend fault whose cause is the machine's (`wharf_storage::Condition`: a full disk or database, an I/O
+//!   error) is answered as such, 507 or 503 with a message that names it, never as a 500; its cause is logged the
+//!   same way.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use wharf_format::ManifestError;
-use wharf_storage::Error as StorageError;
+use wharf_storage::{Condition, Error as StorageError};
 
 use crate::endpoint::EndpointError;
 
@@ -74,6 +77,10 @@ pub enum Kind {
     NotReady,
     /// A mirror's upstream could not be used and nothing was cached (or it sent bad content).
     UpstreamUnavailable,
+    /// The disk or the database is full: nothing more fits until space is freed.
+    StorageFull,
+    /// The disk failed a read, write or sync; the next request may succeed.
+    StorageFailed,
     Internal,
 }
 
@@ -106,6 +113,8 @@ impl Kind {
             Kind::RequestInvalid => (S::BAD_REQUEST, Code::Unsupported),
             Kind::NotReady => (S::SERVICE_UNAVAILABLE, Code::Unknown),
             Kind::UpstreamUnavailable => (S::BAD_GATEWAY, Code::Unavailable),
+            Kind::StorageFull => (S::INSUFFICIENT_STORAGE, Code::Unavailable),
+            Kind::StorageFailed => (S::SERVICE_UNAVAILABLE, Code::Unavailable),
             Kind::Internal => (S::INTERNAL_SERVER_ERROR, Code::Unknown),
         }
     }
@@ -167,10 +176,48 @@ impl ApiError {
         self
     }
 
-    pub fn internal(cause: String) -> ApiError {
-        let mut e = ApiError::new(Kind::Internal, "internal server error");
+    /// A backend that failed for now (S3 after its retries, a lost database connection): `503` with `Retry-After`,
+    /// naming the backend; the cause is logged, as a server fault's.
+    pub fn unavailable(which: wharf_storage::Unavailable, cause: String) -> ApiError {
+        let (message, fault) = match which {
+            wharf_storage::Unavailable::ObjectStore => {
+                ("the object store (S3) is unavailable; retry the request", Fault::Storage)
+            }
+            wharf_storage::Unavailable::Database => {
+                ("the metadata database is unavailable; retry the request", Fault::Database)
+            }
+            wharf_storage::Unavailable::Contended => {
+                ("the metadata database gave way to a concurrent request; retry the request", Fault::Database)
+            }
+        };
+        let mut e = ApiError::new(Kind::NotReady, message).with_header("retry-after", "1".into()).with_fault(fault);
         e.extra().cause = Some(cause);
         e
+    }
+
+    pub fn internal(cause: String) -> ApiError {
+        ApiError::new(Kind::Internal, "internal server error").with_cause(cause)
+    }
+
+    /// A fault of `fault`'s backend: the machine's condition answered as such (a full disk or database 507, an
+    /// I/O error 503 to retry), anything else a bare 500; the cause is logged either way.
+    fn backend(e: &StorageError, fault: Fault) -> ApiError {
+        let answer = match e.condition() {
+            Some(Condition::NoSpace) => {
+                ApiError::new(Kind::StorageFull, "the registry's storage is full; try again once space is freed")
+            }
+            Some(Condition::IoFailed) => {
+                ApiError::new(Kind::StorageFailed, "the registry's storage failed to read or write (an I/O error)")
+                    .with_header("retry-after", "1".into())
+            }
+            None => ApiError::new(Kind::Internal, "internal server error"),
+        };
+        answer.with_cause(chain(e)).with_fault(fault)
+    }
+
+    fn with_cause(mut self, cause: String) -> ApiError {
+        self.extra().cause = Some(cause);
+        self
     }
 }
 
@@ -188,6 +235,9 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
+        if let Some(which) = e.unavailable() {
+            return ApiError::unavailable(which, chain(&e));
+        }
         match &e {
             StorageError::BlobUnknown => ApiError::new(Kind::BlobUnknown, "blob unknown to registry"),
             StorageError::UploadUnknown => ApiError::new(Kind::UploadUnknown, "blob upload unknown to registry"),
@@ -222,11 +272,9 @@ impl From<StorageError> for ApiError {
             StorageError::Collected => {
                 ApiError::new(Kind::NotReady, e.to_string()).with_header("retry-after", "1".into())
             }
-            StorageError::Database(_) | StorageError::DatabaseUrl(_) => {
-                ApiError::internal(chain(&e)).with_fault(Fault::Database)
-            }
+            StorageError::Database(_) | StorageError::DatabaseUrl(_) => ApiError::backend(&e, Fault::Database),
             StorageError::Backend(_) | StorageError::Io { .. } | StorageError::Corrupt(_) => {
-                ApiError::internal(chain(&e)).with_fault(Fault::Storage)
+                ApiError::backend(&e, Fault::Storage)
             }
             StorageError::Config(_) | StorageError::Json { .. } | StorageError::Task { .. } => {
                 ApiError::internal(chain(&e))
@@ -290,5 +338,44 @@ impl IntoResponse for ApiError {
             resp.extensions_mut().insert(fault);
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows: a storage error, and the status and message start it must answer with.
+    #[test]
+    fn an_unavailable_backend_is_a_503_naming_it() {
+        let s3 = StorageError::Backend(object_store::Error::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 503 Service Unavailable: SlowDown".into(),
+        });
+        let lost = StorageError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+        let local =
+            StorageError::Backend(object_store::Error::Generic { store: "LocalFileSystem", source: "x".into() });
+        let rows = [
+            (s3, StatusCode::SERVICE_UNAVAILABLE, "the object store (S3)"),
+            (
+                StorageError::Database(sqlx::Error::PoolTimedOut),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the metadata database",
+            ),
+            (lost, StatusCode::SERVICE_UNAVAILABLE, "the metadata database"),
+            (local, StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+            (StorageError::Database(sqlx::Error::RowNotFound), StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ];
+        for (e, status, message) in rows {
+            let what = format!("{e:?}");
+            let api = ApiError::from(e);
+            assert_eq!(api.kind.answer().0, status, "{what}");
+            assert!(api.message.starts_with(message), "{what}: {}", api.message);
+            let resp = api.into_response();
+            assert!(resp.extensions().get::<FaultCause>().is_some(), "{what}: the cause is logged");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(resp.headers()["retry-after"], "1", "{what}");
+            }
+        }
     }
 }

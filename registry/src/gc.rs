@@ -16,8 +16,8 @@ use wharf_storage::{BlobStore, Change, Collector, Journal, Metadata, Origin, Rec
 use crate::config::GcSettings;
 use crate::retention::{Rule, TagInfo};
 
-const LEASE: &str = "gc";
-const LEASE_SECS: i64 = 30;
+pub(crate) const LEASE: &str = "gc";
+pub(crate) const LEASE_SECS: i64 = 30;
 
 /// What a run should do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +58,11 @@ pub struct Report {
     pub objects_listed: u64,
     pub orphans_removed: u64,
     pub orphan_bytes_removed: u64,
+    /// Rows of the collector's queue of candidates the sweep looked at.
+    pub candidates: u64,
     pub millis: u64,
+    /// Where the sweep's time went, in milliseconds per step.
+    pub phases: wharf_storage::Phases,
     pub tags: Vec<Removed>,
     pub manifests: Vec<Removed>,
     /// Dry run: the blobs that would go.
@@ -223,6 +227,8 @@ impl Gc {
             report.bytes_removed = swept.bytes;
             report.resumed = swept.resumed;
             report.failed = swept.failed;
+            report.candidates = swept.candidates;
+            report.phases = swept.phases;
             tracing::debug!(millis = started.elapsed().as_millis() as u64, "gc: swept");
             if !opts.dry_run {
                 report.uploads_expired = self.uploads.expire(now).await as u64;
@@ -412,7 +418,7 @@ fn removed(repo: &RepositoryName, tag: Option<String>, digest: &Digest) -> Remov
     Removed { repository: repo.to_string(), tag, digest: digest.to_string() }
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     let mut b = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     hex::encode(b)

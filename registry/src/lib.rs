@@ -10,6 +10,7 @@ pub mod admin_cli;
 pub mod admin_ops;
 pub mod auth;
 mod blob;
+pub mod check;
 pub mod config;
 pub mod endpoint;
 pub mod error;

@@ -44,6 +44,10 @@ pub struct S3Options {
     pub path_style: bool,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// How long one request may spend on retries (default [`crate::remote::S3_RETRY_TIMEOUT`]).
+    pub retry_timeout: Option<std::time::Duration>,
+    /// How long a read may wait for its answer or its next bytes (default [`crate::remote::S3_STALL_TIMEOUT`]).
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -56,6 +60,13 @@ pub struct BlobStore {
     multipart: Option<(Arc<dyn MultipartStore>, String)>,
     /// The root directory when the store is local.
     local_root: Option<PathBuf>,
+    /// For S3: the client that reads blobs, with no whole-request timeout (object_store's default of 30 s cut a
+    /// 1 GiB body at a slow link); its reads are timed by their stalls instead (`stall`).
+    reads: Option<Arc<dyn ObjectStore>>,
+    stall: std::time::Duration,
+    /// How long one attempt of a read waits for its answer: the stall timeout plus S3's retry timeout (object_store
+    /// retries error answers and lost connections within the attempt).
+    answer: std::time::Duration,
     /// A local cache of blobs read from a remote store.
     cache: Option<Arc<BlobCache>>,
 }
@@ -77,42 +88,61 @@ impl BlobStore {
         match url.scheme() {
             "s3" => {
                 let bucket = url.host_str().ok_or_else(|| Error::Config(format!("{url}: no bucket")))?;
-                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Some(e) = &s3.endpoint {
-                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-                }
-                if let Some(r) = &s3.region {
-                    b = b.with_region(r);
-                }
-                if s3.path_style {
-                    b = b.with_virtual_hosted_style_request(false);
-                }
-                if let (Some(k), Some(sk)) = (&s3.access_key_id, &s3.secret_access_key) {
-                    b = b.with_access_key_id(k).with_secret_access_key(sk);
-                }
-                let s3 = Arc::new(b.build()?);
+                let client = |whole: bool| crate::remote::s3_client(bucket, s3, whole);
+                let (s3_client, reader) = (client(true)?, client(false)?);
                 let prefix = url.path().trim_matches('/').to_owned();
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::clone(&s3) as Arc<dyn ObjectStore>
-                } else {
-                    Arc::new(object_store::prefix::PrefixStore::new(
-                        Arc::clone(&s3) as Arc<dyn ObjectStore>,
-                        prefix.as_str(),
-                    ))
+                let prefixed = |c: &Arc<object_store::aws::AmazonS3>| -> Arc<dyn ObjectStore> {
+                    if prefix.is_empty() {
+                        Arc::clone(c) as Arc<dyn ObjectStore>
+                    } else {
+                        Arc::new(object_store::prefix::PrefixStore::new(
+                            Arc::clone(c) as Arc<dyn ObjectStore>,
+                            prefix.as_str(),
+                        ))
+                    }
                 };
-                let multipart = Some((Arc::clone(&s3) as Arc<dyn MultipartStore>, prefix.clone()));
-                Ok(BlobStore { store, signer: Some((s3, prefix)), multipart, local_root: None, cache: None })
+                let (store, reads) = (prefixed(&s3_client), prefixed(&reader));
+                let stall = s3.stall_timeout.unwrap_or(crate::remote::S3_STALL_TIMEOUT);
+                let multipart = Some((Arc::clone(&s3_client) as Arc<dyn MultipartStore>, prefix.clone()));
+                Ok(BlobStore {
+                    store,
+                    signer: Some((s3_client, prefix)),
+                    multipart,
+                    local_root: None,
+                    cache: None,
+                    reads: Some(reads),
+                    stall,
+                    answer: stall + s3.retry_timeout.unwrap_or(crate::remote::S3_RETRY_TIMEOUT),
+                })
             }
             "file" => {
                 let dir = url.to_file_path().map_err(|()| Error::Config(format!("bad file URL {url}")))?;
                 crate::modes::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-                Ok(BlobStore { store: Arc::new(fs), signer: None, multipart: None, local_root: Some(dir), cache: None })
+                Ok(BlobStore {
+                    store: Arc::new(fs),
+                    signer: None,
+                    multipart: None,
+                    local_root: Some(dir),
+                    cache: None,
+                    reads: None,
+                    stall: crate::remote::S3_STALL_TIMEOUT,
+                    answer: crate::remote::S3_STALL_TIMEOUT,
+                })
             }
             "memory" => {
                 let memory = Arc::new(InMemory::new());
                 let multipart = Some((Arc::clone(&memory) as Arc<dyn MultipartStore>, String::new()));
-                Ok(BlobStore { store: memory, signer: None, multipart, local_root: None, cache: None })
+                Ok(BlobStore {
+                    store: memory,
+                    signer: None,
+                    multipart,
+                    local_root: None,
+                    cache: None,
+                    reads: None,
+                    stall: crate::remote::S3_STALL_TIMEOUT,
+                    answer: crate::remote::S3_STALL_TIMEOUT,
+                })
             }
             other => Err(Error::Config(format!("unsupported storage URL scheme {other:?} (file, memory, s3)"))),
         }
@@ -133,6 +163,37 @@ impl BlobStore {
 
     pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The answer (the headers) of a read: [`crate::remote::answer`] with this store's limit.
+    async fn answer<F, Fut>(&self, get: F) -> Result<object_store::Result<object_store::GetResult>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = object_store::Result<object_store::GetResult>>,
+    {
+        crate::remote::answer(self.answer, get).await
+    }
+
+    /// A whole read of the object at `key`, its body counted and timed by its stalls (see `reads`): what the
+    /// scrub and backups read blobs with.
+    pub(crate) async fn read_counted(
+        &self,
+        key: &object_store::path::Path,
+    ) -> Result<Option<(u64, BoxStream<'static, Result<Bytes>>)>> {
+        let reader = self.reads.as_ref().unwrap_or(&self.store);
+        let got = match self.answer(|| reader.get(key)).await? {
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::Backend(e)),
+            Ok(g) => g,
+        };
+        let size = got.meta.size;
+        let body = got.into_stream().map_err(Error::Backend).boxed();
+        Ok(Some((size, crate::remote::exact(body, size, self.stall))))
+    }
+
+    /// The local cache of a remote store's blobs, if it keeps one.
+    pub(crate) fn cache_of(&self) -> Option<&Arc<BlobCache>> {
+        self.cache.as_ref()
     }
 
     /// The multipart API and its key prefix, for stores that have one.
@@ -207,7 +268,8 @@ impl BlobStore {
             }),
             ..Default::default()
         };
-        let result = match self.store.get_opts(&location, options).await {
+        let reader = self.reads.as_ref().unwrap_or(&self.store);
+        let result = match self.answer(|| reader.get_opts(&location, options.clone())).await? {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Err(Error::BlobUnknown),
             Err(object_store::Error::NotModified { .. }) => return Err(Error::BlobUnknown),
@@ -218,7 +280,10 @@ impl BlobStore {
         let span = (r.start, r.end.saturating_sub(1));
         let body = match result.payload {
             GetResultPayload::File(file, _) => file_stream(file, r.start, r.end - r.start),
-            GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
+            // A remote body is counted: one that ends early is an error, never a short blob.
+            GetResultPayload::Stream(s) => {
+                crate::remote::exact(s.map_err(Error::from).boxed(), r.end - r.start, self.stall)
+            }
         };
         let body = match &self.cache {
             Some(cache) if range.is_none() => cache.fill(digest, size, body),
@@ -290,9 +355,21 @@ impl BlobStore {
         if let Some(cache) = &self.cache {
             cache.remove(digest);
         }
-        match self.store.delete(&paths::stored_blob(digest, location)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::Backend(e)),
+        let key = paths::stored_blob(digest, location);
+        // Deleting is idempotent, but `object_store` retries a DELETE only on an error answer, not on a connection
+        // lost before the answer: those are retried here, a few times.
+        let mut lost = 0;
+        loop {
+            let done = self.store.delete(&key).await;
+            tracing::debug!(%digest, %key, ok = done.is_ok(), "deleting a blob's bytes");
+            match done {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+                Err(object_store::Error::Generic { store: "S3", .. }) if lost < crate::remote::DELETE_RETRIES => {
+                    lost += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * lost)).await;
+                }
+                Err(e) => return Err(Error::Backend(e)),
+            }
         }
     }
 }

@@ -30,7 +30,12 @@ pub fn commit(from: &Path, to: &Path) -> Result<Commit> {
     crate::modes::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => return Ok(Commit::Found),
+        Err(rustix::io::Errno::EXIST) => {
+            // The copy in place may be one whose commit failed after its rename (a directory sync that failed):
+            // this commit promises it too, so its entry is synced now.
+            sync_dir(dir)?;
+            return Ok(Commit::Found);
+        }
         Err(e) => return Err(Error::io("renaming to", to)(e.into())),
     }
     sync_dir(dir)?;

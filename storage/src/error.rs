@@ -14,6 +14,9 @@
 //!   says whether a failed write keeps, ends or abandons its session); it carries an `Error` and is unwrapped at
 //!   the module's edge.
 //! - `Config` is for a configuration storage cannot use, found by storage's own checks.
+//! - **What the machine underneath says is read off the chain, not added as variants:** a full disk or a failing
+//!   device surfaces wherever storage touches it (a file write, object_store's local store, SQLite or PostgreSQL),
+//!   so [`Error::condition`] finds it in any variant's causes, and each server's table answers it (507, 503).
 
 use std::sync::Arc;
 
@@ -84,6 +87,17 @@ pub enum Error {
     Corrupt(String),
 }
 
+/// What a failure says about the machine underneath, whichever layer met it (see [`Error::condition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The file system or the database is full: `ENOSPC`, `EDQUOT`, SQLite's `SQLITE_FULL`, PostgreSQL's
+    /// `disk_full` (53100). Nothing will fit until space is freed.
+    NoSpace,
+    /// The device failed a read, write or sync: `EIO`, SQLite's `SQLITE_IOERR` family, PostgreSQL's `io_error`
+    /// (58030). The next request may succeed.
+    IoFailed,
+}
+
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
         match e {
@@ -99,14 +113,103 @@ impl Error {
         move |source| Error::Io { what, source }
     }
 
+    /// The condition of the machine underneath that caused this error, if one did: found in any cause of the
+    /// chain (an `std::io::Error`'s OS error, or a database's own code), so that it holds for `Io`, `Backend`
+    /// (object_store's local store keeps the `io::Error` as its source), `Database` and what wraps them.
+    /// A body that broke off is the client's failure, whatever its cause says.
+    pub fn condition(&self) -> Option<Condition> {
+        if matches!(self, Error::BodyInterrupted { .. }) {
+            return None;
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(c) = e.downcast_ref::<std::io::Error>().and_then(io_condition) {
+                return Some(c);
+            }
+            if let Some(c) = e.downcast_ref::<sqlx::Error>().and_then(database_condition) {
+                return Some(c);
+            }
+            cur = e.source();
+        }
+        None
+    }
+
     /// A blocking task's failure: `spawn_blocking(..).await.map_err(Error::task("commit"))`.
     pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
         move |e| Error::Task { what, source: Arc::new(e) }
     }
 }
 
+fn io_condition(e: &std::io::Error) -> Option<Condition> {
+    use rustix::io::Errno;
+    let errno = Errno::from_raw_os_error(e.raw_os_error()?);
+    match errno {
+        Errno::NOSPC | Errno::DQUOT => Some(Condition::NoSpace),
+        Errno::IO => Some(Condition::IoFailed),
+        _ => None,
+    }
+}
+
+/// SQLite reports its extended result code (the primary code in the low byte); PostgreSQL its SQLSTATE.
+fn database_condition(e: &sqlx::Error) -> Option<Condition> {
+    let code = e.as_database_error()?.code()?;
+    match code.as_ref() {
+        "53100" => return Some(Condition::NoSpace),
+        "58030" => return Some(Condition::IoFailed),
+        _ => {}
+    }
+    match code.parse::<i32>().ok()? & 0xff {
+        SQLITE_FULL => Some(Condition::NoSpace),
+        SQLITE_IOERR => Some(Condition::IoFailed),
+        _ => None,
+    }
+}
+
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Database(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: rustix::io::Errno) -> std::io::Error {
+        std::io::Error::from_raw_os_error(errno.raw_os_error())
+    }
+
+    #[test]
+    fn conditions_are_found_in_any_layer() {
+        use rustix::io::Errno;
+        let local = |e| Error::from(object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) });
+        let rows: Vec<(Error, Option<Condition>)> = vec![
+            (Error::io("writing", std::path::Path::new("/x"))(io(Errno::NOSPC)), Some(Condition::NoSpace)),
+            (Error::io("writing", std::path::Path::new("/x"))(io(Errno::DQUOT)), Some(Condition::NoSpace)),
+            (Error::io("syncing", std::path::Path::new("/x"))(io(Errno::IO)), Some(Condition::IoFailed)),
+            (Error::io("opening", std::path::Path::new("/x"))(io(Errno::ACCESS)), None),
+            (local(io(Errno::NOSPC)), Some(Condition::NoSpace)),
+            (local(io(Errno::IO)), Some(Condition::IoFailed)),
+            (Error::Database(sqlx::Error::Io(io(Errno::NOSPC))), Some(Condition::NoSpace)),
+            (Error::Database(sqlx::Error::PoolTimedOut), None),
+            (Error::BodyInterrupted { received: 0, source: Box::new(io(Errno::IO)) }, None),
+            (Error::Corrupt("x".into()), None),
+        ];
+        for (e, want) in rows {
+            assert_eq!(e.condition(), want, "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_codes_are_read() {
+        // A real SQLite error: the primary code is in the extended code's low byte.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect("sqlite::memory:").await.unwrap();
+        let e = sqlx::query("SELECT * FROM nowhere").execute(&pool).await.unwrap_err();
+        assert_eq!(database_condition(&e), None, "{e:?}");
+        assert_eq!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("1"));
     }
 }

@@ -3,6 +3,7 @@
 //! This crate knows nothing of HTTP. Every value it takes is already parsed (`Digest`, `RepositoryName`, `Tag`,
 //! `UploadId`); every failure is an [`Error`] variant a caller can act on.
 
+pub mod backup;
 pub mod blob;
 pub mod cache;
 mod durable;
@@ -11,17 +12,20 @@ pub mod gc;
 pub mod meta;
 pub mod modes;
 mod paths;
+pub mod remote;
+pub mod scrub;
 pub mod upload;
 
 pub use blob::{BlobRead, BlobStore, ByteRange, S3Options};
 pub use cache::BlobCache;
-pub use error::Error;
-pub use gc::{Collector, Reconciled, Swept};
+pub use error::{Condition, Error};
+pub use gc::{Collector, Phases, Reconciled, Swept};
 pub use meta::{
     AccountKind, AccountRow, Actor, AuditQuery, AuditRow, Cached, Change, ChangeQuery, ChangeRow, EventRow, GrantRow,
     HistoryRow, Journal, KeyRow, Linked, ManifestRecord, Metadata, MetadataRow, NameRange, NewManifest, Origin,
     Recorder, Referrer, SeenBlob, SessionRow, TrustFormat, V1KeyRow, V1Row,
 };
+pub use remote::Unavailable;
 pub use upload::{Committed, UploadId, UploadLimits, UploadStatus, Uploads};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -229,6 +229,65 @@ async fn file_store_sweeps_orphans() {
     assert_eq!(up.sweep_orphans(0).await.unwrap(), 0);
 }
 
+/// A `202` promises that the bytes were received, not that they are synced: a local session records its bytes
+/// under the machine's boot, and after a reboot (here, another boot id) keeps what survived a machine crash or
+/// starts again from nothing, so that the offset it reports is always true. Within one boot, its row is trusted.
+#[tokio::test]
+async fn file_sessions_after_a_reboot_report_what_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::from_url(&Url::from_directory_path(dir.path().join("store")).unwrap()).unwrap();
+    let db = dir.path().join("meta.db");
+    let l = UploadLimits { max_blob_size: 1 << 20, part_size: 5 << 20, idle_timeout_secs: 10 };
+    let up = |boot: &'static str| {
+        let (store, db) = (store.clone(), db.clone());
+        async move { Uploads::new(store, Metadata::open_sqlite(&db).await.unwrap(), l).with_boot_id(Some(boot.into())) }
+    };
+    let (a, r, content) = (up("one").await, repo("boot/test"), pattern(300_000));
+    let file = |id: &wharf_storage::UploadId| dir.path().join(format!("store/uploads/{id}/data"));
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = a.start(&r, 0).await.unwrap();
+        a.append(&id, &r, Some(0), None, body(&[&content[..100_000]]), 1).await.unwrap();
+        assert_eq!(
+            a.append(&id, &r, Some(100_000), None, body(&[&content[100_000..200_000]]), 1).await.unwrap().offset,
+            200_000
+        );
+        ids.push(id);
+    }
+    // The machine crashes: the first file survived whole, the second lost its unsynced end, the third kept its
+    // length but not its bytes (zeros, as some file systems show).
+    std::fs::OpenOptions::new().write(true).open(file(&ids[1])).unwrap().set_len(150_000).unwrap();
+    let mut zeroed = content[..200_000].to_vec();
+    zeroed[120_000..].fill(0);
+    std::fs::write(file(&ids[2]), &zeroed).unwrap();
+    std::fs::OpenOptions::new().write(true).open(file(&ids[3])).unwrap().set_len(10).unwrap();
+    let b = up("two").await;
+    // A session cancelled after the reboot goes without being read.
+    b.cancel(&ids[3], &r, 2).await.unwrap();
+    assert!(!file(&ids[3]).exists());
+    ids.pop();
+    let offsets: Vec<u64> = futures::future::join_all(ids.iter().map(|id| b.status(id, &r)))
+        .await
+        .into_iter()
+        .map(|s| s.unwrap().offset)
+        .collect();
+    assert_eq!(offsets, [200_000, 0, 0], "a true offset for each session");
+    // Each continues from the offset it reported, and commits only the right bytes.
+    let d = Digest::sha256_of(&content);
+    for (id, &at) in ids.iter().zip(&offsets) {
+        let rest = &content[at as usize..];
+        let done = b.complete(id, &r, Some(at), None, body(&[rest]), &d, 2).await.unwrap();
+        assert_eq!(done.size, content.len() as u64);
+    }
+    assert_eq!(read_all(&store, &d, None).await, content);
+    // Within one boot a file shorter than its row is corrupt, never quietly restarted.
+    let id = b.start(&r, 0).await.unwrap();
+    b.append(&id, &r, Some(0), None, body(&[&content[..1000]]), 3).await.unwrap();
+    std::fs::OpenOptions::new().write(true).open(file(&id)).unwrap().set_len(10).unwrap();
+    let e = b.append(&id, &r, Some(1000), None, body(&[b"x"]), 3).await;
+    assert!(matches!(e, Err(Error::Corrupt(_))), "{e:?}");
+}
+
 #[tokio::test]
 async fn memory_store() {
     suite(BlobStore::from_url(&Url::parse("memory://").unwrap()).unwrap()).await;
@@ -244,6 +303,8 @@ async fn s3_store() {
         path_style: true,
         access_key_id: Some(s3::ACCESS_KEY.into()),
         secret_access_key: Some(s3::SECRET_KEY.into()),
+        retry_timeout: None,
+        stall_timeout: None,
     };
     let url = Url::parse(&format!("s3://{bucket}/some/prefix")).unwrap();
     suite(BlobStore::connect(&url, &options).unwrap()).await;

@@ -9,6 +9,7 @@ mod s3;
 use bytes::Bytes;
 use url::Url;
 use wharf_format::{Digest, MediaType, RepositoryName};
+use wharf_storage::meta::{LinkState, StaleLink};
 use wharf_storage::{BlobStore, Collector, Error, Metadata, NewManifest, S3Options, UploadLimits, Uploads};
 
 fn repo(s: &str) -> RepositoryName {
@@ -177,6 +178,8 @@ fn s3_store() -> BlobStore {
         path_style: true,
         access_key_id: Some(s3::ACCESS_KEY.into()),
         secret_access_key: Some(s3::SECRET_KEY.into()),
+        retry_timeout: None,
+        stall_timeout: None,
     };
     BlobStore::connect(&Url::parse(&format!("s3://{bucket}/gc")).unwrap(), &options).unwrap()
 }
@@ -212,4 +215,154 @@ async fn reconciliation_removes_old_orphans_only() {
     assert_eq!(store.stat(&orphan).await.unwrap(), None);
     assert_eq!(store.stat(&kept).await.unwrap(), Some(8));
     assert!(meta.collect().blob_row(&orphan).await.unwrap().is_none(), "its tombstone went too");
+}
+
+/// Empties the collector's queue behind its back, as a queue that missed every candidate would be.
+async fn forget_queue(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query("DELETE FROM gc_candidates").execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// The collector's queue of candidates: a sweep looks only at what a change queued (a new link, a deleted
+/// manifest's blobs, an unlinked blob), leaves what the grace period keeps, collects what a full scan would, and
+/// keeps a candidate queued again while it decided; a reconciliation puts back what the queue missed.
+async fn queue_suite(meta: Metadata, store: BlobStore, url: &str) {
+    let up = Uploads::new(store.clone(), meta.clone(), UploadLimits::default());
+    let gc = Collector::new(meta.clone(), store.clone());
+    let (a, b) = (repo("q/a"), repo("q/b"));
+    let mut images = Vec::new();
+    for i in 0..10 {
+        let config = push_blob(&up, &a, format!("config {i}").as_bytes(), 100).await;
+        let layer = push_blob(&up, &a, format!("layer {i}").as_bytes(), 100).await;
+        let m = put_manifest(&meta, &a, &format!("img{i}"), &[&config, &layer], 100).await.unwrap();
+        images.push((m, config, layer));
+    }
+    assert_eq!(meta.collect().queued().await.unwrap(), 0, "a referenced link is no candidate");
+
+    // Candidates: a stray upload (1), a deleted manifest's blobs (2), a blob mounted into b and unlinked there (1).
+    let stray = push_blob(&up, &a, b"stray", 100).await;
+    assert!(meta.manifests().delete(&a, &images[0].0).await.unwrap());
+    assert_eq!(meta.blobs().mount(&a, &b, &images[1].2, 100).await.unwrap(), Some(7));
+    assert!(meta.blobs().unlink(&b, &images[1].2).await.unwrap());
+    assert_eq!(meta.collect().queued().await.unwrap(), 4);
+
+    // Inside the grace period the candidates stay; past it, exactly what a full scan finds goes, and only the
+    // queue was read.
+    let s = gc.sweep(99).await.unwrap();
+    assert_eq!((s.candidates, s.links, s.blobs), (4, 0, 0));
+    assert_eq!(meta.collect().queued().await.unwrap(), 3, "the unlinked mount is decided: a has the blob");
+    let (would, _) = gc.dry_run(101).await.unwrap();
+    let s = gc.sweep(101).await.unwrap();
+    assert_eq!((s.candidates, s.links, s.blobs, s.bytes), (3, 3, 3, would.bytes));
+    assert_eq!(would.blobs, 3);
+    assert_eq!(meta.collect().queued().await.unwrap(), 0);
+    assert_eq!(gc.dry_run(101).await.unwrap().0.blobs, 0, "the full scan finds nothing the queue missed");
+    for d in [&stray, &images[0].1, &images[0].2] {
+        assert_eq!(store.stat(d).await.unwrap(), None);
+    }
+    assert!(store.stat(&images[1].2).await.unwrap().is_some(), "referenced in a");
+
+    // A candidate queued again after a sweep read it (a manifest PUT took it out, its delete queued it again)
+    // stays: it is taken out only at the seq the sweep saw.
+    let late = push_blob(&up, &a, b"late", 200).await;
+    let seen = meta.collect().candidates(&Default::default(), 100).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    let m = put_manifest(&meta, &a, "late", &[&late], 200).await.unwrap();
+    assert_eq!(meta.collect().queued().await.unwrap(), 0);
+    assert!(meta.manifests().delete(&a, &m).await.unwrap());
+    assert_eq!(meta.collect().drop_candidates(&seen.iter().collect::<Vec<_>>()).await.unwrap(), 0);
+    assert_eq!(meta.collect().queued().await.unwrap(), 1);
+    assert_eq!(gc.sweep(300).await.unwrap().blobs, 1);
+
+    // A queue that missed everything (as one from before the queue, had the migration not seeded it): a sweep
+    // finds nothing, a reconciliation queues what a full scan finds, and the next sweep collects it.
+    assert!(meta.manifests().delete(&a, &images[2].0).await.unwrap());
+    forget_queue(url).await;
+    assert_eq!(gc.sweep(300).await.unwrap().blobs, 0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert_eq!(gc.reconcile(now, 1 << 40, 100_000).await.unwrap().requeued, 2);
+    let s = gc.sweep(300).await.unwrap();
+    assert_eq!((s.candidates, s.blobs), (2, 2));
+    assert_eq!(gc.dry_run(300).await.unwrap().0.blobs, 0);
+    for (i, (_, config, layer)) in images.iter().enumerate().skip(1) {
+        assert_eq!(store.stat(config).await.unwrap().is_some(), i != 2, "config {i}");
+        assert_eq!(store.stat(layer).await.unwrap().is_some(), i != 2, "layer {i}");
+    }
+
+    // A blob collected and pushed again is a new link and a new row, each at a fresh version: what a collector
+    // read of the old ones (a page read before the new push) removes nothing of the new. When a new row started at
+    // the old one's version, the stale link went and the bytes with it: a 201'd push that then answered 404.
+    let again = push_blob(&up, &a, b"again", 400).await;
+    let old = meta.collect().candidates(&Default::default(), 100).await.unwrap();
+    assert_eq!(gc.sweep(400).await.unwrap().blobs, 1);
+    assert_eq!(store.stat(&again).await.unwrap(), None);
+    push_blob(&up, &a, b"again", 500).await;
+    let stale: Vec<StaleLink> = old
+        .iter()
+        .filter_map(|c| match (&c.repo, c.link) {
+            (Some(repo), LinkState::Unreferenced { version, .. }) => {
+                Some(StaleLink { repo: repo.clone(), digest: c.digest.clone(), version })
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stale.len(), 1, "the first push's link was read");
+    assert!(meta.collect().remove_stale(&stale).await.unwrap().is_empty(), "the new link stays");
+    assert!(meta.blobs().unlink(&a, &again).await.unwrap());
+    let rows: Vec<_> = old.iter().filter_map(|c| c.blob.clone()).collect();
+    assert_eq!(rows.len(), 1, "the first push's row was read");
+    assert!(meta.collect().mark_blobs(&rows).await.unwrap().is_empty(), "the new row is not marked");
+    assert!(store.stat(&again).await.unwrap().is_some());
+
+    // An upload that finds its copy gone undoes its link, but never the collector's tombstone: the collector
+    // deletes the bytes at the content address after marking, so a row forgotten early let a new upload record the
+    // blob and lose its bytes.
+    let late = Digest::sha256_of(b"marked under an upload");
+    let c = up.put_whole(Some(22), body(b"marked under an upload"), &late).await.unwrap();
+    let (_, version) = meta.blobs().link_versioned(&a, &late, c.size, None, 600).await.unwrap();
+    let seen = meta.collect().candidates(&Default::default(), 100).await.unwrap();
+    let seen: Vec<_> = seen.iter().filter(|c| c.digest == late).collect();
+    let stale: Vec<StaleLink> = seen
+        .iter()
+        .filter_map(|c| match c.link {
+            LinkState::Unreferenced { version, .. } => {
+                Some(StaleLink { repo: a.clone(), digest: late.clone(), version })
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(meta.collect().remove_stale(&stale).await.unwrap().len(), 1);
+    let rows: Vec<_> = seen.iter().filter_map(|c| c.blob.clone()).collect();
+    assert_eq!(meta.collect().mark_blobs(&rows).await.unwrap().len(), 1);
+    meta.blobs().unlink_added(&a, &late, version).await.unwrap();
+    assert!(meta.blobs().deleting(&late).await.unwrap(), "the tombstone stays the collector's");
+
+    // A linked blob whose row `check --repair` made a tombstone (its bytes are gone) is not there for a HEAD or a
+    // GET: a client uploads it again instead of being told it exists.
+    let damaged = push_blob(&up, &a, b"damaged under a link", 900).await;
+    let row = meta.check().blob(&damaged).await.unwrap().expect("recorded");
+    assert!(meta.blobs().get(&a, &damaged).await.unwrap().is_some());
+    assert!(meta.check().mark_blob(&damaged, row.version).await.unwrap());
+    assert_eq!(meta.blobs().get(&a, &damaged).await.unwrap(), None, "a tombstone is not served");
+    assert!(meta.check().unmark_blob(&damaged).await.unwrap());
+    assert!(meta.blobs().get(&a, &damaged).await.unwrap().is_some(), "live again");
+}
+
+#[tokio::test]
+async fn queue_on_sqlite_and_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let meta = Metadata::open_sqlite(&path).await.unwrap();
+    let url = Url::from_directory_path(dir.path().join("store")).unwrap();
+    queue_suite(meta, BlobStore::from_url(&url).unwrap(), &format!("sqlite://{}", path.display())).await;
+}
+
+#[test]
+fn queue_on_postgres_and_s3() {
+    let (url, store) = (pg::database(), s3_store());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        queue_suite(Metadata::open(&url).await.unwrap(), store, &url).await;
+    });
 }

@@ -52,7 +52,11 @@ fn client(s: &Server, c: usize, repo: &str, from: Option<&str>) -> (BTreeMap<Str
             }
         };
         // A 201 and still tagged: pulls completely, now.
-        assert_eq!(oci.pull(repo, &tag), Ok(pushed.digest.clone()), "round {round} of client {c}");
+        let pulled = oci.pull(repo, &tag);
+        if pulled.as_ref() != Ok(&pushed.digest) {
+            eprintln!("round {round} of client {c}: {pulled:?}; the store's check says:\n{}", check(s));
+        }
+        assert_eq!(pulled, Ok(pushed.digest.clone()), "round {round} of client {c}");
         if let Some(old) = tags.insert(tag.clone(), pushed) {
             assert_eq!(oci.delete(repo, &old.digest), 202);
         }
@@ -66,6 +70,18 @@ fn client(s: &Server, c: usize, repo: &str, from: Option<&str>) -> (BTreeMap<Str
     (tags, refused)
 }
 
+/// What `wharf admin check` finds, whatever its exit code: the diagnosis printed when a pull fails.
+fn check(s: &Server) -> String {
+    let out = std::process::Command::new(common::wharf_bin())
+        .args(["admin", "--data-dir"])
+        .arg(&s.data_dir)
+        .args(["check", "--json"])
+        .envs(s.env.iter().filter(|(k, _)| k != "__stderr").map(|(k, v)| (k, v)))
+        .output()
+        .expect("wharf admin check");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// Content-addressed blob files in the server's store, by hex digest.
 fn stored(s: &Server) -> BTreeSet<String> {
     s.stored_blobs()
@@ -77,7 +93,8 @@ fn stored(s: &Server) -> BTreeSet<String> {
         .collect()
 }
 
-fn race(stack: Vec<(String, String)>) {
+/// The race suite on a stack of the caller's (also run through a faulty S3 by `faults::s3`).
+pub(crate) fn race(stack: Vec<(String, String)>) {
     let mut env: Vec<(&str, &str)> = stack.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend([("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0.005")]);
     let s = Server::start(&env);
@@ -373,4 +390,35 @@ fn retention_keeps_the_newest_and_signed_tags() {
     // v1 was tagged again last: it is the newest, signed or not.
     assert_eq!(removed(&done, "tags", "tag"), ["dev-1", "dev-2", "dev-3", "dev-4", "v4", "v5"], "{done}");
     assert_eq!(oci.tags("team/app"), ["dev-5", "v1"]);
+}
+
+#[test]
+fn a_collection_reads_only_its_queue_of_candidates() {
+    let s = Server::start(&[("WHARF_GC_GRACE_SECS", "0"), ("WHARF_GC_INTERVAL_SECS", "0")]);
+    let oci = Oci::new(&s);
+    let shared = data(4000, 60);
+    let mut pushed = Vec::new();
+    for i in 0..8 {
+        let own = data(3000 + i, 61 + i as u8);
+        pushed.push(oci.push("queue/app", &format!("v{i}"), &config(7, i), &[&shared, &own], None).unwrap());
+    }
+    // Everything pushed is referenced: a run has no candidate to look at, whatever the store holds.
+    let report: Value = serde_json::from_str(&s.admin(&["gc", "--json"], "")).unwrap();
+    assert_eq!((report["candidates"].as_u64(), report["blobs_removed"].as_u64()), (Some(0), Some(0)), "{report}");
+    // One image deleted: its three blobs are the candidates; its config and own layer go, the shared one stays.
+    assert_eq!(oci.delete("queue/app", &pushed[3].digest), 202);
+    std::thread::sleep(Duration::from_millis(1100)); // past the zero grace period's cutoff second
+    let report: Value = serde_json::from_str(&s.admin(&["gc", "--json"], "")).unwrap();
+    assert_eq!((report["candidates"].as_u64(), report["blobs_removed"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert!(report["phases"]["links"].is_u64(), "{report}");
+    for (i, p) in pushed.iter().enumerate() {
+        let pulled = oci.pull("queue/app", &format!("v{i}"));
+        if i == 3 {
+            assert!(pulled.is_err(), "v3 went with its manifest");
+        } else {
+            assert_eq!(pulled, Ok(p.digest.clone()), "v{i}");
+        }
+    }
+    let report: Value = serde_json::from_str(&s.admin(&["gc", "--json"], "")).unwrap();
+    assert_eq!(report["candidates"], 0, "decided candidates left the queue: {report}");
 }

@@ -16,6 +16,7 @@ mod balancer;
 mod client_e2e;
 mod client_seams;
 mod durability;
+mod faults;
 mod file_modes;
 mod fuzz_replay;
 mod gc;

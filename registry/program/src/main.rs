@@ -23,13 +23,21 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Admin { config, data_dir, init, command } => match admin(config, data_dir, init, command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("wharf admin: {e:#}");
-                ExitCode::FAILURE
+        Command::Admin { config, data_dir, init, command } => {
+            // `check` tells damage (1) from a check that could not run (2).
+            let check = matches!(command, wharf_registry::admin_cli::AdminCommand::Check(_));
+            match admin(config, data_dir, init, command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wharf admin: {e:#}");
+                    if check {
+                        ExitCode::from(wharf_registry::admin_ops::check::exit_code(&e))
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
             }
-        },
+        }
         Command::Cert { out, days, hosts } => match wharf_registry::admin_cli::write_certs(&out, &hosts, days) {
             Ok(files) => {
                 for f in files {

@@ -38,6 +38,7 @@ pub fn render(settings: &Settings, written: &Table, secrets: Secrets) -> Table {
     t.insert("auth".into(), auth(settings, written).into());
     t.insert("insecure".into(), insecure(written).into());
     t.insert("gc".into(), gc(settings).into());
+    t.insert("check".into(), check(settings).into());
     for array in ["retention", "mirror", "policy"] {
         if let Some(v) = written.get(array) {
             t.insert(array.into(), v.clone());
@@ -112,6 +113,12 @@ fn storage(s: &Settings, secrets: Secrets) -> Table {
     }
     if let Some(expiry) = s.redirect {
         t.insert("redirect_expiry_secs".into(), duration(expiry));
+    }
+    if s.storage_url.scheme() == "s3" {
+        let retry = s.s3.retry_timeout.unwrap_or(wharf_storage::remote::S3_RETRY_TIMEOUT);
+        t.insert("retry_timeout_secs".into(), duration(retry));
+        let stall = s.s3.stall_timeout.unwrap_or(wharf_storage::remote::S3_STALL_TIMEOUT);
+        t.insert("stall_timeout_secs".into(), duration(stall));
     }
     if let Some((dir, max)) = &s.blob_cache {
         t.insert("cache_dir".into(), dir.display().to_string().into());
@@ -191,6 +198,16 @@ fn gc(s: &Settings) -> Table {
         ("reconcile_rate", int(g.reconcile_rate.into())),
         ("delete_rate", int(g.delete_rate.into())),
     ])
+}
+
+fn check(s: &Settings) -> Table {
+    let c = &s.check;
+    let mut t = section([("interval", duration(c.interval.unwrap_or_default())), ("repair", c.repair.into())]);
+    // No rate: unlimited, which no value says.
+    if let Some(r) = c.rate {
+        t.insert("rate".into(), int(r));
+    }
+    t
 }
 
 fn mask_mirrors(t: &mut Table) {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 mod audit;
 mod auth;
+mod check;
 pub mod duration;
 pub mod effective;
 pub mod env;
@@ -31,6 +32,7 @@ mod ui;
 
 pub use audit::AuditConfig;
 pub use auth::{AuthConfig, TrustedIssuerConfig};
+pub use check::{CheckConfig, CheckSettings};
 pub use duration::{Millis, Secs};
 pub use env::Vars;
 pub use gc::{parse_duration, rule, GcConfig, GcSettings, RetentionConfig};
@@ -66,6 +68,9 @@ pub struct Config {
     pub insecure: InsecureConfig,
     #[serde(default)]
     pub gc: GcConfig,
+    /// Scheduled store checks.
+    #[serde(default)]
+    pub check: CheckConfig,
     /// Retention rules (`[[retention]]`); no variable.
     #[serde(default)]
     pub retention: Vec<RetentionConfig>,
@@ -155,6 +160,12 @@ pub struct StorageConfig {
     pub redirect: Option<bool>,
     /// How long a presigned URL stays valid (default 300 s). `WHARF_STORAGE_REDIRECT_EXPIRY_SECS`.
     pub redirect_expiry_secs: Option<Secs>,
+    /// S3: how long one request may spend retrying `5xx`, `SlowDown` and lost connections before it answers `503`
+    /// (default 30 s). `WHARF_STORAGE_RETRY_TIMEOUT_SECS`.
+    pub retry_timeout_secs: Option<Secs>,
+    /// S3: how long a read waits for its answer, or for the next bytes of its body, before it answers `503`
+    /// (default 60 s; a read that keeps moving has no time limit). `WHARF_STORAGE_STALL_TIMEOUT_SECS`.
+    pub stall_timeout_secs: Option<Secs>,
     /// S3: bytes of blobs read from the store kept on this replica's disk (default 2 GiB; 0 turns it off).
     /// `WHARF_STORAGE_CACHE_MAX_BYTES`.
     pub cache_max_bytes: Option<u64>,

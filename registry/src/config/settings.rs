@@ -38,6 +38,8 @@ pub struct Settings {
     pub auth: Option<crate::auth::AuthSettings>,
     /// The collector and retention rules.
     pub gc: GcSettings,
+    /// Scheduled store checks.
+    pub check: super::CheckSettings,
     /// Upstreams this server mirrors (empty: none).
     pub mirrors: Vec<mirror::MirrorSettings>,
     /// Signature policy rules, in order (empty: nothing is enforced).
@@ -126,6 +128,7 @@ impl Config {
             tls,
             auth,
             gc: self.gc.settings(self.retention)?,
+            check: self.check.settings()?,
             mirrors: mirror::settings(self.mirror)?,
             policy: policy(self.policy)?,
             ops: crate::ops::OpsSettings {
@@ -186,7 +189,12 @@ fn storage(s: StorageConfig, data_dir: &std::path::Path) -> Result<Storage, Conf
         path_style: s.path_style.unwrap_or(false),
         access_key_id: s.access_key_id,
         secret_access_key: s.secret_access_key,
+        retry_timeout: s.retry_timeout_secs.map(Secs::as_std),
+        stall_timeout: s.stall_timeout_secs.map(Secs::as_std),
     };
+    if s3.stall_timeout.is_some_and(|t| t.is_zero()) {
+        return Err(invalid("storage", "stall_timeout_secs must be more than 0"));
+    }
     Ok((url, s3, redirect, blob_cache))
 }
 

@@ -165,6 +165,7 @@ fn every_variable_is_documented_beside_its_key() {
         include_str!("mod.rs"),
         include_str!("auth.rs"),
         include_str!("gc.rs"),
+        include_str!("check.rs"),
         include_str!("notify.rs"),
         include_str!("metrics.rs"),
         include_str!("ratelimit.rs"),

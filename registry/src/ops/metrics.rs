@@ -6,6 +6,7 @@
 //! gate's refusals feed theirs where they happen; trust renewals and expiries are read from the notary and the
 //! trust tables when a scraper asks. The encoding is `prometheus-client`'s (OpenMetrics text).
 
+pub mod check;
 pub mod labels;
 pub mod scrape;
 
@@ -95,6 +96,8 @@ pub struct Metrics {
     expiry: Family<Expiry, Gauge>,
     /// The notary's renewal counts, read at each scrape (set once the notary is built).
     trust: OnceLock<Arc<wharf_notary::TrustCounters>>,
+    /// The scheduled store checks'.
+    pub check: check::CheckMetrics,
     /// Held while a scrape refreshes the scrape-time families and encodes (never across an await).
     scraping: Mutex<()>,
 }
@@ -162,6 +165,7 @@ impl Metrics {
             "Seconds until each repository's current timestamp and snapshot expire (negative: expired)",
             expiry.clone(),
         );
+        let check = check::CheckMetrics::register(&mut r);
         let version = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         r.register("wharf_build", "The running build", version);
         Metrics {
@@ -186,6 +190,7 @@ impl Metrics {
             renewal_failures,
             expiry,
             trust: OnceLock::new(),
+            check,
             scraping: Mutex::new(()),
         }
     }

@@ -272,6 +272,7 @@ pub async fn run(
     let metrics = Arc::clone(&state.ops);
     let collector = collector.observed(Arc::new(move |r: &crate::gc::Report| metrics.metrics.gc_run(r)));
     let gc = crate::gc::spawn(Arc::new(collector), Arc::new(|| wharf_storage::Clock::now(&SystemClock)));
+    let check = crate::check::schedule::start(&state, &settings.check);
     let audit_pruner = crate::ops::audit::spawn_pruner(
         state.meta.clone(),
         settings.ops.audit.clone(),
@@ -285,7 +286,7 @@ pub async fn run(
     tracing::info!(tls = acceptor.is_some(), auth = auth.is_some(), "access");
     let router = compose(state, wharf_notary::app(notary), auth);
     listen::serve(listener, router, acceptor, shutdown).await;
-    let tasks = [Some(reaper), Some(renewal), reload, hangup, gc, later, scrape, audit_pruner];
+    let tasks = [Some(reaper), Some(renewal), reload, hangup, gc, check, later, scrape, audit_pruner];
     for task in tasks.into_iter().flatten().chain(deliverers) {
         task.abort();
     }

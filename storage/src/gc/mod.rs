@@ -1,21 +1,28 @@
 //! Garbage collection of blob bytes, online, from the metadata alone.
 //!
-//! A sweep has three steps, each a page of rows at a time so that no transaction holds the writer for long:
+//! A sweep looks only at the collector's queue of candidates (`meta::collect::queue`): the links and blobs that a
+//! change since the last sweep may have made garbage (a new link, a manifest deleted, a blob unlinked), never at
+//! every link and blob. It has two steps, each a page of rows at a time so that no transaction holds the writer
+//! for long:
 //! 1. finish the tombstones an interrupted sweep left (delete their bytes, then their rows);
-//! 2. remove blob links (`repository_blobs`) that no manifest of their repository references and that nothing
-//!    touched (upload, mount, HEAD, reference) within the grace period;
-//! 3. turn blobs that no repository links any more into tombstones, delete their bytes, then their rows.
+//! 2. per page of candidates, in one transaction on SQLite (`meta::collect::decide`): remove the links that no
+//!    manifest of their repository references and that nothing touched (upload, mount, HEAD, reference) within
+//!    the grace period; turn the candidates' blobs that no repository links any more into tombstones; take the
+//!    decided candidates out of the queue (those in their grace period stay for the next sweep). Once that is
+//!    committed, the tombstones' bytes are deleted while the next page is read and decided, and the rows of those
+//!    whose bytes went are removed a few pages at a time (one pass over `blobs` rather than one a page).
 //!
 //! Every removal is conditional on the version of the row the collector saw (see `meta::collect`), and an upload
 //! or mount never links a tombstone, so a push that needs a blob either keeps it or fails cleanly. The object store
-//! is never listed here; [`reconcile`] is the separate, rate-limited pass that does.
+//! is never listed here; [`reconcile`] is the separate, rate-limited pass that does (and requeues every link and
+//! blob a full scan finds unreferenced, should the queue ever have missed one).
 
-mod reconcile;
+pub(crate) mod reconcile;
 
 use std::time::Instant;
 
 use crate::blob::BlobStore;
-use crate::meta::{StaleLink, Tombstone};
+use crate::meta::{Candidate, Decided, LinkState, StaleLink, Tombstone};
 use crate::{Metadata, Result, UnixTime};
 
 pub use reconcile::Reconciled;
@@ -24,6 +31,8 @@ pub use reconcile::Reconciled;
 const PAGE: u32 = 5000;
 /// Blob deletions in flight at once.
 const DELETES_IN_FLIGHT: usize = 32;
+/// Tombstones whose bytes went that a sweep forgets in one go (one pass over the blob rows instead of one a page).
+const FORGET_ROWS: usize = 50_000;
 
 /// What a sweep removed, or (dry run) would remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +47,31 @@ pub struct Swept {
     pub resumed: u64,
     /// Blobs whose bytes could not be deleted this time (their tombstones stay for the next sweep).
     pub failed: u64,
+    /// Rows of the candidate queue this sweep read.
+    pub candidates: u64,
     pub millis: u64,
+    /// Where the time went.
+    pub phases: Phases,
+}
+
+/// The milliseconds a sweep spent in each of its steps (the rest is its own bookkeeping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Phases {
+    /// Finishing the tombstones of an interrupted sweep (deletes included).
+    pub tombstones: u64,
+    /// Reading the queue of candidates.
+    pub read: u64,
+    /// Removing stale links.
+    pub links: u64,
+    /// Finding unlinked blobs among the candidates and turning them into tombstones.
+    pub mark: u64,
+    /// Deleting bytes.
+    pub delete: u64,
+    /// Removing the tombstones' rows (with their audit rows).
+    pub forget: u64,
+    /// Taking decided candidates out of the queue.
+    pub queue: u64,
 }
 
 /// The collector of one registry's storage.
@@ -89,27 +122,72 @@ impl Collector {
                 break; // The store is failing; the rest waits for the next sweep.
             }
         }
-        tracing::debug!(millis = started.elapsed().as_millis() as u64, "sweep: tombstones finished");
-        // 2. Links.
-        let mut after: Option<StaleLink> = None;
+        out.phases.tombstones = started.elapsed().as_millis() as u64;
+        // 2. The candidates, a page at a time. The bytes of one page's tombstones are deleted while the next page
+        // is read and decided (its marking was committed first); the rows of tombstones whose bytes went are
+        // forgotten a few pages at a time (until then they are interrupted work a later sweep would finish).
+        let mut after = (String::new(), String::new());
+        let mut marked: Vec<Tombstone> = Vec::new();
+        let mut deleted: Vec<Tombstone> = Vec::new();
         loop {
-            let page = self.meta.collect().unreferenced_links(cutoff, after.as_ref(), PAGE).await?;
-            let Some(last) = page.last().cloned() else { break };
-            out.links += self.meta.collect().remove_links(&page).await?;
-            after = Some(last);
+            let next = async {
+                let at = Instant::now();
+                let page = self.meta.collect().candidates(&after, PAGE).await?;
+                let read = at.elapsed().as_millis() as u64;
+                let decided = match page.is_empty() {
+                    true => Decided::default(),
+                    false => self.decide_page(&page, cutoff).await?,
+                };
+                Ok::<_, crate::Error>((page, read, decided))
+            };
+            let (next, gone) = tokio::join!(next, self.delete_bytes(std::mem::take(&mut marked), &mut out.failed));
+            let (page, read, decided) = next?;
+            out.phases.read += read;
+            out.phases.delete += gone.1;
+            deleted.extend(gone.0);
+            if deleted.len() >= FORGET_ROWS {
+                self.forget(&std::mem::take(&mut deleted), &mut out).await?;
+            }
+            let Some(last) = page.last() else { break };
+            after = last.key();
+            out.candidates += page.len() as u64;
+            out.links += decided.links;
+            out.phases.links += decided.links_millis;
+            out.phases.mark += decided.mark_millis;
+            out.phases.queue += decided.queue_millis;
+            marked = decided.marked;
         }
-        tracing::debug!(millis = started.elapsed().as_millis() as u64, links = out.links, "sweep: links removed");
-        // 3. Blobs no repository links.
-        let mut after = String::new();
-        loop {
-            let seen = self.meta.collect().unlinked_blobs(&after, PAGE).await?;
-            let Some((last, _)) = seen.last() else { break };
-            after = last.digest.to_string();
-            let marked = self.meta.collect().mark_blobs(&seen).await?;
-            self.delete(&marked, &mut out).await?;
-        }
+        self.forget(&deleted, &mut out).await?;
         out.millis = started.elapsed().as_millis() as u64;
         Ok(out)
+    }
+
+    /// Decides a page of candidates: stale links go, then the blobs left with no link become tombstones, and each
+    /// candidate decided leaves the queue, while those the grace period keeps (or a push claimed meanwhile) stay
+    /// for the next sweep. Returns the tombstones, whose bytes may go.
+    async fn decide_page(&self, page: &[Candidate], cutoff: UnixTime) -> Result<Decided> {
+        let mut settled: Vec<&Candidate> = Vec::new();
+        let mut stale = Vec::new();
+        // The blobs that may be left with no link: a tombstone's statement checks that none is left.
+        let mut blobs: Vec<(Tombstone, i64)> = Vec::new();
+        for c in page {
+            match (&c.repo, c.link) {
+                (Some(repo), LinkState::Unreferenced { version, touched_at }) if touched_at <= cutoff => {
+                    stale.push(StaleLink { repo: repo.clone(), digest: c.digest.clone(), version });
+                    blobs.extend(c.blob.clone());
+                }
+                // Inside the grace period: the next sweep looks again.
+                (_, LinkState::Unreferenced { .. }) => {}
+                (_, LinkState::Referenced) => settled.push(c),
+                (_, LinkState::Absent) => {
+                    blobs.extend(c.blob.clone());
+                    settled.push(c);
+                }
+            }
+        }
+        blobs.sort_by(|a, b| a.0.digest.cmp(&b.0.digest));
+        blobs.dedup_by(|a, b| a.0.digest == b.0.digest);
+        self.meta.collect().decide(page, &settled, &stale, &blobs).await
     }
 
     /// What [`sweep`](Self::sweep) would remove at `cutoff`, removing nothing.
@@ -139,6 +217,18 @@ impl Collector {
 
     /// Deletes the bytes of tombstoned blobs, then the tombstones of those whose bytes went.
     async fn delete(&self, marked: &[Tombstone], out: &mut Swept) -> Result<()> {
+        let (gone, millis) = self.delete_bytes(marked.to_vec(), &mut out.failed).await;
+        out.phases.delete += millis;
+        self.forget(&gone, out).await
+    }
+
+    /// Deletes the bytes of tombstoned blobs: returns those whose bytes went (the others are counted in `failed`;
+    /// their tombstones stay for the next sweep), and the milliseconds it took.
+    async fn delete_bytes(&self, marked: Vec<Tombstone>, failed: &mut u64) -> (Vec<Tombstone>, u64) {
+        if marked.is_empty() {
+            return (marked, 0);
+        }
+        let at = Instant::now();
         let blobs: Vec<_> = marked.iter().map(|t| (t.digest.clone(), t.location.clone())).collect();
         let results: Vec<Result<()>> = match self.delete_rate {
             None => self.blobs.delete_many(blobs, DELETES_IN_FLIGHT).await,
@@ -152,21 +242,32 @@ impl Collector {
                 done
             }
         };
-        let mut gone = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
+        let mut gone = Vec::with_capacity(marked.len());
+        for (t, r) in marked.into_iter().zip(results) {
             match r {
-                Ok(()) => gone.push(&marked[i]),
+                Ok(()) => gone.push(t),
                 Err(e) => {
-                    tracing::warn!(digest = %marked[i].digest, error = %e, "deleting a collected blob; will retry");
-                    out.failed += 1;
+                    tracing::warn!(digest = %t.digest, error = %e, "deleting a collected blob; will retry");
+                    *failed += 1;
                 }
             }
         }
+        (gone, at.elapsed().as_millis() as u64)
+    }
+
+    /// Removes the tombstones of blobs whose bytes went (with their audit rows), and counts them.
+    async fn forget(&self, gone: &[Tombstone], out: &mut Swept) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let at = Instant::now();
         let digests: Vec<_> = gone.iter().map(|t| &t.digest).collect();
+        tracing::debug!(?digests, "forgetting the tombstones of deleted blobs");
         match &self.removals {
             Some(journal) => self.meta.collect().forget_blobs_recorded(&digests, &**journal).await?,
             None => self.meta.collect().forget_blobs(&digests).await?,
         };
+        out.phases.forget += at.elapsed().as_millis() as u64;
         out.blobs += gone.len() as u64;
         out.bytes += gone.iter().map(|t| t.size).sum::<u64>();
         Ok(())

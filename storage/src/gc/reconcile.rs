@@ -1,7 +1,9 @@
 //! The reconciliation of orphans: bytes in the store that no metadata row accounts for, left by a crash between
 //! writing bytes and recording them (or by an old copy that a location made surplus). This pass lists the store,
 //! so it is slow and paced (`max_per_sec` keys), and run rarely; it only removes objects older than `min_age`, so
-//! that an upload between its commit and its record is never mistaken for an orphan.
+//! that an upload between its commit and its record is never mistaken for an orphan. It also puts back into the
+//! collector's queue every link and blob that a full scan of the metadata finds unreferenced (as the migration
+//! that made the queue seeded it), so that a candidate the queue ever missed is collected by the next sweep.
 
 use std::time::{Duration, Instant};
 
@@ -22,11 +24,13 @@ pub struct Reconciled {
     pub orphans: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Unreferenced links and unlinked blobs the full scan put back into the queue (already queued: not counted).
+    pub requeued: u64,
     pub millis: u64,
 }
 
 /// What a stored key is, by the layout of `paths`.
-enum Key {
+pub(crate) enum Key {
     /// `blobs/<algorithm>/<xx>/<hex>`.
     Content(Digest),
     /// `blobs/uploaded/<id>`: a multipart upload completed in place.
@@ -36,7 +40,7 @@ enum Key {
     Other,
 }
 
-fn classify(key: &Path) -> Key {
+pub(crate) fn classify(key: &Path) -> Key {
     let parts: Vec<&str> = key.as_ref().split('/').collect();
     match parts.as_slice() {
         ["blobs", "uploaded", id] => id.parse().map_or(Key::Other, Key::Uploaded),
@@ -53,7 +57,10 @@ impl Collector {
     /// `max_per_sec` keys a second.
     pub async fn reconcile(&self, now: UnixTime, min_age: i64, max_per_sec: u32) -> Result<Reconciled> {
         let started = Instant::now();
-        let mut out = Reconciled::default();
+        let mut out = Reconciled { requeued: self.meta.collect().requeue_all().await?, ..Reconciled::default() };
+        if out.requeued > 0 {
+            tracing::info!(requeued = out.requeued, "queued unreferenced links or blobs a full scan found");
+        }
         let pace = Duration::from_secs(1) / max_per_sec.max(1);
         // A local store's sessions are files under a lock: the upload reaper removes those (sweep_orphans).
         let prefixes: &[&str] = if self.blobs.local_root().is_some() { &["blobs"] } else { &["blobs", "uploads"] };

@@ -4,6 +4,7 @@
 use sqlx::Row;
 use wharf_format::{Digest, RepositoryName};
 
+use super::collect;
 use super::journal::{self, Journal};
 use super::quota::{self, Reference};
 use super::{insert_repository, Metadata, Tx};
@@ -50,50 +51,76 @@ impl Blobs<'_> {
         location: Option<&str>,
         now: UnixTime,
     ) -> Result<Linked> {
+        Ok(self.link_versioned(repo, digest, size, location, now).await?.0)
+    }
+
+    /// [`Blobs::link`], with the version the link has after it (0 when `Busy`): what
+    /// [`unlink_added`](Self::unlink_added) names, so that it removes the link only as this upload left it.
+    pub async fn link_versioned(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(Linked, i64)> {
         let mut tx = self.0.writer().begin().await?;
         insert_repository(&mut tx, repo, now).await?;
         let linked = if claim_live(&mut tx, digest).await? {
             Linked::Existing
         } else {
             let added = sqlx::query(
-                "INSERT INTO blobs (digest, size, created_at, location) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO blobs (digest, size, created_at, location, version) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(digest.to_string())
             .bind(size as i64)
             .bind(now)
             .bind(location.map(str::to_owned))
+            .bind(super::fresh_version())
             .execute(&mut *tx)
             .await?;
             if added.rows_affected() == 0 {
                 // A tombstone (or a row another upload inserted a moment ago: linking again finds it live).
-                return Ok(Linked::Busy);
+                return Ok((Linked::Busy, 0));
             }
             Linked::Added
         };
-        if link(&mut tx, repo, digest, now).await? {
+        let (new, version) = link(&mut tx, repo, digest, now).await?;
+        if new {
             quota::count(self.0, &mut tx, &[Reference::made(repo, digest, size)]).await?;
         }
         tx.commit().await?;
-        Ok(linked)
+        Ok((linked, version))
     }
 
     /// Undoes a [`Linked::Added`] whose bytes turned out to be missing (the collector deleted the copy an upload
     /// found in place): the row goes unless another repository linked the blob meanwhile.
-    pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+    /// Only the link as this upload left it goes (`version`, from [`link_versioned`](Self::link_versioned)): one
+    /// that another upload of the same blob or a manifest claimed since (a new version) is theirs, and stays.
+    pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest, version: i64) -> Result<()> {
         let mut tx = self.0.writer().begin().await?;
-        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2 AND version = $3")
             .bind(repo.as_str())
             .bind(digest.to_string())
+            .bind(version)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() > 0 {
             quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+            // Should the blob's row stay (linked elsewhere meanwhile, or a crash before it goes), the collector
+            // looks at it again.
+            collect::enqueue(&mut tx, repo, &[digest]).await?;
         }
         tx.commit().await?;
         // The row goes too unless another repository linked the blob meanwhile (on PostgreSQL a link committed
-        // after this statement's snapshot makes it fail its foreign key: that linker checks the bytes itself).
+        // after this statement's snapshot makes it fail its foreign key: that linker checks the bytes itself), or
+        // the collector made it a tombstone: that is the collector's, which deletes the bytes at the content
+        // address before it forgets the row. Removing it here let an upload record the blob again in between, and
+        // the collector then deleted the new upload's bytes.
         let gone = sqlx::query(
-            "DELETE FROM blobs WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)",
+            "DELETE FROM blobs WHERE digest = $1 AND state = 'live' \
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE digest = $1)",
         )
         .bind(digest.to_string())
         .execute(self.0.writer())
@@ -135,11 +162,12 @@ impl Blobs<'_> {
         Ok(self.seen(repo, digest).await?.map(|b| (b.size, b.location)))
     }
 
-    /// What [`get`](Self::get) says, and whether the row is due a [`touch`](Self::touch).
+    /// What [`get`](Self::get) says, and whether the row is due a [`touch`](Self::touch). A tombstone (a row the
+    /// collector or a repair is removing) is not there.
     pub async fn seen(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<SeenBlob>> {
         let row = sqlx::query(
             "SELECT b.size, b.location, rb.touched_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
-             WHERE rb.repository = $1 AND rb.digest = $2",
+             WHERE rb.repository = $1 AND rb.digest = $2 AND b.state = 'live'",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -167,7 +195,7 @@ impl Blobs<'_> {
             return Ok(None);
         }
         insert_repository(&mut tx, to, now).await?;
-        if link(&mut tx, to, digest, now).await? {
+        if link(&mut tx, to, digest, now).await?.0 {
             quota::count(self.0, &mut tx, &[Reference::made(to, digest, size)]).await?;
         }
         tx.commit().await?;
@@ -197,6 +225,8 @@ impl Blobs<'_> {
             return Ok(false);
         }
         quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+        // The blob may have no link left: the collector's next run looks at it.
+        collect::enqueue(&mut tx, repo, &[digest]).await?;
         journal::write(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(true)
@@ -204,19 +234,31 @@ impl Blobs<'_> {
 }
 
 /// Links a blob into a repository, or touches the link: a new version, so that a collector that saw the old one
-/// leaves it. True if the link is new (a new row starts at version 0; touching one takes it to 1 or more).
-pub(super) async fn link(tx: &mut Tx<'_>, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<bool> {
+/// leaves it. True if the link is new (a new row starts at a fresh version, see [`super::fresh_version`];
+/// touching one adds one), with the link's version now. A new link is queued for the collector: no manifest
+/// references it yet.
+pub(super) async fn link(
+    tx: &mut Tx<'_>,
+    repo: &RepositoryName,
+    digest: &Digest,
+    now: UnixTime,
+) -> Result<(bool, i64)> {
+    let start = super::fresh_version();
     let version: i64 = sqlx::query_scalar(
-        "INSERT INTO repository_blobs (repository, digest, touched_at) VALUES ($1, $2, $3) \
+        "INSERT INTO repository_blobs (repository, digest, touched_at, version) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (repository, digest) DO UPDATE \
          SET touched_at = excluded.touched_at, version = repository_blobs.version + 1 RETURNING version",
     )
     .bind(repo.as_str())
     .bind(digest.to_string())
     .bind(now)
+    .bind(start)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(version == 0)
+    if version == start {
+        collect::enqueue(tx, repo, &[digest]).await?;
+    }
+    Ok((version == start, version))
 }
 
 /// Takes hold of a live blob row for this transaction (a new version: the collector's conditional mark then

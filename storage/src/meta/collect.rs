@@ -11,7 +11,16 @@ use super::quota::{self, Reference};
 use super::{parse, Metadata};
 use crate::{Result, UnixTime};
 
+mod batch;
+mod decide;
+mod queue;
 mod retention;
+
+use batch::Batch;
+
+pub use decide::Decided;
+pub(super) use queue::{dequeue_referenced, enqueue, enqueue_references};
+pub use queue::{Candidate, LinkState};
 
 /// A blob link no manifest of its repository references, as the collector saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,9 +126,20 @@ impl Collect<'_> {
     /// Removes each link that is still at the version seen and still unreferenced; returns how many went. One
     /// statement per page: on PostgreSQL, a link a push claimed meanwhile is re-evaluated at its new version.
     pub async fn remove_links(&self, links: &[StaleLink]) -> Result<u64> {
-        // A statement per 500 rows, each its own transaction: a long one would hold row locks that pushes wait
-        // for (and could deadlock with, on PostgreSQL).
-        let mut n = 0;
+        Ok(self.remove_stale(links).await?.len() as u64)
+    }
+
+    /// [`Collect::remove_links`], returning the links that went.
+    pub async fn remove_stale(&self, links: &[StaleLink]) -> Result<Vec<StaleLink>> {
+        let mut batch = Batch::new(self.0);
+        let removed = self.remove_stale_in(&mut batch, links).await?;
+        batch.finish().await?;
+        Ok(removed)
+    }
+
+    /// [`Collect::remove_stale`] in `batch` (a statement per 500 rows: see `Batch` for the transactions).
+    async fn remove_stale_in(&self, batch: &mut Batch<'_>, links: &[StaleLink]) -> Result<Vec<StaleLink>> {
+        let mut removed = Vec::new();
         // One repository at a time, so that `repository = $1 AND digest IN (…)` finds the rows by the primary key.
         for group in links.chunk_by(|a, b| a.repo == b.repo) {
             for chunk in group.chunks(PAGE_ROWS) {
@@ -140,15 +160,16 @@ impl Collect<'_> {
                     q = q.bind(l.digest.to_string()).bind(l.version);
                 }
                 // The quotas' usage moves in the same transaction as the links.
-                let mut tx = self.0.writer().begin().await?;
-                let gone: Vec<String> = q.fetch_all(&mut *tx).await?;
-                let refs: Vec<Reference> = gone.into_iter().map(|d| Reference::removed(&chunk[0].repo, d)).collect();
-                quota::count(self.0, &mut tx, &refs).await?;
-                tx.commit().await?;
-                n += refs.len() as u64;
+                let tx = batch.tx().await?;
+                let gone: Vec<String> = q.fetch_all(&mut **tx).await?;
+                let refs: Vec<Reference> = gone.iter().map(|d| Reference::removed(&chunk[0].repo, d.clone())).collect();
+                quota::count(self.0, tx, &refs).await?;
+                batch.statement_done().await?;
+                let gone: std::collections::HashSet<String> = gone.into_iter().collect();
+                removed.extend(chunk.iter().filter(|l| gone.contains(&l.digest.to_string())).cloned());
             }
         }
-        Ok(n)
+        Ok(removed)
     }
 
     /// Up to `limit` live blobs that no repository links, after `after` in digest order, with the version seen.
@@ -168,6 +189,14 @@ impl Collect<'_> {
 
     /// Turns each blob still unlinked at the version seen into a tombstone; returns those that became one.
     pub async fn mark_blobs(&self, seen: &[(Tombstone, i64)]) -> Result<Vec<Tombstone>> {
+        let mut batch = Batch::new(self.0);
+        let marked = self.mark_blobs_in(&mut batch, seen).await?;
+        batch.finish().await?;
+        Ok(marked)
+    }
+
+    /// [`Collect::mark_blobs`] in `batch`.
+    async fn mark_blobs_in(&self, batch: &mut Batch<'_>, seen: &[(Tombstone, i64)]) -> Result<Vec<Tombstone>> {
         let mut marked = Vec::new();
         for chunk in seen.chunks(PAGE_ROWS) {
             let sql = format!(
@@ -185,7 +214,8 @@ impl Collect<'_> {
                 q = q.bind(t.digest.to_string()).bind(*version);
             }
             let done: std::collections::HashSet<String> =
-                q.fetch_all(self.0.writer()).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+                q.fetch_all(&mut **batch.tx().await?).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            batch.statement_done().await?;
             marked.extend(chunk.iter().filter(|(t, _)| done.contains(&t.digest.to_string())).map(|(t, _)| t.clone()));
         }
         Ok(marked)
@@ -214,6 +244,7 @@ impl Collect<'_> {
         journal: &(dyn Fn(&[String]) -> Journal + Send + Sync),
     ) -> Result<u64> {
         let mut n = 0;
+        let mut batch = Batch::new(self.0);
         for chunk in digests.chunks(PAGE_ROWS) {
             let sql = format!(
                 "DELETE FROM blobs WHERE state = 'deleting' AND digest IN ({}) RETURNING digest",
@@ -223,13 +254,14 @@ impl Collect<'_> {
             for d in chunk {
                 q = q.bind(d.to_string());
             }
-            let mut tx = self.0.writer().begin().await?;
+            let tx = batch.tx().await?;
             let gone: Vec<String> =
-                q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-            journal::write(&mut tx, &journal(&gone)).await?;
-            tx.commit().await?;
+                q.fetch_all(&mut **tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+            journal::write(tx, &journal(&gone)).await?;
+            batch.statement_done().await?;
             n += gone.len() as u64;
         }
+        batch.finish().await?;
         Ok(n)
     }
 
@@ -256,11 +288,13 @@ impl Collect<'_> {
     /// no upload links them while they are deleted. False if a row exists.
     pub async fn claim_orphan(&self, digest: &Digest, size: u64, now: UnixTime) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at, state) VALUES ($1, $2, $3, 'deleting') ON CONFLICT DO NOTHING",
+            "INSERT INTO blobs (digest, size, created_at, state, version) VALUES ($1, $2, $3, 'deleting', $4) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(digest.to_string())
         .bind(size as i64)
         .bind(now)
+        .bind(super::fresh_version())
         .execute(self.0.writer())
         .await?;
         Ok(done.rows_affected() > 0)

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 use wharf_format::{Digest, MediaType, RepositoryName, Tag};
 
+use super::collect;
 use super::journal::{self, Journal, OnTagMove};
 use super::quota::{self, Reference};
 use super::{insert_repository, page, parse, Metadata, Tx};
@@ -67,6 +68,28 @@ impl Manifests<'_> {
         journal: &Journal,
         tag_moved: &OnTagMove<'_>,
     ) -> Result<()> {
+        // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this push's claims and
+        // a collector's or another push's statements); nothing of the aborted one stays, so it runs again.
+        let mut conflicts = 0;
+        loop {
+            match self.put_once(m, now, journal, tag_moved).await {
+                Err(Error::Database(e)) if crate::remote::is_conflict(&e) && conflicts < 5 => {
+                    conflicts += 1;
+                    tracing::debug!(repo = %m.repo, digest = %m.digest, conflicts, "a manifest push runs again");
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << conflicts)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn put_once(
+        &self,
+        m: &NewManifest<'_>,
+        now: UnixTime,
+        journal: &Journal,
+        tag_moved: &OnTagMove<'_>,
+    ) -> Result<()> {
         let mut journal = journal.clone();
         let mut tx = self.0.writer().begin().await?;
         let mut missing = Vec::new();
@@ -87,12 +110,18 @@ impl Manifests<'_> {
         if !missing.is_empty() && !m.lazy {
             return Err(Error::ReferencesMissing(missing));
         }
+        // The links referenced now are not the collector's candidates any more (a delete queues them again).
+        let referenced: Vec<&Digest> =
+            m.blobs.iter().copied().filter(|d| have_blobs.contains(&d.to_string())).collect();
+        collect::dequeue_referenced(&mut tx, m.repo, &referenced).await?;
         insert_repository(&mut tx, m.repo, now).await?;
         let digest = m.digest.to_string();
-        // Pushing a manifest again is a new version of its row too (retention saw the old one); a new row is at 0.
+        // Pushing a manifest again is a new version of its row too (retention saw the old one); a new row starts
+        // at a fresh version (see `fresh_version`).
+        let start = super::fresh_version();
         let version: i64 = sqlx::query_scalar(
-            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at, \
+             version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (repository, digest) DO UPDATE SET version = manifests.version + 1 RETURNING version",
         )
         .bind(m.repo.as_str())
@@ -102,6 +131,7 @@ impl Manifests<'_> {
         .bind(m.subject.map(|s| s.to_string()))
         .bind(m.content)
         .bind(now)
+        .bind(start)
         .fetch_one(&mut *tx)
         .await?;
         let refs: Vec<(&Digest, &str)> =
@@ -147,7 +177,7 @@ impl Manifests<'_> {
             .execute(&mut *tx)
             .await?;
         }
-        if version == 0 {
+        if version == start {
             quota::count(self.0, &mut tx, &[Reference::made(m.repo, m.digest, m.content.len() as u64)]).await?;
         }
         journal::write(&mut tx, &journal).await?;
@@ -185,6 +215,8 @@ impl Manifests<'_> {
     /// [`Manifests::delete`], writing `journal` in the same transaction if the manifest was there.
     pub async fn delete_recorded(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
+        // Its blobs become the collector's candidates (rolled back with the rest when there is no such manifest).
+        collect::enqueue_references(&mut tx, repo, digest).await?;
         let done = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())
             .bind(digest.to_string())

@@ -64,7 +64,7 @@ impl Mirror<'_> {
         insert_repository(&mut tx, repo, now).await?;
         // A new link counts against the repository's quotas, as every other link does (the collector takes it
         // away again when it removes the link).
-        if link(&mut tx, repo, digest, now).await? {
+        if link(&mut tx, repo, digest, now).await?.0 {
             let size: i64 = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
                 .bind(digest.to_string())
                 .fetch_one(&mut *tx)

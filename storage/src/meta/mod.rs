@@ -3,7 +3,7 @@
 //!
 //! [`Metadata`] owns the connection pools and hands out one small borrowed view per role, as containerd's content
 //! store is composed of small role interfaces: [`blobs`](Metadata::blobs), [`manifests`](Metadata::manifests),
-//! [`catalog`](Metadata::catalog), [`collect`](Metadata::collect), [`mirror`](Metadata::mirror),
+//! [`catalog`](Metadata::catalog), [`check`](Metadata::check), [`collect`](Metadata::collect), [`mirror`](Metadata::mirror),
 //! [`trust`](Metadata::trust), [`notary_v1`](Metadata::notary_v1), [`accounts`](Metadata::accounts),
 //! [`leases`](Metadata::leases), [`quotas`](Metadata::quotas) and [`settings`](Metadata::settings), each in its own
 //! file. A view is a copyable
@@ -29,9 +29,11 @@ use crate::{Error, Result, UnixTime};
 
 mod accounts;
 mod audit;
+mod backup;
 mod blobs;
 mod buckets;
 mod catalog;
+mod check;
 mod collect;
 mod events;
 pub mod journal;
@@ -46,12 +48,27 @@ mod trust;
 mod ui;
 mod ui_manifest;
 
+/// The version a new `blobs`, `repository_blobs` or `manifests` row starts at: random in 1..2^62, never 0. Each
+/// write that needs the row adds one, and the collector's removals name the version they saw. A row removed and
+/// inserted again must not come back at a version the collector may have seen of the old one (it would remove the
+/// new row: a blob deleted, collected and pushed again lost its bytes that way), so a row never starts at a
+/// counter's base: two incarnations meet only if one's start lands within the other's few writes, about one chance
+/// in 2^50 and more.
+pub(crate) fn fresh_version() -> i64 {
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    ((high >> 2) as i64).max(1)
+}
+
 pub use accounts::{AccountKind, AccountRow, Accounts, GrantRow};
 pub use audit::{Audit, AuditQuery};
+pub use backup::{BackupBlob, BackupCounts, Snapshot};
 pub use blobs::{Blobs, Linked, SeenBlob, TOUCH_EVERY};
 pub use buckets::Buckets;
 pub use catalog::{Catalog, NameRange};
-pub use collect::{BlobRow, Collect, StaleLink, TagRow, Tombstone, UntaggedRow, Waiting};
+pub use check::{Check, CheckedBlob, CheckedManifest, CheckedReference, CheckedTag};
+pub use collect::{
+    BlobRow, Candidate, Collect, Decided, LinkState, StaleLink, TagRow, Tombstone, UntaggedRow, Waiting,
+};
 pub use events::{Delivery, EndpointBacklog, Events};
 pub use journal::{
     Actor, AuditRow, Change, EventRow, Journal, Journals, OnTagMove, Origin, Recorder, Silent, TrustFormat,
@@ -100,8 +117,12 @@ impl Metadata {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = AnyConnectOptions::from_str(url).map_err(Error::DatabaseUrl)?;
+            // A connection a server restart killed is found by the check before it is handed out and replaced; while
+            // the server starts again, acquiring waits (retrying the connection) up to the timeout, then fails as
+            // unavailable.
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
+                .test_before_acquire(true)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
@@ -123,7 +144,14 @@ impl Metadata {
         }
         let rw = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc")).map_err(Error::DatabaseUrl)?;
         let ro = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=ro")).map_err(Error::DatabaseUrl)?;
-        let write = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect_with(rw).await?;
+        // A writer whose COMMIT failed (an I/O error, a full disk) may be left inside a transaction that sqlx no
+        // longer ends: it is closed on its way back to the pool, and the next request opens a fresh one.
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(sqlite_pragmas)
+            .after_release(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
+            .connect_with(rw)
+            .await?;
         write.execute("PRAGMA journal_mode = WAL").await?;
         SQLITE.run(&write).await.map_err(|e| Error::Database(e.into()))?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4) as u32;
@@ -155,6 +183,11 @@ impl Metadata {
     /// Repository names, for the catalog and for walks over every repository.
     pub fn catalog(&self) -> Catalog<'_> {
         Catalog(self)
+    }
+
+    /// The scrub's reads (`wharf admin check`) and its one removal.
+    pub fn check(&self) -> Check<'_> {
+        Check(self)
     }
 
     /// The garbage collector's and retention's conditional reads and removals.

@@ -32,6 +32,12 @@ impl Settings<'_> {
         Ok(())
     }
 
+    /// Forgets setting `name`.
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE name = $1").bind(name).execute(self.0.writer()).await?;
+        Ok(())
+    }
+
     /// Stores `value` unless the setting exists; returns the stored value either way.
     pub async fn init(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
         sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")

@@ -1,7 +1,10 @@
 //! Sessions on a local store: one file per session, `uploads/<id>/data`, written at the session's offset under an
-//! exclusive lock on the file (held by the open descriptor, so a crashed writer's lock goes with its process), and
-//! synced before the session's size is recorded. Bytes past the recorded size (a writer that died mid-request) are
-//! cut off when the next writer opens the file; a file shorter than the recorded size is corrupt.
+//! exclusive lock on the file (held by the open descriptor, so a crashed writer's lock goes with its process).
+//! A request's bytes are written, not synced, before the session's size is recorded: a `202` promises that they
+//! were received, and a crash of the process keeps what it wrote; only the commit syncs them (`durable::commit`).
+//! Bytes past the recorded size (a writer that died mid-request) are cut off when the next writer opens the file.
+//! A machine crash may lose written bytes: a session recorded under an earlier boot is checked against its hash
+//! state first (see [`FileWriter::holds`]). Within one boot, a file shorter than the recorded size is corrupt.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -12,7 +15,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
+use super::state::Sha256State;
 use crate::{Error, Result};
+
+/// Where Linux names the current boot of the machine.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The machine's current boot, if the kernel says: bytes written but not synced survive until it ends.
+pub(super) fn boot_id() -> Option<String> {
+    std::fs::read_to_string(BOOT_ID).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
 
 /// Bytes gathered before one positioned write.
 const WRITE_BATCH: usize = 1 << 20;
@@ -86,6 +98,18 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Gives back what this writer added past `size` (the recorded size) after a failed write: on a full disk the
+    /// space is free at once, not when the next writer opens the session.
+    pub async fn cut_back(&mut self, size: u64) -> Result<()> {
+        // The failed write is the one that stopped the request; whatever it left is cut off below.
+        let _ = self.wait().await;
+        self.buf.clear();
+        let (f, p) = (Arc::clone(&self.file), self.path.clone());
+        blocking(move || f.set_len(size).map_err(Error::io("truncating", &p))).await?;
+        self.pos = size;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -124,7 +148,38 @@ impl FileWriter {
         self.wait().await
     }
 
-    /// Writes everything received and syncs it, so that the size about to be recorded is on disk.
+    /// Whether the file's first `size` bytes hash to the saved SHA-256 `state` (a session's row after `size`
+    /// bytes): after a reboot, whether what was recorded survived. Reads them all.
+    pub async fn holds(&self, size: u64, state: Vec<u8>) -> Result<bool> {
+        let (file, path) = (Arc::clone(&self.file), self.path.clone());
+        blocking(move || {
+            let len = file.metadata().map_err(Error::io("reading", &path))?.len();
+            if len < size {
+                return Ok(false);
+            }
+            let mut hash = Sha256State::new();
+            let mut buf = vec![0; WRITE_BATCH];
+            let mut at = 0;
+            while at < size {
+                let n = buf.len().min(usize::try_from(size - at).unwrap_or(usize::MAX));
+                file.read_exact_at(&mut buf[..n], at).map_err(Error::io("reading", &path))?;
+                hash.update(&buf[..n]);
+                at += n as u64;
+            }
+            Ok(hash.save() == state)
+        })
+        .await
+    }
+
+    /// Cuts the file to nothing: a session whose bytes did not survive starts again.
+    pub async fn restart(&mut self) -> Result<()> {
+        let (file, path) = (Arc::clone(&self.file), self.path.clone());
+        blocking(move || file.set_len(0).map_err(Error::io("truncating", &path))).await?;
+        self.pos = 0;
+        Ok(())
+    }
+
+    /// Writes everything received and syncs it: for a machine that cannot tell its boots apart.
     pub async fn flush(&mut self) -> Result<()> {
         self.write_all().await?;
         let (file, path) = (Arc::clone(&self.file), self.path.clone());

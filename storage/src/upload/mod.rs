@@ -10,8 +10,16 @@
 //! the session's file. A request that finds the session busy waits for it, then continues from what it holds.
 //! A monolithic upload (`POST ?digest=`) happens in one request and keeps no row.
 //!
-//! SHA-256 state is saved after every request; a digest of another algorithm is checked at `finish` by re-reading
-//! the bytes, the documented fallback.
+//! A request's bytes are recorded once received, not once durable: on a local store they are written and not
+//! synced (the commit syncs them), and the row notes the machine's boot, so that a session written under an
+//! earlier boot is checked against its hash state before anything continues it or reports its offset (a machine
+//! crash may have lost what was not synced; then the session starts again from nothing). In the object store they
+//! are uploaded parts, durable when recorded.
+//!
+//! SHA-256 is computed on a blocking thread one 1 MiB batch behind the bytes received (`state::Behind`), so that
+//! receiving, hashing and writing a body overlap; its state is saved after every request, with exactly the bytes
+//! recorded hashed. A digest of another algorithm is checked at `finish` by re-reading the bytes, the documented
+//! fallback.
 
 mod adopt;
 mod file;
@@ -34,6 +42,7 @@ use self::row::Row;
 use self::state::Sha256State;
 use crate::blob::BlobStore;
 use crate::meta::Linked;
+use crate::remote::is_conflict;
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 /// Seconds a writer's lease lasts without renewal: how long a session whose writer died stays busy.
@@ -110,6 +119,8 @@ pub struct Uploads {
     blobs: BlobStore,
     meta: Metadata,
     limits: UploadLimits,
+    /// The machine's current boot; `None` where the kernel does not say, and then every request syncs its bytes.
+    boot: Option<String>,
 }
 
 /// Where a request writes: a session's file, or the store's multipart API.
@@ -147,7 +158,14 @@ enum Stop {
 
 impl Uploads {
     pub fn new(blobs: BlobStore, meta: Metadata, limits: UploadLimits) -> Uploads {
-        Uploads { blobs, meta, limits }
+        Uploads { blobs, meta, limits, boot: file::boot_id() }
+    }
+
+    /// Names the machine's current boot in place of the kernel's (which `new` reads): tests stand for a reboot
+    /// with it, and `None` makes every request sync its bytes.
+    pub fn with_boot_id(mut self, boot: Option<String>) -> Uploads {
+        self.boot = boot;
+        self
     }
 
     pub fn limits(&self) -> UploadLimits {
@@ -168,9 +186,15 @@ impl Uploads {
         Ok(id)
     }
 
-    /// How many bytes the session holds, as recorded (a request still streaming into it is not counted yet).
+    /// How many bytes the session holds, as recorded (a request still streaming into it is not counted yet). A
+    /// session recorded under an earlier boot is checked first, so that the offset is one that survived.
     pub async fn status(&self, id: &UploadId, repo: &RepositoryName) -> Result<UploadStatus> {
-        Ok(UploadStatus { offset: self.row(id, Some(repo)).await?.size })
+        let row = self.row(id, Some(repo)).await?;
+        if !self.unchecked(&row) {
+            return Ok(UploadStatus { offset: row.size });
+        }
+        let open = self.open(id, Some(repo), 0, WAIT_FOR_WRITER, true).await?;
+        Ok(UploadStatus { offset: open.row.size })
     }
 
     /// Appends a request body. `start` is the chunk's declared first offset, `declared_len` its declared length.
@@ -189,7 +213,7 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER).await?;
+        let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER, true).await?;
         match self.receive(&mut open, start, declared_len, body).await {
             Ok(()) => Ok(UploadStatus { offset: self.save(open, now).await? }),
             Err(stop) => Err(self.stopped(open, stop, now).await),
@@ -214,7 +238,7 @@ impl Uploads {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER).await?;
+        let mut open = self.open(id, Some(repo), now, WAIT_FOR_WRITER, true).await?;
         if let Err(stop) = self.receive(&mut open, start, declared_len, body).await {
             return Err(self.stopped(open, stop, now).await);
         }
@@ -249,6 +273,7 @@ impl Uploads {
             multipart_id: None,
             parts: Vec::new(),
             tail_key: None,
+            boot_id: None,
         };
         let writer = match (self.blobs.local_root(), self.blobs.multipart()) {
             (Some(root), _) => {
@@ -289,7 +314,7 @@ impl Uploads {
         let waited = tokio::time::Instant::now();
         let mut conflicts = 0;
         loop {
-            let linked = match self.meta.blobs().link(repo, digest, c.size, location, now).await {
+            let (linked, version) = match self.meta.blobs().link_versioned(repo, digest, c.size, location, now).await {
                 // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
                 // collector's statement); the link is safe to repeat.
                 Err(Error::Database(e)) if is_conflict(&e) && conflicts < 5 => {
@@ -299,6 +324,7 @@ impl Uploads {
                 }
                 other => other?,
             };
+            tracing::debug!(%repo, %digest, ?location, ?linked, "linking an uploaded blob");
             match linked {
                 Linked::Existing | Linked::Added => {
                     if linked == Linked::Existing && location.is_some() {
@@ -312,8 +338,10 @@ impl Uploads {
                         Linked::Added => location.map(str::to_owned),
                         _ => self.meta.blobs().get(repo, digest).await?.and_then(|(_, at)| at),
                     };
-                    if self.blobs.stat_at(digest, recorded.as_deref()).await?.is_none() {
-                        self.meta.blobs().unlink_added(repo, digest).await?;
+                    let found = self.blobs.stat_at(digest, recorded.as_deref()).await?;
+                    tracing::debug!(%repo, %digest, ?recorded, ?found, "the linked blob's bytes");
+                    if found.is_none() {
+                        self.meta.blobs().unlink_added(repo, digest, version).await?;
                         return Err(Error::Collected);
                     }
                     return Ok(());
@@ -328,7 +356,7 @@ impl Uploads {
 
     /// Cancels a session and reclaims its bytes.
     pub async fn cancel(&self, id: &UploadId, repo: &RepositoryName, now: UnixTime) -> Result<()> {
-        let open = self.open(id, Some(repo), now, WAIT_FOR_WRITER).await?;
+        let open = self.open(id, Some(repo), now, WAIT_FOR_WRITER, false).await?;
         self.end(open, false).await;
         Ok(())
     }
@@ -347,7 +375,7 @@ impl Uploads {
         let mut n = 0;
         for id in stale.iter().filter_map(|s| s.parse::<UploadId>().ok()) {
             // A session busy with a request is not idle: skip it rather than wait for it.
-            match self.open(&id, None, now, Duration::ZERO).await {
+            match self.open(&id, None, now, Duration::ZERO, false).await {
                 Ok(open) => {
                     self.end(open, false).await;
                     n += 1;
@@ -396,11 +424,6 @@ impl Uploads {
             _ => Err(Error::UploadUnknown),
         }
     }
-}
-
-/// A deadlock or serialization failure: the database aborted the transaction so that another could proceed.
-fn is_conflict(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
 #[cfg(test)]

@@ -182,7 +182,15 @@ impl PartsWriter {
             self.drain().await?;
         }
         let parts = self.parts.iter().map(|(p, _)| PartId { content_id: p.clone() }).collect();
-        self.api.complete_multipart(&self.raw, &upload, parts).await?;
+        if let Err(e) = self.api.complete_multipart(&self.raw, &upload, parts).await {
+            // A completion retried after its answer was lost finds the upload gone: the object is there, whole.
+            let total: u64 = self.parts.iter().map(|(_, n)| n).sum();
+            let done = matches!(e, object_store::Error::NotFound { .. })
+                && self.objects.head(&self.staging).await.is_ok_and(|m| m.size == total);
+            if !done {
+                return Err(e.into());
+            }
+        }
         // Completed: nothing is left to abort.
         self.multipart_id = None;
         let actual = match expected.algorithm() {
@@ -213,7 +221,9 @@ fn check(expected: &Digest, actual: Digest) -> Result<()> {
 /// there, each in one atomic PUT or copy), so it counts as done.
 async fn put_once(objects: &dyn ObjectStore, target: &Path, data: Bytes) -> Result<()> {
     let create = PutOptions { mode: PutMode::Create, ..Default::default() };
-    let refused = match objects.put_opts(target, PutPayload::from(data.clone()), create).await {
+    let put = objects.put_opts(target, PutPayload::from(data.clone()), create).await;
+    tracing::debug!(%target, result = ?put.as_ref().map(|_| ()), "a conditional PUT of a whole blob");
+    let refused = match put {
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => return Ok(()),
         Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented) => {
             objects.put(target, PutPayload::from(data)).await?;

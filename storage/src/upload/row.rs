@@ -4,9 +4,15 @@
 //! request renews while it streams, and every save names the holder it expects, so a writer whose lease lapsed
 //! can never record its bytes. A local-file session is written under an exclusive file lock instead and saved on
 //! the condition that its size is still the one it started from.
+//!
+//! A local session's progress is recorded once its bytes are written, before they are synced (`boot_id` says under
+//! which boot of the machine), and on SQLite without syncing the database either: a crash of the process loses
+//! neither, and a machine crash that loses the latest saves leaves the row behind the file, which the next writer
+//! cuts back to the row. Everything else is committed as durably as any write.
 
-use sqlx::Row as _;
+use sqlx::{Executor as _, Row as _};
 
+use crate::meta::Backend;
 use crate::{Error, Metadata, Result, UnixTime};
 
 /// One session's persistent state.
@@ -22,6 +28,9 @@ pub(crate) struct Row {
     pub parts: Vec<(String, u64)>,
     /// The object holding the bytes after the last part (fewer than `part_size`).
     pub tail_key: Option<String>,
+    /// The boot of the machine under which a local session's recorded bytes were written (and perhaps not yet
+    /// synced); `None` when every recorded byte is durable.
+    pub boot_id: Option<String>,
 }
 
 impl Row {
@@ -68,8 +77,8 @@ pub(crate) async fn insert(
 
 pub(crate) async fn load(m: &Metadata, id: &str) -> Result<Option<Row>> {
     let row = sqlx::query(
-        "SELECT repository, size, hash_state, part_size, multipart_id, parts, tail_key FROM upload_sessions \
-         WHERE id = $1",
+        "SELECT repository, size, hash_state, part_size, multipart_id, parts, tail_key, boot_id \
+         FROM upload_sessions WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(m.writer())
@@ -89,6 +98,7 @@ pub(crate) async fn load(m: &Metadata, id: &str) -> Result<Option<Row>> {
                 .map_err(|source| Error::Json { what: format!("upload session {id}: decoding its parts"), source })?
         },
         tail_key: r.try_get("tail_key")?,
+        boot_id: r.try_get("boot_id")?,
     };
     let short = row.parts.iter().any(|(_, n)| *n < row.part_size);
     if row.part_size == 0
@@ -144,15 +154,16 @@ pub(crate) enum Fence<'a> {
     Size(u64),
 }
 
-/// Saves a session's progress and releases its lease; `false` if the fence no longer holds.
+/// Saves a session's progress and releases its lease; `false` if the fence no longer holds. A save of unsynced
+/// bytes (`boot_id` set) is not synced on SQLite either (see the module's note).
 pub(crate) async fn save(m: &Metadata, id: &str, row: &Row, fence: Fence<'_>, now: UnixTime) -> Result<bool> {
     let condition = match fence {
-        Fence::Holder(_) => "holder = $8",
-        Fence::Size(_) => "size = $8",
+        Fence::Holder(_) => "holder = $9",
+        Fence::Size(_) => "size = $9",
     };
     let sql = format!(
         "UPDATE upload_sessions SET size = $1, hash_state = $2, multipart_id = $3, parts = $4, tail_key = $5, \
-         touched_at = $6, holder = NULL, held_until = 0 WHERE id = $7 AND {condition}"
+         boot_id = $6, touched_at = $7, holder = NULL, held_until = 0 WHERE id = $8 AND {condition}"
     );
     let parts = serde_json::to_string(&row.parts)
         .map_err(|source| Error::Json { what: format!("upload session {id}: encoding its parts"), source })?;
@@ -162,13 +173,51 @@ pub(crate) async fn save(m: &Metadata, id: &str, row: &Row, fence: Fence<'_>, no
         .bind(row.multipart_id.clone())
         .bind(parts)
         .bind(row.tail_key.clone())
+        .bind(row.boot_id.clone())
         .bind(now)
         .bind(id);
     let query = match fence {
         Fence::Holder(h) => query.bind(h.to_owned()),
         Fence::Size(s) => query.bind(to_i64(s)),
     };
-    let done = query.execute(m.writer()).await?;
+    if row.boot_id.is_none() || m.backend() != Backend::Sqlite {
+        return Ok(query.execute(m.writer()).await?.rows_affected() == 1);
+    }
+    // SQLite's one writer connection runs this statement at `synchronous = NORMAL` (committed to the WAL, synced
+    // at the next checkpoint or durable commit) and goes back to FULL; if anything stops it in between (an error,
+    // or the request dropped), the connection is closed rather than returned, so no other write runs unsynced.
+    let mut held = Unsynced(Some(m.writer().acquire().await?));
+    let conn = held.0.as_deref_mut().ok_or_else(|| Error::Config("no connection".into()))?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    let done = query.execute(&mut *conn).await;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    drop(held.0.take());
+    Ok(done?.rows_affected() == 1)
+}
+
+/// The writer connection while it does not sync: closed if dropped before it is set back.
+struct Unsynced(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl Drop for Unsynced {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            c.close_on_drop();
+        }
+    }
+}
+
+/// Records the outcome of checking a session after a reboot (see `Uploads::check`): `size` bytes, all durable,
+/// hashing to `state`; on the condition that the session still holds `seen` bytes.
+pub(crate) async fn checked(m: &Metadata, id: &str, seen: u64, size: u64, state: &[u8]) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE upload_sessions SET size = $1, hash_state = $2, boot_id = NULL WHERE id = $3 AND size = $4",
+    )
+    .bind(to_i64(size))
+    .bind(state.to_vec())
+    .bind(id)
+    .bind(to_i64(seen))
+    .execute(m.writer())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -9,27 +9,38 @@ use wharf_format::{Algorithm, Digest, RepositoryName};
 
 use super::file::{self, FileWriter};
 use super::parts::{self, Lease, PartsWriter};
-use super::row::{self, Fence};
-use super::state::Sha256State;
+use super::row::{self, Fence, Row};
+use super::state::{Behind, Sha256State};
 use super::{Committed, Open, Stop, UploadId, Uploads, Writer, LEASE_SECS, RENEW_EVERY};
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 impl Uploads {
-    /// Takes a session for one request, waiting up to `wait` while another request writes into it.
+    /// Takes a session for one request, waiting up to `wait` while another request writes into it. With `check`,
+    /// a local session recorded under an earlier boot is checked first (see [`check`](Self::check)).
     pub(super) async fn open(
         &self,
         id: &UploadId,
         repo: Option<&RepositoryName>,
         now: UnixTime,
         wait: Duration,
+        check: bool,
     ) -> Result<Open> {
-        let seen = self.row(id, repo).await?;
-        let busy = || Error::RangeInvalid { offset: seen.size };
         if let Some(root) = self.blobs.local_root() {
+            // The lock first, then the row as it is under the lock: one read of the row per request.
             let path = root.join(paths::upload_data(id).as_ref());
-            let mut w = FileWriter::lock(path, wait).await?.ok_or_else(busy)?;
-            let row = self.row(id, repo).await?;
-            w.start_at(row.size).await?;
+            let Some(mut w) = FileWriter::lock(path, wait).await? else {
+                return Err(Error::RangeInvalid { offset: self.row(id, repo).await?.size });
+            };
+            let mut row = self.row(id, repo).await?;
+            match (check, self.unchecked(&row)) {
+                (true, true) => {
+                    row = self.check(id, &mut w, row).await?;
+                    w.start_at(row.size).await?;
+                }
+                // Taken only to end it (cancel, expiry): what survived a machine crash does not matter.
+                (false, true) => {}
+                (_, false) => w.start_at(row.size).await?,
+            }
             let state = Sha256State::restore(&row.hash_state)?;
             return Ok(Open {
                 id: id.clone(),
@@ -42,6 +53,8 @@ impl Uploads {
                 shared: true,
             });
         }
+        let seen = self.row(id, repo).await?;
+        let busy = || Error::RangeInvalid { offset: seen.size };
         let Some((api, prefix)) = self.blobs.multipart() else {
             return Err(Error::Config("the store has neither files nor multipart uploads".into()));
         };
@@ -78,6 +91,30 @@ impl Uploads {
         }
     }
 
+    /// Whether a local session's recorded bytes were written under an earlier boot and not synced since.
+    pub(super) fn unchecked(&self, row: &Row) -> bool {
+        row.boot_id.is_some() && row.boot_id != self.boot
+    }
+
+    /// After a reboot: keeps a session whose file still holds exactly the recorded bytes, or else starts it again
+    /// from nothing (a machine crash lost some of what was not synced). Either way what it holds is now durable
+    /// (read back from disk after the reboot, or nothing), and the row says so.
+    async fn check(&self, id: &UploadId, w: &mut FileWriter, row: Row) -> Result<Row> {
+        let mut next = row.clone();
+        next.boot_id = None;
+        if !w.holds(row.size, row.hash_state.clone()).await? {
+            tracing::warn!(upload = %id, recorded = row.size, "upload session lost bytes in a machine crash");
+            w.restart().await?;
+            (next.size, next.hash_state) = (0, Sha256State::new().save());
+        }
+        // Synced before the row calls it durable: the cut above, and anything of the file only in the page cache.
+        w.flush().await?;
+        if !row::checked(&self.meta, id.as_str(), row.size, next.size, &next.hash_state).await? {
+            return Err(Error::Conflict("an upload session changed while it was checked".into()));
+        }
+        Ok(next)
+    }
+
     /// Streams a body into an open session, hashing it.
     pub(super) async fn receive<S, E>(
         &self,
@@ -98,6 +135,36 @@ impl Uploads {
         if declared_len.is_some_and(|n| base.saturating_add(n) > max) {
             return Err(Stop::End(Error::TooLarge { max }));
         }
+        // Hashed on a blocking thread one batch behind; whatever stops the body, the state goes back to the session
+        // with exactly the bytes received hashed (a kept session continues from them).
+        let mut hash = Behind::new(std::mem::replace(&mut open.state, Sha256State::new()));
+        let received = Self::stream(open, &mut hash, base, max, declared_len, body).await;
+        match hash.catch_up().await {
+            Ok(state) => open.state = state,
+            Err(e) => return Err(Stop::Abandon(e)),
+        }
+        received?;
+        match declared_len {
+            Some(expected) if open.received != expected => {
+                Err(Stop::Keep(Error::SizeMismatch { expected, actual: open.received }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`receive`](Self::receive)'s loop: each chunk checked against the limits, then hashed and written.
+    async fn stream<S, E>(
+        open: &mut Open,
+        hash: &mut Behind,
+        base: u64,
+        max: u64,
+        declared_len: Option<u64>,
+        body: S,
+    ) -> std::result::Result<(), Stop>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let mut body = std::pin::pin!(body);
         loop {
             let chunk = body.next().await;
@@ -119,7 +186,7 @@ impl Uploads {
             if let Some(n) = declared_len.filter(|n| open.received + len > *n) {
                 return Err(Stop::Keep(Error::SizeMismatch { expected: n, actual: open.received + len }));
             }
-            open.state.update(&chunk);
+            hash.feed(chunk.clone()).await.map_err(Stop::Abandon)?;
             let fed = match &mut open.writer {
                 Writer::File(w) => w.feed(chunk).await,
                 Writer::Parts(w) => w.feed(chunk).await,
@@ -127,12 +194,7 @@ impl Uploads {
             fed.map_err(Stop::Abandon)?;
             open.received += len;
         }
-        match declared_len {
-            Some(expected) if open.received != expected => {
-                Err(Stop::Keep(Error::SizeMismatch { expected, actual: open.received }))
-            }
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Records what a request added and lets the session go; returns the session's size.
@@ -142,6 +204,11 @@ impl Uploads {
         next.size = open.row.size + open.received;
         next.hash_state = open.state.save();
         let flushed = match (&mut open.writer, &open.holder) {
+            // Written, not synced, under this boot (see `file`); where boots cannot be told apart, synced.
+            (Writer::File(w), _) if self.boot.is_some() => {
+                next.boot_id = self.boot.clone();
+                w.write_all().await.map(|()| Fence::Size(open.row.size))
+            }
             (Writer::File(w), _) => w.flush().await.map(|()| Fence::Size(open.row.size)),
             (Writer::Parts(w), Some(holder)) => w.flush(&open.id, holder).await.map(|tail| {
                 next.tail_key = tail;
@@ -191,7 +258,12 @@ impl Uploads {
     }
 
     /// Lets a session go without recording anything.
-    async fn release(&self, open: Open) {
+    async fn release(&self, mut open: Open) {
+        if let Writer::File(w) = &mut open.writer {
+            if let Err(e) = w.cut_back(open.row.size).await {
+                tracing::warn!(error = %e, upload = %open.id, "cutting an upload session back to its recorded size");
+            }
+        }
         if let Some(holder) = &open.holder {
             if let Err(e) = row::release(&self.meta, open.id.as_str(), holder).await {
                 tracing::warn!(error = %e, upload = %open.id, "releasing an upload session's lease");

@@ -36,6 +36,67 @@ impl Sha256State {
     }
 }
 
+/// Bytes gathered before one hash step on a blocking thread.
+const HASH_BATCH: usize = 1 << 20;
+
+/// A [`Sha256State`] fed on a blocking thread, one batch behind the bytes received: a request's task receives the
+/// next batch while the previous one is hashed (and, on a local store, written by the file's own task), so that
+/// receiving, hashing and writing use the machine's cores at once. [`Behind::catch_up`] hands the state back with
+/// every byte fed hashed.
+pub(crate) struct Behind {
+    state: Option<Sha256State>,
+    hashing: Option<tokio::task::JoinHandle<Sha256State>>,
+    batch: Vec<bytes::Bytes>,
+    batched: usize,
+}
+
+impl Behind {
+    pub fn new(state: Sha256State) -> Behind {
+        Behind { state: Some(state), hashing: None, batch: Vec::new(), batched: 0 }
+    }
+
+    /// Takes `chunk` (a reference to the same bytes the writer gets, not a copy).
+    pub async fn feed(&mut self, chunk: bytes::Bytes) -> Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= HASH_BATCH {
+            self.hash_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts hashing the gathered batch once the previous one is done.
+    async fn hash_batch(&mut self) -> Result<()> {
+        let mut state = self.wait().await?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.hashing = Some(tokio::task::spawn_blocking(move || {
+            for b in &batch {
+                state.update(b);
+            }
+            state
+        }));
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> Result<Sha256State> {
+        match (self.hashing.take(), self.state.take()) {
+            (Some(h), _) => h.await.map_err(Error::task("hash")),
+            (None, Some(s)) => Ok(s),
+            (None, None) => Err(Error::Corrupt("an upload's hash state was lost after a failed step".into())),
+        }
+    }
+
+    /// The state after every byte fed.
+    pub async fn catch_up(mut self) -> Result<Sha256State> {
+        let mut state = self.wait().await?;
+        for b in &self.batch {
+            state.update(b);
+        }
+        Ok(state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +111,19 @@ mod tests {
         assert_eq!(b.finish(), Digest::sha256_of(b"hello world"));
         assert!(Sha256State::restore(&saved[1..]).is_err());
         assert!(Sha256State::restore(b"").is_err());
+    }
+
+    #[tokio::test]
+    async fn hashing_behind_sees_every_byte_in_order() {
+        let data: Vec<u8> = (0..3 * HASH_BATCH + 12345).map(|i| (i * 7 % 251) as u8).collect();
+        let mut start = Sha256State::new();
+        start.update(b"prefix");
+        let mut behind = Behind::new(start);
+        for piece in data.chunks(70_001) {
+            behind.feed(bytes::Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        let want = Digest::sha256_of(&[b"prefix".as_slice(), &data].concat());
+        assert_eq!(behind.catch_up().await.unwrap().finish(), want);
+        assert_eq!(Behind::new(Sha256State::new()).catch_up().await.unwrap().finish(), Digest::sha256_of(b""));
     }
 }

@@ -21,6 +21,7 @@ pub mod peers;
 pub mod pg;
 pub mod proxy;
 pub mod s3;
+pub mod s3faults;
 
 /// With `WHARF_TEST_STACK=postgres+s3`, servers keep their metadata in a fresh PostgreSQL database and their blobs
 /// in a fresh bucket of an S3-compatible server (and take the key-encryption key from the environment, as replicas
@@ -77,7 +78,7 @@ pub struct Server {
     /// `http` or `https`, as the server announced.
     pub scheme: String,
     pub data_dir: PathBuf,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 static SERVER: OnceLock<String> = OnceLock::new();
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-fn bin(name: &str) -> String {
+pub fn bin(name: &str) -> String {
     for dir in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin"] {
         let p = format!("{dir}/{name}");
         if std::path::Path::new(&p).exists() {
@@ -22,7 +22,7 @@ fn bin(name: &str) -> String {
     panic!("PostgreSQL's {name} is not installed (tests/run installs the postgresql package)");
 }
 
-fn as_postgres(args: &[&str]) -> Command {
+pub fn as_postgres(args: &[&str]) -> Command {
     let mut c = Command::new("runuser");
     c.args(["-u", "postgres", "--"]).args(args);
     c

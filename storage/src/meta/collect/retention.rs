@@ -91,6 +91,8 @@ impl Collect<'_> {
         journal: &Journal,
     ) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
+        // Its blobs become the collector's candidates (rolled back with the rest when the manifest stays).
+        super::enqueue_references(&mut tx, repo, &m.digest).await?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE repository = $1 AND digest = $2 AND version = $3 \
              AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = $1 AND t.digest = $2) \
