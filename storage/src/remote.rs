@@ -110,14 +110,39 @@ fn transient(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A lost connection or none to be had: I/O, the pool's timeout, a broken protocol exchange, or PostgreSQL's
-/// connection exceptions (class `08`) and shutdowns (`57P01` to `57P03`, as `pg_ctl restart` sends).
 /// A deadlock or serialization failure: the database aborted the transaction so that another could proceed, and
 /// the same transaction may simply run again.
 pub(crate) fn is_conflict(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
+/// Conflicts a request's transaction rides out before it gives up ([`Unavailable::Contended`]).
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Runs `attempt` (one whole transaction) again, up to [`CONFLICT_RETRIES`] times with a growing pause (20 to
+/// 320 ms), while PostgreSQL aborts it as a deadlock or serialization failure. An aborted transaction left nothing
+/// behind, so running it again is safe; every transaction a request makes against rows the collector also writes
+/// (links, candidates, quotas) goes through here, since their locks are taken in orders no one statement controls.
+pub(crate) async fn retry_conflicts<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut conflicts = 0;
+    loop {
+        match attempt().await {
+            Err(Error::Database(e)) if is_conflict(&e) && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                tracing::debug!(what, conflicts, "a transaction the database aborted runs again");
+                tokio::time::sleep(Duration::from_millis(10 << conflicts)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A lost connection or none to be had: I/O, the pool's timeout, a broken protocol exchange, or PostgreSQL's
+/// connection exceptions (class `08`) and shutdowns (`57P01` to `57P03`, as `pg_ctl restart` sends).
 fn database_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)

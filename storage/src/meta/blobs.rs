@@ -64,6 +64,19 @@ impl Blobs<'_> {
         location: Option<&str>,
         now: UnixTime,
     ) -> Result<(Linked, i64)> {
+        // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
+        // collector's statement); the link is safe to repeat.
+        crate::remote::retry_conflicts("blob link", || self.link_once(repo, digest, size, location, now)).await
+    }
+
+    async fn link_once(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(Linked, i64)> {
         let mut tx = self.0.writer().begin().await?;
         insert_repository(&mut tx, repo, now).await?;
         let linked = if claim_live(&mut tx, digest).await? {
@@ -99,20 +112,7 @@ impl Blobs<'_> {
     /// Only the link as this upload left it goes (`version`, from [`link_versioned`](Self::link_versioned)): one
     /// that another upload of the same blob or a manifest claimed since (a new version) is theirs, and stays.
     pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest, version: i64) -> Result<()> {
-        let mut tx = self.0.writer().begin().await?;
-        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2 AND version = $3")
-            .bind(repo.as_str())
-            .bind(digest.to_string())
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() > 0 {
-            quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
-            // Should the blob's row stay (linked elsewhere meanwhile, or a crash before it goes), the collector
-            // looks at it again.
-            collect::enqueue(&mut tx, repo, &[digest]).await?;
-        }
-        tx.commit().await?;
+        crate::remote::retry_conflicts("blob unlink", || self.unlink_added_link(repo, digest, version)).await?;
         // The row goes too unless another repository linked the blob meanwhile (on PostgreSQL a link committed
         // after this statement's snapshot makes it fail its foreign key: that linker checks the bytes itself), or
         // the collector made it a tombstone: that is the collector's, which deletes the bytes at the content
@@ -132,6 +132,25 @@ impl Blobs<'_> {
         }
     }
 
+    /// The link half of [`unlink_added`](Self::unlink_added), one transaction.
+    async fn unlink_added_link(&self, repo: &RepositoryName, digest: &Digest, version: i64) -> Result<()> {
+        let mut tx = self.0.writer().begin().await?;
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2 AND version = $3")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() > 0 {
+            quota::count(self.0, &mut tx, &[Reference::removed(repo, digest.to_string())]).await?;
+            // Should the blob's row stay (linked elsewhere meanwhile, or a crash before it goes), the collector
+            // looks at it again.
+            collect::enqueue(&mut tx, repo, &[digest]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Whether the collector is deleting `digest` (a tombstone is recorded for it).
     pub async fn deleting(&self, digest: &Digest) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
@@ -144,6 +163,10 @@ impl Blobs<'_> {
     /// Restarts the grace period of `digest` in `repo` (a HEAD or GET of it) when it was last touched before
     /// `stale`; one write at most per blob and minute, however often it is read.
     pub async fn touch(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
+        crate::remote::retry_conflicts("blob touch", || self.touch_once(repo, digest, now)).await
+    }
+
+    async fn touch_once(&self, repo: &RepositoryName, digest: &Digest, now: UnixTime) -> Result<()> {
         sqlx::query(
             "UPDATE repository_blobs SET touched_at = $3, version = version + 1 \
              WHERE repository = $1 AND digest = $2 AND touched_at < $4",
@@ -189,6 +212,16 @@ impl Blobs<'_> {
         digest: &Digest,
         now: UnixTime,
     ) -> Result<Option<u64>> {
+        crate::remote::retry_conflicts("blob mount", || self.mount_once(from, to, digest, now)).await
+    }
+
+    async fn mount_once(
+        &self,
+        from: &RepositoryName,
+        to: &RepositoryName,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<u64>> {
         let mut tx = self.0.writer().begin().await?;
         let Some(size) = blob_size(&mut tx, from, digest).await? else { return Ok(None) };
         if !claim_live(&mut tx, digest).await? {
@@ -215,6 +248,10 @@ impl Blobs<'_> {
 
     /// [`Blobs::unlink`], writing `journal` in the same transaction if the link was there.
     pub async fn unlink_recorded(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
+        crate::remote::retry_conflicts("blob delete", || self.unlink_once(repo, digest, journal)).await
+    }
+
+    async fn unlink_once(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repo.as_str())

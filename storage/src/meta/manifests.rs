@@ -70,17 +70,7 @@ impl Manifests<'_> {
     ) -> Result<()> {
         // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this push's claims and
         // a collector's or another push's statements); nothing of the aborted one stays, so it runs again.
-        let mut conflicts = 0;
-        loop {
-            match self.put_once(m, now, journal, tag_moved).await {
-                Err(Error::Database(e)) if crate::remote::is_conflict(&e) && conflicts < 5 => {
-                    conflicts += 1;
-                    tracing::debug!(repo = %m.repo, digest = %m.digest, conflicts, "a manifest push runs again");
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << conflicts)).await;
-                }
-                other => return other,
-            }
-        }
+        crate::remote::retry_conflicts("manifest push", || self.put_once(m, now, journal, tag_moved)).await
     }
 
     async fn put_once(
@@ -214,6 +204,11 @@ impl Manifests<'_> {
 
     /// [`Manifests::delete`], writing `journal` in the same transaction if the manifest was there.
     pub async fn delete_recorded(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
+        // Its queueing of candidates meets the collector's removal of them: see `retry_conflicts`.
+        crate::remote::retry_conflicts("manifest delete", || self.delete_once(repo, digest, journal)).await
+    }
+
+    async fn delete_once(&self, repo: &RepositoryName, digest: &Digest, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         // Its blobs become the collector's candidates (rolled back with the rest when there is no such manifest).
         collect::enqueue_references(&mut tx, repo, digest).await?;
@@ -238,6 +233,10 @@ impl Manifests<'_> {
 
     /// [`Manifests::delete_tag`], writing `journal` in the same transaction if the tag was there.
     pub async fn delete_tag_recorded(&self, repo: &RepositoryName, tag: &Tag, journal: &Journal) -> Result<bool> {
+        crate::remote::retry_conflicts("tag delete", || self.delete_tag_once(repo, tag, journal)).await
+    }
+
+    async fn delete_tag_once(&self, repo: &RepositoryName, tag: &Tag, journal: &Journal) -> Result<bool> {
         let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2")
             .bind(repo.as_str())

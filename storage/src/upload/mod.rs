@@ -42,7 +42,6 @@ use self::row::Row;
 use self::state::Sha256State;
 use crate::blob::BlobStore;
 use crate::meta::Linked;
-use crate::remote::is_conflict;
 use crate::{paths, Error, Metadata, Result, UnixTime};
 
 /// Seconds a writer's lease lasts without renewal: how long a session whose writer died stays busy.
@@ -312,18 +311,8 @@ impl Uploads {
     pub async fn record(&self, repo: &RepositoryName, digest: &Digest, c: &Committed, now: UnixTime) -> Result<()> {
         let location = c.location.as_deref();
         let waited = tokio::time::Instant::now();
-        let mut conflicts = 0;
         loop {
-            let (linked, version) = match self.meta.blobs().link_versioned(repo, digest, c.size, location, now).await {
-                // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
-                // collector's statement); the link is safe to repeat.
-                Err(Error::Database(e)) if is_conflict(&e) && conflicts < 5 => {
-                    conflicts += 1;
-                    tokio::time::sleep(Duration::from_millis(10 << conflicts)).await;
-                    continue;
-                }
-                other => other?,
-            };
+            let (linked, version) = self.meta.blobs().link_versioned(repo, digest, c.size, location, now).await?;
             tracing::debug!(%repo, %digest, ?location, ?linked, "linking an uploaded blob");
             match linked {
                 Linked::Existing | Linked::Added => {
