@@ -76,7 +76,7 @@ fn a_manifest_delete_aborted_as_a_deadlock_runs_again() {
         other.commit().await.unwrap();
 
         let deleted = tokio::time::timeout(Duration::from_secs(20), deleting).await.unwrap().unwrap();
-        assert_eq!(deleted.unwrap(), true, "the delete ran again and found its manifest");
+        assert!(deleted.unwrap(), "the delete ran again and found its manifest");
         assert!(meta.manifests().by_digest(&repo, &manifest).await.unwrap().is_none());
         // What the retried delete queued is there, at its own stamps (not the other transaction's).
         let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM gc_candidates WHERE repository = $1")
