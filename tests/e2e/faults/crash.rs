@@ -34,11 +34,11 @@ const EIOS: [(&str, usize); 6] =
 const CHAIN: usize = 12;
 const PARALLEL: usize = 3;
 /// The background collector runs often, with a short grace, so that collections fall inside the workload.
-const GC_ENV: [(&str, &str); 2] = [("WHARF_GC_INTERVAL_SECS", "0.2"), ("WHARF_GC_GRACE_SECS", "1")];
+pub(super) const GC_ENV: [(&str, &str); 2] = [("WHARF_GC_INTERVAL_SECS", "0.2"), ("WHARF_GC_GRACE_SECS", "1")];
 
 /// What the workload sent and what was acknowledged.
 #[derive(Default, Clone)]
-struct Ledger {
+pub(super) struct Ledger {
     /// Manifest digest -> (repository, acknowledged, delete attempted, delete acknowledged).
     manifests: BTreeMap<String, (String, bool, bool, bool)>,
     /// Tags as (repository, tag) -> every digest PUT under it in order, with whether it was acknowledged.
@@ -49,7 +49,7 @@ struct Ledger {
 
 /// One iteration of the workload (content unique to `i`); stops at the first answer that is not a success and
 /// returns it.
-fn workload(c: &Client, i: usize, l: &mut Ledger) -> Option<Answer> {
+pub(super) fn workload(c: &Client, i: usize, l: &mut Ledger) -> Option<Answer> {
     let seed = (i % 200) as u8;
     let (ca, la) = ([b"config-a-".as_slice(), &i.to_le_bytes()].concat(), data(24 << 10, seed));
     let (cb, lb) = ([b"config-b-".as_slice(), &i.to_le_bytes()].concat(), data(40 << 10, seed.wrapping_add(77)));
@@ -103,7 +103,7 @@ fn grace_race(a: &Answer) -> bool {
 }
 
 /// [`workloads`], tried again (up to 4 times in all) while it meets only [`grace_race`] refusals.
-fn workloads_again(c: &Client, i: usize, l: &mut Ledger) -> Option<Answer> {
+pub(super) fn workloads_again(c: &Client, i: usize, l: &mut Ledger) -> Option<Answer> {
     let mut last = None;
     for _ in 0..4 {
         last = workloads(c, i, l);
@@ -114,8 +114,18 @@ fn workloads_again(c: &Client, i: usize, l: &mut Ledger) -> Option<Answer> {
     last
 }
 
-/// Everything acknowledged is there and pulls verified; whatever else is visible is whole.
+/// Everything acknowledged is there and pulls verified; whatever else is visible is whole; the rows, files and
+/// `wharf admin check` agree.
 fn verify(s: &Server, l: &Ledger, when: &str) {
+    verify_served(s, l, when);
+    store::assert_rows_have_bytes(&s.data_dir, when);
+    store::assert_blob_files_match(&s.data_dir, when);
+    store::assert_check_clean(&s.data_dir, &store::local_env(&s.data_dir, &GC_ENV), when);
+}
+
+/// What the registry serves after a crash, through its API: every acknowledged push pulls verified, a deleted
+/// manifest stays deleted, a tag names one of the pushes that may have moved it, every blob served is whole.
+pub(super) fn verify_served(s: &Server, l: &Ledger, when: &str) {
     let c = Client::new(s);
     for (d, (repo, acked, del_tried, del_acked)) in &l.manifests {
         if *del_acked {
@@ -149,9 +159,6 @@ fn verify(s: &Server, l: &Ledger, when: &str) {
             }
         }
     }
-    store::assert_rows_have_bytes(&s.data_dir, when);
-    store::assert_blob_files_match(&s.data_dir, when);
-    store::assert_check_clean(&s.data_dir, &store::local_env(&s.data_dir, &GC_ENV), when);
 }
 
 /// A seeded data dir (one iteration of the workload) and its ledger, which every chain starts from.
@@ -185,7 +192,7 @@ fn busiest(root: &Path, seed: &Path, syscall: &str) -> usize {
 }
 
 /// Up to `k` values spread over 1..=max.
-fn spread(max: usize, k: usize) -> Vec<usize> {
+pub(super) fn spread(max: usize, k: usize) -> Vec<usize> {
     if max <= k {
         return (1..=max).collect();
     }

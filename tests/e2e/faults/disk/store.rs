@@ -84,6 +84,8 @@ pub fn serve(data: &Path, extra: &[(&str, &str)]) -> Server {
 /// thread's `when`-th call of `syscall` (strace counts per thread), tracing only that call into a file.
 pub struct Strace {
     child: Child,
+    /// The traced server.
+    pid: u32,
     pub trace: PathBuf,
 }
 
@@ -109,7 +111,7 @@ impl Strace {
             }
         }
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Strace { child, trace }
+        Strace { child, pid, trace }
     }
 
     /// Waits up to `wait` for strace to end by itself (its tracee died); whether it did.
@@ -117,6 +119,14 @@ impl Strace {
         let until = Instant::now() + wait;
         while Instant::now() < until {
             if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            // A server killed while strace still holds some of its threads stays a zombie (`Zl`) for as long as
+            // strace lives, and strace may not end by itself (seen once on PostgreSQL + S3): the server is dead, so
+            // strace goes, which lets the last threads go and the server be reaped.
+            if zombie(self.pid) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -130,6 +140,13 @@ impl Strace {
         let _ = self.child.wait();
         std::fs::read_to_string(&self.trace).unwrap_or_default()
     }
+}
+
+/// Whether process `pid` has died and awaits its parent (state `Z` or `X` in `/proc/PID/stat`).
+fn zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The command name (in parentheses) may hold spaces: the state follows the last `)`.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|c| c == 'Z' || c == 'X')
 }
 
 impl Drop for Strace {
