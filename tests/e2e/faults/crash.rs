@@ -183,7 +183,11 @@ fn busiest(root: &Path, seed: &Path, syscall: &str) -> usize {
     let st = Strace::attach(s.pid(), syscall, "signal=SIGKILL", "65535", root.join(format!("count-{syscall}.trace")));
     let failed = workloads_again(&Client::new(&s), 0, &mut Ledger::default());
     assert!(failed.is_none(), "a clean run: {failed:?}");
-    let trace = st.detach();
+    busiest_thread(&st.detach(), syscall)
+}
+
+/// The most calls of `syscall` one thread made in an strace `-f` trace (strace's `when=N` counts per thread).
+pub(super) fn busiest_thread(trace: &str, syscall: &str) -> usize {
     let mut per_thread: BTreeMap<&str, usize> = BTreeMap::new();
     for line in trace.lines().filter(|l| l.contains(&format!(" {syscall}("))) {
         *per_thread.entry(line.split_whitespace().next().unwrap_or("")).or_default() += 1;

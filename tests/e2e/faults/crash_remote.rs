@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::crash::{spread, verify_served, workload, workloads_again, Ledger, GC_ENV};
+use super::crash::{busiest_thread, spread, verify_served, workload, workloads_again, Ledger, GC_ENV};
 use super::disk::store::{self, Client, Strace};
 use crate::common::{self, Server};
 
@@ -41,12 +41,7 @@ fn busiest(root: &Path, syscall: &str) -> usize {
     let st = Strace::attach(s.pid(), syscall, "signal=SIGKILL", "65535", root.join(format!("count-{syscall}.trace")));
     let failed = workloads_again(&Client::new(&s), 0, &mut l);
     assert!(failed.is_none(), "a clean run: {failed:?}");
-    let trace = st.detach();
-    let mut per_thread: BTreeMap<&str, usize> = BTreeMap::new();
-    for line in trace.lines().filter(|l| l.contains(&format!(" {syscall}("))) {
-        *per_thread.entry(line.split_whitespace().next().unwrap_or("")).or_default() += 1;
-    }
-    per_thread.values().copied().max().unwrap_or(0)
+    busiest_thread(&st.detach(), syscall)
 }
 
 /// Runs `points` in chains of `CHAIN`, `PARALLEL` chains at once; per call: (points, kills, failed requests).

@@ -65,6 +65,21 @@ pub struct Record {
     pub blobs: Vec<BlobEntry>,
 }
 
+impl Record {
+    /// What it holds, for the line `backup` and `restore` print.
+    pub fn summary(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "{} repositories, {} manifests, {} tags, {} blobs ({} bytes in all)",
+            c.repositories,
+            c.manifests,
+            c.tags,
+            self.blobs.len(),
+            self.total_bytes
+        )
+    }
+}
+
 /// Which database and store the backup was taken from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stack {

@@ -105,12 +105,8 @@ pub async fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<(
         }
     }
     eprintln!(
-        "restored {} repositories, {} manifests, {} tags, {} blobs ({} bytes) from {} (taken {}) in {:.1} s",
-        record.counts.repositories,
-        record.counts.manifests,
-        record.counts.tags,
-        record.blobs.len(),
-        record.total_bytes,
+        "restored {} from {} (taken {}) in {:.1} s",
+        record.summary(),
         dir.display(),
         record.created,
         started.elapsed().as_secs_f64()

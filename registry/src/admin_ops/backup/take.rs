@@ -28,12 +28,8 @@ pub async fn backup(settings: &Settings, meta: &Metadata, args: BackupArgs) -> a
     hold.release(meta).await;
     let record = result?;
     eprintln!(
-        "backup of {} repositories, {} manifests, {} tags, {} blobs ({} bytes in all) written to {} in {:.1} s",
-        record.counts.repositories,
-        record.counts.manifests,
-        record.counts.tags,
-        record.blobs.len(),
-        record.total_bytes,
+        "backup of {} written to {} in {:.1} s",
+        record.summary(),
         dir.display(),
         started.elapsed().as_secs_f64()
     );
