@@ -64,7 +64,8 @@ fn sweep(root: &Path, points: Vec<(String, usize)>) -> BTreeMap<String, (usize, 
                     let at = 2 + k * 1000 + 2 * i;
                     let mut failed = workloads_again(&Client::new(&s), at, &mut l);
                     // A failed request: the server is dying. Else a collection may still meet the point.
-                    let wait = |f: &Option<store::Answer>| Duration::from_millis(if f.is_some() { 15_000 } else { 300 });
+                    let wait =
+                        |f: &Option<store::Answer>| Duration::from_millis(if f.is_some() { 15_000 } else { 300 });
                     let mut died = st.ended(wait(&failed));
                     if !died && failed.as_ref().is_some_and(|a| a.status == 0) {
                         // No answer, and the server lives: a pooled connection it had closed as the request went
