@@ -321,7 +321,7 @@ async fn queue_suite(meta: Metadata, store: BlobStore, url: &str) {
     // blob and lose its bytes.
     let late = Digest::sha256_of(b"marked under an upload");
     let c = up.put_whole(Some(22), body(b"marked under an upload"), &late).await.unwrap();
-    let (_, version) = meta.blobs().link_versioned(&a, &late, c.size, None, 600).await.unwrap();
+    let (_, version) = meta.blobs().link_verified(&a, &late, c.size, None, 600, || async { Ok(true) }).await.unwrap();
     let seen = meta.collect().candidates(&Default::default(), 100).await.unwrap();
     let seen: Vec<_> = seen.iter().filter(|c| c.digest == late).collect();
     let stale: Vec<StaleLink> = seen

@@ -28,6 +28,20 @@ async fn suite(m: Metadata) {
     assert_eq!(m.blobs().link(&b, &big, 9, Some("blobs/uploaded/two"), 0).await.unwrap(), Linked::Existing);
     assert_eq!(m.blobs().get(&b, &big).await.unwrap(), Some((9, Some("blobs/uploaded/one".to_string()))));
     assert_eq!(m.blobs().get(&a, &cfg).await.unwrap(), Some((3, None)));
+    // An upload's new row is checked for its bytes before anything of it is visible: while the check runs, no one
+    // sees the blob; when the bytes are missing, nothing is recorded.
+    let lost = d("lost");
+    let (linked, _) = m
+        .blobs()
+        .link_verified(&a, &lost, 4, None, 0, || async {
+            assert_eq!(m.blobs().get(&a, &lost).await.unwrap(), None, "visible before its bytes were checked");
+            Ok(false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(linked, Linked::Missing);
+    assert_eq!(m.blobs().get(&a, &lost).await.unwrap(), None);
+    assert_eq!(m.blobs().link(&a, &lost, 4, None, 0).await.unwrap(), Linked::Added, "no row was left behind");
     assert_eq!(m.blobs().size(&b, &cfg).await.unwrap(), None);
     assert_eq!(m.blobs().mount(&b, &a, &layer, 0).await.unwrap(), None);
 

@@ -20,6 +20,9 @@ pub enum Linked {
     Existing,
     /// The collector is deleting this blob's bytes; link again once its tombstone is gone.
     Busy,
+    /// A new row whose bytes were not where its upload left them (a copy the upload found in place at the content
+    /// address, which the collector then deleted): nothing was recorded.
+    Missing,
 }
 
 /// A blob as a read of it sees it.
@@ -51,32 +54,46 @@ impl Blobs<'_> {
         location: Option<&str>,
         now: UnixTime,
     ) -> Result<Linked> {
-        Ok(self.link_versioned(repo, digest, size, location, now).await?.0)
+        Ok(self.link_verified(repo, digest, size, location, now, || async { Ok(true) }).await?.0)
     }
 
-    /// [`Blobs::link`], with the version the link has after it (0 when `Busy`): what
-    /// [`unlink_added`](Self::unlink_added) names, so that it removes the link only as this upload left it.
-    pub async fn link_versioned(
+    /// [`Blobs::link`] for an upload: a new row (`Added`) is committed only if `present()` (asked inside the
+    /// transaction, before anything of it is visible) finds the blob's bytes; else nothing is recorded
+    /// (`Missing`). A row and link visible before that check let another push see the blob (`HEAD` 200), claim the
+    /// link for its manifest and get a `201` for an image whose bytes were gone. Also returns the version the link
+    /// has after it (0 when nothing was linked): what [`unlink_added`](Self::unlink_added) names.
+    pub async fn link_verified<F, Fut>(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
         size: u64,
         location: Option<&str>,
         now: UnixTime,
-    ) -> Result<(Linked, i64)> {
+        present: F,
+    ) -> Result<(Linked, i64)>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
         // PostgreSQL aborts one of two transactions that wait on each other's rows (here: this link and a
         // collector's statement); the link is safe to repeat.
-        crate::remote::retry_conflicts("blob link", || self.link_once(repo, digest, size, location, now)).await
+        crate::remote::retry_conflicts("blob link", || self.link_once(repo, digest, size, location, now, &present))
+            .await
     }
 
-    async fn link_once(
+    async fn link_once<F, Fut>(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
         size: u64,
         location: Option<&str>,
         now: UnixTime,
-    ) -> Result<(Linked, i64)> {
+        present: &F,
+    ) -> Result<(Linked, i64)>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
         let mut tx = self.0.writer().begin().await?;
         insert_repository(&mut tx, repo, now).await?;
         let linked = if claim_live(&mut tx, digest).await? {
@@ -97,6 +114,11 @@ impl Blobs<'_> {
                 // A tombstone (or a row another upload inserted a moment ago: linking again finds it live).
                 return Ok((Linked::Busy, 0));
             }
+            // The row is this transaction's until it commits: no tombstone can be made of it, and no one else
+            // sees it. Bytes there now stay until a tombstone, which needs the link below gone first.
+            if !present().await? {
+                return Ok((Linked::Missing, 0));
+            }
             Linked::Added
         };
         let (new, version) = link(&mut tx, repo, digest, now).await?;
@@ -107,8 +129,8 @@ impl Blobs<'_> {
         Ok((linked, version))
     }
 
-    /// Undoes a [`Linked::Added`] whose bytes turned out to be missing (the collector deleted the copy an upload
-    /// found in place): the row goes unless another repository linked the blob meanwhile.
+    /// Undoes a link whose bytes turned out to be missing (a store that lost them): the row goes unless another
+    /// repository linked the blob meanwhile.
     /// Only the link as this upload left it goes (`version`, from [`link_versioned`](Self::link_versioned)): one
     /// that another upload of the same blob or a manifest claimed since (a new version) is theirs, and stays.
     pub async fn unlink_added(&self, repo: &RepositoryName, digest: &Digest, version: i64) -> Result<()> {

@@ -312,24 +312,28 @@ impl Uploads {
         let location = c.location.as_deref();
         let waited = tokio::time::Instant::now();
         loop {
-            let (linked, version) = self.meta.blobs().link_versioned(repo, digest, c.size, location, now).await?;
+            // A new row is recorded only with its bytes found where this upload left them (see `link_verified`).
+            let present = || async { Ok(self.blobs.stat_at(digest, location).await?.is_some()) };
+            let (linked, version) =
+                self.meta.blobs().link_verified(repo, digest, c.size, location, now, present).await?;
             tracing::debug!(%repo, %digest, ?location, ?linked, "linking an uploaded blob");
             match linked {
-                Linked::Existing | Linked::Added => {
-                    if linked == Linked::Existing && location.is_some() {
+                Linked::Added => return Ok(()),
+                // The copy this upload found in place at the content address went before the row was recorded.
+                Linked::Missing => return Err(Error::Collected),
+                Linked::Existing => {
+                    if location.is_some() {
                         if let Err(e) = self.blobs.delete_at(digest, location).await {
                             tracing::warn!(error = %e, %digest, "removing a second copy of a blob");
                         }
                     }
-                    // Linked now, the bytes cannot go; but a copy this upload found in place at the content
-                    // address may have gone just before. Then the link goes again and the upload fails cleanly.
-                    let recorded = match linked {
-                        Linked::Added => location.map(str::to_owned),
-                        _ => self.meta.blobs().get(repo, digest).await?.and_then(|(_, at)| at),
-                    };
+                    // A live row was recorded with its bytes, which go only under a tombstone. Checked anyway: with
+                    // no grace period the collector may take this very link and the blob right after the commit,
+                    // and a store may lose bytes; either way the upload fails instead of reporting success.
+                    let recorded = self.meta.blobs().get(repo, digest).await?.and_then(|(_, at)| at);
                     let found = self.blobs.stat_at(digest, recorded.as_deref()).await?;
-                    tracing::debug!(%repo, %digest, ?recorded, ?found, "the linked blob's bytes");
                     if found.is_none() {
+                        tracing::debug!(%repo, %digest, ?recorded, "the linked blob's bytes are gone");
                         self.meta.blobs().unlink_added(repo, digest, version).await?;
                         return Err(Error::Collected);
                     }
