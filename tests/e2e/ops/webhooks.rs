@@ -31,10 +31,20 @@ impl Receiver {
         if hang {
             cmd.arg("--hang");
         }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        Receiver { child, port: line.trim().parse().expect("the receiver's port"), out }
+        // A receiver started again on the port it had may find it taken for a moment (another test's connection
+        // was given it as its local port): it exits without printing one, and starts again shortly.
+        for _ in 0..40 {
+            let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            if let Ok(port) = line.trim().parse() {
+                return Receiver { child, port, out };
+            }
+            let _ = child.wait();
+            assert!(port != 0, "the receiver did not start");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("the receiver could not listen on port {port} for 10 s");
     }
 
     /// Every event received so far, in arrival order. Panics on an envelope the receiver refused.
