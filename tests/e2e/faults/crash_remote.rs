@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::crash::{busiest_thread, spread, verify_served, workload, workloads_again, Ledger, GC_ENV};
+use super::crash::{busiest_thread, spread, verify_served, workloads_again, Ledger, GC_ENV};
 use super::disk::store::{self, Client, Strace};
 use crate::common::{self, Server};
 
@@ -37,7 +37,8 @@ fn busiest(root: &Path, syscall: &str) -> usize {
     let dir = root.join(format!("count-{syscall}"));
     let s = serve(&dir);
     let mut l = Ledger::default();
-    assert!(workload(&Client::new(&s), 100_000, &mut l).is_none(), "seeding");
+    let seeded = workloads_again(&Client::new(&s), 100_000, &mut l);
+    assert!(seeded.is_none(), "seeding: {seeded:?}");
     let st = Strace::attach(s.pid(), syscall, "signal=SIGKILL", "65535", root.join(format!("count-{syscall}.trace")));
     let failed = workloads_again(&Client::new(&s), 0, &mut l);
     assert!(failed.is_none(), "a clean run: {failed:?}");
@@ -56,7 +57,9 @@ fn sweep(root: &Path, points: Vec<(String, usize)>) -> BTreeMap<String, (usize, 
                 let dir = root.join(format!("kill-{k}"));
                 let mut s = serve(&dir);
                 let mut l = Ledger::default();
-                assert!(workload(&Client::new(&s), 100_000 + k, &mut l).is_none(), "seeding chain {k}");
+                // Seeded as the points run: a push the collector's short grace beats is pushed again.
+                let seeded = workloads_again(&Client::new(&s), 100_000 + 2 * k, &mut l);
+                assert!(seeded.is_none(), "seeding chain {k}: {seeded:?}");
                 for (i, (call, n)) in chain.into_iter().enumerate() {
                     let when = format!("{call}@{n} (chain {k}, step {i})");
                     let trace = dir.with_extension(format!("{i}.trace"));
