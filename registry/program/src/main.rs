@@ -6,13 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use wharf_registry::config::{effective, Config, Overrides, Vars};
 
-mod alloc;
 mod cli;
 
 use cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
-    alloc::tune();
     let (command, global) = cli::parse();
     match command {
         Command::Serve { config, addr, data_dir, tls_cert, tls_key, auth } => {
